@@ -1,0 +1,94 @@
+#include "agent/base/json.h"
+
+#include <memory>
+
+#include <json/reader.h>
+#include <json/writer.h>
+
+namespace eni {
+namespace {
+const Json::Value kNull;
+}
+
+Result<Json::Value> parseJson(std::string_view text) {
+  Json::CharReaderBuilder builder;
+  builder["collectComments"] = false;
+  builder["stackLimit"] = 200;
+  builder["rejectDupKeys"] = false;
+  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  Json::Value root;
+  std::string errors;
+  try {
+    if (!reader->parse(text.data(), text.data() + text.size(), &root, &errors)) {
+      while (!errors.empty() && (errors.back() == '\n' || errors.back() == ' ')) errors.pop_back();
+      return fail(ErrorCode::Invalid, "malformed JSON: " + errors);
+    }
+  } catch (const std::exception& e) {  // jsoncpp throws when the nesting limit is exceeded
+    return fail(ErrorCode::Invalid, std::string("malformed JSON: ") + e.what());
+  }
+  return root;
+}
+
+std::string toJson(const Json::Value& value) {
+  Json::StreamWriterBuilder builder;
+  builder["indentation"] = "";
+  builder["emitUTF8"] = true;
+  return Json::writeString(builder, value);
+}
+
+std::string jsonQuote(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string stringField(const Json::Value& object, const char* key, std::string fallback) {
+  if (!object.isObject()) return fallback;
+  const Json::Value& v = object[key];
+  return v.isString() ? v.asString() : fallback;
+}
+
+std::int64_t intField(const Json::Value& object, const char* key, std::int64_t fallback) {
+  if (!object.isObject()) return fallback;
+  const Json::Value& v = object[key];
+  return v.isInt64() ? v.asInt64() : fallback;
+}
+
+bool boolField(const Json::Value& object, const char* key, bool fallback) {
+  if (!object.isObject()) return fallback;
+  const Json::Value& v = object[key];
+  return v.isBool() ? v.asBool() : fallback;
+}
+
+const Json::Value& objectField(const Json::Value& object, const char* key) {
+  if (!object.isObject()) return kNull;
+  const Json::Value* v = object.find(key, key + std::char_traits<char>::length(key));
+  return (v != nullptr && v->isObject()) ? *v : kNull;
+}
+
+const Json::Value& arrayField(const Json::Value& object, const char* key) {
+  if (!object.isObject()) return kNull;
+  const Json::Value* v = object.find(key, key + std::char_traits<char>::length(key));
+  return (v != nullptr && v->isArray()) ? *v : kNull;
+}
+
+}  // namespace eni

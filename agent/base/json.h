@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <json/value.h>
+
+#include "agent/base/error.h"
+
+namespace eni {
+
+/// Parses JSON without throwing; depth is bounded. Invalid input gives ErrorCode::Invalid with
+/// jsoncpp's reason.
+[[nodiscard]] Result<Json::Value> parseJson(std::string_view text);
+/// Compact one-line JSON.
+std::string toJson(const Json::Value& value);
+/// A JSON string literal, quotes included.
+std::string jsonQuote(std::string_view text);
+
+// Typed field access that never throws: a missing field or one of the wrong type gives the
+// fallback. jsoncpp's asString() and friends throw on a type mismatch; these do not.
+std::string stringField(const Json::Value& object, const char* key, std::string fallback = {});
+std::int64_t intField(const Json::Value& object, const char* key, std::int64_t fallback = 0);
+bool boolField(const Json::Value& object, const char* key, bool fallback = false);
+/// The member if it is an object, else a null value.
+const Json::Value& objectField(const Json::Value& object, const char* key);
+/// The member if it is an array, else a null value (which iterates as empty).
+const Json::Value& arrayField(const Json::Value& object, const char* key);
+
+}  // namespace eni

@@ -1,0 +1,378 @@
+#include "agent/config/command_line.h"
+
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+#include "eni_agent_version.h"
+
+namespace eni {
+namespace {
+
+using Setter = std::function<Result<void>(AgentOptions&, const std::string&)>;
+
+struct FlagSpec {
+  std::string name;          // without the leading dashes
+  std::string valueName;     // empty for a boolean flag
+  std::string defaultText;
+  std::string help;
+  Setter set;
+};
+
+tl::unexpected<Error> badValue(const std::string& value, const std::string& why) {
+  return fail(ErrorCode::Invalid, "\"" + value + "\": " + why);
+}
+
+Result<bool> parseBool(const std::string& v) {
+  if (v == "true" || v == "1") return true;
+  if (v == "false" || v == "0") return false;
+  return badValue(v, "want true or false");
+}
+
+Setter boolSetter(bool AgentOptions::*field) {
+  return [field](AgentOptions& o, const std::string& v) -> Result<void> {
+    auto b = parseBool(v);
+    if (!b) return fail(b.error());
+    o.*field = *b;
+    return {};
+  };
+}
+
+Setter stringSetter(std::string AgentOptions::*field, bool allowEmpty = true) {
+  return [field, allowEmpty](AgentOptions& o, const std::string& v) -> Result<void> {
+    if (!allowEmpty && v.empty()) return badValue(v, "must not be empty");
+    o.*field = v;
+    return {};
+  };
+}
+
+Result<void> checkBindAddress(const std::string& v) {
+  if (v == "0") return {};  // disabled
+  const auto colon = v.rfind(':');
+  if (colon == std::string::npos) return badValue(v, "want [host]:port, e.g. :8090, or 0 to disable");
+  const std::string port = v.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+    return badValue(v, "the port must be a number from 0 to 65535");
+  }
+  return {};
+}
+
+const std::vector<FlagSpec>& flagSpecs() {
+  static const std::vector<FlagSpec> specs = {
+      {"mode", "kubernetes|host", "kubernetes if in-cluster or a kubeconfig is set, else host",
+       "which world the agent runs in",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (v == "kubernetes") o.mode = RunMode::Kubernetes;
+         else if (v == "host") o.mode = RunMode::Host;
+         else return badValue(v, "want kubernetes or host");
+         return {};
+       }},
+      {"node-name", "NAME", "$NODE_NAME", "this node's name (downward API)",
+       stringSetter(&AgentOptions::nodeName)},
+      {"kubeconfig", "PATH", "$KUBECONFIG, else in-cluster", "Kubernetes client configuration",
+       stringSetter(&AgentOptions::kubeconfig)},
+      {"config", "PATH", "/etc/eni-agent/host.json", "host-mode desired state",
+       stringSetter(&AgentOptions::configPath, false)},
+      {"state-dir", "DIR", "/var/lib/eni-agent", "host-mode state file and lock",
+       stringSetter(&AgentOptions::stateDir, false)},
+      {"region", "REGION", "$AWS_REGION, else IMDS placement/region", "AWS region",
+       stringSetter(&AgentOptions::region)},
+      {"annotation-key", "KEY", "eni-tagger.io/tags", "pod annotation with the desired tags",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (v.empty() || v.find_first_of(" \t\n") != std::string::npos) {
+           return badValue(v, "want an annotation key such as eni-tagger.io/tags");
+         }
+         o.annotationKey = v;
+         return {};
+       }},
+      {"tag-namespace", "PREFIX", "empty",
+       "prefix tag keys: a literal 'acme' gives acme:Key; 'pod-namespace' gives <ns>:Key",
+       stringSetter(&AgentOptions::tagNamespace)},
+      {"subnet-ids", "ID,ID", "empty (all)", "only tag ENIs in these subnets",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         std::vector<std::string> ids;
+         std::size_t start = 0;
+         while (start <= v.size() && !v.empty()) {
+           const auto comma = v.find(',', start);
+           std::string id = v.substr(start, comma == std::string::npos ? std::string::npos
+                                                                       : comma - start);
+           while (!id.empty() && std::isspace(static_cast<unsigned char>(id.front()))) id.erase(0, 1);
+           while (!id.empty() && std::isspace(static_cast<unsigned char>(id.back()))) id.pop_back();
+           if (id.rfind("subnet-", 0) != 0 || id.size() == 7) {
+             return badValue(v, "each entry must be a subnet ID such as subnet-0abc1234, got \"" +
+                                    id + "\"");
+           }
+           ids.push_back(id);
+           if (comma == std::string::npos) break;
+           start = comma + 1;
+         }
+         o.subnetIds = std::move(ids);
+         return {};
+       }},
+      {"allow-shared-eni-tagging", "", "false", "tag ENIs that several pods share",
+       boolSetter(&AgentOptions::allowSharedEniTagging)},
+      {"dry-run", "", "false", "compute and log every AWS write, send none",
+       boolSetter(&AgentOptions::dryRun)},
+      {"aws-rate-limit-qps", "QPS", "5", "client-side token bucket rate for EC2 calls, per node",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         char* end = nullptr;
+         const double qps = std::strtod(v.c_str(), &end);
+         if (v.empty() || end == nullptr || *end != '\0' || !std::isfinite(qps) || qps <= 0) {
+           return badValue(v, "want a number of requests per second greater than 0, e.g. 5");
+         }
+         o.awsRateLimitQps = qps;
+         return {};
+       }},
+      {"aws-rate-limit-burst", "N", "10", "client-side token bucket size for EC2 calls",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         char* end = nullptr;
+         const long long burst = std::strtoll(v.c_str(), &end, 10);
+         if (v.empty() || end == nullptr || *end != '\0' || burst < 1 || burst > 100000) {
+           return badValue(v, "want a whole number from 1 to 100000, e.g. 10");
+         }
+         o.awsRateLimitBurst = burst;
+         return {};
+       }},
+      {"resync-interval", "DURATION", "30m (with +-20% jitter)",
+       "drift check: reapply missing owned tags, re-verify links",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         auto d = parseDuration(v);
+         if (!d) return fail(d.error());
+         if (d->count() < 1000) return badValue(v, "must be at least 1s");
+         o.resyncInterval = *d;
+         return {};
+       }},
+      {"enable-tagger", "", "true", "tag pod ENIs from annotations",
+       boolSetter(&AgentOptions::enableTagger)},
+      {"enable-eni-manager", "", "true", "create and attach NodeENI interfaces",
+       boolSetter(&AgentOptions::enableEniManager)},
+      {"manage-links", "", "true", "bring managed interfaces up and set their MTU",
+       boolSetter(&AgentOptions::manageLinks)},
+      {"link-netns", "PATH", "empty (own namespace)",
+       "network namespace whose links are managed (needs CAP_SYS_ADMIN)",
+       stringSetter(&AgentOptions::linkNetns)},
+      {"metrics-bind-address", "ADDR", ":8090", "Prometheus /metrics; 0 disables",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (auto ok = checkBindAddress(v); !ok) return ok;
+         o.metricsBindAddress = v;
+         return {};
+       }},
+      {"health-probe-bind-address", "ADDR", ":8081", "/healthz and /readyz; 0 disables",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (auto ok = checkBindAddress(v); !ok) return ok;
+         o.healthProbeBindAddress = v;
+         return {};
+       }},
+      {"log-format", "json|text", "json (text on a TTY)", "structured log format",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (!logging::parseFormat(v, o.logFormat)) return badValue(v, "want json or text");
+         return {};
+       }},
+      {"log-level", "LEVEL", "info", "debug, info, warn or error",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (!logging::parseLevel(v, o.logLevel)) {
+           return badValue(v, "want debug, info, warn or error");
+         }
+         return {};
+       }},
+  };
+  return specs;
+}
+
+std::string envName(const std::string& flag) {
+  std::string out = "ENI_AGENT_";
+  for (char c : flag) out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+const FlagSpec* findFlag(const std::string& name) {
+  for (const auto& spec : flagSpecs()) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+Result<CommandKind> commandNamed(const std::string& word) {
+  if (word == "run") return CommandKind::Run;
+  if (word == "status") return CommandKind::Status;
+  if (word == "validate-tags") return CommandKind::ValidateTags;
+  if (word == "version") return CommandKind::Version;
+  if (word == "help") return CommandKind::Help;
+  return fail(ErrorCode::Invalid,
+              "unknown command \"" + word + "\"; commands are run, status, validate-tags, version");
+}
+
+}  // namespace
+
+EnvLookup processEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+Result<Duration> parseDuration(const std::string& text) {
+  if (text.empty()) return badValue(text, "want a duration such as 30m, 90s or 1h30m");
+  std::int64_t totalMs = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t digits = i;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+    if (digits == i || digits - i > 9) {
+      return badValue(text, "want a duration such as 30m, 90s or 1h30m");
+    }
+    const std::int64_t n = std::stoll(text.substr(i, digits - i));
+    std::size_t unitEnd = digits;
+    while (unitEnd < text.size() && std::isalpha(static_cast<unsigned char>(text[unitEnd]))) ++unitEnd;
+    const std::string unit = text.substr(digits, unitEnd - digits);
+    std::int64_t scale = 0;
+    if (unit == "ms") scale = 1;
+    else if (unit == "s") scale = 1000;
+    else if (unit == "m") scale = 60'000;
+    else if (unit == "h") scale = 3'600'000;
+    else return badValue(text, "unknown unit \"" + unit + "\"; use ms, s, m or h");
+    totalMs += n * scale;
+    i = unitEnd;
+  }
+  return Duration(totalMs);
+}
+
+Result<Command> parseCommandLine(const std::vector<std::string>& args, const EnvLookup& env,
+                                 bool stdoutIsTty) {
+  Command command;
+  AgentOptions& o = command.options;
+  o.logFormat = stdoutIsTty ? LogFormat::Text : LogFormat::Json;
+
+  // Environment first, so that flags parsed afterwards win.
+  for (const auto& spec : flagSpecs()) {
+    const std::string var = envName(spec.name);
+    if (auto value = env(var)) {
+      if (auto ok = spec.set(o, *value); !ok) {
+        return fail(ErrorCode::Invalid, "invalid value in " + var + " for --" + spec.name + ": " +
+                                            ok.error().message);
+      }
+    }
+  }
+
+  bool sawCommand = false;
+  std::vector<std::string> positional;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      command.kind = CommandKind::Help;
+      return command;
+    }
+    if (arg == "--version") {
+      command.kind = CommandKind::Version;
+      return command;
+    }
+    if (arg == "--") {
+      positional.insert(positional.end(), args.begin() + static_cast<long>(i) + 1, args.end());
+      break;
+    }
+    if (arg.rfind("--", 0) == 0) {
+      std::string name = arg.substr(2);
+      std::optional<std::string> value;
+      if (const auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name.resize(eq);
+      }
+      if (name == "output") {
+        if (!value) {
+          if (i + 1 >= args.size()) return fail(ErrorCode::Invalid, "flag --output needs a value: table or json");
+          value = args[++i];
+        }
+        if (*value != "table" && *value != "json") {
+          return fail(ErrorCode::Invalid, "invalid value for --output: \"" + *value + "\": want table or json");
+        }
+        command.statusOutput = *value;
+        continue;
+      }
+      const FlagSpec* spec = findFlag(name);
+      if (spec == nullptr) {
+        return fail(ErrorCode::Invalid, "unknown flag --" + name + "; run 'eni-agent --help' for the list");
+      }
+      if (!value) {
+        if (spec->valueName.empty()) {
+          value = "true";
+        } else if (i + 1 < args.size()) {
+          value = args[++i];
+        } else {
+          return fail(ErrorCode::Invalid, "flag --" + name + " needs a value (" + spec->valueName + ")");
+        }
+      }
+      if (auto ok = spec->set(o, *value); !ok) {
+        return fail(ErrorCode::Invalid, "invalid value for --" + name + ": " + ok.error().message);
+      }
+      continue;
+    }
+    if (arg.size() > 1 && arg[0] == '-') {
+      return fail(ErrorCode::Invalid, "unknown flag " + arg + "; flags are spelled --name, run 'eni-agent --help'");
+    }
+    if (!sawCommand && positional.empty()) {
+      auto kind = commandNamed(arg);
+      if (!kind) return fail(kind.error());
+      command.kind = *kind;
+      sawCommand = true;
+      continue;
+    }
+    positional.push_back(arg);
+  }
+
+  if (command.kind == CommandKind::ValidateTags) {
+    if (positional.size() != 1) {
+      return fail(ErrorCode::Invalid,
+                  "validate-tags takes exactly one argument, the annotation value, e.g. "
+                  "eni-agent validate-tags '{\"Team\":\"Platform\"}'");
+    }
+  } else if (command.kind != CommandKind::Help && !positional.empty()) {
+    return fail(ErrorCode::Invalid, "unexpected argument \"" + positional.front() + "\"");
+  }
+  command.arguments = std::move(positional);
+
+  if (o.nodeName.empty()) o.nodeName = env("NODE_NAME").value_or("");
+  if (o.kubeconfig.empty()) o.kubeconfig = env("KUBECONFIG").value_or("");
+  if (o.region.empty()) o.region = env("AWS_REGION").value_or(env("AWS_DEFAULT_REGION").value_or(""));
+  if (o.mode == RunMode::Auto) {
+    const bool inCluster = env("KUBERNETES_SERVICE_HOST").has_value();
+    o.mode = (inCluster || !o.kubeconfig.empty()) ? RunMode::Kubernetes : RunMode::Host;
+  }
+  return command;
+}
+
+std::string versionText() {
+  return std::string("eni-agent ") + kEniAgentVersion + " (" + kEniAgentGitCommit + ")\n";
+}
+
+std::string helpText() {
+  std::string out =
+      "eni-agent: tags the ENIs behind this node's pods and manages its NodeENI interfaces.\n"
+      "\n"
+      "Usage:\n"
+      "  eni-agent [run] [flags]                      run the daemon\n"
+      "  eni-agent status [--output table|json]       print this node's ENIs, tags and links\n"
+      "  eni-agent validate-tags '<annotation value>' check a tags annotation before deploying it\n"
+      "  eni-agent version                            print the version\n"
+      "\n"
+      "Flags (each can also be set as ENI_AGENT_<FLAG_IN_UPPER_SNAKE>; the flag wins):\n";
+  for (const auto& spec : flagSpecs()) {
+    std::string left = "  --" + spec.name;
+    if (!spec.valueName.empty()) left += " " + spec.valueName;
+    if (left.size() < 42) left.resize(42, ' ');
+    else left += "\n" + std::string(42, ' ');
+    out += left + spec.help + "\n" + std::string(42, ' ') + "default: " + spec.defaultText +
+           "; env " + envName(spec.name) + "\n";
+  }
+  out +=
+      "\n"
+      "AWS settings follow the AWS SDK: AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/\n"
+      "AWS_SESSION_TOKEN, AWS_ROLE_ARN+AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_FULL_URI,\n"
+      "AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n"
+      "AWS_EC2_METADATA_DISABLED.\n"
+      "Exit status: 0 success, 1 failure, 2 a usage error (unknown flag or bad value).\n";
+  return out;
+}
+
+}  // namespace eni

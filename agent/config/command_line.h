@@ -1,0 +1,32 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/base/error.h"
+#include "agent/config/options.h"
+
+namespace eni {
+
+/// Reads one environment variable; std::nullopt when unset. A seam so tests need no setenv.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup processEnv();
+
+/// Parses argv (without argv[0]) into a Command. Flags win over ENI_AGENT_* variables, which win
+/// over the defaults; DESIGN.md's derived defaults ($NODE_NAME, $KUBECONFIG, $AWS_REGION, mode
+/// detection) are applied last. `stdoutIsTty` picks the text log format when none is given.
+/// Errors are ErrorCode::Invalid with a message that names the flag or variable and the value.
+[[nodiscard]] Result<Command> parseCommandLine(const std::vector<std::string>& args,
+                                               const EnvLookup& env, bool stdoutIsTty);
+
+/// `eni-agent --help`: every sub-command and flag with its default and variable.
+std::string helpText();
+/// `eni-agent version`.
+std::string versionText();
+
+/// Parses "30m", "10s", "1h30m", "250ms" (Go's duration form, no sign). Invalid on anything else.
+[[nodiscard]] Result<Duration> parseDuration(const std::string& text);
+
+}  // namespace eni

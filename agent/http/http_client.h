@@ -1,0 +1,85 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/base/clock.h"
+#include "agent/base/error.h"
+
+namespace eni {
+
+class EventLoop;
+
+/// One HTTP request. Secrets (bearer token, AWS keys, client key) live in their own fields,
+/// so nothing that formats a request for a log line can print them by accident.
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+  std::string bearerToken;           // sent as "Authorization: Bearer ..."
+  std::string caPem;                 // trust only this CA bundle; empty: the system store
+  std::string caFile;                // or this CA file
+  std::string clientCertPem;
+  std::string clientKeyPem;
+  std::string awsSigV4;              // e.g. "aws:amz:us-east-1:ec2": libcurl signs the request
+  std::string awsAccessKeyId;
+  std::string awsSecretAccessKey;
+  Duration connectTimeout{5000};
+  Duration timeout{30000};           // whole transfer; zero means none (watch streams)
+  /// When set, a 2xx body is handed over chunk by chunk as it arrives instead of being kept;
+  /// any other status still collects its body. Return false to abort the transfer.
+  std::function<bool(std::string_view chunk)> onBodyChunk;
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  std::string contentType;
+};
+
+/// Asynchronous HTTP over one libcurl multi handle driven by the EventLoop. Connections are
+/// cached and reused across requests. Loop thread only.
+class HttpClient {
+ public:
+  using RequestId = std::uint64_t;
+  using Done = std::function<void(Result<HttpResponse>)>;
+
+  explicit HttpClient(EventLoop& loop);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  /// Starts `request`; `done` runs on the loop thread exactly once unless cancelled.
+  /// Transport failures give ErrorCode::Transient with curl's reason; HTTP statuses are not
+  /// errors here, callers map them.
+  RequestId start(HttpRequest request, Done done);
+  /// Stops a request; its `done` never runs. Safe from inside any callback of this client.
+  void cancel(RequestId id);
+  /// Requests still in flight.
+  std::size_t active() const { return transfers_.size(); }
+
+ private:
+  struct Transfer;
+  static int onSocket(void* easy, int fd, int what, void* self, void* socketData);
+  static int onTimer(void* multi, long timeoutMs, void* self);
+  static std::size_t onWrite(char* data, std::size_t size, std::size_t count, void* transfer);
+  void socketAction(int fd, int flags);
+  void collectFinished();
+  void remove(RequestId id);
+
+  EventLoop& loop_;
+  void* multi_ = nullptr;
+  TimerId timer_ = 0;
+  bool timerArmed_ = false;
+  RequestId nextId_ = 1;
+  std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers_;
+  std::unordered_map<RequestId, TimerId> pendingRemovals_;
+};
+
+}  // namespace eni

@@ -1,0 +1,273 @@
+#include "agent/kube/curl_kube_client.h"
+
+#include <cctype>
+#include <optional>
+
+#include "agent/base/json.h"
+
+namespace eni {
+
+struct CurlKubeClient::Watch {
+  HttpClient::RequestId request = 0;
+  WatchStreamDecoder decoder;
+  std::optional<Error> streamError;
+};
+
+std::string urlEncode(std::string_view text) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string collectionPath(const ResourceKind& kind, const std::string& ns) {
+  std::string path = kind.apiPrefix;
+  if (kind.namespaced && !ns.empty()) path += "/namespaces/" + urlEncode(ns);
+  return path + "/" + kind.plural;
+}
+
+std::string query(const ListOptions& options) {
+  std::string q;
+  auto add = [&q](const char* key, const std::string& value) {
+    if (value.empty()) return;
+    q += q.empty() ? "?" : "&";
+    q += key;
+    q += "=" + urlEncode(value);
+  };
+  add("fieldSelector", options.fieldSelector);
+  add("labelSelector", options.labelSelector);
+  return q;
+}
+
+ErrorCode codeForStatus(long status) {
+  switch (status) {
+    case 400: case 422: return ErrorCode::Invalid;
+    case 401: case 403: return ErrorCode::Permission;
+    case 404: return ErrorCode::NotFound;
+    case 409: return ErrorCode::Conflict;
+    case 410: return ErrorCode::Gone;
+    case 429: return ErrorCode::Throttled;
+    default: return status >= 500 ? ErrorCode::Transient : ErrorCode::Internal;
+  }
+}
+
+}  // namespace
+
+std::string objectPath(const ObjectRef& ref) {
+  std::string path = collectionPath(ref.kind, ref.ns);
+  if (!ref.name.empty()) path += "/" + urlEncode(ref.name);
+  if (!ref.subresource.empty()) path += "/" + ref.subresource;
+  return path;
+}
+
+Result<Json::Value> decodeKubeResponse(const std::string& what, const HttpResponse& response) {
+  if (response.status >= 200 && response.status < 300) {
+    if (response.body.empty()) return Json::Value();
+    auto parsed = parseJson(response.body);
+    if (!parsed) {
+      return fail(ErrorCode::Internal, what + ": the API server answered with invalid JSON");
+    }
+    return parsed;
+  }
+  std::string reason;
+  if (auto status = parseJson(response.body); status && status->isObject()) {
+    reason = stringField(*status, "message");
+  }
+  if (reason.empty()) {
+    reason = response.body.substr(0, 200);
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+  }
+  Error error{codeForStatus(response.status), what + ": " + (reason.empty() ? "no reason given" : reason)};
+  error.httpStatus = response.status;
+  return fail(std::move(error));
+}
+
+CurlKubeClient::CurlKubeClient(HttpClient& http, KubeConfig config)
+    : http_(http), config_(std::move(config)), tokens_(config_) {}
+
+Result<HttpRequest> CurlKubeClient::request(const std::string& method, const std::string& path) {
+  HttpRequest r;
+  r.method = method;
+  r.url = config_.server + path;
+  r.caPem = config_.caPem;
+  r.clientCertPem = config_.clientCertPem;
+  r.clientKeyPem = config_.clientKeyPem;
+  r.headers.push_back("Accept: application/json");
+  r.headers.push_back("User-Agent: eni-agent");
+  auto token = tokens_.current();
+  if (!token) return fail(token.error());
+  r.bearerToken = *token;
+  return r;
+}
+
+void CurlKubeClient::send(HttpRequest r, Callback<Json::Value> done) {
+  const std::string what = r.method + " " + r.url.substr(config_.server.size());
+  http_.start(std::move(r), [what, done = std::move(done)](Result<HttpResponse> response) {
+    if (!response) {
+      done(fail(response.error()));
+      return;
+    }
+    done(decodeKubeResponse(what, *response));
+  });
+}
+
+void CurlKubeClient::list(const ResourceKind& kind, const std::string& ns,
+                          const ListOptions& options, Callback<ObjectList> done) {
+  listPage(kind, ns, options, "", std::make_shared<ObjectList>(), std::move(done));
+}
+
+void CurlKubeClient::listPage(const ResourceKind& kind, const std::string& ns,
+                              const ListOptions& options, std::string continueToken,
+                              std::shared_ptr<ObjectList> acc, Callback<ObjectList> done) {
+  std::string path = collectionPath(kind, ns) + query(options);
+  path += path.find('?') == std::string::npos ? "?limit=500" : "&limit=500";
+  if (!continueToken.empty()) path += "&continue=" + urlEncode(continueToken);
+  auto r = request("GET", path);
+  if (!r) {
+    done(fail(r.error()));
+    return;
+  }
+  send(std::move(*r), [this, kind, ns, options, acc, done = std::move(done)](
+                          Result<Json::Value> page) mutable {
+    if (!page) {
+      done(fail(page.error()));
+      return;
+    }
+    for (const auto& item : arrayField(*page, "items")) acc->items.push_back(item);
+    const Json::Value& meta = objectField(*page, "metadata");
+    acc->resourceVersion = stringField(meta, "resourceVersion");
+    const std::string next = stringField(meta, "continue");
+    if (next.empty()) {
+      done(std::move(*acc));
+      return;
+    }
+    listPage(kind, ns, options, next, acc, std::move(done));
+  });
+}
+
+WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
+                              const ListOptions& options, std::function<void(WatchEvent)> onEvent,
+                              std::function<void(Result<void>)> onClosed) {
+  const WatchId id = nextWatchId_++;
+  // Like client-go, spread stream lifetimes over 5-10 minutes so that restarts do not align.
+  const int timeout = options.timeoutSeconds > 0
+                          ? options.timeoutSeconds
+                          : std::uniform_int_distribution<int>(300, 600)(rng_);
+  std::string path = collectionPath(kind, ns) + query(options);
+  path += path.find('?') == std::string::npos ? "?" : "&";
+  path += "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout);
+  if (!options.resourceVersion.empty()) path += "&resourceVersion=" + urlEncode(options.resourceVersion);
+
+  auto r = request("GET", path);
+  if (!r) {
+    // An unreadable token file: reported at once, before watch() returns.
+    onClosed(fail(r.error()));
+    return id;
+  }
+  auto state = std::make_shared<Watch>();
+  std::weak_ptr<Watch> weak = state;
+  r->timeout = Duration(0);
+  r->onBodyChunk = [weak, onEvent](std::string_view chunk) {
+    auto w = weak.lock();
+    if (!w) return false;
+    auto fed = w->decoder.feed(chunk, onEvent);
+    if (!fed) {
+      w->streamError = fed.error();
+      return false;  // abort the transfer; onClosed reports the decoder's error
+    }
+    return true;
+  };
+  const std::string what = "watch " + kind.plural;
+  state->request = http_.start(std::move(*r), [this, id, weak, what, onClosed = std::move(onClosed)](
+                                                  Result<HttpResponse> response) {
+    auto w = weak.lock();
+    watches_.erase(id);
+    if (w && w->streamError) {
+      onClosed(fail(*w->streamError));
+      return;
+    }
+    if (!response) {
+      onClosed(fail(response.error()));
+      return;
+    }
+    if (auto decoded = decodeKubeResponse(what, *response); !decoded) {
+      onClosed(fail(decoded.error()));
+      return;
+    }
+    onClosed({});
+  });
+  watches_[id] = std::move(state);
+  return id;
+}
+
+void CurlKubeClient::cancelWatch(WatchId id) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  http_.cancel(it->second->request);
+  watches_.erase(it);
+}
+
+void CurlKubeClient::get(const ObjectRef& ref, Callback<Json::Value> done) {
+  auto r = request("GET", objectPath(ref));
+  if (!r) return done(fail(r.error()));
+  send(std::move(*r), std::move(done));
+}
+
+void CurlKubeClient::getPath(const std::string& path, Callback<Json::Value> done) {
+  auto r = request("GET", path);
+  if (!r) return done(fail(r.error()));
+  send(std::move(*r), std::move(done));
+}
+
+void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Value& body,
+                           const PatchOptions& options, Callback<Json::Value> done) {
+  std::string path = objectPath(ref);
+  if (type == PatchType::Apply) {
+    if (options.fieldManager.empty()) {
+      return done(fail(ErrorCode::Internal, "server-side apply needs a field manager"));
+    }
+    path += "?fieldManager=" + urlEncode(options.fieldManager);
+    if (options.force) path += "&force=true";
+  } else if (!options.fieldManager.empty()) {
+    path += "?fieldManager=" + urlEncode(options.fieldManager);
+  }
+  auto r = request("PATCH", path);
+  if (!r) return done(fail(r.error()));
+  // JSON is YAML, so the apply body needs no YAML encoder.
+  r->headers.push_back(type == PatchType::Apply ? "Content-Type: application/apply-patch+yaml"
+                                                : "Content-Type: application/merge-patch+json");
+  r->body = toJson(body);
+  send(std::move(*r), std::move(done));
+}
+
+void CurlKubeClient::create(const ObjectRef& ref, const Json::Value& object,
+                            Callback<Json::Value> done) {
+  ObjectRef collection = ref;
+  collection.name.clear();
+  auto r = request("POST", objectPath(collection));
+  if (!r) return done(fail(r.error()));
+  r->headers.push_back("Content-Type: application/json");
+  r->body = toJson(object);
+  send(std::move(*r), std::move(done));
+}
+
+void CurlKubeClient::update(const ObjectRef& ref, const Json::Value& object,
+                            Callback<Json::Value> done) {
+  auto r = request("PUT", objectPath(ref));
+  if (!r) return done(fail(r.error()));
+  r->headers.push_back("Content-Type: application/json");
+  r->body = toJson(object);
+  send(std::move(*r), std::move(done));
+}
+
+}  // namespace eni

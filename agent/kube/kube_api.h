@@ -1,0 +1,102 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <json/value.h>
+
+#include "agent/base/error.h"
+
+namespace eni {
+
+/// Where a resource lives in the API: "/api/v1" + "pods", or a CRD's group path.
+struct ResourceKind {
+  std::string apiPrefix;  // "/api/v1" or "/apis/<group>/<version>"
+  std::string plural;     // "pods", "nodes", "nodeenis", "events"
+  bool namespaced = false;
+
+  static ResourceKind pods() { return {"/api/v1", "pods", true}; }
+  static ResourceKind nodes() { return {"/api/v1", "nodes", false}; }
+  static ResourceKind events() { return {"/api/v1", "events", true}; }
+  static ResourceKind secrets() { return {"/api/v1", "secrets", true}; }
+  static ResourceKind nodeEnis() { return {"/apis/networking.k8s.aws/v1alpha1", "nodeenis", false}; }
+};
+
+/// One object, or a subresource of it ("status").
+struct ObjectRef {
+  ResourceKind kind;
+  std::string ns;    // empty for cluster-scoped kinds, and for "all namespaces" in list/watch
+  std::string name;  // empty for create
+  std::string subresource;
+};
+
+struct ListOptions {
+  std::string fieldSelector;
+  std::string labelSelector;
+  std::string resourceVersion;  // watch: the version to start after
+  int timeoutSeconds = 0;       // watch: server-side stream lifetime; 0 picks 5-10 minutes
+};
+
+struct ObjectList {
+  std::vector<Json::Value> items;
+  std::string resourceVersion;
+};
+
+enum class WatchEventType { Added, Modified, Deleted, Bookmark };
+
+struct WatchEvent {
+  WatchEventType type = WatchEventType::Added;
+  Json::Value object;
+};
+
+enum class PatchType {
+  Merge,  // application/merge-patch+json
+  Apply,  // application/apply-patch+yaml (server-side apply), needs a field manager
+};
+
+struct PatchOptions {
+  std::string fieldManager;  // required for Apply
+  bool force = false;        // Apply: take ownership of conflicting fields
+};
+
+template <class T>
+using Callback = std::function<void(Result<T>)>;
+using WatchId = std::uint64_t;
+
+/// The agent's only way to the Kubernetes API. Every call is asynchronous and completes on the
+/// event-loop thread, exactly once. Errors map HTTP statuses to codes: 401/403 Permission,
+/// 404 NotFound, 409 Conflict, 410 Gone, 400/422 Invalid, 429 Throttled, 5xx and transport
+/// failures Transient; the message carries the API server's own reason.
+/// Loop thread only.
+class KubeApi {
+ public:
+  virtual ~KubeApi() = default;
+
+  /// Lists every object of `kind` (in `ns`, or all namespaces when empty), following pages.
+  virtual void list(const ResourceKind& kind, const std::string& ns, const ListOptions& options,
+                    Callback<ObjectList> done) = 0;
+
+  /// Streams changes after options.resourceVersion, with bookmarks. `onEvent` runs per event in
+  /// order. `onClosed` runs once when the stream ends: a value when the server ended it normally,
+  /// Gone when the version is too old (relist), another error otherwise. Not called after
+  /// cancelWatch().
+  virtual WatchId watch(const ResourceKind& kind, const std::string& ns, const ListOptions& options,
+                        std::function<void(WatchEvent)> onEvent,
+                        std::function<void(Result<void>)> onClosed) = 0;
+  virtual void cancelWatch(WatchId id) = 0;
+
+  virtual void get(const ObjectRef& ref, Callback<Json::Value> done) = 0;
+  /// Patches `ref` (or its subresource) with `body`, which is JSON for both patch types.
+  virtual void patch(const ObjectRef& ref, PatchType type, const Json::Value& body,
+                     const PatchOptions& options, Callback<Json::Value> done) = 0;
+  /// Creates `object` in ref.kind / ref.ns (ref.name is ignored).
+  virtual void create(const ObjectRef& ref, const Json::Value& object,
+                      Callback<Json::Value> done) = 0;
+  /// Replaces `object` (PUT); metadata.resourceVersion makes it conditional.
+  virtual void update(const ObjectRef& ref, const Json::Value& object,
+                      Callback<Json::Value> done) = 0;
+};
+
+}  // namespace eni

@@ -1,0 +1,57 @@
+#include "agent/kube/node_view.h"
+
+namespace eni {
+
+NodeView::NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeName,
+                   Handlers handlers, bool watchNodeEnis) {
+  auto noop = [](ChangeType, const Json::Value&) {};
+  ListOptions podOptions;
+  podOptions.fieldSelector = "spec.nodeName=" + nodeName;
+  pods_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::pods(), "", podOptions,
+                                      handlers.pods ? handlers.pods : noop);
+  ListOptions nodeOptions;
+  nodeOptions.fieldSelector = "metadata.name=" + nodeName;
+  node_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::nodes(), "", nodeOptions,
+                                      handlers.node ? handlers.node : noop);
+  if (watchNodeEnis) {
+    nodeEnis_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::nodeEnis(), "",
+                                            ListOptions{},
+                                            handlers.nodeEnis ? handlers.nodeEnis : noop);
+  }
+}
+
+std::vector<Reflector*> NodeView::all() const {
+  std::vector<Reflector*> out{pods_.get(), node_.get()};
+  if (nodeEnis_) out.push_back(nodeEnis_.get());
+  return out;
+}
+
+void NodeView::start() {
+  for (auto* r : all()) r->start();
+}
+
+void NodeView::stop() {
+  for (auto* r : all()) r->stop();
+}
+
+bool NodeView::synced() const {
+  for (auto* r : all()) {
+    if (!r->synced()) return false;
+  }
+  return true;
+}
+
+std::string NodeView::waitingFor() const {
+  for (auto* r : all()) {
+    if (!r->synced()) return r->lastError().empty() ? "initial list in progress" : r->lastError();
+  }
+  return {};
+}
+
+std::uint64_t NodeView::watchRestarts() const {
+  std::uint64_t n = 0;
+  for (auto* r : all()) n += r->watchRestarts();
+  return n;
+}
+
+}  // namespace eni

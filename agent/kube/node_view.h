@@ -1,0 +1,44 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/kube/reflector.h"
+
+namespace eni {
+
+/// This node's slice of the cluster: the pods scheduled to it (fieldSelector
+/// spec.nodeName=<node>), its own Node object, and the NodeENIs. Each is one Reflector. It is
+/// synced once all three initial lists succeeded; readiness waits for that. Loop thread only.
+class NodeView {
+ public:
+  struct Handlers {
+    Reflector::OnChange pods;
+    Reflector::OnChange node;
+    Reflector::OnChange nodeEnis;
+  };
+
+  NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeName, Handlers handlers,
+           bool watchNodeEnis);
+
+  void start();
+  void stop();
+  bool synced() const;
+  /// Why the view is not synced yet (the last error of a reflector), or empty.
+  std::string waitingFor() const;
+  std::uint64_t watchRestarts() const;
+
+  const Reflector& pods() const { return *pods_; }
+  const Reflector& node() const { return *node_; }
+  const Reflector* nodeEnis() const { return nodeEnis_.get(); }
+
+ private:
+  std::vector<Reflector*> all() const;
+  std::unique_ptr<Reflector> pods_;
+  std::unique_ptr<Reflector> node_;
+  std::unique_ptr<Reflector> nodeEnis_;
+};
+
+}  // namespace eni

@@ -1,0 +1,114 @@
+#include "agent/kube/objects.h"
+
+#include "agent/base/json.h"
+
+namespace eni {
+namespace {
+
+std::map<std::string, std::string> stringMap(const Json::Value& object) {
+  std::map<std::string, std::string> out;
+  if (!object.isObject()) return out;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    if (it->isString()) out.emplace(it.name(), it->asString());
+  }
+  return out;
+}
+
+std::vector<std::string> stringList(const Json::Value& array) {
+  std::vector<std::string> out;
+  if (!array.isArray()) return out;
+  for (const auto& v : array) {
+    if (v.isString()) out.push_back(v.asString());
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ObjectMeta> decodeMeta(const Json::Value& object) {
+  const Json::Value& meta = objectField(object, "metadata");
+  ObjectMeta out;
+  out.name = stringField(meta, "name");
+  if (out.name.empty()) return fail(ErrorCode::Invalid, "object without metadata.name");
+  out.ns = stringField(meta, "namespace");
+  out.uid = stringField(meta, "uid");
+  out.resourceVersion = stringField(meta, "resourceVersion");
+  out.labels = stringMap(objectField(meta, "labels"));
+  out.annotations = stringMap(objectField(meta, "annotations"));
+  out.finalizers = stringList(arrayField(meta, "finalizers"));
+  out.deleting = !stringField(meta, "deletionTimestamp").empty();
+  return out;
+}
+
+Result<Pod> decodePod(const Json::Value& object) {
+  auto meta = decodeMeta(object);
+  if (!meta) return fail(meta.error());
+  Pod pod;
+  pod.meta = std::move(*meta);
+  const Json::Value& spec = objectField(object, "spec");
+  const Json::Value& status = objectField(object, "status");
+  pod.nodeName = stringField(spec, "nodeName");
+  pod.hostNetwork = boolField(spec, "hostNetwork");
+  pod.phase = stringField(status, "phase");
+  for (const auto& entry : arrayField(status, "podIPs")) {
+    const std::string ip = stringField(entry, "ip");
+    if (!ip.empty()) pod.podIps.push_back(ip);
+  }
+  if (pod.podIps.empty()) {
+    const std::string ip = stringField(status, "podIP");
+    if (!ip.empty()) pod.podIps.push_back(ip);
+  }
+  return pod;
+}
+
+std::string Node::instanceId() const {
+  const auto slash = providerId.rfind('/');
+  std::string id = slash == std::string::npos ? providerId : providerId.substr(slash + 1);
+  return id.rfind("i-", 0) == 0 ? id : std::string();
+}
+
+Result<Node> decodeNode(const Json::Value& object) {
+  auto meta = decodeMeta(object);
+  if (!meta) return fail(meta.error());
+  Node node;
+  node.meta = std::move(*meta);
+  node.providerId = stringField(objectField(object, "spec"), "providerID");
+  return node;
+}
+
+Result<NodeEni> decodeNodeEni(const Json::Value& object) {
+  auto meta = decodeMeta(object);
+  if (!meta) return fail(meta.error());
+  NodeEni eni;
+  eni.meta = std::move(*meta);
+  const Json::Value& spec = objectField(object, "spec");
+  NodeEniSpec& s = eni.spec;
+  s.nodeSelector = stringMap(objectField(spec, "nodeSelector"));
+  s.subnetId = stringField(spec, "subnetID");
+  s.subnetIds = stringList(arrayField(spec, "subnetIDs"));
+  s.subnetName = stringField(spec, "subnetName");
+  s.subnetNames = stringList(arrayField(spec, "subnetNames"));
+  s.securityGroupIds = stringList(arrayField(spec, "securityGroupIDs"));
+  s.securityGroupNames = stringList(arrayField(spec, "securityGroupNames"));
+  s.deviceIndex = intField(spec, "deviceIndex", 1);
+  s.deleteOnTermination = boolField(spec, "deleteOnTermination", true);
+  s.description = stringField(spec, "description");
+  s.mtu = intField(spec, "mtu", 0);
+  for (const auto& a : arrayField(objectField(object, "status"), "attachments")) {
+    NodeEniAttachment att;
+    att.nodeId = stringField(a, "nodeID");
+    att.instanceId = stringField(a, "instanceID");
+    att.eniId = stringField(a, "eniID");
+    att.attachmentId = stringField(a, "attachmentID");
+    att.subnetId = stringField(a, "subnetID");
+    att.subnetCidr = stringField(a, "subnetCIDR");
+    att.deviceIndex = intField(a, "deviceIndex");
+    att.mtu = intField(a, "mtu");
+    att.status = stringField(a, "status");
+    att.lastUpdated = stringField(a, "lastUpdated");
+    eni.attachments.push_back(std::move(att));
+  }
+  return eni;
+}
+
+}  // namespace eni

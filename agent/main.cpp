@@ -1,0 +1,120 @@
+// The composition root: parse the command line, build the real adapters, wire them, run the
+// loop. No logic lives here.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "agent/base/event_loop.h"
+#include "agent/base/json.h"
+#include "agent/base/log.h"
+#include "agent/base/signals.h"
+#include "agent/config/command_line.h"
+#include "agent/http/http_client.h"
+#include "agent/kube/curl_kube_client.h"
+#include "agent/kube/kube_config.h"
+#include "agent/kube/node_view.h"
+#include "agent/obs/readiness.h"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+eni::Result<eni::KubeConfig> kubeConfigFor(const eni::AgentOptions& options) {
+  if (!options.kubeconfig.empty()) return eni::loadKubeconfig(options.kubeconfig);
+  auto env = eni::processEnv();
+  return eni::loadInCluster(env("KUBERNETES_SERVICE_HOST").value_or(""),
+                            env("KUBERNETES_SERVICE_PORT").value_or(""), kServiceAccountDir);
+}
+
+int runKubernetes(const eni::AgentOptions& options) {
+  if (options.nodeName.empty()) {
+    eni::logError("no node name: set --node-name or NODE_NAME (the DaemonSet sets it from the "
+                  "downward API)");
+    return kExitUsage;
+  }
+  auto config = kubeConfigFor(options);
+  if (!config) {
+    eni::logError("cannot configure the Kubernetes client", {{"error", config.error().message}});
+    return kExitFailure;
+  }
+
+  eni::EventLoop loop;
+  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
+    eni::logInfo("stopping", {{"signal", signal}});
+    loop.stop();
+  });
+  eni::HttpClient http(loop);
+  eni::CurlKubeClient kube(http, *config);
+
+  auto logChange = [](const char* kind) {
+    return [kind](eni::ChangeType type, const Json::Value& object) {
+      eni::logDebug("kube change", {{"kind", kind},
+                                    {"type", type == eni::ChangeType::Added      ? "added"
+                                             : type == eni::ChangeType::Deleted ? "deleted"
+                                                                                 : "modified"},
+                                    {"object", eni::Reflector::keyOf(object)}});
+    };
+  };
+  eni::NodeView view(kube, loop, options.nodeName,
+                     {logChange("pod"), logChange("node"), logChange("nodeeni")},
+                     options.enableEniManager);
+  eni::Readiness readiness;
+  readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
+
+  eni::logInfo("starting", {{"node", options.nodeName}, {"api_server", config->server}});
+  view.start();
+  bool wasReady = false;
+  std::string lastReason;
+  std::function<void()> report = [&] {
+    const std::string reason = readiness.reasons();
+    if (reason.empty() && !wasReady) eni::logInfo("ready", {{"node", options.nodeName}});
+    if (!reason.empty() && reason != lastReason) eni::logWarn("not ready, will retry", {{"reason", reason}});
+    wasReady = reason.empty();
+    lastReason = reason;
+    loop.runAfter(eni::Duration(1000), report);
+  };
+  loop.runAfter(eni::Duration(1000), report);
+  loop.run();
+  view.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto command = eni::parseCommandLine(args, eni::processEnv(), isatty(STDERR_FILENO) == 1);
+  if (!command) {
+    std::fprintf(stderr, "eni-agent: %s\n", command.error().message.c_str());
+    return kExitUsage;
+  }
+  const eni::AgentOptions& options = command->options;
+  eni::logging::configure(options.logFormat, options.logLevel);
+
+  switch (command->kind) {
+    case eni::CommandKind::Help:
+      std::fputs(eni::helpText().c_str(), stdout);
+      return 0;
+    case eni::CommandKind::Version:
+      std::fputs(eni::versionText().c_str(), stdout);
+      return 0;
+    case eni::CommandKind::Status:
+    case eni::CommandKind::ValidateTags:
+      std::fprintf(stderr, "eni-agent: this command is not in this build yet\n");
+      return kExitFailure;
+    case eni::CommandKind::Run:
+      break;
+  }
+  if (options.mode == eni::RunMode::Host) {
+    std::fprintf(stderr,
+                 "eni-agent: host mode is not in this build yet; pass --kubeconfig or run in a "
+                 "cluster\n");
+    return kExitFailure;
+  }
+  return runKubernetes(options);
+}

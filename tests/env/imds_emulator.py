@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""A small IMDSv2 emulator whose truth is moto's EC2 state.
+
+Every answer is read from moto at request time, so an ENI attached there appears under
+network/interfaces/macs/ at once. IMDSv2 only: PUT /latest/api/token with a TTL header gives a
+token, and any metadata request without a valid token gets 401.
+
+Test hooks (no token needed, loopback only):
+  GET  /_emulator/stats        request counts as JSON
+  POST /_emulator/down         answer 503 to everything until /_emulator/up
+  POST /_emulator/up
+"""
+import argparse
+import datetime
+import json
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+
+MAX_TTL = 21600
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.tokens = {}
+        self.lock = threading.Lock()
+        self.stats = {"token": 0, "get": 0, "unauthorized": 0, "not_found": 0}
+        self.down = False
+        self.ec2 = boto3.client("ec2", region_name=args.region, endpoint_url=args.moto_endpoint,
+                                aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def count(self, key):
+        with self.lock:
+            self.stats[key] = self.stats.get(key, 0) + 1
+
+    def instance(self):
+        res = self.ec2.describe_instances(InstanceIds=[self.args.instance_id])
+        return res["Reservations"][0]["Instances"][0]
+
+    def interfaces(self):
+        """mac -> ENI description, for every ENI attached to this instance."""
+        enis = self.ec2.describe_network_interfaces(
+            Filters=[{"Name": "attachment.instance-id", "Values": [self.args.instance_id]}])["NetworkInterfaces"]
+        return {e["MacAddress"].lower(): e for e in enis if e.get("Attachment")}
+
+    def subnet_cidr(self, subnet_id):
+        return self.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"]
+
+
+def mac_fields(state, eni):
+    ips = [p["PrivateIpAddress"] for p in eni.get("PrivateIpAddresses", [])]
+    fields = {
+        "interface-id": eni["NetworkInterfaceId"],
+        "device-number": str(eni["Attachment"]["DeviceIndex"]),
+        "local-ipv4s": "\n".join(ips),
+        "mac": eni["MacAddress"].lower(),
+        "subnet-id": eni["SubnetId"],
+        "vpc-id": eni["VpcId"],
+        "security-group-ids": "\n".join(g["GroupId"] for g in eni.get("Groups", [])),
+        "subnet-ipv4-cidr-block": state.subnet_cidr(eni["SubnetId"]),
+        "owner-id": eni.get("OwnerId", "123456789012"),
+    }
+    prefixes = [p["Ipv4Prefix"] for p in eni.get("Ipv4Prefixes", [])]
+    if prefixes:
+        fields["ipv4-prefix"] = "\n".join(prefixes)
+    v6 = [a["Ipv6Address"] for a in eni.get("Ipv6Addresses", [])]
+    if v6:
+        fields["ipv6s"] = "\n".join(v6)
+    v6p = [p["Ipv6Prefix"] for p in eni.get("Ipv6Prefixes", [])]
+    if v6p:
+        fields["ipv6-prefix"] = "\n".join(v6p)
+    return fields
+
+
+def metadata(state, path):
+    """The body for /latest/meta-data/<path>, or None for 404."""
+    args = state.args
+    path = path.strip("/")
+    if path == "":
+        return "instance-id\nmac\nnetwork/\nplacement/\niam/"
+    if path == "instance-id":
+        return args.instance_id
+    inst = state.instance()
+    if path == "placement":
+        return "availability-zone\nregion"
+    if path == "placement/availability-zone":
+        return inst["Placement"]["AvailabilityZone"]
+    if path == "placement/region":
+        return args.region
+    if path == "local-ipv4":
+        return inst.get("PrivateIpAddress")
+    ifaces = state.interfaces()
+    primary = next((m for m, e in ifaces.items() if e["Attachment"]["DeviceIndex"] == 0), None)
+    if path == "mac":
+        return primary
+    if path in ("network", "network/interfaces"):
+        return "interfaces/" if path == "network" else "macs/"
+    if path == "network/interfaces/macs":
+        return "\n".join(f"{m}/" for m in sorted(ifaces, key=lambda m: ifaces[m]["Attachment"]["DeviceIndex"]))
+    if path.startswith("network/interfaces/macs/"):
+        rest = path[len("network/interfaces/macs/"):].split("/", 1)
+        eni = ifaces.get(rest[0].lower())
+        if eni is None:
+            return None
+        fields = mac_fields(state, eni)
+        if len(rest) == 1 or rest[1] == "":
+            return "\n".join(sorted(fields))
+        return fields.get(rest[1])
+    if path == "iam/security-credentials":
+        return args.role
+    if path == f"iam/security-credentials/{args.role}":
+        exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=args.credential_ttl)
+        return json.dumps({
+            "Code": "Success", "Type": "AWS-HMAC",
+            "LastUpdated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "AccessKeyId": args.access_key_id, "SecretAccessKey": args.secret_access_key,
+            "Token": args.session_token, "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
+    return None
+
+
+def make_handler(state):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *a):  # quiet; the stats endpoint tells what happened
+            pass
+
+        def reply(self, code, body="", ctype="text/plain"):
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_PUT(self):
+            if self.path.startswith("/_emulator"):
+                return self.reply(404)
+            if state.down:
+                return self.reply(503, "emulated outage")
+            if self.path != "/latest/api/token":
+                return self.reply(404)
+            ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+            try:
+                ttl = int(ttl)
+            except (TypeError, ValueError):
+                return self.reply(400, "missing or invalid X-aws-ec2-metadata-token-ttl-seconds")
+            if not 1 <= ttl <= MAX_TTL:
+                return self.reply(400, "TTL out of range")
+            token = secrets.token_urlsafe(32)
+            with state.lock:
+                state.tokens[token] = time.time() + min(ttl, state.args.max_token_ttl)
+            state.count("token")
+            self.send_response(200)
+            self.send_header("X-aws-ec2-metadata-token-ttl-seconds", str(ttl))
+            self.send_header("Content-Length", str(len(token)))
+            self.end_headers()
+            self.wfile.write(token.encode())
+
+        def do_POST(self):
+            if self.path == "/_emulator/down":
+                state.down = True
+                return self.reply(200, "down")
+            if self.path == "/_emulator/up":
+                state.down = False
+                return self.reply(200, "up")
+            if self.path == "/_emulator/expire-tokens":
+                with state.lock:
+                    state.tokens.clear()
+                return self.reply(200, "expired")
+            return self.reply(405)
+
+        def do_GET(self):
+            if self.path == "/_emulator/stats":
+                with state.lock:
+                    return self.reply(200, json.dumps(state.stats), "application/json")
+            if state.down:
+                return self.reply(503, "emulated outage")
+            token = self.headers.get("X-aws-ec2-metadata-token")
+            with state.lock:
+                expiry = state.tokens.get(token) if token else None
+            if expiry is None or expiry < time.time():
+                state.count("unauthorized")
+                return self.reply(401, "")
+            if not self.path.startswith("/latest/meta-data"):
+                state.count("not_found")
+                return self.reply(404, "")
+            state.count("get")
+            try:
+                body = metadata(state, self.path[len("/latest/meta-data"):])
+            except Exception as e:  # noqa: BLE001 - moto hiccup: say so, as IMDS would with a 5xx
+                return self.reply(500, f"emulator: {e}")
+            if body is None:
+                state.count("not_found")
+                return self.reply(404, "")
+            return self.reply(200, body)
+
+    return Handler
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--moto-endpoint", required=True)
+    ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--instance-id", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--role", default="eni-agent-node")
+    ap.add_argument("--access-key-id", default="ASIAIMDSEMULATOR0001")
+    ap.add_argument("--secret-access-key", default="imds-emulator-secret-key")
+    ap.add_argument("--session-token", default="imds-emulator-session-token")
+    ap.add_argument("--credential-ttl", type=int, default=6 * 3600)
+    ap.add_argument("--max-token-ttl", type=int, default=MAX_TTL,
+                    help="expire tokens sooner than asked, to exercise refresh")
+    args = ap.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(State(args)))
+    server.daemon_threads = True
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(server.server_address[1]))
+        import os
+        os.replace(tmp, args.port_file)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

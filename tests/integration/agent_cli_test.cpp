@@ -1,0 +1,77 @@
+// The eni-agent binary as an operator runs it, against the real test stack.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/support/test_stack.h"
+
+namespace eni {
+namespace {
+
+using testing::agentBinary;
+using testing::BackgroundProcess;
+using testing::runProcess;
+using testing::TestStack;
+
+TEST(AgentCli, VersionAndHelp) {
+  auto version = runProcess({agentBinary(), "version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out.rfind("eni-agent ", 0), 0u) << version.out;
+  auto help = runProcess({agentBinary(), "--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("--aws-rate-limit-qps"), std::string::npos);
+}
+
+TEST(AgentCli, UsageErrorsExitWithStatus2AndSayWhatIsWrong) {
+  auto bad = runProcess({agentBinary(), "--aws-rate-limit-qps=abc"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--aws-rate-limit-qps"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("abc"), std::string::npos) << bad.err;
+  auto unknown = runProcess({agentBinary(), "--no-such-flag"});
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.err.find("unknown flag --no-such-flag"), std::string::npos) << unknown.err;
+  auto env = runProcess({agentBinary()}, {"ENI_AGENT_AWS_RATE_LIMIT_BURST=lots"});
+  EXPECT_EQ(env.status, 2);
+  EXPECT_NE(env.err.find("ENI_AGENT_AWS_RATE_LIMIT_BURST"), std::string::npos) << env.err;
+}
+
+TEST(AgentCli, MissingKubeconfigNamesTheFile) {
+  auto r = runProcess({agentBinary(), "--kubeconfig=/nonexistent/kubeconfig", "--node-name=n"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("/nonexistent/kubeconfig"), std::string::npos) << r.err;
+}
+
+TEST(AgentCli, InvalidKubeconfigNamesTheField) {
+  const std::string path = "/tmp/eni-cli-bad-kubeconfig";
+  std::ofstream(path) << "apiVersion: v1\nkind: Config\ncurrent-context: missing\ncontexts: []\n";
+  auto r = runProcess({agentBinary(), "--kubeconfig=" + path, "--node-name=n"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("current-context"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
+}
+
+TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
+  const std::string path = "/tmp/eni-cli-unreachable-kubeconfig";
+  std::ofstream(path) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                         "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+                         "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                         "users: [{name: u, user: {token: t}}]\n";
+  BackgroundProcess agent({agentBinary(), "--kubeconfig=" + path, "--node-name=n", "--log-format=json"});
+  ASSERT_TRUE(agent.waitForOutput("not ready, will retry")) << agent.output();
+  EXPECT_TRUE(agent.running()) << "an unreachable server is retried, not fatal";
+  EXPECT_NE(agent.output().find("127.0.0.1:1"), std::string::npos) << agent.output();
+  EXPECT_EQ(agent.output().find("\"msg\":\"ready\""), std::string::npos) << agent.output();
+  EXPECT_EQ(agent.terminate(), 0);
+}
+
+TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
+  const auto& stack = TestStack::get();
+  BackgroundProcess agent({agentBinary(), "--kubeconfig=" + stack.agentKubeconfig, "--node-name=cli-node",
+                           "--log-format=json"});
+  ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
+  EXPECT_EQ(agent.output().find("not ready"), std::string::npos) << agent.output();
+  EXPECT_EQ(agent.terminate(), 0) << agent.output();
+}
+
+}  // namespace
+}  // namespace eni

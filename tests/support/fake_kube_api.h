@@ -1,0 +1,90 @@
+#pragma once
+
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/kube/kube_api.h"
+
+namespace eni::testing {
+
+/// A stateful KubeApi for unit tests: the test queues list results and drives watch streams.
+/// Calls complete only when the test says so, so ordering is explicit.
+class FakeKubeApi final : public KubeApi {
+ public:
+  struct PendingList {
+    ResourceKind kind;
+    ListOptions options;
+    Callback<ObjectList> done;
+  };
+  struct OpenWatch {
+    WatchId id;
+    ResourceKind kind;
+    ListOptions options;
+    std::function<void(WatchEvent)> onEvent;
+    std::function<void(Result<void>)> onClosed;
+  };
+
+  void list(const ResourceKind& kind, const std::string&, const ListOptions& options,
+            Callback<ObjectList> done) override {
+    lists.push_back({kind, options, std::move(done)});
+  }
+  WatchId watch(const ResourceKind& kind, const std::string&, const ListOptions& options,
+                std::function<void(WatchEvent)> onEvent,
+                std::function<void(Result<void>)> onClosed) override {
+    const WatchId id = nextWatch_++;
+    watches[id] = {id, kind, options, std::move(onEvent), std::move(onClosed)};
+    watchHistory.push_back(options);
+    return id;
+  }
+  void cancelWatch(WatchId id) override {
+    watches.erase(id);
+    ++cancelled;
+  }
+  void get(const ObjectRef&, Callback<Json::Value> done) override {
+    done(fail(ErrorCode::NotFound, "fake: get not scripted"));
+  }
+  void patch(const ObjectRef& ref, PatchType, const Json::Value& body, const PatchOptions&,
+             Callback<Json::Value> done) override {
+    patches.emplace_back(ref, body);
+    done(body);
+  }
+  void create(const ObjectRef&, const Json::Value& object, Callback<Json::Value> done) override {
+    done(object);
+  }
+  void update(const ObjectRef&, const Json::Value& object, Callback<Json::Value> done) override {
+    done(object);
+  }
+
+  /// Completes the oldest pending list.
+  void answerList(Result<ObjectList> result) {
+    auto pending = std::move(lists.front());
+    lists.pop_front();
+    pending.done(std::move(result));
+  }
+  /// The single open watch; the test fails (aborts) if there is not exactly one.
+  OpenWatch& onlyWatch() {
+    if (watches.size() != 1) std::abort();
+    return watches.begin()->second;
+  }
+  void closeOnlyWatch(Result<void> how) {
+    auto w = std::move(onlyWatch());
+    watches.erase(w.id);
+    w.onClosed(std::move(how));
+  }
+
+  std::deque<PendingList> lists;
+  std::map<WatchId, OpenWatch> watches;
+  std::vector<ListOptions> watchHistory;
+  std::vector<std::pair<ObjectRef, Json::Value>> patches;
+  int cancelled = 0;
+
+ private:
+  WatchId nextWatch_ = 1;
+};
+
+/// {"metadata":{"namespace":ns,"name":name,"resourceVersion":rv}, ...extra}
+Json::Value makeObject(const std::string& ns, const std::string& name, const std::string& rv);
+
+}  // namespace eni::testing

@@ -1,0 +1,173 @@
+#include "tests/support/test_stack.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "agent/base/files.h"
+#include "agent/base/json.h"
+
+extern char** environ;
+
+namespace eni::testing {
+namespace {
+
+std::vector<char*> cArgs(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+std::vector<std::string> environmentWith(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  for (const auto& kv : extra) {
+    const std::string key = kv.substr(0, kv.find('=') + 1);
+    std::erase_if(env, [&](const std::string& e) { return e.rfind(key, 0) == 0; });
+    env.push_back(kv);
+  }
+  return env;
+}
+
+pid_t spawnWithOutput(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv,
+                      const std::string& outPath, const std::string& errPath) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, outPath.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, errPath.c_str(),
+                                   O_WRONLY | O_CREAT | (errPath == outPath ? O_APPEND : O_TRUNC), 0600);
+  const auto env = environmentWith(extraEnv);
+  auto args = cArgs(argv);
+  auto envp = cArgs(env);
+  pid_t pid = -1;
+  if (int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data()); err != 0) {
+    std::fprintf(stderr, "spawn %s: %s\n", args[0], std::strerror(err));
+    pid = -1;
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+std::string tempPath(const char* tag) {
+  static int counter = 0;
+  return "/tmp/eni-test-" + std::to_string(getpid()) + "-" + tag + "-" + std::to_string(counter++);
+}
+
+}  // namespace
+
+const TestStack& TestStack::get() {
+  static const TestStack stack = [] {
+    const char* dir = std::getenv("ENI_STACK_DIR");
+    if (dir == nullptr) {
+      std::fprintf(stderr, "ENI_STACK_DIR is not set: run integration tests through ctest, which "
+                           "starts the stack (tests/env/stack.py up)\n");
+      std::abort();
+    }
+    auto text = readFile(std::string(dir) + "/stack.json");
+    auto json = text ? parseJson(*text) : Result<Json::Value>(fail(text.error()));
+    if (!json) {
+      std::fprintf(stderr, "cannot read the test stack in %s: %s\n", dir, json.error().message.c_str());
+      std::abort();
+    }
+    const Json::Value& j = *json;
+    TestStack s;
+    s.dir = dir;
+    s.apiserverUrl = stringField(j, "apiserver_url");
+    s.adminKubeconfig = stringField(j, "admin_kubeconfig");
+    s.agentKubeconfig = stringField(j, "agent_kubeconfig");
+    s.kubectl = stringField(j, "kubectl");
+    s.etcdEndpoint = stringField(j, "etcd_endpoint");
+    s.motoEndpoint = stringField(j, "moto_endpoint");
+    s.imdsEndpoint = stringField(j, "imds_endpoint");
+    s.region = stringField(j, "region");
+    s.instanceId = stringField(j, "instance_id");
+    s.vpcId = stringField(j, "vpc_id");
+    s.subnetA = stringField(j, "subnet_a");
+    s.subnetB = stringField(j, "subnet_b");
+    s.securityGroupId = stringField(j, "security_group_id");
+    return s;
+  }();
+  return stack;
+}
+
+int TestStack::control(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"python3", std::string(ENI_SOURCE_DIR) + "/tests/env/stack.py"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("--dir");
+  argv.push_back(dir);
+  return runProcess(argv).status;
+}
+
+ProcessResult runProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv) {
+  const std::string out = tempPath("out");
+  const std::string err = tempPath("err");
+  ProcessResult result;
+  const pid_t pid = spawnWithOutput(argv, extraEnv, out, err);
+  if (pid > 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  result.out = readFile(out).value_or("");
+  result.err = readFile(err).value_or("");
+  unlink(out.c_str());
+  unlink(err.c_str());
+  return result;
+}
+
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& extraEnv)
+    : logPath_(tempPath("bg")) {
+  pid_ = spawnWithOutput(argv, extraEnv, logPath_, logPath_);
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (running()) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  unlink(logPath_.c_str());
+}
+
+std::string BackgroundProcess::output() const { return readFile(logPath_).value_or(""); }
+
+bool BackgroundProcess::waitForOutput(const std::string& text, int limitMs) const {
+  for (int waited = 0; waited < limitMs; waited += 50) {
+    if (output().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return output().find(text) != std::string::npos;
+}
+
+bool BackgroundProcess::running() {
+  if (pid_ <= 0 || status_ >= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  return true;
+}
+
+int BackgroundProcess::terminate() {
+  if (running()) {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  return status_;
+}
+
+}  // namespace eni::testing

@@ -1,0 +1,95 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "agent/base/error.h"
+#include "agent/base/event_loop.h"
+#include "agent/kube/kube_api.h"
+
+namespace eni::testing {
+
+/// The running test stack (tests/env/stack.py up), read from $ENI_STACK_DIR/stack.json.
+struct TestStack {
+  std::string dir;
+  std::string apiserverUrl;
+  std::string adminKubeconfig;
+  std::string agentKubeconfig;
+  std::string kubectl;
+  std::string etcdEndpoint;
+  std::string motoEndpoint;
+  std::string imdsEndpoint;
+  std::string region;
+  std::string instanceId;
+  std::string vpcId;
+  std::string subnetA;
+  std::string subnetB;
+  std::string securityGroupId;
+
+  /// Aborts with a clear message when the stack is not up (the ctest fixture starts it).
+  static const TestStack& get();
+  /// Runs `tests/env/stack.py <args> --dir <dir>`; returns its exit status.
+  int control(const std::vector<std::string>& args) const;
+};
+
+/// Runs a program to completion; returns exit status and stdout.
+struct ProcessResult {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+ProcessResult runProcess(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& extraEnv = {});
+
+/// A program running in the background with its stderr in a file; killed on destruction.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv = {});
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+  /// Everything it wrote to stdout and stderr so far.
+  std::string output() const;
+  /// Polls output() until it contains `text` or `limit` passes (a bound on failure, not a timing
+  /// assertion).
+  bool waitForOutput(const std::string& text, int limitMs = 30000) const;
+  /// SIGTERM, then wait; returns the exit status.
+  int terminate();
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  std::string logPath_;
+  int status_ = -1;
+};
+
+/// The eni-agent binary under test: $ENI_AGENT_BIN, else the one the build made (a test
+/// target defines ENI_AGENT_BIN_DEFAULT).
+inline std::string agentBinary() {
+  if (const char* bin = std::getenv("ENI_AGENT_BIN")) return bin;
+#ifdef ENI_AGENT_BIN_DEFAULT
+  return ENI_AGENT_BIN_DEFAULT;
+#else
+  return "eni-agent";
+#endif
+}
+
+/// Runs the loop until `start`'s callback fires; fails with Internal after `limit`.
+template <class T>
+Result<T> await(EventLoop& loop, const std::function<void(Callback<T>)>& start,
+                Duration limit = Duration(30000)) {
+  bool done = false;
+  Result<T> out = fail(ErrorCode::Internal, "await: timed out");
+  start([&](Result<T> r) {
+    out = std::move(r);
+    done = true;
+  });
+  loop.runUntil([&] { return done; }, limit);
+  return out;
+}
+
+}  // namespace eni::testing

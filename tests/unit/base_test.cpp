@@ -1,0 +1,132 @@
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "agent/base/backoff.h"
+#include "agent/base/event_loop.h"
+#include "agent/base/files.h"
+#include "agent/base/json.h"
+#include "agent/base/log.h"
+#include "agent/kube/objects.h"
+
+namespace eni {
+namespace {
+
+TEST(Backoff, FullJitterUnderADoublingCeilingWithACap) {
+  Backoff b(Duration(100), Duration(1000), 1);
+  const std::vector<long> ceilings = {100, 200, 400, 800, 1000, 1000};
+  for (long ceiling : ceilings) {
+    EXPECT_EQ(b.ceiling().count(), ceiling);
+    const Duration d = b.next();
+    EXPECT_GE(d.count(), 0);
+    EXPECT_LE(d.count(), ceiling);
+  }
+  b.reset();
+  EXPECT_EQ(b.ceiling().count(), 100);
+  for (int i = 0; i < 100; ++i) b.next();  // no overflow far past the cap
+  EXPECT_EQ(b.ceiling().count(), 1000);
+}
+
+TEST(EventLoop, TimersRunInDeadlineOrderAndCancelWorks) {
+  EventLoop loop;
+  std::vector<int> order;
+  loop.runAfter(Duration(30), [&] { order.push_back(3); });
+  loop.runAfter(Duration(10), [&] { order.push_back(1); });
+  const TimerId cancelled = loop.runAfter(Duration(20), [&] { order.push_back(2); });
+  loop.runAfter(Duration(10), [&] { order.push_back(11); });
+  loop.cancel(cancelled);
+  ASSERT_TRUE(loop.runUntil([&] { return order.size() == 3; }, Duration(5000)));
+  EXPECT_EQ(order, (std::vector<int>{1, 11, 3}));
+}
+
+TEST(EventLoop, PostFromAnotherThreadWakesTheLoop) {
+  EventLoop loop;
+  int ran = 0;
+  std::thread other([&] {
+    for (int i = 0; i < 100; ++i) loop.post([&] { ++ran; });
+  });
+  other.join();
+  ASSERT_TRUE(loop.runUntil([&] { return ran == 100; }, Duration(5000)));
+}
+
+TEST(EventLoop, StopEndsRun) {
+  EventLoop loop;
+  loop.runAfter(Duration(1), [&] { loop.stop(); });
+  loop.run();
+  EXPECT_GT(loop.iterations(), 0u);
+}
+
+TEST(Json, ParseErrorsAreInvalidNotExceptions) {
+  EXPECT_FALSE(parseJson("{"));
+  EXPECT_EQ(parseJson("{").error().code, ErrorCode::Invalid);
+  EXPECT_FALSE(parseJson(std::string(10000, '[')));  // nesting limit, not a stack overflow
+  auto ok = parseJson(R"({"a":"x","n":5,"b":true,"o":{},"l":[1]})");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(stringField(*ok, "a"), "x");
+  EXPECT_EQ(stringField(*ok, "n", "fallback"), "fallback");  // wrong type, no throw
+  EXPECT_EQ(intField(*ok, "a", -1), -1);
+  EXPECT_TRUE(boolField(*ok, "b"));
+  EXPECT_TRUE(objectField(*ok, "o").isObject());
+  EXPECT_TRUE(objectField(*ok, "l").isNull());
+  EXPECT_TRUE(arrayField(*ok, "l").isArray());
+  EXPECT_EQ(stringField(Json::Value("scalar"), "a", "f"), "f");
+  EXPECT_EQ(jsonQuote("a\"b\\c\n\x01"), R"("a\"b\\c\n\u0001")");
+}
+
+TEST(Base64, DecodesAndRejects) {
+  EXPECT_EQ(base64Decode("aGVsbG8=").value(), "hello");
+  EXPECT_EQ(base64Decode("aGVs\nbG8").value(), "hello");
+  EXPECT_FALSE(base64Decode("a$b"));
+  EXPECT_FALSE(base64Decode("aGVsbG8=x"));
+}
+
+TEST(Log, JsonLinesCarryFieldsEscaped) {
+  std::vector<std::string> lines;
+  logging::setSink([&](const std::string& l) { lines.push_back(l); });
+  logging::configure(LogFormat::Json, LogLevel::Info);
+  logDebug("hidden");
+  logInfo("tagged \"pod\"", {{"pod", "ns/a"}, {"count", 3}});
+  logging::setSink(nullptr);
+  ASSERT_EQ(lines.size(), 1u);
+  auto parsed = parseJson(lines[0]);
+  ASSERT_TRUE(parsed) << lines[0];
+  EXPECT_EQ(stringField(*parsed, "msg"), "tagged \"pod\"");
+  EXPECT_EQ(stringField(*parsed, "pod"), "ns/a");
+  EXPECT_EQ(stringField(*parsed, "count"), "3");
+  EXPECT_EQ(stringField(*parsed, "level"), "info");
+}
+
+TEST(Objects, DecodeNeverThrowsOnWrongTypes) {
+  auto pod = decodePod(*parseJson(R"({"metadata":{"name":"p","namespace":"n","uid":"u1",
+      "annotations":{"a":"1","bad":5},"finalizers":["f",3],"deletionTimestamp":"2026-01-01T00:00:00Z"},
+      "spec":{"nodeName":"n1","hostNetwork":"yes"},
+      "status":{"phase":"Running","podIPs":[{"ip":"10.0.1.5"},{"ip":7}],"podIP":"10.0.1.5"}})"));
+  ASSERT_TRUE(pod);
+  EXPECT_EQ(pod->meta.annotations.size(), 1u);
+  EXPECT_EQ(pod->meta.finalizers, std::vector<std::string>{"f"});
+  EXPECT_TRUE(pod->meta.deleting);
+  EXPECT_FALSE(pod->hostNetwork);  // a string is not a bool
+  EXPECT_EQ(pod->podIps, std::vector<std::string>{"10.0.1.5"});
+  EXPECT_FALSE(pod->terminal());
+
+  EXPECT_FALSE(decodePod(Json::Value(Json::arrayValue)));
+  EXPECT_FALSE(decodePod(*parseJson(R"({"metadata":{"name":5}})")));
+
+  auto node = decodeNode(*parseJson(R"({"metadata":{"name":"n1"},"spec":{"providerID":"aws:///us-east-1a/i-0abc"}})"));
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->instanceId(), "i-0abc");
+
+  auto neni = decodeNodeEni(*parseJson(R"({"metadata":{"name":"x"},"spec":{"nodeSelector":{"ng":"multi"},
+      "subnetIDs":["subnet-1","subnet-2"],"securityGroupIDs":["sg-1"],"mtu":9001,"deleteOnTermination":false},
+      "status":{"attachments":[{"nodeID":"n1","deviceIndex":2,"eniID":"eni-1"}]}})"));
+  ASSERT_TRUE(neni);
+  EXPECT_EQ(neni->spec.deviceIndex, 1);  // default
+  EXPECT_FALSE(neni->spec.deleteOnTermination);
+  EXPECT_EQ(neni->spec.mtu, 9001);
+  EXPECT_EQ(neni->spec.subnetIds.size(), 2u);
+  ASSERT_EQ(neni->attachments.size(), 1u);
+  EXPECT_EQ(neni->attachments[0].deviceIndex, 2);
+}
+
+}  // namespace
+}  // namespace eni

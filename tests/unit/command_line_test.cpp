@@ -1,0 +1,212 @@
+#include "agent/config/command_line.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace eni {
+namespace {
+
+EnvLookup envOf(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+Result<Command> parse(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  return parseCommandLine(args, envOf(std::move(env)), false);
+}
+
+TEST(CommandLine, DefaultsMatchDesign) {
+  auto c = parse({});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->kind, CommandKind::Run);
+  const AgentOptions& o = c->options;
+  EXPECT_EQ(o.mode, RunMode::Host);  // no kubeconfig, not in a cluster
+  EXPECT_EQ(o.configPath, "/etc/eni-agent/host.json");
+  EXPECT_EQ(o.stateDir, "/var/lib/eni-agent");
+  EXPECT_EQ(o.annotationKey, "eni-tagger.io/tags");
+  EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 5);
+  EXPECT_EQ(o.awsRateLimitBurst, 10);
+  EXPECT_EQ(o.resyncInterval, std::chrono::minutes(30));
+  EXPECT_TRUE(o.enableTagger);
+  EXPECT_TRUE(o.enableEniManager);
+  EXPECT_TRUE(o.manageLinks);
+  EXPECT_FALSE(o.dryRun);
+  EXPECT_FALSE(o.allowSharedEniTagging);
+  EXPECT_EQ(o.metricsBindAddress, ":8090");
+  EXPECT_EQ(o.healthProbeBindAddress, ":8081");
+  EXPECT_EQ(o.logFormat, LogFormat::Json);
+  EXPECT_EQ(o.logLevel, LogLevel::Info);
+}
+
+TEST(CommandLine, TextLogsOnATerminal) {
+  auto c = parseCommandLine({}, envOf({}), true);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->options.logFormat, LogFormat::Text);
+}
+
+TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
+  const std::vector<std::string> args = {
+      "--mode=kubernetes", "--node-name", "n1", "--kubeconfig=/k", "--config=/c.json",
+      "--state-dir=/s", "--region=eu-west-1", "--annotation-key=acme.io/tags",
+      "--tag-namespace=acme", "--subnet-ids=subnet-1a,subnet-2b", "--allow-shared-eni-tagging",
+      "--dry-run=true", "--aws-rate-limit-qps=2.5", "--aws-rate-limit-burst=4",
+      "--resync-interval=1h30m", "--enable-tagger=false", "--enable-eni-manager=false",
+      "--manage-links=false", "--link-netns=/run/netns/t", "--metrics-bind-address=127.0.0.1:9000",
+      "--health-probe-bind-address=:9001", "--log-format=text", "--log-level=debug"};
+  auto fromFlags = parse(args);
+  ASSERT_TRUE(fromFlags) << fromFlags.error().message;
+
+  std::map<std::string, std::string> env = {
+      {"ENI_AGENT_MODE", "kubernetes"}, {"ENI_AGENT_NODE_NAME", "n1"},
+      {"ENI_AGENT_KUBECONFIG", "/k"}, {"ENI_AGENT_CONFIG", "/c.json"},
+      {"ENI_AGENT_STATE_DIR", "/s"}, {"ENI_AGENT_REGION", "eu-west-1"},
+      {"ENI_AGENT_ANNOTATION_KEY", "acme.io/tags"}, {"ENI_AGENT_TAG_NAMESPACE", "acme"},
+      {"ENI_AGENT_SUBNET_IDS", "subnet-1a, subnet-2b"}, {"ENI_AGENT_ALLOW_SHARED_ENI_TAGGING", "true"},
+      {"ENI_AGENT_DRY_RUN", "1"}, {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "2.5"},
+      {"ENI_AGENT_AWS_RATE_LIMIT_BURST", "4"}, {"ENI_AGENT_RESYNC_INTERVAL", "90m"},
+      {"ENI_AGENT_ENABLE_TAGGER", "false"}, {"ENI_AGENT_ENABLE_ENI_MANAGER", "0"},
+      {"ENI_AGENT_MANAGE_LINKS", "false"}, {"ENI_AGENT_LINK_NETNS", "/run/netns/t"},
+      {"ENI_AGENT_METRICS_BIND_ADDRESS", "127.0.0.1:9000"},
+      {"ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS", ":9001"}, {"ENI_AGENT_LOG_FORMAT", "text"},
+      {"ENI_AGENT_LOG_LEVEL", "debug"}};
+  auto fromEnv = parse({}, env);
+  ASSERT_TRUE(fromEnv) << fromEnv.error().message;
+
+  for (const auto* c : {&*fromFlags, &*fromEnv}) {
+    const AgentOptions& o = c->options;
+    EXPECT_EQ(o.mode, RunMode::Kubernetes);
+    EXPECT_EQ(o.nodeName, "n1");
+    EXPECT_EQ(o.kubeconfig, "/k");
+    EXPECT_EQ(o.configPath, "/c.json");
+    EXPECT_EQ(o.stateDir, "/s");
+    EXPECT_EQ(o.region, "eu-west-1");
+    EXPECT_EQ(o.annotationKey, "acme.io/tags");
+    EXPECT_EQ(o.tagNamespace, "acme");
+    EXPECT_EQ(o.subnetIds, (std::vector<std::string>{"subnet-1a", "subnet-2b"}));
+    EXPECT_TRUE(o.allowSharedEniTagging);
+    EXPECT_TRUE(o.dryRun);
+    EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 2.5);
+    EXPECT_EQ(o.awsRateLimitBurst, 4);
+    EXPECT_EQ(o.resyncInterval, std::chrono::minutes(90));
+    EXPECT_FALSE(o.enableTagger);
+    EXPECT_FALSE(o.enableEniManager);
+    EXPECT_FALSE(o.manageLinks);
+    EXPECT_EQ(o.linkNetns, "/run/netns/t");
+    EXPECT_EQ(o.metricsBindAddress, "127.0.0.1:9000");
+    EXPECT_EQ(o.healthProbeBindAddress, ":9001");
+    EXPECT_EQ(o.logFormat, LogFormat::Text);
+    EXPECT_EQ(o.logLevel, LogLevel::Debug);
+  }
+}
+
+TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
+  const std::string help = helpText();
+  for (const char* flag :
+       {"mode", "node-name", "kubeconfig", "config", "state-dir", "region", "annotation-key",
+        "tag-namespace", "subnet-ids", "allow-shared-eni-tagging", "dry-run", "aws-rate-limit-qps",
+        "aws-rate-limit-burst", "resync-interval", "enable-tagger", "enable-eni-manager",
+        "manage-links", "link-netns", "metrics-bind-address", "health-probe-bind-address",
+        "log-format", "log-level"}) {
+    EXPECT_NE(help.find(std::string("--") + flag), std::string::npos) << flag;
+  }
+  EXPECT_NE(help.find("ENI_AGENT_AWS_RATE_LIMIT_QPS"), std::string::npos);
+}
+
+TEST(CommandLine, FlagWinsOverEnvironment) {
+  auto c = parse({"--aws-rate-limit-qps=7"}, {{"ENI_AGENT_AWS_RATE_LIMIT_QPS", "3"}});
+  ASSERT_TRUE(c);
+  EXPECT_DOUBLE_EQ(c->options.awsRateLimitQps, 7);
+}
+
+TEST(CommandLine, DerivedDefaultsComeFromTheirVariables) {
+  auto c = parse({}, {{"NODE_NAME", "ip-10-0-0-1"}, {"KUBECONFIG", "/kc"}, {"AWS_REGION", "us-west-2"}});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->options.nodeName, "ip-10-0-0-1");
+  EXPECT_EQ(c->options.kubeconfig, "/kc");
+  EXPECT_EQ(c->options.region, "us-west-2");
+  EXPECT_EQ(c->options.mode, RunMode::Kubernetes);
+  auto inCluster = parse({}, {{"KUBERNETES_SERVICE_HOST", "10.0.0.1"}});
+  ASSERT_TRUE(inCluster);
+  EXPECT_EQ(inCluster->options.mode, RunMode::Kubernetes);
+}
+
+struct BadInput {
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  std::string mustMention;
+};
+
+void PrintTo(const BadInput& input, std::ostream* os) {
+  for (const auto& a : input.args) *os << a << " ";
+  for (const auto& [k, v] : input.env) *os << k << "=" << v << " ";
+}
+
+class CommandLineRejects : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(CommandLineRejects, WithAMessageNamingTheProblem) {
+  auto c = parse(GetParam().args, GetParam().env);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ErrorCode::Invalid);
+  EXPECT_NE(c.error().message.find(GetParam().mustMention), std::string::npos) << c.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, CommandLineRejects,
+    ::testing::Values(
+        BadInput{{"--aws-rate-limit-qps=abc"}, {}, "--aws-rate-limit-qps"},
+        BadInput{{"--aws-rate-limit-qps=0"}, {}, "greater than 0"},
+        BadInput{{"--aws-rate-limit-qps=nan"}, {}, "--aws-rate-limit-qps"},
+        BadInput{{"--aws-rate-limit-burst=-1"}, {}, "--aws-rate-limit-burst"},
+        BadInput{{"--aws-rate-limit-burst=3.5"}, {}, "whole number"},
+        BadInput{{"--resync-interval=5x"}, {}, "unknown unit"},
+        BadInput{{"--resync-interval=10"}, {}, "unknown unit"},
+        BadInput{{"--resync-interval=10ms"}, {}, "at least 1s"},
+        BadInput{{"--mode=cloud"}, {}, "kubernetes or host"},
+        BadInput{{"--dry-run=maybe"}, {}, "true or false"},
+        BadInput{{"--log-level=loud"}, {}, "--log-level"},
+        BadInput{{"--log-format=xml"}, {}, "json or text"},
+        BadInput{{"--subnet-ids=sn-1"}, {}, "subnet ID"},
+        BadInput{{"--metrics-bind-address=localhost"}, {}, "[host]:port"},
+        BadInput{{"--health-probe-bind-address=:99999"}, {}, "0 to 65535"},
+        BadInput{{"--bogus"}, {}, "unknown flag --bogus"},
+        BadInput{{"-x"}, {}, "unknown flag -x"},
+        BadInput{{"--node-name"}, {}, "needs a value"},
+        BadInput{{"launch"}, {}, "unknown command"},
+        BadInput{{"run", "extra"}, {}, "unexpected argument"},
+        BadInput{{"validate-tags"}, {}, "exactly one argument"},
+        BadInput{{"status", "--output=yaml"}, {}, "table or json"},
+        BadInput{{}, {{"ENI_AGENT_AWS_RATE_LIMIT_BURST", "many"}}, "ENI_AGENT_AWS_RATE_LIMIT_BURST"},
+        BadInput{{}, {{"ENI_AGENT_ENABLE_TAGGER", "yes please"}}, "--enable-tagger"}));
+
+TEST(CommandLine, SubCommands) {
+  EXPECT_EQ(parse({"version"})->kind, CommandKind::Version);
+  EXPECT_EQ(parse({"--version"})->kind, CommandKind::Version);
+  EXPECT_EQ(parse({"--help"})->kind, CommandKind::Help);
+  EXPECT_EQ(parse({"run", "-h"})->kind, CommandKind::Help);
+  auto status = parse({"status", "--output", "json"});
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->kind, CommandKind::Status);
+  EXPECT_EQ(status->statusOutput, "json");
+  auto validate = parse({"validate-tags", "Team=a,Cost=1"});
+  ASSERT_TRUE(validate);
+  EXPECT_EQ(validate->kind, CommandKind::ValidateTags);
+  EXPECT_EQ(validate->arguments, (std::vector<std::string>{"Team=a,Cost=1"}));
+}
+
+TEST(Duration, ParsesGoForm) {
+  EXPECT_EQ(parseDuration("30m").value(), std::chrono::minutes(30));
+  EXPECT_EQ(parseDuration("1h30m").value(), std::chrono::minutes(90));
+  EXPECT_EQ(parseDuration("250ms").value(), Duration(250));
+  EXPECT_EQ(parseDuration("2s").value(), Duration(2000));
+  EXPECT_FALSE(parseDuration(""));
+  EXPECT_FALSE(parseDuration("m"));
+  EXPECT_FALSE(parseDuration("-5s"));
+  EXPECT_FALSE(parseDuration("5 s"));
+}
+
+}  // namespace
+}  // namespace eni
