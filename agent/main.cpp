@@ -33,8 +33,9 @@ eni::Result<eni::KubeConfig> kubeConfigFor(const eni::AgentOptions& options) {
 
 int runKubernetes(const eni::AgentOptions& options) {
   if (options.nodeName.empty()) {
-    eni::logError("no node name: set --node-name or NODE_NAME (the DaemonSet sets it from the "
-                  "downward API)");
+    eni::logError(
+        "no node name: set --node-name or NODE_NAME (the DaemonSet sets it from the "
+        "downward API)");
     return kExitUsage;
   }
   auto config = kubeConfigFor(options);
@@ -54,9 +55,9 @@ int runKubernetes(const eni::AgentOptions& options) {
   auto logChange = [](const char* kind) {
     return [kind](eni::ChangeType type, const Json::Value& object) {
       eni::logDebug("kube change", {{"kind", kind},
-                                    {"type", type == eni::ChangeType::Added      ? "added"
+                                    {"type", type == eni::ChangeType::Added     ? "added"
                                              : type == eni::ChangeType::Deleted ? "deleted"
-                                                                                 : "modified"},
+                                                                                : "modified"},
                                     {"object", eni::Reflector::keyOf(object)}});
     };
   };
@@ -73,7 +74,8 @@ int runKubernetes(const eni::AgentOptions& options) {
   std::function<void()> report = [&] {
     const std::string reason = readiness.reasons();
     if (reason.empty() && !wasReady) eni::logInfo("ready", {{"node", options.nodeName}});
-    if (!reason.empty() && reason != lastReason) eni::logWarn("not ready, will retry", {{"reason", reason}});
+    if (!reason.empty() && reason != lastReason)
+      eni::logWarn("not ready, will retry", {{"reason", reason}});
     wasReady = reason.empty();
     lastReason = reason;
     loop.runAfter(eni::Duration(1000), report);

@@ -54,7 +54,8 @@ Result<std::vector<LinkInfo>> dumpLinks(const std::string& netnsPath) {
   }
   std::unique_ptr<nl_cache, CacheDeleter> cache(raw);
   std::vector<LinkInfo> links;
-  for (nl_object* obj = nl_cache_get_first(cache.get()); obj != nullptr; obj = nl_cache_get_next(obj)) {
+  for (nl_object* obj = nl_cache_get_first(cache.get()); obj != nullptr;
+       obj = nl_cache_get_next(obj)) {
     auto* link = reinterpret_cast<rtnl_link*>(obj);
     LinkInfo info;
     info.ifindex = rtnl_link_get_ifindex(link);

@@ -15,7 +15,8 @@ Result<NetnsGuard> NetnsGuard::enter(const std::string& path) {
   if (path.empty()) return NetnsGuard(-1);
   const int original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (original < 0) {
-    return fail(ErrorCode::Internal, std::string("cannot open own network namespace: ") + std::strerror(errno));
+    return fail(ErrorCode::Internal,
+                std::string("cannot open own network namespace: ") + std::strerror(errno));
   }
   const int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (target < 0) {

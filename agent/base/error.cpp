@@ -4,14 +4,22 @@ namespace eni {
 
 std::string_view toString(ErrorCode code) {
   switch (code) {
-    case ErrorCode::Transient: return "Transient";
-    case ErrorCode::Throttled: return "Throttled";
-    case ErrorCode::NotFound: return "NotFound";
-    case ErrorCode::Conflict: return "Conflict";
-    case ErrorCode::Invalid: return "Invalid";
-    case ErrorCode::Permission: return "Permission";
-    case ErrorCode::Gone: return "Gone";
-    case ErrorCode::Internal: return "Internal";
+    case ErrorCode::Transient:
+      return "Transient";
+    case ErrorCode::Throttled:
+      return "Throttled";
+    case ErrorCode::NotFound:
+      return "NotFound";
+    case ErrorCode::Conflict:
+      return "Conflict";
+    case ErrorCode::Invalid:
+      return "Invalid";
+    case ErrorCode::Permission:
+      return "Permission";
+    case ErrorCode::Gone:
+      return "Gone";
+    case ErrorCode::Internal:
+      return "Internal";
   }
   return "Unknown";
 }

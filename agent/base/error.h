@@ -28,9 +28,9 @@ struct Error {
 
   ErrorCode code = ErrorCode::Internal;
   std::string message;
-  long httpStatus = 0;      // 0 when there was no HTTP response
-  std::string awsCode;      // e.g. "InvalidNetworkInterfaceID.NotFound"
-  std::string requestId;    // AWS request ID or Kubernetes audit ID, when known
+  long httpStatus = 0;    // 0 when there was no HTTP response
+  std::string awsCode;    // e.g. "InvalidNetworkInterfaceID.NotFound"
+  std::string requestId;  // AWS request ID or Kubernetes audit ID, when known
 
   bool retryable() const { return code == ErrorCode::Transient || code == ErrorCode::Throttled; }
   /// "message (http 404, code X, request-id Y)": the form every log line uses.

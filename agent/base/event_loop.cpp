@@ -140,7 +140,7 @@ void EventLoop::runOnce(Duration maxWait) {
     }
     auto it = fdCallbacks_.find(fd);
     if (it == fdCallbacks_.end()) continue;  // unwatched by an earlier callback this round
-    FdCallback callback = it->second;          // the callback may unwatch itself
+    FdCallback callback = it->second;        // the callback may unwatch itself
     callback(events[i].events);
   }
   runDueTimers();
@@ -155,7 +155,8 @@ void EventLoop::run() {
 bool EventLoop::runUntil(const std::function<bool()>& done, Duration limit) {
   const TimePoint deadline = std::chrono::steady_clock::now() + limit;
   while (!done()) {
-    const auto left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return done();
     runOnce(std::min(left, Duration(50)));
   }

@@ -24,10 +24,14 @@ State& state() {
 
 std::string_view levelName(LogLevel level) {
   switch (level) {
-    case LogLevel::Debug: return "debug";
-    case LogLevel::Info: return "info";
-    case LogLevel::Warn: return "warn";
-    case LogLevel::Error: return "error";
+    case LogLevel::Debug:
+      return "debug";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Warn:
+      return "warn";
+    case LogLevel::Error:
+      return "error";
   }
   return "info";
 }
@@ -84,18 +88,26 @@ void write(LogLevel level, std::string_view message, std::initializer_list<LogFi
 }
 
 bool parseLevel(std::string_view text, LogLevel& out) {
-  if (text == "debug") out = LogLevel::Debug;
-  else if (text == "info") out = LogLevel::Info;
-  else if (text == "warn") out = LogLevel::Warn;
-  else if (text == "error") out = LogLevel::Error;
-  else return false;
+  if (text == "debug")
+    out = LogLevel::Debug;
+  else if (text == "info")
+    out = LogLevel::Info;
+  else if (text == "warn")
+    out = LogLevel::Warn;
+  else if (text == "error")
+    out = LogLevel::Error;
+  else
+    return false;
   return true;
 }
 
 bool parseFormat(std::string_view text, LogFormat& out) {
-  if (text == "json") out = LogFormat::Json;
-  else if (text == "text") out = LogFormat::Text;
-  else return false;
+  if (text == "json")
+    out = LogFormat::Json;
+  else if (text == "text")
+    out = LogFormat::Text;
+  else
+    return false;
   return true;
 }
 

@@ -12,8 +12,8 @@ namespace {
 using Setter = std::function<Result<void>(AgentOptions&, const std::string&)>;
 
 struct FlagSpec {
-  std::string name;          // without the leading dashes
-  std::string valueName;     // empty for a boolean flag
+  std::string name;       // without the leading dashes
+  std::string valueName;  // empty for a boolean flag
   std::string defaultText;
   std::string help;
   Setter set;
@@ -49,7 +49,8 @@ Setter stringSetter(std::string AgentOptions::*field, bool allowEmpty = true) {
 Result<void> checkBindAddress(const std::string& v) {
   if (v == "0") return {};  // disabled
   const auto colon = v.rfind(':');
-  if (colon == std::string::npos) return badValue(v, "want [host]:port, e.g. :8090, or 0 to disable");
+  if (colon == std::string::npos)
+    return badValue(v, "want [host]:port, e.g. :8090, or 0 to disable");
   const std::string port = v.substr(colon + 1);
   if (port.empty() || port.size() > 5 ||
       port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
@@ -63,9 +64,12 @@ const std::vector<FlagSpec>& flagSpecs() {
       {"mode", "kubernetes|host", "kubernetes if in-cluster or a kubeconfig is set, else host",
        "which world the agent runs in",
        [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (v == "kubernetes") o.mode = RunMode::Kubernetes;
-         else if (v == "host") o.mode = RunMode::Host;
-         else return badValue(v, "want kubernetes or host");
+         if (v == "kubernetes")
+           o.mode = RunMode::Kubernetes;
+         else if (v == "host")
+           o.mode = RunMode::Host;
+         else
+           return badValue(v, "want kubernetes or host");
          return {};
        }},
       {"node-name", "NAME", "$NODE_NAME", "this node's name (downward API)",
@@ -95,13 +99,14 @@ const std::vector<FlagSpec>& flagSpecs() {
          std::size_t start = 0;
          while (start <= v.size() && !v.empty()) {
            const auto comma = v.find(',', start);
-           std::string id = v.substr(start, comma == std::string::npos ? std::string::npos
-                                                                       : comma - start);
-           while (!id.empty() && std::isspace(static_cast<unsigned char>(id.front()))) id.erase(0, 1);
+           std::string id =
+               v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+           while (!id.empty() && std::isspace(static_cast<unsigned char>(id.front())))
+             id.erase(0, 1);
            while (!id.empty() && std::isspace(static_cast<unsigned char>(id.back()))) id.pop_back();
            if (id.rfind("subnet-", 0) != 0 || id.size() == 7) {
-             return badValue(v, "each entry must be a subnet ID such as subnet-0abc1234, got \"" +
-                                    id + "\"");
+             return badValue(
+                 v, "each entry must be a subnet ID such as subnet-0abc1234, got \"" + id + "\"");
            }
            ids.push_back(id);
            if (comma == std::string::npos) break;
@@ -182,7 +187,8 @@ const std::vector<FlagSpec>& flagSpecs() {
 
 std::string envName(const std::string& flag) {
   std::string out = "ENI_AGENT_";
-  for (char c : flag) out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : flag)
+    out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -225,14 +231,20 @@ Result<Duration> parseDuration(const std::string& text) {
     }
     const std::int64_t n = std::stoll(text.substr(i, digits - i));
     std::size_t unitEnd = digits;
-    while (unitEnd < text.size() && std::isalpha(static_cast<unsigned char>(text[unitEnd]))) ++unitEnd;
+    while (unitEnd < text.size() && std::isalpha(static_cast<unsigned char>(text[unitEnd])))
+      ++unitEnd;
     const std::string unit = text.substr(digits, unitEnd - digits);
     std::int64_t scale = 0;
-    if (unit == "ms") scale = 1;
-    else if (unit == "s") scale = 1000;
-    else if (unit == "m") scale = 60'000;
-    else if (unit == "h") scale = 3'600'000;
-    else return badValue(text, "unknown unit \"" + unit + "\"; use ms, s, m or h");
+    if (unit == "ms")
+      scale = 1;
+    else if (unit == "s")
+      scale = 1000;
+    else if (unit == "m")
+      scale = 60'000;
+    else if (unit == "h")
+      scale = 3'600'000;
+    else
+      return badValue(text, "unknown unit \"" + unit + "\"; use ms, s, m or h");
     totalMs += n * scale;
     i = unitEnd;
   }
@@ -250,8 +262,8 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
     const std::string var = envName(spec.name);
     if (auto value = env(var)) {
       if (auto ok = spec.set(o, *value); !ok) {
-        return fail(ErrorCode::Invalid, "invalid value in " + var + " for --" + spec.name + ": " +
-                                            ok.error().message);
+        return fail(ErrorCode::Invalid,
+                    "invalid value in " + var + " for --" + spec.name + ": " + ok.error().message);
       }
     }
   }
@@ -281,18 +293,21 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
       }
       if (name == "output") {
         if (!value) {
-          if (i + 1 >= args.size()) return fail(ErrorCode::Invalid, "flag --output needs a value: table or json");
+          if (i + 1 >= args.size())
+            return fail(ErrorCode::Invalid, "flag --output needs a value: table or json");
           value = args[++i];
         }
         if (*value != "table" && *value != "json") {
-          return fail(ErrorCode::Invalid, "invalid value for --output: \"" + *value + "\": want table or json");
+          return fail(ErrorCode::Invalid,
+                      "invalid value for --output: \"" + *value + "\": want table or json");
         }
         command.statusOutput = *value;
         continue;
       }
       const FlagSpec* spec = findFlag(name);
       if (spec == nullptr) {
-        return fail(ErrorCode::Invalid, "unknown flag --" + name + "; run 'eni-agent --help' for the list");
+        return fail(ErrorCode::Invalid,
+                    "unknown flag --" + name + "; run 'eni-agent --help' for the list");
       }
       if (!value) {
         if (spec->valueName.empty()) {
@@ -300,7 +315,8 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
         } else if (i + 1 < args.size()) {
           value = args[++i];
         } else {
-          return fail(ErrorCode::Invalid, "flag --" + name + " needs a value (" + spec->valueName + ")");
+          return fail(ErrorCode::Invalid,
+                      "flag --" + name + " needs a value (" + spec->valueName + ")");
         }
       }
       if (auto ok = spec->set(o, *value); !ok) {
@@ -309,7 +325,8 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
       continue;
     }
     if (arg.size() > 1 && arg[0] == '-') {
-      return fail(ErrorCode::Invalid, "unknown flag " + arg + "; flags are spelled --name, run 'eni-agent --help'");
+      return fail(ErrorCode::Invalid,
+                  "unknown flag " + arg + "; flags are spelled --name, run 'eni-agent --help'");
     }
     if (!sawCommand && positional.empty()) {
       auto kind = commandNamed(arg);
@@ -334,7 +351,8 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
 
   if (o.nodeName.empty()) o.nodeName = env("NODE_NAME").value_or("");
   if (o.kubeconfig.empty()) o.kubeconfig = env("KUBECONFIG").value_or("");
-  if (o.region.empty()) o.region = env("AWS_REGION").value_or(env("AWS_DEFAULT_REGION").value_or(""));
+  if (o.region.empty())
+    o.region = env("AWS_REGION").value_or(env("AWS_DEFAULT_REGION").value_or(""));
   if (o.mode == RunMode::Auto) {
     const bool inCluster = env("KUBERNETES_SERVICE_HOST").has_value();
     o.mode = (inCluster || !o.kubeconfig.empty()) ? RunMode::Kubernetes : RunMode::Host;
@@ -360,16 +378,20 @@ std::string helpText() {
   for (const auto& spec : flagSpecs()) {
     std::string left = "  --" + spec.name;
     if (!spec.valueName.empty()) left += " " + spec.valueName;
-    if (left.size() < 42) left.resize(42, ' ');
-    else left += "\n" + std::string(42, ' ');
+    if (left.size() < 42)
+      left.resize(42, ' ');
+    else
+      left += "\n" + std::string(42, ' ');
     out += left + spec.help + "\n" + std::string(42, ' ') + "default: " + spec.defaultText +
            "; env " + envName(spec.name) + "\n";
   }
   out +=
       "\n"
       "AWS settings follow the AWS SDK: AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/\n"
-      "AWS_SESSION_TOKEN, AWS_ROLE_ARN+AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_FULL_URI,\n"
-      "AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, AWS_EC2_METADATA_SERVICE_ENDPOINT,\n"
+      "AWS_SESSION_TOKEN, AWS_ROLE_ARN+AWS_WEB_IDENTITY_TOKEN_FILE, "
+      "AWS_CONTAINER_CREDENTIALS_FULL_URI,\n"
+      "AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, "
+      "AWS_EC2_METADATA_SERVICE_ENDPOINT,\n"
       "AWS_EC2_METADATA_DISABLED.\n"
       "Exit status: 0 success, 1 failure, 2 a usage error (unknown flag or bad value).\n";
   return out;

@@ -44,8 +44,8 @@ enum class CommandKind { Run, Status, ValidateTags, Version, Help };
 struct Command {
   CommandKind kind = CommandKind::Run;
   AgentOptions options;
-  std::string statusOutput = "table";     // status --output table|json
-  std::vector<std::string> arguments;     // positional arguments of the sub-command
+  std::string statusOutput = "table";  // status --output table|json
+  std::vector<std::string> arguments;  // positional arguments of the sub-command
 };
 
 }  // namespace eni

@@ -128,8 +128,8 @@ void HttpClient::collectFinished() {
   for (auto& [transfer, code] : finished) {
     if (transfer->cancelled) continue;
     if (code != CURLE_OK) {
-      std::string reason = transfer->errorBuffer[0] != '\0' ? transfer->errorBuffer
-                                                             : curl_easy_strerror(code);
+      std::string reason =
+          transfer->errorBuffer[0] != '\0' ? transfer->errorBuffer : curl_easy_strerror(code);
       Error error{ErrorCode::Transient,
                   transfer->request.method + " " + transfer->request.url + ": " + reason};
       transfer->done(fail(std::move(error)));
@@ -196,8 +196,7 @@ HttpClient::RequestId HttpClient::start(HttpRequest request, Done done) {
   if (!r.clientCertPem.empty()) {
     curl_blob cert{const_cast<char*>(r.clientCertPem.data()), r.clientCertPem.size(),
                    CURL_BLOB_COPY};
-    curl_blob key{const_cast<char*>(r.clientKeyPem.data()), r.clientKeyPem.size(),
-                  CURL_BLOB_COPY};
+    curl_blob key{const_cast<char*>(r.clientKeyPem.data()), r.clientKeyPem.size(), CURL_BLOB_COPY};
     curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
     curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &cert);
     curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");

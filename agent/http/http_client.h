@@ -22,16 +22,16 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
-  std::string bearerToken;           // sent as "Authorization: Bearer ..."
-  std::string caPem;                 // trust only this CA bundle; empty: the system store
-  std::string caFile;                // or this CA file
+  std::string bearerToken;  // sent as "Authorization: Bearer ..."
+  std::string caPem;        // trust only this CA bundle; empty: the system store
+  std::string caFile;       // or this CA file
   std::string clientCertPem;
   std::string clientKeyPem;
-  std::string awsSigV4;              // e.g. "aws:amz:us-east-1:ec2": libcurl signs the request
+  std::string awsSigV4;  // e.g. "aws:amz:us-east-1:ec2": libcurl signs the request
   std::string awsAccessKeyId;
   std::string awsSecretAccessKey;
   Duration connectTimeout{5000};
-  Duration timeout{30000};           // whole transfer; zero means none (watch streams)
+  Duration timeout{30000};  // whole transfer; zero means none (watch streams)
   /// When set, a 2xx body is handed over chunk by chunk as it arrives instead of being kept;
   /// any other status still collects its body. Return false to abort the transfer.
   std::function<bool(std::string_view chunk)> onBodyChunk;

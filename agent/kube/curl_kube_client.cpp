@@ -51,13 +51,22 @@ std::string query(const ListOptions& options) {
 
 ErrorCode codeForStatus(long status) {
   switch (status) {
-    case 400: case 422: return ErrorCode::Invalid;
-    case 401: case 403: return ErrorCode::Permission;
-    case 404: return ErrorCode::NotFound;
-    case 409: return ErrorCode::Conflict;
-    case 410: return ErrorCode::Gone;
-    case 429: return ErrorCode::Throttled;
-    default: return status >= 500 ? ErrorCode::Transient : ErrorCode::Internal;
+    case 400:
+    case 422:
+      return ErrorCode::Invalid;
+    case 401:
+    case 403:
+      return ErrorCode::Permission;
+    case 404:
+      return ErrorCode::NotFound;
+    case 409:
+      return ErrorCode::Conflict;
+    case 410:
+      return ErrorCode::Gone;
+    case 429:
+      return ErrorCode::Throttled;
+    default:
+      return status >= 500 ? ErrorCode::Transient : ErrorCode::Internal;
   }
 }
 
@@ -87,7 +96,8 @@ Result<Json::Value> decodeKubeResponse(const std::string& what, const HttpRespon
     reason = response.body.substr(0, 200);
     while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
   }
-  Error error{codeForStatus(response.status), what + ": " + (reason.empty() ? "no reason given" : reason)};
+  Error error{codeForStatus(response.status),
+              what + ": " + (reason.empty() ? "no reason given" : reason)};
   error.httpStatus = response.status;
   return fail(std::move(error));
 }
@@ -137,22 +147,22 @@ void CurlKubeClient::listPage(const ResourceKind& kind, const std::string& ns,
     done(fail(r.error()));
     return;
   }
-  send(std::move(*r), [this, kind, ns, options, acc, done = std::move(done)](
-                          Result<Json::Value> page) mutable {
-    if (!page) {
-      done(fail(page.error()));
-      return;
-    }
-    for (const auto& item : arrayField(*page, "items")) acc->items.push_back(item);
-    const Json::Value& meta = objectField(*page, "metadata");
-    acc->resourceVersion = stringField(meta, "resourceVersion");
-    const std::string next = stringField(meta, "continue");
-    if (next.empty()) {
-      done(std::move(*acc));
-      return;
-    }
-    listPage(kind, ns, options, next, acc, std::move(done));
-  });
+  send(std::move(*r),
+       [this, kind, ns, options, acc, done = std::move(done)](Result<Json::Value> page) mutable {
+         if (!page) {
+           done(fail(page.error()));
+           return;
+         }
+         for (const auto& item : arrayField(*page, "items")) acc->items.push_back(item);
+         const Json::Value& meta = objectField(*page, "metadata");
+         acc->resourceVersion = stringField(meta, "resourceVersion");
+         const std::string next = stringField(meta, "continue");
+         if (next.empty()) {
+           done(std::move(*acc));
+           return;
+         }
+         listPage(kind, ns, options, next, acc, std::move(done));
+       });
 }
 
 WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
@@ -166,7 +176,8 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
   std::string path = collectionPath(kind, ns) + query(options);
   path += path.find('?') == std::string::npos ? "?" : "&";
   path += "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout);
-  if (!options.resourceVersion.empty()) path += "&resourceVersion=" + urlEncode(options.resourceVersion);
+  if (!options.resourceVersion.empty())
+    path += "&resourceVersion=" + urlEncode(options.resourceVersion);
 
   auto r = request("GET", path);
   if (!r) {
@@ -188,24 +199,25 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
     return true;
   };
   const std::string what = "watch " + kind.plural;
-  state->request = http_.start(std::move(*r), [this, id, weak, what, onClosed = std::move(onClosed)](
-                                                  Result<HttpResponse> response) {
-    auto w = weak.lock();
-    watches_.erase(id);
-    if (w && w->streamError) {
-      onClosed(fail(*w->streamError));
-      return;
-    }
-    if (!response) {
-      onClosed(fail(response.error()));
-      return;
-    }
-    if (auto decoded = decodeKubeResponse(what, *response); !decoded) {
-      onClosed(fail(decoded.error()));
-      return;
-    }
-    onClosed({});
-  });
+  state->request = http_.start(
+      std::move(*r),
+      [this, id, weak, what, onClosed = std::move(onClosed)](Result<HttpResponse> response) {
+        auto w = weak.lock();
+        watches_.erase(id);
+        if (w && w->streamError) {
+          onClosed(fail(*w->streamError));
+          return;
+        }
+        if (!response) {
+          onClosed(fail(response.error()));
+          return;
+        }
+        if (auto decoded = decodeKubeResponse(what, *response); !decoded) {
+          onClosed(fail(decoded.error()));
+          return;
+        }
+        onClosed({});
+      });
   watches_[id] = std::move(state);
   return id;
 }

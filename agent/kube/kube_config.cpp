@@ -74,7 +74,8 @@ Result<KubeConfig> parse(const std::string& path, const YAML::Node& root) {
   KubeConfig config;
   config.source = path;
   config.server = scalar(cluster, "server");
-  if (config.server.empty()) return invalid("clusters[" + clusterName + "].cluster.server is empty");
+  if (config.server.empty())
+    return invalid("clusters[" + clusterName + "].cluster.server is empty");
   if (config.server.rfind("https://", 0) != 0 && config.server.rfind("http://", 0) != 0) {
     return invalid("clusters[" + clusterName + "].cluster.server \"" + config.server +
                    "\" is not an http(s) URL");
@@ -95,9 +96,10 @@ Result<KubeConfig> parse(const std::string& path, const YAML::Node& root) {
     if (!user || !user.IsMap()) return invalid("users has no entry named \"" + userName + "\"");
     const std::string where = "kubeconfig " + path + ": users[" + userName + "].user";
     if (user["exec"] || user["auth-provider"]) {
-      return fail(ErrorCode::Invalid, where +
-                                          " uses an exec or auth-provider plugin, which eni-agent "
-                                          "does not run; use a token, tokenFile or client certificate");
+      return fail(ErrorCode::Invalid,
+                  where +
+                      " uses an exec or auth-provider plugin, which eni-agent "
+                      "does not run; use a token, tokenFile or client certificate");
     }
     config.token = scalar(user, "token");
     const std::string tokenFile = scalar(user, "tokenFile");
@@ -109,8 +111,9 @@ Result<KubeConfig> parse(const std::string& path, const YAML::Node& root) {
     config.clientCertPem = *cert;
     config.clientKeyPem = *key;
     if (config.clientCertPem.empty() != config.clientKeyPem.empty()) {
-      return fail(ErrorCode::Invalid, where + " has a client certificate without its key, or a key "
-                                              "without its certificate");
+      return fail(ErrorCode::Invalid, where +
+                                          " has a client certificate without its key, or a key "
+                                          "without its certificate");
     }
   }
   return config;

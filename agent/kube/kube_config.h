@@ -11,13 +11,13 @@ namespace eni {
 /// How to reach and authenticate to the API server. TLS is always verified: there is no
 /// insecure-skip option.
 struct KubeConfig {
-  std::string server;         // https://host:port
-  std::string caPem;          // certificate-authority-data, or the CA file's contents
-  std::string token;          // static bearer token
-  std::string tokenFile;      // re-read when it changes (projected service-account tokens rotate)
+  std::string server;     // https://host:port
+  std::string caPem;      // certificate-authority-data, or the CA file's contents
+  std::string token;      // static bearer token
+  std::string tokenFile;  // re-read when it changes (projected service-account tokens rotate)
   std::string clientCertPem;
   std::string clientKeyPem;
-  std::string source;         // the file it came from, for error messages
+  std::string source;  // the file it came from, for error messages
 };
 
 /// Reads a kubeconfig file (YAML), using its current-context. Errors name the file and field.

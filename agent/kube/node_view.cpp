@@ -14,9 +14,9 @@ NodeView::NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeNa
   node_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::nodes(), "", nodeOptions,
                                       handlers.node ? handlers.node : noop);
   if (watchNodeEnis) {
-    nodeEnis_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::nodeEnis(), "",
-                                            ListOptions{},
-                                            handlers.nodeEnis ? handlers.nodeEnis : noop);
+    nodeEnis_ =
+        std::make_unique<Reflector>(api, scheduler, ResourceKind::nodeEnis(), "", ListOptions{},
+                                    handlers.nodeEnis ? handlers.nodeEnis : noop);
   }
 }
 

@@ -27,8 +27,8 @@ struct Pod {
   ObjectMeta meta;
   std::string nodeName;
   bool hostNetwork = false;
-  std::string phase;                 // Pending, Running, Succeeded, Failed, Unknown
-  std::vector<std::string> podIps;   // status.podIPs, else status.podIP
+  std::string phase;                // Pending, Running, Succeeded, Failed, Unknown
+  std::vector<std::string> podIps;  // status.podIPs, else status.podIP
   bool terminal() const { return phase == "Succeeded" || phase == "Failed"; }
 };
 

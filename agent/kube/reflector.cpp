@@ -65,8 +65,10 @@ void Reflector::retryLater(bool relistNext, const Error& error) {
   retryTimer_ = scheduler_.runAfter(delay, [this, relistNext] {
     retryArmed_ = false;
     if (!running_) return;
-    if (relistNext) relist();
-    else openWatch();
+    if (relistNext)
+      relist();
+    else
+      openWatch();
   });
 }
 

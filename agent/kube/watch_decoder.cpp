@@ -16,10 +16,14 @@ Result<WatchEvent> WatchStreamDecoder::decodeLine(std::string_view line) {
     return fail(ErrorCode::Internal, "watch stream: an event without type or object");
   }
   WatchEvent event;
-  if (type == "ADDED") event.type = WatchEventType::Added;
-  else if (type == "MODIFIED") event.type = WatchEventType::Modified;
-  else if (type == "DELETED") event.type = WatchEventType::Deleted;
-  else if (type == "BOOKMARK") event.type = WatchEventType::Bookmark;
+  if (type == "ADDED")
+    event.type = WatchEventType::Added;
+  else if (type == "MODIFIED")
+    event.type = WatchEventType::Modified;
+  else if (type == "DELETED")
+    event.type = WatchEventType::Deleted;
+  else if (type == "BOOKMARK")
+    event.type = WatchEventType::Bookmark;
   else if (type == "ERROR") {
     const std::int64_t code = intField(object, "code");
     Error error{code == 410 ? ErrorCode::Gone : ErrorCode::Transient,

@@ -56,7 +56,8 @@ TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
                          "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
                          "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
                          "users: [{name: u, user: {token: t}}]\n";
-  BackgroundProcess agent({agentBinary(), "--kubeconfig=" + path, "--node-name=n", "--log-format=json"});
+  BackgroundProcess agent(
+      {agentBinary(), "--kubeconfig=" + path, "--node-name=n", "--log-format=json"});
   ASSERT_TRUE(agent.waitForOutput("not ready, will retry")) << agent.output();
   EXPECT_TRUE(agent.running()) << "an unreachable server is retried, not fatal";
   EXPECT_NE(agent.output().find("127.0.0.1:1"), std::string::npos) << agent.output();
@@ -66,8 +67,8 @@ TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
 
 TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   const auto& stack = TestStack::get();
-  BackgroundProcess agent({agentBinary(), "--kubeconfig=" + stack.agentKubeconfig, "--node-name=cli-node",
-                           "--log-format=json"});
+  BackgroundProcess agent({agentBinary(), "--kubeconfig=" + stack.agentKubeconfig,
+                           "--node-name=cli-node", "--log-format=json"});
   ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
   EXPECT_EQ(agent.output().find("not ready"), std::string::npos) << agent.output();
   EXPECT_EQ(agent.terminate(), 0) << agent.output();

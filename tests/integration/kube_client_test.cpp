@@ -43,7 +43,8 @@ class KubeClientTest : public ::testing::Test {
     auto created = await<Json::Value>(loop_, [&](auto done) {
       admin_->create(ObjectRef{{"/api/v1", "namespaces", false}, "", "", ""}, nsObject, done);
     });
-    ASSERT_TRUE(created || created.error().code == ErrorCode::Conflict) << created.error().describe();
+    ASSERT_TRUE(created || created.error().code == ErrorCode::Conflict)
+        << created.error().describe();
   }
 
   Result<Json::Value> createPod(const std::string& name, const std::string& node,
@@ -64,14 +65,16 @@ class KubeClientTest : public ::testing::Test {
     Json::Value patch;
     patch["metadata"]["annotations"][key] = value;
     return await<Json::Value>(loop_, [&](auto done) {
-      client.patch(ObjectRef{ResourceKind::pods(), ns_, pod, ""}, PatchType::Merge, patch, {}, done);
+      client.patch(ObjectRef{ResourceKind::pods(), ns_, pod, ""}, PatchType::Merge, patch, {},
+                   done);
     });
   }
 
   Result<Json::Value> deletePod(const std::string& name) {
     // The client has no delete (the agent never deletes pods); tests use kubectl as a user would.
-    auto r = testing::runProcess({TestStack::get().kubectl, "--kubeconfig", TestStack::get().adminKubeconfig,
-                                  "-n", ns_, "delete", "pod", name, "--grace-period=0", "--force", "--wait=false"});
+    auto r = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
+                                  TestStack::get().adminKubeconfig, "-n", ns_, "delete", "pod",
+                                  name, "--grace-period=0", "--force", "--wait=false"});
     if (r.status != 0) return fail(ErrorCode::Internal, "kubectl delete: " + r.err);
     return Json::Value();
   }
@@ -79,11 +82,11 @@ class KubeClientTest : public ::testing::Test {
   std::unique_ptr<Reflector> podReflector(const std::string& node, std::vector<Seen>& seen) {
     ListOptions options;
     options.fieldSelector = "spec.nodeName=" + node;
-    return std::make_unique<Reflector>(*agent_, loop_, ResourceKind::pods(), ns_, options,
-                                       [&seen](ChangeType t, const Json::Value& o) {
-                                         seen.push_back({t, Reflector::keyOf(o),
-                                                         o["metadata"]["annotations"]["step"].asString()});
-                                       });
+    return std::make_unique<Reflector>(
+        *agent_, loop_, ResourceKind::pods(), ns_, options,
+        [&seen](ChangeType t, const Json::Value& o) {
+          seen.push_back({t, Reflector::keyOf(o), o["metadata"]["annotations"]["step"].asString()});
+        });
   }
 
   bool runUntil(const std::function<bool()>& done, int limitMs = 30000) {
@@ -142,7 +145,8 @@ TEST_F(KubeClientTest, FieldSelectorDeliversOnlyThisNodesPods) {
   ASSERT_TRUE(runUntil([&] { return seen.size() >= 3; }));
   std::vector<std::string> keys;
   for (const auto& s : seen) keys.push_back(s.key);
-  EXPECT_EQ(keys, (std::vector<std::string>{ns_ + "/before-mine", ns_ + "/after-mine", ns_ + "/after-mine"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{ns_ + "/before-mine", ns_ + "/after-mine",
+                                            ns_ + "/after-mine"}));
 }
 
 TEST_F(KubeClientTest, MergePatchOfOneAnnotationLeavesTheOthers) {
@@ -224,9 +228,12 @@ TEST_F(KubeClientTest, AgentTokenHasExactlyTheDesignedPermissions) {
   event["type"] = "Normal";
   Json::Value node;
   node["metadata"]["name"] = "node-rbac";
-  ASSERT_TRUE(await<Json::Value>(loop_, [&](auto done) {
-    admin_->create(ObjectRef{ResourceKind::nodes(), "", "", ""}, node, done);
-  }) || true);
+  ASSERT_TRUE(
+      await<Json::Value>(loop_,
+                         [&](auto done) {
+                           admin_->create(ObjectRef{ResourceKind::nodes(), "", "", ""}, node, done);
+                         }) ||
+      true);
   Json::Value nodePatch;
   nodePatch["metadata"]["annotations"]["eni-agent.io/state"] = "{}";
 
@@ -238,8 +245,10 @@ TEST_F(KubeClientTest, AgentTokenHasExactlyTheDesignedPermissions) {
   auto listCall = [this](ResourceKind kind, std::string ns) {
     return [this, kind, ns](Callback<Json::Value> done) {
       agent_->list(kind, ns, {}, [done](Result<ObjectList> r) {
-        if (r) done(Json::Value());
-        else done(fail(r.error()));
+        if (r)
+          done(Json::Value());
+        else
+          done(fail(r.error()));
       });
     };
   };
@@ -248,22 +257,48 @@ TEST_F(KubeClientTest, AgentTokenHasExactlyTheDesignedPermissions) {
       {"get pod", [&](auto d) { agent_->get(pod, d); }, true},
       {"patch pod", [&](auto d) { agent_->patch(pod, PatchType::Merge, podPatch, {}, d); }, true},
       {"patch pods/status",
-       [&](auto d) { agent_->patch(ObjectRef{ResourceKind::pods(), ns_, "p", "status"}, PatchType::Merge, statusPatch, {}, d); },
+       [&](auto d) {
+         agent_->patch(ObjectRef{ResourceKind::pods(), ns_, "p", "status"}, PatchType::Merge,
+                       statusPatch, {}, d);
+       },
        true},
       {"list nodes", listCall(ResourceKind::nodes(), ""), true},
-      {"get node", [&](auto d) { agent_->get(ObjectRef{ResourceKind::nodes(), "", "node-rbac", ""}, d); }, true},
+      {"get node",
+       [&](auto d) {
+         agent_->get(ObjectRef{ResourceKind::nodes(), "", "node-rbac", ""}, d);
+       },
+       true},
       {"patch node",
-       [&](auto d) { agent_->patch(ObjectRef{ResourceKind::nodes(), "", "node-rbac", ""}, PatchType::Merge, nodePatch, {}, d); },
+       [&](auto d) {
+         agent_->patch(ObjectRef{ResourceKind::nodes(), "", "node-rbac", ""}, PatchType::Merge,
+                       nodePatch, {}, d);
+       },
        true},
       {"list nodeenis", listCall(ResourceKind::nodeEnis(), ""), true},
-      {"create event", [&](auto d) { agent_->create(ObjectRef{ResourceKind::events(), ns_, "", ""}, event, d); }, true},
+      {"create event",
+       [&](auto d) {
+         agent_->create(ObjectRef{ResourceKind::events(), ns_, "", ""}, event, d);
+       },
+       true},
       {"list secrets", listCall(ResourceKind::secrets(), ""), false},
-      {"get secret", [&](auto d) { agent_->get(ObjectRef{ResourceKind::secrets(), "kube-system", "x", ""}, d); }, false},
+      {"get secret",
+       [&](auto d) {
+         agent_->get(ObjectRef{ResourceKind::secrets(), "kube-system", "x", ""}, d);
+       },
+       false},
       {"list configmaps", listCall(ResourceKind{"/api/v1", "configmaps", true}, ""), false},
-      {"list leases", listCall(ResourceKind{"/apis/coordination.k8s.io/v1", "leases", true}, ""), false},
-      {"create pod", [&](auto d) { agent_->create(ObjectRef{ResourceKind::pods(), ns_, "", ""}, Json::Value(), d); }, false},
+      {"list leases", listCall(ResourceKind{"/apis/coordination.k8s.io/v1", "leases", true}, ""),
+       false},
+      {"create pod",
+       [&](auto d) {
+         agent_->create(ObjectRef{ResourceKind::pods(), ns_, "", ""}, Json::Value(), d);
+       },
+       false},
       {"update node",
-       [&](auto d) { agent_->update(ObjectRef{ResourceKind::nodes(), "", "node-rbac", ""}, node, d); }, false},
+       [&](auto d) {
+         agent_->update(ObjectRef{ResourceKind::nodes(), "", "node-rbac", ""}, node, d);
+       },
+       false},
   };
   for (const auto& call : calls) {
     auto r = await<Json::Value>(loop_, call.run);
@@ -293,7 +328,8 @@ TEST_F(KubeClientTest, WatchSurvivesAnApiServerRestart) {
   EXPECT_EQ(seen[1].key, ns_ + "/after");
   EXPECT_EQ(seen[1].marker, "after-restart");
   EXPECT_GT(reflector->watchRestarts(), restartsBefore);
-  EXPECT_EQ(reflector->lists(), 1u) << "a dropped stream resumes from its version, no relist needed";
+  EXPECT_EQ(reflector->lists(), 1u)
+      << "a dropped stream resumes from its version, no relist needed";
 }
 
 TEST_F(KubeClientTest, GoneAfterCompactionRelistsWithoutMissingAnUpdate) {
@@ -308,7 +344,8 @@ TEST_F(KubeClientTest, GoneAfterCompactionRelistsWithoutMissingAnUpdate) {
   // While the agent is away: changes, then etcd compaction past its version, and an API server
   // restart so that its watch cache cannot serve the old version either.
   reflector->stop();
-  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(annotate(*admin_, "changes", "step", "v" + std::to_string(i)));
+  for (int i = 1; i <= 5; ++i)
+    ASSERT_TRUE(annotate(*admin_, "changes", "step", "v" + std::to_string(i)));
   ASSERT_TRUE(deletePod("deleted"));
   ASSERT_TRUE(createPod("created", "node-gone", "new"));
   ASSERT_EQ(TestStack::get().control({"compact"}), 0);
@@ -334,7 +371,8 @@ TEST_F(KubeClientTest, UnreachableServerIsAClearTransientError) {
   config.server = "https://127.0.0.1:1";  // nothing listens on port 1
   config.token = "t";
   CurlKubeClient client(http_, config);
-  auto r = await<ObjectList>(loop_, [&](auto done) { client.list(ResourceKind::pods(), "", {}, done); });
+  auto r =
+      await<ObjectList>(loop_, [&](auto done) { client.list(ResourceKind::pods(), "", {}, done); });
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::Transient);
   EXPECT_NE(r.error().message.find("127.0.0.1:1"), std::string::npos) << r.error().message;
@@ -358,7 +396,8 @@ TEST_F(KubeClientTest, UnreadableTokenFileNamesTheFile) {
   KubeConfig config = *loadKubeconfig(TestStack::get().agentKubeconfig);
   config.tokenFile = TestStack::get().dir + "/no-such-token";
   CurlKubeClient client(http_, config);
-  auto r = await<ObjectList>(loop_, [&](auto done) { client.list(ResourceKind::pods(), "", {}, done); });
+  auto r =
+      await<ObjectList>(loop_, [&](auto done) { client.list(ResourceKind::pods(), "", {}, done); });
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::Permission);
   EXPECT_NE(r.error().message.find("no-such-token"), std::string::npos);

@@ -12,7 +12,8 @@ namespace eni {
 namespace {
 
 const LinkInfo* byName(const std::vector<LinkInfo>& links, const std::string& name) {
-  auto it = std::find_if(links.begin(), links.end(), [&](const LinkInfo& l) { return l.name == name; });
+  auto it =
+      std::find_if(links.begin(), links.end(), [&](const LinkInfo& l) { return l.name == name; });
   return it == links.end() ? nullptr : &*it;
 }
 
@@ -57,7 +58,10 @@ TEST(Netns, GuardReturnsToTheOriginalNamespace) {
   ASSERT_TRUE(ns) << ns.error().message;
   auto before = dumpLinks("");
   ASSERT_TRUE(before);
-  { auto guard = NetnsGuard::enter(ns->path()); ASSERT_TRUE(guard); }
+  {
+    auto guard = NetnsGuard::enter(ns->path());
+    ASSERT_TRUE(guard);
+  }
   auto after = dumpLinks("");
   ASSERT_TRUE(after);
   EXPECT_EQ(before->size(), after->size());

@@ -19,7 +19,8 @@ class ManualScheduler final : public Scheduler, public Clock {
   void cancel(TimerId id) override { timers_.erase(id); }
   TimePoint now() const override { return now_; }
   std::int64_t wallSeconds() const override {
-    return 1'700'000'000 + std::chrono::duration_cast<std::chrono::seconds>(now_.time_since_epoch()).count();
+    return 1'700'000'000 +
+           std::chrono::duration_cast<std::chrono::seconds>(now_.time_since_epoch()).count();
   }
 
   /// Moves time forward by `by`, running every timer that falls due, in deadline order.
@@ -28,7 +29,8 @@ class ManualScheduler final : public Scheduler, public Clock {
     while (true) {
       auto due = timers_.end();
       for (auto it = timers_.begin(); it != timers_.end(); ++it) {
-        if (it->second.at <= until && (due == timers_.end() || it->second.at < due->second.at)) due = it;
+        if (it->second.at <= until && (due == timers_.end() || it->second.at < due->second.at))
+          due = it;
       }
       if (due == timers_.end()) break;
       now_ = due->second.at;

@@ -79,7 +79,9 @@ Result<TestNetns> TestNetns::create(const std::string& name) {
   return TestNetns(path);
 }
 
-TestNetns::TestNetns(TestNetns&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+TestNetns::TestNetns(TestNetns&& other) noexcept : path_(std::move(other.path_)) {
+  other.path_.clear();
+}
 
 TestNetns::~TestNetns() {
   if (path_.empty()) return;

@@ -38,20 +38,23 @@ std::vector<std::string> environmentWith(const std::vector<std::string>& extra) 
   return env;
 }
 
-pid_t spawnWithOutput(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv,
-                      const std::string& outPath, const std::string& errPath) {
+pid_t spawnWithOutput(const std::vector<std::string>& argv,
+                      const std::vector<std::string>& extraEnv, const std::string& outPath,
+                      const std::string& errPath) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, outPath.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, errPath.c_str(),
-                                   O_WRONLY | O_CREAT | (errPath == outPath ? O_APPEND : O_TRUNC), 0600);
+                                   O_WRONLY | O_CREAT | (errPath == outPath ? O_APPEND : O_TRUNC),
+                                   0600);
   const auto env = environmentWith(extraEnv);
   auto args = cArgs(argv);
   auto envp = cArgs(env);
   pid_t pid = -1;
-  if (int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data()); err != 0) {
+  if (int err = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data());
+      err != 0) {
     std::fprintf(stderr, "spawn %s: %s\n", args[0], std::strerror(err));
     pid = -1;
   }
@@ -70,14 +73,16 @@ const TestStack& TestStack::get() {
   static const TestStack stack = [] {
     const char* dir = std::getenv("ENI_STACK_DIR");
     if (dir == nullptr) {
-      std::fprintf(stderr, "ENI_STACK_DIR is not set: run integration tests through ctest, which "
-                           "starts the stack (tests/env/stack.py up)\n");
+      std::fprintf(stderr,
+                   "ENI_STACK_DIR is not set: run integration tests through ctest, which "
+                   "starts the stack (tests/env/stack.py up)\n");
       std::abort();
     }
     auto text = readFile(std::string(dir) + "/stack.json");
     auto json = text ? parseJson(*text) : Result<Json::Value>(fail(text.error()));
     if (!json) {
-      std::fprintf(stderr, "cannot read the test stack in %s: %s\n", dir, json.error().message.c_str());
+      std::fprintf(stderr, "cannot read the test stack in %s: %s\n", dir,
+                   json.error().message.c_str());
       std::abort();
     }
     const Json::Value& j = *json;
@@ -109,7 +114,8 @@ int TestStack::control(const std::vector<std::string>& args) const {
   return runProcess(argv).status;
 }
 
-ProcessResult runProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv) {
+ProcessResult runProcess(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& extraEnv) {
   const std::string out = tempPath("out");
   const std::string err = tempPath("err");
   ProcessResult result;

@@ -48,7 +48,8 @@ ProcessResult runProcess(const std::vector<std::string>& argv,
 /// A program running in the background with its stderr in a file; killed on destruction.
 class BackgroundProcess {
  public:
-  BackgroundProcess(const std::vector<std::string>& argv, const std::vector<std::string>& extraEnv = {});
+  BackgroundProcess(const std::vector<std::string>& argv,
+                    const std::vector<std::string>& extraEnv = {});
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;

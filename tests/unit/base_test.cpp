@@ -112,11 +112,13 @@ TEST(Objects, DecodeNeverThrowsOnWrongTypes) {
   EXPECT_FALSE(decodePod(Json::Value(Json::arrayValue)));
   EXPECT_FALSE(decodePod(*parseJson(R"({"metadata":{"name":5}})")));
 
-  auto node = decodeNode(*parseJson(R"({"metadata":{"name":"n1"},"spec":{"providerID":"aws:///us-east-1a/i-0abc"}})"));
+  auto node = decodeNode(
+      *parseJson(R"({"metadata":{"name":"n1"},"spec":{"providerID":"aws:///us-east-1a/i-0abc"}})"));
   ASSERT_TRUE(node);
   EXPECT_EQ(node->instanceId(), "i-0abc");
 
-  auto neni = decodeNodeEni(*parseJson(R"({"metadata":{"name":"x"},"spec":{"nodeSelector":{"ng":"multi"},
+  auto neni =
+      decodeNodeEni(*parseJson(R"({"metadata":{"name":"x"},"spec":{"nodeSelector":{"ng":"multi"},
       "subnetIDs":["subnet-1","subnet-2"],"securityGroupIDs":["sg-1"],"mtu":9001,"deleteOnTermination":false},
       "status":{"attachments":[{"nodeID":"n1","deviceIndex":2,"eniID":"eni-1"}]}})"));
   ASSERT_TRUE(neni);

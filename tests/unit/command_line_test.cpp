@@ -49,30 +49,54 @@ TEST(CommandLine, TextLogsOnATerminal) {
 }
 
 TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
-  const std::vector<std::string> args = {
-      "--mode=kubernetes", "--node-name", "n1", "--kubeconfig=/k", "--config=/c.json",
-      "--state-dir=/s", "--region=eu-west-1", "--annotation-key=acme.io/tags",
-      "--tag-namespace=acme", "--subnet-ids=subnet-1a,subnet-2b", "--allow-shared-eni-tagging",
-      "--dry-run=true", "--aws-rate-limit-qps=2.5", "--aws-rate-limit-burst=4",
-      "--resync-interval=1h30m", "--enable-tagger=false", "--enable-eni-manager=false",
-      "--manage-links=false", "--link-netns=/run/netns/t", "--metrics-bind-address=127.0.0.1:9000",
-      "--health-probe-bind-address=:9001", "--log-format=text", "--log-level=debug"};
+  const std::vector<std::string> args = {"--mode=kubernetes",
+                                         "--node-name",
+                                         "n1",
+                                         "--kubeconfig=/k",
+                                         "--config=/c.json",
+                                         "--state-dir=/s",
+                                         "--region=eu-west-1",
+                                         "--annotation-key=acme.io/tags",
+                                         "--tag-namespace=acme",
+                                         "--subnet-ids=subnet-1a,subnet-2b",
+                                         "--allow-shared-eni-tagging",
+                                         "--dry-run=true",
+                                         "--aws-rate-limit-qps=2.5",
+                                         "--aws-rate-limit-burst=4",
+                                         "--resync-interval=1h30m",
+                                         "--enable-tagger=false",
+                                         "--enable-eni-manager=false",
+                                         "--manage-links=false",
+                                         "--link-netns=/run/netns/t",
+                                         "--metrics-bind-address=127.0.0.1:9000",
+                                         "--health-probe-bind-address=:9001",
+                                         "--log-format=text",
+                                         "--log-level=debug"};
   auto fromFlags = parse(args);
   ASSERT_TRUE(fromFlags) << fromFlags.error().message;
 
-  std::map<std::string, std::string> env = {
-      {"ENI_AGENT_MODE", "kubernetes"}, {"ENI_AGENT_NODE_NAME", "n1"},
-      {"ENI_AGENT_KUBECONFIG", "/k"}, {"ENI_AGENT_CONFIG", "/c.json"},
-      {"ENI_AGENT_STATE_DIR", "/s"}, {"ENI_AGENT_REGION", "eu-west-1"},
-      {"ENI_AGENT_ANNOTATION_KEY", "acme.io/tags"}, {"ENI_AGENT_TAG_NAMESPACE", "acme"},
-      {"ENI_AGENT_SUBNET_IDS", "subnet-1a, subnet-2b"}, {"ENI_AGENT_ALLOW_SHARED_ENI_TAGGING", "true"},
-      {"ENI_AGENT_DRY_RUN", "1"}, {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "2.5"},
-      {"ENI_AGENT_AWS_RATE_LIMIT_BURST", "4"}, {"ENI_AGENT_RESYNC_INTERVAL", "90m"},
-      {"ENI_AGENT_ENABLE_TAGGER", "false"}, {"ENI_AGENT_ENABLE_ENI_MANAGER", "0"},
-      {"ENI_AGENT_MANAGE_LINKS", "false"}, {"ENI_AGENT_LINK_NETNS", "/run/netns/t"},
-      {"ENI_AGENT_METRICS_BIND_ADDRESS", "127.0.0.1:9000"},
-      {"ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS", ":9001"}, {"ENI_AGENT_LOG_FORMAT", "text"},
-      {"ENI_AGENT_LOG_LEVEL", "debug"}};
+  std::map<std::string, std::string> env = {{"ENI_AGENT_MODE", "kubernetes"},
+                                            {"ENI_AGENT_NODE_NAME", "n1"},
+                                            {"ENI_AGENT_KUBECONFIG", "/k"},
+                                            {"ENI_AGENT_CONFIG", "/c.json"},
+                                            {"ENI_AGENT_STATE_DIR", "/s"},
+                                            {"ENI_AGENT_REGION", "eu-west-1"},
+                                            {"ENI_AGENT_ANNOTATION_KEY", "acme.io/tags"},
+                                            {"ENI_AGENT_TAG_NAMESPACE", "acme"},
+                                            {"ENI_AGENT_SUBNET_IDS", "subnet-1a, subnet-2b"},
+                                            {"ENI_AGENT_ALLOW_SHARED_ENI_TAGGING", "true"},
+                                            {"ENI_AGENT_DRY_RUN", "1"},
+                                            {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "2.5"},
+                                            {"ENI_AGENT_AWS_RATE_LIMIT_BURST", "4"},
+                                            {"ENI_AGENT_RESYNC_INTERVAL", "90m"},
+                                            {"ENI_AGENT_ENABLE_TAGGER", "false"},
+                                            {"ENI_AGENT_ENABLE_ENI_MANAGER", "0"},
+                                            {"ENI_AGENT_MANAGE_LINKS", "false"},
+                                            {"ENI_AGENT_LINK_NETNS", "/run/netns/t"},
+                                            {"ENI_AGENT_METRICS_BIND_ADDRESS", "127.0.0.1:9000"},
+                                            {"ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS", ":9001"},
+                                            {"ENI_AGENT_LOG_FORMAT", "text"},
+                                            {"ENI_AGENT_LOG_LEVEL", "debug"}};
   auto fromEnv = parse({}, env);
   ASSERT_TRUE(fromEnv) << fromEnv.error().message;
 
@@ -105,12 +129,28 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
 
 TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
   const std::string help = helpText();
-  for (const char* flag :
-       {"mode", "node-name", "kubeconfig", "config", "state-dir", "region", "annotation-key",
-        "tag-namespace", "subnet-ids", "allow-shared-eni-tagging", "dry-run", "aws-rate-limit-qps",
-        "aws-rate-limit-burst", "resync-interval", "enable-tagger", "enable-eni-manager",
-        "manage-links", "link-netns", "metrics-bind-address", "health-probe-bind-address",
-        "log-format", "log-level"}) {
+  for (const char* flag : {"mode",
+                           "node-name",
+                           "kubeconfig",
+                           "config",
+                           "state-dir",
+                           "region",
+                           "annotation-key",
+                           "tag-namespace",
+                           "subnet-ids",
+                           "allow-shared-eni-tagging",
+                           "dry-run",
+                           "aws-rate-limit-qps",
+                           "aws-rate-limit-burst",
+                           "resync-interval",
+                           "enable-tagger",
+                           "enable-eni-manager",
+                           "manage-links",
+                           "link-netns",
+                           "metrics-bind-address",
+                           "health-probe-bind-address",
+                           "log-format",
+                           "log-level"}) {
     EXPECT_NE(help.find(std::string("--") + flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("ENI_AGENT_AWS_RATE_LIMIT_QPS"), std::string::npos);
@@ -123,7 +163,8 @@ TEST(CommandLine, FlagWinsOverEnvironment) {
 }
 
 TEST(CommandLine, DerivedDefaultsComeFromTheirVariables) {
-  auto c = parse({}, {{"NODE_NAME", "ip-10-0-0-1"}, {"KUBECONFIG", "/kc"}, {"AWS_REGION", "us-west-2"}});
+  auto c =
+      parse({}, {{"NODE_NAME", "ip-10-0-0-1"}, {"KUBECONFIG", "/kc"}, {"AWS_REGION", "us-west-2"}});
   ASSERT_TRUE(c);
   EXPECT_EQ(c->options.nodeName, "ip-10-0-0-1");
   EXPECT_EQ(c->options.kubeconfig, "/kc");
@@ -172,14 +213,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{{"--subnet-ids=sn-1"}, {}, "subnet ID"},
         BadInput{{"--metrics-bind-address=localhost"}, {}, "[host]:port"},
         BadInput{{"--health-probe-bind-address=:99999"}, {}, "0 to 65535"},
-        BadInput{{"--bogus"}, {}, "unknown flag --bogus"},
-        BadInput{{"-x"}, {}, "unknown flag -x"},
-        BadInput{{"--node-name"}, {}, "needs a value"},
-        BadInput{{"launch"}, {}, "unknown command"},
+        BadInput{{"--bogus"}, {}, "unknown flag --bogus"}, BadInput{{"-x"}, {}, "unknown flag -x"},
+        BadInput{{"--node-name"}, {}, "needs a value"}, BadInput{{"launch"}, {}, "unknown command"},
         BadInput{{"run", "extra"}, {}, "unexpected argument"},
         BadInput{{"validate-tags"}, {}, "exactly one argument"},
         BadInput{{"status", "--output=yaml"}, {}, "table or json"},
-        BadInput{{}, {{"ENI_AGENT_AWS_RATE_LIMIT_BURST", "many"}}, "ENI_AGENT_AWS_RATE_LIMIT_BURST"},
+        BadInput{
+            {}, {{"ENI_AGENT_AWS_RATE_LIMIT_BURST", "many"}}, "ENI_AGENT_AWS_RATE_LIMIT_BURST"},
         BadInput{{}, {{"ENI_AGENT_ENABLE_TAGGER", "yes please"}}, "--enable-tagger"}));
 
 TEST(CommandLine, SubCommands) {

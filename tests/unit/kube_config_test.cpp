@@ -20,7 +20,8 @@ class KubeConfigTest : public ::testing::Test {
   }
   void TearDown() override {
     std::string cmd = dir_;  // remove files we made; no shell needed
-    for (const char* f : {"config", "ca.crt", "token", "cert.pem", "key.pem"}) unlink((dir_ + "/" + f).c_str());
+    for (const char* f : {"config", "ca.crt", "token", "cert.pem", "key.pem"})
+      unlink((dir_ + "/" + f).c_str());
     rmdir(dir_.c_str());
   }
   std::string write(const std::string& name, const std::string& content) {
@@ -32,16 +33,17 @@ class KubeConfigTest : public ::testing::Test {
                      const std::string& current = "ctx") {
     return write("config", "apiVersion: v1\nkind: Config\ncurrent-context: " + current +
                                "\ncontexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\n"
-                               "clusters:\n- name: c\n  cluster:\n" + cluster +
-                               "users:\n- name: u\n  user:\n" + user);
+                               "clusters:\n- name: c\n  cluster:\n" +
+                               cluster + "users:\n- name: u\n  user:\n" + user);
   }
   std::string dir_;
 };
 
 TEST_F(KubeConfigTest, TokenAndInlineCa) {
   // "-----CA-----" in base64
-  auto c = loadKubeconfig(config("    server: https://10.0.0.1:6443/\n    certificate-authority-data: LS0tLS1DQS0tLS0t\n",
-                                 "    token: abc\n"));
+  auto c = loadKubeconfig(config(
+      "    server: https://10.0.0.1:6443/\n    certificate-authority-data: LS0tLS1DQS0tLS0t\n",
+      "    token: abc\n"));
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->server, "https://10.0.0.1:6443");
   EXPECT_EQ(c->caPem, "-----CA-----");
@@ -53,8 +55,9 @@ TEST_F(KubeConfigTest, FilesAreRelativeToTheKubeconfig) {
   write("cert.pem", "CERT");
   write("key.pem", "KEY");
   write("token", "tok\n");
-  auto c = loadKubeconfig(config("    server: https://h:1\n    certificate-authority: ca.crt\n",
-                                 "    client-certificate: cert.pem\n    client-key: key.pem\n    tokenFile: token\n"));
+  auto c = loadKubeconfig(
+      config("    server: https://h:1\n    certificate-authority: ca.crt\n",
+             "    client-certificate: cert.pem\n    client-key: key.pem\n    tokenFile: token\n"));
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->caPem, "CA");
   EXPECT_EQ(c->clientCertPem, "CERT");
@@ -73,7 +76,8 @@ struct BadKubeconfig {
 
 void PrintTo(const BadKubeconfig& input, std::ostream* os) { *os << input.mustMention; }
 
-class KubeConfigRejects : public KubeConfigTest, public ::testing::WithParamInterface<BadKubeconfig> {};
+class KubeConfigRejects : public KubeConfigTest,
+                          public ::testing::WithParamInterface<BadKubeconfig> {};
 
 TEST_P(KubeConfigRejects, NamingTheField) {
   const auto& p = GetParam();
@@ -87,16 +91,19 @@ TEST_P(KubeConfigRejects, NamingTheField) {
 INSTANTIATE_TEST_SUITE_P(
     Table, KubeConfigRejects,
     ::testing::Values(
-        BadKubeconfig{"    server: https://h:1\n", "    token: t\n", "nope", "contexts has no entry named \"nope\""},
-        BadKubeconfig{"    certificate-authority-data: LS0t\n", "    token: t\n", "ctx", "server is empty"},
+        BadKubeconfig{"    server: https://h:1\n", "    token: t\n", "nope",
+                      "contexts has no entry named \"nope\""},
+        BadKubeconfig{"    certificate-authority-data: LS0t\n", "    token: t\n", "ctx",
+                      "server is empty"},
         BadKubeconfig{"    server: ftp://h\n", "    token: t\n", "ctx", "is not an http(s) URL"},
-        BadKubeconfig{"    server: https://h:1\n    insecure-skip-tls-verify: true\n", "    token: t\n", "ctx",
-                      "insecure-skip-tls-verify"},
-        BadKubeconfig{"    server: https://h:1\n    certificate-authority-data: '!!!'\n", "    token: t\n", "ctx",
-                      "certificate-authority-data is not valid base64"},
-        BadKubeconfig{"    server: https://h:1\n    certificate-authority: missing.crt\n", "    token: t\n", "ctx",
-                      "certificate-authority: cannot read"},
-        BadKubeconfig{"    server: https://h:1\n", "    exec:\n      command: aws\n", "ctx", "exec or auth-provider"},
+        BadKubeconfig{"    server: https://h:1\n    insecure-skip-tls-verify: true\n",
+                      "    token: t\n", "ctx", "insecure-skip-tls-verify"},
+        BadKubeconfig{"    server: https://h:1\n    certificate-authority-data: '!!!'\n",
+                      "    token: t\n", "ctx", "certificate-authority-data is not valid base64"},
+        BadKubeconfig{"    server: https://h:1\n    certificate-authority: missing.crt\n",
+                      "    token: t\n", "ctx", "certificate-authority: cannot read"},
+        BadKubeconfig{"    server: https://h:1\n", "    exec:\n      command: aws\n", "ctx",
+                      "exec or auth-provider"},
         BadKubeconfig{"    server: https://h:1\n", "    client-certificate-data: Q0VSVA==\n", "ctx",
                       "without its key"}));
 

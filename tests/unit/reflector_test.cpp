@@ -26,11 +26,13 @@ std::ostream& operator<<(std::ostream& os, const Change& c) {
 class ReflectorTest : public ::testing::Test {
  protected:
   ReflectorTest()
-      : reflector_(api_, scheduler_, ResourceKind::pods(), "", ListOptions{"spec.nodeName=n1", "", "", 0},
-                   [this](ChangeType t, const Json::Value& o) {
-                     changes_.push_back({t, Reflector::keyOf(o), o["metadata"]["resourceVersion"].asString()});
-                   },
-                   7) {}
+      : reflector_(
+            api_, scheduler_, ResourceKind::pods(), "", ListOptions{"spec.nodeName=n1", "", "", 0},
+            [this](ChangeType t, const Json::Value& o) {
+              changes_.push_back(
+                  {t, Reflector::keyOf(o), o["metadata"]["resourceVersion"].asString()});
+            },
+            7) {}
 
   ObjectList listOf(std::vector<Json::Value> items, std::string rv) {
     ObjectList l;

@@ -90,7 +90,8 @@ TEST(WatchStreamDecoder, ErrorEvent410IsGone) {
 
 TEST(WatchStreamDecoder, OtherErrorEventIsTransient) {
   WatchStreamDecoder d;
-  auto r = d.feed(R"({"type":"ERROR","object":{"kind":"Status","message":"internal","code":500}})" "\n",
+  auto r = d.feed(R"({"type":"ERROR","object":{"kind":"Status","message":"internal","code":500}})"
+                  "\n",
                   [](WatchEvent) { FAIL() << "no event expected"; });
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::Transient);
@@ -98,9 +99,11 @@ TEST(WatchStreamDecoder, OtherErrorEventIsTransient) {
 }
 
 TEST(WatchStreamDecoder, GarbageLinesAreClearErrors) {
-  for (const std::string& line : std::vector<std::string>{"not json at all", "{\"type\":\"ADDED\"}", "{\"object\":{}}", "[1,2,3]",
-        "{\"type\":\"SURPRISE\",\"object\":{}}", "{\"type\":7,\"object\":{}}", "\"string\"",
-        "{\"type\":\"ADDED\",\"object\":\"not an object\"}", std::string(300, '['), "{\"a\":\xff}"}) {
+  for (const std::string& line : std::vector<std::string>{
+           "not json at all", "{\"type\":\"ADDED\"}", "{\"object\":{}}", "[1,2,3]",
+           "{\"type\":\"SURPRISE\",\"object\":{}}", "{\"type\":7,\"object\":{}}", "\"string\"",
+           "{\"type\":\"ADDED\",\"object\":\"not an object\"}", std::string(300, '['),
+           "{\"a\":\xff}"}) {
     WatchStreamDecoder d;
     int events = 0;
     auto r = d.feed(line + "\n", [&](WatchEvent) { ++events; });
