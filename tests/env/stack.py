@@ -104,7 +104,10 @@ def kill(d, name):
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-    os.unlink(pid_file(d, name))
+    try:
+        os.unlink(pid_file(d, name))
+    except FileNotFoundError:
+        pass
 
 
 # ---------------------------------------------------------------- certificates

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what building and testing eni-agent needs, idempotently: Debian packages, the pinned
+# Python tools of the test stack, and a check that Go is there to build kube-apiserver and etcd
+# (tests/env/build-binaries.sh pins their versions). Safe to run again; it only installs what is
+# missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEB_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git python3 python3-pip ca-certificates
+  libnl-3-dev libnl-route-3-dev libcurl4-openssl-dev libjsoncpp-dev libsystemd-dev
+  libpugixml-dev prometheus-cpp-dev libexpected-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang clang-format clang-tidy
+)
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python tools of the test stack, at pinned versions.
+if ! python3 - <<'PY' 2>/dev/null
+import importlib.metadata as m, sys
+want = {}
+for line in open("tests/env/requirements.txt"):
+    line = line.split("#")[0].strip()
+    if line:
+        name, version = line.split("==")
+        want[name.split("[")[0]] = version
+sys.exit(0 if all(m.version(n) == v for n, v in want.items()) else 1)
+PY
+then
+  echo "setup: installing pinned Python tools (tests/env/requirements.txt)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/env/requirements.txt ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages -r tests/env/requirements.txt
+fi
+command -v moto_server >/dev/null || { echo "setup: moto_server is not on PATH after installing moto[server]" >&2; exit 1; }
+
+# Go builds the test stack's kube-apiserver and etcd from their official modules.
+if ! command -v go >/dev/null; then
+  echo "setup: Go is required to build kube-apiserver and etcd (Go >= 1.24); install it and rerun" >&2
+  exit 1
+fi
