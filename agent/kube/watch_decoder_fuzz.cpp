@@ -14,9 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   eni::WatchStreamDecoder decoder;
   std::size_t events = 0;
   for (std::size_t at = 0; at < input.size(); at += chunk) {
-    auto fed = decoder.feed(input.substr(at, chunk), [&](eni::WatchEvent e) {
-      events += e.object.isObject() ? 1 : 0;
-    });
+    auto fed = decoder.feed(input.substr(at, chunk),
+                            [&](eni::WatchEvent e) { events += e.object.isObject() ? 1 : 0; });
     if (!fed) {
       if (fed.error().message.empty()) __builtin_trap();  // every error says why
       break;
