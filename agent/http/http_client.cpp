@@ -8,16 +8,9 @@
 #include <mutex>
 
 #include "agent/base/event_loop.h"
+#include "agent/http/curl_easy.h"
 
 namespace eni {
-namespace {
-
-void globalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-}  // namespace
 
 struct HttpClient::Transfer {
   RequestId id = 0;
@@ -36,7 +29,7 @@ struct HttpClient::Transfer {
 };
 
 HttpClient::HttpClient(EventLoop& loop) : loop_(loop) {
-  globalInit();
+  detail::globalInit();
   CURLM* multi = curl_multi_init();
   multi_ = multi;
   curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &HttpClient::onSocket);
@@ -128,11 +121,7 @@ void HttpClient::collectFinished() {
   for (auto& [transfer, code] : finished) {
     if (transfer->cancelled) continue;
     if (code != CURLE_OK) {
-      std::string reason =
-          transfer->errorBuffer[0] != '\0' ? transfer->errorBuffer : curl_easy_strerror(code);
-      Error error{ErrorCode::Transient,
-                  transfer->request.method + " " + transfer->request.url + ": " + reason};
-      transfer->done(fail(std::move(error)));
+      transfer->done(fail(detail::transportError(transfer->request, code, transfer->errorBuffer)));
       continue;
     }
     curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &transfer->response.status);
@@ -152,61 +141,11 @@ HttpClient::RequestId HttpClient::start(HttpRequest request, Done done) {
   transfer->easy = easy;
   const HttpRequest& r = transfer->request;
 
-  curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
+  transfer->headers = detail::configureEasy(easy, r);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->errorBuffer);
-  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &HttpClient::onWrite);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connectTimeout.count()));
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count()));
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 30L);
-  curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 10L);
-  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
-
-  if (r.method == "GET") {
-    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-  } else {
-    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.c_str());
-    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
-  }
-
-  for (const auto& header : r.headers) {
-    transfer->headers = curl_slist_append(transfer->headers, header.c_str());
-  }
-  if (!r.bearerToken.empty()) {
-    const std::string auth = "Authorization: Bearer " + r.bearerToken;
-    transfer->headers = curl_slist_append(transfer->headers, auth.c_str());
-  }
-  // libcurl adds "Expect: 100-continue" to large bodies, which costs a round trip.
-  transfer->headers = curl_slist_append(transfer->headers, "Expect:");
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
-
-  if (!r.caPem.empty()) {
-    curl_blob blob{const_cast<char*>(r.caPem.data()), r.caPem.size(), CURL_BLOB_COPY};
-    curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob);
-  } else if (!r.caFile.empty()) {
-    curl_easy_setopt(easy, CURLOPT_CAINFO, r.caFile.c_str());
-  }
-  if (!r.clientCertPem.empty()) {
-    curl_blob cert{const_cast<char*>(r.clientCertPem.data()), r.clientCertPem.size(),
-                   CURL_BLOB_COPY};
-    curl_blob key{const_cast<char*>(r.clientKeyPem.data()), r.clientKeyPem.size(), CURL_BLOB_COPY};
-    curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &cert);
-    curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");
-    curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &key);
-  }
-  if (!r.awsSigV4.empty()) {
-    curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, r.awsSigV4.c_str());
-    curl_easy_setopt(easy, CURLOPT_USERNAME, r.awsAccessKeyId.c_str());
-    curl_easy_setopt(easy, CURLOPT_PASSWORD, r.awsSecretAccessKey.c_str());
-  }
 
   const RequestId id = transfer->id;
   transfers_.emplace(id, std::move(transfer));

@@ -1,0 +1,45 @@
+#include "agent/http/blocking_http_client.h"
+
+#include "agent/http/curl_easy.h"
+
+namespace eni {
+namespace {
+
+std::size_t collect(char* data, std::size_t size, std::size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+}  // namespace
+
+BlockingHttpClient::BlockingHttpClient() {
+  detail::globalInit();
+  easy_ = curl_easy_init();
+}
+
+BlockingHttpClient::~BlockingHttpClient() { curl_easy_cleanup(static_cast<CURL*>(easy_)); }
+
+Result<HttpResponse> BlockingHttpClient::perform(const HttpRequest& request) {
+  CURL* easy = static_cast<CURL*>(easy_);
+  // Reset keeps the connection cache, so the next call to the same host reuses the connection.
+  curl_easy_reset(easy);
+  curl_slist* headers = detail::configureEasy(easy, request);
+  HttpResponse response;
+  char errorBuffer[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errorBuffer);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &collect);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &response.body);
+  const CURLcode code = curl_easy_perform(easy);
+  curl_slist_free_all(headers);
+  long newConnections = 0;
+  curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &newConnections);
+  connects_ += newConnections;
+  if (code != CURLE_OK) return fail(detail::transportError(request, code, errorBuffer));
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
+  char* contentType = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &contentType);
+  if (contentType != nullptr) response.contentType = contentType;
+  return response;
+}
+
+}  // namespace eni

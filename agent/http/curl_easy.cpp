@@ -1,0 +1,79 @@
+#include "agent/http/curl_easy.h"
+
+#include <mutex>
+
+namespace eni::detail {
+
+void globalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+curl_slist* configureEasy(CURL* easy, const HttpRequest& r) {
+  curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connectTimeout.count()));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(r.timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 30L);
+  curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, 10L);
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+
+  if (r.method == "GET") {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else if (r.method == "POST") {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.c_str());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+  } else {
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    if (!r.body.empty() || r.method != "DELETE") {
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDS, r.body.c_str());
+      curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    }
+  }
+
+  curl_slist* headers = nullptr;
+  for (const auto& header : r.headers) headers = curl_slist_append(headers, header.c_str());
+  if (!r.bearerToken.empty()) {
+    const std::string auth = "Authorization: Bearer " + r.bearerToken;
+    headers = curl_slist_append(headers, auth.c_str());
+  }
+  // libcurl adds "Expect: 100-continue" to large bodies, which costs a round trip.
+  headers = curl_slist_append(headers, "Expect:");
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+
+  if (!r.caPem.empty()) {
+    curl_blob blob{const_cast<char*>(r.caPem.data()), r.caPem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob);
+  } else if (!r.caFile.empty()) {
+    curl_easy_setopt(easy, CURLOPT_CAINFO, r.caFile.c_str());
+  }
+  if (!r.clientCertPem.empty()) {
+    curl_blob cert{const_cast<char*>(r.clientCertPem.data()), r.clientCertPem.size(),
+                   CURL_BLOB_COPY};
+    curl_blob key{const_cast<char*>(r.clientKeyPem.data()), r.clientKeyPem.size(), CURL_BLOB_COPY};
+    curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
+    curl_easy_setopt(easy, CURLOPT_SSLCERT_BLOB, &cert);
+    curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");
+    curl_easy_setopt(easy, CURLOPT_SSLKEY_BLOB, &key);
+  }
+  if (!r.awsSigV4.empty()) {
+    curl_easy_setopt(easy, CURLOPT_AWS_SIGV4, r.awsSigV4.c_str());
+    curl_easy_setopt(easy, CURLOPT_USERNAME, r.awsAccessKeyId.c_str());
+    curl_easy_setopt(easy, CURLOPT_PASSWORD, r.awsSecretAccessKey.c_str());
+  }
+  return headers;
+}
+
+Error transportError(const HttpRequest& request, CURLcode code, const char* errorBuffer) {
+  const std::string reason =
+      (errorBuffer != nullptr && errorBuffer[0] != '\0') ? errorBuffer : curl_easy_strerror(code);
+  // The URL is safe to print: secrets never travel in it.
+  return Error{ErrorCode::Transient, request.method + " " + request.url + ": " + reason};
+}
+
+}  // namespace eni::detail
