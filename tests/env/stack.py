@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The test stack: real peers on 127.0.0.1, started once per ctest run.
 
-  stack.py up --dir DIR        build or reuse the binaries, start etcd, kube-apiserver, moto_server
-                               and the IMDS emulator, bootstrap RBAC from daemonset/ and EC2 state,
-                               and write DIR/stack.json and DIR/stack.env
+  stack.py up --dir DIR        build or reuse the binaries, start etcd, kube-apiserver, moto_server,
+                               the EC2 fault proxy in front of it and the IMDS emulator, bootstrap
+                               RBAC from daemonset/ and EC2 state, and write DIR/stack.json and
+                               DIR/stack.env
   stack.py down --dir DIR      stop every process of the stack (always safe to run)
-  stack.py restart kube-apiserver|etcd --dir DIR
+  stack.py restart kube-apiserver|etcd|imds|fault-proxy --dir DIR
   stack.py compact --dir DIR   compact etcd at its current revision (forces 410 on old versions)
   stack.py version --dir DIR   print kube-apiserver's /version
 
@@ -266,6 +267,18 @@ def start_moto(d, st):
         f"http://127.0.0.1:{st['moto_port']}/moto-api/", timeout=2).status == 200, proc_name="moto", d=d)
 
 
+def start_fault_proxy(d, st):
+    port_file = os.path.join(d, "fault-proxy.port")
+    if os.path.exists(port_file):
+        os.unlink(port_file)
+    spawn(d, "fault-proxy", [sys.executable, os.path.join(HERE, "fault_proxy.py"),
+                             "--upstream", st["moto_endpoint"], "--port", str(st.get("ec2_proxy_port", 0)),
+                             "--port-file", port_file])
+    wait_for("EC2 fault proxy", lambda: os.path.getsize(port_file) > 0, proc_name="fault-proxy", d=d)
+    st["ec2_proxy_port"] = int(open(port_file).read())
+    st["ec2_proxy_endpoint"] = f"http://127.0.0.1:{st['ec2_proxy_port']}"
+
+
 def start_imds(d, st):
     port_file = os.path.join(d, "imds.port")
     if os.path.exists(port_file):
@@ -358,6 +371,7 @@ def cmd_up(d):
         start_etcd(d, st)
         start_apiserver(d, st)
         start_moto(d, st)
+        start_fault_proxy(d, st)
         bootstrap_ec2(st)
         start_imds(d, st)
         bootstrap_kube(d, st)
@@ -367,12 +381,13 @@ def cmd_up(d):
     write_outputs(d, st)
     version = json.loads(urllib.request.urlopen(st["apiserver_url"] + "/version", context=apiserver_ssl(d)).read())
     log(f"up in {time.time() - t0:.1f}s: kube-apiserver {version['gitVersion']} at {st['apiserver_url']}, "
-        f"etcd at {st['etcd_endpoint']}, moto at {st['moto_endpoint']}, IMDS at {st['imds_endpoint']}")
+        f"etcd at {st['etcd_endpoint']}, moto at {st['moto_endpoint']} (fault proxy at {st['ec2_proxy_endpoint']}), "
+        f"IMDS at {st['imds_endpoint']}")
 
 
 def cmd_down(d, quiet=False):
     d = os.path.abspath(d)
-    for name in ("imds", "moto", "kube-apiserver", "etcd"):
+    for name in ("fault-proxy", "imds", "moto", "kube-apiserver", "etcd"):
         if os.path.exists(pid_file(d, name)):
             kill(d, name)
             if not quiet:
@@ -388,6 +403,8 @@ def cmd_restart(d, name):
         start_etcd(d, st)
     elif name == "imds":
         start_imds(d, st)
+    elif name == "fault-proxy":
+        start_fault_proxy(d, st)
     else:
         raise SystemExit(f"stack: cannot restart {name}")
     log(f"restarted {name}")
