@@ -28,6 +28,19 @@ class SystemClock final : public Clock {
   }
 };
 
+/// Blocking waits on worker threads (retry backoff, the rate limiter), a seam so that tests
+/// count waits instead of sleeping.
+class Sleeper {
+ public:
+  virtual ~Sleeper() = default;
+  virtual void sleepFor(Duration duration) = 0;
+};
+
+class RealSleeper final : public Sleeper {
+ public:
+  void sleepFor(Duration duration) override;
+};
+
 using TimerId = std::uint64_t;
 
 /// Deferred work on the one event-loop thread. EventLoop implements it; tests use a manual one.

@@ -211,14 +211,6 @@ Result<CommandKind> commandNamed(const std::string& word) {
 
 }  // namespace
 
-EnvLookup processEnv() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (v == nullptr) return std::nullopt;
-    return std::string(v);
-  };
-}
-
 Result<Duration> parseDuration(const std::string& text) {
   if (text.empty()) return badValue(text, "want a duration such as 30m, 90s or 1h30m");
   std::int64_t totalMs = 0;

@@ -5,14 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "agent/base/env.h"
 #include "agent/base/error.h"
 #include "agent/config/options.h"
 
 namespace eni {
-
-/// Reads one environment variable; std::nullopt when unset. A seam so tests need no setenv.
-using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
-EnvLookup processEnv();
 
 /// Parses argv (without argv[0]) into a Command. Flags win over ENI_AGENT_* variables, which win
 /// over the defaults; DESIGN.md's derived defaults ($NODE_NAME, $KUBECONFIG, $AWS_REGION, mode

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 
 namespace eni {
 
@@ -13,26 +14,11 @@ struct CurlKubeClient::Watch {
   std::optional<Error> streamError;
 };
 
-std::string urlEncode(std::string_view text) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 namespace {
 
 std::string collectionPath(const ResourceKind& kind, const std::string& ns) {
   std::string path = kind.apiPrefix;
-  if (kind.namespaced && !ns.empty()) path += "/namespaces/" + urlEncode(ns);
+  if (kind.namespaced && !ns.empty()) path += "/namespaces/" + percentEncode(ns);
   return path + "/" + kind.plural;
 }
 
@@ -42,7 +28,7 @@ std::string query(const ListOptions& options) {
     if (value.empty()) return;
     q += q.empty() ? "?" : "&";
     q += key;
-    q += "=" + urlEncode(value);
+    q += "=" + percentEncode(value);
   };
   add("fieldSelector", options.fieldSelector);
   add("labelSelector", options.labelSelector);
@@ -74,7 +60,7 @@ ErrorCode codeForStatus(long status) {
 
 std::string objectPath(const ObjectRef& ref) {
   std::string path = collectionPath(ref.kind, ref.ns);
-  if (!ref.name.empty()) path += "/" + urlEncode(ref.name);
+  if (!ref.name.empty()) path += "/" + percentEncode(ref.name);
   if (!ref.subresource.empty()) path += "/" + ref.subresource;
   return path;
 }
@@ -141,7 +127,7 @@ void CurlKubeClient::listPage(const ResourceKind& kind, const std::string& ns,
                               std::shared_ptr<ObjectList> acc, Callback<ObjectList> done) {
   std::string path = collectionPath(kind, ns) + query(options);
   path += path.find('?') == std::string::npos ? "?limit=500" : "&limit=500";
-  if (!continueToken.empty()) path += "&continue=" + urlEncode(continueToken);
+  if (!continueToken.empty()) path += "&continue=" + percentEncode(continueToken);
   auto r = request("GET", path);
   if (!r) {
     done(fail(r.error()));
@@ -177,7 +163,7 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
   path += path.find('?') == std::string::npos ? "?" : "&";
   path += "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout);
   if (!options.resourceVersion.empty())
-    path += "&resourceVersion=" + urlEncode(options.resourceVersion);
+    path += "&resourceVersion=" + percentEncode(options.resourceVersion);
 
   auto r = request("GET", path);
   if (!r) {
@@ -248,10 +234,10 @@ void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Val
     if (options.fieldManager.empty()) {
       return done(fail(ErrorCode::Internal, "server-side apply needs a field manager"));
     }
-    path += "?fieldManager=" + urlEncode(options.fieldManager);
+    path += "?fieldManager=" + percentEncode(options.fieldManager);
     if (options.force) path += "&force=true";
   } else if (!options.fieldManager.empty()) {
-    path += "?fieldManager=" + urlEncode(options.fieldManager);
+    path += "?fieldManager=" + percentEncode(options.fieldManager);
   }
   auto r = request("PATCH", path);
   if (!r) return done(fail(r.error()));

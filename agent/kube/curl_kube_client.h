@@ -53,6 +53,5 @@ class CurlKubeClient final : public KubeApi {
                                                      const HttpResponse& response);
 /// "/api/v1/namespaces/ns/pods/name/status"
 std::string objectPath(const ObjectRef& ref);
-std::string urlEncode(std::string_view text);
 
 }  // namespace eni

@@ -1,0 +1,12 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace eni {
+
+/// RFC 3986 percent-encoding: unreserved characters stay, every other byte becomes %XX. Right for
+/// URL query values and for application/x-www-form-urlencoded bodies (AWS Query APIs).
+std::string percentEncode(std::string_view text);
+
+}  // namespace eni
