@@ -36,12 +36,24 @@ if command -v clang++ >/dev/null; then
   echo "== fuzzers (clang, libFuzzer), bounded" >&2
   CC=clang CXX=clang++ cmake -S . -B "$BUILD-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DENI_AGENT_BUILD_TESTS=OFF >/dev/null
-  cmake --build "$BUILD-fuzz" -j "$JOBS" --target fuzz_watch_decoder
-  corpus=$(mktemp -d)
-  cp agent/kube/fuzz_corpus/watch_decoder/* "$corpus/"
-  "$BUILD-fuzz/agent/kube/fuzz_watch_decoder" -max_total_time="${FUZZ_SECONDS:-20}" "$corpus" \
-    >"$BUILD-fuzz/fuzz_watch_decoder.log" 2>&1 || { tail -40 "$BUILD-fuzz/fuzz_watch_decoder.log"; status=1; }
-  tail -1 "$BUILD-fuzz/fuzz_watch_decoder.log"
-  rm -rf "$corpus"
+  # Each fuzzer sits beside its parser, with its corpus in fuzz_corpus/<name>/.
+  fuzzers=(agent/kube:watch_decoder ec2:ec2_xml ec2:imds_list)
+  targets=()
+  for f in "${fuzzers[@]}"; do targets+=("fuzz_${f#*:}"); done
+  cmake --build "$BUILD-fuzz" -j "$JOBS" --target "${targets[@]}"
+  for f in "${fuzzers[@]}"; do
+    dir=${f%%:*} name=${f#*:}
+    corpus=$(mktemp -d)
+    cp "$dir/fuzz_corpus/$name"/* "$corpus/"
+    log="$BUILD-fuzz/fuzz_$name.log"
+    if "$BUILD-fuzz/$dir/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-15}" "$corpus" >"$log" 2>&1; then
+      echo "fuzz_$name: $(tail -1 "$log")"
+    else
+      tail -40 "$log"
+      echo "fuzz_$name: FAILED (see $log)"
+      status=1
+    fi
+    rm -rf "$corpus"
+  done
 fi
 exit $status

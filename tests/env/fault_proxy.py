@@ -27,6 +27,9 @@ InvalidParameterValue (all with EC2's XML error body), reset = the connection is
 RST and no response, delay = sleep delay_ms, then forward. Every request, forwarded or faulted,
 counts under requests[Action]; each injected fault (delays included) under faults[Action].
 Requests without an Action count under "(none)".
+
+Paging: moto ignores MaxResults on DescribeNetworkInterfaces; the proxy cuts its full answer into
+the requested page and issues a NextToken, as EC2 does, so that paging is exercised for real.
 """
 import argparse
 import collections
@@ -226,6 +229,38 @@ def action_of(method, path, headers, body):
     return (fields.get("Action") or [NO_ACTION])[0] or NO_ACTION
 
 
+def paginate_enis(data, fields):
+    """moto ignores MaxResults/NextToken on DescribeNetworkInterfaces and answers everything.
+    Real EC2 pages; so that clients' NextToken loops meet real paging, cut moto's full answer into
+    the page the request asked for (NextToken here is an offset this proxy issued)."""
+    try:
+        page_size = int((fields.get("MaxResults") or ["0"])[0])
+        offset = int((fields.get("NextToken") or ["0"])[0] or 0)
+    except ValueError:
+        return data
+    if page_size <= 0:
+        return data
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(data)
+    ns = root.tag[1:root.tag.index("}")] if root.tag.startswith("{") else ""
+    ET.register_namespace("", ns)
+    q = f"{{{ns}}}" if ns else ""
+    item_set = root.find(f"{q}networkInterfaceSet")
+    if item_set is None:
+        return data
+    items = list(item_set)
+    for item in items:
+        item_set.remove(item)
+    for item in items[offset:offset + page_size]:
+        item_set.append(item)
+    old = root.find(f"{q}nextToken")
+    if old is not None:
+        root.remove(old)
+    if offset + page_size < len(items):
+        ET.SubElement(root, f"{q}nextToken").text = str(offset + page_size)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
 def ec2_error(code, message, request_id):
     return ('<?xml version="1.0" encoding="UTF-8"?>'
             f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
@@ -285,9 +320,9 @@ def make_handler(state):
                                   "text/xml;charset=UTF-8")
             if fault == "delay" and rule is not None:
                 time.sleep(rule.delay_ms / 1000.0)
-            state.finish(entry, self.forward(body))
+            state.finish(entry, self.forward(body, action))
 
-        def forward(self, body):
+        def forward(self, body, action=None):
             """Send the request upstream as it came and relay the answer; returns the status sent."""
             drop = {h.strip().lower() for h in self.headers.get("Connection", "").split(",")} | HOP_BY_HOP
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in drop]
@@ -309,6 +344,9 @@ def make_handler(state):
                 return 502
             finally:
                 conn.close()
+            if action == "DescribeNetworkInterfaces" and status == 200:
+                fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+                data = paginate_enis(data, fields)
             ctype = next((v for k, v in relay if k.lower() == "content-type"), None)
             relay = [(k, v) for k, v in relay if k.lower() != "content-type"]
             self.send_response(status)

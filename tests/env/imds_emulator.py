@@ -9,6 +9,10 @@ Test hooks (no token needed, loopback only):
   GET  /_emulator/stats        request counts as JSON
   POST /_emulator/down         answer 503 to everything until /_emulator/up
   POST /_emulator/up
+  POST /_emulator/expire-tokens  forget every issued token (the next request gets 401)
+
+It also plays the EKS Pod Identity agent for credential tests:
+  GET  /_container/credentials   with "Authorization: <--container-token>" gives JSON credentials
 """
 import argparse
 import datetime
@@ -176,6 +180,14 @@ def make_handler(state):
             return self.reply(405)
 
         def do_GET(self):
+            if self.path == "/_container/credentials":
+                if self.headers.get("Authorization") != state.args.container_token:
+                    return self.reply(403, '{"Message":"bad token"}', "application/json")
+                exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)
+                return self.reply(200, json.dumps({
+                    "AccessKeyId": "ASIACONTAINER0000001", "SecretAccessKey": "container-secret-key",
+                    "Token": "container-session-token", "AccountId": "123456789012",
+                    "Expiration": exp.strftime("%Y-%m-%dT%H:%M:%SZ")}), "application/json")
             if self.path == "/_emulator/stats":
                 with state.lock:
                     return self.reply(200, json.dumps(state.stats), "application/json")
@@ -214,6 +226,7 @@ def main():
     ap.add_argument("--access-key-id", default="ASIAIMDSEMULATOR0001")
     ap.add_argument("--secret-access-key", default="imds-emulator-secret-key")
     ap.add_argument("--session-token", default="imds-emulator-session-token")
+    ap.add_argument("--container-token", default="pod-identity-test-token")
     ap.add_argument("--credential-ttl", type=int, default=6 * 3600)
     ap.add_argument("--max-token-ttl", type=int, default=MAX_TTL,
                     help="expire tokens sooner than asked, to exercise refresh")

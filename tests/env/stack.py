@@ -267,6 +267,26 @@ def start_moto(d, st):
         f"http://127.0.0.1:{st['moto_port']}/moto-api/", timeout=2).status == 200, proc_name="moto", d=d)
 
 
+def start_moto_auth(d, st):
+    """A second moto that checks SigV4 signatures and IAM policies after its first three actions,
+    which create the one IAM user whose keys the signature tests use."""
+    moto = subprocess.run(["bash", "-c", "command -v moto_server"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    spawn(d, "moto-auth", [moto, "-H", "127.0.0.1", "-p", str(st["moto_auth_port"])], env=env)
+    endpoint = f"http://127.0.0.1:{st['moto_auth_port']}"
+    wait_for("moto_server (auth)", lambda: urllib.request.urlopen(endpoint + "/moto-api/", timeout=2).status == 200,
+             proc_name="moto-auth", d=d)
+    import boto3
+    iam = boto3.client("iam", region_name=REGION, endpoint_url=endpoint,
+                       aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+    iam.create_user(UserName="eni-agent-test")
+    key = iam.create_access_key(UserName="eni-agent-test")["AccessKey"]
+    iam.put_user_policy(UserName="eni-agent-test", PolicyName="all", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    st.update(moto_auth_endpoint=endpoint, moto_auth_access_key_id=key["AccessKeyId"],
+              moto_auth_secret_access_key=key["SecretAccessKey"])
+
+
 def start_fault_proxy(d, st):
     port_file = os.path.join(d, "fault-proxy.port")
     if os.path.exists(port_file):
@@ -355,7 +375,7 @@ def cmd_up(d):
     st = {
         "dir": d, "region": REGION, "kube_bin_dir": kube_bin, "etcd_bin_dir": etcd_bin, "kubectl": kubectl_bin,
         "etcd_port": free_port(), "etcd_peer_port": free_port(), "apiserver_port": free_port(),
-        "moto_port": free_port(),
+        "moto_port": free_port(), "moto_auth_port": free_port(),
         "admin_kubeconfig": os.path.join(d, "admin.kubeconfig"),
         "agent_kubeconfig": os.path.join(d, "agent.kubeconfig"),
     }
@@ -372,6 +392,7 @@ def cmd_up(d):
         start_apiserver(d, st)
         start_moto(d, st)
         start_fault_proxy(d, st)
+        start_moto_auth(d, st)
         bootstrap_ec2(st)
         start_imds(d, st)
         bootstrap_kube(d, st)
@@ -387,7 +408,7 @@ def cmd_up(d):
 
 def cmd_down(d, quiet=False):
     d = os.path.abspath(d)
-    for name in ("fault-proxy", "imds", "moto", "kube-apiserver", "etcd"):
+    for name in ("fault-proxy", "imds", "moto-auth", "moto", "kube-apiserver", "etcd"):
         if os.path.exists(pid_file(d, name)):
             kill(d, name)
             if not quiet:

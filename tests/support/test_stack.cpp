@@ -14,6 +14,7 @@
 
 #include "agent/base/files.h"
 #include "agent/base/json.h"
+#include "agent/http/blocking_http_client.h"
 
 extern char** environ;
 
@@ -101,6 +102,10 @@ const TestStack& TestStack::get() {
     s.subnetA = stringField(j, "subnet_a");
     s.subnetB = stringField(j, "subnet_b");
     s.securityGroupId = stringField(j, "security_group_id");
+    s.ec2ProxyEndpoint = stringField(j, "ec2_proxy_endpoint");
+    s.motoAuthEndpoint = stringField(j, "moto_auth_endpoint");
+    s.motoAuthAccessKeyId = stringField(j, "moto_auth_access_key_id");
+    s.motoAuthSecretAccessKey = stringField(j, "moto_auth_secret_access_key");
     return s;
   }();
   return stack;
@@ -112,6 +117,22 @@ int TestStack::control(const std::vector<std::string>& args) const {
   argv.push_back("--dir");
   argv.push_back(dir);
   return runProcess(argv).status;
+}
+
+std::string TestStack::controlHttp(const std::string& method, const std::string& url,
+                                   const std::string& body) const {
+  BlockingHttpClient http;
+  HttpRequest request;
+  request.method = method;
+  request.url = url;
+  request.body = body;
+  if (!body.empty()) request.headers.push_back("Content-Type: application/json");
+  auto response = http.perform(request);
+  if (!response || response->status != 200) {
+    std::fprintf(stderr, "test stack control %s %s failed\n", method.c_str(), url.c_str());
+    std::abort();
+  }
+  return response->body;
 }
 
 ProcessResult runProcess(const std::vector<std::string>& argv,

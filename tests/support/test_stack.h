@@ -29,11 +29,18 @@ struct TestStack {
   std::string subnetA;
   std::string subnetB;
   std::string securityGroupId;
+  std::string ec2ProxyEndpoint;
+  std::string motoAuthEndpoint;
+  std::string motoAuthAccessKeyId;
+  std::string motoAuthSecretAccessKey;
 
   /// Aborts with a clear message when the stack is not up (the ctest fixture starts it).
   static const TestStack& get();
   /// Runs `tests/env/stack.py <args> --dir <dir>`; returns its exit status.
   int control(const std::vector<std::string>& args) const;
+  /// An HTTP call to a test-stack control endpoint (fault proxy, IMDS emulator); the body.
+  std::string controlHttp(const std::string& method, const std::string& url,
+                          const std::string& body = "") const;
 };
 
 /// Runs a program to completion; returns exit status and stdout.

@@ -1,0 +1,86 @@
+#pragma once
+
+#include <mutex>
+
+#include "agent/base/backoff.h"
+#include "agent/base/clock.h"
+#include "agent/base/env.h"
+#include "agent/http/blocking_http_client.h"
+#include "ec2/call_counters.h"
+#include "ec2/credentials.h"
+#include "ec2/ec2_api.h"
+#include "ec2/rate_limiter.h"
+
+namespace eni {
+
+struct Ec2ClientConfig {
+  std::string region;
+  std::string endpoint;  // resolved with ec2Endpoint()
+  double qps = 5;
+  std::int64_t burst = 10;
+  int maxAttempts = 4;  // first try plus retries, for Transient and Throttled only
+  Duration backoffBase{200};
+  Duration backoffCap{5000};
+  int describePageSize = 1000;  // MaxResults of DescribeNetworkInterfaces pages (5-1000)
+  Duration connectTimeout{3000};
+  Duration timeout{10000};  // per attempt
+};
+
+/// AWS_ENDPOINT_URL_EC2, then AWS_ENDPOINT_URL, then https://ec2.<region>.amazonaws.com.
+std::string ec2Endpoint(const EnvLookup& env, const std::string& region);
+
+/// Ec2Api over the EC2 Query protocol: form-encoded POSTs (Version=2016-11-15) signed by libcurl's
+/// CURLOPT_AWS_SIGV4, answers read with pugixml. Calls are serialised on one connection, which
+/// is reused; the agent makes them from one worker thread anyway.
+class CurlEc2Client final : public Ec2Api {
+ public:
+  CurlEc2Client(Ec2ClientConfig config, CredentialProvider& credentials, const Clock& clock,
+                Sleeper& sleeper, std::uint64_t seed = std::random_device{}());
+
+  Result<std::vector<NetworkInterface>> describeNetworkInterfaces(
+      const std::vector<std::string>& ids, const std::vector<Filter>& filters) override;
+  Result<void> createTags(const std::vector<std::string>& resources,
+                          const std::vector<Tag>& tags) override;
+  Result<void> deleteTags(const std::vector<std::string>& resources,
+                          const std::vector<Tag>& tags) override;
+  Result<NetworkInterface> createNetworkInterface(const CreateEniRequest& request) override;
+  Result<std::string> attachNetworkInterface(const std::string& eniId,
+                                             const std::string& instanceId,
+                                             std::int64_t deviceIndex) override;
+  Result<void> detachNetworkInterface(const std::string& attachmentId, bool force) override;
+  Result<void> deleteNetworkInterface(const std::string& eniId) override;
+  Result<void> setDeleteOnTermination(const std::string& eniId, const std::string& attachmentId,
+                                      bool deleteOnTermination) override;
+  Result<std::vector<Subnet>> describeSubnets(const std::vector<std::string>& ids,
+                                              const std::vector<Filter>& filters) override;
+  Result<std::vector<SecurityGroup>> describeSecurityGroups(
+      const std::vector<std::string>& ids, const std::vector<Filter>& filters) override;
+  Result<Instance> describeInstance(const std::string& instanceId) override;
+
+  const CallCounters& counters() const { return counters_; }
+  const RateLimiter& rateLimiter() const { return limiter_; }
+  long connectionsOpened() const { return http_.connectionsOpened(); }
+
+  /// Query parameters, in order; values are percent-encoded when the body is built.
+  using Params = std::vector<std::pair<std::string, std::string>>;
+  /// One action with retries; the raw 2xx body. Exposed for tests of the retry policy.
+  [[nodiscard]] Result<std::string> call(const std::string& action, const Params& params);
+
+ private:
+  Ec2ClientConfig config_;
+  CredentialProvider& credentials_;
+  Sleeper& sleeper_;
+  RateLimiter limiter_;
+  CallCounters counters_;
+  std::mutex mutex_;
+  BlockingHttpClient http_;
+  Backoff backoff_;
+};
+
+/// "Filter.1.Name", "Filter.1.Value.1", ... and "NetworkInterfaceId.1", ...
+void addFilters(CurlEc2Client::Params& params, const std::vector<Filter>& filters);
+void addList(CurlEc2Client::Params& params, const std::string& prefix,
+             const std::vector<std::string>& values);
+std::string resultLabel(ErrorCode code);
+
+}  // namespace eni
