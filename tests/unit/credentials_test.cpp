@@ -1,5 +1,8 @@
 #include "ec2/credentials.h"
 
+#include "ec2/curl_ec2_client.h"
+#include "ec2/curl_imds.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
@@ -112,6 +115,27 @@ TEST(StsEndpoint, FollowsTheSdkOrder) {
       stsEndpoint(envOf({{"AWS_ENDPOINT_URL", "http://a"}, {"AWS_ENDPOINT_URL_STS", "http://s"}}),
                   "x"),
       "http://s");
+}
+
+TEST(Ec2Endpoint, FollowsTheSdkOrder) {
+  EXPECT_EQ(ec2Endpoint(envOf({}), "eu-west-1"), "https://ec2.eu-west-1.amazonaws.com");
+  EXPECT_EQ(ec2Endpoint(envOf({{"AWS_ENDPOINT_URL", "http://all/"}}), "eu-west-1"), "http://all");
+  EXPECT_EQ(
+      ec2Endpoint(
+          envOf({{"AWS_ENDPOINT_URL", "http://all"}, {"AWS_ENDPOINT_URL_EC2", "http://ec2"}}), "x"),
+      "http://ec2");
+}
+
+TEST(ImdsConfig, EndpointAndDisabledFromTheEnvironment) {
+  EXPECT_EQ(imdsConfigFromEnv(envOf({})).endpoint, "http://169.254.169.254");
+  EXPECT_FALSE(imdsConfigFromEnv(envOf({})).disabled);
+  auto c = imdsConfigFromEnv(envOf({{"AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9/"},
+                                    {"AWS_EC2_METADATA_DISABLED", "TRUE"}}));
+  EXPECT_EQ(c.endpoint, "http://127.0.0.1:9");
+  EXPECT_TRUE(c.disabled);
+  EXPECT_EQ(c.connectTimeout, Duration(1000));
+  EXPECT_EQ(c.timeout, Duration(2000));
+  EXPECT_EQ(c.tokenTtlSeconds, 21600);
 }
 
 }  // namespace
