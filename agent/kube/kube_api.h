@@ -54,7 +54,8 @@ struct WatchEvent {
 };
 
 enum class PatchType {
-  Merge,  // application/merge-patch+json
+  Merge,      // application/merge-patch+json
+  Strategic,  // application/strategic-merge-patch+json: lists merge by key (pod conditions)
   Apply,  // application/apply-patch+yaml (server-side apply), needs a field manager
 };
 

@@ -1,0 +1,95 @@
+#include "agent/state/node_state.h"
+
+#include "agent/base/json.h"
+
+namespace eni {
+
+Result<std::string> encodeNodeState(const NodeState& state) {
+  Json::Value root;
+  root["version"] = NodeState::kVersion;
+  root["instanceId"] = state.instanceId;
+  Json::Value enis(Json::objectValue);
+  for (const auto& [id, e] : state.enis) {
+    Json::Value v;
+    if (!e.mac.empty()) v["mac"] = e.mac;
+    if (e.deviceIndex >= 0) v["deviceIndex"] = static_cast<Json::Int64>(e.deviceIndex);
+    if (!e.subnet.empty()) v["subnet"] = e.subnet;
+    Json::Value tags(Json::objectValue);
+    for (const auto& [k, val] : e.tags) tags[k] = val;
+    v["tags"] = tags;
+    if (!e.hash.empty()) v["hash"] = e.hash;
+    Json::Value pods(Json::objectValue);
+    for (const auto& [key, p] : e.pods) {
+      pods[key]["uid"] = p.uid;
+      pods[key]["ip"] = p.ip;
+    }
+    v["pods"] = pods;
+    enis[id] = v;
+  }
+  root["enis"] = enis;
+  Json::Value attachments(Json::arrayValue);
+  for (const auto& a : state.attachments) {
+    Json::Value v;
+    v["nodeEni"] = a.nodeEni;
+    v["eni"] = a.eniId;
+    v["attachmentId"] = a.attachmentId;
+    v["deviceIndex"] = static_cast<Json::Int64>(a.deviceIndex);
+    v["interface"] = a.interfaceName;
+    v["mtu"] = static_cast<Json::Int64>(a.mtu);
+    v["state"] = a.state;
+    attachments.append(v);
+  }
+  root["attachments"] = attachments;
+  std::string text = toJson(root);
+  if (text.size() > NodeState::kMaxBytes) {
+    return fail(ErrorCode::Invalid, "node state is " + std::to_string(text.size()) +
+                                        " bytes, over the 64 KiB annotation budget");
+  }
+  return text;
+}
+
+Result<NodeState> decodeNodeState(const std::string& text) {
+  auto parsed = parseJson(text);
+  if (!parsed) return fail(ErrorCode::Invalid, "node state: " + parsed.error().message);
+  const Json::Value& root = *parsed;
+  const std::int64_t version = intField(root, "version", 0);
+  if (version < 1 || version > NodeState::kVersion) {
+    return fail(ErrorCode::Invalid, "node state version " + std::to_string(version) +
+                                        " is not one this agent reads (1.." +
+                                        std::to_string(NodeState::kVersion) + ")");
+  }
+  NodeState state;
+  state.instanceId = stringField(root, "instanceId");
+  const Json::Value& enis = objectField(root, "enis");
+  for (auto it = enis.begin(); it != enis.end(); ++it) {
+    const Json::Value& v = *it;
+    EniRecord e;
+    e.mac = stringField(v, "mac");
+    e.deviceIndex = intField(v, "deviceIndex", -1);
+    e.subnet = stringField(v, "subnet");
+    const Json::Value& tags = objectField(v, "tags");
+    for (auto t = tags.begin(); t != tags.end(); ++t) {
+      if (t->isString()) e.tags[t.name()] = t->asString();
+    }
+    e.hash = stringField(v, "hash");
+    const Json::Value& pods = objectField(v, "pods");
+    for (auto p = pods.begin(); p != pods.end(); ++p) {
+      e.pods[p.name()] = PodRecord{stringField(*p, "uid"), stringField(*p, "ip")};
+    }
+    state.enis[it.name()] = std::move(e);
+  }
+  for (const auto& a : arrayField(root, "attachments")) {
+    AttachmentRecord r;
+    r.nodeEni = stringField(a, "nodeEni");
+    r.eniId = stringField(a, "eni");
+    r.attachmentId = stringField(a, "attachmentId");
+    r.deviceIndex = intField(a, "deviceIndex", -1);
+    r.interfaceName = stringField(a, "interface");
+    r.mtu = intField(a, "mtu");
+    r.state = stringField(a, "state");
+    state.attachments.push_back(std::move(r));
+  }
+  return state;
+}
+
+}  // namespace eni

@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/base/error.h"
+#include <map>
+
+namespace eni {
+
+/// One pod behind an ENI: enough to find its ENI again after a restart (the warm cache) and to
+/// clean up after the pod object is gone.
+struct PodRecord {
+  std::string uid;
+  std::string ip;
+  bool operator==(const PodRecord&) const = default;
+};
+
+/// What the agent knows and owns on one ENI.
+struct EniRecord {
+  std::string mac;
+  std::int64_t deviceIndex = -1;
+  std::string subnet;
+  std::map<std::string, std::string> tags;  // tags this agent applied and owns, no hash tag
+  std::string hash;  // tagHash(tags), as written to the ENI's eni-tagger.io/hash
+  std::map<std::string, PodRecord> pods;  // "namespace/name" -> record
+  bool operator==(const EniRecord&) const = default;
+};
+
+/// One NodeENI attachment on this node (written by the ENI manager).
+struct AttachmentRecord {
+  std::string nodeEni;
+  std::string eniId;
+  std::string attachmentId;
+  std::int64_t deviceIndex = -1;
+  std::string interfaceName;
+  std::int64_t mtu = 0;
+  std::string state;
+  bool operator==(const AttachmentRecord&) const = default;
+};
+
+/// The versioned state kept in the Node annotation eni-agent.io/state (or host mode's
+/// state.json): the warm-start cache and the record of what the agent owns.
+struct NodeState {
+  static constexpr int kVersion = 1;
+  static constexpr std::size_t kMaxBytes = 64 * 1024;
+  std::string instanceId;
+  std::map<std::string, EniRecord> enis;  // ENI ID -> record
+  std::vector<AttachmentRecord> attachments;
+  bool operator==(const NodeState&) const = default;
+};
+
+inline constexpr const char* kNodeStateAnnotation = "eni-agent.io/state";
+
+/// Compact JSON. Fails with Invalid when the result would exceed 64 KiB.
+[[nodiscard]] Result<std::string> encodeNodeState(const NodeState& state);
+/// Reads any version up to kVersion; unknown fields are ignored, wrong types read as absent.
+/// Invalid for malformed JSON or a newer version (written by a newer agent).
+[[nodiscard]] Result<NodeState> decodeNodeState(const std::string& text);
+
+}  // namespace eni

@@ -1,0 +1,187 @@
+#include "agent/tagger/tags.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+
+#include <json/reader.h>
+#include <json/value.h>
+
+#include "agent/base/json.h"
+
+namespace eni {
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+bool allowedChar(unsigned char c) {
+  return std::isalnum(c) || c == ' ' || c == '+' || c == '=' || c == '.' || c == '_' || c == ':' ||
+         c == '/' || c == '@' || c == '-';
+}
+
+tl::unexpected<Error> invalid(std::string message) {
+  return fail(ErrorCode::Invalid, std::move(message));
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+Result<void> validateTag(const std::string& key, const std::string& value) {
+  if (key.empty()) return invalid("a tag key is empty");
+  if (key.size() > TagLimits::kMaxKeyLength) {
+    return invalid("tag key \"" + key.substr(0, 40) + "...\" is " + std::to_string(key.size()) +
+                   " characters; the limit is 127");
+  }
+  if (value.size() > TagLimits::kMaxValueLength) {
+    return invalid("the value of tag \"" + key + "\" is " + std::to_string(value.size()) +
+                   " characters; the limit is 255");
+  }
+  for (const auto* text : {&key, &value}) {
+    for (unsigned char c : *text) {
+      if (!allowedChar(c)) {
+        std::string shown = std::isprint(c) ? std::string(1, static_cast<char>(c))
+                                            : "byte 0x" + std::string(1, "0123456789abcdef"[c >> 4]) +
+                                                  std::string(1, "0123456789abcdef"[c & 15]);
+        return invalid(std::string(text == &key ? "tag key \"" : "the value of tag \"") + key +
+                       "\" contains \"" + shown +
+                       "\"; allowed are letters, digits, spaces and + = . _ : / @ -");
+      }
+    }
+  }
+  const std::string lowered = lower(key);
+  if (lowered.rfind("aws:", 0) == 0) return invalid("tag key \"" + key + "\" uses the reserved prefix aws:");
+  if (lowered.rfind("kubernetes.io/cluster/", 0) == 0) {
+    return invalid("tag key \"" + key + "\" uses the reserved prefix kubernetes.io/cluster/");
+  }
+  if (key == kHashTagKey) return invalid(std::string("tag key ") + kHashTagKey + " is the agent's own");
+  return {};
+}
+
+using RawTags = std::vector<std::pair<std::string, std::string>>;
+
+Result<RawTags> parseJsonForm(std::string_view text) {
+  Json::CharReaderBuilder builder;
+  builder["rejectDupKeys"] = true;
+  builder["failIfExtra"] = true;
+  builder["stackLimit"] = 20;
+  builder["collectComments"] = false;
+  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  Json::Value root;
+  std::string errors;
+  try {
+    if (!reader->parse(text.data(), text.data() + text.size(), &root, &errors)) {
+      while (!errors.empty() && (errors.back() == '\n' || errors.back() == ' ')) errors.pop_back();
+      if (errors.find("Duplicate key") != std::string::npos) {
+        return invalid("duplicate tag key in the JSON: " + errors);
+      }
+      return invalid("malformed JSON: " + errors);
+    }
+  } catch (const std::exception& e) {
+    return invalid(std::string("malformed JSON: ") + e.what());
+  }
+  if (!root.isObject()) return invalid("the JSON must be an object of string values, e.g. {\"Team\":\"Platform\"}");
+  RawTags out;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (!it->isString()) {
+      return invalid("the value of tag \"" + it.name() + "\" must be a JSON string, e.g. \"" +
+                     it.name() + "\":\"1234\"");
+    }
+    out.emplace_back(it.name(), it->asString());
+  }
+  return out;
+}
+
+Result<RawTags> parsePairForm(std::string_view text) {
+  RawTags out;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = text.find(',', start);
+    const std::string_view pair = trim(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
+    if (pair.empty()) {
+      return invalid("an empty entry in \"" + std::string(text.substr(0, 80)) +
+                     "\"; write Key=Value pairs separated by single commas");
+    }
+    const auto eq = pair.find('=');
+    if (eq == std::string_view::npos) {
+      return invalid("\"" + std::string(pair.substr(0, 80)) +
+                     "\" is not Key=Value; write e.g. Team=Platform,CostCenter=1234 or JSON");
+    }
+    out.emplace_back(std::string(trim(pair.substr(0, eq))), std::string(trim(pair.substr(eq + 1))));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string TagNamespace::apply(const std::string& key, const std::string& podNamespace) const {
+  if (prefix.empty()) return key;
+  if (prefix == "pod-namespace") return podNamespace + ":" + key;
+  return prefix + ":" + key;
+}
+
+Result<TagSet> parseTagAnnotation(std::string_view value, const TagNamespace& ns,
+                                  const std::string& podNamespace) {
+  if (value.size() > TagLimits::kMaxAnnotationBytes) {
+    return invalid("the annotation is " + std::to_string(value.size()) + " bytes; the limit is 10000");
+  }
+  const std::string_view text = trim(value);
+  if (text.empty()) return TagSet{};
+  auto raw = (text.front() == '{' || text.front() == '[') ? parseJsonForm(text) : parsePairForm(text);
+  if (!raw) return fail(raw.error());
+  if (raw->size() > TagLimits::kMaxTags) {
+    return invalid(std::to_string(raw->size()) + " tags; the limit is 50");
+  }
+  TagSet tags;
+  for (auto& [key, val] : *raw) {
+    const std::string full = ns.apply(key, podNamespace);
+    if (auto ok = validateTag(full, val); !ok) return fail(ok.error());
+    if (!tags.emplace(full, val).second) return invalid("tag key \"" + full + "\" appears twice");
+  }
+  return tags;
+}
+
+std::string tagHash(const TagSet& tags) {
+  std::string canonical;
+  for (const auto& [key, value] : tags) canonical += key + "=" + value + ",";
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(canonical.data(), canonical.size(), digest, &length, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < 8 && i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
+
+TagDiff diffTags(const TagSet& applied, const TagSet& desired) {
+  TagDiff diff;
+  for (const auto& [key, value] : desired) {
+    auto it = applied.find(key);
+    if (it == applied.end() || it->second != value) diff.toSet.emplace(key, value);
+  }
+  for (const auto& [key, value] : applied) {
+    if (desired.count(key) == 0) diff.toDelete.push_back(key);
+  }
+  return diff;
+}
+
+std::string tagsToJson(const TagSet& tags) {
+  Json::Value object(Json::objectValue);
+  for (const auto& [key, value] : tags) object[key] = value;
+  return toJson(object);
+}
+
+}  // namespace eni
