@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/base/event_loop.h"
+#include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
@@ -17,6 +18,11 @@
 #include "agent/kube/kube_config.h"
 #include "agent/kube/node_view.h"
 #include "agent/obs/readiness.h"
+#include "agent/tagger/tagger.h"
+#include "agent/tagger/tags.h"
+#include "ec2/credentials.h"
+#include "ec2/curl_ec2_client.h"
+#include "ec2/curl_imds.h"
 
 namespace {
 
@@ -29,6 +35,17 @@ eni::Result<eni::KubeConfig> kubeConfigFor(const eni::AgentOptions& options) {
   auto env = eni::processEnv();
   return eni::loadInCluster(env("KUBERNETES_SERVICE_HOST").value_or(""),
                             env("KUBERNETES_SERVICE_PORT").value_or(""), kServiceAccountDir);
+}
+
+int validateTags(const eni::Command& command) {
+  eni::TagNamespace ns{command.options.tagNamespace};
+  auto tags = eni::parseTagAnnotation(command.arguments.front(), ns, "<pod-namespace>");
+  if (!tags) {
+    std::fprintf(stderr, "invalid: %s\n", tags.error().message.c_str());
+    return kExitFailure;
+  }
+  std::printf("tags: %s\nhash: %s\n", eni::tagsToJson(*tags).c_str(), eni::tagHash(*tags).c_str());
+  return 0;
 }
 
 int runKubernetes(const eni::AgentOptions& options) {
@@ -44,6 +61,28 @@ int runKubernetes(const eni::AgentOptions& options) {
     return kExitFailure;
   }
 
+  const auto env = eni::processEnv();
+  eni::SystemClock clock;
+  eni::RealSleeper sleeper;
+  eni::CurlImds imds(eni::imdsConfigFromEnv(env), clock, sleeper);
+  std::string region = options.region;
+  if (region.empty() && options.enableTagger) {
+    auto identity = imds.identity();
+    if (!identity) {
+      eni::logError("cannot find the AWS region: set --region or AWS_REGION",
+                    {{"error", identity.error().describe()}});
+      return kExitFailure;
+    }
+    region = identity->region;
+  }
+  eni::DefaultCredentialChain credentials(env, region, &imds);
+  eni::Ec2ClientConfig ec2Config;
+  ec2Config.region = region;
+  ec2Config.endpoint = eni::ec2Endpoint(env, region);
+  ec2Config.qps = options.awsRateLimitQps;
+  ec2Config.burst = options.awsRateLimitBurst;
+  eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
+
   eni::EventLoop loop;
   eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
     eni::logInfo("stopping", {{"signal", signal}});
@@ -51,23 +90,39 @@ int runKubernetes(const eni::AgentOptions& options) {
   });
   eni::HttpClient http(loop);
   eni::CurlKubeClient kube(http, *config);
+  eni::WorkerThread awsWorker(loop);
 
-  auto logChange = [](const char* kind) {
-    return [kind](eni::ChangeType type, const Json::Value& object) {
-      eni::logDebug("kube change", {{"kind", kind},
-                                    {"type", type == eni::ChangeType::Added     ? "added"
-                                             : type == eni::ChangeType::Deleted ? "deleted"
-                                                                                : "modified"},
-                                    {"object", eni::Reflector::keyOf(object)}});
-    };
+  eni::TaggerOptions taggerOptions;
+  taggerOptions.nodeName = options.nodeName;
+  taggerOptions.annotationKey = options.annotationKey;
+  taggerOptions.tagNamespace = eni::TagNamespace{options.tagNamespace};
+  taggerOptions.subnetIds = options.subnetIds;
+  taggerOptions.allowSharedEniTagging = options.allowSharedEniTagging;
+  taggerOptions.dryRun = options.dryRun;
+  taggerOptions.resyncInterval = options.resyncInterval;
+  eni::Tagger tagger(kube, ec2, imds, loop, awsWorker, clock, taggerOptions);
+
+  auto onPod = [&](eni::ChangeType type, const Json::Value& object) {
+    if (options.enableTagger) tagger.onPod(type, object);
+  };
+  auto onNode = [&](eni::ChangeType type, const Json::Value& object) {
+    if (options.enableTagger) tagger.onNode(type, object);
   };
   eni::NodeView view(kube, loop, options.nodeName,
-                     {logChange("pod"), logChange("node"), logChange("nodeeni")},
+                     {onPod, onNode, nullptr,
+                      [&] {
+                        if (options.enableTagger) tagger.start();
+                      }},
                      options.enableEniManager);
   eni::Readiness readiness;
   readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
 
-  eni::logInfo("starting", {{"node", options.nodeName}, {"api_server", config->server}});
+  eni::logInfo("starting", {{"node", options.nodeName},
+                            {"api_server", config->server},
+                            {"region", region},
+                            {"ec2_endpoint", ec2Config.endpoint},
+                            {"credentials", credentials.source()},
+                            {"dry_run", options.dryRun ? "true" : "false"}});
   view.start();
   bool wasReady = false;
   std::string lastReason;
@@ -105,9 +160,10 @@ int main(int argc, char** argv) {
     case eni::CommandKind::Version:
       std::fputs(eni::versionText().c_str(), stdout);
       return 0;
-    case eni::CommandKind::Status:
     case eni::CommandKind::ValidateTags:
-      std::fprintf(stderr, "eni-agent: this command is not in this build yet\n");
+      return validateTags(*command);
+    case eni::CommandKind::Status:
+      std::fprintf(stderr, "eni-agent: status is not in this build yet\n");
       return kExitFailure;
     case eni::CommandKind::Run:
       break;

@@ -242,9 +242,10 @@ void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Val
   auto r = request("PATCH", path);
   if (!r) return done(fail(r.error()));
   // JSON is YAML, so the apply body needs no YAML encoder.
-  r->headers.push_back(type == PatchType::Apply       ? "Content-Type: application/apply-patch+yaml"
-                       : type == PatchType::Strategic ? "Content-Type: application/strategic-merge-patch+json"
-                                                      : "Content-Type: application/merge-patch+json");
+  r->headers.push_back(type == PatchType::Apply ? "Content-Type: application/apply-patch+yaml"
+                       : type == PatchType::Strategic
+                           ? "Content-Type: application/strategic-merge-patch+json"
+                           : "Content-Type: application/merge-patch+json");
   r->body = toJson(body);
   send(std::move(*r), std::move(done));
 }

@@ -56,7 +56,7 @@ struct WatchEvent {
 enum class PatchType {
   Merge,      // application/merge-patch+json
   Strategic,  // application/strategic-merge-patch+json: lists merge by key (pod conditions)
-  Apply,  // application/apply-patch+yaml (server-side apply), needs a field manager
+  Apply,      // application/apply-patch+yaml (server-side apply), needs a field manager
 };
 
 struct PatchOptions {

@@ -18,6 +18,14 @@ NodeView::NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeNa
         std::make_unique<Reflector>(api, scheduler, ResourceKind::nodeEnis(), "", ListOptions{},
                                     handlers.nodeEnis ? handlers.nodeEnis : noop);
   }
+  onSynced_ = std::move(handlers.synced);
+  for (auto* r : all()) {
+    r->setOnSynced([this] {
+      if (reportedSynced_ || !synced()) return;
+      reportedSynced_ = true;
+      if (onSynced_) onSynced_();
+    });
+  }
 }
 
 std::vector<Reflector*> NodeView::all() const {

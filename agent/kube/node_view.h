@@ -18,6 +18,7 @@ class NodeView {
     Reflector::OnChange pods;
     Reflector::OnChange node;
     Reflector::OnChange nodeEnis;
+    std::function<void()> synced;  // once, when every initial list is in
   };
 
   NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeName, Handlers handlers,
@@ -39,6 +40,8 @@ class NodeView {
   std::unique_ptr<Reflector> pods_;
   std::unique_ptr<Reflector> node_;
   std::unique_ptr<Reflector> nodeEnis_;
+  std::function<void()> onSynced_;
+  bool reportedSynced_ = false;
 };
 
 }  // namespace eni

@@ -141,7 +141,9 @@ void Reflector::applyList(ObjectList list) {
   }
   objects_ = std::move(fresh);
   resourceVersion_ = list.resourceVersion;
+  const bool first = !synced_;
   synced_ = true;
+  if (first && onSynced_) onSynced_();
 }
 
 void Reflector::applyEvent(const WatchEvent& event) {

@@ -34,6 +34,8 @@ class Reflector {
   void start();
   /// Stops the stream and timers; the local copy and version are kept.
   void stop();
+  /// Runs once, after the first list has been applied (and its changes delivered).
+  void setOnSynced(std::function<void()> onSynced) { onSynced_ = std::move(onSynced); }
 
   /// True once the first list has been applied.
   bool synced() const { return synced_; }
@@ -62,6 +64,7 @@ class Reflector {
   std::string ns_;
   ListOptions options_;
   OnChange onChange_;
+  std::function<void()> onSynced_;
   Backoff backoff_;
 
   std::map<std::string, Json::Value> objects_;

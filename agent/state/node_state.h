@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/base/error.h"
 #include <map>
+#include "agent/base/error.h"
 
 namespace eni {
 

@@ -8,12 +8,18 @@ namespace eni {
 
 std::string_view toString(SyncReason reason) {
   switch (reason) {
-    case SyncReason::Synced: return "Synced";
-    case SyncReason::InvalidTags: return "InvalidTags";
-    case SyncReason::EniLookupFailed: return "ENILookupFailed";
-    case SyncReason::Conflict: return "Conflict";
-    case SyncReason::TaggingFailed: return "TaggingFailed";
-    case SyncReason::DryRun: return "DryRun";
+    case SyncReason::Synced:
+      return "Synced";
+    case SyncReason::InvalidTags:
+      return "InvalidTags";
+    case SyncReason::EniLookupFailed:
+      return "ENILookupFailed";
+    case SyncReason::Conflict:
+      return "Conflict";
+    case SyncReason::TaggingFailed:
+      return "TaggingFailed";
+    case SyncReason::DryRun:
+      return "DryRun";
   }
   return "Synced";
 }
@@ -54,7 +60,8 @@ EniPlan planEni(const EniInput& in, const PlanOptions& options) {
   currentOwnership(in, owned, ownedHash);
 
   // Merge the pods' tags; keys they disagree on are conflicts.
-  std::map<std::string, std::map<std::string, std::vector<std::string>>> wants;  // key -> value -> pods
+  std::map<std::string, std::map<std::string, std::vector<std::string>>>
+      wants;  // key -> value -> pods
   for (const auto& pod : in.pods) {
     for (const auto& [k, v] : pod.tags) wants[k][v].push_back(pod.key);
   }
@@ -85,7 +92,8 @@ EniPlan planEni(const EniInput& in, const PlanOptions& options) {
       if (owned.count(it->first) == 0 && seen != in.observed->end() && seen->second != it->second) {
         for (const auto& pod : in.pods) {
           if (pod.tags.count(it->first) != 0) {
-            conflictOf[pod.key] = "ENI " + in.eniId + " already has " + it->first + "=" + seen->second +
+            conflictOf[pod.key] = "ENI " + in.eniId + " already has " + it->first + "=" +
+                                  seen->second +
                                   ", set by someone else; eni-agent does not overwrite tags it did "
                                   "not apply";
           }

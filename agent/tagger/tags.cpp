@@ -31,7 +31,8 @@ tl::unexpected<Error> invalid(std::string message) {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -48,9 +49,10 @@ Result<void> validateTag(const std::string& key, const std::string& value) {
   for (const auto* text : {&key, &value}) {
     for (unsigned char c : *text) {
       if (!allowedChar(c)) {
-        std::string shown = std::isprint(c) ? std::string(1, static_cast<char>(c))
-                                            : "byte 0x" + std::string(1, "0123456789abcdef"[c >> 4]) +
-                                                  std::string(1, "0123456789abcdef"[c & 15]);
+        std::string shown = std::isprint(c)
+                                ? std::string(1, static_cast<char>(c))
+                                : "byte 0x" + std::string(1, "0123456789abcdef"[c >> 4]) +
+                                      std::string(1, "0123456789abcdef"[c & 15]);
         return invalid(std::string(text == &key ? "tag key \"" : "the value of tag \"") + key +
                        "\" contains \"" + shown +
                        "\"; allowed are letters, digits, spaces and + = . _ : / @ -");
@@ -58,11 +60,13 @@ Result<void> validateTag(const std::string& key, const std::string& value) {
     }
   }
   const std::string lowered = lower(key);
-  if (lowered.rfind("aws:", 0) == 0) return invalid("tag key \"" + key + "\" uses the reserved prefix aws:");
+  if (lowered.rfind("aws:", 0) == 0)
+    return invalid("tag key \"" + key + "\" uses the reserved prefix aws:");
   if (lowered.rfind("kubernetes.io/cluster/", 0) == 0) {
     return invalid("tag key \"" + key + "\" uses the reserved prefix kubernetes.io/cluster/");
   }
-  if (key == kHashTagKey) return invalid(std::string("tag key ") + kHashTagKey + " is the agent's own");
+  if (key == kHashTagKey)
+    return invalid(std::string("tag key ") + kHashTagKey + " is the agent's own");
   return {};
 }
 
@@ -88,7 +92,8 @@ Result<RawTags> parseJsonForm(std::string_view text) {
   } catch (const std::exception& e) {
     return invalid(std::string("malformed JSON: ") + e.what());
   }
-  if (!root.isObject()) return invalid("the JSON must be an object of string values, e.g. {\"Team\":\"Platform\"}");
+  if (!root.isObject())
+    return invalid("the JSON must be an object of string values, e.g. {\"Team\":\"Platform\"}");
   RawTags out;
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->isString()) {
@@ -105,7 +110,8 @@ Result<RawTags> parsePairForm(std::string_view text) {
   std::size_t start = 0;
   while (true) {
     const auto comma = text.find(',', start);
-    const std::string_view pair = trim(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
+    const std::string_view pair =
+        trim(text.substr(start, comma == std::string_view::npos ? text.npos : comma - start));
     if (pair.empty()) {
       return invalid("an empty entry in \"" + std::string(text.substr(0, 80)) +
                      "\"; write Key=Value pairs separated by single commas");
@@ -133,11 +139,13 @@ std::string TagNamespace::apply(const std::string& key, const std::string& podNa
 Result<TagSet> parseTagAnnotation(std::string_view value, const TagNamespace& ns,
                                   const std::string& podNamespace) {
   if (value.size() > TagLimits::kMaxAnnotationBytes) {
-    return invalid("the annotation is " + std::to_string(value.size()) + " bytes; the limit is 10000");
+    return invalid("the annotation is " + std::to_string(value.size()) +
+                   " bytes; the limit is 10000");
   }
   const std::string_view text = trim(value);
   if (text.empty()) return TagSet{};
-  auto raw = (text.front() == '{' || text.front() == '[') ? parseJsonForm(text) : parsePairForm(text);
+  auto raw =
+      (text.front() == '{' || text.front() == '[') ? parseJsonForm(text) : parsePairForm(text);
   if (!raw) return fail(raw.error());
   if (raw->size() > TagLimits::kMaxTags) {
     return invalid(std::to_string(raw->size()) + " tags; the limit is 50");

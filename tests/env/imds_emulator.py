@@ -34,6 +34,9 @@ class State:
         self.lock = threading.Lock()
         self.stats = {"token": 0, "get": 0, "unauthorized": 0, "not_found": 0}
         self.down = False
+        self._instance = None
+        self._ifaces = (None, 0.0)
+        self._cidrs = {}
         self.ec2 = boto3.client("ec2", region_name=args.region, endpoint_url=args.moto_endpoint,
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
 
@@ -42,17 +45,31 @@ class State:
             self.stats[key] = self.stats.get(key, 0) + 1
 
     def instance(self):
-        res = self.ec2.describe_instances(InstanceIds=[self.args.instance_id])
-        return res["Reservations"][0]["Instances"][0]
+        # Placement never changes: one read.
+        if self._instance is None:
+            res = self.ec2.describe_instances(InstanceIds=[self.args.instance_id])
+            self._instance = res["Reservations"][0]["Instances"][0]
+        return self._instance
 
-    def interfaces(self):
-        """mac -> ENI description, for every ENI attached to this instance."""
-        enis = self.ec2.describe_network_interfaces(
-            Filters=[{"Name": "attachment.instance-id", "Values": [self.args.instance_id]}])["NetworkInterfaces"]
-        return {e["MacAddress"].lower(): e for e in enis if e.get("Attachment")}
+    def interfaces(self, fresh=False, want_mac=None):
+        """mac -> ENI description, for every ENI attached to this instance. The macs/ listing reads
+        moto afresh; per-mac fields reuse that answer for a second (a client walks every field of
+        every mac right after listing them), and a mac the cached answer lacks reads moto again, so
+        an ENI attached in moto shows at once."""
+        with self.lock:
+            cached, at = self._ifaces
+        if fresh or cached is None or time.time() - at > 1.0 or (want_mac and want_mac not in cached):
+            enis = self.ec2.describe_network_interfaces(
+                Filters=[{"Name": "attachment.instance-id", "Values": [self.args.instance_id]}])["NetworkInterfaces"]
+            cached = {e["MacAddress"].lower(): e for e in enis if e.get("Attachment")}
+            with self.lock:
+                self._ifaces = (cached, time.time())
+        return cached
 
     def subnet_cidr(self, subnet_id):
-        return self.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"]
+        if subnet_id not in self._cidrs:
+            self._cidrs[subnet_id] = self.ec2.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["CidrBlock"]
+        return self._cidrs[subnet_id]
 
 
 def mac_fields(state, eni):
@@ -97,7 +114,11 @@ def metadata(state, path):
         return args.region
     if path == "local-ipv4":
         return inst.get("PrivateIpAddress")
-    ifaces = state.interfaces()
+    listing = path in ("mac", "network/interfaces/macs")
+    want = None
+    if path.startswith("network/interfaces/macs/"):
+        want = path[len("network/interfaces/macs/"):].split("/", 1)[0].lower()
+    ifaces = state.interfaces(fresh=listing, want_mac=want)
     primary = next((m for m, e in ifaces.items() if e["Attachment"]["DeviceIndex"] == 0), None)
     if path == "mac":
         return primary

@@ -9,6 +9,7 @@ namespace eni {
 namespace {
 
 using testing::agentBinary;
+using testing::agentEnv;
 using testing::BackgroundProcess;
 using testing::runProcess;
 using testing::TestStack;
@@ -56,8 +57,9 @@ TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
                          "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
                          "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
                          "users: [{name: u, user: {token: t}}]\n";
-  BackgroundProcess agent(
-      {agentBinary(), "--kubeconfig=" + path, "--node-name=n", "--log-format=json"});
+  BackgroundProcess agent({agentBinary(), "--kubeconfig=" + path, "--node-name=n",
+                           "--log-format=json", "--region=us-east-1"},
+                          agentEnv());
   ASSERT_TRUE(agent.waitForOutput("not ready, will retry")) << agent.output();
   EXPECT_TRUE(agent.running()) << "an unreachable server is retried, not fatal";
   EXPECT_NE(agent.output().find("127.0.0.1:1"), std::string::npos) << agent.output();
@@ -68,7 +70,8 @@ TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
 TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   const auto& stack = TestStack::get();
   BackgroundProcess agent({agentBinary(), "--kubeconfig=" + stack.agentKubeconfig,
-                           "--node-name=cli-node", "--log-format=json"});
+                           "--node-name=cli-node", "--log-format=json"},
+                          agentEnv());
   ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
   EXPECT_EQ(agent.output().find("not ready"), std::string::npos) << agent.output();
   EXPECT_EQ(agent.terminate(), 0) << agent.output();

@@ -135,6 +135,16 @@ std::string TestStack::controlHttp(const std::string& method, const std::string&
   return response->body;
 }
 
+std::vector<std::string> agentEnv() {
+  const auto& stack = TestStack::get();
+  return {"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + stack.imdsEndpoint,
+          "AWS_ENDPOINT_URL_EC2=" + stack.ec2ProxyEndpoint,
+          "AWS_ENDPOINT_URL_STS=" + stack.motoEndpoint,
+          "AWS_ACCESS_KEY_ID=AKIATESTING",
+          "AWS_SECRET_ACCESS_KEY=testing",
+          "AWS_REGION=" + stack.region};
+}
+
 ProcessResult runProcess(const std::vector<std::string>& argv,
                          const std::vector<std::string>& extraEnv) {
   const std::string out = tempPath("out");

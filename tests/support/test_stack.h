@@ -86,6 +86,10 @@ inline std::string agentBinary() {
 #endif
 }
 
+/// The environment an agent runs with in tests: IMDS is the stack's emulator, EC2 goes through
+/// the fault proxy, and test keys. Never the link-local metadata address of the machine itself.
+std::vector<std::string> agentEnv();
+
 /// Runs the loop until `start`'s callback fires; fails with Internal after `limit`.
 template <class T>
 Result<T> await(EventLoop& loop, const std::function<void(Callback<T>)>& start,

@@ -30,7 +30,8 @@ TEST(NodeState, RejectsWhatItCannotRead) {
   ASSERT_FALSE(newer);
   EXPECT_NE(newer.error().message.find("version 2"), std::string::npos);
   EXPECT_FALSE(decodeNodeState(R"({"enis":{}})"));
-  auto tolerant = decodeNodeState(R"({"version":1,"enis":{"eni-1":{"tags":{"a":1,"b":"2"},"pods":5}},"extra":true})");
+  auto tolerant = decodeNodeState(
+      R"({"version":1,"enis":{"eni-1":{"tags":{"a":1,"b":"2"},"pods":5}},"extra":true})");
   ASSERT_TRUE(tolerant);
   EXPECT_EQ(tolerant->enis["eni-1"].tags, (std::map<std::string, std::string>{{"b", "2"}}));
 }
@@ -42,7 +43,8 @@ TEST(NodeState, StaysUnder64KiB) {
     e.tags = {{"Team", "Platform"}, {"CostCenter", "1234"}};
     e.hash = "adee2f3e0055a9f5";
     e.pods["namespace-" + std::to_string(i) + "/pod-" + std::to_string(i)] =
-        PodRecord{"6a1c2e0e-0000-4000-8000-" + std::to_string(100000000000 + i), "10.0.1." + std::to_string(i)};
+        PodRecord{"6a1c2e0e-0000-4000-8000-" + std::to_string(100000000000 + i),
+                  "10.0.1." + std::to_string(i)};
     s.enis["eni-0" + std::to_string(1000000000000000 + i)] = e;
   }
   auto text = encodeNodeState(s);

@@ -25,7 +25,8 @@ TEST(Planner, FirstTagWritesTagsAndHashOnce) {
   EniInput in{"eni-1", nullptr, nullptr, {pod("ns/a", {{"Team", "Platform"}, {"Cost", "1000"}})}};
   auto plan = planEni(in, {});
   const TagSet want{{"Team", "Platform"}, {"Cost", "1000"}};
-  EXPECT_EQ(plan.toSet, (TagSet{{"Team", "Platform"}, {"Cost", "1000"}, {kHashTagKey, tagHash(want)}}));
+  EXPECT_EQ(plan.toSet,
+            (TagSet{{"Team", "Platform"}, {"Cost", "1000"}, {kHashTagKey, tagHash(want)}}));
   EXPECT_TRUE(plan.toDelete.empty());
   EXPECT_EQ(plan.owned, want);
   EXPECT_EQ(plan.hash, tagHash(want));
@@ -59,21 +60,25 @@ TEST(Planner, NoPodsLeftRemovesEveryOwnedTagAndTheHash) {
 }
 
 TEST(Planner, SharedEniMergesAgreeingTagsAndFlagsTheDisagreement) {
-  auto plan = planEni({"eni-1", nullptr, nullptr,
-                       {pod("ns/a", {{"Team", "Platform"}, {"App", "a"}}), pod("ns/b", {{"Team", "Platform"}}),
-                        pod("ns/c", {{"App", "c"}})}},
+  auto plan = planEni({"eni-1",
+                       nullptr,
+                       nullptr,
+                       {pod("ns/a", {{"Team", "Platform"}, {"App", "a"}}),
+                        pod("ns/b", {{"Team", "Platform"}}), pod("ns/c", {{"App", "c"}})}},
                       {});
   EXPECT_EQ(plan.owned, (TagSet{{"Team", "Platform"}}));
   ASSERT_EQ(plan.verdicts.size(), 3u);
   EXPECT_EQ(plan.verdicts[0].reason, SyncReason::Conflict);
-  EXPECT_NE(plan.verdicts[0].message.find("disagree on tag App"), std::string::npos) << plan.verdicts[0].message;
+  EXPECT_NE(plan.verdicts[0].message.find("disagree on tag App"), std::string::npos)
+      << plan.verdicts[0].message;
   EXPECT_EQ(plan.verdicts[1].reason, SyncReason::Synced);
   EXPECT_EQ(plan.verdicts[2].reason, SyncReason::Conflict);
 }
 
 TEST(Planner, AllowSharedTurnsTheConflictCheckOff) {
-  auto plan = planEni({"eni-1", nullptr, nullptr, {pod("ns/a", {{"App", "a"}}), pod("ns/b", {{"App", "b"}})}},
-                      PlanOptions{true});
+  auto plan = planEni(
+      {"eni-1", nullptr, nullptr, {pod("ns/a", {{"App", "a"}}), pod("ns/b", {{"App", "b"}})}},
+      PlanOptions{true});
   EXPECT_EQ(plan.owned, (TagSet{{"App", "a"}}));
   for (const auto& v : plan.verdicts) EXPECT_EQ(v.reason, SyncReason::Synced);
 }
@@ -114,7 +119,8 @@ TEST(Planner, HashMatrix) {
 
 TEST(Planner, NeverOverwritesOrRemovesForeignKeys) {
   TagSet observed{{"Owner", "finance"}, {"Keep", "me"}};
-  auto plan = planEni({"eni-1", nullptr, &observed, {pod("ns/a", {{"Owner", "platform"}, {"Team", "x"}})}}, {});
+  auto plan = planEni(
+      {"eni-1", nullptr, &observed, {pod("ns/a", {{"Owner", "platform"}, {"Team", "x"}})}}, {});
   EXPECT_EQ(plan.toSet.count("Owner"), 0u);
   EXPECT_EQ(plan.toSet.count("Team"), 1u);
   EXPECT_EQ(plan.verdicts[0].reason, SyncReason::Conflict);
@@ -150,7 +156,11 @@ TEST(Planner, DriftRewritesMissingOwnedTags) {
 TEST(Coalesce, IdenticalChangesShareOneCall) {
   std::vector<EniPlan> plans;
   for (int i = 0; i < 50; ++i) {
-    plans.push_back(planEni({"eni-" + std::to_string(i), nullptr, nullptr, {pod("ns/p" + std::to_string(i), {{"Team", "A"}})}}, {}));
+    plans.push_back(planEni({"eni-" + std::to_string(i),
+                             nullptr,
+                             nullptr,
+                             {pod("ns/p" + std::to_string(i), {{"Team", "A"}})}},
+                            {}));
   }
   plans.push_back(planEni({"eni-x", nullptr, nullptr, {pod("ns/x", {{"Team", "B"}})}}, {}));
   auto writes = coalesceWrites(plans);
@@ -158,7 +168,8 @@ TEST(Coalesce, IdenticalChangesShareOneCall) {
   EXPECT_EQ(writes[0].resources.size() + writes[1].resources.size(), 51u);
   std::vector<EniPlan> many;
   for (int i = 0; i < 2500; ++i) {
-    many.push_back(planEni({"eni-" + std::to_string(i), nullptr, nullptr, {pod("ns/p", {{"T", "A"}})}}, {}));
+    many.push_back(
+        planEni({"eni-" + std::to_string(i), nullptr, nullptr, {pod("ns/p", {{"T", "A"}})}}, {}));
   }
   EXPECT_EQ(coalesceWrites(many).size(), 3u) << "at most 1000 resources per CreateTags";
 }

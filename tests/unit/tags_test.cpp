@@ -19,7 +19,8 @@ TEST(TagAnnotation, JsonAndPairFormsGiveTheSameTags) {
   EXPECT_EQ(parseTagAnnotation(R"({"Team":"Platform","CostCenter":"1234"})").value(), want);
   EXPECT_EQ(parseTagAnnotation("Team=Platform,CostCenter=1234").value(), want);
   EXPECT_EQ(parseTagAnnotation("  Team = Platform ,  CostCenter=1234 \n").value(), want);
-  EXPECT_EQ(parseTagAnnotation(" {\"Team\" : \"Platform\", \"CostCenter\":\"1234\"} ").value(), want);
+  EXPECT_EQ(parseTagAnnotation(" {\"Team\" : \"Platform\", \"CostCenter\":\"1234\"} ").value(),
+            want);
   EXPECT_EQ(parseTagAnnotation("Expr=a=b").value(), (TagSet{{"Expr", "a=b"}}));
   EXPECT_EQ(parseTagAnnotation("Empty=").value(), (TagSet{{"Empty", ""}}));
   EXPECT_TRUE(parseTagAnnotation("").value().empty());
@@ -27,7 +28,8 @@ TEST(TagAnnotation, JsonAndPairFormsGiveTheSameTags) {
 }
 
 TEST(TagAnnotation, Namespaces) {
-  EXPECT_EQ(parseTagAnnotation("Team=Dev", TagNamespace{"acme"}, "shop").value(), (TagSet{{"acme:Team", "Dev"}}));
+  EXPECT_EQ(parseTagAnnotation("Team=Dev", TagNamespace{"acme"}, "shop").value(),
+            (TagSet{{"acme:Team", "Dev"}}));
   EXPECT_EQ(parseTagAnnotation("Team=Dev", TagNamespace{"pod-namespace"}, "shop").value(),
             (TagSet{{"shop:Team", "Dev"}}));
   // The prefix counts towards the key limit.
@@ -62,12 +64,14 @@ INSTANTIATE_TEST_SUITE_P(
     Table, TagAnnotationRejects,
     ::testing::Values(
         Bad{"{", "malformed JSON"}, Bad{R"({"Team":"Platform")", "malformed JSON"},
-        Bad{R"({"Team":1234})", "must be a JSON string"}, Bad{R"({"Team":null})", "must be a JSON string"},
-        Bad{R"({"Team":{"a":"b"}})", "must be a JSON string"}, Bad{R"(["Team","Platform"])", "must be an object"},
+        Bad{R"({"Team":1234})", "must be a JSON string"},
+        Bad{R"({"Team":null})", "must be a JSON string"},
+        Bad{R"({"Team":{"a":"b"}})", "must be a JSON string"},
+        Bad{R"(["Team","Platform"])", "must be an object"},
         Bad{R"({"Team":"a","Team":"b"})", "duplicate"}, Bad{"Team=a,Team=b", "appears twice"},
-        Bad{"Team", "is not Key=Value"}, Bad{"Team=a,,Cost=1", "empty entry"}, Bad{"Team=a,", "empty entry"},
-        Bad{",", "empty entry"}, Bad{"=value", "key is empty"}, Bad{R"({"":"v"})", "key is empty"},
-        Bad{manyTags(51), "51 tags; the limit is 50"},
+        Bad{"Team", "is not Key=Value"}, Bad{"Team=a,,Cost=1", "empty entry"},
+        Bad{"Team=a,", "empty entry"}, Bad{",", "empty entry"}, Bad{"=value", "key is empty"},
+        Bad{R"({"":"v"})", "key is empty"}, Bad{manyTags(51), "51 tags; the limit is 50"},
         Bad{std::string(128, 'k') + "=v", "the limit is 127"},
         Bad{"k=" + std::string(256, 'v'), "the limit is 255"},
         Bad{"Team=Plat#form", "contains \"#\""}, Bad{"Te!am=x", "contains \"!\""},
@@ -75,9 +79,11 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"Team=caf\xc3\xa9", "contains"}, Bad{"Team=semi;colon", "contains \";\""},
         Bad{"aws:cloudformation=x", "reserved prefix aws:"}, Bad{"AWS:x=y", "reserved prefix aws:"},
         Bad{"kubernetes.io/cluster/prod=owned", "reserved prefix kubernetes.io/cluster/"},
-        Bad{"eni-tagger.io/hash=abc", "agent's own"}, Bad{std::string(10001, ' '), "the limit is 10000"},
-        Bad{"{" + std::string(10000, ' ') + "}", "the limit is 10000"}, Bad{"Team=a\"b", "contains \"\"\""},
-        Bad{"Team=<x>", "contains \"<\""}, Bad{std::string(R"({"a":"b"})") + "trailing", "malformed JSON"}));
+        Bad{"eni-tagger.io/hash=abc", "agent's own"},
+        Bad{std::string(10001, ' '), "the limit is 10000"},
+        Bad{"{" + std::string(10000, ' ') + "}", "the limit is 10000"},
+        Bad{"Team=a\"b", "contains \"\"\""}, Bad{"Team=<x>", "contains \"<\""},
+        Bad{std::string(R"({"a":"b"})") + "trailing", "malformed JSON"}));
 
 TEST(TagDiff, Scenarios) {
   // Seed scenario 3: a changed value is one set, nothing deleted.

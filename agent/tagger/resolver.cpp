@@ -1,0 +1,129 @@
+#include "agent/tagger/resolver.h"
+
+#include <algorithm>
+
+#include "agent/base/json.h"
+
+namespace eni {
+
+std::string_view toString(ResolveSource source) {
+  switch (source) {
+    case ResolveSource::PodAnnotation:
+      return "pod-annotation";
+    case ResolveSource::Imds:
+      return "imds";
+    case ResolveSource::Ec2:
+      return "ec2";
+    case ResolveSource::Cache:
+      return "cache";
+  }
+  return "cache";
+}
+
+std::string eniFromPodEniAnnotation(const std::string& annotation, const std::string& ip) {
+  if (annotation.empty()) return {};
+  auto parsed = parseJson(annotation);
+  if (!parsed || !parsed->isArray()) return {};
+  std::string first;
+  for (const auto& entry : *parsed) {
+    const std::string id = stringField(entry, "eniId");
+    if (id.empty()) continue;
+    if (first.empty()) first = id;
+    if (stringField(entry, "privateIp") == ip) return id;
+  }
+  return first;
+}
+
+Result<const InterfaceMap*> EniResolver::interfaces(bool refresh) {
+  if (!map_ || refresh) {
+    auto fresh = imds_.interfaces();
+    if (!fresh) return fail(fresh.error());
+    map_ = std::move(*fresh);
+    for (const auto& i : map_->interfaces) {
+      if (!i.vpcId.empty()) vpcId_ = i.vpcId;
+    }
+  }
+  return &*map_;
+}
+
+std::map<std::string, Result<ResolvedEni>> EniResolver::resolve(
+    const std::vector<ResolveRequest>& requests, std::map<std::string, TagSet>& observed) {
+  std::map<std::string, Result<ResolvedEni>> out;
+  std::vector<const ResolveRequest*> pending;
+  for (const auto& r : requests) {
+    const std::string id = eniFromPodEniAnnotation(r.podEniAnnotation, r.ip);
+    if (!id.empty()) {
+      ResolvedEni e;
+      e.eniId = id;
+      e.source = ResolveSource::PodAnnotation;
+      out.emplace(r.podKey, e);
+    } else {
+      pending.push_back(&r);
+    }
+  }
+
+  // IMDS: the cached map first, then one refresh if anything was missing.
+  std::string imdsError;
+  for (bool refresh : {false, true}) {
+    if (pending.empty()) break;
+    auto map = interfaces(refresh);
+    if (!map) {
+      imdsError = map.error().describe();
+      break;
+    }
+    std::vector<const ResolveRequest*> still;
+    for (const auto* r : pending) {
+      if (const ImdsInterface* i = (*map)->findByIp(r->ip)) {
+        out.emplace(r->podKey, ResolvedEni{i->interfaceId, i->subnetId, i->mac, i->deviceNumber,
+                                           ResolveSource::Imds});
+      } else {
+        still.push_back(r);
+      }
+    }
+    pending = std::move(still);
+  }
+  if (pending.empty()) return out;
+
+  // EC2: one filtered call for every IP still unknown.
+  std::vector<std::string> ips;
+  for (const auto* r : pending) ips.push_back(r->ip);
+  std::vector<Filter> filters{{"addresses.private-ip-address", ips}};
+  if (!vpcId_.empty()) filters.push_back({"vpc-id", {vpcId_}});
+  auto described = ec2_.describeNetworkInterfaces({}, filters);
+  if (!described) {
+    for (const auto* r : pending) {
+      out.emplace(r->podKey, fail(described.error().code, "cannot look up the ENI of " + r->ip +
+                                                              ": " + described.error().describe()));
+    }
+    return out;
+  }
+  for (const auto& eni : *described) {
+    TagSet tags;
+    for (const auto& t : eni.tags) tags[t.key] = t.value;
+    observed[eni.id] = std::move(tags);
+  }
+  for (const auto* r : pending) {
+    bool found = false;
+    for (const auto& eni : *described) {
+      const auto& addrs = eni.privateIpAddresses;
+      if (eni.privateIpAddress == r->ip ||
+          std::find(addrs.begin(), addrs.end(), r->ip) != addrs.end()) {
+        out.emplace(r->podKey, ResolvedEni{eni.id, eni.subnetId, eni.macAddress,
+                                           eni.attachment ? eni.attachment->deviceIndex : -1,
+                                           ResolveSource::Ec2});
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      std::string why =
+          "no ENI holds " + r->ip + " (checked the vpc.amazonaws.com/pod-eni annotation, IMDS";
+      why += imdsError.empty() ? "" : " [" + imdsError + "]";
+      why += " and EC2); will retry";
+      out.emplace(r->podKey, fail(ErrorCode::NotFound, why));
+    }
+  }
+  return out;
+}
+
+}  // namespace eni

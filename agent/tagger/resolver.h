@@ -1,0 +1,61 @@
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/base/error.h"
+#include "agent/tagger/tags.h"
+#include "ec2/ec2_api.h"
+#include "ec2/imds.h"
+
+namespace eni {
+
+/// Where an ENI was found: the labels of eni_agent_resolve_source_total.
+enum class ResolveSource { PodAnnotation, Imds, Ec2, Cache };
+std::string_view toString(ResolveSource source);
+
+struct ResolveRequest {
+  std::string podKey;
+  std::string ip;
+  std::string podEniAnnotation;  // vpc.amazonaws.com/pod-eni, raw
+};
+
+struct ResolvedEni {
+  std::string eniId;
+  std::string subnet;  // empty when the source did not say
+  std::string mac;
+  std::int64_t deviceIndex = -1;
+  ResolveSource source = ResolveSource::Cache;
+};
+
+/// Resolves pod IPs to ENIs, cheapest source first: the pod-eni annotation, then IMDS (addresses
+/// and delegated prefixes, refreshed once per call on a miss), then one batched
+/// DescribeNetworkInterfaces for everything still unknown (addresses.private-ip-address with
+/// every IP, plus vpc-id). Blocking; worker thread only.
+class EniResolver {
+ public:
+  EniResolver(Imds& imds, Ec2Api& ec2) : imds_(imds), ec2_(ec2) {}
+
+  /// One answer per request, by pod key. ENIs that EC2 described (with their tags) are added to
+  /// `observed`.
+  std::map<std::string, Result<ResolvedEni>> resolve(const std::vector<ResolveRequest>& requests,
+                                                     std::map<std::string, TagSet>& observed);
+  /// The instance's VPC, learnt from IMDS; empty until the first IMDS answer.
+  const std::string& vpcId() const { return vpcId_; }
+
+ private:
+  Result<const InterfaceMap*> interfaces(bool refresh);
+
+  Imds& imds_;
+  Ec2Api& ec2_;
+  std::optional<InterfaceMap> map_;
+  std::string vpcId_;
+};
+
+/// The eniId for `ip` in a vpc.amazonaws.com/pod-eni annotation (a JSON list of
+/// {"eniId","privateIp",...}); empty when there is none.
+std::string eniFromPodEniAnnotation(const std::string& annotation, const std::string& ip);
+
+}  // namespace eni

@@ -1,0 +1,667 @@
+#include "agent/tagger/tagger.h"
+
+#include <algorithm>
+#include <ctime>
+
+#include "agent/base/json.h"
+#include "agent/base/log.h"
+
+namespace eni {
+
+// ---------------------------------------------------------------- counters
+
+void TaggerCounters::resolved(ResolveSource source, std::uint64_t n) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  sources_[source] += n;
+}
+void TaggerCounters::synced(SyncReason result) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++results_[result];
+}
+void TaggerCounters::syncLatency(Duration d) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  latencies_.push_back(d);
+}
+void TaggerCounters::reconcileError() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++errors_;
+}
+std::uint64_t TaggerCounters::resolveSource(ResolveSource source) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = sources_.find(source);
+  return it == sources_.end() ? 0 : it->second;
+}
+std::uint64_t TaggerCounters::syncResult(SyncReason result) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = results_.find(result);
+  return it == results_.end() ? 0 : it->second;
+}
+std::uint64_t TaggerCounters::reconcileErrors() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return errors_;
+}
+std::vector<Duration> TaggerCounters::latencies() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return latencies_;
+}
+
+// ---------------------------------------------------------------- model
+
+struct Tagger::PodView {
+  Pod pod;
+  std::string annotation;  // the tags annotation, raw; empty when absent
+  bool hasAnnotation = false;
+  TimePoint annotationSeen{};
+  std::string conditionStatus, conditionReason, conditionMessage;
+  bool eligible() const {
+    return hasAnnotation && !pod.hostNetwork && !pod.podIps.empty() && !pod.terminal() &&
+           !pod.meta.deleting;
+  }
+};
+
+namespace {
+
+struct PodJob {
+  std::string key;
+  std::string uid;
+  std::string ns;
+  std::string ip;
+  Result<TagSet> desired = TagSet{};
+  TagSet lastApplied;
+  std::string lastAppliedHash;
+  std::string podEniAnnotation;
+};
+
+std::string memberEni(const NodeState& state, const std::string& key, const std::string& uid,
+                      const std::string& ip) {
+  for (const auto& [id, record] : state.enis) {
+    auto it = record.pods.find(key);
+    if (it != record.pods.end() && it->second.uid == uid && it->second.ip == ip) return id;
+  }
+  return {};
+}
+
+std::string nowRfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+struct Tagger::PassInput {
+  std::vector<PodJob> pods;
+  NodeState state;
+  bool observeAll = false;
+};
+
+struct Tagger::PassOutput {
+  NodeState state;
+  std::map<std::string, PodVerdict> verdicts;  // by pod key
+  std::map<std::string, TagSet> appliedByPod;  // Synced pods: their own desired tags
+  std::set<std::string> wrotePods;             // pods whose ENI got a write this pass
+  std::set<std::string> droppedPods;           // members that left their ENI's record
+  bool retry = false;
+};
+
+// ---------------------------------------------------------------- events in
+
+Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
+               const Clock& clock, TaggerOptions options)
+    : kube_(kube),
+      ec2_(ec2),
+      imds_(imds),
+      scheduler_(scheduler),
+      executor_(executor),
+      clock_(clock),
+      options_(std::move(options)),
+      resolver_(imds, ec2) {}
+
+Tagger::~Tagger() {
+  if (passScheduled_) scheduler_.cancel(passTimer_);
+  if (started_) scheduler_.cancel(resyncTimer_);
+  if (stateTimerArmed_) scheduler_.cancel(stateTimer_);
+}
+
+void Tagger::onPod(ChangeType type, const Json::Value& object) {
+  auto pod = decodePod(object);
+  if (!pod) return;
+  const std::string key = pod->meta.ns + "/" + pod->meta.name;
+  if (type == ChangeType::Deleted) {
+    if (pods_.erase(key) != 0) markDirty();
+    return;
+  }
+  PodView view;
+  auto old = pods_.find(key);
+  auto annotation = pod->meta.annotations.find(options_.annotationKey);
+  view.hasAnnotation = annotation != pod->meta.annotations.end();
+  view.annotation = view.hasAnnotation ? annotation->second : "";
+  const bool annotationChanged = old == pods_.end() || old->second.annotation != view.annotation ||
+                                 old->second.pod.meta.uid != pod->meta.uid;
+  view.annotationSeen = annotationChanged ? clock_.now() : old->second.annotationSeen;
+  for (const auto& c : arrayField(objectField(object, "status"), "conditions")) {
+    if (stringField(c, "type") == kTaggedCondition) {
+      view.conditionStatus = stringField(c, "status");
+      view.conditionReason = stringField(c, "reason");
+      view.conditionMessage = stringField(c, "message");
+    }
+  }
+  view.pod = std::move(*pod);
+  // Only what the tagger reads counts as a change; status churn of other kinds is ignored.
+  const bool hadView = old != pods_.end();
+  const bool relevant = !hadView || annotationChanged ||
+                        old->second.pod.podIps != view.pod.podIps ||
+                        old->second.eligible() != view.eligible() ||
+                        old->second.pod.meta.finalizers != view.pod.meta.finalizers;
+  pods_[key] = std::move(view);
+  if (relevant && (hadView || pods_[key].hasAnnotation || pods_[key].pod.meta.deleting))
+    markDirty();
+}
+
+void Tagger::onNode(ChangeType type, const Json::Value& object) {
+  if (type == ChangeType::Deleted || stateLoaded_) return;
+  auto node = decodeNode(object);
+  if (!node) return;
+  stateLoaded_ = true;
+  auto it = node->meta.annotations.find(kNodeStateAnnotation);
+  if (it == node->meta.annotations.end()) return;
+  auto state = decodeNodeState(it->second);
+  if (!state) {
+    logWarn("ignoring the node state annotation, starting cold",
+            {{"node", options_.nodeName}, {"error", state.error().message}});
+    return;
+  }
+  state_ = std::move(*state);
+  stateWritten_ = it->second;
+  logInfo("loaded node state", {{"node", options_.nodeName}, {"enis", state_.enis.size()}});
+}
+
+void Tagger::start() {
+  if (started_) return;
+  started_ = true;
+  stateLoaded_ = true;
+  // A cold start reads the instance's ENIs once, to see whose tags are on them; a warm start
+  // needs no EC2 read at all.
+  resyncDue_ = state_.enis.empty();
+  markDirty();
+  const auto jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
+  resyncTimer_ = scheduler_.runAfter(
+      Duration(
+          static_cast<std::int64_t>(static_cast<double>(options_.resyncInterval.count()) * jitter)),
+      [this] { resync(); });
+}
+
+void Tagger::resync() {
+  resyncDue_ = true;
+  markDirty();
+  const auto jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
+  resyncTimer_ = scheduler_.runAfter(
+      Duration(
+          static_cast<std::int64_t>(static_cast<double>(options_.resyncInterval.count()) * jitter)),
+      [this] { resync(); });
+}
+
+bool Tagger::idle() const {
+  return !passRunning_ && !passScheduled_ && !dirty_ && kubeInFlight_ == 0;
+}
+
+void Tagger::markDirty() {
+  dirty_ = true;
+  if (started_ && !passRunning_ && !passScheduled_) schedulePass(options_.coalesceWindow);
+}
+
+void Tagger::schedulePass(Duration delay) {
+  if (passScheduled_) return;
+  passScheduled_ = true;
+  passTimer_ = scheduler_.runAfter(delay, [this] {
+    passScheduled_ = false;
+    runPass();
+  });
+}
+
+// ---------------------------------------------------------------- the pass
+
+Tagger::PassInput Tagger::snapshot() {
+  PassInput in;
+  in.state = state_;
+  in.observeAll = resyncDue_;
+  for (const auto& [key, view] : pods_) {
+    if (!view.eligible()) continue;
+    PodJob job;
+    job.key = key;
+    job.uid = view.pod.meta.uid;
+    job.ns = view.pod.meta.ns;
+    job.ip = view.pod.podIps.front();
+    job.desired = parseTagAnnotation(view.annotation, options_.tagNamespace, view.pod.meta.ns);
+    const auto& ann = view.pod.meta.annotations;
+    if (auto it = ann.find(kLastAppliedTagsAnnotation); it != ann.end()) {
+      if (auto parsed = parseTagAnnotation(it->second); parsed) job.lastApplied = *parsed;
+    }
+    if (auto it = ann.find(kLastAppliedHashAnnotation); it != ann.end())
+      job.lastAppliedHash = it->second;
+    if (auto it = ann.find(kPodEniAnnotation); it != ann.end()) job.podEniAnnotation = it->second;
+    in.pods.push_back(std::move(job));
+  }
+  return in;
+}
+
+void Tagger::runPass() {
+  if (passRunning_) return;
+  passRunning_ = true;
+  dirty_ = false;
+  ++passes_;
+  auto in = std::make_shared<PassInput>(snapshot());
+  resyncDue_ = false;
+  auto out = std::make_shared<PassOutput>();
+  executor_.run([this, in, out] { work(*in, *out, ec2_, resolver_, imds_, options_, counters_); },
+                [this, in, out] { finish(*in, *out); });
+}
+
+void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
+                  const TaggerOptions& options, TaggerCounters& counters) {
+  out.state = in.state;
+  NodeState& state = out.state;
+  std::map<std::string, TagSet> observed;
+
+  if (state.instanceId.empty()) {
+    if (auto id = imds.identity(); id) state.instanceId = id->instanceId;
+  }
+  // Drift check and cold start: one filtered Describe for every ENI the node state knows, or on
+  // a cold start for every ENI of the instance.
+  if (in.observeAll) {
+    std::vector<Filter> filter;
+    if (!state.enis.empty()) {
+      std::vector<std::string> ids;
+      for (const auto& [id, r] : state.enis) ids.push_back(id);
+      filter.push_back({"network-interface-id", ids});
+    } else if (!state.instanceId.empty()) {
+      filter.push_back({"attachment.instance-id", {state.instanceId}});
+    }
+    if (!filter.empty()) {
+      auto enis = ec2.describeNetworkInterfaces({}, filter);
+      if (enis) {
+        for (const auto& eni : *enis) {
+          TagSet tags;
+          for (const auto& t : eni.tags) tags[t.key] = t.value;
+          observed[eni.id] = std::move(tags);
+        }
+      } else {
+        logWarn("drift check failed, will retry at the next resync",
+                {{"error", enis.error().describe()}});
+        counters.reconcileError();
+      }
+    }
+  }
+
+  // Resolve: the node state's cache first, then the resolver for the rest.
+  std::map<std::string, ResolvedEni> eniOf;  // pod key -> ENI
+  std::vector<ResolveRequest> requests;
+  for (const auto& job : in.pods) {
+    if (!job.desired) continue;
+    const std::string cached = memberEni(state, job.key, job.uid, job.ip);
+    if (!cached.empty()) {
+      ResolvedEni r;
+      r.eniId = cached;
+      r.subnet = state.enis[cached].subnet;
+      r.source = ResolveSource::Cache;
+      eniOf[job.key] = r;
+      counters.resolved(ResolveSource::Cache);
+    } else {
+      requests.push_back({job.key, job.ip, job.podEniAnnotation});
+    }
+  }
+  if (!requests.empty()) {
+    for (auto& [key, result] : resolver.resolve(requests, observed)) {
+      if (result) {
+        counters.resolved(result->source);
+        eniOf[key] = *result;
+      } else {
+        out.verdicts[key] = {key, SyncReason::EniLookupFailed, result.error().message};
+        out.retry = true;
+      }
+    }
+  }
+
+  // Build each ENI's input: its current members that still want tags, plus new arrivals.
+  std::map<std::string, std::vector<PodDesire>> desires;
+  for (const auto& job : in.pods) {
+    if (!job.desired) {
+      // Invalid now: keep what was applied for it, if it is a member.
+      out.verdicts[job.key] = {job.key, SyncReason::InvalidTags, job.desired.error().message};
+      const std::string eni = memberEni(state, job.key, job.uid, job.ip);
+      if (!eni.empty() && !job.lastAppliedHash.empty()) {
+        desires[eni].push_back(
+            {job.key, job.uid, job.ip, job.lastApplied, job.lastApplied, job.lastAppliedHash});
+      }
+      continue;
+    }
+    auto it = eniOf.find(job.key);
+    if (it == eniOf.end()) continue;
+    const ResolvedEni& r = it->second;
+    if (!options.subnetIds.empty() && !r.subnet.empty() &&
+        std::find(options.subnetIds.begin(), options.subnetIds.end(), r.subnet) ==
+            options.subnetIds.end()) {
+      continue;  // outside --subnet-ids: not ours to tag
+    }
+    auto& record = state.enis[r.eniId];
+    if (!r.mac.empty()) record.mac = r.mac;
+    if (r.deviceIndex >= 0) record.deviceIndex = r.deviceIndex;
+    if (!r.subnet.empty()) record.subnet = r.subnet;
+    desires[r.eniId].push_back(
+        {job.key, job.uid, job.ip, *job.desired, job.lastApplied, job.lastAppliedHash});
+  }
+
+  std::vector<EniPlan> plans;
+  for (auto& [id, record] : state.enis) {
+    EniInput input;
+    input.eniId = id;
+    const bool known = !record.tags.empty() || !record.hash.empty() || !record.pods.empty();
+    input.record = known ? &record : nullptr;
+    auto seen = observed.find(id);
+    input.observed = seen == observed.end() ? nullptr : &seen->second;
+    auto d = desires.find(id);
+    if (d != desires.end()) input.pods = d->second;
+    for (const auto& [key, member] : record.pods) {
+      const bool stays = std::any_of(input.pods.begin(), input.pods.end(),
+                                     [&](const PodDesire& p) { return p.key == key; });
+      if (!stays) out.droppedPods.insert(key);
+    }
+    plans.push_back(planEni(input, PlanOptions{options.allowSharedEniTagging}));
+  }
+
+  // Write: identical changes share a call; DeleteTags after CreateTags.
+  std::set<std::string> failedEnis;
+  std::map<std::string, std::string> failure;
+  if (!options.dryRun) {
+    for (const auto& write : coalesceWrites(plans)) {
+      std::vector<Tag> tags;
+      for (const auto& [k, v] : write.tags) tags.push_back({k, v});
+      auto done = write.create ? ec2.createTags(write.resources, tags)
+                               : ec2.deleteTags(write.resources, tags);
+      if (!done) {
+        for (const auto& id : write.resources) {
+          failedEnis.insert(id);
+          failure[id] = std::string(write.create ? "CreateTags" : "DeleteTags") + " on " + id +
+                        " failed: " + done.error().describe() + "; will retry";
+        }
+        out.retry = true;
+        counters.reconcileError();
+      }
+    }
+  }
+
+  // Results: verdicts, and the records of what is now owned.
+  for (auto& plan : plans) {
+    EniRecord& record = state.enis[plan.eniId];
+    const bool failed = failedEnis.count(plan.eniId) != 0;
+    for (const auto& v : plan.verdicts) {
+      auto existing = out.verdicts.find(v.podKey);
+      if (existing != out.verdicts.end() && existing->second.reason == SyncReason::InvalidTags)
+        continue;
+      PodVerdict verdict = v;
+      if (failed && v.reason == SyncReason::Synced) {
+        verdict = {v.podKey, SyncReason::TaggingFailed, failure[plan.eniId]};
+      } else if (options.dryRun && v.reason == SyncReason::Synced) {
+        std::string would;
+        if (!plan.toSet.empty()) would += "CreateTags " + tagsToJson(plan.toSet) + " ";
+        if (!plan.toDelete.empty()) {
+          would += "DeleteTags [";
+          for (const auto& k : plan.toDelete) would += k + (k == plan.toDelete.back() ? "" : ",");
+          would += "] ";
+        }
+        verdict = {v.podKey, SyncReason::DryRun,
+                   "dry run: would send " + (would.empty() ? std::string("nothing ") : would) +
+                       "on " + plan.eniId};
+        logInfo("dry run: would write tags",
+                {{"eni", plan.eniId}, {"pod", v.podKey}, {"calls", would}});
+      }
+      out.verdicts[v.podKey] = verdict;
+      if (verdict.reason == SyncReason::Synced && plan.writes()) out.wrotePods.insert(v.podKey);
+    }
+    if (failed || options.dryRun) continue;
+    record.tags = plan.owned;
+    record.hash = plan.hash;
+    record.pods.clear();
+  }
+  // Membership: pods whose ENI plan succeeded (Synced or Conflict) are the cache of next time.
+  for (const auto& job : in.pods) {
+    auto v = out.verdicts.find(job.key);
+    if (v == out.verdicts.end()) continue;
+    const bool member = v->second.reason == SyncReason::Synced ||
+                        v->second.reason == SyncReason::Conflict ||
+                        v->second.reason == SyncReason::InvalidTags;
+    if (!member) continue;
+    std::string eni;
+    if (auto r = eniOf.find(job.key); r != eniOf.end()) eni = r->second.eniId;
+    if (eni.empty()) eni = memberEni(in.state, job.key, job.uid, job.ip);
+    if (eni.empty() || failedEnis.count(eni) != 0 || options.dryRun) continue;
+    state.enis[eni].pods[job.key] = PodRecord{job.uid, job.ip};
+    out.droppedPods.erase(job.key);
+    if (v->second.reason == SyncReason::Synced) out.appliedByPod[job.key] = *job.desired;
+  }
+  for (auto it = state.enis.begin(); it != state.enis.end();) {
+    if (it->second.pods.empty() && it->second.tags.empty() && failedEnis.count(it->first) == 0) {
+      it = state.enis.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Tagger::finish(PassInput& in, PassOutput& out) {
+  (void)in;
+  passRunning_ = false;
+  state_ = std::move(out.state);
+  for (const auto& [key, verdict] : out.verdicts) {
+    counters_.synced(verdict.reason);
+    auto applied = out.appliedByPod.find(key);
+    writePod(key, verdict, applied == out.appliedByPod.end() ? nullptr : &applied->second,
+             out.wrotePods.count(key) != 0);
+  }
+  // Pods whose tags were cleaned up: drop their last-applied record, and k8s-eni-tagger's
+  // finalizer once the cleanup is done.
+  for (const auto& [key, view] : pods_) {
+    const bool dropped = out.droppedPods.count(key) != 0;
+    const auto& meta = view.pod.meta;
+    const bool oldFinalizer = std::find(meta.finalizers.begin(), meta.finalizers.end(),
+                                        kOldTaggerFinalizer) != meta.finalizers.end();
+    if (meta.deleting && oldFinalizer &&
+        memberEni(state_, key, meta.uid, view.pod.podIps.empty() ? "" : view.pod.podIps.front())
+            .empty()) {
+      Json::Value patch;
+      Json::Value finalizers(Json::arrayValue);
+      for (const auto& f : meta.finalizers) {
+        if (f != kOldTaggerFinalizer) finalizers.append(f);
+      }
+      patch["metadata"]["finalizers"] = finalizers;
+      patch["metadata"]["resourceVersion"] = meta.resourceVersion;  // conditional: no lost update
+      kubeCall();
+      kube_.patch(ObjectRef{ResourceKind::pods(), meta.ns, meta.name, ""}, PatchType::Merge, patch,
+                  {}, [this, key](Result<Json::Value> r) {
+                    if (r)
+                      logInfo("removed k8s-eni-tagger's finalizer after cleanup", {{"pod", key}});
+                    else if (r.error().code != ErrorCode::NotFound)
+                      markDirty();
+                    kubeDone();
+                  });
+    } else if (dropped && !meta.deleting &&
+               meta.annotations.count(kLastAppliedHashAnnotation) != 0 && !view.eligible()) {
+      Json::Value patch;
+      patch["metadata"]["annotations"][kLastAppliedTagsAnnotation] = Json::Value();
+      patch["metadata"]["annotations"][kLastAppliedHashAnnotation] = Json::Value();
+      kubeCall();
+      kube_.patch(ObjectRef{ResourceKind::pods(), meta.ns, meta.name, ""}, PatchType::Merge, patch,
+                  {}, [this](Result<Json::Value>) { kubeDone(); });
+    }
+  }
+  scheduleStateWrite();
+  if (dirty_)
+    schedulePass(options_.coalesceWindow);
+  else if (out.retry)
+    schedulePass(options_.retryDelay);
+}
+
+void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
+                      bool wrote) {
+  auto it = pods_.find(key);
+  if (it == pods_.end()) return;
+  PodView& view = it->second;
+  const auto& meta = view.pod.meta;
+  const ObjectRef ref{ResourceKind::pods(), meta.ns, meta.name, ""};
+
+  if (applied != nullptr) {
+    const std::string json = tagsToJson(*applied);
+    const std::string hash = tagHash(*applied);
+    auto a = meta.annotations.find(kLastAppliedTagsAnnotation);
+    auto h = meta.annotations.find(kLastAppliedHashAnnotation);
+    if (a == meta.annotations.end() || a->second != json || h == meta.annotations.end() ||
+        h->second != hash) {
+      Json::Value patch;
+      patch["metadata"]["annotations"][kLastAppliedTagsAnnotation] = json;
+      patch["metadata"]["annotations"][kLastAppliedHashAnnotation] = hash;
+      kubeCall();
+      kube_.patch(ref, PatchType::Merge, patch, {}, [this, key](Result<Json::Value> r) {
+        if (!r && r.error().code != ErrorCode::NotFound) {
+          logWarn("cannot record last-applied tags on the pod, will retry",
+                  {{"pod", key}, {"error", r.error().describe()}});
+          markDirty();
+        }
+        kubeDone();
+      });
+    }
+  }
+
+  const std::string reason(toString(verdict.reason));
+  const std::string status = verdict.reason == SyncReason::Synced ? "True" : "False";
+  std::string message = verdict.message;
+  if (message.empty()) message = "the ENI carries the pod's tags";
+  if (verdict.reason == SyncReason::InvalidTags) {
+    message = "annotation " + options_.annotationKey + " is invalid: " + verdict.message +
+              ". Fix the annotation; the tags already applied stay as they were";
+  }
+  const bool conditionChanged = view.conditionStatus != status || view.conditionReason != reason ||
+                                view.conditionMessage != message;
+  if (conditionChanged) {
+    Json::Value condition;
+    condition["type"] = kTaggedCondition;
+    condition["status"] = status;
+    condition["reason"] = reason;
+    condition["message"] = message;
+    condition["lastTransitionTime"] = nowRfc3339();
+    Json::Value patch;
+    patch["status"]["conditions"][0] = condition;
+    view.conditionStatus = status;
+    view.conditionReason = reason;
+    view.conditionMessage = message;
+    kubeCall();
+    kube_.patch(ObjectRef{ResourceKind::pods(), meta.ns, meta.name, "status"}, PatchType::Strategic,
+                patch, {}, [this, key](Result<Json::Value> r) {
+                  if (!r && r.error().code != ErrorCode::NotFound) {
+                    logWarn("cannot set the pod condition, will retry",
+                            {{"pod", key}, {"error", r.error().describe()}});
+                  }
+                  kubeDone();
+                });
+  }
+
+  // One event per transition, and one per successful write.
+  const auto last = reported_.find(key);
+  const bool transition = last == reported_.end() || last->second.first != verdict.reason ||
+                          last->second.second != message;
+  reported_[key] = {verdict.reason, message};
+  if (verdict.reason == SyncReason::Synced && wrote) {
+    counters_.syncLatency(std::chrono::duration_cast<Duration>(clock_.now() - view.annotationSeen));
+    logInfo("tags applied", {{"pod", key}});
+  }
+  const char* eventReason = nullptr;
+  switch (verdict.reason) {
+    case SyncReason::Synced:
+      eventReason = wrote ? "TagsApplied" : nullptr;
+      break;
+    case SyncReason::InvalidTags:
+      eventReason = transition ? "InvalidTags" : nullptr;
+      break;
+    case SyncReason::Conflict:
+      eventReason = transition ? "HashConflict" : nullptr;
+      break;
+    case SyncReason::EniLookupFailed:
+      eventReason = transition ? "ENILookupFailed" : nullptr;
+      break;
+    case SyncReason::TaggingFailed:
+      eventReason = transition ? "TaggingFailed" : nullptr;
+      break;
+    case SyncReason::DryRun:
+      eventReason = nullptr;
+      break;
+  }
+  if (verdict.reason != SyncReason::Synced && transition) {
+    logWarn("pod not tagged", {{"pod", key}, {"reason", reason}, {"message", message}});
+  }
+  if (eventReason == nullptr) return;
+  Json::Value event;
+  event["metadata"]["generateName"] = meta.name + ".";
+  event["metadata"]["namespace"] = meta.ns;
+  event["involvedObject"]["kind"] = "Pod";
+  event["involvedObject"]["apiVersion"] = "v1";
+  event["involvedObject"]["name"] = meta.name;
+  event["involvedObject"]["namespace"] = meta.ns;
+  event["involvedObject"]["uid"] = meta.uid;
+  event["reason"] = eventReason;
+  event["message"] = message;
+  event["type"] = verdict.reason == SyncReason::Synced ? "Normal" : "Warning";
+  event["source"]["component"] = "eni-agent";
+  event["source"]["host"] = options_.nodeName;
+  event["firstTimestamp"] = nowRfc3339();
+  event["lastTimestamp"] = nowRfc3339();
+  event["count"] = 1;
+  kubeCall();
+  kube_.create(ObjectRef{ResourceKind::events(), meta.ns, "", ""}, event,
+               [this](Result<Json::Value> r) {
+                 if (!r) logDebug("event not recorded", {{"error", r.error().describe()}});
+                 kubeDone();
+               });
+}
+
+void Tagger::scheduleStateWrite() {
+  if (stateTimerArmed_) return;
+  auto encoded = encodeNodeState(state_);
+  if (!encoded) {
+    logError("node state does not fit its annotation; the warm cache will be incomplete",
+             {{"error", encoded.error().message}});
+    return;
+  }
+  if (*encoded == stateWritten_) return;
+  stateTimerArmed_ = true;
+  stateTimer_ = scheduler_.runAfter(options_.stateDebounce, [this] {
+    stateTimerArmed_ = false;
+    writeState();
+  });
+}
+
+void Tagger::writeState() {
+  auto encoded = encodeNodeState(state_);
+  if (!encoded || *encoded == stateWritten_) return;
+  Json::Value patch;
+  patch["metadata"]["annotations"][kNodeStateAnnotation] = *encoded;
+  const std::string text = *encoded;
+  kubeCall();
+  kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
+              {}, [this, text](Result<Json::Value> r) {
+                if (r) {
+                  stateWritten_ = text;
+                } else {
+                  logWarn("cannot write the node state annotation, will retry",
+                          {{"node", options_.nodeName}, {"error", r.error().describe()}});
+                }
+                kubeDone();
+                scheduleStateWrite();
+              });
+}
+
+void Tagger::kubeCall() { ++kubeInFlight_; }
+void Tagger::kubeDone() { --kubeInFlight_; }
+
+}  // namespace eni

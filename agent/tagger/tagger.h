@@ -1,0 +1,136 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/base/clock.h"
+#include "agent/base/executor.h"
+#include "agent/kube/kube_api.h"
+#include "agent/kube/objects.h"
+#include "agent/kube/reflector.h"
+#include "agent/state/node_state.h"
+#include "agent/tagger/planner.h"
+#include "agent/tagger/resolver.h"
+#include "agent/tagger/tags.h"
+#include "ec2/ec2_api.h"
+#include "ec2/imds.h"
+
+namespace eni {
+
+inline constexpr const char* kLastAppliedTagsAnnotation = "eni-tagger.io/last-applied-tags";
+inline constexpr const char* kLastAppliedHashAnnotation = "eni-tagger.io/last-applied-hash";
+inline constexpr const char* kPodEniAnnotation = "vpc.amazonaws.com/pod-eni";
+inline constexpr const char* kTaggedCondition = "eni-tagger.io/tagged";
+inline constexpr const char* kOldTaggerFinalizer = "eni-tagger.io/finalizer";
+
+struct TaggerOptions {
+  std::string nodeName;
+  std::string annotationKey = "eni-tagger.io/tags";
+  TagNamespace tagNamespace;
+  std::vector<std::string> subnetIds;  // empty: all
+  bool allowSharedEniTagging = false;
+  bool dryRun = false;
+  Duration coalesceWindow{20};              // changes within it share one pass (and one CreateTags)
+  Duration stateDebounce{500};              // node-state annotation writes
+  Duration resyncInterval{30 * 60 * 1000};  // +-20% jitter
+  Duration retryDelay{5000};                // after ENILookupFailed or TaggingFailed
+};
+
+/// What the tagger did, for metrics and tests. Thread-safe.
+class TaggerCounters {
+ public:
+  void resolved(ResolveSource source, std::uint64_t n = 1);
+  void synced(SyncReason result);
+  void syncLatency(Duration d);
+  void reconcileError();
+  std::uint64_t resolveSource(ResolveSource source) const;
+  std::uint64_t syncResult(SyncReason result) const;
+  std::uint64_t reconcileErrors() const;
+  std::vector<Duration> latencies() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<ResolveSource, std::uint64_t> sources_;
+  std::map<SyncReason, std::uint64_t> results_;
+  std::uint64_t errors_ = 0;
+  std::vector<Duration> latencies_;
+};
+
+/// Tags the ENIs behind this node's pods from their annotation. Events only mark pods dirty; a
+/// pass runs after the coalescing window: the loop thread snapshots the pods, the executor's
+/// thread resolves ENIs (node-state cache, pod-eni annotation, IMDS, EC2), plans every touched
+/// ENI and writes the tags, and the loop thread then patches pods and the node state.
+/// One pass at a time. Loop thread only, but for the executor's work.
+class Tagger {
+ public:
+  Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
+         const Clock& clock, TaggerOptions options);
+  ~Tagger();
+
+  /// Wire these to the NodeView's reflectors.
+  void onPod(ChangeType type, const Json::Value& object);
+  void onNode(ChangeType type, const Json::Value& object);
+  /// Call once the initial lists are in: the first pass runs, then resync timers start.
+  void start();
+  /// Runs a drift check now (the resync timer calls this).
+  void resync();
+
+  const NodeState& state() const { return state_; }
+  const TaggerCounters& counters() const { return counters_; }
+  /// No pass running or pending and no kube write in flight: tests wait for this.
+  bool idle() const;
+  std::uint64_t passes() const { return passes_; }
+
+ private:
+  struct PodView;
+  struct PassInput;
+  struct PassOutput;
+
+  void markDirty();
+  void schedulePass(Duration delay);
+  void runPass();
+  PassInput snapshot();
+  static void work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
+                   const TaggerOptions& options, TaggerCounters& counters);
+  void finish(PassInput& in, PassOutput& out);
+  void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
+                bool wrote);
+  void scheduleStateWrite();
+  void writeState();
+  void kubeCall();  // bookkeeping of in-flight kube writes
+  void kubeDone();
+
+  KubeApi& kube_;
+  Ec2Api& ec2_;
+  Imds& imds_;
+  Scheduler& scheduler_;
+  Executor& executor_;
+  const Clock& clock_;
+  TaggerOptions options_;
+  EniResolver resolver_;
+  TaggerCounters counters_;
+
+  std::map<std::string, PodView> pods_;
+  NodeState state_;
+  bool stateLoaded_ = false;
+  std::string stateWritten_;
+  std::map<std::string, std::pair<SyncReason, std::string>> reported_;  // last condition per pod
+  bool started_ = false;
+  bool passRunning_ = false;
+  bool passScheduled_ = false;
+  bool dirty_ = false;
+  bool resyncDue_ = false;
+  TimerId passTimer_ = 0;
+  TimerId resyncTimer_ = 0;
+  TimerId stateTimer_ = 0;
+  bool stateTimerArmed_ = false;
+  int kubeInFlight_ = 0;
+  std::uint64_t passes_ = 0;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace eni
