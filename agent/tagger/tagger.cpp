@@ -95,11 +95,13 @@ std::string nowRfc3339() {
 struct Tagger::PassInput {
   std::vector<PodJob> pods;
   NodeState state;
+  std::map<std::string, TagSet> observed;  // ENI tags as last read from EC2, kept up to date
   bool observeAll = false;
 };
 
 struct Tagger::PassOutput {
   NodeState state;
+  std::map<std::string, TagSet> observed;
   std::map<std::string, PodVerdict> verdicts;  // by pod key
   std::map<std::string, TagSet> appliedByPod;  // Synced pods: their own desired tags
   std::set<std::string> wrotePods;             // pods whose ENI got a write this pass
@@ -137,7 +139,9 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
   PodView view;
   auto old = pods_.find(key);
   auto annotation = pod->meta.annotations.find(options_.annotationKey);
-  view.hasAnnotation = annotation != pod->meta.annotations.end();
+  // An empty value means no tags, the same as no annotation: zero cost.
+  view.hasAnnotation = annotation != pod->meta.annotations.end() &&
+                       annotation->second.find_first_not_of(" \t\r\n") != std::string::npos;
   view.annotation = view.hasAnnotation ? annotation->second : "";
   const bool annotationChanged = old == pods_.end() || old->second.annotation != view.annotation ||
                                  old->second.pod.meta.uid != pod->meta.uid;
@@ -227,6 +231,7 @@ void Tagger::schedulePass(Duration delay) {
 Tagger::PassInput Tagger::snapshot() {
   PassInput in;
   in.state = state_;
+  in.observed = observed_;
   in.observeAll = resyncDue_;
   for (const auto& [key, view] : pods_) {
     if (!view.eligible()) continue;
@@ -264,7 +269,8 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
                   const TaggerOptions& options, TaggerCounters& counters) {
   out.state = in.state;
   NodeState& state = out.state;
-  std::map<std::string, TagSet> observed;
+  std::map<std::string, TagSet>& observed = out.observed;
+  observed = in.observed;
 
   if (state.instanceId.empty()) {
     if (auto id = imds.identity(); id) state.instanceId = id->instanceId;
@@ -393,6 +399,16 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
     }
   }
 
+  // What EC2 now holds, so that later passes still know whose tags are on each ENI.
+  if (!options.dryRun) {
+    for (const auto& plan : plans) {
+      auto seen = observed.find(plan.eniId);
+      if (seen == observed.end() || failedEnis.count(plan.eniId) != 0) continue;
+      for (const auto& [k, v] : plan.toSet) seen->second[k] = v;
+      for (const auto& k : plan.toDelete) seen->second.erase(k);
+    }
+  }
+
   // Results: verdicts, and the records of what is now owned.
   for (auto& plan : plans) {
     EniRecord& record = state.enis[plan.eniId];
@@ -455,6 +471,7 @@ void Tagger::finish(PassInput& in, PassOutput& out) {
   (void)in;
   passRunning_ = false;
   state_ = std::move(out.state);
+  observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);
     auto applied = out.appliedByPod.find(key);

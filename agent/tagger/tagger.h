@@ -116,6 +116,7 @@ class Tagger {
 
   std::map<std::string, PodView> pods_;
   NodeState state_;
+  std::map<std::string, TagSet> observed_;  // ENI -> its tags as EC2 last showed them
   bool stateLoaded_ = false;
   std::string stateWritten_;
   std::map<std::string, std::pair<SyncReason, std::string>> reported_;  // last condition per pod

@@ -336,7 +336,10 @@ def bootstrap_ec2(st):
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = {}
-    for name, cidr, az in (("a", "10.0.1.0/24", "us-east-1a"), ("b", "10.0.2.0/24", "us-east-1a")):
+    # "c" is large because moto picks private IPs at random without checking for duplicates:
+    # tests that create many ENIs use it so that no two ENIs share an address.
+    for name, cidr, az in (("a", "10.0.1.0/24", "us-east-1a"), ("b", "10.0.2.0/24", "us-east-1a"),
+                           ("c", "10.0.128.0/17", "us-east-1a")):
         sn = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
         ec2.create_tags(Resources=[sn], Tags=[{"Key": "Name", "Value": f"eni-agent-test-{name}"}])
         subnets[name] = sn
@@ -344,7 +347,7 @@ def bootstrap_ec2(st):
     image = ec2.describe_images()["Images"][0]["ImageId"]
     inst = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.large",
                              SubnetId=subnets["a"], SecurityGroupIds=[sg])["Instances"][0]
-    st.update(vpc_id=vpc, subnet_a=subnets["a"], subnet_b=subnets["b"], security_group_id=sg,
+    st.update(vpc_id=vpc, subnet_a=subnets["a"], subnet_b=subnets["b"], subnet_c=subnets["c"], security_group_id=sg,
               instance_id=inst["InstanceId"])
 
 

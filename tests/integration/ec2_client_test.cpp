@@ -330,7 +330,7 @@ TEST(Imds, AnEniAttachedInMotoAppearsUnderMacs) {
   config.endpoint = TestStack::get().motoEndpoint;
   CurlEc2Client ec2(config, creds, clock, sleeper);
   CreateEniRequest request;
-  request.subnetId = TestStack::get().subnetB;
+  request.subnetId = TestStack::get().subnetC;  // unique IPs, so findByIp is unambiguous
   auto eni = ec2.createNetworkInterface(request);
   ASSERT_TRUE(eni);
   auto before = imds.interfaces();
@@ -344,7 +344,7 @@ TEST(Imds, AnEniAttachedInMotoAppearsUnderMacs) {
   ASSERT_NE(seen, nullptr);
   EXPECT_EQ(seen->interfaceId, eni->id);
   EXPECT_EQ(seen->deviceNumber, 6);
-  EXPECT_EQ(seen->subnetId, TestStack::get().subnetB);
+  EXPECT_EQ(seen->subnetId, TestStack::get().subnetC);
   EXPECT_EQ(after->findByIp(eni->privateIpAddress), seen);
   ASSERT_TRUE(ec2.detachNetworkInterface(*attachment, true));
   ASSERT_TRUE(ec2.deleteNetworkInterface(eni->id));

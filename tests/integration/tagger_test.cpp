@@ -159,7 +159,7 @@ class TaggerTest : public ::testing::Test {
   std::pair<std::string, std::vector<std::string>> attachedEni(int extraIps = 0,
                                                                std::vector<Tag> tags = {}) {
     CreateEniRequest request;
-    request.subnetId = TestStack::get().subnetB;
+    request.subnetId = TestStack::get().subnetC;
     request.tags = std::move(tags);
     auto eni = setupEc2_->createNetworkInterface(request);
     EXPECT_TRUE(eni) << eni.error().describe();
@@ -183,7 +183,7 @@ class TaggerTest : public ::testing::Test {
   /// pod's vpc.amazonaws.com/pod-eni annotation. Returns {eni id, its IP}.
   std::pair<std::string, std::string> branchEni() {
     CreateEniRequest request;
-    request.subnetId = TestStack::get().subnetB;
+    request.subnetId = TestStack::get().subnetC;
     auto eni = setupEc2_->createNetworkInterface(request);
     EXPECT_TRUE(eni) << eni.error().describe();
     return {eni->id, eni->privateIpAddress};
@@ -294,70 +294,143 @@ TagSet withHash(TagSet t) {
   return t;
 }
 
-TEST_F(TaggerTest, FirstTagCostsNoDescribeAndOneCreateTags) {
+// Seed scenarios 1-8 (seeds/eni-tagger-scenarios.md), one test each: the ENI's tags in moto, the
+// pod's annotations and condition, and the exact EC2 calls counted at the fault proxy.
+
+/// Expects the pod Synced with `tags` recorded as last applied, and the ENI carrying exactly
+/// `tags` plus their hash (and `foreign`, tags that are not the agent's).
+#define EXPECT_SYNCED(pod, eni, tags, foreign)                                    \
+  do {                                                                            \
+    auto p_ = getPod(pod);                                                        \
+    EXPECT_EQ(p_.meta.annotations[kLastAppliedTagsAnnotation], tagsToJson(tags)); \
+    EXPECT_EQ(p_.meta.annotations[kLastAppliedHashAnnotation], tagHash(tags));    \
+    EXPECT_EQ(condition(pod)[0], "True");                                         \
+    EXPECT_EQ(condition(pod)[1], "Synced");                                       \
+    TagSet want_ = withHash(tags);                                                \
+    for (const auto& [k_, v_] : TagSet(foreign)) want_[k_] = v_;                  \
+    EXPECT_EQ(eniTags(eni), want_);                                               \
+  } while (0)
+
+TEST_F(TaggerTest, Scenario1NoAnnotationIsSkippedAtZeroCost) {
+  auto [eni, ips] = attachedEni();
+  Agent agent(node_);
+  ASSERT_TRUE(agent.settle());
+  resetProxy();
+  createPod("plain", ips[0], "");
+  annotate("plain", "");  // an empty value is "no tags", also free
+  ASSERT_TRUE(agent.settle());
+  EXPECT_EQ(allCalls(), 0u);
+  EXPECT_TRUE(eniTags(eni).empty());
+  auto pod = getPod("plain");
+  EXPECT_EQ(pod.meta.annotations.count(kLastAppliedHashAnnotation), 0u);
+  EXPECT_EQ(condition("plain")[0], "");
+}
+
+TEST_F(TaggerTest, Scenario2FirstAnnotationCostsNoDescribeAndOneCreateTags) {
   auto [eni, ips] = attachedEni();
   Agent agent(node_);
   ASSERT_TRUE(agent.settle());
   resetProxy();  // the cold start's one Describe of the instance's ENIs is behind us
   createPod("web", ips[0], R"({"Team":"Platform","CostCenter":"1234"})");
   ASSERT_TRUE(agent.settle());
-  EXPECT_EQ(eniTags(eni), withHash(kPlatform));
+  EXPECT_SYNCED("web", eni, kPlatform, TagSet{});
   EXPECT_EQ(calls("DescribeNetworkInterfaces"), 0u);
   EXPECT_EQ(calls("CreateTags"), 1u);
   EXPECT_EQ(allCalls(), 1u);
-  auto pod = getPod("web");
-  EXPECT_EQ(pod.meta.annotations[kLastAppliedTagsAnnotation],
-            R"({"CostCenter":"1234","Team":"Platform"})");
-  EXPECT_EQ(pod.meta.annotations[kLastAppliedHashAnnotation], tagHash(kPlatform));
-  EXPECT_EQ(condition("web"),
-            (std::vector<std::string>{"True", "Synced", "the ENI carries the pod's tags"}));
-  EXPECT_NE(std::find(eventReasons("web").begin(), eventReasons("web").end(), "TagsApplied"),
-            eventReasons("web").end());
+  EXPECT_EQ(condition("web")[2], "the ENI carries the pod's tags");
+  auto reasons = eventReasons("web");
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "TagsApplied"), reasons.end());
   EXPECT_EQ(agent.tagger.counters().resolveSource(ResolveSource::Imds), 1u);
   EXPECT_EQ(agent.tagger.counters().syncResult(SyncReason::Synced), 1u);
+  EXPECT_EQ(agent.tagger.counters().latencies().size(), 1u);
 }
 
-TEST_F(TaggerTest, UpdatesAreMinimalAndRepeatsAreFree) {
-  auto [eni, ips] = attachedEni();
-  Agent agent(node_);
-  createPod("web", ips[0], R"({"Team":"Platform","Cost":"1000","Env":"Prod"})");
-  ASSERT_TRUE(agent.settle());
-  // Scenario 3: same key, new value -> one CreateTags.
-  resetProxy();
-  annotate("web", R"({"Team":"Dev","Cost":"1000","Env":"Prod"})");
-  ASSERT_TRUE(agent.settle());
+class TaggerScenarioTest : public TaggerTest {
+ protected:
+  /// A pod already synced with `initial`; the proxy's counts start after it.
+  void start(const std::string& initial, const TagSet& initialTags) {
+    auto [id, ips] = attachedEni();
+    eni_ = id;
+    agent_ = std::make_unique<Agent>(node_);
+    createPod("web", ips[0], initial);
+    ASSERT_TRUE(agent_->settle());
+    EXPECT_SYNCED("web", eni_, initialTags, TagSet{});
+    resetProxy();
+  }
+  void change(const std::string& value) {
+    annotate("web", value);
+    ASSERT_TRUE(agent_->settle());
+  }
+  std::string eni_;
+  std::unique_ptr<Agent> agent_;
+};
+
+TEST_F(TaggerScenarioTest, Scenario3SameKeyDifferentValueIsOneCreateTags) {
+  start(R"({"Team":"Platform","Cost":"1000"})", {{"Team", "Platform"}, {"Cost", "1000"}});
+  change(R"({"Team":"Dev","Cost":"1000"})");
+  EXPECT_SYNCED("web", eni_, (TagSet{{"Team", "Dev"}, {"Cost", "1000"}}), TagSet{});
   EXPECT_EQ(calls("CreateTags"), 1u);
   EXPECT_EQ(allCalls(), 1u);
-  // Scenario 4: a new key -> one CreateTags.
-  resetProxy();
-  annotate("web", R"({"Team":"Dev","Cost":"1000","Env":"Prod","Owner":"Alice"})");
-  ASSERT_TRUE(agent.settle());
+}
+
+TEST_F(TaggerScenarioTest, Scenario4NewKeyIsOneCreateTags) {
+  start(R"({"Team":"Platform"})", {{"Team", "Platform"}});
+  change(R"({"Team":"Platform","Cost":"1000"})");
+  EXPECT_SYNCED("web", eni_, (TagSet{{"Team", "Platform"}, {"Cost", "1000"}}), TagSet{});
   EXPECT_EQ(calls("CreateTags"), 1u);
   EXPECT_EQ(allCalls(), 1u);
-  // Scenario 5: a removed key -> one DeleteTags (plus the hash, which changed).
-  resetProxy();
-  annotate("web", R"({"Team":"Dev","Env":"Prod","Owner":"Alice"})");
-  ASSERT_TRUE(agent.settle());
+}
+
+TEST_F(TaggerScenarioTest, Scenario5RemovedKeyIsOneDeleteTagsAndTheNewHash) {
+  start(R"({"Team":"Platform","Cost":"1000"})", {{"Team", "Platform"}, {"Cost", "1000"}});
+  change(R"({"Team":"Platform"})");
+  EXPECT_SYNCED("web", eni_, (TagSet{{"Team", "Platform"}}), TagSet{});
   EXPECT_EQ(calls("DeleteTags"), 1u);
-  // Scenario 7: change and remove together -> 1 CreateTags + 1 DeleteTags.
-  resetProxy();
-  const TagSet final{{"Team", "Ops"}, {"Owner", "Alice"}};
-  annotate("web", R"({"Team":"Ops","Owner":"Alice"})");
-  ASSERT_TRUE(agent.settle());
-  EXPECT_EQ(calls("CreateTags"), 1u);
-  EXPECT_EQ(calls("DeleteTags"), 1u);
+  EXPECT_EQ(calls("CreateTags"), 1u) << "the hash tag changes with the set";
   EXPECT_EQ(allCalls(), 2u);
-  EXPECT_EQ(eniTags(eni), withHash(final));
-  // Scenario 6: the same annotation 100 times -> 0 calls.
-  resetProxy();
-  for (int i = 0; i < 100; ++i) annotate("web", R"({"Team":"Ops","Owner":"Alice"})");
+}
+
+TEST_F(TaggerScenarioTest, Scenario6TheSameAnnotationAHundredTimesIsFree) {
+  start(R"({"Team":"Platform","Cost":"1000"})", {{"Team", "Platform"}, {"Cost", "1000"}});
+  for (int i = 0; i < 100; ++i) annotate("web", R"({"Team":"Platform","Cost":"1000"})");
   // A change on a second pod is the barrier: once it is applied, the 100 writes were seen.
   auto [eni2, ips2] = attachedEni();
   createPod("barrier", ips2[0], "Barrier=yes");
-  ASSERT_TRUE(agent.settle());
-  EXPECT_EQ(eniTags(eni2), withHash({{"Barrier", "yes"}}));
+  ASSERT_TRUE(agent_->settle());
+  EXPECT_SYNCED("barrier", eni2, (TagSet{{"Barrier", "yes"}}), TagSet{});
+  EXPECT_SYNCED("web", eni_, (TagSet{{"Team", "Platform"}, {"Cost", "1000"}}), TagSet{});
   EXPECT_EQ(calls("CreateTags"), 1u) << "only the barrier pod's tags";
   EXPECT_EQ(allCalls(), 1u);
+}
+
+TEST_F(TaggerScenarioTest, Scenario7ChangesAndRemovalsAreOneCreateTagsAndOneDeleteTags) {
+  start(R"({"Team":"Platform","Cost":"1000","Env":"Prod"})",
+        {{"Team", "Platform"}, {"Cost", "1000"}, {"Env", "Prod"}});
+  change(R"({"Team":"Dev","Env":"Dev","Owner":"Alice"})");
+  EXPECT_SYNCED("web", eni_, (TagSet{{"Team", "Dev"}, {"Env", "Dev"}, {"Owner", "Alice"}}),
+                TagSet{});
+  EXPECT_EQ(calls("CreateTags"), 1u);
+  EXPECT_EQ(calls("DeleteTags"), 1u);
+  EXPECT_EQ(allCalls(), 2u);
+}
+
+TEST_F(TaggerTest, Scenario8ForeignHashIsAConflictWithAnEventAndNoWrite) {
+  auto [eni, ips] = attachedEni(0, {{kHashTagKey, "0123456789abcdef"}, {"Team", "Other"}});
+  Agent agent(node_);
+  ASSERT_TRUE(agent.settle());
+  resetProxy();
+  createPod("web", ips[0], "Team=Platform");
+  ASSERT_TRUE(agent.settle());
+  auto c = condition("web");
+  EXPECT_EQ(c[0], "False");
+  EXPECT_EQ(c[1], "Conflict");
+  EXPECT_NE(c[2].find("0123456789abcdef"), std::string::npos) << c[2];
+  EXPECT_NE(c[2].find("--allow-shared-eni-tagging"), std::string::npos) << c[2];
+  auto reasons = eventReasons("web");
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "HashConflict"), reasons.end());
+  EXPECT_EQ(allCalls(), 0u) << "no write, and no Describe: the cold start already saw the ENI";
+  EXPECT_EQ(eniTags(eni), (TagSet{{kHashTagKey, "0123456789abcdef"}, {"Team", "Other"}}));
+  EXPECT_EQ(getPod("web").meta.annotations.count(kLastAppliedHashAnnotation), 0u);
 }
 
 TEST_F(TaggerTest, RestartWithSyncedPodsCostsNoEc2Call) {
@@ -462,21 +535,6 @@ TEST_F(TaggerTest, InvalidAnnotationsCostNothingAndKeepWhatWasApplied) {
   ASSERT_TRUE(agent.settle());
   EXPECT_EQ(condition("web")[1], "Synced");
   EXPECT_EQ(allCalls(), 0u) << "back to what is applied: nothing to write";
-}
-
-TEST_F(TaggerTest, ForeignHashIsAConflictWithAnEventAndNoWrite) {
-  auto [eni, ips] = attachedEni(0, {{kHashTagKey, "0123456789abcdef"}, {"Team", "Other"}});
-  Agent agent(node_);
-  createPod("web", ips[0], "Team=Platform");
-  ASSERT_TRUE(agent.settle());
-  auto c = condition("web");
-  EXPECT_EQ(c[1], "Conflict");
-  EXPECT_NE(c[2].find("0123456789abcdef"), std::string::npos) << c[2];
-  auto reasons = eventReasons("web");
-  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "HashConflict"), reasons.end());
-  EXPECT_EQ(calls("CreateTags"), 0u);
-  EXPECT_EQ(calls("DeleteTags"), 0u);
-  EXPECT_EQ(eniTags(eni), (TagSet{{kHashTagKey, "0123456789abcdef"}, {"Team", "Other"}}));
 }
 
 TEST_F(TaggerTest, PodDeletedWhileTheAgentIsDownLosesOnlyItsOwnTags) {

@@ -101,6 +101,7 @@ const TestStack& TestStack::get() {
     s.vpcId = stringField(j, "vpc_id");
     s.subnetA = stringField(j, "subnet_a");
     s.subnetB = stringField(j, "subnet_b");
+    s.subnetC = stringField(j, "subnet_c");
     s.securityGroupId = stringField(j, "security_group_id");
     s.ec2ProxyEndpoint = stringField(j, "ec2_proxy_endpoint");
     s.motoAuthEndpoint = stringField(j, "moto_auth_endpoint");

@@ -28,6 +28,7 @@ struct TestStack {
   std::string vpcId;
   std::string subnetA;
   std::string subnetB;
+  std::string subnetC;  // a /17: moto's random IPs do not collide there
   std::string securityGroupId;
   std::string ec2ProxyEndpoint;
   std::string motoAuthEndpoint;
