@@ -331,6 +331,47 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
     }
   }
 
+  // --subnet-ids needs each ENI's subnet; the pod-eni annotation does not say it, so ask EC2
+  // once for all of those (and remember the ENIs' tags while at it).
+  if (!options.subnetIds.empty()) {
+    std::vector<std::string> unknown;
+    for (auto& [key, r] : eniOf) {
+      if (!r.subnet.empty()) continue;
+      auto rec = state.enis.find(r.eniId);
+      if (rec != state.enis.end() && !rec->second.subnet.empty()) {
+        r.subnet = rec->second.subnet;
+      } else if (std::find(unknown.begin(), unknown.end(), r.eniId) == unknown.end()) {
+        unknown.push_back(r.eniId);
+      }
+    }
+    if (!unknown.empty()) {
+      auto described = ec2.describeNetworkInterfaces({}, {{"network-interface-id", unknown}});
+      for (auto& [key, r] : eniOf) {
+        if (!r.subnet.empty()) continue;
+        if (described) {
+          for (const auto& eni : *described) {
+            if (eni.id == r.eniId) r.subnet = eni.subnetId;
+          }
+        }
+        if (r.subnet.empty()) {
+          out.verdicts[key] = {
+              key, SyncReason::EniLookupFailed,
+              "cannot tell the subnet of " + r.eniId + " to apply --subnet-ids" +
+                  (described ? std::string() : ": " + described.error().describe()) +
+                  "; will retry"};
+          out.retry = true;
+        }
+      }
+      if (described) {
+        for (const auto& eni : *described) {
+          TagSet tags;
+          for (const auto& t : eni.tags) tags[t.key] = t.value;
+          observed[eni.id] = std::move(tags);
+        }
+      }
+    }
+  }
+
   // Build each ENI's input: its current members that still want tags, plus new arrivals.
   std::map<std::string, std::vector<PodDesire>> desires;
   for (const auto& job : in.pods) {
@@ -347,10 +388,9 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
     auto it = eniOf.find(job.key);
     if (it == eniOf.end()) continue;
     const ResolvedEni& r = it->second;
-    if (!options.subnetIds.empty() && !r.subnet.empty() &&
-        std::find(options.subnetIds.begin(), options.subnetIds.end(), r.subnet) ==
-            options.subnetIds.end()) {
-      continue;  // outside --subnet-ids: not ours to tag
+    if (!options.subnetIds.empty() && std::find(options.subnetIds.begin(), options.subnetIds.end(),
+                                                r.subnet) == options.subnetIds.end()) {
+      continue;  // outside --subnet-ids (or its subnet unknown): not ours to tag
     }
     auto& record = state.enis[r.eniId];
     if (!r.mac.empty()) record.mac = r.mac;

@@ -181,9 +181,9 @@ class TaggerTest : public ::testing::Test {
 
   /// A branch ENI (security groups for pods): not attached to the instance, found through the
   /// pod's vpc.amazonaws.com/pod-eni annotation. Returns {eni id, its IP}.
-  std::pair<std::string, std::string> branchEni() {
+  std::pair<std::string, std::string> branchEni(std::string subnet = "") {
     CreateEniRequest request;
-    request.subnetId = TestStack::get().subnetC;
+    request.subnetId = subnet.empty() ? TestStack::get().subnetC : subnet;
     auto eni = setupEc2_->createNetworkInterface(request);
     EXPECT_TRUE(eni) << eni.error().describe();
     return {eni->id, eni->privateIpAddress};
@@ -612,6 +612,45 @@ TEST_F(TaggerTest, DriftIsRepairedOnResync) {
   EXPECT_EQ(calls("DescribeNetworkInterfaces"), 1u) << "one Describe for all of the node's ENIs";
   EXPECT_EQ(calls("CreateTags"), 1u);
   EXPECT_EQ(eniTags(eni), withHash(kPlatform));
+}
+
+TEST_F(TaggerTest, SubnetIdsLimitTaggingEvenForBranchEnis) {
+  auto [inside, insideIp] = branchEni(TestStack::get().subnetA);
+  auto [outside, outsideIp] = branchEni(TestStack::get().subnetC);
+  TaggerOptions options;
+  options.subnetIds = {TestStack::get().subnetA};
+  Agent agent(node_, options);
+  ASSERT_TRUE(agent.settle());
+  resetProxy();
+  createPod("in", insideIp, "Team=Platform", podEni(inside, insideIp));
+  createPod("out", outsideIp, "Team=Platform", podEni(outside, outsideIp));
+  ASSERT_TRUE(agent.settle());
+  EXPECT_EQ(eniTags(inside), withHash({{"Team", "Platform"}}));
+  EXPECT_TRUE(eniTags(outside).empty());
+  EXPECT_EQ(condition("out")[0], "") << "a pod outside --subnet-ids is not ours: no condition";
+  EXPECT_EQ(calls("DescribeNetworkInterfaces"), 1u) << "one Describe told both ENIs' subnets";
+}
+
+TEST_F(TaggerTest, K8sEniTaggerFinalizerIsRemovedAfterCleanup) {
+  auto [eni, ips] = attachedEni(0, {{"Owner", "finance"}});
+  Agent agent(node_);
+  createPod("legacy", ips[0], "Team=Platform");
+  Json::Value patch;
+  patch["metadata"]["finalizers"][0] = kOldTaggerFinalizer;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->patch(ObjectRef{ResourceKind::pods(), ns_, "legacy", ""}, PatchType::Merge, patch, {},
+                  done);
+  }));
+  ASSERT_TRUE(agent.settle());
+  ASSERT_EQ(eniTags(eni).count("Team"), 1u);
+  deletePod("legacy");  // held by the finalizer until the agent has cleaned up
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto r = await<Json::Value>(loop_, [&](auto done) {
+      admin_->get(ObjectRef{ResourceKind::pods(), ns_, "legacy", ""}, done);
+    });
+    return !r && r.error().code == ErrorCode::NotFound;
+  }));
+  EXPECT_EQ(eniTags(eni), (TagSet{{"Owner", "finance"}})) << "cleaned up before the finalizer went";
 }
 
 }  // namespace
