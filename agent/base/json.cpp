@@ -10,11 +10,12 @@ namespace {
 const Json::Value kNull;
 }
 
-Result<Json::Value> parseJson(std::string_view text) {
+Result<Json::Value> parseJson(std::string_view text, const JsonParseOptions& options) {
   Json::CharReaderBuilder builder;
   builder["collectComments"] = false;
-  builder["stackLimit"] = 200;
-  builder["rejectDupKeys"] = false;
+  builder["stackLimit"] = options.maxDepth;
+  builder["rejectDupKeys"] = options.rejectDuplicateKeys;
+  builder["failIfExtra"] = options.rejectTrailingText;
   std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
   Json::Value root;
   std::string errors;

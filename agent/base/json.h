@@ -10,9 +10,16 @@
 
 namespace eni {
 
+struct JsonParseOptions {
+  bool rejectDuplicateKeys = false;
+  bool rejectTrailingText = false;
+  int maxDepth = 200;
+};
+
 /// Parses JSON without throwing; depth is bounded. Invalid input gives ErrorCode::Invalid with
-/// jsoncpp's reason.
-[[nodiscard]] Result<Json::Value> parseJson(std::string_view text);
+/// jsoncpp's reason, prefixed "malformed JSON: ".
+[[nodiscard]] Result<Json::Value> parseJson(std::string_view text,
+                                            const JsonParseOptions& options = {});
 /// Compact one-line JSON.
 std::string toJson(const Json::Value& value);
 /// A JSON string literal, quotes included.

@@ -633,27 +633,16 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
     counters_.syncLatency(std::chrono::duration_cast<Duration>(clock_.now() - view.annotationSeen));
     logInfo("tags applied", {{"pod", key}});
   }
-  const char* eventReason = nullptr;
-  switch (verdict.reason) {
-    case SyncReason::Synced:
-      eventReason = wrote ? "TagsApplied" : nullptr;
-      break;
-    case SyncReason::InvalidTags:
-      eventReason = transition ? "InvalidTags" : nullptr;
-      break;
-    case SyncReason::Conflict:
-      eventReason = transition ? "HashConflict" : nullptr;
-      break;
-    case SyncReason::EniLookupFailed:
-      eventReason = transition ? "ENILookupFailed" : nullptr;
-      break;
-    case SyncReason::TaggingFailed:
-      eventReason = transition ? "TaggingFailed" : nullptr;
-      break;
-    case SyncReason::DryRun:
-      eventReason = nullptr;
-      break;
-  }
+  // Synced gets an event per write; the others one per transition. DryRun gets none.
+  static const std::map<SyncReason, const char*> kEvents = {
+      {SyncReason::Synced, "TagsApplied"},
+      {SyncReason::InvalidTags, "InvalidTags"},
+      {SyncReason::Conflict, "HashConflict"},
+      {SyncReason::EniLookupFailed, "ENILookupFailed"},
+      {SyncReason::TaggingFailed, "TaggingFailed"}};
+  const auto known = kEvents.find(verdict.reason);
+  const bool emit = verdict.reason == SyncReason::Synced ? wrote : transition;
+  const char* eventReason = (known != kEvents.end() && emit) ? known->second : nullptr;
   if (verdict.reason != SyncReason::Synced && transition) {
     logWarn("pod not tagged", {{"pod", key}, {"reason", reason}, {"message", message}});
   }

@@ -6,7 +6,6 @@
 #include <cctype>
 #include <memory>
 
-#include <json/reader.h>
 #include <json/value.h>
 
 #include "agent/base/json.h"
@@ -73,25 +72,15 @@ Result<void> validateTag(const std::string& key, const std::string& value) {
 using RawTags = std::vector<std::pair<std::string, std::string>>;
 
 Result<RawTags> parseJsonForm(std::string_view text) {
-  Json::CharReaderBuilder builder;
-  builder["rejectDupKeys"] = true;
-  builder["failIfExtra"] = true;
-  builder["stackLimit"] = 20;
-  builder["collectComments"] = false;
-  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
-  Json::Value root;
-  std::string errors;
-  try {
-    if (!reader->parse(text.data(), text.data() + text.size(), &root, &errors)) {
-      while (!errors.empty() && (errors.back() == '\n' || errors.back() == ' ')) errors.pop_back();
-      if (errors.find("Duplicate key") != std::string::npos) {
-        return invalid("duplicate tag key in the JSON: " + errors);
-      }
-      return invalid("malformed JSON: " + errors);
+  auto parsed =
+      parseJson(text, {.rejectDuplicateKeys = true, .rejectTrailingText = true, .maxDepth = 20});
+  if (!parsed) {
+    if (parsed.error().message.find("Duplicate key") != std::string::npos) {
+      return invalid("duplicate tag key in the JSON: " + parsed.error().message);
     }
-  } catch (const std::exception& e) {
-    return invalid(std::string("malformed JSON: ") + e.what());
+    return fail(parsed.error());
   }
+  const Json::Value& root = *parsed;
   if (!root.isObject())
     return invalid("the JSON must be an object of string values, e.g. {\"Team\":\"Platform\"}");
   RawTags out;
