@@ -1,0 +1,97 @@
+#include "agent/enimanager/link_reconciler.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace eni {
+namespace {
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
+
+std::string_view toString(LinkState state) {
+  switch (state) {
+    case LinkState::Pending:
+      return "Pending";
+    case LinkState::Configuring:
+      return "Configuring";
+    case LinkState::Configured:
+      return "Configured";
+    case LinkState::Failed:
+      return "Failed";
+    case LinkState::Gone:
+      return "Gone";
+  }
+  return "Pending";
+}
+
+void LinkReconciler::manage(const std::string& mac, std::uint32_t mtu) {
+  const std::string key = lower(mac);
+  auto& link = managed_[key];
+  link.mac = key;
+  if (link.mtu != mtu && link.state == LinkState::Configured) link.state = LinkState::Pending;
+  link.mtu = mtu;
+  if (auto seen = seen_.find(key); seen != seen_.end()) reconcile(link, seen->second);
+}
+
+void LinkReconciler::unmanage(const std::string& mac) { managed_.erase(lower(mac)); }
+
+void LinkReconciler::onEvent(const LinkEvent& event) {
+  const std::string key = lower(event.link.mac);
+  if (key.empty()) return;
+  if (event.type == LinkEventType::Deleted) {
+    seen_.erase(key);
+    if (auto it = managed_.find(key); it != managed_.end()) {
+      it->second.state = LinkState::Gone;
+      it->second.ifindex = 0;
+    }
+    return;
+  }
+  seen_[key] = event.link;
+  auto it = managed_.find(key);
+  if (it == managed_.end()) return;  // not ours: never touched
+  reconcile(it->second, event.link);
+}
+
+void LinkReconciler::enterFailed(ManagedLink& link, const std::string& why) {
+  link.state = LinkState::Failed;
+  link.error = why;
+}
+
+void LinkReconciler::reconcile(ManagedLink& link, const LinkInfo& info) {
+  if (link.ifindex != info.ifindex || link.state == LinkState::Gone) {
+    link.firstSeen = clock_.now();  // a new link, or the same MAC back after a delete
+    link.state = LinkState::Pending;
+  }
+  link.ifindex = info.ifindex;
+  link.name = info.name;
+  const bool mtuWrong = link.mtu != 0 && info.mtu != link.mtu;
+  const bool down = !info.adminUp();
+  if (!mtuWrong && !down) {
+    if (link.state != LinkState::Configured) {
+      link.state = LinkState::Configured;
+      link.error.clear();
+      latencies_.push_back(std::chrono::duration_cast<Duration>(clock_.now() - link.firstSeen));
+    }
+    return;
+  }
+  if (link.state == LinkState::Configuring)
+    return;  // the next event verifies (or shows more to do)
+  ++configureRuns_;
+  link.state = LinkState::Configuring;
+  if (mtuWrong) {
+    ++changesSent_;
+    if (auto r = links_.setMtu(info.ifindex, link.mtu); !r)
+      return enterFailed(link, r.error().message);
+  }
+  if (down) {
+    ++changesSent_;
+    if (auto r = links_.setUp(info.ifindex); !r) return enterFailed(link, r.error().message);
+  }
+}
+
+}  // namespace eni

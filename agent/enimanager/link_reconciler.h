@@ -1,0 +1,60 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/base/clock.h"
+#include "netlink/link_manager.h"
+
+namespace eni {
+
+/// Each managed link's explicit state, recomputed from the kernel's view after every event.
+enum class LinkState { Pending, Configuring, Configured, Failed, Gone };
+std::string_view toString(LinkState state);
+
+struct ManagedLink {
+  std::string mac;
+  std::uint32_t mtu = 0;  // 0: leave the MTU alone
+  LinkState state = LinkState::Pending;
+  int ifindex = 0;
+  std::string name;
+  std::string error;      // why it is Failed
+  TimePoint firstSeen{};  // the event that announced it, for the event-to-up latency
+};
+
+/// Brings managed interfaces up with their MTU, matched by MAC (never by name or device index),
+/// in the handler of the event that announces them; the next event verifies. Links it does not
+/// manage are never touched. Level-triggered: the same event twice does nothing new.
+/// Loop thread only.
+class LinkReconciler {
+ public:
+  LinkReconciler(LinkManager& links, const Clock& clock) : links_(links), clock_(clock) {}
+
+  /// Wants the link with `mac` up, with `mtu` (0 to leave it).
+  void manage(const std::string& mac, std::uint32_t mtu);
+  void unmanage(const std::string& mac);
+  void onEvent(const LinkEvent& event);
+
+  const std::map<std::string, ManagedLink>& links() const { return managed_; }
+  /// Event-handler runs that sent a change, and the changes sent (MTU, up).
+  std::uint64_t configureRuns() const { return configureRuns_; }
+  std::uint64_t changesSent() const { return changesSent_; }
+  /// Link event -> verified up, per configured link.
+  const std::vector<Duration>& latencies() const { return latencies_; }
+
+ private:
+  void reconcile(ManagedLink& link, const LinkInfo& info);
+  static void enterFailed(ManagedLink& link, const std::string& why);
+
+  LinkManager& links_;
+  const Clock& clock_;
+  std::map<std::string, ManagedLink> managed_;  // by MAC
+  std::map<std::string, LinkInfo> seen_;        // by MAC: the kernel's last word
+  std::uint64_t configureRuns_ = 0;
+  std::uint64_t changesSent_ = 0;
+  std::vector<Duration> latencies_;
+};
+
+}  // namespace eni
