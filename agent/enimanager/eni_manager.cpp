@@ -1,0 +1,406 @@
+#include "agent/enimanager/eni_manager.h"
+
+#include <algorithm>
+#include <ctime>
+#include <memory>
+
+#include "agent/base/json.h"
+#include "agent/base/log.h"
+
+namespace eni {
+namespace {
+
+std::string nowRfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+struct Attached {
+  AttachmentRecord record;
+  std::string mac;
+  std::string subnetId;
+  std::int64_t mtu = 0;
+};
+
+}  // namespace
+
+struct EniManager::PassInput {
+  std::map<std::string, std::string> labels;
+  std::vector<NodeEni> nodeEnis;
+  std::string instanceId;
+};
+
+struct EniManager::PassOutput {
+  std::string instanceId;
+  std::vector<Attached> attached;
+  std::vector<NodeEniProblem> problems;
+  bool retry = false;
+};
+
+EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler,
+                       Executor& executor, Sleeper& sleeper, LinkReconciler* links,
+                       EniManagerOptions options)
+    : kube_(kube),
+      ec2_(ec2),
+      imds_(imds),
+      scheduler_(scheduler),
+      executor_(executor),
+      sleeper_(sleeper),
+      links_(links),
+      options_(std::move(options)) {}
+
+EniManager::~EniManager() {
+  if (passScheduled_) scheduler_.cancel(timer_);
+}
+
+void EniManager::onNode(ChangeType type, const Json::Value& object) {
+  if (type == ChangeType::Deleted) return;
+  auto node = decodeNode(object);
+  if (!node || node->meta.labels == nodeLabels_) return;
+  nodeLabels_ = node->meta.labels;
+  markDirty();
+}
+
+void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
+  const std::string name = stringField(objectField(object, "metadata"), "name");
+  if (type == ChangeType::Deleted) {
+    nodeEnis_.erase(name);
+  } else {
+    nodeEnis_[name] = object;
+  }
+  markDirty();
+}
+
+void EniManager::start() {
+  started_ = true;
+  markDirty();
+}
+
+void EniManager::markDirty() {
+  dirty_ = true;
+  if (!started_ || passRunning_ || passScheduled_) return;
+  passScheduled_ = true;
+  timer_ = scheduler_.runAfter(options_.debounce, [this] {
+    passScheduled_ = false;
+    runPass();
+  });
+}
+
+void EniManager::runPass() {
+  passRunning_ = true;
+  dirty_ = false;
+  ++passes_;
+  auto in = std::make_shared<PassInput>();
+  in->labels = nodeLabels_;
+  in->instanceId = instanceId_;
+  for (const auto& [name, object] : nodeEnis_) {
+    if (auto n = decodeNodeEni(object); n) in->nodeEnis.push_back(std::move(*n));
+  }
+  auto out = std::make_shared<PassOutput>();
+  executor_.run([this, in, out] { work(*in, *out); }, [this, out] { finish(*out); });
+}
+
+void EniManager::work(PassInput& in, PassOutput& out) {
+  out.instanceId = in.instanceId;
+  if (out.instanceId.empty()) {
+    auto id = imds_.identity();
+    if (!id) {
+      logWarn("cannot read the instance identity, will retry", {{"error", id.error().describe()}});
+      out.retry = true;
+      return;
+    }
+    out.instanceId = id->instanceId;
+  }
+  const std::string& me = out.instanceId;
+  auto instance = ec2_.describeInstance(me);
+  if (!instance) {
+    logWarn("cannot describe this instance, will retry", {{"error", instance.error().describe()}});
+    out.retry = true;
+    return;
+  }
+
+  // Names -> IDs, only for what matching NodeENIs name.
+  std::vector<std::string> subnetNames, groupNames;
+  for (const auto& n : in.nodeEnis) {
+    if (n.meta.deleting || !selectorMatches(n.spec.nodeSelector, in.labels)) continue;
+    if (!n.spec.subnetName.empty()) subnetNames.push_back(n.spec.subnetName);
+    for (const auto& s : n.spec.subnetNames) subnetNames.push_back(s);
+    for (const auto& g : n.spec.securityGroupNames) groupNames.push_back(g);
+  }
+  std::map<std::string, std::string> subnetIds, groupIds;
+  if (!subnetNames.empty()) {
+    auto subnets =
+        ec2_.describeSubnets({}, {{"tag:Name", subnetNames}, {"vpc-id", {instance->vpcId}}});
+    if (subnets) {
+      for (const auto& s : *subnets) {
+        for (const auto& t : s.tags) {
+          if (t.key == "Name") subnetIds[t.value] = s.id;
+        }
+      }
+    }
+  }
+  if (!groupNames.empty()) {
+    auto groups = ec2_.describeSecurityGroups(
+        {}, {{"group-name", groupNames}, {"vpc-id", {instance->vpcId}}});
+    if (groups) {
+      for (const auto& g : *groups) groupIds[g.name] = g.id;
+    }
+  }
+  const DesiredEnis desired =
+      desiredEnis(options_.nodeName, in.labels, me, in.nodeEnis, subnetIds, groupIds);
+  out.problems = desired.problems;
+
+  auto mine = ec2_.describeNetworkInterfaces({}, {{"tag:Node", {options_.nodeName}}});
+  if (!mine) {
+    logWarn("cannot list this node's ENIs, will retry", {{"error", mine.error().describe()}});
+    out.retry = true;
+    return;
+  }
+  std::set<std::int64_t> used;
+  for (const auto& n : instance->networkInterfaces) {
+    if (n.attachment) used.insert(n.attachment->deviceIndex);
+  }
+  std::set<std::string> wanted;  // ENI IDs in use for a desired (NodeENI, subnet)
+
+  for (const auto& d : desired.enis) {
+    NetworkInterface eni;
+    bool found = false;
+    for (const auto& e : *mine) {
+      if (tagValue(e, "NodeENI") == d.nodeEni && tagValue(e, "SubnetID") == d.subnetId &&
+          (ownedBy(e, me) || adoptable(e, options_.nodeName)) && wanted.count(e.id) == 0) {
+        eni = e;
+        found = true;
+        break;
+      }
+    }
+    if (found && adoptable(eni, options_.nodeName)) {
+      // aws-multi-eni-controller made it: adopt it by adding eni-agent's ownership tags.
+      if (auto r = ec2_.createTags(
+              {eni.id},
+              {{kManagedByTag, "eni-agent"}, {kInstanceIdTag, me}, {kNoManageTag, "true"}});
+          !r) {
+        out.problems.push_back(
+            {d.nodeEni, "cannot adopt " + eni.id + ": " + r.error().describe() + "; will retry"});
+        out.retry = true;
+        continue;
+      }
+      logInfo("adopted an ENI made by aws-multi-eni-controller",
+              {{"eni", eni.id}, {"nodeeni", d.nodeEni}});
+    }
+    if (!found) {
+      CreateEniRequest request;
+      request.subnetId = d.subnetId;
+      request.securityGroupIds = d.securityGroupIds;
+      request.description = d.description;
+      request.clientToken = d.clientToken;
+      request.tags = d.tags;
+      auto created = ec2_.createNetworkInterface(request);
+      if (!created) {
+        out.problems.push_back({d.nodeEni, "cannot create an ENI in " + d.subnetId + ": " +
+                                               created.error().describe()});
+        out.retry = created.error().retryable();
+        continue;
+      }
+      eni = *created;
+      logInfo("created ENI", {{"eni", eni.id}, {"nodeeni", d.nodeEni}, {"subnet", d.subnetId}});
+    }
+    wanted.insert(eni.id);
+    Attached a;
+    a.mac = eni.macAddress;
+    a.subnetId = d.subnetId;
+    a.mtu = d.mtu;
+    a.record.nodeEni = d.nodeEni;
+    a.record.eniId = eni.id;
+    a.record.mtu = d.mtu;
+    if (eni.attachment && eni.attachment->instanceId == me) {
+      a.record.attachmentId = eni.attachment->attachmentId;
+      a.record.deviceIndex = eni.attachment->deviceIndex;
+    } else {
+      const std::int64_t index = freeDeviceIndex(d.deviceIndex, used);
+      auto attachment = ec2_.attachNetworkInterface(eni.id, me, index);
+      if (!attachment) {
+        out.problems.push_back({d.nodeEni, "cannot attach " + eni.id + " at device index " +
+                                               std::to_string(index) + ": " +
+                                               attachment.error().describe() + "; will retry"});
+        out.retry = true;
+        continue;
+      }
+      used.insert(index);
+      a.record.attachmentId = *attachment;
+      a.record.deviceIndex = index;
+      if (auto r = ec2_.setDeleteOnTermination(eni.id, *attachment, d.deleteOnTermination); !r) {
+        logWarn("cannot set DeleteOnTermination, will retry",
+                {{"eni", eni.id}, {"error", r.error().describe()}});
+        out.retry = true;
+      }
+      logInfo("attached ENI", {{"eni", eni.id}, {"device_index", index}});
+    }
+    a.record.state = "attached";
+    out.attached.push_back(std::move(a));
+  }
+
+  // Owned ENIs nobody wants: detach, wait until available, delete. Never an ENI without
+  // eni-agent's ownership tags for this instance.
+  for (const auto& e : *mine) {
+    if (wanted.count(e.id) != 0 || !ownedBy(e, me)) continue;
+    // A NodeENI that still wants it but has a problem keeps its ENI.
+    const std::string owner = tagValue(e, "NodeENI");
+    const bool problem = std::any_of(out.problems.begin(), out.problems.end(),
+                                     [&](const NodeEniProblem& p) { return p.nodeEni == owner; });
+    if (problem) continue;
+    if (e.attachment && !e.attachment->attachmentId.empty() && e.attachment->status != "detached") {
+      if (auto r = ec2_.detachNetworkInterface(e.attachment->attachmentId, false);
+          !r && r.error().code != ErrorCode::NotFound) {
+        logWarn("cannot detach ENI, will retry", {{"eni", e.id}, {"error", r.error().describe()}});
+        out.retry = true;
+        continue;
+      }
+      bool available = false;
+      for (int i = 0; i < options_.detachPolls && !available; ++i) {
+        auto now = ec2_.describeNetworkInterfaces({e.id}, {});
+        available = now && !now->empty() && (*now)[0].status == "available";
+        if (!available) sleeper_.sleepFor(options_.detachPollInterval);
+      }
+      if (!available) {
+        out.retry = true;
+        continue;
+      }
+    }
+    if (auto r = ec2_.deleteNetworkInterface(e.id); !r && r.error().code != ErrorCode::NotFound) {
+      logWarn("cannot delete ENI, will retry", {{"eni", e.id}, {"error", r.error().describe()}});
+      out.retry = true;
+      continue;
+    }
+    logInfo("deleted ENI", {{"eni", e.id}, {"nodeeni", owner}});
+  }
+}
+
+void EniManager::finish(PassOutput& out) {
+  passRunning_ = false;
+  if (!out.instanceId.empty()) instanceId_ = out.instanceId;
+  attachments_.clear();
+  for (const auto& a : out.attached) attachments_.push_back(a.record);
+  if (links_ != nullptr) {
+    std::set<std::string> macs;
+    for (const auto& a : out.attached) {
+      if (a.mac.empty()) continue;
+      macs.insert(a.mac);
+      links_->manage(a.mac, static_cast<std::uint32_t>(std::max<std::int64_t>(a.mtu, 0)));
+    }
+    std::vector<std::string> stale;
+    for (const auto& [mac, link] : links_->links()) {
+      if (macs.count(mac) == 0) stale.push_back(mac);
+    }
+    for (const auto& mac : stale) links_->unmanage(mac);
+  }
+  for (const auto& p : out.problems) {
+    logWarn("NodeENI not satisfied on this node", {{"nodeeni", p.nodeEni}, {"reason", p.message}});
+  }
+  writeStatus(out);
+  keepFinalizers(out);
+  if (dirty_)
+    markDirty();
+  else if (out.retry) {
+    passScheduled_ = true;
+    timer_ = scheduler_.runAfter(options_.retryDelay, [this] {
+      passScheduled_ = false;
+      runPass();
+    });
+  }
+}
+
+void EniManager::writeStatus(const PassOutput& out) {
+  std::map<std::string, Json::Value> entries;  // NodeENI -> this node's entries
+  for (const auto& [name, object] : nodeEnis_) entries[name] = Json::Value(Json::arrayValue);
+  for (const auto& a : out.attached) {
+    Json::Value e;
+    e["nodeID"] = options_.nodeName;
+    e["instanceID"] = instanceId_;
+    e["eniID"] = a.record.eniId;
+    e["attachmentID"] = a.record.attachmentId;
+    e["subnetID"] = a.subnetId;
+    e["deviceIndex"] = static_cast<Json::Int64>(a.record.deviceIndex);
+    if (a.mtu > 0) e["mtu"] = static_cast<Json::Int64>(a.mtu);
+    e["status"] = a.record.state;
+    entries[a.record.nodeEni].append(e);
+  }
+  for (const auto& p : out.problems) {
+    auto it = nodeEnis_.find(p.nodeEni);
+    Json::Value e;
+    e["nodeID"] = options_.nodeName;
+    e["deviceIndex"] = static_cast<Json::Int64>(
+        it == nodeEnis_.end() ? 1 : intField(objectField(it->second, "spec"), "deviceIndex", 1));
+    e["status"] = "failed";
+    e["message"] = p.message;
+    entries[p.nodeEni].append(e);
+  }
+  for (auto& [name, list] : entries) {
+    if (nodeEnis_.count(name) == 0) continue;
+    const std::string text = toJson(list);
+    if (appliedStatus_[name] == text) continue;
+    Json::Value apply;
+    apply["apiVersion"] = "networking.k8s.aws/v1alpha1";
+    apply["kind"] = "NodeENI";
+    apply["metadata"]["name"] = name;
+    for (auto& e : list) e["lastUpdated"] = nowRfc3339();
+    apply["status"]["attachments"] = list;
+    ++kubeInFlight_;
+    kube_.patch(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, PatchType::Apply, apply,
+                PatchOptions{"eni-agent/" + options_.nodeName, true},
+                [this, name, text](Result<Json::Value> r) {
+                  --kubeInFlight_;
+                  if (r) {
+                    appliedStatus_[name] = text;
+                    nodeEnis_[name]["status"] = objectField(*r, "status");
+                    markDirty();  // the finalizer may be removable now
+                  } else if (r.error().code != ErrorCode::NotFound) {
+                    logWarn("cannot write NodeENI status, will retry",
+                            {{"nodeeni", name}, {"error", r.error().describe()}});
+                  }
+                });
+  }
+}
+
+void EniManager::keepFinalizers(const PassOutput& out) {
+  for (auto& [name, object] : nodeEnis_) {
+    const Json::Value& meta = objectField(object, "metadata");
+    std::vector<std::string> finalizers;
+    for (const auto& f : arrayField(meta, "finalizers")) {
+      if (f.isString()) finalizers.push_back(f.asString());
+    }
+    const bool has =
+        std::find(finalizers.begin(), finalizers.end(), kNodeEniFinalizer) != finalizers.end();
+    const bool deleting = !stringField(meta, "deletionTimestamp").empty();
+    const bool ours = std::any_of(out.attached.begin(), out.attached.end(),
+                                  [&](const Attached& a) { return a.record.nodeEni == name; });
+    bool want = has;
+    if (!deleting && ours && !has) want = true;
+    if (deleting && has && arrayField(objectField(object, "status"), "attachments").empty())
+      want = false;
+    if (want == has) continue;
+    Json::Value updated = object;
+    Json::Value list(Json::arrayValue);
+    for (const auto& f : finalizers) {
+      if (f != kNodeEniFinalizer) list.append(f);
+    }
+    if (want) list.append(kNodeEniFinalizer);
+    updated["metadata"]["finalizers"] = list;
+    ++kubeInFlight_;
+    kube_.update(ObjectRef{ResourceKind::nodeEnis(), "", name, ""}, updated,
+                 [this, name, want](Result<Json::Value> r) {
+                   --kubeInFlight_;
+                   if (r) {
+                     logInfo(want ? "added the NodeENI finalizer" : "removed the NodeENI finalizer",
+                             {{"nodeeni", name}});
+                   } else if (r.error().code == ErrorCode::Conflict) {
+                     markDirty();  // the object moved on; the watch brings the new version
+                   }
+                 });
+  }
+}
+
+}  // namespace eni

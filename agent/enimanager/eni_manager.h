@@ -1,0 +1,83 @@
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/base/clock.h"
+#include "agent/base/executor.h"
+#include "agent/enimanager/eni_planner.h"
+#include "agent/enimanager/link_reconciler.h"
+#include "agent/kube/kube_api.h"
+#include "agent/kube/objects.h"
+#include "agent/kube/reflector.h"
+#include "agent/state/node_state.h"
+#include "ec2/ec2_api.h"
+#include "ec2/imds.h"
+
+namespace eni {
+
+struct EniManagerOptions {
+  std::string nodeName;
+  Duration debounce{100};
+  Duration retryDelay{5000};
+  int detachPolls = 30;  // waiting for "available" after a detach, one poll a second
+  Duration detachPollInterval{1000};
+};
+
+/// Gives this node the ENIs that NodeENIs ask for. NodeENI and Node events mark it dirty; a pass
+/// reads the instance and its ENIs (three filtered Describes), creates what is missing (found by
+/// ownership tags first, so a crash never duplicates; ClientToken too), attaches at a free device
+/// index, sets DeleteOnTermination, and detaches and deletes owned ENIs nobody wants any more.
+/// The loop thread then hands MACs and MTUs to the LinkReconciler, writes this node's NodeENI
+/// status entries by server-side apply (field manager eni-agent/<node>) and keeps the finalizer.
+/// Loop thread only, but for the executor's work.
+class EniManager {
+ public:
+  EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
+             Sleeper& sleeper, LinkReconciler* links, EniManagerOptions options);
+  ~EniManager();
+
+  void onNode(ChangeType type, const Json::Value& object);
+  void onNodeEni(ChangeType type, const Json::Value& object);
+  void start();
+
+  const std::vector<AttachmentRecord>& attachments() const { return attachments_; }
+  bool idle() const { return !passRunning_ && !passScheduled_ && !dirty_ && kubeInFlight_ == 0; }
+  std::uint64_t passes() const { return passes_; }
+
+ private:
+  struct PassInput;
+  struct PassOutput;
+  void markDirty();
+  void runPass();
+  void work(PassInput& in, PassOutput& out);
+  void finish(PassOutput& out);
+  void writeStatus(const PassOutput& out);
+  void keepFinalizers(const PassOutput& out);
+
+  KubeApi& kube_;
+  Ec2Api& ec2_;
+  Imds& imds_;
+  Scheduler& scheduler_;
+  Executor& executor_;
+  Sleeper& sleeper_;
+  LinkReconciler* links_;
+  EniManagerOptions options_;
+
+  std::map<std::string, std::string> nodeLabels_;
+  std::map<std::string, Json::Value> nodeEnis_;  // by name, as the API server last showed them
+  std::string instanceId_;
+  std::vector<AttachmentRecord> attachments_;
+  std::map<std::string, std::string> appliedStatus_;  // NodeENI -> the entries we last applied
+  bool started_ = false;
+  bool passRunning_ = false;
+  bool passScheduled_ = false;
+  bool dirty_ = false;
+  TimerId timer_ = 0;
+  int kubeInFlight_ = 0;
+  std::uint64_t passes_ = 0;
+};
+
+}  // namespace eni
