@@ -13,6 +13,8 @@
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
 #include "agent/config/command_line.h"
+#include "agent/enimanager/eni_manager.h"
+#include "agent/enimanager/link_reconciler.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
@@ -23,6 +25,7 @@
 #include "ec2/credentials.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
+#include "netlink/nl_link_manager.h"
 
 namespace {
 
@@ -66,7 +69,7 @@ int runKubernetes(const eni::AgentOptions& options) {
   eni::RealSleeper sleeper;
   eni::CurlImds imds(eni::imdsConfigFromEnv(env), clock, sleeper);
   std::string region = options.region;
-  if (region.empty() && options.enableTagger) {
+  if (region.empty() && (options.enableTagger || options.enableEniManager)) {
     auto identity = imds.identity();
     if (!identity) {
       eni::logError("cannot find the AWS region: set --region or AWS_REGION",
@@ -102,16 +105,36 @@ int runKubernetes(const eni::AgentOptions& options) {
   taggerOptions.resyncInterval = options.resyncInterval;
   eni::Tagger tagger(kube, ec2, imds, loop, awsWorker, clock, taggerOptions);
 
+  eni::NlLinkManager links(loop, options.linkNetns);
+  eni::LinkReconciler reconciler(links, clock);
+  eni::EniManagerOptions managerOptions;
+  managerOptions.nodeName = options.nodeName;
+  managerOptions.dryRun = options.dryRun;
+  eni::EniManager manager(kube, ec2, imds, loop, awsWorker, sleeper,
+                          options.manageLinks ? &reconciler : nullptr, managerOptions);
+  if (options.enableEniManager && options.manageLinks) {
+    if (auto started = links.start([&](const eni::LinkEvent& e) { reconciler.onEvent(e); });
+        !started) {
+      eni::logError("cannot watch network links", {{"error", started.error().message}});
+      return kExitFailure;
+    }
+  }
+
   auto onPod = [&](eni::ChangeType type, const Json::Value& object) {
     if (options.enableTagger) tagger.onPod(type, object);
   };
   auto onNode = [&](eni::ChangeType type, const Json::Value& object) {
     if (options.enableTagger) tagger.onNode(type, object);
+    if (options.enableEniManager) manager.onNode(type, object);
+  };
+  auto onNodeEni = [&](eni::ChangeType type, const Json::Value& object) {
+    if (options.enableEniManager) manager.onNodeEni(type, object);
   };
   eni::NodeView view(kube, loop, options.nodeName,
-                     {onPod, onNode, nullptr,
+                     {onPod, onNode, onNodeEni,
                       [&] {
                         if (options.enableTagger) tagger.start();
+                        if (options.enableEniManager) manager.start();
                       }},
                      options.enableEniManager);
   eni::Readiness readiness;
@@ -122,7 +145,8 @@ int runKubernetes(const eni::AgentOptions& options) {
                             {"region", region},
                             {"ec2_endpoint", ec2Config.endpoint},
                             {"credentials", credentials.source()},
-                            {"dry_run", options.dryRun ? "true" : "false"}});
+                            {"dry_run", options.dryRun ? "true" : "false"},
+                            {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
   view.start();
   bool wasReady = false;
   std::string lastReason;

@@ -166,6 +166,17 @@ void EniManager::work(PassInput& in, PassOutput& out) {
   }
   std::set<std::string> wanted;  // ENI IDs in use for a desired (NodeENI, subnet)
 
+  if (options_.dryRun) {
+    for (const auto& d : desired.enis) {
+      logInfo("dry run: would ensure an ENI",
+              {{"nodeeni", d.nodeEni}, {"subnet", d.subnetId}, {"device_index", d.deviceIndex}});
+    }
+    for (const auto& e : *mine) {
+      if (ownedBy(e, me)) logInfo("dry run: would keep or clean up ENI", {{"eni", e.id}});
+    }
+    return;
+  }
+
   for (const auto& d : desired.enis) {
     NetworkInterface eni;
     bool found = false;

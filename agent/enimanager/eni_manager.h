@@ -20,6 +20,7 @@ namespace eni {
 
 struct EniManagerOptions {
   std::string nodeName;
+  bool dryRun = false;  // compute and log every write, send none
   Duration debounce{100};
   Duration retryDelay{5000};
   int detachPolls = 30;  // waiting for "available" after a detach, one poll a second
