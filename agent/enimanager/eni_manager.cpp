@@ -313,6 +313,8 @@ void EniManager::finish(PassOutput& out) {
   }
   writeStatus(out);
   keepFinalizers(out);
+  pruneDeadNodes();
+  reportProblems(out);
   if (dirty_)
     markDirty();
   else if (out.retry) {
@@ -412,6 +414,81 @@ void EniManager::keepFinalizers(const PassOutput& out) {
                    }
                  });
   }
+}
+
+void EniManager::pruneDeadNodes() {
+  // A NodeENI being deleted waits for every node's entries to go; a node whose Node object is gone
+  // will never remove its own, so any agent prunes them.
+  for (const auto& [name, object] : nodeEnis_) {
+    if (stringField(objectField(object, "metadata"), "deletionTimestamp").empty()) continue;
+    std::set<std::string> others;
+    for (const auto& a : arrayField(objectField(object, "status"), "attachments")) {
+      const std::string node = stringField(a, "nodeID");
+      if (!node.empty() && node != options_.nodeName) others.insert(node);
+    }
+    for (const auto& node : others) {
+      const std::string key = name + "/" + node;
+      if (!pruning_.insert(key).second) continue;
+      ++kubeInFlight_;
+      kube_.get(ObjectRef{ResourceKind::nodes(), "", node, ""},
+                [this, name, node, key](Result<Json::Value> r) {
+                  --kubeInFlight_;
+                  auto it = nodeEnis_.find(name);
+                  if (r || r.error().code != ErrorCode::NotFound || it == nodeEnis_.end()) {
+                    pruning_.erase(key);
+                    return;
+                  }
+                  Json::Value updated = it->second;
+                  Json::Value kept(Json::arrayValue);
+                  for (const auto& a : arrayField(objectField(updated, "status"), "attachments")) {
+                    if (stringField(a, "nodeID") != node) kept.append(a);
+                  }
+                  updated["status"]["attachments"] = kept;
+                  ++kubeInFlight_;
+                  kube_.update(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, updated,
+                               [this, name, node, key](Result<Json::Value> done) {
+                                 --kubeInFlight_;
+                                 pruning_.erase(key);
+                                 if (done) {
+                                   logInfo("pruned a deleted node's NodeENI entries",
+                                           {{"nodeeni", name}, {"node", node}});
+                                   nodeEnis_[name] = *done;
+                                 }
+                                 markDirty();
+                               });
+                });
+    }
+  }
+}
+
+void EniManager::reportProblems(const PassOutput& out) {
+  std::map<std::string, std::string> now;
+  for (const auto& p : out.problems) now[p.nodeEni] = p.message;
+  for (const auto& [name, message] : now) {
+    if (reportedProblems_[name] == message) continue;
+    auto it = nodeEnis_.find(name);
+    if (it == nodeEnis_.end()) continue;
+    const Json::Value& meta = objectField(it->second, "metadata");
+    Json::Value event;
+    event["metadata"]["generateName"] = name + ".";
+    event["metadata"]["namespace"] = "default";
+    event["involvedObject"]["kind"] = "NodeENI";
+    event["involvedObject"]["apiVersion"] = "networking.k8s.aws/v1alpha1";
+    event["involvedObject"]["name"] = name;
+    event["involvedObject"]["uid"] = stringField(meta, "uid");
+    event["reason"] = "NodeENIInvalid";
+    event["message"] = "node " + options_.nodeName + ": " + message;
+    event["type"] = "Warning";
+    event["source"]["component"] = "eni-agent";
+    event["source"]["host"] = options_.nodeName;
+    event["firstTimestamp"] = nowRfc3339();
+    event["lastTimestamp"] = nowRfc3339();
+    event["count"] = 1;
+    ++kubeInFlight_;
+    kube_.create(ObjectRef{ResourceKind::events(), "default", "", ""}, event,
+                 [this](Result<Json::Value>) { --kubeInFlight_; });
+  }
+  reportedProblems_ = std::move(now);
 }
 
 }  // namespace eni

@@ -57,6 +57,8 @@ class EniManager {
   void finish(PassOutput& out);
   void writeStatus(const PassOutput& out);
   void keepFinalizers(const PassOutput& out);
+  void pruneDeadNodes();
+  void reportProblems(const PassOutput& out);
 
   KubeApi& kube_;
   Ec2Api& ec2_;
@@ -71,7 +73,9 @@ class EniManager {
   std::map<std::string, Json::Value> nodeEnis_;  // by name, as the API server last showed them
   std::string instanceId_;
   std::vector<AttachmentRecord> attachments_;
-  std::map<std::string, std::string> appliedStatus_;  // NodeENI -> the entries we last applied
+  std::map<std::string, std::string> appliedStatus_;     // NodeENI -> the entries we last applied
+  std::map<std::string, std::string> reportedProblems_;  // NodeENI -> the problem last reported
+  std::set<std::string> pruning_;                        // "nodeeni/node" checks in flight
   bool started_ = false;
   bool passRunning_ = false;
   bool passScheduled_ = false;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <memory>
 
 #include "agent/base/event_loop.h"
@@ -257,6 +258,167 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
     auto r = getNodeEni("multi-subnet-eni");
     return !r && r.error().code == ErrorCode::NotFound;
   }));
+}
+
+TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
+  const std::string name = "dead-node-eni";
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = name;
+  neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
+  neni["spec"]["nodeSelector"]["ng"] = "nobody-matches";
+  neni["spec"]["subnetID"] = TestStack::get().subnetB;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  // A node that had an ENI for it, then died for good (its Node object is gone, its agent too).
+  Json::Value ghost;
+  ghost["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  ghost["kind"] = "NodeENI";
+  ghost["metadata"]["name"] = name;
+  ghost["status"]["attachments"][0]["nodeID"] = "ghost-node";
+  ghost["status"]["attachments"][0]["deviceIndex"] = 1;
+  ghost["status"]["attachments"][0]["eniID"] = "eni-0ghost";
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, PatchType::Apply, ghost,
+                  PatchOptions{"eni-agent/ghost-node", true}, done);
+  }));
+  createNode("nm-alive", {});
+  ManagerAgent agent("nm-alive", ns_->path());
+  ASSERT_TRUE(agent.settle());
+  auto del = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
+                                  TestStack::get().adminKubeconfig, "delete", "nodeeni", name,
+                                  "--wait=false"});
+  ASSERT_EQ(del.status, 0) << del.err;
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto r = getNodeEni(name);
+    return !r && r.error().code == ErrorCode::NotFound;
+  })) << "the dead node's entry was pruned and the finalizer removed";
+}
+
+TEST_F(EniManagerTest, AnUnknownSubnetNameIsAWarningAndAStatusEntryAndNothingElse) {
+  const std::string node = "nm-invalid";
+  createNode(node, {{"role", "invalid-test"}});
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = "unknown-subnet-eni";
+  neni["spec"]["nodeSelector"]["role"] = "invalid-test";
+  neni["spec"]["subnetName"] = "no-such-subnet";
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto r = getNodeEni("unknown-subnet-eni");
+    return r && !r->attachments.empty();
+  }));
+  ASSERT_TRUE(agent.settle());
+  auto status = getNodeEni("unknown-subnet-eni");
+  ASSERT_TRUE(status);
+  ASSERT_EQ(status->attachments.size(), 1u);
+  EXPECT_EQ(status->attachments[0].status, "failed");
+  Json::Value raw;
+  ASSERT_TRUE(getNodeEni("unknown-subnet-eni", &raw));
+  EXPECT_NE(toJson(raw).find("Name=no-such-subnet"), std::string::npos) << toJson(raw);
+  auto events = await<ObjectList>(loop_, [&](auto done) {
+    ListOptions o;
+    o.fieldSelector = "involvedObject.name=unknown-subnet-eni";
+    admin_->list(ResourceKind::events(), "default", o, done);
+  });
+  ASSERT_TRUE(events);
+  ASSERT_FALSE(events->items.empty());
+  EXPECT_EQ(stringField(events->items[0], "type"), "Warning");
+  EXPECT_NE(stringField(events->items[0], "message").find("no-such-subnet"), std::string::npos);
+  const Json::Value stats = *parseJson(
+      TestStack::get().controlHttp("GET", TestStack::get().ec2ProxyEndpoint + "/_proxy/stats"));
+  EXPECT_EQ(stats["requests"].get("CreateNetworkInterface", 0).asInt(), 0);
+  EXPECT_EQ(stats["requests"].get("AttachNetworkInterface", 0).asInt(), 0);
+}
+
+TEST_F(EniManagerTest, TheAwsMultiEniControllerSamplesApplyUnchanged) {
+  // The four NodeENI samples of the aws-multi-eni-controller README, verbatim but for names.
+  const std::string samples = R"(apiVersion: networking.k8s.aws/v1alpha1
+kind: NodeENI
+metadata:
+  name: multus-eni-config
+spec:
+  nodeSelector:
+    ng: multi-eni
+  subnetID: subnet-0f59b4f14737be9ad  # Use your subnet ID
+  securityGroupIDs:
+  - sg-05da196f3314d4af8  # Use your security group ID
+  deviceIndex: 2
+  deleteOnTermination: true
+  description: "Multus ENI for secondary network interfaces"
+---
+apiVersion: networking.k8s.aws/v1alpha1
+kind: NodeENI
+metadata:
+  name: multi-subnet-eni-sample
+spec:
+  nodeSelector:
+    ng: multi-eni
+  subnetIDs:
+  - subnet-0f59b4f14737be9ad  # Replace with your subnet ID
+  - subnet-abcdef1234567890  # Replace with your subnet ID
+  securityGroupIDs:
+  - sg-05da196f3314d4af8  # Replace with your security group ID
+  deviceIndex: 1  # This is the base device index, will be incremented for additional ENIs
+  deleteOnTermination: true
+  description: "ENI with multiple subnets"
+---
+apiVersion: networking.k8s.aws/v1alpha1
+kind: NodeENI
+metadata:
+  name: multi-subnet-name-eni
+spec:
+  nodeSelector:
+    ng: multi-eni
+  subnetNames:
+  - eks-private-subnet-1
+  - eks-private-subnet-2
+  securityGroupIDs:
+  - sg-05da196f3314d4af8  # Replace with your security group ID
+  deviceIndex: 2  # This is the base device index, will be incremented for additional ENIs
+  deleteOnTermination: true
+  description: "ENI with multiple subnet names"
+---
+apiVersion: networking.k8s.aws/v1alpha1
+kind: NodeENI
+metadata:
+  name: multus-eni-subnet-name
+spec:
+  nodeSelector:
+    ng: multi-eni
+  subnetName: my-subnet-name  # Subnet with this Name tag will be used
+  securityGroupIDs:
+  - sg-05da196f3314d4af8  # Use your security group ID
+  deviceIndex: 2
+  deleteOnTermination: true
+  description: "ENI using subnet name instead of ID"
+)";
+  const std::string path = TestStack::get().dir + "/multi-eni-samples.yaml";
+  std::ofstream(path) << samples;
+  auto applied = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
+                                      TestStack::get().adminKubeconfig, "apply", "--dry-run=server",
+                                      "-f", path});
+  EXPECT_EQ(applied.status, 0) << applied.err;
+  EXPECT_NE(applied.out.find("multus-eni-subnet-name created (server dry run)"), std::string::npos)
+      << applied.out;
+  // And what the CRD refuses, with the reason.
+  std::ofstream(path)
+      << "apiVersion: networking.k8s.aws/v1alpha1\nkind: NodeENI\nmetadata: {name: bad}\n"
+         "spec: {deviceIndex: 0, mtu: 10000}\n";
+  auto refused = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
+                                      TestStack::get().adminKubeconfig, "apply", "--dry-run=server",
+                                      "-f", path});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.err.find("set at least one of subnetID"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("deviceIndex"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("mtu"), std::string::npos) << refused.err;
 }
 
 }  // namespace
