@@ -110,6 +110,7 @@ int runKubernetes(const eni::AgentOptions& options) {
   eni::EniManagerOptions managerOptions;
   managerOptions.nodeName = options.nodeName;
   managerOptions.dryRun = options.dryRun;
+  managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
   eni::EniManager manager(kube, ec2, imds, loop, awsWorker, sleeper,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);
   if (options.enableEniManager && options.manageLinks) {

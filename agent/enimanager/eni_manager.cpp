@@ -1,5 +1,7 @@
 #include "agent/enimanager/eni_manager.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <ctime>
 #include <memory>
@@ -218,6 +220,7 @@ void EniManager::work(PassInput& in, PassOutput& out) {
       }
       eni = *created;
       logInfo("created ENI", {{"eni", eni.id}, {"nodeeni", d.nodeEni}, {"subnet", d.subnetId}});
+      crashPoint("created");
     }
     wanted.insert(eni.id);
     Attached a;
@@ -243,12 +246,21 @@ void EniManager::work(PassInput& in, PassOutput& out) {
       used.insert(index);
       a.record.attachmentId = *attachment;
       a.record.deviceIndex = index;
-      if (auto r = ec2_.setDeleteOnTermination(eni.id, *attachment, d.deleteOnTermination); !r) {
+      logInfo("attached ENI", {{"eni", eni.id}, {"device_index", index}});
+      crashPoint("attached");
+    }
+    // After a new attach, and whenever EC2 shows another value (a crash may have come between
+    // attach and this call).
+    const bool shown = eni.attachment && eni.attachment->instanceId == me &&
+                       eni.attachment->deleteOnTermination == d.deleteOnTermination;
+    if (!shown) {
+      if (auto r =
+              ec2_.setDeleteOnTermination(eni.id, a.record.attachmentId, d.deleteOnTermination);
+          !r) {
         logWarn("cannot set DeleteOnTermination, will retry",
                 {{"eni", eni.id}, {"error", r.error().describe()}});
         out.retry = true;
       }
-      logInfo("attached ENI", {{"eni", eni.id}, {"device_index", index}});
     }
     a.record.state = "attached";
     out.attached.push_back(std::move(a));
@@ -311,6 +323,7 @@ void EniManager::finish(PassOutput& out) {
   for (const auto& p : out.problems) {
     logWarn("NodeENI not satisfied on this node", {{"nodeeni", p.nodeEni}, {"reason", p.message}});
   }
+  crashPoint("before-status");
   writeStatus(out);
   keepFinalizers(out);
   pruneDeadNodes();
@@ -414,6 +427,12 @@ void EniManager::keepFinalizers(const PassOutput& out) {
                    }
                  });
   }
+}
+
+void EniManager::crashPoint(const char* where) const {
+  if (options_.crashPoint != where) return;
+  logWarn("crash point reached, killing myself (test hook)", {{"point", where}});
+  raise(SIGKILL);
 }
 
 void EniManager::pruneDeadNodes() {

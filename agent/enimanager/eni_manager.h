@@ -23,6 +23,9 @@ struct EniManagerOptions {
   bool dryRun = false;  // compute and log every write, send none
   Duration debounce{100};
   Duration retryDelay{5000};
+  /// Test hook for the crash-safety tests: "created", "attached" or "before-status" makes the
+  /// agent SIGKILL itself right there. Empty in production (ENI_AGENT_CRASH_POINT sets it).
+  std::string crashPoint;
   int detachPolls = 30;  // waiting for "available" after a detach, one poll a second
   Duration detachPollInterval{1000};
 };
@@ -59,6 +62,7 @@ class EniManager {
   void keepFinalizers(const PassOutput& out);
   void pruneDeadNodes();
   void reportProblems(const PassOutput& out);
+  void crashPoint(const char* where) const;
 
   KubeApi& kube_;
   Ec2Api& ec2_;

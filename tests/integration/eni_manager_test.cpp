@@ -421,5 +421,66 @@ spec:
   EXPECT_NE(refused.err.find("mtu"), std::string::npos) << refused.err;
 }
 
+// SIGKILL between the steps of create -> attach -> status; the next run converges to exactly one
+// ENI per (NodeENI, subnet), attached, with nothing leaked. The real binary, under its own RBAC.
+class EniManagerCrashTest : public EniManagerTest,
+                            public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
+  const auto& stack = TestStack::get();
+  const std::string point = GetParam();
+  const std::string node = "nm-crash-" + point;
+  const std::string name = "crash-" + point;
+  createNode(node, {{"crash", point}});
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = name;
+  neni["spec"]["nodeSelector"]["crash"] = point;
+  neni["spec"]["subnetID"] = stack.subnetC;
+  neni["spec"]["deviceIndex"] = 40;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  const std::vector<std::string> args = {
+      testing::agentBinary(), "--kubeconfig=" + stack.agentKubeconfig,
+      "--node-name=" + node,  "--enable-tagger=false",
+      "--manage-links=false", "--log-format=json"};
+  auto env = testing::agentEnv();
+  {
+    auto crashing = env;
+    crashing.push_back("ENI_AGENT_CRASH_POINT=" + point);
+    testing::BackgroundProcess agent(args, crashing);
+    ASSERT_TRUE(agent.waitForOutput("crash point reached")) << agent.output();
+    for (int i = 0; i < 100 && agent.running(); ++i) usleep(50000);
+    EXPECT_EQ(agent.terminate(), 128 + 9) << "killed by SIGKILL at " << point;
+  }
+  testing::BackgroundProcess agent(args, env);
+  ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
+  bool converged = false;
+  for (int i = 0; i < 300 && !converged; ++i) {
+    auto status = getNodeEni(name);
+    converged = status && status->attachments.size() == 1 &&
+                !status->attachments[0].eniId.empty() &&
+                status->attachments[0].status == "attached";
+    if (!converged) usleep(100000);
+  }
+  ASSERT_TRUE(converged) << agent.output();
+  auto enis = enisOf(name, node);
+  ASSERT_EQ(enis.size(), 1u) << "no duplicate, no leak";
+  ASSERT_TRUE(enis[0].attachment);
+  EXPECT_EQ(enis[0].attachment->instanceId, stack.instanceId);
+  EXPECT_EQ(getNodeEni(name)->attachments[0].eniId, enis[0].id);
+}
+
+std::string pointName(const ::testing::TestParamInfo<const char*>& param) {
+  std::string name = param.param;
+  name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Points, EniManagerCrashTest,
+                         ::testing::Values("created", "attached", "before-status"), pointName);
+
 }  // namespace
 }  // namespace eni
