@@ -133,28 +133,65 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     for (const auto& s : n.spec.subnetNames) subnetNames.push_back(s);
     for (const auto& g : n.spec.securityGroupNames) groupNames.push_back(g);
   }
-  std::map<std::string, std::string> subnetIds, groupIds;
-  if (!subnetNames.empty()) {
+  // Names are resolved once and cached (worker thread only); only unknown names cost a call.
+  std::vector<std::string> unknownSubnets, unknownGroups;
+  for (const auto& n : subnetNames) {
+    if (subnetNameCache_.count(n) == 0) unknownSubnets.push_back(n);
+  }
+  for (const auto& n : groupNames) {
+    if (groupNameCache_.count(n) == 0) unknownGroups.push_back(n);
+  }
+  if (!unknownSubnets.empty()) {
     auto subnets =
-        ec2_.describeSubnets({}, {{"tag:Name", subnetNames}, {"vpc-id", {instance->vpcId}}});
+        ec2_.describeSubnets({}, {{"tag:Name", unknownSubnets}, {"vpc-id", {instance->vpcId}}});
     if (subnets) {
       for (const auto& s : *subnets) {
         for (const auto& t : s.tags) {
-          if (t.key == "Name") subnetIds[t.value] = s.id;
+          if (t.key == "Name") subnetNameCache_[t.value] = s.id;
         }
       }
     }
   }
-  if (!groupNames.empty()) {
+  if (!unknownGroups.empty()) {
     auto groups = ec2_.describeSecurityGroups(
-        {}, {{"group-name", groupNames}, {"vpc-id", {instance->vpcId}}});
+        {}, {{"group-name", unknownGroups}, {"vpc-id", {instance->vpcId}}});
     if (groups) {
-      for (const auto& g : *groups) groupIds[g.name] = g.id;
+      for (const auto& g : *groups) groupNameCache_[g.name] = g.id;
     }
   }
   const DesiredEnis desired =
-      desiredEnis(options_.nodeName, in.labels, me, in.nodeEnis, subnetIds, groupIds);
+      desiredEnis(options_.nodeName, in.labels, me, in.nodeEnis, subnetNameCache_, groupNameCache_);
   out.problems = desired.problems;
+
+  // Security groups given by ID must be in this instance's VPC; EC2 would refuse the create with
+  // a less helpful message. Each group's VPC is read once.
+  std::vector<std::string> unseenGroups;
+  for (const auto& d : desired.enis) {
+    for (const auto& g : d.securityGroupIds) {
+      if (groupVpcCache_.count(g) == 0 &&
+          std::find(unseenGroups.begin(), unseenGroups.end(), g) == unseenGroups.end()) {
+        unseenGroups.push_back(g);
+      }
+    }
+  }
+  if (!unseenGroups.empty()) {
+    auto groups = ec2_.describeSecurityGroups({}, {{"group-id", unseenGroups}});
+    if (groups) {
+      for (const auto& g : *groups) groupVpcCache_[g.id] = g.vpcId;
+    }
+  }
+  std::set<std::string> badNodeEnis;
+  for (const auto& d : desired.enis) {
+    for (const auto& g : d.securityGroupIds) {
+      auto vpc = groupVpcCache_.find(g);
+      if (vpc != groupVpcCache_.end() && vpc->second != instance->vpcId &&
+          badNodeEnis.insert(d.nodeEni).second) {
+        out.problems.push_back({d.nodeEni, "security group " + g + " is in " + vpc->second +
+                                               ", not in this instance's " + instance->vpcId +
+                                               "; use a group of the node's VPC"});
+      }
+    }
+  }
 
   auto mine = ec2_.describeNetworkInterfaces({}, {{"tag:Node", {options_.nodeName}}});
   if (!mine) {
@@ -180,6 +217,7 @@ void EniManager::work(PassInput& in, PassOutput& out) {
   }
 
   for (const auto& d : desired.enis) {
+    if (badNodeEnis.count(d.nodeEni) != 0) continue;
     NetworkInterface eni;
     bool found = false;
     for (const auto& e : *mine) {

@@ -80,6 +80,10 @@ class EniManager {
   std::map<std::string, std::string> appliedStatus_;     // NodeENI -> the entries we last applied
   std::map<std::string, std::string> reportedProblems_;  // NodeENI -> the problem last reported
   std::set<std::string> pruning_;                        // "nodeeni/node" checks in flight
+  // Worker thread only: names and groups resolved once.
+  std::map<std::string, std::string> subnetNameCache_;  // Name tag -> subnet ID
+  std::map<std::string, std::string> groupNameCache_;   // group name -> group ID
+  std::map<std::string, std::string> groupVpcCache_;    // group ID -> VPC ID
   bool started_ = false;
   bool passRunning_ = false;
   bool passScheduled_ = false;

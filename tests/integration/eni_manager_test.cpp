@@ -421,6 +421,40 @@ spec:
   EXPECT_NE(refused.err.find("mtu"), std::string::npos) << refused.err;
 }
 
+TEST_F(EniManagerTest, ASecurityGroupOfAnotherVpcIsAProblemNotACreate) {
+  const std::string node = "nm-othervpc";
+  createNode(node, {{"role", "othervpc"}});
+  auto vpc = ec2_->call("CreateVpc", {{"CidrBlock", "172.31.0.0/16"}});
+  ASSERT_TRUE(vpc);
+  const std::string vpcId =
+      vpc->substr(vpc->find("<vpcId>") + 7, vpc->find("</vpcId>") - vpc->find("<vpcId>") - 7);
+  auto group =
+      ec2_->call("CreateSecurityGroup",
+                 {{"GroupName", "elsewhere"}, {"GroupDescription", "x"}, {"VpcId", vpcId}});
+  ASSERT_TRUE(group);
+  const std::string groupId = group->substr(
+      group->find("<groupId>") + 9, group->find("</groupId>") - group->find("<groupId>") - 9);
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = "other-vpc-eni";
+  neni["spec"]["nodeSelector"]["role"] = "othervpc";
+  neni["spec"]["subnetID"] = TestStack::get().subnetB;
+  neni["spec"]["securityGroupIDs"][0] = groupId;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto r = getNodeEni("other-vpc-eni");
+    return r && !r->attachments.empty();
+  }));
+  Json::Value raw;
+  ASSERT_TRUE(getNodeEni("other-vpc-eni", &raw));
+  EXPECT_NE(toJson(raw).find("is in " + vpcId), std::string::npos) << toJson(raw);
+  EXPECT_TRUE(enisOf("other-vpc-eni", node).empty());
+}
+
 // SIGKILL between the steps of create -> attach -> status; the next run converges to exactly one
 // ENI per (NodeENI, subnet), attached, with nothing leaked. The real binary, under its own RBAC.
 class EniManagerCrashTest : public EniManagerTest,
