@@ -111,6 +111,9 @@ int runKubernetes(const eni::AgentOptions& options) {
   managerOptions.nodeName = options.nodeName;
   managerOptions.dryRun = options.dryRun;
   managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
+  managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a) {
+    tagger.setAttachments(a);
+  };
   eni::EniManager manager(kube, ec2, imds, loop, awsWorker, sleeper,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);
   if (options.enableEniManager && options.manageLinks) {
@@ -125,7 +128,7 @@ int runKubernetes(const eni::AgentOptions& options) {
     if (options.enableTagger) tagger.onPod(type, object);
   };
   auto onNode = [&](eni::ChangeType type, const Json::Value& object) {
-    if (options.enableTagger) tagger.onNode(type, object);
+    tagger.onNode(type, object);  // it also loads and keeps the node state for the ENI manager
     if (options.enableEniManager) manager.onNode(type, object);
   };
   auto onNodeEni = [&](eni::ChangeType type, const Json::Value& object) {

@@ -345,6 +345,7 @@ void EniManager::finish(PassOutput& out) {
   if (!out.instanceId.empty()) instanceId_ = out.instanceId;
   attachments_.clear();
   for (const auto& a : out.attached) attachments_.push_back(a.record);
+  if (options_.onAttachments && !out.instanceId.empty()) options_.onAttachments(attachments_);
   if (links_ != nullptr) {
     std::set<std::string> macs;
     for (const auto& a : out.attached) {

@@ -26,6 +26,8 @@ struct EniManagerOptions {
   /// Test hook for the crash-safety tests: "created", "attached" or "before-status" makes the
   /// agent SIGKILL itself right there. Empty in production (ENI_AGENT_CRASH_POINT sets it).
   std::string crashPoint;
+  /// Called with this node's attachments after every pass (the node-state annotation records them).
+  std::function<void(const std::vector<AttachmentRecord>&)> onAttachments;
   int detachPolls = 30;  // waiting for "available" after a detach, one poll a second
   Duration detachPollInterval{1000};
 };

@@ -208,6 +208,12 @@ void Tagger::resync() {
       [this] { resync(); });
 }
 
+void Tagger::setAttachments(std::vector<AttachmentRecord> attachments) {
+  if (attachments == state_.attachments) return;
+  state_.attachments = std::move(attachments);
+  if (stateLoaded_) scheduleStateWrite();
+}
+
 bool Tagger::idle() const {
   return !passRunning_ && !passScheduled_ && !dirty_ && kubeInFlight_ == 0;
 }
@@ -510,7 +516,9 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
 void Tagger::finish(PassInput& in, PassOutput& out) {
   (void)in;
   passRunning_ = false;
+  auto attachments = std::move(state_.attachments);  // the ENI manager's, set meanwhile
   state_ = std::move(out.state);
+  state_.attachments = std::move(attachments);
   observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);

@@ -78,6 +78,8 @@ class Tagger {
   void start();
   /// Runs a drift check now (the resync timer calls this).
   void resync();
+  /// The ENI manager's attachments, recorded in the same node-state annotation.
+  void setAttachments(std::vector<AttachmentRecord> attachments);
 
   const NodeState& state() const { return state_; }
   const TaggerCounters& counters() const { return counters_; }
