@@ -53,9 +53,12 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
       executor_(executor),
       sleeper_(sleeper),
       links_(links),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  if (links_ != nullptr) links_->setOnChange([this] { publishAttachments(); });
+}
 
 EniManager::~EniManager() {
+  if (links_ != nullptr) links_->setOnChange(nullptr);
   if (passScheduled_) scheduler_.cancel(timer_);
 }
 
@@ -344,8 +347,11 @@ void EniManager::finish(PassOutput& out) {
   passRunning_ = false;
   if (!out.instanceId.empty()) instanceId_ = out.instanceId;
   attachments_.clear();
-  for (const auto& a : out.attached) attachments_.push_back(a.record);
-  if (options_.onAttachments && !out.instanceId.empty()) options_.onAttachments(attachments_);
+  macOf_.clear();
+  for (const auto& a : out.attached) {
+    attachments_.push_back(a.record);
+    macOf_[a.record.eniId] = a.mac;
+  }
   if (links_ != nullptr) {
     std::set<std::string> macs;
     for (const auto& a : out.attached) {
@@ -359,6 +365,7 @@ void EniManager::finish(PassOutput& out) {
     }
     for (const auto& mac : stale) links_->unmanage(mac);
   }
+  if (!out.instanceId.empty()) publishAttachments();
   for (const auto& p : out.problems) {
     logWarn("NodeENI not satisfied on this node", {{"nodeeni", p.nodeEni}, {"reason", p.message}});
   }
@@ -466,6 +473,23 @@ void EniManager::keepFinalizers(const PassOutput& out) {
                    }
                  });
   }
+}
+
+void EniManager::publishAttachments() {
+  if (!options_.onAttachments) return;
+  std::vector<AttachmentRecord> records = attachments_;
+  if (links_ != nullptr) {
+    for (auto& r : records) {
+      std::string mac = macOf_[r.eniId];
+      std::transform(mac.begin(), mac.end(), mac.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      auto link = links_->links().find(mac);
+      if (link == links_->links().end()) continue;
+      r.interfaceName = link->second.name;
+      r.state = std::string(toString(link->second.state));
+    }
+  }
+  options_.onAttachments(records);
 }
 
 void EniManager::crashPoint(const char* where) const {

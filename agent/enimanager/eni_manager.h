@@ -65,6 +65,7 @@ class EniManager {
   void pruneDeadNodes();
   void reportProblems(const PassOutput& out);
   void crashPoint(const char* where) const;
+  void publishAttachments();
 
   KubeApi& kube_;
   Ec2Api& ec2_;
@@ -79,6 +80,7 @@ class EniManager {
   std::map<std::string, Json::Value> nodeEnis_;  // by name, as the API server last showed them
   std::string instanceId_;
   std::vector<AttachmentRecord> attachments_;
+  std::map<std::string, std::string> macOf_;             // ENI ID -> MAC
   std::map<std::string, std::string> appliedStatus_;     // NodeENI -> the entries we last applied
   std::map<std::string, std::string> reportedProblems_;  // NodeENI -> the problem last reported
   std::set<std::string> pruning_;                        // "nodeeni/node" checks in flight

@@ -43,6 +43,18 @@ void LinkReconciler::unmanage(const std::string& mac) { managed_.erase(lower(mac
 void LinkReconciler::onEvent(const LinkEvent& event) {
   const std::string key = lower(event.link.mac);
   if (key.empty()) return;
+  auto before = managed_.find(key);
+  const auto wasState = before == managed_.end() ? LinkState::Pending : before->second.state;
+  const std::string wasName = before == managed_.end() ? "" : before->second.name;
+  handle(event, key);
+  auto after = managed_.find(key);
+  if (onChange_ && after != managed_.end() &&
+      (after->second.state != wasState || after->second.name != wasName)) {
+    onChange_();
+  }
+}
+
+void LinkReconciler::handle(const LinkEvent& event, const std::string& key) {
   if (event.type == LinkEventType::Deleted) {
     seen_.erase(key);
     if (auto it = managed_.find(key); it != managed_.end()) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,6 +39,8 @@ class LinkReconciler {
   void onEvent(const LinkEvent& event);
 
   const std::map<std::string, ManagedLink>& links() const { return managed_; }
+  /// Runs after any managed link's state or name changed.
+  void setOnChange(std::function<void()> onChange) { onChange_ = std::move(onChange); }
   /// Event-handler runs that sent a change, and the changes sent (MTU, up).
   std::uint64_t configureRuns() const { return configureRuns_; }
   std::uint64_t changesSent() const { return changesSent_; }
@@ -45,6 +48,7 @@ class LinkReconciler {
   const std::vector<Duration>& latencies() const { return latencies_; }
 
  private:
+  void handle(const LinkEvent& event, const std::string& key);
   void reconcile(ManagedLink& link, const LinkInfo& info);
   static void enterFailed(ManagedLink& link, const std::string& why);
 
@@ -55,6 +59,7 @@ class LinkReconciler {
   std::uint64_t configureRuns_ = 0;
   std::uint64_t changesSent_ = 0;
   std::vector<Duration> latencies_;
+  std::function<void()> onChange_;
 };
 
 }  // namespace eni

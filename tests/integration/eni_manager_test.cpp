@@ -54,7 +54,7 @@ struct ManagerAgent {
         worker(loop),
         links(loop, netns),
         reconciler(links, clock),
-        manager(kube, ec2, imds, loop, worker, sleeper, &reconciler, options(node)),
+        manager(kube, ec2, imds, loop, worker, sleeper, &reconciler, options(node, &published)),
         view(kube, loop, node,
              {nullptr, [this](ChangeType t, const Json::Value& o) { manager.onNode(t, o); },
               [this](ChangeType t, const Json::Value& o) { manager.onNodeEni(t, o); },
@@ -69,9 +69,11 @@ struct ManagerAgent {
     c.endpoint = TestStack::get().ec2ProxyEndpoint;
     return c;
   }
-  static EniManagerOptions options(const std::string& node) {
+  static EniManagerOptions options(const std::string& node,
+                                   std::vector<AttachmentRecord>* published) {
     EniManagerOptions o;
     o.nodeName = node;
+    o.onAttachments = [published](const std::vector<AttachmentRecord>& a) { *published = a; };
     o.detachPollInterval = Duration(100);
     return o;
   }
@@ -86,6 +88,7 @@ struct ManagerAgent {
     });
   }
 
+  std::vector<AttachmentRecord> published;  // what the node-state annotation would record
   SystemClock clock;
   RealSleeper sleeper;
   StaticCredentials credentials;
@@ -231,6 +234,16 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
     if ((l.name == "eth1" || l.name == "eth2") && l.adminUp() && l.mtu == 9000) ++up;
   }
   EXPECT_EQ(up, 2);
+  // The node-state record follows the links: interface names and their state.
+  ASSERT_EQ(agent.published.size(), 2u);
+  std::set<std::string> names;
+  for (const auto& r : agent.published) {
+    names.insert(r.interfaceName);
+    EXPECT_EQ(r.state, "Configured");
+    EXPECT_EQ(r.mtu, 9000);
+    EXPECT_EQ(r.nodeEni, "multi-subnet-eni");
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"eth1", "eth2"}));
 
   Json::Value raw;
   auto status = getNodeEni("multi-subnet-eni", &raw);
