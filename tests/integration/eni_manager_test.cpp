@@ -468,6 +468,67 @@ TEST_F(EniManagerTest, ASecurityGroupOfAnotherVpcIsAProblemNotACreate) {
   EXPECT_TRUE(enisOf("other-vpc-eni", node).empty());
 }
 
+TEST_F(EniManagerTest, AnEniMadeByAwsMultiEniControllerIsAdoptedNotDuplicated) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-legacy";
+  createNode(node, {{"ng", "legacy"}});
+  // What aws-multi-eni-controller left: its tags, attached to this instance, no eni-agent tags.
+  CreateEniRequest request;
+  request.subnetId = stack.subnetC;
+  request.tags = {{"Name", "nodeeni-legacy-eni-" + node},
+                  {"NodeENI", "legacy-eni"},
+                  {"Node", node},
+                  {"SubnetID", stack.subnetC}};
+  auto legacy = ec2_->createNetworkInterface(request);
+  ASSERT_TRUE(legacy);
+  ASSERT_TRUE(ec2_->attachNetworkInterface(legacy->id, stack.instanceId, 60));
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = "legacy-eni";
+  neni["spec"]["nodeSelector"]["ng"] = "legacy";
+  neni["spec"]["subnetID"] = stack.subnetC;
+  neni["spec"]["deviceIndex"] = 60;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 1; }));
+  ASSERT_TRUE(agent.settle());
+  auto enis = enisOf("legacy-eni", node);
+  ASSERT_EQ(enis.size(), 1u);
+  EXPECT_EQ(enis[0].id, legacy->id);
+  EXPECT_EQ(tagValue(enis[0], kManagedByTag), "eni-agent")
+      << "adopted: now it carries eni-agent's ownership";
+  EXPECT_EQ(tagValue(enis[0], kInstanceIdTag), stack.instanceId);
+  EXPECT_EQ(agent.manager.attachments()[0].deviceIndex, 60) << "kept where it was attached";
+  const Json::Value stats =
+      *parseJson(TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
+  EXPECT_EQ(stats["requests"].get("CreateNetworkInterface", 0).asInt(), 0);
+  EXPECT_EQ(stats["requests"].get("AttachNetworkInterface", 0).asInt(), 0);
+}
+
+TEST_F(EniManagerTest, AnEniWithoutOwnershipTagsIsNeverDetachedOrDeleted) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-foreign";
+  createNode(node, {});
+  // Someone else's ENI that merely carries a Node tag with this node's name.
+  CreateEniRequest request;
+  request.subnetId = stack.subnetC;
+  request.tags = {{"Node", node}, {"Team", "someone-else"}};
+  auto foreign = ec2_->createNetworkInterface(request);
+  ASSERT_TRUE(foreign);
+  ASSERT_TRUE(ec2_->attachNetworkInterface(foreign->id, stack.instanceId, 61));
+  ManagerAgent agent(node, ns_->path());  // no NodeENI wants anything on this node
+  ASSERT_TRUE(agent.settle());
+  auto still = ec2_->describeNetworkInterfaces({foreign->id}, {});
+  ASSERT_TRUE(still) << still.error().describe();
+  ASSERT_EQ(still->size(), 1u);
+  ASSERT_TRUE((*still)[0].attachment);
+  EXPECT_EQ((*still)[0].attachment->instanceId, stack.instanceId);
+}
+
 // SIGKILL between the steps of create -> attach -> status; the next run converges to exactly one
 // ENI per (NodeENI, subnet), attached, with nothing leaked. The real binary, under its own RBAC.
 class EniManagerCrashTest : public EniManagerTest,
