@@ -19,6 +19,7 @@
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
 #include "agent/kube/node_view.h"
+#include "agent/obs/health_server.h"
 #include "agent/obs/readiness.h"
 #include "agent/tagger/tagger.h"
 #include "agent/tagger/tags.h"
@@ -144,6 +145,12 @@ int runKubernetes(const eni::AgentOptions& options) {
   eni::Readiness readiness;
   readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
 
+  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
+  if (!health) {
+    eni::logError("cannot serve health probes", {{"error", health.error().message}});
+    return kExitFailure;
+  }
+
   eni::logInfo("starting", {{"node", options.nodeName},
                             {"api_server", config->server},
                             {"region", region},
@@ -156,6 +163,10 @@ int runKubernetes(const eni::AgentOptions& options) {
   std::string lastReason;
   std::function<void()> report = [&] {
     const std::string reason = readiness.reasons();
+    if (*health) {
+      (*health)->heartbeat();
+      (*health)->setReady(reason.empty(), reason);
+    }
     if (reason.empty() && !wasReady) eni::logInfo("ready", {{"node", options.nodeName}});
     if (!reason.empty() && reason != lastReason)
       eni::logWarn("not ready, will retry", {{"reason", reason}});

@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "agent/http/blocking_http_client.h"
 #include "tests/support/test_stack.h"
 
 namespace eni {
@@ -51,16 +52,36 @@ TEST(AgentCli, InvalidKubeconfigNamesTheField) {
   EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
 }
 
+/// GET http://127.0.0.1:<port><path> -> {status, body}.
+std::pair<long, std::string> probe(const std::vector<std::string>& env, const std::string& path) {
+  std::string address;
+  for (const auto& kv : env) {
+    if (kv.rfind("ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=", 0) == 0)
+      address = kv.substr(kv.find('=') + 1);
+  }
+  BlockingHttpClient http;
+  HttpRequest r;
+  r.url = "http://" + address + path;
+  auto response = http.perform(r);
+  if (!response) return {0, response.error().message};
+  return {response->status, response->body};
+}
+
 TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
   const std::string path = "/tmp/eni-cli-unreachable-kubeconfig";
   std::ofstream(path) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
                          "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
                          "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
                          "users: [{name: u, user: {token: t}}]\n";
+  const auto env = agentEnv();
   BackgroundProcess agent({agentBinary(), "--kubeconfig=" + path, "--node-name=n",
                            "--log-format=json", "--region=us-east-1"},
-                          agentEnv());
+                          env);
   ASSERT_TRUE(agent.waitForOutput("not ready, will retry")) << agent.output();
+  auto ready = probe(env, "/readyz");
+  EXPECT_EQ(ready.first, 503);
+  EXPECT_NE(ready.second.find("127.0.0.1:1"), std::string::npos) << ready.second;
+  EXPECT_EQ(probe(env, "/healthz").first, 200) << "alive while it retries";
   EXPECT_TRUE(agent.running()) << "an unreachable server is retried, not fatal";
   EXPECT_NE(agent.output().find("127.0.0.1:1"), std::string::npos) << agent.output();
   EXPECT_EQ(agent.output().find("\"msg\":\"ready\""), std::string::npos) << agent.output();
@@ -69,12 +90,30 @@ TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
 
 TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   const auto& stack = TestStack::get();
+  const auto env = agentEnv();
   BackgroundProcess agent({agentBinary(), "--kubeconfig=" + stack.agentKubeconfig,
                            "--node-name=cli-node", "--log-format=json"},
-                          agentEnv());
+                          env);
   ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
+  EXPECT_EQ(probe(env, "/readyz"), (std::pair<long, std::string>{200, "ok\n"}));
+  EXPECT_EQ(probe(env, "/healthz"), (std::pair<long, std::string>{200, "ok\n"}));
   EXPECT_EQ(agent.output().find("not ready"), std::string::npos) << agent.output();
   EXPECT_EQ(agent.terminate(), 0) << agent.output();
+}
+
+TEST(Deployable, KustomizeAppliesWithServerDryRun) {
+  const auto& stack = TestStack::get();
+  auto r = runProcess({stack.kubectl, "--kubeconfig", stack.adminKubeconfig, "apply",
+                       "--dry-run=server", "-k", std::string(ENI_SOURCE_DIR) + "/daemonset"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* object :
+       {"namespace/eni-agent", "serviceaccount/eni-agent",
+        "clusterrole.rbac.authorization.k8s.io/eni-agent",
+        "clusterrolebinding.rbac.authorization.k8s.io/eni-agent",
+        "customresourcedefinition.apiextensions.k8s.io/nodeenis.networking.k8s.aws",
+        "networkpolicy.networking.k8s.io/eni-agent", "daemonset.apps/eni-agent"}) {
+    EXPECT_NE(r.out.find(object), std::string::npos) << object << " missing from: " << r.out;
+  }
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 #include "tests/support/test_stack.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -136,9 +139,24 @@ std::string TestStack::controlHttp(const std::string& method, const std::string&
   return response->body;
 }
 
+int freePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
 std::vector<std::string> agentEnv() {
   const auto& stack = TestStack::get();
-  return {"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + stack.imdsEndpoint,
+  return {"ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=127.0.0.1:" + std::to_string(freePort()),
+          "ENI_AGENT_METRICS_BIND_ADDRESS=0",
+          "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + stack.imdsEndpoint,
           "AWS_ENDPOINT_URL_EC2=" + stack.ec2ProxyEndpoint,
           "AWS_ENDPOINT_URL_STS=" + stack.motoEndpoint,
           "AWS_ACCESS_KEY_ID=AKIATESTING",
