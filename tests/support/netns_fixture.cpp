@@ -43,7 +43,8 @@ Result<Sock> socketIn(const std::string& path) {
 
 Result<TestNetns> TestNetns::create(const std::string& name) {
   mkdir("/run/netns", 0755);
-  const std::string path = "/run/netns/" + name;
+  // The pid keeps two test runs on one machine (a developer's and a clean-clone check) apart.
+  const std::string path = "/run/netns/" + name + "-" + std::to_string(getpid());
   umount2(path.c_str(), MNT_DETACH);
   unlink(path.c_str());
   const int fd = open(path.c_str(), O_RDONLY | O_CREAT | O_EXCL, 0444);

@@ -6,7 +6,7 @@
 
 namespace eni::testing {
 
-/// A named network namespace of the test's own making (/run/netns/<name>), removed again on
+/// A named network namespace of the test's own making (/run/netns/<name>-<pid>), removed again on
 /// destruction, links and all. Needs root (CAP_SYS_ADMIN), as `ip netns add` does; made with
 /// unshare + a bind mount, not by running `ip`.
 class TestNetns {
