@@ -20,6 +20,7 @@
 #include "agent/kube/kube_config.h"
 #include "agent/kube/node_view.h"
 #include "agent/obs/health_server.h"
+#include "agent/obs/metrics.h"
 #include "agent/obs/readiness.h"
 #include "agent/tagger/tagger.h"
 #include "agent/tagger/tags.h"
@@ -151,6 +152,12 @@ int runKubernetes(const eni::AgentOptions& options) {
     return kExitFailure;
   }
 
+  auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
+  if (!metrics) {
+    eni::logError("cannot serve metrics", {{"error", metrics.error().message}});
+    return kExitFailure;
+  }
+
   eni::logInfo("starting", {{"node", options.nodeName},
                             {"api_server", config->server},
                             {"region", region},
@@ -166,6 +173,26 @@ int runKubernetes(const eni::AgentOptions& options) {
     if (*health) {
       (*health)->heartbeat();
       (*health)->setReady(reason.empty(), reason);
+    }
+    if (*metrics) {
+      eni::MetricsSnapshot m;
+      m.awsCalls = ec2.counters().snapshot();
+      for (const auto& [key, n] : m.awsCalls) {
+        if (key.second == "throttled") m.awsThrottled += n;
+      }
+      m.imdsRequests = imds.requests();
+      for (const auto& [source, n] : tagger.counters().resolveSources()) {
+        m.resolveSources[std::string(eni::toString(source))] = n;
+      }
+      for (const auto& [result, n] : tagger.counters().syncResults()) {
+        m.podTagSync[std::string(eni::toString(result))] = n;
+      }
+      m.tagSync = tagger.counters().latencyHistogram();
+      m.linkConfigure = reconciler.latencyHistogram();
+      m.managedEnis = manager.attachments().size();
+      m.reconcileErrors = tagger.counters().reconcileErrors();
+      m.watchRestarts = view.watchRestarts();
+      (*metrics)->publish(std::move(m));
     }
     if (reason.empty() && !wasReady) eni::logInfo("ready", {{"node", options.nodeName}});
     if (!reason.empty() && reason != lastReason)

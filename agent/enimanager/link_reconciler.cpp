@@ -87,7 +87,10 @@ void LinkReconciler::reconcile(ManagedLink& link, const LinkInfo& info) {
     if (link.state != LinkState::Configured) {
       link.state = LinkState::Configured;
       link.error.clear();
-      latencies_.push_back(std::chrono::duration_cast<Duration>(clock_.now() - link.firstSeen));
+      const auto latency = std::chrono::duration_cast<Duration>(clock_.now() - link.firstSeen);
+      if (latencies_.size() == 1024) latencies_.erase(latencies_.begin());
+      latencies_.push_back(latency);
+      histogram_.observe(std::chrono::duration<double>(latency).count());
     }
     return;
   }

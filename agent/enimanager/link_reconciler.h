@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "agent/base/clock.h"
+#include "agent/base/histogram.h"
 #include "netlink/link_manager.h"
 
 namespace eni {
@@ -45,7 +46,8 @@ class LinkReconciler {
   std::uint64_t configureRuns() const { return configureRuns_; }
   std::uint64_t changesSent() const { return changesSent_; }
   /// Link event -> verified up, per configured link.
-  const std::vector<Duration>& latencies() const { return latencies_; }
+  const std::vector<Duration>& latencies() const { return latencies_; }  // the last 1024
+  const Histogram& latencyHistogram() const { return histogram_; }
 
  private:
   void handle(const LinkEvent& event, const std::string& key);
@@ -59,6 +61,7 @@ class LinkReconciler {
   std::uint64_t configureRuns_ = 0;
   std::uint64_t changesSent_ = 0;
   std::vector<Duration> latencies_;
+  Histogram histogram_;
   std::function<void()> onChange_;
 };
 

@@ -20,7 +20,21 @@ void TaggerCounters::synced(SyncReason result) {
 }
 void TaggerCounters::syncLatency(Duration d) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (latencies_.size() == 1024) latencies_.erase(latencies_.begin());
   latencies_.push_back(d);
+  histogram_.observe(std::chrono::duration<double>(d).count());
+}
+Histogram TaggerCounters::latencyHistogram() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return histogram_;
+}
+std::map<ResolveSource, std::uint64_t> TaggerCounters::resolveSources() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return sources_;
+}
+std::map<SyncReason, std::uint64_t> TaggerCounters::syncResults() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return results_;
 }
 void TaggerCounters::reconcileError() {
   std::lock_guard<std::mutex> lock(mutex_);

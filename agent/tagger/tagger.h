@@ -9,6 +9,7 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/executor.h"
+#include "agent/base/histogram.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/objects.h"
 #include "agent/kube/reflector.h"
@@ -50,7 +51,11 @@ class TaggerCounters {
   std::uint64_t resolveSource(ResolveSource source) const;
   std::uint64_t syncResult(SyncReason result) const;
   std::uint64_t reconcileErrors() const;
+  /// The most recent latencies (at most 1024) and the histogram of all of them.
   std::vector<Duration> latencies() const;
+  Histogram latencyHistogram() const;
+  std::map<ResolveSource, std::uint64_t> resolveSources() const;
+  std::map<SyncReason, std::uint64_t> syncResults() const;
 
  private:
   mutable std::mutex mutex_;
@@ -58,6 +63,7 @@ class TaggerCounters {
   std::map<SyncReason, std::uint64_t> results_;
   std::uint64_t errors_ = 0;
   std::vector<Duration> latencies_;
+  Histogram histogram_;
 };
 
 /// Tags the ENIs behind this node's pods from their annotation. Events only mark pods dirty; a

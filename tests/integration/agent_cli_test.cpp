@@ -1,6 +1,8 @@
 // The eni-agent binary as an operator runs it, against the real test stack.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 
 #include "agent/http/blocking_http_client.h"
@@ -54,10 +56,11 @@ TEST(AgentCli, InvalidKubeconfigNamesTheField) {
 
 /// GET http://127.0.0.1:<port><path> -> {status, body}.
 std::pair<long, std::string> probe(const std::vector<std::string>& env, const std::string& path) {
+  const std::string variable = path == "/metrics" ? "ENI_AGENT_METRICS_BIND_ADDRESS="
+                                                  : "ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=";
   std::string address;
   for (const auto& kv : env) {
-    if (kv.rfind("ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=", 0) == 0)
-      address = kv.substr(kv.find('=') + 1);
+    if (kv.rfind(variable, 0) == 0) address = kv.substr(kv.find('=') + 1);
   }
   BlockingHttpClient http;
   HttpRequest r;
@@ -97,6 +100,33 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
   EXPECT_EQ(probe(env, "/readyz"), (std::pair<long, std::string>{200, "ok\n"}));
   EXPECT_EQ(probe(env, "/healthz"), (std::pair<long, std::string>{200, "ok\n"}));
+  // /metrics: DESIGN.md's names, and the counters moved (the cold start's one Describe, the
+  // watches).
+  std::string text;
+  for (int i = 0; i < 50; ++i) {
+    text = probe(env, "/metrics").second;
+    if (text.find(
+            R"(eni_agent_aws_api_calls_total{operation="DescribeNetworkInterfaces",result="success"} 2)") !=
+        std::string::npos) {
+      break;
+    }
+    usleep(100000);
+  }
+  EXPECT_NE(
+      text.find(
+          R"(eni_agent_aws_api_calls_total{operation="DescribeNetworkInterfaces",result="success"} 2)"),
+      std::string::npos)
+      << text;
+  for (const char* name :
+       {"eni_agent_aws_throttled_total", "eni_agent_imds_requests_total",
+        "eni_agent_resolve_source_total", "eni_agent_pod_tag_sync_total",
+        "eni_agent_tag_sync_duration_seconds_bucket",
+        "eni_agent_link_configure_duration_seconds_count", "eni_agent_managed_enis",
+        "eni_agent_reconcile_errors_total", "eni_agent_watch_restarts_total"}) {
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  }
+  EXPECT_EQ(text.find("eni_agent_imds_requests_total 0"), std::string::npos)
+      << "IMDS was asked for the identity";
   EXPECT_EQ(agent.output().find("not ready"), std::string::npos) << agent.output();
   EXPECT_EQ(agent.terminate(), 0) << agent.output();
 }

@@ -155,7 +155,7 @@ int freePort() {
 std::vector<std::string> agentEnv() {
   const auto& stack = TestStack::get();
   return {"ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=127.0.0.1:" + std::to_string(freePort()),
-          "ENI_AGENT_METRICS_BIND_ADDRESS=0",
+          "ENI_AGENT_METRICS_BIND_ADDRESS=127.0.0.1:" + std::to_string(freePort()),
           "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + stack.imdsEndpoint,
           "AWS_ENDPOINT_URL_EC2=" + stack.ec2ProxyEndpoint,
           "AWS_ENDPOINT_URL_STS=" + stack.motoEndpoint,

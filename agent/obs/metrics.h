@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "agent/base/error.h"
+#include "agent/base/histogram.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace eni {
+
+/// Everything /metrics reports, gathered by the loop thread from the components' own counters.
+struct MetricsSnapshot {
+  std::map<std::pair<std::string, std::string>, std::uint64_t> awsCalls;  // (operation, result)
+  std::uint64_t awsThrottled = 0;
+  std::uint64_t imdsRequests = 0;
+  std::map<std::string, std::uint64_t> resolveSources;
+  std::map<std::string, std::uint64_t> podTagSync;  // by result
+  Histogram tagSync;
+  Histogram linkConfigure;
+  std::uint64_t managedEnis = 0;
+  std::uint64_t reconcileErrors = 0;
+  std::uint64_t watchRestarts = 0;
+};
+
+/// Prometheus text format on --metrics-bind-address through prometheus-cpp's Exposer. The loop
+/// thread publishes a snapshot (about once a second); scrapes, on the exposer's threads, read the
+/// latest under a mutex. The metric names are DESIGN.md's.
+class MetricsServer {
+ public:
+  /// "0" or "" gives nullptr (disabled). Errors name the address.
+  [[nodiscard]] static Result<std::unique_ptr<MetricsServer>> start(const std::string& bindAddress);
+  ~MetricsServer();
+  void publish(MetricsSnapshot snapshot);
+
+ private:
+  class Collector;
+  MetricsServer() = default;
+  std::shared_ptr<Collector> collector_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+}  // namespace eni
