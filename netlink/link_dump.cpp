@@ -37,6 +37,20 @@ std::string formatMac(const unsigned char* bytes, std::size_t length) {
   return out;
 }
 
+LinkInfo linkInfoOf(rtnl_link* link) {
+  LinkInfo info;
+  info.ifindex = rtnl_link_get_ifindex(link);
+  if (const char* name = rtnl_link_get_name(link)) info.name = name;
+  if (nl_addr* addr = rtnl_link_get_addr(link); addr != nullptr && nl_addr_get_len(addr) == 6) {
+    info.mac = formatMac(static_cast<const unsigned char*>(nl_addr_get_binary_addr(addr)), 6);
+  }
+  info.flags = rtnl_link_get_flags(link);
+  info.mtu = rtnl_link_get_mtu(link);
+  char state[32];
+  info.operstate = rtnl_link_operstate2str(rtnl_link_get_operstate(link), state, sizeof state);
+  return info;
+}
+
 Result<std::vector<LinkInfo>> dumpLinks(const std::string& netnsPath) {
   std::unique_ptr<nl_sock, SocketDeleter> sock;
   {
@@ -56,18 +70,7 @@ Result<std::vector<LinkInfo>> dumpLinks(const std::string& netnsPath) {
   std::vector<LinkInfo> links;
   for (nl_object* obj = nl_cache_get_first(cache.get()); obj != nullptr;
        obj = nl_cache_get_next(obj)) {
-    auto* link = reinterpret_cast<rtnl_link*>(obj);
-    LinkInfo info;
-    info.ifindex = rtnl_link_get_ifindex(link);
-    if (const char* name = rtnl_link_get_name(link)) info.name = name;
-    if (nl_addr* addr = rtnl_link_get_addr(link); addr != nullptr && nl_addr_get_len(addr) == 6) {
-      info.mac = formatMac(static_cast<const unsigned char*>(nl_addr_get_binary_addr(addr)), 6);
-    }
-    info.flags = rtnl_link_get_flags(link);
-    info.mtu = rtnl_link_get_mtu(link);
-    char state[32];
-    info.operstate = rtnl_link_operstate2str(rtnl_link_get_operstate(link), state, sizeof state);
-    links.push_back(std::move(info));
+    links.push_back(linkInfoOf(reinterpret_cast<rtnl_link*>(obj)));
   }
   return links;
 }

@@ -6,6 +6,8 @@
 
 #include "agent/base/error.h"
 
+struct rtnl_link;  // libnl
+
 namespace eni {
 
 /// What the kernel says about one link.
@@ -23,6 +25,9 @@ struct LinkInfo {
 /// (empty: the caller's own). Errors are typed: Permission, NotFound (no such namespace),
 /// Transient (netlink I/O).
 [[nodiscard]] Result<std::vector<LinkInfo>> dumpLinks(const std::string& netnsPath = "");
+
+/// A libnl link object as LinkInfo (libnl types stay inside netlink/).
+LinkInfo linkInfoOf(::rtnl_link* link);
 
 /// "02:aa:bb:cc:dd:ee" from raw bytes.
 std::string formatMac(const unsigned char* bytes, std::size_t length);

@@ -17,20 +17,6 @@
 namespace eni {
 namespace {
 
-LinkInfo toInfo(rtnl_link* link) {
-  LinkInfo info;
-  info.ifindex = rtnl_link_get_ifindex(link);
-  if (const char* name = rtnl_link_get_name(link)) info.name = name;
-  if (nl_addr* addr = rtnl_link_get_addr(link); addr != nullptr && nl_addr_get_len(addr) == 6) {
-    info.mac = formatMac(static_cast<const unsigned char*>(nl_addr_get_binary_addr(addr)), 6);
-  }
-  info.flags = rtnl_link_get_flags(link);
-  info.mtu = rtnl_link_get_mtu(link);
-  char state[32];
-  info.operstate = rtnl_link_operstate2str(rtnl_link_get_operstate(link), state, sizeof state);
-  return info;
-}
-
 Error netlinkError(const std::string& what, int err) {
   const int code = err < 0 ? -err : err;
   ErrorCode type = ErrorCode::Transient;
@@ -94,7 +80,7 @@ Result<void> NlLinkManager::dump() {
     return fail(netlinkError("link dump", err));
   }
   for (nl_object* obj = nl_cache_get_first(cache); obj != nullptr; obj = nl_cache_get_next(obj)) {
-    onEvent_(LinkEvent{LinkEventType::New, toInfo(reinterpret_cast<rtnl_link*>(obj))});
+    onEvent_(LinkEvent{LinkEventType::New, linkInfoOf(reinterpret_cast<rtnl_link*>(obj))});
   }
   nl_cache_free(cache);
   return {};
@@ -110,7 +96,7 @@ int NlLinkManager::onMessage(nl_msg* msg, void* selfPtr) {
       [](nl_object* obj, void* arg) {
         auto* ctx = static_cast<std::pair<NlLinkManager*, int>*>(arg);
         const auto kind = ctx->second == RTM_DELLINK ? LinkEventType::Deleted : LinkEventType::New;
-        ctx->first->onEvent_(LinkEvent{kind, toInfo(reinterpret_cast<rtnl_link*>(obj))});
+        ctx->first->onEvent_(LinkEvent{kind, linkInfoOf(reinterpret_cast<rtnl_link*>(obj))});
       },
       &context);
   return NL_OK;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 namespace eni {
 
@@ -40,6 +41,9 @@ class RealSleeper final : public Sleeper {
  public:
   void sleepFor(Duration duration) override;
 };
+
+/// The current wall-clock time as RFC 3339 UTC ("2026-11-23T09:00:00Z"), for API timestamps.
+std::string nowRfc3339();
 
 using TimerId = std::uint64_t;
 

@@ -95,15 +95,6 @@ std::string memberEni(const NodeState& state, const std::string& key, const std:
   return {};
 }
 
-std::string nowRfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 struct Tagger::PassInput {

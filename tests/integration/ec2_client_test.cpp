@@ -10,6 +10,7 @@
 #include "ec2/credentials.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
+#include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
 
 namespace eni {
@@ -40,19 +41,7 @@ class CountingSleeper final : public Sleeper {
   RealSleeper real_;
 };
 
-class StaticCredentials final : public CredentialProvider {
- public:
-  StaticCredentials(std::string key, std::string secret, std::string token = "") {
-    c_.accessKeyId = std::move(key);
-    c_.secretAccessKey = std::move(secret);
-    c_.sessionToken = std::move(token);
-    c_.source = "test";
-  }
-  Result<Credentials> credentials() override { return c_; }
-
- private:
-  Credentials c_;
-};
+using testing::StaticCredentials;
 
 Json::Value proxyStats() {
   return *parseJson(

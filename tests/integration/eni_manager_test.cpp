@@ -23,6 +23,7 @@
 #include "netlink/link_dump.h"
 #include "netlink/nl_link_manager.h"
 #include "tests/support/netns_fixture.h"
+#include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
 
 namespace eni {
@@ -31,16 +32,7 @@ namespace {
 using testing::await;
 using testing::TestStack;
 
-class StaticCredentials final : public CredentialProvider {
- public:
-  Result<Credentials> credentials() override {
-    Credentials c;
-    c.accessKeyId = "AKIATESTING";
-    c.secretAccessKey = "testing";
-    c.source = "test";
-    return c;
-  }
-};
+using testing::StaticCredentials;
 
 struct ManagerAgent {
   ManagerAgent(const std::string& node, const std::string& netns)

@@ -17,6 +17,7 @@
 #include "agent/tagger/tagger.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
+#include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
 
 namespace eni {
@@ -25,16 +26,7 @@ namespace {
 using testing::await;
 using testing::TestStack;
 
-class StaticCredentials final : public CredentialProvider {
- public:
-  Result<Credentials> credentials() override {
-    Credentials c;
-    c.accessKeyId = "AKIATESTING";
-    c.secretAccessKey = "testing";
-    c.source = "test";
-    return c;
-  }
-};
+using testing::StaticCredentials;
 
 EnvLookup imdsEnv() {
   return [](const std::string& n) -> std::optional<std::string> {
