@@ -129,7 +129,7 @@ Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Exe
 
 Tagger::~Tagger() {
   if (passScheduled_) scheduler_.cancel(passTimer_);
-  if (started_) scheduler_.cancel(resyncTimer_);
+  if (resyncArmed_) scheduler_.cancel(resyncTimer_);
   if (stateTimerArmed_) scheduler_.cancel(stateTimer_);
 }
 
@@ -196,21 +196,26 @@ void Tagger::start() {
   // needs no EC2 read at all.
   resyncDue_ = state_.enis.empty();
   markDirty();
-  const auto jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
-  resyncTimer_ = scheduler_.runAfter(
-      Duration(
-          static_cast<std::int64_t>(static_cast<double>(options_.resyncInterval.count()) * jitter)),
-      [this] { resync(); });
+  scheduleResync();
 }
 
 void Tagger::resync() {
   resyncDue_ = true;
   markDirty();
+  scheduleResync();
+}
+
+void Tagger::scheduleResync() {
+  // One timer at a time: a resync asked for early (tests, a future signal) replaces the pending
+  // one.
+  if (resyncArmed_) scheduler_.cancel(resyncTimer_);
   const auto jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
-  resyncTimer_ = scheduler_.runAfter(
-      Duration(
-          static_cast<std::int64_t>(static_cast<double>(options_.resyncInterval.count()) * jitter)),
-      [this] { resync(); });
+  const auto delay = static_cast<double>(options_.resyncInterval.count()) * jitter;
+  resyncArmed_ = true;
+  resyncTimer_ = scheduler_.runAfter(Duration(static_cast<std::int64_t>(delay)), [this] {
+    resyncArmed_ = false;
+    resync();
+  });
 }
 
 void Tagger::setAttachments(std::vector<AttachmentRecord> attachments) {

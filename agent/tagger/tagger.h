@@ -100,6 +100,7 @@ class Tagger {
 
   void markDirty();
   void schedulePass(Duration delay);
+  void scheduleResync();
   void runPass();
   PassInput snapshot();
   static void work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
@@ -135,6 +136,7 @@ class Tagger {
   bool resyncDue_ = false;
   TimerId passTimer_ = 0;
   TimerId resyncTimer_ = 0;
+  bool resyncArmed_ = false;
   TimerId stateTimer_ = 0;
   bool stateTimerArmed_ = false;
   int kubeInFlight_ = 0;

@@ -94,5 +94,28 @@ TEST(TaggerNodeState, RecordsTheEniManagersAttachmentsOnce) {
   EXPECT_EQ(ec2.calls, 0);
 }
 
+TEST(TaggerResync, AnEarlyResyncReplacesThePendingTimerInsteadOfAddingOne) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  NoEc2 ec2;
+  NoImds imds;
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.start();
+  scheduler.advance(Duration(2000));  // the first pass and the node-state write
+  ASSERT_TRUE(tagger.idle());
+  EXPECT_EQ(scheduler.pending(), 1u) << "only the resync timer";
+  tagger.resync();
+  tagger.resync();
+  scheduler.advance(Duration(2000));
+  EXPECT_EQ(scheduler.pending(), 1u) << "still one resync timer, not three";
+  EXPECT_EQ(tagger.passes(), 2u) << "the two early resyncs shared one pass";
+}
+
 }  // namespace
 }  // namespace eni
