@@ -1,220 +1,22 @@
-// The composition root: parse the command line, build the real adapters, wire them, run the
-// loop. No logic lives here.
-#include <signal.h>
+// The entry point: parse the command line, configure logging, dispatch to the command's
+// composition root in agent/app. No logic lives here.
 #include <unistd.h>
 
 #include <cstdio>
 #include <string>
 #include <vector>
 
-#include "agent/base/event_loop.h"
-#include "agent/base/executor.h"
-#include "agent/base/json.h"
+#include "agent/app/commands.h"
+#include "agent/base/env.h"
 #include "agent/base/log.h"
-#include "agent/base/signals.h"
 #include "agent/config/command_line.h"
-#include "agent/enimanager/eni_manager.h"
-#include "agent/enimanager/link_reconciler.h"
-#include "agent/http/http_client.h"
-#include "agent/kube/curl_kube_client.h"
-#include "agent/kube/kube_config.h"
-#include "agent/kube/node_view.h"
-#include "agent/obs/health_server.h"
-#include "agent/obs/metrics.h"
-#include "agent/obs/readiness.h"
-#include "agent/tagger/tagger.h"
-#include "agent/tagger/tags.h"
-#include "ec2/credentials.h"
-#include "ec2/curl_ec2_client.h"
-#include "ec2/curl_imds.h"
-#include "netlink/nl_link_manager.h"
-
-namespace {
-
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-eni::Result<eni::KubeConfig> kubeConfigFor(const eni::AgentOptions& options) {
-  if (!options.kubeconfig.empty()) return eni::loadKubeconfig(options.kubeconfig);
-  auto env = eni::processEnv();
-  return eni::loadInCluster(env("KUBERNETES_SERVICE_HOST").value_or(""),
-                            env("KUBERNETES_SERVICE_PORT").value_or(""), kServiceAccountDir);
-}
-
-int validateTags(const eni::Command& command) {
-  eni::TagNamespace ns{command.options.tagNamespace};
-  auto tags = eni::parseTagAnnotation(command.arguments.front(), ns, "<pod-namespace>");
-  if (!tags) {
-    std::fprintf(stderr, "invalid: %s\n", tags.error().message.c_str());
-    return kExitFailure;
-  }
-  std::printf("tags: %s\nhash: %s\n", eni::tagsToJson(*tags).c_str(), eni::tagHash(*tags).c_str());
-  return 0;
-}
-
-int runKubernetes(const eni::AgentOptions& options) {
-  if (options.nodeName.empty()) {
-    eni::logError(
-        "no node name: set --node-name or NODE_NAME (the DaemonSet sets it from the "
-        "downward API)");
-    return kExitUsage;
-  }
-  auto config = kubeConfigFor(options);
-  if (!config) {
-    eni::logError("cannot configure the Kubernetes client", {{"error", config.error().message}});
-    return kExitFailure;
-  }
-
-  const auto env = eni::processEnv();
-  eni::SystemClock clock;
-  eni::RealSleeper sleeper;
-  eni::CurlImds imds(eni::imdsConfigFromEnv(env), clock, sleeper);
-  std::string region = options.region;
-  if (region.empty() && (options.enableTagger || options.enableEniManager)) {
-    auto identity = imds.identity();
-    if (!identity) {
-      eni::logError("cannot find the AWS region: set --region or AWS_REGION",
-                    {{"error", identity.error().describe()}});
-      return kExitFailure;
-    }
-    region = identity->region;
-  }
-  eni::DefaultCredentialChain credentials(env, region, &imds);
-  eni::Ec2ClientConfig ec2Config;
-  ec2Config.region = region;
-  ec2Config.endpoint = eni::ec2Endpoint(env, region);
-  ec2Config.qps = options.awsRateLimitQps;
-  ec2Config.burst = options.awsRateLimitBurst;
-  eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
-
-  eni::EventLoop loop;
-  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
-    eni::logInfo("stopping", {{"signal", signal}});
-    loop.stop();
-  });
-  eni::HttpClient http(loop);
-  eni::CurlKubeClient kube(http, *config);
-  eni::WorkerThread awsWorker(loop);
-
-  eni::TaggerOptions taggerOptions;
-  taggerOptions.nodeName = options.nodeName;
-  taggerOptions.annotationKey = options.annotationKey;
-  taggerOptions.tagNamespace = eni::TagNamespace{options.tagNamespace};
-  taggerOptions.subnetIds = options.subnetIds;
-  taggerOptions.allowSharedEniTagging = options.allowSharedEniTagging;
-  taggerOptions.dryRun = options.dryRun;
-  taggerOptions.resyncInterval = options.resyncInterval;
-  eni::Tagger tagger(kube, ec2, imds, loop, awsWorker, clock, taggerOptions);
-
-  eni::NlLinkManager links(loop, options.linkNetns);
-  eni::LinkReconciler reconciler(links, clock);
-  eni::EniManagerOptions managerOptions;
-  managerOptions.nodeName = options.nodeName;
-  managerOptions.dryRun = options.dryRun;
-  managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a) {
-    tagger.setAttachments(a);
-  };
-  eni::EniManager manager(kube, ec2, imds, loop, awsWorker, sleeper,
-                          options.manageLinks ? &reconciler : nullptr, managerOptions);
-  if (options.enableEniManager && options.manageLinks) {
-    if (auto started = links.start([&](const eni::LinkEvent& e) { reconciler.onEvent(e); });
-        !started) {
-      eni::logError("cannot watch network links", {{"error", started.error().message}});
-      return kExitFailure;
-    }
-  }
-
-  auto onPod = [&](eni::ChangeType type, const Json::Value& object) {
-    if (options.enableTagger) tagger.onPod(type, object);
-  };
-  auto onNode = [&](eni::ChangeType type, const Json::Value& object) {
-    tagger.onNode(type, object);  // it also loads and keeps the node state for the ENI manager
-    if (options.enableEniManager) manager.onNode(type, object);
-  };
-  auto onNodeEni = [&](eni::ChangeType type, const Json::Value& object) {
-    if (options.enableEniManager) manager.onNodeEni(type, object);
-  };
-  eni::NodeView view(kube, loop, options.nodeName,
-                     {onPod, onNode, onNodeEni,
-                      [&] {
-                        if (options.enableTagger) tagger.start();
-                        if (options.enableEniManager) manager.start();
-                      }},
-                     options.enableEniManager);
-  eni::Readiness readiness;
-  readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
-
-  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
-  if (!health) {
-    eni::logError("cannot serve health probes", {{"error", health.error().message}});
-    return kExitFailure;
-  }
-
-  auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
-  if (!metrics) {
-    eni::logError("cannot serve metrics", {{"error", metrics.error().message}});
-    return kExitFailure;
-  }
-
-  eni::logInfo("starting", {{"node", options.nodeName},
-                            {"api_server", config->server},
-                            {"region", region},
-                            {"ec2_endpoint", ec2Config.endpoint},
-                            {"credentials", credentials.source()},
-                            {"dry_run", options.dryRun ? "true" : "false"},
-                            {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
-  view.start();
-  bool wasReady = false;
-  std::string lastReason;
-  std::function<void()> report = [&] {
-    const std::string reason = readiness.reasons();
-    if (*health) {
-      (*health)->heartbeat();
-      (*health)->setReady(reason.empty(), reason);
-    }
-    if (*metrics) {
-      eni::MetricsSnapshot m;
-      m.awsCalls = ec2.counters().snapshot();
-      for (const auto& [key, n] : m.awsCalls) {
-        if (key.second == "throttled") m.awsThrottled += n;
-      }
-      m.imdsRequests = imds.requests();
-      for (const auto& [source, n] : tagger.counters().resolveSources()) {
-        m.resolveSources[std::string(eni::toString(source))] = n;
-      }
-      for (const auto& [result, n] : tagger.counters().syncResults()) {
-        m.podTagSync[std::string(eni::toString(result))] = n;
-      }
-      m.tagSync = tagger.counters().latencyHistogram();
-      m.linkConfigure = reconciler.latencyHistogram();
-      m.managedEnis = manager.attachments().size();
-      m.reconcileErrors = tagger.counters().reconcileErrors();
-      m.watchRestarts = view.watchRestarts();
-      (*metrics)->publish(std::move(m));
-    }
-    if (reason.empty() && !wasReady) eni::logInfo("ready", {{"node", options.nodeName}});
-    if (!reason.empty() && reason != lastReason)
-      eni::logWarn("not ready, will retry", {{"reason", reason}});
-    wasReady = reason.empty();
-    lastReason = reason;
-    loop.runAfter(eni::Duration(1000), report);
-  };
-  loop.runAfter(eni::Duration(1000), report);
-  loop.run();
-  view.stop();
-  return 0;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
   auto command = eni::parseCommandLine(args, eni::processEnv(), isatty(STDERR_FILENO) == 1);
   if (!command) {
     std::fprintf(stderr, "eni-agent: %s\n", command.error().message.c_str());
-    return kExitUsage;
+    return eni::kExitUsage;
   }
   const eni::AgentOptions& options = command->options;
   eni::logging::configure(options.logFormat, options.logLevel);
@@ -227,18 +29,12 @@ int main(int argc, char** argv) {
       std::fputs(eni::versionText().c_str(), stdout);
       return 0;
     case eni::CommandKind::ValidateTags:
-      return validateTags(*command);
+      return eni::validateTags(*command);
     case eni::CommandKind::Status:
-      std::fprintf(stderr, "eni-agent: status is not in this build yet\n");
-      return kExitFailure;
+      return eni::runStatus(*command);
     case eni::CommandKind::Run:
       break;
   }
-  if (options.mode == eni::RunMode::Host) {
-    std::fprintf(stderr,
-                 "eni-agent: host mode is not in this build yet; pass --kubeconfig or run in a "
-                 "cluster\n");
-    return kExitFailure;
-  }
-  return runKubernetes(options);
+  if (options.mode == eni::RunMode::Host) return eni::runHost(options);
+  return eni::runKubernetes(options);
 }

@@ -28,3 +28,11 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
 else()
   set(ENI_AGENT_HAVE_LIBFUZZER OFF)
 endif()
+
+# ccache, when present, makes rebuilds in several build directories (CI's normal, sanitizer and
+# fuzzer builds) share their object files.
+find_program(ENI_AGENT_CCACHE ccache)
+if(ENI_AGENT_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${ENI_AGENT_CCACHE})
+  set(CMAKE_C_COMPILER_LAUNCHER ${ENI_AGENT_CCACHE})
+endif()

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3 python3-pip ca-certificates
   libnl-3-dev libnl-route-3-dev libcurl4-openssl-dev libjsoncpp-dev libsystemd-dev
-  libpugixml-dev prometheus-cpp-dev libcivetweb-dev libexpected-dev libyaml-cpp-dev libssl-dev
+  ccache libpugixml-dev prometheus-cpp-dev libcivetweb-dev libexpected-dev libyaml-cpp-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy
 )
