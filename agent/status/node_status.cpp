@@ -147,8 +147,9 @@ NodeStatus buildNodeStatus(const NodeState& state,
 
 std::string renderStatusTable(const NodeStatus& s) {
   std::string out;
-  out += "node " + orDash(s.node) + ", instance " + orDash(s.instanceId) + ", " + s.mode +
-         " mode, state from " + s.source + "\n";
+  if (!s.node.empty()) out += "node " + s.node + ", ";
+  out +=
+      "instance " + orDash(s.instanceId) + ", " + s.mode + " mode, state from " + s.source + "\n";
   if (!s.linkNetns.empty()) out += "links in network namespace " + s.linkNetns + "\n";
   if (!s.linksError.empty()) out += "links unknown: " + s.linksError + "\n";
   if (s.enis.empty()) {

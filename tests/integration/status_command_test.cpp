@@ -106,6 +106,17 @@ TEST(StatusCommand, SaysWhatIsMissingAndExits1) {
   EXPECT_EQ(noName.status, 1);
   EXPECT_NE(noName.err.find("--node-name"), std::string::npos) << noName.err;
 
+  const std::string unreachable = "/tmp/eni-status-unreachable-kubeconfig";
+  std::ofstream(unreachable) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                                "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+                                "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                                "users: [{name: u, user: {token: t}}]\n";
+  auto down = runProcess(
+      {agentBinary(), "status", "--kubeconfig", unreachable, "--node-name", "status-node"});
+  EXPECT_EQ(down.status, 1);
+  EXPECT_NE(down.err.find("cannot get node status-node"), std::string::npos) << down.err;
+  EXPECT_NE(down.err.find("127.0.0.1:1"), std::string::npos) << down.err;
+
   applyNode("status-bad-node", "{\"version\":99}");
   auto bad = runProcess(kubeArgs("status-bad-node"));
   EXPECT_EQ(bad.status, 1);

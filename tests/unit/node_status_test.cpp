@@ -154,6 +154,8 @@ TEST(NodeStatus, TableSaysWhenThereIsNothingYetAndWhyLinksAreUnknown) {
   EXPECT_NE(table.find("no ENIs recorded yet"), std::string::npos) << table;
   EXPECT_NE(table.find("links unknown: no such network namespace"), std::string::npos) << table;
   EXPECT_NE(table.find("/var/lib/eni-agent/state.json"), std::string::npos) << table;
+  EXPECT_EQ(table.rfind("instance -, host mode, state from /var/lib/eni-agent/state.json\n", 0), 0u)
+      << "no node name in host mode: " << table;
 }
 
 TEST(NodeStatus, JsonHasTheDocumentedShape) {
