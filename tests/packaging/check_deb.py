@@ -73,6 +73,8 @@ def main():
         for script in ["postinst", "prerm", "postrm"]:
             path = os.path.join(control, script)
             check(os.path.isfile(path) and os.access(path, os.X_OK), script + " is executable")
+            syntax = subprocess.run(["sh", "-n", path], capture_output=True, text=True, timeout=30)
+            check(syntax.returncode == 0, script + " parses with sh -n " + syntax.stderr.strip())
         postinst = "\n".join(line for line in open(os.path.join(control, "postinst"))
                              if not line.lstrip().startswith("#"))
         check("systemctl enable" not in postinst and "systemctl start" not in postinst,
