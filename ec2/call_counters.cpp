@@ -12,6 +12,16 @@ void CallCounters::result(const std::string& operation, const std::string& resul
   ++calls_[{operation, result}];
 }
 
+void CallCounters::duration(const std::string& operation, double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  durations_[operation].observe(seconds);
+}
+
+std::map<std::string, Histogram> CallCounters::durations() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return durations_;
+}
+
 std::uint64_t CallCounters::attempts(const std::string& operation) const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = attempts_.find(operation);

@@ -59,6 +59,7 @@ CurlEc2Client::CurlEc2Client(Ec2ClientConfig config, CredentialProvider& credent
                              const Clock& clock, Sleeper& sleeper, std::uint64_t seed)
     : config_(std::move(config)),
       credentials_(credentials),
+      clock_(clock),
       sleeper_(sleeper),
       limiter_(config_.qps, config_.burst, clock, sleeper),
       backoff_(config_.backoffBase, config_.backoffCap, seed) {}
@@ -93,7 +94,11 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
       request.headers.push_back("X-Amz-Security-Token: " + creds->sessionToken);
     }
     counters_.attempt(action);
+    // Per attempt, not per call: EC2's answer time, without our backoff and token-bucket waits
+    // (eni_agent_aws_api_calls_total already counts calls by their final result).
+    const TimePoint sent = clock_.now();
     auto response = http_.perform(request);
+    counters_.duration(action, std::chrono::duration<double>(clock_.now() - sent).count());
     if (!response) {
       last = Error{ErrorCode::Transient, action + ": " + response.error().message};
     } else if (response->status >= 200 && response->status < 300) {

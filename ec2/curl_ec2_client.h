@@ -69,6 +69,7 @@ class CurlEc2Client final : public Ec2Api {
  private:
   Ec2ClientConfig config_;
   CredentialProvider& credentials_;
+  const Clock& clock_;
   Sleeper& sleeper_;
   RateLimiter limiter_;
   CallCounters counters_;

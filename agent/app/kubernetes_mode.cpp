@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "agent/app/commands.h"
+#include "agent/app/kube_setup.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
@@ -28,19 +29,6 @@
 #include "ec2/curl_imds.h"
 #include "netlink/nl_link_manager.h"
 
-namespace {
-
-constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-eni::Result<eni::KubeConfig> kubeConfigFor(const eni::AgentOptions& options) {
-  if (!options.kubeconfig.empty()) return eni::loadKubeconfig(options.kubeconfig);
-  auto env = eni::processEnv();
-  return eni::loadInCluster(env("KUBERNETES_SERVICE_HOST").value_or(""),
-                            env("KUBERNETES_SERVICE_PORT").value_or(""), kServiceAccountDir);
-}
-
-}  // namespace
-
 int eni::runKubernetes(const eni::AgentOptions& options) {
   if (options.nodeName.empty()) {
     eni::logError(
@@ -48,7 +36,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
         "downward API)");
     return kExitUsage;
   }
-  auto config = kubeConfigFor(options);
+  auto config = eni::kubeConfigFor(options);
   if (!config) {
     eni::logError("cannot configure the Kubernetes client", {{"error", config.error().message}});
     return kExitFailure;
@@ -165,6 +153,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
     if (*metrics) {
       eni::MetricsSnapshot m;
       m.awsCalls = ec2.counters().snapshot();
+      m.awsDuration = ec2.counters().durations();
       for (const auto& [key, n] : m.awsCalls) {
         if (key.second == "throttled") m.awsThrottled += n;
       }

@@ -262,6 +262,7 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     a.record.nodeEni = d.nodeEni;
     a.record.eniId = eni.id;
     a.record.mtu = d.mtu;
+    a.record.mac = eni.macAddress;
     if (eni.attachment && eni.attachment->instanceId == me) {
       a.record.attachmentId = eni.attachment->attachmentId;
       a.record.deviceIndex = eni.attachment->deviceIndex;

@@ -48,6 +48,13 @@ class MetricsServer::Collector final : public prometheus::Collectable {
       calls.metric.push_back(
           counter(static_cast<double>(n), {{"operation", key.first}, {"result", key.second}}));
     }
+    auto& durations =
+        family("eni_agent_aws_api_duration_seconds",
+               "EC2 HTTP attempts by operation, request to answer", MetricType::Histogram);
+    for (const auto& [operation, h] : s.awsDuration) {
+      durations.metric.push_back(histogram(h));
+      durations.metric.back().label = {{"operation", operation}};
+    }
     family("eni_agent_aws_throttled_total", "EC2 calls that ended throttled", MetricType::Counter)
         .metric.push_back(counter(static_cast<double>(s.awsThrottled)));
     family("eni_agent_imds_requests_total", "HTTP requests to IMDS, token requests included",

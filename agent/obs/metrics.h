@@ -19,6 +19,7 @@ namespace eni {
 /// Everything /metrics reports, gathered by the loop thread from the components' own counters.
 struct MetricsSnapshot {
   std::map<std::pair<std::string, std::string>, std::uint64_t> awsCalls;  // (operation, result)
+  std::map<std::string, Histogram> awsDuration;  // by operation: each HTTP attempt
   std::uint64_t awsThrottled = 0;
   std::uint64_t imdsRequests = 0;
   std::map<std::string, std::uint64_t> resolveSources;

@@ -37,6 +37,7 @@ Result<std::string> encodeNodeState(const NodeState& state) {
     v["interface"] = a.interfaceName;
     v["mtu"] = static_cast<Json::Int64>(a.mtu);
     v["state"] = a.state;
+    if (!a.mac.empty()) v["mac"] = a.mac;
     attachments.append(v);
   }
   root["attachments"] = attachments;
@@ -87,6 +88,7 @@ Result<NodeState> decodeNodeState(const std::string& text) {
     r.interfaceName = stringField(a, "interface");
     r.mtu = intField(a, "mtu");
     r.state = stringField(a, "state");
+    r.mac = stringField(a, "mac");
     state.attachments.push_back(std::move(r));
   }
   return state;

@@ -38,6 +38,9 @@ struct AttachmentRecord {
   std::string interfaceName;
   std::int64_t mtu = 0;
   std::string state;
+  // The ENI's MAC, so readers (eni-agent status) find its link by MAC. A default initializer,
+  // so that brace-initialised records written before it stay warning-free.
+  std::string mac{};
   bool operator==(const AttachmentRecord&) const = default;
 };
 

@@ -111,14 +111,28 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
       R"(eni_agent_aws_api_calls_total{operation="DescribeNetworkInterfaces",result="success"})";
   const std::string instances =
       R"(eni_agent_aws_api_calls_total{operation="DescribeInstances",result="success"})";
+  // Every attempt is timed, so each call moved its operation's duration histogram too.
+  const std::string describeDurations =
+      R"(eni_agent_aws_api_duration_seconds_count{operation="DescribeNetworkInterfaces"})";
+  const std::string instanceDurations =
+      R"(eni_agent_aws_api_duration_seconds_count{operation="DescribeInstances"})";
   std::string text;
   for (int i = 0; i < 50; ++i) {
     text = probe(env, "/metrics").second;
-    if (value(text, describes) >= 2 && value(text, instances) >= 1) break;
+    if (value(text, describes) >= 2 && value(text, instances) >= 1 &&
+        value(text, describeDurations) >= 2 && value(text, instanceDurations) >= 1)
+      break;
     usleep(100000);
   }
   EXPECT_GE(value(text, describes), 2) << text;
   EXPECT_GE(value(text, instances), 1) << text;
+  EXPECT_GE(value(text, describeDurations), 2) << text;
+  EXPECT_GE(value(text, instanceDurations), 1) << text;
+  EXPECT_NE(
+      text.find(
+          R"(eni_agent_aws_api_duration_seconds_bucket{operation="DescribeInstances",le="+Inf"})"),
+      std::string::npos)
+      << text;
   for (const char* name :
        {"eni_agent_aws_throttled_total", "eni_agent_imds_requests_total",
         "eni_agent_resolve_source_total", "eni_agent_pod_tag_sync_total",

@@ -201,6 +201,8 @@ TEST_F(Ec2ClientTest, ThrottlingIsRetriedWithBackoffAndSlowsTheBucket) {
   EXPECT_EQ(ec2->counters().calls("CreateTags", "throttled"), 0u);
   EXPECT_LT(ec2->rateLimiter().currentRate(), rateBefore) << "throttling slowed the bucket";
   EXPECT_EQ(sleeper_.sleeps, 2) << "one backoff sleep before each retry";
+  EXPECT_EQ(ec2->counters().durations()["CreateTags"].count, 3u)
+      << "aws_api_duration_seconds observes each attempt";
   ASSERT_TRUE(ec2->deleteNetworkInterface(eni.id));
 }
 
@@ -235,6 +237,8 @@ TEST_F(Ec2ClientTest, ConnectionResetIsRetried) {
   ASSERT_TRUE(r) << r.error().describe();
   EXPECT_EQ(ec2->counters().attempts("DescribeSubnets"), 2u);
   EXPECT_EQ(proxyRequests("DescribeSubnets"), 2u);
+  EXPECT_EQ(ec2->counters().durations()["DescribeSubnets"].count, 2u)
+      << "a reset attempt is timed too";
 }
 
 TEST_F(Ec2ClientTest, TheBucketIsTakenOnEveryAttempt) {

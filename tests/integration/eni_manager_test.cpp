@@ -229,13 +229,17 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   // The node-state record follows the links: interface names and their state.
   ASSERT_EQ(agent.published.size(), 2u);
   std::set<std::string> names;
+  std::set<std::string> macs;
   for (const auto& r : agent.published) {
     names.insert(r.interfaceName);
+    macs.insert(r.mac);
     EXPECT_EQ(r.state, "Configured");
     EXPECT_EQ(r.mtu, 9000);
     EXPECT_EQ(r.nodeEni, "multi-subnet-eni");
   }
   EXPECT_EQ(names, (std::set<std::string>{"eth1", "eth2"}));
+  EXPECT_EQ(macs, (std::set<std::string>{enis[0].macAddress, enis[1].macAddress}))
+      << "the record carries each ENI's MAC, so readers find its link by MAC";
 
   Json::Value raw;
   auto status = getNodeEni("multi-subnet-eni", &raw);

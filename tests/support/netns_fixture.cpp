@@ -126,4 +126,20 @@ Result<void> TestNetns::deleteLink(const std::string& name) const {
   return {};
 }
 
+Result<void> TestNetns::setUp(const std::string& name) const {
+  auto sock = socketIn(path_);
+  if (!sock) return fail(sock.error());
+  rtnl_link* link = nullptr;
+  if (int err = rtnl_link_get_kernel(sock->get(), 0, name.c_str(), &link); err < 0) {
+    return fail(ErrorCode::NotFound, "link " + name + ": " + nl_geterror(err));
+  }
+  rtnl_link* change = rtnl_link_alloc();
+  rtnl_link_set_flags(change, IFF_UP);
+  const int err = rtnl_link_change(sock->get(), link, change, 0);
+  rtnl_link_put(change);
+  rtnl_link_put(link);
+  if (err < 0) return fail(ErrorCode::Internal, "set " + name + " up: " + nl_geterror(err));
+  return {};
+}
+
 }  // namespace eni::testing

@@ -24,6 +24,18 @@ class TestNetns {
                                      const std::string& peer, unsigned mtu = 0) const;
   /// Deletes a link (and so its veth peer) inside the namespace.
   [[nodiscard]] Result<void> deleteLink(const std::string& name) const;
+  /// Sets a link administratively up, as the kernel's user would.
+  [[nodiscard]] Result<void> setUp(const std::string& name) const;
+
+  /// A namespace create() made earlier, possibly in another process (the demo's helper); it is
+  /// removed on destruction like one made here.
+  static TestNetns adopt(const std::string& path) { return TestNetns(path); }
+  /// Keeps the namespace after this object is gone; returns its path.
+  std::string release() {
+    std::string path = std::move(path_);
+    path_.clear();
+    return path;
+  }
 
  private:
   explicit TestNetns(std::string path) : path_(std::move(path)) {}

@@ -16,7 +16,8 @@ TEST(NodeState, RoundTrips) {
   e.hash = "adee2f3e0055a9f5";
   e.pods["ns/a"] = PodRecord{"uid-a", "10.0.1.5"};
   s.enis["eni-1"] = e;
-  s.attachments.push_back({"multus", "eni-2", "eni-attach-1", 2, "eth2", 9001, "Configured"});
+  s.attachments.push_back(
+      {"multus", "eni-2", "eni-attach-1", 2, "eth2", 9001, "Configured", "02:00:00:00:00:02"});
   auto text = encodeNodeState(s);
   ASSERT_TRUE(text);
   auto back = decodeNodeState(*text);

@@ -1,0 +1,34 @@
+# The .deb (cpack -G DEB in the build directory): the binary, the systemd unit and its user, the
+# example host.json and the docs. Installing it enables and starts nothing; see systemd/README.md.
+install(FILES ${PROJECT_SOURCE_DIR}/systemd/eni-agent.service
+  DESTINATION /lib/systemd/system)
+install(FILES ${PROJECT_SOURCE_DIR}/systemd/eni-agent.sysusers
+  DESTINATION lib/sysusers.d RENAME eni-agent.conf)
+install(FILES ${PROJECT_SOURCE_DIR}/systemd/host.json.example
+  ${PROJECT_SOURCE_DIR}/README.md
+  DESTINATION share/doc/eni-agent)
+
+set(CPACK_PACKAGE_NAME eni-agent)
+set(CPACK_PACKAGE_VENDOR "eni-agent")
+set(CPACK_PACKAGE_CONTACT "eni-agent maintainers <eni-agent@example.invalid>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
+  "node agent for AWS: tags pod ENIs and manages secondary ENIs and their links")
+set(CPACK_PACKAGE_DESCRIPTION
+  "eni-agent tags the ENIs behind pods from their annotations and creates, attaches and brings up
+the secondary ENIs that NodeENI objects (Kubernetes) or /etc/eni-agent/host.json (host mode) ask
+for. This package carries the binary and the hardened systemd unit for host mode.")
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# systemd-sysusers (postinst) and the unit's directives come with systemd; adduser is the fallback.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd (>= 247) | adduser")
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+  ${PROJECT_SOURCE_DIR}/systemd/deb/postinst
+  ${PROJECT_SOURCE_DIR}/systemd/deb/prerm
+  ${PROJECT_SOURCE_DIR}/systemd/deb/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_GENERATOR DEB)
+include(CPack)
