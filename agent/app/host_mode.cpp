@@ -14,6 +14,7 @@
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
 #include "agent/enimanager/link_reconciler.h"
+#include "agent/host/host_addressing.h"
 #include "agent/host/host_config.h"
 #include "agent/host/host_reconciler.h"
 #include "agent/host/state_file.h"
@@ -25,6 +26,7 @@
 #include "ec2/credentials.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
+#include "netlink/address_manager.h"
 #include "netlink/nl_link_manager.h"
 
 namespace {
@@ -123,6 +125,11 @@ int eni::runHost(const eni::AgentOptions& options) {
                            options.manageLinks ? &linkReconciler : nullptr, hostOptions);
 
   onConfig = [&host](eni::HostConfig c) { host.setConfig(std::move(c)); };
+  eni::NlAddressManager addresses(options.linkNetns);
+  eni::HostAddressing addressing(addresses, linkReconciler);
+  if (options.manageLinks) {
+    host.setOnLinks([&addressing](const std::vector<eni::HostLink>& l) { addressing.update(l); });
+  }
 
   if (options.manageLinks) {
     if (auto started = links.start([&](const eni::LinkEvent& e) { linkReconciler.onEvent(e); });

@@ -616,8 +616,7 @@ void HostReconciler::finish(PassOutput& out) {
     }
     for (const auto& mac : stale) links_->unmanage(mac);
   }
-  onLinkChange();  // names and states into the record, and save
-  if (onLinks_) onLinks_(hostLinks_);
+  onLinkChange();  // names and states into the record, save, and tell the addressing
 
   HostPassReport report;
   report.pass = passes_;
@@ -666,6 +665,7 @@ void HostReconciler::onLinkChange() {
     }
   }
   save();
+  if (onLinks_) onLinks_(hostLinks_);
 }
 
 void HostReconciler::save() {

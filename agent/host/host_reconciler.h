@@ -83,7 +83,8 @@ class HostReconciler {
   void setConfig(HostConfig config);
   /// Called on the loop thread after every pass.
   void setOnPass(std::function<void(const HostPassReport&)> onPass) { onPass_ = std::move(onPass); }
-  /// Called on the loop thread with the attached interfaces after every pass.
+  /// Called on the loop thread with the attached interfaces after every pass and every change
+  /// of a managed link's state.
   void setOnLinks(std::function<void(const std::vector<HostLink>&)> onLinks) {
     onLinks_ = std::move(onLinks);
   }

@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -18,6 +19,7 @@
 #include "agent/base/json.h"
 #include "agent/state/node_state.h"
 #include "ec2/curl_ec2_client.h"
+#include "netlink/address_manager.h"
 #include "netlink/link_dump.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/static_credentials.h"
@@ -143,15 +145,18 @@ class HostModeTest : public ::testing::Test {
 TEST_F(HostModeTest, TagsInterfacesLinksWarmRestartReloadAndCleanup) {
   const auto& stack = TestStack::get();
   const NetworkInterface foreign = foreignEni();
-  writeFile(config_, R"({"tags": {"HostTeam": "platform"},
+  writeFile(
+      config_,
+      R"({"tags": {"HostTeam": "platform"},
     "interfaces": [{"subnetID": ")" +
-                         stack.subnetC +
-                         R"(", "deviceIndex": 3, "mtu": 9001,
+          stack.subnetC +
+          R"(", "deviceIndex": 3, "mtu": 9001, "configureAddress": true, "policyRouting": true,
                          "securityGroupIDs": [")" +
-                         stack.securityGroupId + R"("]}]})");
+          stack.securityGroupId + R"("]}]})");
   stack.controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
 
   std::string mac;
+  std::uint32_t table = 0;
   {
     BackgroundProcess agent(args(), agentEnv());
     ASSERT_TRUE(agent.waitForOutput("first full reconcile done", 60000)) << agent.output();
@@ -181,6 +186,31 @@ TEST_F(HostModeTest, TagsInterfacesLinksWarmRestartReloadAndCleanup) {
       if (!up) usleep(100 * 1000);
     }
     EXPECT_TRUE(up) << agent.output();
+    // configureAddress and policyRouting: the ENI's primary IPv4 with the subnet's prefix, a
+    // table 10000+device index with the subnet and a default route, and the `from` rule.
+    NlAddressManager kernel(ns_->path());
+    int ifindex = 0;
+    for (const auto& l : dumpLinks(ns_->path()).value_or(std::vector<LinkInfo>{})) {
+      if (l.name == "hostm0") ifindex = l.ifindex;
+    }
+    table = 10000 + static_cast<std::uint32_t>(mine[0].attachment->deviceIndex);
+    const std::string prefix = "/17";  // subnet c
+    bool addressed = false;
+    for (int i = 0; i < 300 && !addressed; ++i) {
+      auto addresses = kernel.addresses(ifindex);
+      auto rules = kernel.rules(table);
+      addressed = addresses && rules && rules->size() == 1 &&
+                  std::find(addresses->begin(), addresses->end(),
+                            mine[0].privateIpAddress + prefix) != addresses->end();
+      if (!addressed) usleep(100 * 1000);
+    }
+    EXPECT_TRUE(addressed) << agent.output();
+    auto rules = kernel.rules(table);
+    ASSERT_TRUE(rules && rules->size() == 1);
+    EXPECT_EQ((*rules)[0].source, mine[0].privateIpAddress + "/32");
+    auto routes = kernel.routes(table);
+    ASSERT_TRUE(routes);
+    EXPECT_EQ(routes->size(), 2u);
     EXPECT_EQ(agent.terminate(), 0) << agent.output();
   }
   // The state file records both, as the node annotation would.
@@ -220,6 +250,14 @@ TEST_F(HostModeTest, TagsInterfacesLinksWarmRestartReloadAndCleanup) {
     if (!clean) usleep(100 * 1000);
   }
   EXPECT_TRUE(clean) << agent.output();
+  // Its address, table and rule went with it.
+  bool unrouted = false;
+  for (int i = 0; i < 300 && !unrouted; ++i) {
+    auto rules = NlAddressManager(ns_->path()).rules(table);
+    unrouted = rules && rules->empty();
+    if (!unrouted) usleep(100 * 1000);
+  }
+  EXPECT_TRUE(unrouted) << agent.output();
   const NetworkInterface after = eni(foreign.id);
   EXPECT_EQ(tagOf(after, "Owner"), "someone-else");
   EXPECT_EQ(tagOf(after, "eni-tagger.io/hash"), "");
