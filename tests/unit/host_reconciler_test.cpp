@@ -3,6 +3,8 @@
 // it owns.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "agent/base/executor.h"
 #include "agent/enimanager/eni_planner.h"
 #include "agent/host/host_reconciler.h"
@@ -226,6 +228,26 @@ TEST(HostReconciler, AConflictIsRememberedSoAWarmRestartDoesNotDescribeAgain) {
   h.reload(config({{"Team", "Other"}}));
   EXPECT_EQ(h.ec2.calls["DescribeNetworkInterfaces"], 1);
   EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-tagged"), "Team"), "");
+}
+
+TEST(HostReconciler, TheDriftCheckDescribesOnceAndReappliesAnOwnedTagSomeoneRemoved) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  HostReconcilerOptions o;
+  o.resyncInterval = std::chrono::minutes(30);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  r.start(config({{"Team", "Platform"}}), std::nullopt);
+  h.scheduler.advance(Duration(100));
+  ASSERT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
+  auto& tags = h.ec2.enis.at("eni-primary").tags;
+  tags.erase(std::remove_if(tags.begin(), tags.end(), [](const Tag& t) { return t.key == "Team"; }),
+             tags.end());
+  h.ec2.calls.clear();
+  h.scheduler.advance(std::chrono::minutes(20));  // before the earliest jittered resync
+  EXPECT_EQ(h.ec2.reads(), 0);
+  h.scheduler.advance(std::chrono::minutes(17));  // past the latest
+  EXPECT_EQ(h.ec2.calls["DescribeNetworkInterfaces"], 1);
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
 }
 
 TEST(HostReconciler, ImdsDownIsRetriedAndNothingIsWritten) {

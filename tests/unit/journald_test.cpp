@@ -1,5 +1,7 @@
 // The journald sink's mapping of a log record to journal fields.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/obs/journald.h"
 
@@ -54,6 +56,11 @@ TEST(Journald, OnlyAStderrThatIsTheJournalCounts) {
   EXPECT_FALSE(stderrIsJournal());
   setenv("JOURNAL_STREAM", "1:2", 1);
   EXPECT_FALSE(stderrIsJournal());
+  struct stat st {};
+  ASSERT_EQ(fstat(STDERR_FILENO, &st), 0);
+  const std::string mine = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  setenv("JOURNAL_STREAM", mine.c_str(), 1);
+  EXPECT_TRUE(stderrIsJournal());
   unsetenv("JOURNAL_STREAM");
 }
 
