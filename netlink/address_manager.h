@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "agent/base/error.h"
+#include "agent/base/event_loop.h"
 
 namespace eni {
 
@@ -74,6 +75,30 @@ class NlAddressManager final : public AddressManager {
 
  private:
   std::string netnsPath_;
+};
+
+/// Address and rule deletions as the kernel announces them: a non-blocking libnl socket on the
+/// event loop subscribed to RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV4_RULE, opened (inside `netnsPath`)
+/// only when host mode configures addresses. `onDeleted` gets the ifindex whose IPv4 address was
+/// deleted, or 0 when a rule was deleted or events were lost (an overrun): then everything is
+/// worth re-checking. Loop thread only.
+class NlAddressWatch {
+ public:
+  NlAddressWatch(EventLoop& loop, std::string netnsPath)
+      : loop_(loop), netnsPath_(std::move(netnsPath)) {}
+  ~NlAddressWatch();
+  NlAddressWatch(const NlAddressWatch&) = delete;
+  NlAddressWatch& operator=(const NlAddressWatch&) = delete;
+  [[nodiscard]] Result<void> start(std::function<void(int ifindex)> onDeleted);
+  bool started() const { return socket_ != nullptr; }
+
+ private:
+  static int onMessage(struct nl_msg* msg, void* self);
+  void readEvents();
+  EventLoop& loop_;
+  std::string netnsPath_;
+  struct nl_sock* socket_ = nullptr;
+  std::function<void(int)> onDeleted_;
 };
 
 }  // namespace eni

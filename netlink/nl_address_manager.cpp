@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <linux/fib_rules.h>
 #include <linux/rtnetlink.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <memory>
@@ -8,6 +9,7 @@
 #include <netlink/addr.h>
 #include <netlink/cache.h>
 #include <netlink/errno.h>
+#include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/route.h>
@@ -338,6 +340,61 @@ Result<std::vector<RuleInfo>> NlAddressManager::rules(std::uint32_t table) {
     out.push_back(r);
   }
   return out;
+}
+
+NlAddressWatch::~NlAddressWatch() {
+  if (socket_ != nullptr) {
+    loop_.unwatchFd(nl_socket_get_fd(socket_));
+    nl_socket_free(socket_);
+  }
+}
+
+Result<void> NlAddressWatch::start(std::function<void(int ifindex)> onDeleted) {
+  if (socket_ != nullptr) return {};
+  onDeleted_ = std::move(onDeleted);
+  {
+    auto guard = NetnsGuard::enter(netnsPath_);
+    if (!guard) return fail(guard.error());
+    socket_ = nl_socket_alloc();
+    if (socket_ == nullptr) return fail(ErrorCode::Internal, "nl_socket_alloc failed");
+    nl_socket_disable_seq_check(socket_);
+    nl_socket_modify_cb(socket_, NL_CB_VALID, NL_CB_CUSTOM, &NlAddressWatch::onMessage, this);
+    if (int err = nl_connect(socket_, NETLINK_ROUTE); err < 0) {
+      nl_socket_free(socket_);
+      socket_ = nullptr;
+      return fail(netlinkError("netlink connect", err));
+    }
+    if (int err = nl_socket_add_memberships(socket_, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_RULE, 0);
+        err < 0) {
+      nl_socket_free(socket_);
+      socket_ = nullptr;
+      return fail(netlinkError("subscribe to address events", err));
+    }
+    nl_socket_set_nonblocking(socket_);
+  }
+  return loop_.watchFd(nl_socket_get_fd(socket_), EPOLLIN, [this](std::uint32_t) { readEvents(); });
+}
+
+int NlAddressWatch::onMessage(nl_msg* msg, void* selfPtr) {
+  auto* self = static_cast<NlAddressWatch*>(selfPtr);
+  nlmsghdr* header = nlmsg_hdr(msg);
+  if (header->nlmsg_type == RTM_DELRULE) {
+    self->onDeleted_(0);
+  } else if (header->nlmsg_type == RTM_DELADDR &&
+             header->nlmsg_len >= NLMSG_LENGTH(sizeof(ifaddrmsg))) {
+    const auto* ifa = static_cast<const ifaddrmsg*>(nlmsg_data(header));
+    if (ifa->ifa_family == AF_INET) self->onDeleted_(static_cast<int>(ifa->ifa_index));
+  }
+  return NL_OK;
+}
+
+void NlAddressWatch::readEvents() {
+  for (int i = 0; i < 1000; ++i) {  // bounded: the loop comes back for the rest
+    const int err = nl_recvmsgs_default(socket_);
+    if (err >= 0) continue;
+    if (err == -NLE_NOMEM) onDeleted_(0);  // ENOBUFS: events were lost
+    return;
+  }
 }
 
 }  // namespace eni

@@ -127,8 +127,24 @@ int eni::runHost(const eni::AgentOptions& options) {
   onConfig = [&host](eni::HostConfig c) { host.setConfig(std::move(c)); };
   eni::NlAddressManager addresses(options.linkNetns);
   eni::HostAddressing addressing(addresses, linkReconciler);
+  // Address events are subscribed to only once host.json asks for addresses or routing.
+  eni::NlAddressWatch addressWatch(loop, options.linkNetns);
   if (options.manageLinks) {
-    host.setOnLinks([&addressing](const std::vector<eni::HostLink>& l) { addressing.update(l); });
+    host.setOnLinks([&](const std::vector<eni::HostLink>& l) {
+      if (!addressWatch.started() && eni::HostAddressing::wantsAddresses(l)) {
+        auto watching = addressWatch.start([&](int ifindex) {
+          addressing.forget(ifindex);
+          addressing.update(host.hostLinks());
+        });
+        if (!watching) {
+          eni::logWarn(
+              "cannot watch address events, ignoring: an address or rule someone deletes "
+              "comes back only when its link reappears or the agent restarts",
+              {{"error", watching.error().message}});
+        }
+      }
+      addressing.update(l);
+    });
   }
 
   if (options.manageLinks) {

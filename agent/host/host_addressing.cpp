@@ -6,6 +6,19 @@
 
 namespace eni {
 
+void HostAddressing::forget(int ifindex) {
+  for (auto it = applied_.begin(); it != applied_.end();) {
+    it = ifindex == 0 || it->second.ifindex == ifindex ? applied_.erase(it) : std::next(it);
+  }
+}
+
+bool HostAddressing::wantsAddresses(const std::vector<HostLink>& wanted) {
+  for (const auto& l : wanted) {
+    if (l.configureAddress || l.policyRouting) return true;
+  }
+  return false;
+}
+
 void HostAddressing::update(const std::vector<HostLink>& wanted) {
   std::set<std::string> keys;
   for (const HostLink& link : wanted) {

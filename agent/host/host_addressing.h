@@ -24,6 +24,11 @@ class HostAddressing {
   /// The interfaces host mode has attached now (HostReconciler::setOnLinks).
   void update(const std::vector<HostLink>& wanted);
 
+  /// The kernel lost something on `ifindex` (0: anywhere): the next update() applies again.
+  void forget(int ifindex);
+  /// True when some interface wants its address configured (then the address events matter).
+  static bool wantsAddresses(const std::vector<HostLink>& wanted);
+
   /// What is applied, by interface key.
   const std::map<std::string, InterfaceAddressing>& applied() const { return applied_; }
   std::uint64_t failures() const { return failures_; }

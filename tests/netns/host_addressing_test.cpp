@@ -5,7 +5,9 @@
 
 #include <algorithm>
 
+#include "agent/base/clock.h"
 #include "agent/base/event_loop.h"
+#include "agent/host/host_addressing.h"
 #include "netlink/address_manager.h"
 #include "netlink/link_dump.h"
 #include "netlink/nl_link_manager.h"
@@ -100,6 +102,48 @@ TEST_F(HostAddressingNetns, PolicyRoutingAloneLeavesTheAddressesAlone) {
   EXPECT_EQ(manager.rules(10003)->size(), 1u);
   ASSERT_TRUE(manager.remove(*plan));
   EXPECT_TRUE(manager.rules(10003)->empty());
+}
+
+TEST_F(HostAddressingNetns, AnAddressSomeoneDeletesIsPutBackFromTheAddressEvent) {
+  SystemClock clock;
+  NlLinkManager events(loop_, ns_->path());
+  LinkReconciler links(events, clock);
+  NlAddressManager manager(ns_->path());
+  HostAddressing addressing(manager, links);
+  HostLink want;
+  want.key = "host-1";
+  want.eniId = "eni-1";
+  want.mac = "02:0a:0b:0c:0d:0e";
+  want.deviceIndex = 1;
+  want.primaryIpv4 = "10.0.1.23";
+  want.subnetCidr = "10.0.1.0/24";
+  want.configureAddress = true;
+  want.policyRouting = true;
+  links.manage(want.mac, 0);
+  ASSERT_TRUE(events.start([&](const LinkEvent& e) { links.onEvent(e); }));
+  NlAddressWatch watch(loop_, ns_->path());
+  int deletions = 0;
+  ASSERT_TRUE(watch.start([&](int ifindex) {
+    ++deletions;
+    addressing.forget(ifindex);
+    addressing.update({want});
+  }));
+  ASSERT_TRUE(loop_.runUntil(
+      [&] { return links.links().at(want.mac).state == LinkState::Configured; }, Duration(10000)));
+  addressing.update({want});
+  ASSERT_EQ(addressing.applied().size(), 1u);
+  auto has = [&] {
+    return count(manager.addresses(ifindex_).value_or(std::vector<std::string>{}),
+                 "10.0.1.23/24") == 1;
+  };
+  ASSERT_TRUE(has());
+
+  InterfaceAddressing onlyAddress = addressing.applied().at("host-1");
+  onlyAddress.policyRouting = false;
+  ASSERT_TRUE(manager.remove(onlyAddress));  // someone else deletes it
+  ASSERT_FALSE(has());
+  EXPECT_TRUE(loop_.runUntil([&] { return deletions > 0 && has(); }, Duration(10000)));
+  EXPECT_EQ(manager.rules(10001)->size(), 1u);
 }
 
 }  // namespace
