@@ -121,6 +121,7 @@ int eni::runHost(const eni::AgentOptions& options) {
   eni::HostReconcilerOptions hostOptions;
   hostOptions.dryRun = options.dryRun;
   hostOptions.resyncInterval = options.resyncInterval;
+  hostOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
   eni::HostReconciler host(ec2, imds, loop, awsWorker, sleeper, store,
                            options.manageLinks ? &linkReconciler : nullptr, hostOptions);
 

@@ -1,5 +1,7 @@
 #include "agent/host/host_reconciler.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cctype>
 #include <memory>
@@ -294,6 +296,7 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
         eni = *created;
         if (eni.tags.empty()) eni.tags = request.tags;
         logInfo("created ENI", {{"eni", eni.id}, {"interface", key}, {"subnet", subnetId}});
+        crashPoint("created");
       } else {
         logInfo("adopted own ENI", {{"eni", eni.id}, {"interface", key}});
       }
@@ -324,6 +327,7 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
         next.deviceIndex = index;
         eni.attachment = EniAttachment{*attachment, me, index, "attached", false};
         logInfo("attached ENI", {{"eni", eni.id}, {"device_index", index}});
+        crashPoint("attached");
       }
       out.newEnis.insert(eni.id);
       out.observed[eni.id] = eni;
@@ -666,6 +670,12 @@ void HostReconciler::onLinkChange() {
   }
   save();
   if (onLinks_) onLinks_(hostLinks_);
+}
+
+void HostReconciler::crashPoint(const char* where) const {
+  if (options_.crashPoint != where) return;
+  logWarn("crash point reached, killing myself (test hook)", {{"point", where}});
+  raise(SIGKILL);
 }
 
 void HostReconciler::save() {

@@ -26,6 +26,9 @@ struct HostReconcilerOptions {
   /// Drift check: one filtered Describe of this instance's ENIs, owned tags reapplied. 0: off.
   Duration resyncInterval = std::chrono::minutes(30);
   int detachPolls = 30;  // waiting for "available" after a detach
+  /// Test hook for the crash-safety tests: "created" or "attached" makes the agent SIGKILL itself
+  /// right after that step. Empty in production (ENI_AGENT_CRASH_POINT sets it).
+  std::string crashPoint;
   Duration detachPollInterval{1000};
 };
 
@@ -109,6 +112,7 @@ class HostReconciler {
   void finish(PassOutput& out);
   void onLinkChange();
   void save();
+  void crashPoint(const char* where) const;
 
   Ec2Api& ec2_;
   Imds& imds_;

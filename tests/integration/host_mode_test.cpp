@@ -264,6 +264,42 @@ TEST_F(HostModeTest, TagsInterfacesLinksWarmRestartReloadAndCleanup) {
   EXPECT_EQ(agent.terminate(), 0) << agent.output();
 }
 
+TEST_F(HostModeTest, KilledBetweenCreateAttachAndSaveItConvergesWithoutADuplicate) {
+  const auto& stack = TestStack::get();
+  writeFile(config_,
+            R"({"interfaces": [{"subnetID": ")" + stack.subnetC + R"(", "deviceIndex": 4}]})");
+  stack.controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  auto env = agentEnv();
+  env.push_back("ENI_AGENT_CRASH_POINT=created");
+  auto created = runProcess(args(), env);
+  EXPECT_EQ(created.status, 128 + SIGKILL) << created.err;
+  ASSERT_EQ(ownedHostEnis("host-4").size(), 1u);
+  EXPECT_FALSE(ownedHostEnis("host-4")[0].attachment);
+
+  env.back() = "ENI_AGENT_CRASH_POINT=attached";
+  auto attached = runProcess(args(), env);
+  EXPECT_EQ(attached.status, 128 + SIGKILL) << attached.err;
+  EXPECT_NE(attached.err.find("adopted own ENI"), std::string::npos) << attached.err;
+
+  {
+    BackgroundProcess agent(args(), agentEnv());
+    ASSERT_TRUE(agent.waitForOutput("first full reconcile done", 60000)) << agent.output();
+    auto mine = ownedHostEnis("host-4");
+    ASSERT_EQ(mine.size(), 1u);
+    ASSERT_TRUE(mine[0].attachment);
+    EXPECT_EQ(mine[0].attachment->instanceId, stack.instanceId);
+    EXPECT_EQ(proxyRequests()["CreateNetworkInterface"], 1) << describe(proxyRequests());
+    EXPECT_EQ(proxyRequests()["AttachNetworkInterface"], 1) << describe(proxyRequests());
+    EXPECT_EQ(agent.terminate(), 0);
+  }
+  // Clean up through the agent: an empty config removes its ENI.
+  writeFile(config_, R"({"interfaces": []})");
+  BackgroundProcess agent(args(), agentEnv());
+  ASSERT_TRUE(agent.waitForOutput("first full reconcile done", 60000)) << agent.output();
+  EXPECT_TRUE(ownedHostEnis("host-4").empty()) << agent.output();
+  EXPECT_EQ(agent.terminate(), 0);
+}
+
 TEST_F(HostModeTest, ASecondCopyOnTheSameStateDirExitsWithTheLockError) {
   writeFile(config_, R"({"tags": {}})");
   BackgroundProcess first(args(), agentEnv());
