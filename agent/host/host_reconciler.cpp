@@ -316,8 +316,8 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
         if (!attachment) {
           out.problems.push_back(where + ": cannot attach " + eni.id + " at device index " +
                                  std::to_string(index) + ": " + attachment.error().describe() +
-                                 "; will retry");
-          out.retry = true;
+                                 (attachment.error().retryable() ? "; will retry" : ""));
+          out.retry = out.retry || attachment.error().retryable();
           keep.insert(eni.id);  // ours and wanted: never deleted for a failed attach
           keysWithProblems.insert(key);
           continue;

@@ -250,6 +250,34 @@ TEST(HostReconciler, TheDriftCheckDescribesOnceAndReappliesAnOwnedTagSomeoneRemo
   EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
 }
 
+TEST(HostReconciler, DryRunWritesNothing) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  HostReconcilerOptions o;
+  o.dryRun = true;
+  o.resyncInterval = Duration(0);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  r.start(config({{"Team", "Platform"}}, {iface(1, "subnet-a")}), std::nullopt);
+  h.scheduler.advance(Duration(100));
+  EXPECT_EQ(h.ec2.writes(), 0);
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "");
+  EXPECT_TRUE(r.state().enis.at("eni-primary").tags.empty());
+}
+
+TEST(HostReconciler, AnAttachEc2RefusesIsReportedAndNotRetriedInALoop) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.ec2.failNext["AttachNetworkInterface"] =
+      Error{ErrorCode::Invalid, "the subnet is in another availability zone"};
+  h.start(config({}, {iface(1, "subnet-a")}));
+  ASSERT_FALSE(h.reports.empty());
+  EXPECT_TRUE(h.reports.back().complete);
+  EXPECT_EQ(h.scheduler.pending(), 0u);
+  ASSERT_EQ(h.reports.back().problems.size(), 1u);
+  EXPECT_NE(h.reports.back().problems[0].find("another availability zone"), std::string::npos);
+  EXPECT_EQ(h.owned().size(), 1u);  // its ENI is kept for the next try, not deleted
+}
+
 TEST(HostReconciler, ImdsDownIsRetriedAndNothingIsWritten) {
   Harness h;
   h.ec2.addAttached("eni-primary", 0);
