@@ -36,6 +36,7 @@ TagSet tagsOf(const NetworkInterface& eni) {
 struct HostReconciler::PassInput {
   HostConfig config;
   NodeState state;
+  std::vector<HostLink> previousLinks;  // kept when this pass cannot tell
   bool verify = false;
 };
 
@@ -110,6 +111,7 @@ void HostReconciler::runPass() {
   in->config = config_;
   in->state = state_;
   in->verify = verifyNext_;
+  in->previousLinks = hostLinks_;
   verifyNext_ = false;
   auto out = std::make_shared<PassOutput>();
   executor_.run([this, in, out] { work(*in, *out); }, [this, out] { finish(*out); });
@@ -117,6 +119,9 @@ void HostReconciler::runPass() {
 
 void HostReconciler::work(PassInput& in, PassOutput& out) {
   out.state = in.state;
+  // A pass that stops early (IMDS or EC2 unreachable) changes nothing on the links: what was
+  // brought up and addressed stays as it is.
+  out.links = in.previousLinks;
   auto identity = imds_.identity();
   if (!identity) {
     out.problems.push_back("cannot read the instance identity from IMDS: " +
@@ -154,6 +159,7 @@ void HostReconciler::work(PassInput& in, PassOutput& out) {
     }
     for (auto& e : *enis) out.observed[e.id] = std::move(e);
   }
+  out.links.clear();
   interfaces(in, out, *attached);
   tags(in, out, *attached);
 }
@@ -366,10 +372,13 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
     out.links.push_back(link);
     records.push_back(std::move(next));
   }
-  // An interface whose config has a problem keeps whatever ENI it had.
+  // An interface whose config has a problem keeps whatever ENI, link and addressing it had.
   for (const auto& r : out.state.attachments) {
     if (keysWithProblems.count(r.nodeEni) != 0 && keep.insert(r.eniId).second) {
       records.push_back(r);
+      for (const auto& l : in.previousLinks) {
+        if (l.key == r.nodeEni && l.eniId == r.eniId) out.links.push_back(l);
+      }
     }
   }
   std::vector<AttachmentRecord> leaving;

@@ -250,6 +250,30 @@ TEST(HostReconciler, TheDriftCheckDescribesOnceAndReappliesAnOwnedTagSomeoneRemo
   EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
 }
 
+TEST(HostReconciler, APassThatCannotReadImdsKeepsTheLinksItHad) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  HostReconcilerOptions o;
+  o.resyncInterval = Duration(0);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  std::vector<std::size_t> linkCounts;
+  r.setOnLinks([&](const std::vector<HostLink>& l) { linkCounts.push_back(l.size()); });
+  HostInterface want = iface(1, "subnet-a");
+  want.configureAddress = true;
+  r.start(config({}, {want}), std::nullopt);
+  h.scheduler.advance(Duration(100));
+  ASSERT_EQ(r.hostLinks().size(), 1u);
+  EXPECT_EQ(r.hostLinks()[0].subnetCidr, "10.0.1.0/24");
+  h.imds.down = true;
+  want.mtu = 1500;
+  r.setConfig(config({}, {want}));
+  h.scheduler.advance(Duration(100));
+  EXPECT_EQ(r.hostLinks().size(), 1u);
+  ASSERT_FALSE(linkCounts.empty());
+  EXPECT_EQ(linkCounts.back(), 1u);
+  EXPECT_EQ(r.state().attachments.size(), 1u);
+}
+
 TEST(HostReconciler, DryRunWritesNothing) {
   Harness h;
   h.ec2.addAttached("eni-primary", 0);
