@@ -217,6 +217,7 @@ int eni::runHost(const eni::AgentOptions& options) {
       m.imdsRequests = imds.requests();
       m.linkConfigure = linkReconciler.latencyHistogram();
       m.managedEnis = host.state().attachments.size();
+      m.reconcileErrors = host.passes() - host.completePasses();
       (*metrics)->publish(std::move(m));
     }
     loop.runAfter(eni::Duration(1000), report);
