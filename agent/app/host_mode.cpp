@@ -1,11 +1,228 @@
-// `eni-agent run` in host mode (systemd on EC2 without Kubernetes).
-#include <cstdio>
+// The composition root of `eni-agent run --mode host` (systemd on EC2 without Kubernetes): the
+// state-directory lock, host.json, state.json, the real adapters (EC2, IMDS, netlink), the host
+// reconciler, SIGHUP reloads, sd_notify and the health and metrics servers. No logic lives here.
+#include <signal.h>
+
+#include <functional>
+#include <optional>
+#include <string>
 
 #include "agent/app/commands.h"
+#include "agent/base/env.h"
+#include "agent/base/event_loop.h"
+#include "agent/base/executor.h"
+#include "agent/base/log.h"
+#include "agent/base/signals.h"
+#include "agent/enimanager/link_reconciler.h"
+#include "agent/host/host_addressing.h"
+#include "agent/host/host_config.h"
+#include "agent/host/host_reconciler.h"
+#include "agent/host/state_file.h"
+#include "agent/obs/health_server.h"
+#include "agent/obs/journald.h"
+#include "agent/obs/metrics.h"
+#include "agent/obs/readiness.h"
+#include "agent/obs/systemd_notify.h"
+#include "ec2/credentials.h"
+#include "ec2/curl_ec2_client.h"
+#include "ec2/curl_imds.h"
+#include "netlink/address_manager.h"
+#include "netlink/nl_link_manager.h"
 
-int eni::runHost(const AgentOptions& /*options*/) {
-  std::fprintf(stderr,
-               "eni-agent: host mode is not in this build yet; pass --kubeconfig or run in a "
-               "cluster\n");
-  return kExitFailure;
+namespace {
+
+std::string statusLine(const eni::HostPassReport& r) {
+  std::string s = std::to_string(r.interfaces) + "/" + std::to_string(r.wanted) +
+                  " interfaces attached, " + std::to_string(r.enis) + " ENIs tagged";
+  if (!r.problems.empty()) {
+    s += "; " + std::to_string(r.problems.size()) + " problem(s): " + r.problems.front();
+  }
+  if (s.size() > 200) s = s.substr(0, 197) + "...";
+  return s;
+}
+
+}  // namespace
+
+int eni::runHost(const eni::AgentOptions& options) {
+  if (eni::stderrIsJournal()) eni::useJournald();  // structured fields instead of lines
+  auto lock = eni::StateDirLock::acquire(options.stateDir);
+  if (!lock) {
+    eni::logError("cannot lock the state directory", {{"error", lock.error().message}});
+    return kExitFailure;
+  }
+  auto config = eni::loadHostConfig(options.configPath);
+  if (!config) {
+    eni::logError("invalid host config, not starting; fix it and start again",
+                  {{"config", options.configPath}, {"error", config.error().message}});
+    return kExitFailure;
+  }
+  eni::FileStateStore store(options.stateDir);
+  auto saved = store.load();
+  if (!saved) {
+    eni::logError("cannot read the state file", {{"error", saved.error().describe()}});
+    return kExitFailure;
+  }
+  if (!store.movedAside().empty()) {
+    eni::logWarn("the state file was unreadable; moved it aside and starting cold",
+                 {{"moved_to", store.movedAside()}, {"reason", store.movedAsideReason()}});
+  }
+
+  const auto env = eni::processEnv();
+  eni::SystemClock clock;
+  eni::RealSleeper sleeper;
+  eni::CurlImds imds(eni::imdsConfigFromEnv(env), clock, sleeper);
+  std::string region = options.region;
+  if (region.empty()) {
+    auto identity = imds.identity();
+    if (!identity) {
+      eni::logError("cannot find the AWS region: set --region or AWS_REGION",
+                    {{"error", identity.error().describe()}});
+      return kExitFailure;
+    }
+    region = identity->region;
+  }
+  eni::DefaultCredentialChain credentials(env, region, &imds);
+  eni::Ec2ClientConfig ec2Config;
+  ec2Config.region = region;
+  ec2Config.endpoint = eni::ec2Endpoint(env, region);
+  ec2Config.qps = options.awsRateLimitQps;
+  ec2Config.burst = options.awsRateLimitBurst;
+  eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
+
+  eni::EventLoop loop;
+  eni::SystemdNotifier notifier;
+  // Signals are blocked for the whole process, so the watcher comes before any thread starts
+  // (the AWS worker, civetweb); SIGHUP hands the new config to the reconciler made below.
+  std::function<void(eni::HostConfig)> onConfig;
+  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT, SIGHUP}, [&](int signal) {
+    if (signal != SIGHUP) {
+      eni::logInfo("stopping", {{"signal", signal}});
+      notifier.stopping("stopping on signal " + std::to_string(signal));
+      loop.stop();
+      return;
+    }
+    auto reloaded = eni::loadHostConfig(options.configPath);
+    if (!reloaded) {
+      eni::logError("new host config rejected, the old one stays in force",
+                    {{"config", options.configPath}, {"error", reloaded.error().message}});
+      notifier.status("new config rejected, the old one stays in force: " +
+                      reloaded.error().message);
+      return;
+    }
+    eni::logInfo("host config reloaded", {{"config", options.configPath},
+                                          {"interfaces", reloaded->interfaces.size()},
+                                          {"tags", reloaded->tags.size()}});
+    if (onConfig) onConfig(std::move(*reloaded));
+  });
+
+  eni::NlLinkManager links(loop, options.linkNetns);
+  eni::LinkReconciler linkReconciler(links, clock);
+  eni::WorkerThread awsWorker(loop);
+  eni::HostReconcilerOptions hostOptions;
+  hostOptions.dryRun = options.dryRun;
+  hostOptions.resyncInterval = options.resyncInterval;
+  hostOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
+  eni::HostReconciler host(ec2, imds, loop, awsWorker, sleeper, store,
+                           options.manageLinks ? &linkReconciler : nullptr, hostOptions);
+
+  onConfig = [&host](eni::HostConfig c) { host.setConfig(std::move(c)); };
+  eni::NlAddressManager addresses(options.linkNetns);
+  eni::HostAddressing addressing(addresses, linkReconciler);
+  // Address events are subscribed to only once host.json asks for addresses or routing.
+  eni::NlAddressWatch addressWatch(loop, options.linkNetns);
+  if (options.manageLinks) {
+    host.setOnLinks([&](const std::vector<eni::HostLink>& l) {
+      if (!addressWatch.started() && eni::HostAddressing::wantsAddresses(l)) {
+        auto watching = addressWatch.start([&](int ifindex) {
+          addressing.forget(ifindex);
+          addressing.update(host.hostLinks());
+        });
+        if (!watching) {
+          eni::logWarn(
+              "cannot watch address events, ignoring: an address or rule someone deletes "
+              "comes back only when its link reappears or the agent restarts",
+              {{"error", watching.error().message}});
+        }
+      }
+      addressing.update(l);
+    });
+  }
+
+  if (options.manageLinks) {
+    if (auto started = links.start([&](const eni::LinkEvent& e) { linkReconciler.onEvent(e); });
+        !started) {
+      eni::logError("cannot watch network links", {{"error", started.error().message}});
+      return kExitFailure;
+    }
+  }
+
+  bool readySent = false;
+  bool reconciled = false;
+  host.setOnPass([&](const eni::HostPassReport& report) {
+    reconciled = reconciled || report.complete;
+    const std::string status = statusLine(report);
+    if (report.complete && !readySent) {
+      readySent = true;
+      eni::logInfo("first full reconcile done", {{"status", status}});
+      notifier.ready(status);
+    } else {
+      notifier.status(status);
+    }
+  });
+
+  eni::Readiness readiness;
+  readiness.addCheck(
+      "host", [&reconciled] { return reconciled ? "" : "waiting for the first full reconcile"; });
+  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
+  if (!health) {
+    eni::logError("cannot serve health probes", {{"error", health.error().message}});
+    return kExitFailure;
+  }
+  auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
+  if (!metrics) {
+    eni::logError("cannot serve metrics", {{"error", metrics.error().message}});
+    return kExitFailure;
+  }
+
+  eni::logInfo("starting", {{"mode", "host"},
+                            {"config", options.configPath},
+                            {"state_dir", options.stateDir},
+                            {"warm_start", saved->has_value() ? "true" : "false"},
+                            {"region", region},
+                            {"ec2_endpoint", ec2Config.endpoint},
+                            {"credentials", credentials.source()},
+                            {"dry_run", options.dryRun ? "true" : "false"},
+                            {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
+  host.start(std::move(*config), std::move(*saved));
+
+  if (auto interval = notifier.watchdogInterval()) {
+    std::function<void()> kick = [&, interval] {
+      notifier.watchdog();
+      loop.runAfter(*interval, kick);
+    };
+    loop.runAfter(*interval, kick);
+  }
+  std::function<void()> report = [&] {
+    const std::string reason = readiness.reasons();
+    if (*health) {
+      (*health)->heartbeat();
+      (*health)->setReady(reason.empty(), reason);
+    }
+    if (*metrics) {
+      eni::MetricsSnapshot m;
+      m.awsCalls = ec2.counters().snapshot();
+      for (const auto& [key, n] : m.awsCalls) {
+        if (key.second == "throttled") m.awsThrottled += n;
+      }
+      m.imdsRequests = imds.requests();
+      m.linkConfigure = linkReconciler.latencyHistogram();
+      m.managedEnis = host.state().attachments.size();
+      m.reconcileErrors = host.passes() - host.completePasses();
+      (*metrics)->publish(std::move(m));
+    }
+    loop.runAfter(eni::Duration(1000), report);
+  };
+  loop.runAfter(eni::Duration(1000), report);
+  loop.run();
+  return 0;
 }

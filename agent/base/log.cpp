@@ -15,6 +15,7 @@ struct State {
   LogFormat format = LogFormat::Json;
   LogLevel level = LogLevel::Info;
   std::function<void(const std::string&)> sink;
+  RecordSink recordSink;
 };
 
 State& state() {
@@ -62,6 +63,11 @@ void setSink(std::function<void(const std::string& line)> sink) {
   state().sink = std::move(sink);
 }
 
+void setRecordSink(RecordSink sink) {
+  std::lock_guard<std::mutex> lock(state().mutex);
+  state().recordSink = std::move(sink);
+}
+
 bool enabled(LogLevel level) {
   std::lock_guard<std::mutex> lock(state().mutex);
   return level >= state().level;
@@ -70,6 +76,10 @@ bool enabled(LogLevel level) {
 void write(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
   std::lock_guard<std::mutex> lock(state().mutex);
   if (level < state().level) return;
+  if (state().recordSink) {
+    state().recordSink(level, message, fields);
+    return;
+  }
   std::string line;
   if (state().format == LogFormat::Json) {
     line = "{\"ts\":\"" + timestamp() + "\",\"level\":\"" + std::string(levelName(level)) +

@@ -30,6 +30,11 @@ namespace logging {
 void configure(LogFormat format, LogLevel level);
 /// Replaces the sink (stderr by default). Tests use it to capture lines.
 void setSink(std::function<void(const std::string& line)> sink);
+/// A sink that takes each record's parts instead of a formatted line (journald's structured
+/// fields). While set, it replaces the line sink; nullptr goes back to lines.
+using RecordSink = std::function<void(LogLevel level, std::string_view message,
+                                      std::initializer_list<LogField> fields)>;
+void setRecordSink(RecordSink sink);
 bool enabled(LogLevel level);
 void write(LogLevel level, std::string_view message, std::initializer_list<LogField> fields);
 

@@ -69,6 +69,8 @@ class BackgroundProcess {
   /// SIGTERM, then wait; returns the exit status.
   int terminate();
   bool running();
+  /// The process ID, to send it a signal (SIGHUP).
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

@@ -1,0 +1,148 @@
+#include "agent/host/state_file.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+#include "agent/base/files.h"
+
+namespace eni {
+namespace {
+
+Error systemError(const std::string& what, int err) {
+  const ErrorCode code = err == EACCES || err == EPERM || err == EROFS ? ErrorCode::Permission
+                         : err == ENOENT                               ? ErrorCode::NotFound
+                                                                       : ErrorCode::Transient;
+  return Error{code, what + ": " + std::strerror(err)};
+}
+
+Result<void> writeAll(int fd, const std::string& data, const std::string& path) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(systemError("cannot write " + path, errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+Result<void> ensureDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return {};
+  return fail(systemError("cannot create the state directory " + dir, errno));
+}
+
+}  // namespace
+
+FileStateStore::FileStateStore(std::string dir)
+    : dir_(std::move(dir)), path_(dir_ + "/state.json") {}
+
+Result<std::optional<NodeState>> FileStateStore::load() {
+  movedAside_.clear();
+  movedAsideReason_.clear();
+  auto text = readFile(path_);
+  if (!text) {
+    if (text.error().code == ErrorCode::NotFound) return std::optional<NodeState>{};
+    return fail(text.error());
+  }
+  auto state = decodeNodeState(*text);
+  if (state) return std::optional<NodeState>(std::move(*state));
+  // Keep the bad file for a human to look at; the agent starts cold and rebuilds its state.
+  std::string aside = path_ + ".corrupt-" + std::to_string(std::time(nullptr));
+  for (int i = 1; i < 100 && ::access(aside.c_str(), F_OK) == 0; ++i) {
+    aside = path_ + ".corrupt-" + std::to_string(std::time(nullptr)) + "-" + std::to_string(i);
+  }
+  if (::rename(path_.c_str(), aside.c_str()) != 0) {
+    return fail(ErrorCode::Invalid, path_ + " is unreadable (" + state.error().message +
+                                        ") and cannot be moved aside: " + std::strerror(errno) +
+                                        "; move or delete it by hand");
+  }
+  movedAside_ = aside;
+  movedAsideReason_ = state.error().message;
+  return std::optional<NodeState>{};
+}
+
+Result<void> FileStateStore::save(const NodeState& state) {
+  auto text = encodeNodeState(state);
+  if (!text) return fail(text.error());
+  if (auto ok = ensureDir(dir_); !ok) return ok;
+  std::string temp = dir_ + "/.state.json.XXXXXX";
+  const int fd = ::mkstemp(temp.data());
+  if (fd < 0) return fail(systemError("cannot create a temporary file in " + dir_, errno));
+  auto cleanup = [&](Error e) {
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return fail(std::move(e));
+  };
+  if (::fchmod(fd, 0644) != 0) return cleanup(systemError("cannot chmod " + temp, errno));
+  if (auto ok = writeAll(fd, *text + "\n", temp); !ok) return cleanup(ok.error());
+  if (::fsync(fd) != 0) return cleanup(systemError("cannot fsync " + temp, errno));
+  if (::close(fd) != 0) {
+    ::unlink(temp.c_str());
+    return fail(systemError("cannot close " + temp, errno));
+  }
+  if (::rename(temp.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(temp.c_str());
+    return fail(systemError("cannot rename " + temp + " to " + path_, err));
+  }
+  // The rename is durable only once the directory entry is.
+  const int dirFd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd >= 0) {
+    ::fsync(dirFd);
+    ::close(dirFd);
+  }
+  ++saves_;
+  return {};
+}
+
+Result<StateDirLock> StateDirLock::acquire(const std::string& dir) {
+  if (auto ok = ensureDir(dir); !ok) return fail(ok.error());
+  const std::string path = dir + "/lock";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return fail(systemError("cannot open the lock file " + path, errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      return fail(ErrorCode::Conflict,
+                  path + " is locked by another eni-agent" +
+                      (pid.empty() ? "" : " (pid " + pid + ")") +
+                      "; only one copy may run per state directory: stop the other one "
+                      "(systemctl stop eni-agent) or give this one another --state-dir");
+    }
+    return fail(systemError("cannot lock " + path, err));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) == 0) (void)::pwrite(fd, pid.data(), pid.size(), 0);
+  return StateDirLock(fd);
+}
+
+StateDirLock::StateDirLock(StateDirLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+StateDirLock& StateDirLock::operator=(StateDirLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+StateDirLock::~StateDirLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace eni

@@ -1,0 +1,361 @@
+// The host reconciler with stateful fakes: tags owned and diffed like pod tags, interfaces
+// created once and adopted after a crash, warm starts without EC2 reads, removal of only what
+// it owns.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "agent/base/executor.h"
+#include "agent/enimanager/eni_planner.h"
+#include "agent/host/host_reconciler.h"
+#include "tests/support/fake_ec2.h"
+#include "tests/support/manual_scheduler.h"
+
+namespace eni {
+namespace {
+
+using testing::FakeEc2;
+using testing::FakeImds;
+using testing::ManualScheduler;
+
+class MemoryStore final : public StateStore {
+ public:
+  Result<std::optional<NodeState>> load() override { return saved; }
+  Result<void> save(const NodeState& state) override {
+    ++saves;
+    saved = state;
+    return {};
+  }
+  std::optional<NodeState> saved;
+  int saves = 0;
+};
+
+class NoSleep final : public Sleeper {
+ public:
+  void sleepFor(Duration) override { ++sleeps; }
+  int sleeps = 0;
+};
+
+HostConfig config(TagSet tags, std::vector<HostInterface> interfaces = {}) {
+  HostConfig c;
+  c.tags = std::move(tags);
+  c.interfaces = std::move(interfaces);
+  return c;
+}
+
+HostInterface iface(std::int64_t index, const std::string& subnet, std::uint32_t mtu = 0) {
+  HostInterface i;
+  i.subnetId = subnet;
+  i.deviceIndex = index;
+  i.mtu = mtu;
+  return i;
+}
+
+struct Harness {
+  FakeEc2 ec2;
+  FakeImds imds{ec2};
+  ManualScheduler scheduler;
+  InlineExecutor executor;
+  NoSleep sleeper;
+  MemoryStore store;
+  std::vector<HostPassReport> reports;
+  std::unique_ptr<HostReconciler> reconciler;
+
+  void start(HostConfig c) {
+    HostReconcilerOptions o;
+    o.resyncInterval = Duration(0);
+    reconciler = std::make_unique<HostReconciler>(ec2, imds, scheduler, executor, sleeper, store,
+                                                  nullptr, o);
+    reconciler->setOnPass([this](const HostPassReport& r) { reports.push_back(r); });
+    reconciler->start(std::move(c), store.saved);
+    settle();
+  }
+  void settle() {
+    for (int i = 0; i < 20 && scheduler.pending() > 0; ++i) scheduler.advance(Duration(10000));
+  }
+  void reload(HostConfig c) {
+    reconciler->setConfig(std::move(c));
+    settle();
+  }
+  std::vector<std::string> owned() const {
+    std::vector<std::string> out;
+    for (const auto& [id, e] : ec2.enis) {
+      if (FakeEc2::tagOf(e, "eni-agent.io/managed-by") == "eni-agent") out.push_back(id);
+    }
+    return out;
+  }
+};
+
+TEST(HostReconciler, ColdStartTagsEveryEniAndLeavesForeignTags) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0).tags = {{"Owner", "someone"}};
+  h.ec2.addAttached("eni-other", 1);
+  h.start(config({{"Team", "Platform"}}));
+  for (const char* id : {"eni-primary", "eni-other"}) {
+    const auto& e = h.ec2.enis.at(id);
+    EXPECT_EQ(FakeEc2::tagOf(e, "Team"), "Platform") << id;
+    EXPECT_EQ(FakeEc2::tagOf(e, "eni-tagger.io/hash"), tagHash({{"Team", "Platform"}})) << id;
+  }
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Owner"), "someone");
+  EXPECT_EQ(h.ec2.calls["DescribeNetworkInterfaces"], 1);  // the one cold-start Describe
+  EXPECT_EQ(h.ec2.calls["CreateTags"], 1);                 // both ENIs in one call
+  ASSERT_TRUE(h.store.saved);
+  EXPECT_EQ(h.store.saved->enis.at("eni-primary").tags, (TagSet{{"Team", "Platform"}}));
+  ASSERT_FALSE(h.reports.empty());
+  EXPECT_TRUE(h.reports.back().complete);
+}
+
+TEST(HostReconciler, WarmStartCostsNoEc2CallAtAll) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.start(config({{"Team", "Platform"}}, {iface(1, "subnet-a", 9001)}));
+  ASSERT_EQ(h.owned().size(), 1u);
+  h.ec2.calls.clear();
+  h.reconciler.reset();
+  h.start(config({{"Team", "Platform"}}, {iface(1, "subnet-a", 9001)}));
+  EXPECT_EQ(h.ec2.reads(), 0);
+  EXPECT_EQ(h.ec2.writes(), 0);
+  EXPECT_TRUE(h.reports.back().complete);
+  EXPECT_EQ(h.reports.back().interfaces, 1u);
+  ASSERT_EQ(h.reconciler->hostLinks().size(), 1u);
+  EXPECT_EQ(h.reconciler->hostLinks()[0].mtu, 9001u);
+}
+
+TEST(HostReconciler, CreatesTagsAttachesOnceAndSetsDeleteOnTermination) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.ec2.addAttached("eni-foreign", 1);  // device index 1 is taken: the next free one is used
+  HostInterface want = iface(1, "subnet-b", 1500);
+  want.deleteOnTermination = false;
+  h.start(config({{"Team", "Platform"}}, {want}));
+  ASSERT_EQ(h.owned().size(), 1u);
+  const auto& e = h.ec2.enis.at(h.owned()[0]);
+  EXPECT_EQ(e.subnetId, "subnet-b");
+  ASSERT_TRUE(e.attachment);
+  EXPECT_EQ(e.attachment->instanceId, h.ec2.instanceId);
+  EXPECT_EQ(e.attachment->deviceIndex, 2);
+  EXPECT_FALSE(e.attachment->deleteOnTermination);
+  EXPECT_EQ(FakeEc2::tagOf(e, "eni-agent.io/instance-id"), h.ec2.instanceId);
+  EXPECT_EQ(FakeEc2::tagOf(e, "NodeENI"), "host-1");
+  EXPECT_EQ(FakeEc2::tagOf(e, "node.k8s.amazonaws.com/no_manage"), "true");
+  EXPECT_EQ(FakeEc2::tagOf(e, "Team"), "Platform");  // host tags go on its own ENIs too
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 1);
+  EXPECT_EQ(h.ec2.calls["AttachNetworkInterface"], 1);
+  EXPECT_EQ(h.ec2.calls["ModifyNetworkInterfaceAttribute"], 1);
+  ASSERT_EQ(h.store.saved->attachments.size(), 1u);
+  EXPECT_EQ(h.store.saved->attachments[0].eniId, e.id);
+  EXPECT_EQ(h.store.saved->attachments[0].deviceIndex, 2);
+  // Another pass changes nothing.
+  h.ec2.calls.clear();
+  h.reload(config({{"Team", "Platform"}, {"Extra", "1"}}, {want}));
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 0);
+  EXPECT_EQ(h.ec2.calls["AttachNetworkInterface"], 0);
+}
+
+TEST(HostReconciler, AfterACrashBetweenCreateAndAttachItAdoptsInsteadOfDuplicating) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  CreateEniRequest leftover;
+  leftover.subnetId = "subnet-a";
+  leftover.tags = ownershipTags("host-1", h.ec2.instanceId, "subnet-a", h.ec2.instanceId);
+  ASSERT_TRUE(h.ec2.createNetworkInterface(leftover));
+  h.ec2.calls.clear();
+  h.start(config({}, {iface(1, "subnet-a")}));
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 0);
+  EXPECT_EQ(h.ec2.calls["AttachNetworkInterface"], 1);
+  EXPECT_EQ(h.owned().size(), 1u);
+}
+
+TEST(HostReconciler, AnInterfaceThatLeavesTheConfigIsDetachedAndDeletedButForeignEnisStay) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.ec2.addAttached("eni-foreign", 5);
+  h.start(config({{"Team", "Platform"}, {"Env", "prod"}}, {iface(1, "subnet-a")}));
+  ASSERT_EQ(h.owned().size(), 1u);
+  const std::string mine = h.owned()[0];
+  h.reload(config({{"Team", "Platform"}}));
+  EXPECT_EQ(h.ec2.enis.count(mine), 0u);
+  EXPECT_EQ(h.ec2.enis.count("eni-foreign"), 1u);
+  EXPECT_EQ(h.ec2.calls["DetachNetworkInterface"], 1);
+  EXPECT_EQ(h.ec2.calls["DeleteNetworkInterface"], 1);
+  EXPECT_TRUE(h.store.saved->attachments.empty());
+  // Only the key it applied and no longer wants went.
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-foreign"), "Env"), "");
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-foreign"), "Team"), "Platform");
+}
+
+TEST(HostReconciler, RemovedTagsGoButTagsItNeverAppliedStay) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0).tags = {{"Owner", "someone"}};
+  h.start(config({{"Team", "Platform"}}));
+  h.reload(config({}));
+  const auto& e = h.ec2.enis.at("eni-primary");
+  EXPECT_EQ(FakeEc2::tagOf(e, "Team"), "");
+  EXPECT_EQ(FakeEc2::tagOf(e, "eni-tagger.io/hash"), "");
+  EXPECT_EQ(FakeEc2::tagOf(e, "Owner"), "someone");
+  EXPECT_TRUE(h.store.saved->enis.at("eni-primary").tags.empty());
+}
+
+TEST(HostReconciler, AForeignValueIsNeverOverwrittenEvenWhenAWarmStartAddsTheKey) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.start(config({{"Team", "Platform"}}));
+  // Someone else sets Owner; then host.json asks for Owner too.
+  h.ec2.enis.at("eni-primary").tags.push_back({"Owner", "someone"});
+  h.ec2.calls.clear();
+  h.reload(config({{"Team", "Platform"}, {"Owner", "me"}}));
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Owner"), "someone");
+  EXPECT_EQ(h.ec2.calls["DescribeNetworkInterfaces"], 1);  // it looked before writing
+  ASSERT_FALSE(h.reports.back().problems.empty());
+  EXPECT_NE(h.reports.back().problems[0].find("set by someone else"), std::string::npos);
+}
+
+TEST(HostReconciler, AConflictIsRememberedSoAWarmRestartDoesNotDescribeAgain) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.ec2.addAttached("eni-tagged", 1).tags = {{"eni-tagger.io/hash", "0123456789abcdef"}};
+  h.start(config({{"Team", "Platform"}}));
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-tagged"), "Team"), "");
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
+  ASSERT_FALSE(h.reports.back().problems.empty());
+  h.ec2.calls.clear();
+  h.reconciler.reset();
+  h.start(config({{"Team", "Platform"}}));
+  EXPECT_EQ(h.ec2.reads(), 0);
+  EXPECT_EQ(h.ec2.writes(), 0);
+  EXPECT_FALSE(h.reports.back().problems.empty());
+  // A changed config looks again.
+  h.reload(config({{"Team", "Other"}}));
+  EXPECT_EQ(h.ec2.calls["DescribeNetworkInterfaces"], 1);
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-tagged"), "Team"), "");
+}
+
+TEST(HostReconciler, TheDriftCheckDescribesOnceAndReappliesAnOwnedTagSomeoneRemoved) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  HostReconcilerOptions o;
+  o.resyncInterval = std::chrono::minutes(30);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  r.start(config({{"Team", "Platform"}}), std::nullopt);
+  h.scheduler.advance(Duration(100));
+  ASSERT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
+  auto& tags = h.ec2.enis.at("eni-primary").tags;
+  tags.erase(std::remove_if(tags.begin(), tags.end(), [](const Tag& t) { return t.key == "Team"; }),
+             tags.end());
+  h.ec2.calls.clear();
+  h.scheduler.advance(std::chrono::minutes(20));  // before the earliest jittered resync
+  EXPECT_EQ(h.ec2.reads(), 0);
+  h.scheduler.advance(std::chrono::minutes(17));  // past the latest
+  EXPECT_EQ(h.ec2.calls["DescribeNetworkInterfaces"], 1);
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
+}
+
+TEST(HostReconciler, APassThatCannotReadImdsKeepsTheLinksItHad) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  HostReconcilerOptions o;
+  o.resyncInterval = Duration(0);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  std::vector<std::size_t> linkCounts;
+  r.setOnLinks([&](const std::vector<HostLink>& l) { linkCounts.push_back(l.size()); });
+  HostInterface want = iface(1, "subnet-a");
+  want.configureAddress = true;
+  r.start(config({}, {want}), std::nullopt);
+  h.scheduler.advance(Duration(100));
+  ASSERT_EQ(r.hostLinks().size(), 1u);
+  EXPECT_EQ(r.hostLinks()[0].subnetCidr, "10.0.1.0/24");
+  h.imds.down = true;
+  want.mtu = 1500;
+  r.setConfig(config({}, {want}));
+  h.scheduler.advance(Duration(100));
+  EXPECT_EQ(r.hostLinks().size(), 1u);
+  ASSERT_FALSE(linkCounts.empty());
+  EXPECT_EQ(linkCounts.back(), 1u);
+  EXPECT_EQ(r.state().attachments.size(), 1u);
+}
+
+TEST(HostReconciler, DryRunWritesNothing) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  HostReconcilerOptions o;
+  o.dryRun = true;
+  o.resyncInterval = Duration(0);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  r.start(config({{"Team", "Platform"}}, {iface(1, "subnet-a")}), std::nullopt);
+  h.scheduler.advance(Duration(100));
+  EXPECT_EQ(h.ec2.writes(), 0);
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "");
+  EXPECT_TRUE(r.state().enis.at("eni-primary").tags.empty());
+}
+
+TEST(HostReconciler, AnAttachEc2RefusesIsReportedAndNotRetriedInALoop) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.ec2.failNext["AttachNetworkInterface"] =
+      Error{ErrorCode::Invalid, "the subnet is in another availability zone"};
+  h.start(config({}, {iface(1, "subnet-a")}));
+  ASSERT_FALSE(h.reports.empty());
+  EXPECT_TRUE(h.reports.back().complete);
+  EXPECT_EQ(h.scheduler.pending(), 0u);
+  ASSERT_EQ(h.reports.back().problems.size(), 1u);
+  EXPECT_NE(h.reports.back().problems[0].find("another availability zone"), std::string::npos);
+  EXPECT_EQ(h.owned().size(), 1u);  // its ENI is kept for the next try, not deleted
+}
+
+TEST(HostReconciler, ImdsDownIsRetriedAndNothingIsWritten) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.imds.down = true;
+  HostReconcilerOptions o;
+  o.resyncInterval = Duration(0);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  std::vector<HostPassReport> reports;
+  r.setOnPass([&](const HostPassReport& p) { reports.push_back(p); });
+  r.start(config({{"Team", "Platform"}}), std::nullopt);
+  h.scheduler.advance(Duration(100));
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_FALSE(reports[0].complete);
+  EXPECT_EQ(h.ec2.writes(), 0);
+  EXPECT_EQ(h.scheduler.pending(), 1u);  // the retry
+  h.imds.down = false;
+  h.scheduler.advance(Duration(10000));
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_TRUE(reports[1].complete);
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
+}
+
+TEST(HostReconciler, AFailedTagWriteKeepsTheOldRecordAndRetries) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.ec2.failNext["CreateTags"] = Error{ErrorCode::Throttled, "slow down"};
+  HostReconcilerOptions o;
+  o.resyncInterval = Duration(0);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  r.start(config({{"Team", "Platform"}}), std::nullopt);
+  h.scheduler.advance(Duration(100));
+  EXPECT_TRUE(r.state().enis.at("eni-primary").tags.empty());
+  h.scheduler.advance(Duration(10000));
+  EXPECT_EQ(r.state().enis.at("eni-primary").tags, (TagSet{{"Team", "Platform"}}));
+  EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
+}
+
+TEST(HostReconciler, SubnetNamesAreLookedUpInTheVpc) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.ec2.subnets.push_back(Subnet{"subnet-named", h.ec2.vpcId, "10.0.2.0/24", "", {{"Name", "b"}}});
+  HostInterface want;
+  want.subnetName = "b";
+  want.deviceIndex = 1;
+  HostInterface missing;
+  missing.subnetName = "nope";
+  missing.deviceIndex = 2;
+  h.start(config({}, {want, missing}));
+  ASSERT_EQ(h.owned().size(), 1u);
+  EXPECT_EQ(h.ec2.enis.at(h.owned()[0]).subnetId, "subnet-named");
+  ASSERT_EQ(h.reports.back().problems.size(), 1u);
+  EXPECT_NE(h.reports.back().problems[0].find("Name=nope"), std::string::npos);
+  EXPECT_TRUE(h.reports.back().complete);  // a config problem is not retried
+}
+
+}  // namespace
+}  // namespace eni
