@@ -211,6 +211,7 @@ int eni::runHost(const eni::AgentOptions& options) {
     if (*metrics) {
       eni::MetricsSnapshot m;
       m.awsCalls = ec2.counters().snapshot();
+      m.awsDuration = ec2.counters().durations();
       for (const auto& [key, n] : m.awsCalls) {
         if (key.second == "throttled") m.awsThrottled += n;
       }

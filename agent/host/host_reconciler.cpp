@@ -370,6 +370,7 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
       if (cidr != subnetCidrCache_.end()) link.subnetCidr = cidr->second;
     }
     out.links.push_back(link);
+    next.mac = link.mac;  // eni-agent status finds the link by it
     records.push_back(std::move(next));
   }
   // An interface whose config has a problem keeps whatever ENI, link and addressing it had.

@@ -221,6 +221,26 @@ TEST_F(HostModeTest, TagsInterfacesLinksWarmRestartReloadAndCleanup) {
             (std::map<std::string, std::string>{{"HostTeam", "platform"}}));
   ASSERT_EQ(state->attachments.size(), 1u);
   EXPECT_EQ(state->attachments[0].interfaceName, "hostm0");
+  std::string lowerMac = mac;
+  std::transform(lowerMac.begin(), lowerMac.end(), lowerMac.begin(), ::tolower);
+  EXPECT_EQ(state->attachments[0].mac, lowerMac);
+
+  // eni-agent status reads that state file and the live link, found by the MAC recorded there.
+  auto status = runProcess({agentBinary(), "status", "--mode", "host", "--state-dir", dir_,
+                            "--link-netns", ns_->path(), "--output", "json"},
+                           agentEnv());
+  ASSERT_EQ(status.status, 0) << status.err;
+  auto shown = parseJson(status.out);
+  ASSERT_TRUE(shown) << status.out;
+  bool listed = false;
+  for (const auto& e : (*shown)["enis"]) {
+    if (e["nodeEni"].asString() != "host-3") continue;
+    listed = true;
+    EXPECT_EQ(e["interface"].asString(), "hostm0");
+    EXPECT_EQ(e["link"].asString(), "up");
+    EXPECT_EQ(e["mtu"].asInt64(), 9001);
+  }
+  EXPECT_TRUE(listed) << status.out;
 
   // A restart reads nothing from EC2 and writes nothing.
   stack.controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
