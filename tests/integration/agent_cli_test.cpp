@@ -100,9 +100,9 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
   EXPECT_EQ(probe(env, "/readyz"), (std::pair<long, std::string>{200, "ok\n"}));
   EXPECT_EQ(probe(env, "/healthz"), (std::pair<long, std::string>{200, "ok\n"}));
-  // /metrics: DESIGN.md's names, and the counters moved: the tagger's cold-start Describe and the
-  // ENI manager's DescribeInstances + Describe by tag:Node (more passes may follow other tests'
-  // NodeENI changes, so the values are only checked to have moved).
+  // /metrics: DESIGN.md's names, and the counters moved: the tagger's cold-start Describe. No
+  // NodeENI selects cli-node (the other tests' NodeENIs select labels it lacks), so the ENI manager
+  // makes no EC2 call here at all.
   auto value = [](const std::string& text, const std::string& series) -> double {
     const auto at = text.find(series + " ");
     return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
@@ -114,11 +114,12 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   std::string text;
   for (int i = 0; i < 50; ++i) {
     text = probe(env, "/metrics").second;
-    if (value(text, describes) >= 2 && value(text, instances) >= 1) break;
+    if (value(text, describes) >= 1) break;
     usleep(100000);
   }
-  EXPECT_GE(value(text, describes), 2) << text;
-  EXPECT_GE(value(text, instances), 1) << text;
+  EXPECT_GE(value(text, describes), 1) << text;
+  EXPECT_LT(value(text, instances), 1) << "no DescribeInstances on a node no NodeENI selects\n"
+                                       << text;
   for (const char* name :
        {"eni_agent_aws_throttled_total", "eni_agent_imds_requests_total",
         "eni_agent_resolve_source_total", "eni_agent_pod_tag_sync_total",
