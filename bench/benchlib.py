@@ -43,10 +43,11 @@ def ensure_binary(build):
     binary = os.path.join(build, "agent", "eni-agent")
     if not os.path.exists(binary):
         log(f"building {binary}")
+        # Build output goes to stderr: with --json, stdout holds exactly one JSON object.
         subprocess.run(["cmake", "-S", ROOT, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=sys.stderr)
         subprocess.run(["cmake", "--build", build, "--target", "eni-agent", "-j", str(os.cpu_count() or 2)],
-                       check=True)
+                       check=True, stdout=sys.stderr)
     return binary
 
 
@@ -57,7 +58,7 @@ class Stack:
         self.dir = os.path.abspath(d)
 
     def __enter__(self):
-        subprocess.run([sys.executable, STACK_PY, "up", "--dir", self.dir], check=True)
+        subprocess.run([sys.executable, STACK_PY, "up", "--dir", self.dir], check=True, stdout=sys.stderr)
         self.st = json.load(open(os.path.join(self.dir, "stack.json")))
         self.ctx = ssl.create_default_context(cafile=f"{self.dir}/pki/ca.crt")
         self.ctx.load_cert_chain(f"{self.dir}/pki/admin.crt", f"{self.dir}/pki/admin.key")
