@@ -12,7 +12,7 @@ DEB_PACKAGES=(
   ccache libpugixml-dev prometheus-cpp-dev libcivetweb-dev libexpected-dev libyaml-cpp-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy
-  systemd file dpkg-dev
+  systemd file dpkg-dev iproute2
 )
 
 missing=()

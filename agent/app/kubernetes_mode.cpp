@@ -17,6 +17,7 @@
 #include "agent/enimanager/eni_manager.h"
 #include "agent/enimanager/link_reconciler.h"
 #include "agent/http/http_client.h"
+#include "agent/kube/bounded_writes.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
 #include "agent/kube/node_view.h"
@@ -70,7 +71,10 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
     loop.stop();
   });
   eni::HttpClient http(loop);
-  eni::CurlKubeClient kube(http, *config);
+  eni::CurlKubeClient kubeClient(http, *config);
+  // At most 32 writes in flight: 110 pods synced at once are 330 writes, well past the API
+  // server's in-flight limit (429s that cost a retry each).
+  eni::BoundedWrites kube(kubeClient, 32);
   eni::WorkerThread awsWorker(loop);
 
   eni::TaggerOptions taggerOptions;

@@ -25,6 +25,7 @@ struct EniManager::PassInput {
   std::map<std::string, std::string> labels;
   std::vector<NodeEni> nodeEnis;
   std::string instanceId;
+  bool nothingHere = false;  // no NodeENI selects this node and it owns no ENI: no EC2 call
 };
 
 struct EniManager::PassOutput {
@@ -62,13 +63,23 @@ void EniManager::onNode(ChangeType type, const Json::Value& object) {
 }
 
 void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
-  const std::string name = stringField(objectField(object, "metadata"), "name");
+  const Json::Value& meta = objectField(object, "metadata");
+  const std::string name = stringField(meta, "name");
   if (type == ChangeType::Deleted) {
     nodeEnis_.erase(name);
-  } else {
-    nodeEnis_[name] = object;
+    markDirty();
+    return;
   }
-  markDirty();
+  // Every agent writes its own status entries, so each write reaches every agent: a pass per
+  // status change would cost N^2 passes (and EC2 reads) in a fleet. Only a change of spec or
+  // finalizers, or anything during deletion (the last agent removes the finalizer), needs one.
+  auto old = nodeEnis_.find(name);
+  const bool statusOnly = old != nodeEnis_.end() && !meta.isMember("deletionTimestamp") &&
+                          objectField(old->second, "spec") == objectField(object, "spec") &&
+                          objectField(old->second, "metadata").get("finalizers", Json::Value()) ==
+                              meta.get("finalizers", Json::Value());
+  nodeEnis_[name] = object;
+  if (!statusOnly) markDirty();
 }
 
 void EniManager::start() {
@@ -96,6 +107,18 @@ void EniManager::runPass() {
   for (const auto& [name, object] : nodeEnis_) {
     if (auto n = decodeNodeEni(object); n) in->nodeEnis.push_back(std::move(*n));
   }
+  // A node no NodeENI selects, with nothing attached by this agent and no status entry of its
+  // own, has nothing to create or clean up: its pass needs no EC2 read (restarts and the many
+  // nodes without NodeENIs stay free). Status and finalizers are still kept below.
+  in->nothingHere =
+      attachments_.empty() &&
+      std::none_of(in->nodeEnis.begin(), in->nodeEnis.end(), [&](const NodeEni& n) {
+        const bool selects = !n.meta.deleting && selectorMatches(n.spec.nodeSelector, in->labels);
+        const bool mine =
+            std::any_of(n.attachments.begin(), n.attachments.end(),
+                        [&](const NodeEniAttachment& a) { return a.nodeId == options_.nodeName; });
+        return selects || mine;
+      });
   auto out = std::make_shared<PassOutput>();
   executor_.run([this, in, out] { work(*in, *out); }, [this, out] { finish(*out); });
 }
@@ -111,6 +134,7 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     }
     out.instanceId = id->instanceId;
   }
+  if (in.nothingHere) return;
   const std::string& me = out.instanceId;
   auto instance = ec2_.describeInstance(me);
   if (!instance) {
@@ -286,13 +310,18 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     // attach and this call).
     const bool shown = eni.attachment && eni.attachment->instanceId == me &&
                        eni.attachment->deleteOnTermination == d.deleteOnTermination;
-    if (!shown) {
+    auto set = deleteOnTerminationSet_.find(a.record.attachmentId);
+    const bool setByUs =
+        set != deleteOnTerminationSet_.end() && set->second == d.deleteOnTermination;
+    if (!shown && !setByUs) {
       if (auto r =
               ec2_.setDeleteOnTermination(eni.id, a.record.attachmentId, d.deleteOnTermination);
           !r) {
         logWarn("cannot set DeleteOnTermination, will retry",
                 {{"eni", eni.id}, {"error", r.error().describe()}});
         out.retry = true;
+      } else {
+        deleteOnTerminationSet_[a.record.attachmentId] = d.deleteOnTermination;
       }
     }
     a.record.state = "attached";

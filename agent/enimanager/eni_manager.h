@@ -88,6 +88,10 @@ class EniManager {
   std::map<std::string, std::string> subnetNameCache_;  // Name tag -> subnet ID
   std::map<std::string, std::string> groupNameCache_;   // group name -> group ID
   std::map<std::string, std::string> groupVpcCache_;    // group ID -> VPC ID
+  // Attachment ID -> the DeleteOnTermination this process set on it (worker thread only).
+  // Describe is eventually consistent (and moto never shows it), so without this every pass
+  // would send the same ModifyNetworkInterfaceAttribute again.
+  std::map<std::string, bool> deleteOnTerminationSet_;
   bool started_ = false;
   bool passRunning_ = false;
   bool passScheduled_ = false;

@@ -42,6 +42,9 @@ class EniResolver {
   /// `observed`.
   std::map<std::string, Result<ResolvedEni>> resolve(const std::vector<ResolveRequest>& requests,
                                                      std::map<std::string, TagSet>& observed);
+  /// Reads the IMDS interface map unless it is loaded already (no refresh); errors wait for the
+  /// next resolve.
+  void prefetch() { (void)interfaces(false); }
   /// The instance's VPC, learnt from IMDS; empty until the first IMDS answer.
   const std::string& vpcId() const { return vpcId_; }
 

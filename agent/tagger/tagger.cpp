@@ -66,6 +66,7 @@ struct Tagger::PodView {
   std::string annotation;  // the tags annotation, raw; empty when absent
   bool hasAnnotation = false;
   TimePoint annotationSeen{};
+  bool latencyOpen = false;  // the annotation's tags have not been seen on the ENI yet
   std::string conditionStatus, conditionReason, conditionMessage;
   bool eligible() const {
     return hasAnnotation && !pod.hostNetwork && !pod.podIps.empty() && !pod.terminal() &&
@@ -131,6 +132,7 @@ Tagger::~Tagger() {
   if (passScheduled_) scheduler_.cancel(passTimer_);
   if (resyncArmed_) scheduler_.cancel(resyncTimer_);
   if (stateTimerArmed_) scheduler_.cancel(stateTimer_);
+  if (kubeRetryArmed_) scheduler_.cancel(kubeRetryTimer_);
 }
 
 void Tagger::onPod(ChangeType type, const Json::Value& object) {
@@ -138,6 +140,7 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
   if (!pod) return;
   const std::string key = pod->meta.ns + "/" + pod->meta.name;
   if (type == ChangeType::Deleted) {
+    kubeRetryAt_.erase(key);
     if (pods_.erase(key) != 0) markDirty();
     return;
   }
@@ -151,6 +154,7 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
   const bool annotationChanged = old == pods_.end() || old->second.annotation != view.annotation ||
                                  old->second.pod.meta.uid != pod->meta.uid;
   view.annotationSeen = annotationChanged ? clock_.now() : old->second.annotationSeen;
+  view.latencyOpen = annotationChanged || old->second.latencyOpen;
   for (const auto& c : arrayField(objectField(object, "status"), "conditions")) {
     if (stringField(c, "type") == kTaggedCondition) {
       view.conditionStatus = stringField(c, "status");
@@ -196,7 +200,7 @@ void Tagger::start() {
   // needs no EC2 read at all.
   resyncDue_ = state_.enis.empty();
   markDirty();
-  scheduleResync();
+  scheduleResync(true);
 }
 
 void Tagger::resync() {
@@ -205,11 +209,16 @@ void Tagger::resync() {
   scheduleResync();
 }
 
-void Tagger::scheduleResync() {
+void Tagger::scheduleResync(bool afterStart) {
   // One timer at a time: a resync asked for early (tests, a future signal) replaces the pending
   // one.
   if (resyncArmed_) scheduler_.cancel(resyncTimer_);
-  const auto jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
+  // After a start the first resync falls anywhere in a whole interval (0.5-1.5x): when a fleet
+  // restarts at once (an upgrade), its reads then spread at nodes/interval per second, as in
+  // steady state. With +-20% alone they would bunch into 0.4 of an interval, 2.5 times the rate.
+  // No read comes sooner than half an interval after a restart.
+  const auto jitter = afterStart ? std::uniform_real_distribution<double>(0.5, 1.5)(rng_)
+                                 : std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
   const auto delay = static_cast<double>(options_.resyncInterval.count()) * jitter;
   resyncArmed_ = true;
   resyncTimer_ = scheduler_.runAfter(Duration(static_cast<std::int64_t>(delay)), [this] {
@@ -291,6 +300,9 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
   if (state.instanceId.empty()) {
     if (auto id = imds.identity(); id) state.instanceId = id->instanceId;
   }
+  // The interface map is read once, up front (a walk of a dozen IMDS paths per ENI), so the
+  // first pods annotated after a start do not wait for it. Free: IMDS, not EC2.
+  resolver.prefetch();
   // Drift check and cold start: one filtered Describe for every ENI the node state knows, or on
   // a cold start for every ENI of the instance.
   if (in.observeAll) {
@@ -587,22 +599,38 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
   const auto& meta = view.pod.meta;
   const ObjectRef ref{ResourceKind::pods(), meta.ns, meta.name, ""};
 
+  bool newForPod = false;  // the pod's record of its applied tags is behind
   if (applied != nullptr) {
     const std::string json = tagsToJson(*applied);
     const std::string hash = tagHash(*applied);
     auto a = meta.annotations.find(kLastAppliedTagsAnnotation);
     auto h = meta.annotations.find(kLastAppliedHashAnnotation);
-    if (a == meta.annotations.end() || a->second != json || h == meta.annotations.end() ||
-        h->second != hash) {
+    newForPod = a == meta.annotations.end() || a->second != json || h == meta.annotations.end() ||
+                h->second != hash;
+    // One write per pod in flight, and none while a failed one backs off: a pass that ran
+    // before the watch showed the last write would otherwise send it again, and a failure that
+    // started the next pass at once fed a storm of 429s from the API server.
+    if (newForPod && annotationWrites_.count(key) == 0 && !backingOff(key)) {
       Json::Value patch;
       patch["metadata"]["annotations"][kLastAppliedTagsAnnotation] = json;
       patch["metadata"]["annotations"][kLastAppliedHashAnnotation] = hash;
       kubeCall();
-      kube_.patch(ref, PatchType::Merge, patch, {}, [this, key](Result<Json::Value> r) {
-        if (!r && r.error().code != ErrorCode::NotFound) {
+      annotationWrites_.insert(key);
+      kube_.patch(ref, PatchType::Merge, patch, {}, [this, key, json, hash](Result<Json::Value> r) {
+        annotationWrites_.erase(key);
+        if (r) {
+          // What the watch will show; until then the next pass need not write it.
+          if (auto p = pods_.find(key); p != pods_.end()) {
+            p->second.pod.meta.annotations[kLastAppliedTagsAnnotation] = json;
+            p->second.pod.meta.annotations[kLastAppliedHashAnnotation] = hash;
+          }
+        } else if (r.error().code != ErrorCode::NotFound) {
           logWarn("cannot record last-applied tags on the pod, will retry",
-                  {{"pod", key}, {"error", r.error().describe()}});
-          markDirty();
+                  {{"pod", key},
+                   {"in_ms", options_.retryDelay.count()},
+                   {"error", r.error().describe()}});
+          kubeRetryAt_[key] = clock_.now() + options_.retryDelay;
+          armKubeRetry();
         }
         kubeDone();
       });
@@ -619,7 +647,7 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
   }
   const bool conditionChanged = view.conditionStatus != status || view.conditionReason != reason ||
                                 view.conditionMessage != message;
-  if (conditionChanged) {
+  if (conditionChanged && !backingOff(key)) {
     Json::Value condition;
     condition["type"] = kTaggedCondition;
     condition["status"] = status;
@@ -636,7 +664,17 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
                 patch, {}, [this, key](Result<Json::Value> r) {
                   if (!r && r.error().code != ErrorCode::NotFound) {
                     logWarn("cannot set the pod condition, will retry",
-                            {{"pod", key}, {"error", r.error().describe()}});
+                            {{"pod", key},
+                             {"in_ms", options_.retryDelay.count()},
+                             {"error", r.error().describe()}});
+                    // Forget what was sent, so the retry sends it again.
+                    if (auto p = pods_.find(key); p != pods_.end()) {
+                      p->second.conditionStatus.clear();
+                      p->second.conditionReason.clear();
+                      p->second.conditionMessage.clear();
+                    }
+                    kubeRetryAt_[key] = clock_.now() + options_.retryDelay;
+                    armKubeRetry();
                   }
                   kubeDone();
                 });
@@ -647,9 +685,20 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
   const bool transition = last == reported_.end() || last->second.first != verdict.reason ||
                           last->second.second != message;
   reported_[key] = {verdict.reason, message};
-  if (verdict.reason == SyncReason::Synced && wrote) {
-    counters_.syncLatency(std::chrono::duration_cast<Duration>(clock_.now() - view.annotationSeen));
-    logInfo("tags applied", {{"pod", key}});
+  if (verdict.reason == SyncReason::Synced) {
+    // Annotation seen -> its tags on the ENI, once per annotation: when this pass wrote them, or
+    // when the ENI already carried them (a pod joining an ENI its neighbours had tagged). A
+    // restart's already-synced pods are no sample.
+    if (view.latencyOpen && (wrote || newForPod)) {
+      const auto latency = std::chrono::duration_cast<Duration>(clock_.now() - view.annotationSeen);
+      counters_.syncLatency(latency);
+      // The latency on the line lets a benchmark take exact percentiles, not histogram buckets.
+      logInfo("tags applied",
+              {{"pod", key},
+               {"wrote", wrote ? "true" : "false"},
+               {"latency_ms", std::chrono::duration<double, std::milli>(latency).count()}});
+    }
+    view.latencyOpen = false;
   }
   // Synced gets an event per write; the others one per transition. DryRun gets none.
   static const std::map<SyncReason, const char*> kEvents = {
@@ -727,5 +776,25 @@ void Tagger::writeState() {
 
 void Tagger::kubeCall() { ++kubeInFlight_; }
 void Tagger::kubeDone() { --kubeInFlight_; }
+
+bool Tagger::backingOff(const std::string& key) {
+  auto it = kubeRetryAt_.find(key);
+  if (it == kubeRetryAt_.end()) return false;
+  if (clock_.now() >= it->second) {
+    kubeRetryAt_.erase(it);
+    return false;
+  }
+  armKubeRetry();
+  return true;
+}
+
+void Tagger::armKubeRetry() {
+  if (kubeRetryArmed_) return;
+  kubeRetryArmed_ = true;
+  kubeRetryTimer_ = scheduler_.runAfter(options_.retryDelay, [this] {
+    kubeRetryArmed_ = false;
+    markDirty();
+  });
+}
 
 }  // namespace eni

@@ -37,8 +37,8 @@ struct TaggerOptions {
   bool dryRun = false;
   Duration coalesceWindow{20};              // changes within it share one pass (and one CreateTags)
   Duration stateDebounce{500};              // node-state annotation writes
-  Duration resyncInterval{30 * 60 * 1000};  // +-20% jitter
-  Duration retryDelay{5000};                // after ENILookupFailed or TaggingFailed
+  Duration resyncInterval{30 * 60 * 1000};  // +-20% jitter; the first after start 0.5-1.5x
+  Duration retryDelay{5000};  // after ENILookupFailed, TaggingFailed or a failed pod write
 };
 
 /// What the tagger did, for metrics and tests. Thread-safe.
@@ -100,7 +100,7 @@ class Tagger {
 
   void markDirty();
   void schedulePass(Duration delay);
-  void scheduleResync();
+  void scheduleResync(bool afterStart = false);
   void runPass();
   PassInput snapshot();
   static void work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
@@ -112,6 +112,8 @@ class Tagger {
   void writeState();
   void kubeCall();  // bookkeeping of in-flight kube writes
   void kubeDone();
+  bool backingOff(const std::string& podKey);  // a failed pod write waits for its retry time
+  void armKubeRetry();
 
   KubeApi& kube_;
   Ec2Api& ec2_;
@@ -124,6 +126,10 @@ class Tagger {
   TaggerCounters counters_;
 
   std::map<std::string, PodView> pods_;
+  std::set<std::string> annotationWrites_;        // pods whose last-applied patch is in flight
+  std::map<std::string, TimePoint> kubeRetryAt_;  // pods whose failed write backs off
+  bool kubeRetryArmed_ = false;
+  TimerId kubeRetryTimer_{};
   NodeState state_;
   std::map<std::string, TagSet> observed_;  // ENI -> its tags as EC2 last showed them
   bool stateLoaded_ = false;

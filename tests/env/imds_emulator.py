@@ -13,10 +13,16 @@ Test hooks (no token needed, loopback only):
 
 It also plays the EKS Pod Identity agent for credential tests:
   GET  /_container/credentials   with "Authorization: <--container-token>" gives JSON credentials
+
+Several instances (bench/fleet): give --instance-id more than once. Each instance gets its own
+listening port, its own tokens, stats and hooks, and answers as that instance; the identity is
+keyed by the port an agent talks to. --port and --port-file concern the first instance, as
+before; --ports-file gets {"<instance-id>": port, ...} for all of them.
 """
 import argparse
 import datetime
 import json
+import os
 import secrets
 import threading
 import time
@@ -28,7 +34,10 @@ MAX_TTL = 21600
 
 
 class State:
-    def __init__(self, args):
+    def __init__(self, args, instance_id):
+        # One identity: the shared options, with this state's own instance ID.
+        args = argparse.Namespace(**vars(args))
+        args.instance_id = instance_id
         self.args = args
         self.tokens = {}
         self.lock = threading.Lock()
@@ -240,7 +249,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--moto-endpoint", required=True)
     ap.add_argument("--region", default="us-east-1")
-    ap.add_argument("--instance-id", required=True)
+    ap.add_argument("--instance-id", required=True, action="append",
+                    help="the instance to play; give it several times for one port per instance")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
     ap.add_argument("--role", default="eni-agent-node")
@@ -251,16 +261,28 @@ def main():
     ap.add_argument("--credential-ttl", type=int, default=6 * 3600)
     ap.add_argument("--max-token-ttl", type=int, default=MAX_TTL,
                     help="expire tokens sooner than asked, to exercise refresh")
+    ap.add_argument("--ports-file", help="write {instance-id: port} as JSON once every port listens")
     args = ap.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(State(args)))
-    server.daemon_threads = True
+    servers = []
+    for n, instance_id in enumerate(args.instance_id):
+        server = ThreadingHTTPServer(("127.0.0.1", args.port if n == 0 else 0),
+                                     make_handler(State(args, instance_id)))
+        server.daemon_threads = True
+        servers.append((instance_id, server))
+    if args.ports_file:
+        write_atomically(args.ports_file, json.dumps({i: s.server_address[1] for i, s in servers}))
     if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(str(server.server_address[1]))
-        import os
-        os.replace(tmp, args.port_file)
-    server.serve_forever()
+        write_atomically(args.port_file, str(servers[0][1].server_address[1]))
+    for _, server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    servers[0][1].serve_forever()
+
+
+def write_atomically(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

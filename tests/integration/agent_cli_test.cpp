@@ -100,9 +100,9 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
   EXPECT_EQ(probe(env, "/readyz"), (std::pair<long, std::string>{200, "ok\n"}));
   EXPECT_EQ(probe(env, "/healthz"), (std::pair<long, std::string>{200, "ok\n"}));
-  // /metrics: DESIGN.md's names, and the counters moved: the tagger's cold-start Describe and the
-  // ENI manager's DescribeInstances + Describe by tag:Node (more passes may follow other tests'
-  // NodeENI changes, so the values are only checked to have moved).
+  // /metrics: DESIGN.md's names, and the counters moved: the tagger's cold-start Describe. No
+  // NodeENI selects cli-node (the other tests' NodeENIs select labels it lacks), so the ENI manager
+  // makes no EC2 call here at all.
   auto value = [](const std::string& text, const std::string& series) -> double {
     const auto at = text.find(series + " ");
     return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
@@ -119,18 +119,17 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   std::string text;
   for (int i = 0; i < 50; ++i) {
     text = probe(env, "/metrics").second;
-    if (value(text, describes) >= 2 && value(text, instances) >= 1 &&
-        value(text, describeDurations) >= 2 && value(text, instanceDurations) >= 1)
-      break;
+    if (value(text, describes) >= 1 && value(text, describeDurations) >= 1) break;
     usleep(100000);
   }
-  EXPECT_GE(value(text, describes), 2) << text;
-  EXPECT_GE(value(text, instances), 1) << text;
-  EXPECT_GE(value(text, describeDurations), 2) << text;
-  EXPECT_GE(value(text, instanceDurations), 1) << text;
+  EXPECT_GE(value(text, describes), 1) << text;
+  EXPECT_GE(value(text, describeDurations), 1) << text;
+  EXPECT_LT(value(text, instances), 1) << "no DescribeInstances on a node no NodeENI selects\n"
+                                       << text;
+  EXPECT_LT(value(text, instanceDurations), 1) << text;
   EXPECT_NE(
       text.find(
-          R"(eni_agent_aws_api_duration_seconds_bucket{operation="DescribeInstances",le="+Inf"})"),
+          R"(eni_agent_aws_api_duration_seconds_bucket{operation="DescribeNetworkInterfaces",le="+Inf"})"),
       std::string::npos)
       << text;
   for (const char* name :

@@ -189,9 +189,15 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
     admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
   }));
 
+  TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
   ManagerAgent agent(node, ns_->path());
   ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 2; }));
   ASSERT_TRUE(agent.settle());
+  // One ModifyNetworkInterfaceAttribute per ENI, though moto's Describe never shows the value and
+  // later passes (status writes, the finalizer) run.
+  const Json::Value stats =
+      *parseJson(TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
+  EXPECT_EQ(stats["requests"].get("ModifyNetworkInterfaceAttribute", 0).asInt(), 2);
 
   auto enis = enisOf("multi-subnet-eni", node);
   ASSERT_EQ(enis.size(), 2u);
@@ -523,6 +529,64 @@ TEST_F(EniManagerTest, AnEniWithoutOwnershipTagsIsNeverDetachedOrDeleted) {
   ASSERT_EQ(still->size(), 1u);
   ASSERT_TRUE((*still)[0].attachment);
   EXPECT_EQ((*still)[0].attachment->instanceId, stack.instanceId);
+}
+
+// The many nodes no NodeENI selects cost nothing: no EC2 read when the agent starts (so a
+// restart is free), and no pass at all when another node's agent writes its status entry (each
+// such write reaches every agent in the fleet).
+TEST_F(EniManagerTest, ANodeNoNodeEniSelectsMakesNoEc2CallAndIgnoresOtherNodesStatus) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-unselected";
+  createNode(node, {});
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = "elsewhere";
+  neni["spec"]["nodeSelector"]["ng"] = "elsewhere";
+  neni["spec"]["subnetID"] = stack.subnetC;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.settle());
+  const auto passes = agent.manager.passes();
+  // Another node's agent records its attachment.
+  Json::Value apply;
+  apply["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  apply["kind"] = "NodeENI";
+  apply["metadata"]["name"] = "elsewhere";
+  Json::Value entry;
+  entry["nodeID"] = "some-other-node";
+  entry["deviceIndex"] = 1;
+  entry["eniID"] = "eni-0123456789abcdef0";
+  entry["status"] = "attached";
+  apply["status"]["attachments"][0] = entry;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", "elsewhere", "status"}, PatchType::Apply,
+                  apply, PatchOptions{"eni-agent/some-other-node", true}, done);
+  }));
+  ASSERT_TRUE(agent.settle());
+  EXPECT_EQ(agent.manager.passes(), passes) << "a status-only change starts no pass";
+  const Json::Value stats =
+      *parseJson(TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
+  EXPECT_TRUE(stats["requests"].empty()) << stats["requests"].toStyledString();
+  // A spec change still counts.
+  Json::Value patch;
+  patch["spec"]["description"] = "changed";
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", "elsewhere", ""}, PatchType::Merge, patch,
+                  {}, done);
+  }));
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.passes() > passes; }));
+  ASSERT_TRUE(agent.settle());
+  auto del = testing::runProcess({stack.kubectl, "--kubeconfig", stack.adminKubeconfig, "delete",
+                                  "nodeeni", "elsewhere", "--wait=false"});
+  ASSERT_EQ(del.status, 0) << del.err;
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto r = getNodeEni("elsewhere");
+    return !r && r.error().code == ErrorCode::NotFound;
+  })) << "the finalizer is still kept without EC2";
 }
 
 // SIGKILL between the steps of create -> attach -> status; the next run converges to exactly one

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -48,6 +49,7 @@ class FakeKubeApi final : public KubeApi {
   void patch(const ObjectRef& ref, PatchType, const Json::Value& body, const PatchOptions&,
              Callback<Json::Value> done) override {
     patches.emplace_back(ref, body);
+    if (patchAnswer) return done(patchAnswer(ref, body));
     done(body);
   }
   void create(const ObjectRef&, const Json::Value& object, Callback<Json::Value> done) override {
@@ -78,6 +80,8 @@ class FakeKubeApi final : public KubeApi {
   std::map<WatchId, OpenWatch> watches;
   std::vector<ListOptions> watchHistory;
   std::vector<std::pair<ObjectRef, Json::Value>> patches;
+  /// When set, the answer to each patch (every patch is still recorded); else the body echoed.
+  std::function<Result<Json::Value>(const ObjectRef&, const Json::Value&)> patchAnswer;
   int cancelled = 0;
 
  private:

@@ -2,6 +2,8 @@
 // are recorded, written once after the debounce, and not written again when nothing changed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/tagger/tagger.h"
@@ -62,6 +64,179 @@ class NoImds final : public Imds {
   Result<Credentials> roleCredentials() override { return fail(ErrorCode::Internal, "unexpected"); }
 };
 
+// EC2 and IMDS for one ENI holding 10.0.0.5 and 10.0.0.6: CreateTags succeeds, and Describe shows
+// no tags.
+class OneEniEc2 final : public Ec2Api {
+ public:
+  Result<std::vector<NetworkInterface>> describeNetworkInterfaces(
+      const std::vector<std::string>&, const std::vector<Filter>&) override {
+    return std::vector<NetworkInterface>{};
+  }
+  Result<void> createTags(const std::vector<std::string>&, const std::vector<Tag>&) override {
+    ++createTagsCalls;
+    return {};
+  }
+  Result<void> deleteTags(const std::vector<std::string>&, const std::vector<Tag>&) override {
+    return {};
+  }
+  Result<NetworkInterface> createNetworkInterface(const CreateEniRequest&) override { return no(); }
+  Result<std::string> attachNetworkInterface(const std::string&, const std::string&,
+                                             std::int64_t) override {
+    return no();
+  }
+  Result<void> detachNetworkInterface(const std::string&, bool) override { return no(); }
+  Result<void> deleteNetworkInterface(const std::string&) override { return no(); }
+  Result<void> setDeleteOnTermination(const std::string&, const std::string&, bool) override {
+    return no();
+  }
+  Result<std::vector<Subnet>> describeSubnets(const std::vector<std::string>&,
+                                              const std::vector<Filter>&) override {
+    return no();
+  }
+  Result<std::vector<SecurityGroup>> describeSecurityGroups(const std::vector<std::string>&,
+                                                            const std::vector<Filter>&) override {
+    return no();
+  }
+  Result<Instance> describeInstance(const std::string&) override { return no(); }
+  int createTagsCalls = 0;
+
+ private:
+  static tl::unexpected<Error> no() { return fail(ErrorCode::Internal, "unexpected"); }
+};
+
+class OneEniImds final : public Imds {
+ public:
+  Result<std::string> get(const std::string&) override {
+    return fail(ErrorCode::NotFound, "not here");
+  }
+  Result<InstanceIdentity> identity() override {
+    return InstanceIdentity{"i-1", "us-east-1", "us-east-1a", "02:00:00:00:00:01"};
+  }
+  Result<InterfaceMap> interfaces() override {
+    ++walks;
+    ImdsInterface i;
+    i.mac = "02:00:00:00:00:01";
+    i.interfaceId = "eni-1";
+    i.deviceNumber = 0;
+    i.localIpv4s = {"10.0.0.5", "10.0.0.6"};
+    i.subnetId = "subnet-1";
+    i.vpcId = "vpc-1";
+    return InterfaceMap{{i}};
+  }
+  Result<Credentials> roleCredentials() override { return fail(ErrorCode::Internal, "unexpected"); }
+  int walks = 0;
+};
+
+// A pod write the API server refuses (429) is retried after the retry delay, not by the next pass
+// 20 ms later (and a refused condition is retried at all): that fed a storm of thousands of 429s
+// with 110 pods. And a write that succeeded is not sent again before the watch shows it.
+TEST(TaggerPodWrites, AFailedLastAppliedWriteBacksOffAndASucceededOneIsNotRepeated) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  OneEniEc2 ec2;
+  OneEniImds imds;
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  bool refuse = true;
+  bool refuseStatus = true;
+  auto conditionWrites = [&] {
+    int n = 0;
+    for (const auto& [ref, body] : kube.patches) n += ref.subresource == "status";
+    return n;
+  };
+  auto lastAppliedWrites = [&] {
+    int n = 0;
+    for (const auto& [ref, body] : kube.patches) {
+      n += ref.kind.plural == "pods" && ref.subresource.empty() &&
+           body["metadata"]["annotations"].isMember(kLastAppliedHashAnnotation);
+    }
+    return n;
+  };
+  kube.patchAnswer = [&](const ObjectRef& ref, const Json::Value& body) -> Result<Json::Value> {
+    if (ref.kind.plural == "pods" && (ref.subresource.empty() ? refuse : refuseStatus))
+      return fail(ErrorCode::Throttled, "Too many requests, please try again later. (http 429)");
+    return body;
+  };
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.start();
+  Json::Value pod;
+  pod["metadata"]["name"] = "web";
+  pod["metadata"]["namespace"] = "default";
+  pod["metadata"]["uid"] = "u1";
+  pod["metadata"]["annotations"]["eni-tagger.io/tags"] = "Team=Platform";
+  pod["spec"]["nodeName"] = "n1";
+  pod["status"]["phase"] = "Running";
+  pod["status"]["podIP"] = "10.0.0.5";
+  tagger.onPod(ChangeType::Added, pod);
+  for (int i = 0; i < 100; ++i) {
+    scheduler.advance(Duration(10));
+    tagger.resync();  // passes keep coming, as pod events would start them
+  }
+  EXPECT_EQ(ec2.createTagsCalls, 1);
+  EXPECT_EQ(lastAppliedWrites(), 1) << "one attempt in the first second, not one per pass";
+  EXPECT_EQ(conditionWrites(), 0) << "the pod backs off as a whole";
+  refuse = false;
+  scheduler.advance(Duration(5000));
+  EXPECT_EQ(lastAppliedWrites(), 2) << "retried after the retry delay";
+  EXPECT_EQ(conditionWrites(), 1);
+  refuseStatus = false;
+  scheduler.advance(Duration(5000));
+  EXPECT_EQ(conditionWrites(), 2) << "a refused condition is sent again, though the pass sent it";
+  for (int i = 0; i < 10; ++i) {
+    tagger.resync();
+    scheduler.advance(Duration(100));
+  }
+  EXPECT_EQ(lastAppliedWrites(), 2) << "written once; the watch has not shown it yet";
+  EXPECT_EQ(conditionWrites(), 2);
+}
+
+Json::Value annotatedPod(const std::string& name, const std::string& ip) {
+  Json::Value pod;
+  pod["metadata"]["name"] = name;
+  pod["metadata"]["namespace"] = "default";
+  pod["metadata"]["uid"] = "uid-" + name;
+  pod["metadata"]["annotations"]["eni-tagger.io/tags"] = "Team=Platform";
+  pod["spec"]["nodeName"] = "n1";
+  pod["status"]["phase"] = "Running";
+  pod["status"]["podIP"] = ip;
+  return pod;
+}
+
+// Annotation seen -> tags on the ENI is measured for every pod: also for one that joins an ENI
+// whose tags an earlier pass already wrote (no write of its own), once.
+TEST(TaggerLatency, APodJoiningAnAlreadyTaggedEniIsMeasuredOnce) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  OneEniEc2 ec2;
+  OneEniImds imds;
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.start();
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(imds.walks, 1) << "the interface map is read at start, before any pod needs it";
+  tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(imds.walks, 1);
+  EXPECT_EQ(ec2.createTagsCalls, 1);
+  EXPECT_EQ(tagger.counters().latencies().size(), 1u);
+  tagger.onPod(ChangeType::Added, annotatedPod("api", "10.0.0.6"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(ec2.createTagsCalls, 1) << "the ENI carries the tags already";
+  EXPECT_EQ(tagger.counters().latencies().size(), 2u);
+  tagger.resync();
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(tagger.counters().latencies().size(), 2u) << "once per annotation";
+}
+
 TEST(TaggerNodeState, RecordsTheEniManagersAttachmentsOnce) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
@@ -115,6 +290,38 @@ TEST(TaggerResync, AnEarlyResyncReplacesThePendingTimerInsteadOfAddingOne) {
   scheduler.advance(Duration(2000));
   EXPECT_EQ(scheduler.pending(), 1u) << "still one resync timer, not three";
   EXPECT_EQ(tagger.passes(), 2u) << "the two early resyncs shared one pass";
+}
+
+// A fleet that restarts at once must not bunch its drift-check reads: the first resync after a
+// start spreads over a whole interval (0.5-1.5x), never sooner than half an interval.
+TEST(TaggerResync, TheFirstResyncAfterAStartSpreadsOverAWholeInterval) {
+  const Duration interval(1800000);
+  Duration earliest = interval * 10;
+  Duration latest(0);
+  for (int n = 0; n < 200; ++n) {
+    testing::FakeKubeApi kube;
+    testing::ManualScheduler scheduler;
+    InlineExecutor executor;
+    NoEc2 ec2;
+    NoImds imds;
+    TaggerOptions options;
+    options.nodeName = "n1";
+    options.resyncInterval = interval;
+    Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+    Json::Value node;
+    node["metadata"]["name"] = "n1";
+    tagger.onNode(ChangeType::Added, node);
+    tagger.start();
+    scheduler.advance(Duration(2000));  // the first pass and the node-state write
+    ASSERT_EQ(scheduler.pending(), 1u) << "only the resync timer";
+    const Duration first = scheduler.nextDelay() + Duration(2000);
+    earliest = std::min(earliest, first);
+    latest = std::max(latest, first);
+  }
+  EXPECT_GE(earliest, interval / 2);
+  EXPECT_LT(earliest, interval * 6 / 10) << "200 starts: some resync in the first tenth";
+  EXPECT_GT(latest, interval * 14 / 10) << "200 starts: some resync in the last tenth";
+  EXPECT_LE(latest, interval * 3 / 2);
 }
 
 }  // namespace

@@ -1,0 +1,48 @@
+#include "agent/kube/bounded_writes.h"
+
+#include <utility>
+
+namespace eni {
+
+void BoundedWrites::patch(const ObjectRef& ref, PatchType type, const Json::Value& body,
+                          const PatchOptions& options, Callback<Json::Value> done) {
+  submit([this, ref, type, body, options](
+             Callback<Json::Value> cb) { inner_.patch(ref, type, body, options, std::move(cb)); },
+         std::move(done));
+}
+
+void BoundedWrites::create(const ObjectRef& ref, const Json::Value& object,
+                           Callback<Json::Value> done) {
+  submit(
+      [this, ref, object](Callback<Json::Value> cb) { inner_.create(ref, object, std::move(cb)); },
+      std::move(done));
+}
+
+void BoundedWrites::update(const ObjectRef& ref, const Json::Value& object,
+                           Callback<Json::Value> done) {
+  submit(
+      [this, ref, object](Callback<Json::Value> cb) { inner_.update(ref, object, std::move(cb)); },
+      std::move(done));
+}
+
+void BoundedWrites::submit(Send send, Callback<Json::Value> done) {
+  if (inFlight_ < limit_) return start(std::move(send), std::move(done));
+  queue_.emplace_back(std::move(send), std::move(done));
+}
+
+void BoundedWrites::start(Send send, Callback<Json::Value> done) {
+  ++inFlight_;
+  send([this, done = std::move(done)](Result<Json::Value> r) {
+    --inFlight_;
+    // The next write goes out before this answer is handled, so a caller that writes again
+    // from its callback queues behind those already waiting.
+    if (!queue_.empty() && inFlight_ < limit_) {
+      auto next = std::move(queue_.front());
+      queue_.pop_front();
+      start(std::move(next.first), std::move(next.second));
+    }
+    done(std::move(r));
+  });
+}
+
+}  // namespace eni
