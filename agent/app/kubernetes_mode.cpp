@@ -4,10 +4,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/app/commands.h"
+#include "agent/base/backoff.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
@@ -39,6 +42,59 @@ eni::Result<eni::KubeConfig> kubeConfigFor(const eni::AgentOptions& options) {
                             env("KUBERNETES_SERVICE_PORT").value_or(""), kServiceAccountDir);
 }
 
+/// Reads the region from IMDS, retrying with jittered backoff while IMDS is unreachable (at boot
+/// it may come up after the agent). The loop keeps turning, so /healthz stays live, and /readyz
+/// says that the agent waits for IMDS. Returns nullopt when a signal stopped the loop first.
+std::optional<std::string> waitForRegion(eni::EventLoop& loop, eni::Imds& imds,
+                                         eni::HealthServer* health, const std::string& endpoint) {
+  eni::WorkerThread worker(loop);
+  eni::Backoff backoff(eni::Duration(500), eni::Duration(30000));
+  std::optional<std::string> region;
+  std::string reason = "imds: reading the region from IMDS at " + endpoint;
+  eni::TimerId retryTimer = 0;
+  eni::TimerId beatTimer = 0;
+  std::function<void()> attempt;
+  attempt = [&] {
+    auto identity = std::make_shared<eni::Result<eni::InstanceIdentity>>(
+        eni::fail(eni::ErrorCode::Internal, "not asked"));
+    worker.run([&imds, identity] { *identity = imds.identity(); },
+               [&, identity] {
+                 if (*identity && !(*identity)->region.empty()) {
+                   region = (*identity)->region;
+                   loop.stop();
+                   return;
+                 }
+                 const std::string error =
+                     *identity ? "IMDS gave an empty region" : identity->error().describe();
+                 const auto delay = backoff.next();
+                 reason = "imds: cannot read the region from IMDS at " + endpoint + " (" + error +
+                          "); set --region or AWS_REGION to skip IMDS";
+                 eni::logWarn("cannot read the AWS region from IMDS, will retry",
+                              {{"error", error},
+                               {"retry_in_ms", static_cast<std::int64_t>(delay.count())},
+                               {"attempt", backoff.attempt()}});
+                 retryTimer = loop.runAfter(delay, attempt);
+               });
+  };
+  std::function<void()> beat;
+  beat = [&] {
+    if (health != nullptr) {
+      health->heartbeat();
+      health->setReady(false, reason);
+    }
+    beatTimer = loop.runAfter(eni::Duration(1000), beat);
+  };
+  beat();
+  attempt();
+  loop.run();
+  // The timers capture this frame: none may outlive it.
+  loop.cancel(retryTimer);
+  loop.cancel(beatTimer);
+  if (!region) return std::nullopt;
+  eni::logInfo("region read from IMDS", {{"region", *region}});
+  return region;
+}
+
 }  // namespace
 
 int eni::runKubernetes(const eni::AgentOptions& options) {
@@ -57,16 +113,32 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   const auto env = eni::processEnv();
   eni::SystemClock clock;
   eni::RealSleeper sleeper;
-  eni::CurlImds imds(eni::imdsConfigFromEnv(env), clock, sleeper);
+  const eni::ImdsConfig imdsConfig = eni::imdsConfigFromEnv(env);
+  eni::CurlImds imds(imdsConfig, clock, sleeper);
+
+  // The loop, the signal handler and the health server come first: an agent that waits for IMDS
+  // is alive (/healthz) and says why it is not ready (/readyz), and SIGTERM still stops it.
+  eni::EventLoop loop;
+  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
+    eni::logInfo("stopping", {{"signal", signal}});
+    loop.stop();
+  });
+  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
+  if (!health) {
+    eni::logError("cannot serve health probes", {{"error", health.error().message}});
+    return kExitFailure;
+  }
+
   std::string region = options.region;
   if (region.empty() && (options.enableTagger || options.enableEniManager)) {
-    auto identity = imds.identity();
-    if (!identity) {
+    if (imdsConfig.disabled) {
       eni::logError("cannot find the AWS region: set --region or AWS_REGION",
-                    {{"error", identity.error().describe()}});
+                    {{"error", "IMDS is disabled by AWS_EC2_METADATA_DISABLED"}});
       return kExitFailure;
     }
-    region = identity->region;
+    auto resolved = waitForRegion(loop, imds, health->get(), imdsConfig.endpoint);
+    if (!resolved) return 0;  // stopped by a signal while waiting
+    region = *resolved;
   }
   eni::DefaultCredentialChain credentials(env, region, &imds);
   eni::Ec2ClientConfig ec2Config;
@@ -76,11 +148,6 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   ec2Config.burst = options.awsRateLimitBurst;
   eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
-  eni::EventLoop loop;
-  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
-    eni::logInfo("stopping", {{"signal", signal}});
-    loop.stop();
-  });
   eni::HttpClient http(loop);
   eni::CurlKubeClient kube(http, *config);
   eni::WorkerThread awsWorker(loop);
@@ -133,12 +200,6 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
                      options.enableEniManager);
   eni::Readiness readiness;
   readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
-
-  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
-  if (!health) {
-    eni::logError("cannot serve health probes", {{"error", health.error().message}});
-    return kExitFailure;
-  }
 
   auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
   if (!metrics) {

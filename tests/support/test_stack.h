@@ -68,6 +68,8 @@ class BackgroundProcess {
   bool waitForOutput(const std::string& text, int limitMs = 30000) const;
   /// SIGTERM, then wait; returns the exit status.
   int terminate();
+  /// Sends `signal` (SIGSTOP, SIGCONT, SIGKILL...) without waiting.
+  void signal(int signal);
   bool running();
 
  private:
