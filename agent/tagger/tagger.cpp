@@ -636,7 +636,20 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
                 patch, {}, [this, key](Result<Json::Value> r) {
                   if (!r && r.error().code != ErrorCode::NotFound) {
                     logWarn("cannot set the pod condition, will retry",
-                            {{"pod", key}, {"error", r.error().describe()}});
+                            {{"pod", key},
+                             {"error", r.error().describe()},
+                             {"retry_in_ms", options_.retryDelay.count()}});
+                    // The pod does not show this condition: forget that we set it, so that a
+                    // later pass patches it again even if the pod itself never changes.
+                    if (auto p = pods_.find(key); p != pods_.end()) {
+                      p->second.conditionStatus.clear();
+                      p->second.conditionReason.clear();
+                      p->second.conditionMessage.clear();
+                    }
+                    // Not markDirty(): an API server that refuses is retried after retryDelay,
+                    // not every coalescing window.
+                    dirty_ = true;
+                    if (!passRunning_) schedulePass(options_.retryDelay);
                   }
                   kubeDone();
                 });

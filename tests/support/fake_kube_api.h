@@ -48,6 +48,11 @@ class FakeKubeApi final : public KubeApi {
   void patch(const ObjectRef& ref, PatchType, const Json::Value& body, const PatchOptions&,
              Callback<Json::Value> done) override {
     patches.emplace_back(ref, body);
+    if (ref.subresource == "status" && failStatusPatches > 0) {
+      --failStatusPatches;
+      done(fail(ErrorCode::Transient, "fake: injected status patch failure"));
+      return;
+    }
     done(body);
   }
   void create(const ObjectRef&, const Json::Value& object, Callback<Json::Value> done) override {
@@ -77,7 +82,8 @@ class FakeKubeApi final : public KubeApi {
   std::deque<PendingList> lists;
   std::map<WatchId, OpenWatch> watches;
   std::vector<ListOptions> watchHistory;
-  std::vector<std::pair<ObjectRef, Json::Value>> patches;
+  std::vector<std::pair<ObjectRef, Json::Value>> patches;  // every patch, failed ones too
+  int failStatusPatches = 0;  // this many patches of a status subresource fail (Transient)
   int cancelled = 0;
 
  private:
