@@ -47,6 +47,19 @@ TEST_F(ApiServerDrill, RestartMidChurnAndCompactionWith410MissNoPodUpdate) {
   })) << mismatches.size()
       << " differ, first: " << mismatches[0] << "\n"
       << agent->output().substr(0, 20000);
+  // Pod writes that failed while the API server was away are retried: every tagged pod shows
+  // Synced.
+  std::string stale;
+  EXPECT_TRUE(eventually(
+      [&] {
+        stale.clear();
+        for (const auto& p : pods) {
+          if (p.live && !p.annotation.empty() && conditionReason(p) != "Synced") stale = p.name;
+        }
+        return stale.empty();
+      },
+      120))
+      << stale << " does not show Synced";
   EXPECT_NE(agent->output().find("watch version expired, relisting"), std::string::npos)
       << "the drill must really have forced a 410";
   EXPECT_TRUE(agent->running());

@@ -153,6 +153,17 @@ std::vector<NodeEniAttachment> Drill::statusOf(const std::string& name) {
   return out;
 }
 
+std::string Drill::conditionReason(const DrillPod& pod) {
+  auto r = call([&](auto done) {
+    admin_->get(ObjectRef{ResourceKind::pods(), ns_, pod.name, ""}, done);
+  });
+  if (!r) return "";
+  for (const auto& c : arrayField(objectField(*r, "status"), "conditions")) {
+    if (stringField(c, "type") == kTaggedCondition) return stringField(c, "reason");
+  }
+  return "";
+}
+
 int Drill::kubectl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {stack().kubectl, "--kubeconfig", stack().adminKubeconfig};
   argv.insert(argv.end(), args.begin(), args.end());

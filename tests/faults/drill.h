@@ -62,6 +62,8 @@ class Drill : public ::testing::Test {
   void annotate(DrillPod& pod, const std::string& annotation);
   void deletePod(DrillPod& pod);
   int kubectl(const std::vector<std::string>& args);
+  /// The reason of the pod's eni-tagger.io/tagged condition ("" when it has none).
+  std::string conditionReason(const DrillPod& pod);
 
   /// A NodeENI selecting nodes labelled `selectorKey=selectorValue`, one ENI per subnet.
   void createNodeEni(const std::string& name, const std::string& selectorKey,
