@@ -20,7 +20,7 @@ TEST_F(KillDrill, TwentySigkillsDuringPodAndNodeEniChurnLeakNothingAndLoseNoTag)
   std::uint64_t seed = 20261123;
   if (const char* s = std::getenv("ENI_DRILL_SEED")) seed = std::strtoull(s, nullptr, 10);
   std::mt19937_64 rng(seed);
-  std::cout << "kill drill seed " << seed << " (set ENI_DRILL_SEED to replay)\n";
+  std::cout << "kill drill seed " << seed << " (set ENI_DRILL_SEED to replay)" << std::endl;
   RecordProperty("seed", std::to_string(seed));
   auto draw = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
 
@@ -84,7 +84,7 @@ TEST_F(KillDrill, TwentySigkillsDuringPodAndNodeEniChurnLeakNothingAndLoseNoTag)
     std::this_thread::sleep_for(std::chrono::milliseconds(after));
     agent->signal(SIGKILL);
     agent.reset();
-    std::cout << "kill " << kill + 1 << " at " << after << " ms after churn:" << done << "\n";
+    std::cout << "kill " << kill + 1 << " at " << after << " ms after churn:" << done << std::endl;
   }
 
   auto agent = startAgent();
