@@ -89,27 +89,32 @@ TEST_F(KillDrill, TwentySigkillsDuringPodAndNodeEniChurnLeakNothingAndLoseNoTag)
 
   auto agent = startAgent();
   std::vector<std::string> problems;
-  const bool converged = eventually([&] {
-    problems = tagMismatches(pods);
-    for (const auto& name : nodeEnis) {
-      const auto enis = ownedEnis(name);
-      if (nodeEniLive[name]) {
-        const auto status = statusOf(name);
-        if (enis.size() != 1 || !enis[0].attachment || status.size() != 1 ||
-            status[0].eniId != enis[0].id || status[0].status != "attached") {
-          problems.push_back(name + ": " + std::to_string(enis.size()) + " ENIs, " +
-                             std::to_string(status.size()) + " status entries");
+  // Each round reads moto and the API server several times: 240 rounds stay well inside ctest's
+  // timeout, so a failing run still prints its diagnosis.
+  const bool converged = eventually(
+      [&] {
+        problems = tagMismatches(pods);
+        for (const auto& name : nodeEnis) {
+          const auto enis = ownedEnis(name);
+          if (nodeEniLive[name]) {
+            const auto status = statusOf(name);
+            if (enis.size() != 1 || !enis[0].attachment || status.size() != 1 ||
+                status[0].eniId != enis[0].id || status[0].status != "attached") {
+              problems.push_back(name + ": " + std::to_string(enis.size()) + " ENIs, " +
+                                 std::to_string(status.size()) + " status entries");
+            }
+          } else {
+            auto r = getNodeEni(name);
+            const bool gone = !r && r.error().code == ErrorCode::NotFound;
+            if (!enis.empty() || (!gone && !statusOf(name).empty())) {
+              problems.push_back(name + " (deleted): " + std::to_string(enis.size()) +
+                                 " ENIs left");
+            }
+          }
         }
-      } else {
-        auto r = getNodeEni(name);
-        const bool gone = !r && r.error().code == ErrorCode::NotFound;
-        if (!enis.empty() || (!gone && !statusOf(name).empty())) {
-          problems.push_back(name + " (deleted): " + std::to_string(enis.size()) + " ENIs left");
-        }
-      }
-    }
-    return problems.empty();
-  });
+        return problems.empty();
+      },
+      240);
   ASSERT_TRUE(converged) << problems.size() << " problems, first: " << problems[0] << "\n"
                          << agent->output().substr(0, 20000);
 
