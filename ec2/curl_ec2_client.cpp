@@ -1,5 +1,7 @@
 #include "ec2/curl_ec2_client.h"
 
+#include <cstdio>
+
 #include "agent/base/strings.h"
 #include "ec2/ec2_xml.h"
 
@@ -71,6 +73,9 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
     body += "&" + percentEncode(key) + "=" + percentEncode(value);
 
   backoff_.reset();
+  char invocation[17];
+  std::snprintf(invocation, sizeof invocation, "%016llx",
+                static_cast<unsigned long long>(invocationRng_()));
   Error last{ErrorCode::Internal, action + ": no attempt made"};
   for (int attempt = 0; attempt < config_.maxAttempts; ++attempt) {
     if (attempt > 0) sleeper_.sleepFor(backoff_.next());
@@ -87,6 +92,11 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
     request.connectTimeout = config_.connectTimeout;
     request.timeout = config_.timeout;
     request.headers.push_back("Content-Type: application/x-www-form-urlencoded; charset=utf-8");
+    // The AWS SDKs' retry headers: which call this is and which attempt of it, so a proxy or a
+    // server log can tell a client retry from a new call.
+    request.headers.push_back(std::string("amz-sdk-invocation-id: ") + invocation);
+    request.headers.push_back("amz-sdk-request: attempt=" + std::to_string(attempt + 1) +
+                              "; max=" + std::to_string(config_.maxAttempts));
     request.awsSigV4 = "aws:amz:" + config_.region + ":ec2";
     request.awsAccessKeyId = creds->accessKeyId;
     request.awsSecretAccessKey = creds->secretAccessKey;

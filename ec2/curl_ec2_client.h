@@ -1,6 +1,7 @@
 #pragma once
 
 #include <mutex>
+#include <random>
 
 #include "agent/base/backoff.h"
 #include "agent/base/clock.h"
@@ -76,6 +77,8 @@ class CurlEc2Client final : public Ec2Api {
   std::mutex mutex_;
   BlockingHttpClient http_;
   Backoff backoff_;
+  // amz-sdk-invocation-id: one per call, the same on each of its attempts (as the AWS SDKs do).
+  std::mt19937_64 invocationRng_{std::random_device{}()};
 };
 
 /// "Filter.1.Name", "Filter.1.Value.1", ... and "NetworkInterfaceId.1", ...

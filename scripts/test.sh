@@ -1,41 +1,75 @@
 #!/usr/bin/env bash
 # Runs every test of eni-agent on this machine: installs what is missing, builds with -Werror,
 # builds (or reuses from $HOME/.cache) the test stack, then runs the unit, integration and netns
-# labels through ctest, checks formatting, and smoke-runs the fuzzers when clang is present.
-# netns tests need root; CI runs as root.
+# labels through ctest, the fault drills (label faults), the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, checks formatting, and runs the libFuzzer targets
+# when clang is present (FUZZ_SECONDS each, 60 by default). netns tests need root; CI runs as root.
+# Each stage's wall time is printed at the end (and kept in $BUILD/ci-timings.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=${BUILD_DIR:-$ROOT/build}
 JOBS=$(nproc)
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
+timings=()
+stage_start=$SECONDS
+stage_name=""
+stage() {
+  if [ -n "$stage_name" ]; then timings+=("$(printf '%-28s %5ds' "$stage_name" $((SECONDS - stage_start)))"); fi
+  stage_name=$1
+  stage_start=$SECONDS
+  [ -n "$1" ] && echo "== $1" >&2
+  return 0
+}
+report() {
+  stage ""
+  mkdir -p "$BUILD"
+  { printf '%s\n' "${timings[@]}"; printf '%-28s %5ds\n' total "$SECONDS"; } | tee "$BUILD/ci-timings.txt" >&2
+}
+
+# The stack is always torn down, whatever happens to ctest; the timings are always printed.
+trap 'python3 tests/env/stack.py down --dir "$BUILD/test-stack" >/dev/null 2>&1 || true; report' EXIT
+
+stage setup
 bash scripts/setup.sh
 
-echo "== format check" >&2
+stage "format check"
 files=$(git ls-files '*.cpp' '*.h' 2>/dev/null || find agent netlink ec2 tests bench -name '*.cpp' -o -name '*.h')
 clang-format --dry-run --Werror $files
 
-echo "== build" >&2
+stage build
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DENI_AGENT_WERROR=ON -DENI_AGENT_BUILD_TESTS=ON -DENI_AGENT_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 
-echo "== test-stack binaries (cached under \$HOME/.cache/eni-agent)" >&2
+stage "test-stack binaries"
 bash tests/env/build-binaries.sh >/dev/null
 
-# The stack is always torn down, whatever happens to ctest.
-trap 'python3 tests/env/stack.py down --dir "$BUILD/test-stack" >/dev/null 2>&1 || true' EXIT
-
-echo "== ctest: unit, integration, netns" >&2
 status=0
+stage "ctest unit+integration+netns"
 (cd "$BUILD" && ctest -L 'unit|integration|netns' -j "$JOBS" --output-on-failure --timeout 600) || status=$?
 # Show that the kube tests talked to the real kube-apiserver.
 grep -h "kube-apiserver /version" "$BUILD/Testing/Temporary/LastTest.log" || true
 
+# The fault drills get a stack of their own (stack.up runs again): a fresh moto and etcd.
+stage "ctest faults"
+(cd "$BUILD" && ctest -L faults --output-on-failure --timeout 900) || status=$?
+
+stage "asan+ubsan unit tests"
+cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENI_AGENT_WERROR=ON \
+  -DENI_AGENT_BUILD_TESTS=ON -DENI_AGENT_BUILD_BENCH=OFF -DENI_AGENT_SANITIZE="address;undefined" >/dev/null
+cmake --build "$BUILD-asan" -j "$JOBS" --target eni_unit_tests
+(cd "$BUILD-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest -L unit -j "$JOBS" --output-on-failure --timeout 600) || status=$?
+
 if command -v clang++ >/dev/null; then
-  echo "== fuzzers (clang, libFuzzer), bounded" >&2
+  stage "fuzzers (${FUZZ_SECONDS}s each)"
+  # Everything is instrumented (fuzzer-no-link), not just the harness: libFuzzer is guided by the
+  # coverage of the parsers themselves.
   CC=clang CXX=clang++ cmake -S . -B "$BUILD-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DENI_AGENT_BUILD_TESTS=OFF >/dev/null
+    -DENI_AGENT_BUILD_TESTS=OFF -DENI_AGENT_SANITIZE="address;undefined;fuzzer-no-link" >/dev/null
   # Each fuzzer sits beside its parser, with its corpus in fuzz_corpus/<name>/.
   fuzzers=(agent/kube:watch_decoder ec2:ec2_xml ec2:imds_list)
   targets=()
@@ -43,14 +77,17 @@ if command -v clang++ >/dev/null; then
   cmake --build "$BUILD-fuzz" -j "$JOBS" --target "${targets[@]}"
   for f in "${fuzzers[@]}"; do
     dir=${f%%:*} name=${f#*:}
+    # The checked-in corpus is the seed; what the run finds stays in a scratch copy (keep new
+    # finds with: fuzz_<name> -merge=1 <dir>/fuzz_corpus/<name> <scratch>).
     corpus=$(mktemp -d)
     cp "$dir/fuzz_corpus/$name"/* "$corpus/"
     log="$BUILD-fuzz/fuzz_$name.log"
-    if "$BUILD-fuzz/$dir/fuzz_$name" -max_total_time="${FUZZ_SECONDS:-15}" "$corpus" >"$log" 2>&1; then
-      echo "fuzz_$name: $(tail -1 "$log")"
+    if "$BUILD-fuzz/$dir/fuzz_$name" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
+      -artifact_prefix="$BUILD-fuzz/crash-$name-" "$corpus" >"$log" 2>&1; then
+      echo "fuzz_$name: $(grep -h '^#' "$log" | tail -1)"
     else
       tail -40 "$log"
-      echo "fuzz_$name: FAILED (see $log)"
+      echo "fuzz_$name: FAILED (see $log; the input is $BUILD-fuzz/crash-$name-*)"
       status=1
     fi
     rm -rf "$corpus"

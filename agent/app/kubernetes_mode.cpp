@@ -4,10 +4,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/app/commands.h"
+#include "agent/app/imds_wait.h"
 #include "agent/app/kube_setup.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
@@ -46,16 +49,32 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   const auto env = eni::processEnv();
   eni::SystemClock clock;
   eni::RealSleeper sleeper;
-  eni::CurlImds imds(eni::imdsConfigFromEnv(env), clock, sleeper);
+  const eni::ImdsConfig imdsConfig = eni::imdsConfigFromEnv(env);
+  eni::CurlImds imds(imdsConfig, clock, sleeper);
+
+  // The loop, the signal handler and the health server come first: an agent that waits for IMDS
+  // is alive (/healthz) and says why it is not ready (/readyz), and SIGTERM still stops it.
+  eni::EventLoop loop;
+  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
+    eni::logInfo("stopping", {{"signal", signal}});
+    loop.stop();
+  });
+  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
+  if (!health) {
+    eni::logError("cannot serve health probes", {{"error", health.error().message}});
+    return kExitFailure;
+  }
+
   std::string region = options.region;
   if (region.empty() && (options.enableTagger || options.enableEniManager)) {
-    auto identity = imds.identity();
-    if (!identity) {
+    if (imdsConfig.disabled) {
       eni::logError("cannot find the AWS region: set --region or AWS_REGION",
-                    {{"error", identity.error().describe()}});
+                    {{"error", "IMDS is disabled by AWS_EC2_METADATA_DISABLED"}});
       return kExitFailure;
     }
-    region = identity->region;
+    auto resolved = waitForRegion(loop, imds, health->get(), imdsConfig.endpoint);
+    if (!resolved) return 0;  // stopped by a signal while waiting
+    region = *resolved;
   }
   eni::DefaultCredentialChain credentials(env, region, &imds);
   eni::Ec2ClientConfig ec2Config;
@@ -65,11 +84,6 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   ec2Config.burst = options.awsRateLimitBurst;
   eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
-  eni::EventLoop loop;
-  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
-    eni::logInfo("stopping", {{"signal", signal}});
-    loop.stop();
-  });
   eni::HttpClient http(loop);
   eni::CurlKubeClient kubeClient(http, *config);
   // At most 32 writes in flight: 110 pods synced at once are 330 writes, well past the API
@@ -125,12 +139,6 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
                      options.enableEniManager);
   eni::Readiness readiness;
   readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
-
-  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
-  if (!health) {
-    eni::logError("cannot serve health probes", {{"error", health.error().message}});
-    return kExitFailure;
-  }
 
   auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
   if (!metrics) {

@@ -7,7 +7,10 @@ form body (or the query string) so that faults can be aimed at one API.
 
 Control endpoints (loopback only, never forwarded, never counted):
   GET  /_proxy/stats     {"requests": {Action: n}, "faults": {Action: n}, "peak_rate": {Action: n},
-                          "log": [{"action", "status", "fault"}, ...]}  (last 10000, arrival order)
+                          "log": [{"action", "status", "fault", "invocation", "attempt"}, ...]}
+                         (last 10000, arrival order; "invocation" and "attempt" come from the
+                         AWS SDK retry headers amz-sdk-invocation-id and amz-sdk-request:
+                         attempt=N, empty and 0 when the client sent none)
   POST /_proxy/reset     clear stats, rules and buckets
   GET  /_proxy/rules     the live rules, with what is left of their counts
   POST /_proxy/rules     JSON list replacing the rules; a rule:
@@ -158,7 +161,7 @@ class State:
             self.rules = []
             self.buckets = None
 
-    def arrive(self, action):
+    def arrive(self, action, invocation="", attempt=0):
         """Count an arriving call, pick its fault, and return (log entry, fault, rule or None)."""
         now = time.monotonic()
         with self.lock:
@@ -176,7 +179,8 @@ class State:
                     fault, rule = "throttle", None
             if fault:
                 self.faults[action] += 1
-            entry = {"action": action, "status": None, "fault": fault}
+            entry = {"action": action, "status": None, "fault": fault, "invocation": invocation,
+                     "attempt": attempt}
             self.log.append(entry)
             return entry, fault, rule
 
@@ -227,6 +231,20 @@ def action_of(method, path, headers, body):
         except UnicodeDecodeError:
             pass
     return (fields.get("Action") or [NO_ACTION])[0] or NO_ACTION
+
+
+def sdk_attempt(headers):
+    """(invocation id, attempt number) from the AWS SDK retry headers, ("", 0) without them."""
+    invocation = headers.get("amz-sdk-invocation-id", "").strip()
+    attempt = 0
+    for part in headers.get("amz-sdk-request", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == "attempt":
+            try:
+                attempt = int(value)
+            except ValueError:
+                pass
+    return invocation, attempt
 
 
 def paginate_enis(data, fields):
@@ -309,7 +327,7 @@ def make_handler(state):
             if path.startswith("/_proxy/"):
                 return self.control(path, body)
             action = action_of(self.command, self.path, self.headers, body)
-            entry, fault, rule = state.arrive(action)
+            entry, fault, rule = state.arrive(action, *sdk_attempt(self.headers))
             if fault == "reset":
                 state.finish(entry, None)
                 return self.reset_connection()

@@ -49,6 +49,11 @@ class FakeKubeApi final : public KubeApi {
   void patch(const ObjectRef& ref, PatchType, const Json::Value& body, const PatchOptions&,
              Callback<Json::Value> done) override {
     patches.emplace_back(ref, body);
+    if (ref.subresource == "status" && failStatusPatches > 0) {
+      --failStatusPatches;
+      done(fail(ErrorCode::Transient, "fake: injected status patch failure"));
+      return;
+    }
     if (patchAnswer) return done(patchAnswer(ref, body));
     done(body);
   }
@@ -79,9 +84,10 @@ class FakeKubeApi final : public KubeApi {
   std::deque<PendingList> lists;
   std::map<WatchId, OpenWatch> watches;
   std::vector<ListOptions> watchHistory;
-  std::vector<std::pair<ObjectRef, Json::Value>> patches;
+  std::vector<std::pair<ObjectRef, Json::Value>> patches;  // every patch, failed ones too
   /// When set, the answer to each patch (every patch is still recorded); else the body echoed.
   std::function<Result<Json::Value>(const ObjectRef&, const Json::Value&)> patchAnswer;
+  int failStatusPatches = 0;  // this many patches of a status subresource fail (Transient)
   int cancelled = 0;
 
  private:

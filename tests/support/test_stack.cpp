@@ -216,6 +216,10 @@ bool BackgroundProcess::running() {
   return true;
 }
 
+void BackgroundProcess::signal(int signal) {
+  if (running()) kill(pid_, signal);
+}
+
 int BackgroundProcess::terminate() {
   if (running()) {
     kill(pid_, SIGTERM);

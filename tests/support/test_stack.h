@@ -68,6 +68,8 @@ class BackgroundProcess {
   bool waitForOutput(const std::string& text, int limitMs = 30000) const;
   /// SIGTERM, then wait; returns the exit status.
   int terminate();
+  /// Sends `signal` (SIGSTOP, SIGCONT, SIGKILL...) without waiting.
+  void signal(int signal);
   bool running();
   /// The process ID, to send it a signal (SIGHUP).
   pid_t pid() const { return pid_; }

@@ -324,5 +324,52 @@ TEST(TaggerResync, TheFirstResyncAfterAStartSpreadsOverAWholeInterval) {
   EXPECT_LE(latest, interval * 3 / 2);
 }
 
+// A pod condition patch that fails (the API server restarting, say) used to be forgotten: the
+// tagger believed the pod showed the condition and patched it again only when the pod changed.
+TEST(TaggerPodWrites, AFailedConditionPatchIsRetriedWithoutThePodChanging) {
+  testing::FakeKubeApi kube;
+  kube.failStatusPatches = 1;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  NoEc2 ec2;
+  NoImds imds;
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.start();
+  Json::Value pod;
+  pod["metadata"]["name"] = "web";
+  pod["metadata"]["namespace"] = "default";
+  pod["metadata"]["uid"] = "uid-web";
+  pod["metadata"]["annotations"]["eni-tagger.io/tags"] = "{not json";  // InvalidTags, no AWS
+  pod["spec"]["nodeName"] = "n1";
+  pod["status"]["phase"] = "Running";
+  pod["status"]["podIP"] = "10.0.0.5";
+  pod["status"]["podIPs"][0]["ip"] = "10.0.0.5";
+  tagger.onPod(ChangeType::Added, pod);
+
+  auto conditionPatches = [&] {
+    int n = 0;
+    for (const auto& [ref, body] : kube.patches) {
+      if (ref.subresource == "status" && ref.name == "web") {
+        EXPECT_EQ(body["status"]["conditions"][0]["reason"].asString(), "InvalidTags");
+        ++n;
+      }
+    }
+    return n;
+  };
+  scheduler.advance(Duration(100));
+  ASSERT_EQ(conditionPatches(), 1) << "the first patch, which fails";
+  scheduler.advance(options.retryDelay);
+  EXPECT_EQ(conditionPatches(), 2) << "patched again after retryDelay, the pod unchanged";
+  scheduler.advance(options.retryDelay * 3);
+  EXPECT_EQ(conditionPatches(), 2) << "and not again once it succeeded";
+  EXPECT_TRUE(tagger.idle());
+  EXPECT_EQ(ec2.calls, 0);
+}
+
 }  // namespace
 }  // namespace eni

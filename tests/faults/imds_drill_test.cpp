@@ -1,0 +1,62 @@
+// IMDS down when the agent starts (and no --region): the agent serves its probes, says on
+// /readyz that it waits for IMDS, retries with backoff, and once IMDS answers it starts, becomes
+// ready and tags. A SIGTERM while it waits stops it cleanly.
+#include <csignal>
+
+#include "tests/faults/drill.h"
+
+namespace eni::faults {
+namespace {
+
+using ImdsDrill = Drill;
+
+constexpr const char* kWaiting = "cannot read the AWS region from IMDS, will retry";
+
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+TEST_F(ImdsDrill, NotReadyNamingImdsWhileItIsDownThenReadyAndTaggingOnceItReturns) {
+  createNamespace();
+  createNode();
+  auto pods = makePods(1, "imds");
+  createPod(pods[0], R"({"Team":"Platform"})");
+
+  stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/down");
+  // No region anywhere but IMDS.
+  auto agent = startAgent({}, {"AWS_REGION=", "AWS_DEFAULT_REGION="});
+  // Two failed rounds: it retries rather than exits.
+  ASSERT_TRUE(eventually([&] { return occurrences(agent->output(), kWaiting) >= 2; }, 240))
+      << agent->output();
+  ASSERT_TRUE(agent->running()) << agent->output();
+  auto ready = probe("/readyz");
+  EXPECT_EQ(ready.first, 503);
+  EXPECT_NE(ready.second.find("imds"), std::string::npos) << ready.second;
+  EXPECT_EQ(probe("/healthz").first, 200) << "alive while it waits for IMDS";
+  EXPECT_FALSE(tagMismatches(pods).empty()) << "nothing can be tagged without a region";
+
+  stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/up");
+  ASSERT_TRUE(agent->waitForOutput("\"msg\":\"ready\"", 60000)) << agent->output();
+  EXPECT_NE(agent->output().find("region read from IMDS"), std::string::npos);
+  EXPECT_EQ(probe("/readyz").first, 200);
+  std::vector<std::string> mismatches;
+  ASSERT_TRUE(eventually([&] {
+    mismatches = tagMismatches(pods);
+    return mismatches.empty();
+  })) << mismatches[0];
+  EXPECT_EQ(agent->terminate(), 0) << agent->output();
+}
+
+TEST_F(ImdsDrill, SigtermWhileWaitingForImdsExitsCleanly) {
+  stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/down");
+  auto agent = startAgent({}, {"AWS_REGION=", "AWS_DEFAULT_REGION="});
+  ASSERT_TRUE(agent->waitForOutput(kWaiting)) << agent->output();
+  EXPECT_EQ(agent->terminate(), 0) << agent->output();
+  EXPECT_NE(agent->output().find("\"msg\":\"stopping\""), std::string::npos) << agent->output();
+  EXPECT_EQ(occurrences(agent->output(), "\"msg\":\"ready\""), 0u);
+}
+
+}  // namespace
+}  // namespace eni::faults
