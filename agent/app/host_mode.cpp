@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agent/app/commands.h"
+#include "agent/app/imds_wait.h"
 #include "agent/base/env.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
@@ -70,25 +71,8 @@ int eni::runHost(const eni::AgentOptions& options) {
   const auto env = eni::processEnv();
   eni::SystemClock clock;
   eni::RealSleeper sleeper;
-  eni::CurlImds imds(eni::imdsConfigFromEnv(env), clock, sleeper);
-  std::string region = options.region;
-  if (region.empty()) {
-    auto identity = imds.identity();
-    if (!identity) {
-      eni::logError("cannot find the AWS region: set --region or AWS_REGION",
-                    {{"error", identity.error().describe()}});
-      return kExitFailure;
-    }
-    region = identity->region;
-  }
-  eni::DefaultCredentialChain credentials(env, region, &imds);
-  eni::Ec2ClientConfig ec2Config;
-  ec2Config.region = region;
-  ec2Config.endpoint = eni::ec2Endpoint(env, region);
-  ec2Config.qps = options.awsRateLimitQps;
-  ec2Config.burst = options.awsRateLimitBurst;
-  eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
-
+  const eni::ImdsConfig imdsConfig = eni::imdsConfigFromEnv(env);
+  eni::CurlImds imds(imdsConfig, clock, sleeper);
   eni::EventLoop loop;
   eni::SystemdNotifier notifier;
   // Signals are blocked for the whole process, so the watcher comes before any thread starts
@@ -112,8 +96,48 @@ int eni::runHost(const eni::AgentOptions& options) {
     eni::logInfo("host config reloaded", {{"config", options.configPath},
                                           {"interfaces", reloaded->interfaces.size()},
                                           {"tags", reloaded->tags.size()}});
-    if (onConfig) onConfig(std::move(*reloaded));
+    if (onConfig) {
+      onConfig(std::move(*reloaded));
+    } else {
+      *config = std::move(*reloaded);  // still waiting for IMDS: start with this one
+    }
   });
+  // Health and the watchdog come before the wait for IMDS: an agent that waits is alive and says
+  // why it is not ready, and systemd does not kill it.
+  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
+  if (!health) {
+    eni::logError("cannot serve health probes", {{"error", health.error().message}});
+    return kExitFailure;
+  }
+  // WATCHDOG=1 from the loop at half of WATCHDOG_USEC. The timer's function outlives this block,
+  // so it lives at function scope.
+  std::function<void()> kick;
+  if (auto interval = notifier.watchdogInterval()) {
+    kick = [&, interval] {
+      notifier.watchdog();
+      loop.runAfter(*interval, kick);
+    };
+    loop.runAfter(*interval, kick);
+  }
+  std::string region = options.region;
+  if (region.empty()) {
+    if (imdsConfig.disabled) {
+      eni::logError("cannot find the AWS region: set --region or AWS_REGION",
+                    {{"error", "IMDS is disabled by AWS_EC2_METADATA_DISABLED"}});
+      return kExitFailure;
+    }
+    notifier.status("waiting for IMDS to read the region");
+    auto resolved = eni::waitForRegion(loop, imds, health->get(), imdsConfig.endpoint);
+    if (!resolved) return 0;  // stopped by a signal while waiting
+    region = *resolved;
+  }
+  eni::DefaultCredentialChain credentials(env, region, &imds);
+  eni::Ec2ClientConfig ec2Config;
+  ec2Config.region = region;
+  ec2Config.endpoint = eni::ec2Endpoint(env, region);
+  ec2Config.qps = options.awsRateLimitQps;
+  ec2Config.burst = options.awsRateLimitBurst;
+  eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
   eni::NlLinkManager links(loop, options.linkNetns);
   eni::LinkReconciler linkReconciler(links, clock);
@@ -173,11 +197,6 @@ int eni::runHost(const eni::AgentOptions& options) {
   eni::Readiness readiness;
   readiness.addCheck(
       "host", [&reconciled] { return reconciled ? "" : "waiting for the first full reconcile"; });
-  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
-  if (!health) {
-    eni::logError("cannot serve health probes", {{"error", health.error().message}});
-    return kExitFailure;
-  }
   auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
   if (!metrics) {
     eni::logError("cannot serve metrics", {{"error", metrics.error().message}});
@@ -195,13 +214,6 @@ int eni::runHost(const eni::AgentOptions& options) {
                             {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
   host.start(std::move(*config), std::move(*saved));
 
-  if (auto interval = notifier.watchdogInterval()) {
-    std::function<void()> kick = [&, interval] {
-      notifier.watchdog();
-      loop.runAfter(*interval, kick);
-    };
-    loop.runAfter(*interval, kick);
-  }
   std::function<void()> report = [&] {
     const std::string reason = readiness.reasons();
     if (*health) {

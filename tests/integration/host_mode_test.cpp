@@ -340,42 +340,95 @@ TEST_F(HostModeTest, AnInvalidConfigAtStartExits1NamingTheField) {
   EXPECT_NE(r.err.find(config_), std::string::npos) << r.err;
 }
 
+/// A datagram socket standing in for systemd's NOTIFY_SOCKET; collects what the agent sends.
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    bound_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    timeval timeout{0, 200 * 1000};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
+  ~NotifySocket() {
+    if (fd_ >= 0) close(fd_);
+  }
+  bool bound() const { return bound_; }
+  const std::string& path() const { return path_; }
+  /// Waits up to 200 ms for one message.
+  void receive() {
+    char buf[4096];
+    const ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n > 0) messages_.emplace_back(buf, static_cast<std::size_t>(n));
+  }
+  std::size_t count(const std::string& what) const {
+    std::size_t n = 0;
+    for (const auto& m : messages_) n += m.find(what) != std::string::npos ? 1 : 0;
+    return n;
+  }
+  bool seen(const std::string& what) const { return count(what) > 0; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  bool bound_ = false;
+  std::vector<std::string> messages_;
+};
+
 TEST_F(HostModeTest, SdNotifySendsReadyStatusWatchdogAndStopping) {
   writeFile(config_, R"({"tags": {}})");
-  const std::string socketPath = dir_ + "/notify.sock";
-  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socketPath.c_str());
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  timeval timeout{0, 200 * 1000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-
+  NotifySocket notify(dir_ + "/notify.sock");
+  ASSERT_TRUE(notify.bound());
   auto env = agentEnv();
-  env.push_back("NOTIFY_SOCKET=" + socketPath);
+  env.push_back("NOTIFY_SOCKET=" + notify.path());
   env.push_back("WATCHDOG_USEC=200000");  // a kick every 100 ms
   BackgroundProcess agent(args(), env);
-  std::vector<std::string> messages;
-  auto seen = [&](const std::string& what) {
-    for (const auto& m : messages) {
-      if (m.find(what) != std::string::npos) return true;
-    }
-    return false;
-  };
-  auto receive = [&] {
-    char buf[4096];
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n > 0) messages.emplace_back(buf, static_cast<std::size_t>(n));
-  };
-  for (int i = 0; i < 600 && !(seen("READY=1") && seen("WATCHDOG=1")); ++i) receive();
-  EXPECT_TRUE(seen("READY=1")) << agent.output();
-  EXPECT_TRUE(seen("STATUS=")) << agent.output();
-  EXPECT_TRUE(seen("WATCHDOG=1")) << agent.output();
+  for (int i = 0; i < 600 && !(notify.seen("READY=1") && notify.count("WATCHDOG=1") >= 3); ++i) {
+    notify.receive();
+  }
+  EXPECT_TRUE(notify.seen("READY=1")) << agent.output();
+  EXPECT_TRUE(notify.seen("STATUS=")) << agent.output();
+  EXPECT_GE(notify.count("WATCHDOG=1"), 3u) << "the kick re-arms itself" << agent.output();
   EXPECT_EQ(agent.terminate(), 0);
-  for (int i = 0; i < 50 && !seen("STOPPING=1"); ++i) receive();
-  EXPECT_TRUE(seen("STOPPING=1"));
-  close(fd);
+  for (int i = 0; i < 50 && !notify.seen("STOPPING=1"); ++i) notify.receive();
+  EXPECT_TRUE(notify.seen("STOPPING=1"));
+}
+
+// IMDS down at start and no region given: the agent waits (alive for the watchdog, not ready,
+// STATUS= says why) instead of exiting into systemd's start limit, and starts once IMDS answers.
+TEST_F(HostModeTest, ImdsDownAtStartWaitsWithTheWatchdogFedThenBecomesReady) {
+  const auto& stack = TestStack::get();
+  writeFile(config_, R"({"tags": {}})");
+  NotifySocket notify(dir_ + "/notify.sock");
+  ASSERT_TRUE(notify.bound());
+  struct ImdsUpAgain {
+    ~ImdsUpAgain() {
+      TestStack::get().controlHttp("POST", TestStack::get().imdsEndpoint + "/_emulator/up");
+    }
+  } imdsUpAgain;
+  stack.controlHttp("POST", stack.imdsEndpoint + "/_emulator/down");
+  auto env = agentEnv();
+  env.push_back("AWS_REGION=");
+  env.push_back("AWS_DEFAULT_REGION=");
+  env.push_back("NOTIFY_SOCKET=" + notify.path());
+  env.push_back("WATCHDOG_USEC=200000");
+  BackgroundProcess agent(args(), env);
+  ASSERT_TRUE(agent.waitForOutput("cannot read the AWS region from IMDS, will retry", 60000))
+      << agent.output();
+  for (int i = 0; i < 100 && notify.count("WATCHDOG=1") < 3; ++i) notify.receive();
+  EXPECT_TRUE(agent.running()) << agent.output();
+  EXPECT_GE(notify.count("WATCHDOG=1"), 3u) << "fed while it waits";
+  EXPECT_TRUE(notify.seen("STATUS=waiting for IMDS")) << agent.output();
+  EXPECT_FALSE(notify.seen("READY=1"));
+
+  stack.controlHttp("POST", stack.imdsEndpoint + "/_emulator/up");
+  ASSERT_TRUE(agent.waitForOutput("first full reconcile done", 60000)) << agent.output();
+  EXPECT_NE(agent.output().find("region read from IMDS"), std::string::npos);
+  for (int i = 0; i < 100 && !notify.seen("READY=1"); ++i) notify.receive();
+  EXPECT_TRUE(notify.seen("READY=1"));
+  EXPECT_EQ(agent.terminate(), 0) << agent.output();
 }
 
 }  // namespace
