@@ -18,21 +18,10 @@
 
 #include "netlink/address_manager.h"
 #include "netlink/netns.h"
+#include "netlink/nl_error.h"
 
 namespace eni {
 namespace {
-
-Error netlinkError(const std::string& what, int err) {
-  const int code = err < 0 ? -err : err;
-  ErrorCode type = ErrorCode::Transient;
-  if (code == NLE_NODEV || code == NLE_OBJ_NOTFOUND)
-    type = ErrorCode::NotFound;
-  else if (code == NLE_PERM || code == NLE_NOACCESS)
-    type = ErrorCode::Permission;
-  else if (code == NLE_INVAL || code == NLE_RANGE || code == NLE_OPNOTSUPP)
-    type = ErrorCode::Invalid;
-  return Error{type, what + ": " + nl_geterror(err)};
-}
 
 struct SockDeleter {
   void operator()(nl_sock* s) const { nl_socket_free(s); }

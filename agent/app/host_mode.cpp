@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "agent/app/aws_metrics.h"
 #include "agent/app/commands.h"
 #include "agent/app/imds_wait.h"
 #include "agent/base/env.h"
@@ -222,12 +223,7 @@ int eni::runHost(const eni::AgentOptions& options) {
     }
     if (*metrics) {
       eni::MetricsSnapshot m;
-      m.awsCalls = ec2.counters().snapshot();
-      m.awsDuration = ec2.counters().durations();
-      for (const auto& [key, n] : m.awsCalls) {
-        if (key.second == "throttled") m.awsThrottled += n;
-      }
-      m.imdsRequests = imds.requests();
+      eni::addAwsMetrics(m, ec2, imds);
       m.linkConfigure = linkReconciler.latencyHistogram();
       m.managedEnis = host.state().attachments.size();
       m.reconcileErrors = host.passes() - host.completePasses();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/app/aws_metrics.h"
 #include "agent/app/commands.h"
 #include "agent/app/imds_wait.h"
 #include "agent/app/kube_setup.h"
@@ -164,12 +165,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
     }
     if (*metrics) {
       eni::MetricsSnapshot m;
-      m.awsCalls = ec2.counters().snapshot();
-      m.awsDuration = ec2.counters().durations();
-      for (const auto& [key, n] : m.awsCalls) {
-        if (key.second == "throttled") m.awsThrottled += n;
-      }
-      m.imdsRequests = imds.requests();
+      eni::addAwsMetrics(m, ec2, imds);
       for (const auto& [source, n] : tagger.counters().resolveSources()) {
         m.resolveSources[std::string(eni::toString(source))] = n;
       }
