@@ -11,6 +11,9 @@ ROOT=$PWD
 BUILD=${BUILD_DIR:-$ROOT/build}
 JOBS=$(nproc)
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+# ccache (when installed) shares objects between runs and clones: paths relative to the checkout,
+# and the build directory left out of the hash.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 
 timings=()
 stage_start=$SECONDS
