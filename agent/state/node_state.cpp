@@ -24,6 +24,11 @@ Result<std::string> encodeNodeState(const NodeState& state) {
       pods[key]["ip"] = p.ip;
     }
     v["pods"] = pods;
+    if (!e.pending.empty()) {
+      Json::Value pending(Json::objectValue);
+      for (const auto& [k, val] : e.pending) pending[k] = val;
+      v["pending"] = pending;
+    }
     enis[id] = v;
   }
   root["enis"] = enis;
@@ -76,6 +81,10 @@ Result<NodeState> decodeNodeState(const std::string& text) {
     const Json::Value& pods = objectField(v, "pods");
     for (auto p = pods.begin(); p != pods.end(); ++p) {
       e.pods[p.name()] = PodRecord{stringField(*p, "uid"), stringField(*p, "ip")};
+    }
+    const Json::Value& pending = objectField(v, "pending");
+    for (auto t = pending.begin(); t != pending.end(); ++t) {
+      if (t->isString()) e.pending[t.name()] = t->asString();
     }
     state.enis[it.name()] = std::move(e);
   }

@@ -26,6 +26,9 @@ struct EniRecord {
   std::map<std::string, std::string> tags;  // tags this agent applied and owns, no hash tag
   std::string hash;  // tagHash(tags), as written to the ENI's eni-tagger.io/hash
   std::map<std::string, PodRecord> pods;  // "namespace/name" -> record
+  // Write-ahead: the tags (hash tag included) of a CreateTags that was about to be sent when this
+  // was recorded. Whether it landed is unknown until a Describe shows the ENI; empty when none.
+  std::map<std::string, std::string> pending;
   bool operator==(const EniRecord&) const = default;
 };
 

@@ -113,6 +113,9 @@ struct Tagger::PassOutput {
   std::set<std::string> wrotePods;             // pods whose ENI got a write this pass
   std::set<std::string> droppedPods;           // members that left their ENI's record
   bool retry = false;
+  std::map<std::string, ResolvedEni> eniOf;  // pod key -> ENI
+  std::vector<EniPlan> plans;
+  bool written = false;  // writeTags ran with the plan (no CreateTags: no write-ahead needed)
 };
 
 // ---------------------------------------------------------------- events in
@@ -257,7 +260,10 @@ Tagger::PassInput Tagger::snapshot() {
   PassInput in;
   in.state = state_;
   in.observed = observed_;
-  in.observeAll = resyncDue_;
+  // A write-ahead record (a restart, or a CreateTags that failed) needs a Describe to tell
+  // whether its CreateTags landed.
+  in.observeAll = resyncDue_ || std::any_of(state_.enis.begin(), state_.enis.end(),
+                                            [](auto& e) { return !e.second.pending.empty(); });
   for (const auto& [key, view] : pods_) {
     if (!view.eligible()) continue;
     PodJob job;
@@ -287,7 +293,52 @@ void Tagger::runPass() {
   resyncDue_ = false;
   auto out = std::make_shared<PassOutput>();
   executor_.run([this, in, out] { work(*in, *out, ec2_, resolver_, imds_, options_, counters_); },
-                [this, in, out] { finish(*in, *out); });
+                [this, in, out] { afterPlan(in, out); });
+}
+
+void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
+                       const std::shared_ptr<PassOutput>& out) {
+  if (out->written) return finish(*in, *out);
+  // Write-ahead: record the tags about to be created as pending on their ENIs, and send them only
+  // once the node state holds that record. A kill after CreateTags then still leaves the record
+  // of what the agent may own, for the restart to clean up if the pod is gone by then.
+  for (const auto& plan : out->plans) {
+    if (!plan.toSet.empty()) out->state.enis[plan.eniId].pending = plan.toSet;
+  }
+  NodeState before = state_;
+  auto attachments = state_.attachments;
+  state_ = out->state;
+  state_.attachments = std::move(attachments);
+  if (!encodeNodeState(state_)) {
+    // Over the annotation budget: the write-ahead cannot be stored, and neither could the result.
+    logWarn("node state too large for the write-ahead record, writing tags without it",
+            {{"node", options_.nodeName}});
+    executor_.run([this, in, out] { writeTags(*in, *out, ec2_, options_, counters_); },
+                  [this, in, out] { finish(*in, *out); });
+    return;
+  }
+  writeAhead_ = [this, in, out, before = std::move(before)](bool stored) mutable {
+    if (stored) {
+      executor_.run([this, in, out] { writeTags(*in, *out, ec2_, options_, counters_); },
+                    [this, in, out] { finish(*in, *out); });
+      return;
+    }
+    // No tag was sent: forget the write-ahead and try the pass again later.
+    logWarn("cannot record the write-ahead node state, tags not written, will retry",
+            {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
+    before.attachments = std::move(state_.attachments);
+    state_ = std::move(before);
+    passRunning_ = false;
+    schedulePass(options_.retryDelay);
+  };
+  writeState();
+}
+
+void Tagger::settleWriteAhead(bool stored) {
+  if (!writeAhead_) return;
+  auto done = std::move(writeAhead_);
+  writeAhead_ = nullptr;
+  done(stored);
 }
 
 void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
@@ -305,6 +356,8 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
   resolver.prefetch();
   // Drift check and cold start: one filtered Describe for every ENI the node state knows, or on
   // a cold start for every ENI of the instance.
+  bool describedAll = false;
+  std::set<std::string> fresh;  // ENIs the Describe of this pass showed
   if (in.observeAll) {
     std::vector<Filter> filter;
     if (!state.enis.empty()) {
@@ -317,10 +370,12 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
     if (!filter.empty()) {
       auto enis = ec2.describeNetworkInterfaces({}, filter);
       if (enis) {
+        describedAll = true;
         for (const auto& eni : *enis) {
           TagSet tags;
           for (const auto& t : eni.tags) tags[t.key] = t.value;
           observed[eni.id] = std::move(tags);
+          fresh.insert(eni.id);
         }
       } else {
         logWarn("drift check failed, will retry at the next resync",
@@ -328,6 +383,27 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
         counters.reconcileError();
       }
     }
+  }
+
+  // Write-ahead records: the CreateTags landed if the ENI carries its hash; then the agent owns
+  // the pending tags the ENI still carries with the values it sent. An ENI gone owns nothing.
+  for (auto& [id, record] : state.enis) {
+    if (record.pending.empty()) continue;
+    if (!describedAll) {
+      out.retry = true;  // unknown still: left alone until a Describe tells
+      continue;
+    }
+    auto seen = observed.find(id);
+    auto hash = record.pending.find(kHashTagKey);
+    if (fresh.count(id) != 0 && seen != observed.end() && hash != record.pending.end() &&
+        seen->second.count(kHashTagKey) != 0 && seen->second.at(kHashTagKey) == hash->second) {
+      for (const auto& [k, v] : record.pending) {
+        auto on = seen->second.find(k);
+        if (k != kHashTagKey && on != seen->second.end() && on->second == v) record.tags[k] = v;
+      }
+      record.hash = hash->second;
+    }
+    record.pending.clear();
   }
 
   // Resolve: the node state's cache first, then the resolver for the rest.
@@ -428,8 +504,9 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
         {job.key, job.uid, job.ip, *job.desired, job.lastApplied, job.lastAppliedHash});
   }
 
-  std::vector<EniPlan> plans;
+  std::vector<EniPlan>& plans = out.plans;
   for (auto& [id, record] : state.enis) {
+    if (!record.pending.empty()) continue;  // its tags are unknown: no plan until they are known
     EniInput input;
     input.eniId = id;
     const bool known = !record.tags.empty() || !record.hash.empty() || !record.pods.empty();
@@ -446,6 +523,22 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
     plans.push_back(planEni(input, PlanOptions{options.allowSharedEniTagging}));
   }
 
+  out.eniOf = std::move(eniOf);
+  // Without a CreateTags (nothing, or DeleteTags of owned keys only) there is no new ownership to
+  // record ahead: write at once.
+  const bool creates = !options.dryRun && std::any_of(plans.begin(), plans.end(),
+                                                      [](auto& p) { return !p.toSet.empty(); });
+  if (!creates) {
+    writeTags(in, out, ec2, options, counters);
+    out.written = true;
+  }
+}
+
+void Tagger::writeTags(PassInput& in, PassOutput& out, Ec2Api& ec2, const TaggerOptions& options,
+                       TaggerCounters& counters) {
+  NodeState& state = out.state;
+  std::map<std::string, TagSet>& observed = out.observed;
+  std::vector<EniPlan>& plans = out.plans;
   // Write: identical changes share a call; DeleteTags after CreateTags.
   std::set<std::string> failedEnis;
   std::map<std::string, std::string> failure;
@@ -509,6 +602,7 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
     record.tags = plan.owned;
     record.hash = plan.hash;
     record.pods.clear();
+    record.pending.clear();
   }
   // Membership: pods whose ENI plan succeeded (Synced or Conflict) are the cache of next time.
   for (const auto& job : in.pods) {
@@ -519,7 +613,7 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
                         v->second.reason == SyncReason::InvalidTags;
     if (!member) continue;
     std::string eni;
-    if (auto r = eniOf.find(job.key); r != eniOf.end()) eni = r->second.eniId;
+    if (auto r = out.eniOf.find(job.key); r != out.eniOf.end()) eni = r->second.eniId;
     if (eni.empty()) eni = memberEni(in.state, job.key, job.uid, job.ip);
     if (eni.empty() || failedEnis.count(eni) != 0 || options.dryRun) continue;
     state.enis[eni].pods[job.key] = PodRecord{job.uid, job.ip};
@@ -527,7 +621,8 @@ void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& reso
     if (v->second.reason == SyncReason::Synced) out.appliedByPod[job.key] = *job.desired;
   }
   for (auto it = state.enis.begin(); it != state.enis.end();) {
-    if (it->second.pods.empty() && it->second.tags.empty() && failedEnis.count(it->first) == 0) {
+    if (it->second.pods.empty() && it->second.tags.empty() && it->second.pending.empty() &&
+        failedEnis.count(it->first) == 0) {
       it = state.enis.erase(it);
     } else {
       ++it;
@@ -755,19 +850,32 @@ void Tagger::scheduleStateWrite() {
 }
 
 void Tagger::writeState() {
+  // One patch at a time, so an older state never lands after a write-ahead: the one in flight
+  // writes again when it completes.
+  if (stateInFlight_) return;
   auto encoded = encodeNodeState(state_);
-  if (!encoded || *encoded == stateWritten_) return;
+  if (!encoded) return;
+  if (*encoded == stateWritten_) return settleWriteAhead(true);
   Json::Value patch;
   patch["metadata"]["annotations"][kNodeStateAnnotation] = *encoded;
   const std::string text = *encoded;
+  const bool carriesWriteAhead = static_cast<bool>(writeAhead_);
+  stateInFlight_ = true;
   kubeCall();
   kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
-              {}, [this, text](Result<Json::Value> r) {
+              {}, [this, text, carriesWriteAhead](Result<Json::Value> r) {
+                stateInFlight_ = false;
                 if (r) {
                   stateWritten_ = text;
                 } else {
                   logWarn("cannot write the node state annotation, will retry",
                           {{"node", options_.nodeName}, {"error", r.error().describe()}});
+                }
+                if (writeAhead_) {
+                  if (carriesWriteAhead)
+                    settleWriteAhead(static_cast<bool>(r));
+                  else
+                    writeState();  // an older state was in flight: now the write-ahead
                 }
                 kubeDone();
                 scheduleStateWrite();

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -105,6 +107,12 @@ class Tagger {
   PassInput snapshot();
   static void work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
                    const TaggerOptions& options, TaggerCounters& counters);
+  static void writeTags(PassInput& in, PassOutput& out, Ec2Api& ec2, const TaggerOptions& options,
+                        TaggerCounters& counters);
+  // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
+  // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
+  void afterPlan(const std::shared_ptr<PassInput>& in, const std::shared_ptr<PassOutput>& out);
+  void settleWriteAhead(bool stored);
   void finish(PassInput& in, PassOutput& out);
   void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
                 bool wrote);
@@ -145,6 +153,8 @@ class Tagger {
   bool resyncArmed_ = false;
   TimerId stateTimer_ = 0;
   bool stateTimerArmed_ = false;
+  bool stateInFlight_ = false;                   // one node-state patch at a time, in order
+  std::function<void(bool stored)> writeAhead_;  // the pass waiting for its write-ahead
   int kubeInFlight_ = 0;
   std::uint64_t passes_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};

@@ -371,5 +371,115 @@ TEST(TaggerPodWrites, AFailedConditionPatchIsRetriedWithoutThePodChanging) {
   EXPECT_EQ(ec2.calls, 0);
 }
 
+// EC2 for eni-1 that keeps its tags, applies CreateTags and DeleteTags (a key with a value only
+// when it matches) and, at each CreateTags, notes the node state then stored.
+class TagKeepingEc2 final : public Ec2Api {
+ public:
+  explicit TagKeepingEc2(testing::FakeKubeApi& kube) : kube_(kube) {}
+  Result<std::vector<NetworkInterface>> describeNetworkInterfaces(
+      const std::vector<std::string>&, const std::vector<Filter>&) override {
+    ++describes;
+    NetworkInterface eni;
+    eni.id = "eni-1";
+    eni.subnetId = "subnet-1";
+    for (const auto& [k, v] : tags) eni.tags.push_back({k, v});
+    return std::vector<NetworkInterface>{eni};
+  }
+  Result<void> createTags(const std::vector<std::string>&, const std::vector<Tag>& add) override {
+    std::string stored;  // the node state as the API server holds it now
+    for (const auto& [ref, body] : kube_.patches) {
+      if (ref.kind.plural == "nodes")
+        stored = body["metadata"]["annotations"][kNodeStateAnnotation].asString();
+    }
+    stateAtCreateTags.push_back(stored);
+    for (const auto& t : add) tags[t.key] = t.value;
+    return {};
+  }
+  Result<void> deleteTags(const std::vector<std::string>&, const std::vector<Tag>& del) override {
+    for (const auto& t : del) {
+      auto it = tags.find(t.key);
+      if (it != tags.end() && (t.value.empty() || t.value == it->second)) tags.erase(it);
+      deleted.push_back(t.key);
+    }
+    return {};
+  }
+  Result<NetworkInterface> createNetworkInterface(const CreateEniRequest&) override { return no(); }
+  Result<std::string> attachNetworkInterface(const std::string&, const std::string&,
+                                             std::int64_t) override {
+    return no();
+  }
+  Result<void> detachNetworkInterface(const std::string&, bool) override { return no(); }
+  Result<void> deleteNetworkInterface(const std::string&) override { return no(); }
+  Result<void> setDeleteOnTermination(const std::string&, const std::string&, bool) override {
+    return no();
+  }
+  Result<std::vector<Subnet>> describeSubnets(const std::vector<std::string>&,
+                                              const std::vector<Filter>&) override {
+    return no();
+  }
+  Result<std::vector<SecurityGroup>> describeSecurityGroups(const std::vector<std::string>&,
+                                                            const std::vector<Filter>&) override {
+    return no();
+  }
+  Result<Instance> describeInstance(const std::string&) override { return no(); }
+  std::map<std::string, std::string> tags;
+  std::vector<std::string> stateAtCreateTags;
+  std::vector<std::string> deleted;
+  int describes = 0;
+
+ private:
+  static tl::unexpected<Error> no() { return fail(ErrorCode::Internal, "unexpected"); }
+  testing::FakeKubeApi& kube_;
+};
+
+// The SIGKILL drill (seed 7): killed after CreateTags but before the debounced node-state write,
+// then the pod deleted while the agent was down, left the agent's tags on the ENI for good. The
+// node state must record the tags about to be written before CreateTags is sent, and a restart
+// from that record with the pod gone removes them, and only them.
+TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartCleansUp) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  TagKeepingEc2 ec2(kube);
+  ec2.tags["Owner"] = "someone-else";  // a foreign tag, never the agent's to remove
+  OneEniImds imds;
+  TaggerOptions options;
+  options.nodeName = "n1";
+  std::string writeAhead;
+  {
+    Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+    Json::Value node;
+    node["metadata"]["name"] = "n1";
+    tagger.onNode(ChangeType::Added, node);
+    tagger.start();
+    tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
+    scheduler.advance(Duration(100));  // the pass ran; the debounced state write has not
+    ASSERT_EQ(ec2.stateAtCreateTags.size(), 1u);
+    writeAhead = ec2.stateAtCreateTags[0];
+    auto state = decodeNodeState(writeAhead);
+    ASSERT_TRUE(state) << "no node state was stored before CreateTags: " << writeAhead;
+    ASSERT_EQ(state->enis.count("eni-1"), 1u);
+    EXPECT_EQ(state->enis["eni-1"].pending.count("Team"), 1u);
+    EXPECT_EQ(state->enis["eni-1"].pending.count(kHashTagKey), 1u);
+    EXPECT_EQ(ec2.tags["Team"], "Platform");
+    // The killed agent's debounced write never happens: the tagger goes away here.
+  }
+  const auto describesBefore = ec2.describes;
+  testing::FakeKubeApi kube2;  // the restarted agent, the pod deleted meanwhile
+  Tagger tagger(kube2, ec2, imds, scheduler, executor, scheduler, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  node["metadata"]["annotations"][kNodeStateAnnotation] = writeAhead;
+  tagger.onNode(ChangeType::Added, node);
+  tagger.start();
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(ec2.describes, describesBefore + 1) << "one Describe tells what the write did";
+  EXPECT_EQ(ec2.tags, (std::map<std::string, std::string>{{"Owner", "someone-else"}}))
+      << "the agent's tags are gone, the foreign one stays";
+  EXPECT_EQ(std::count(ec2.deleted.begin(), ec2.deleted.end(), "Owner"), 0);
+  EXPECT_TRUE(tagger.state().enis.empty());
+  EXPECT_TRUE(tagger.idle());
+}
+
 }  // namespace
 }  // namespace eni
