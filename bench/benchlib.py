@@ -44,8 +44,10 @@ def ensure_binary(build):
     if not os.path.exists(binary):
         log(f"building {binary}")
         # Build output goes to stderr: with --json, stdout holds exactly one JSON object.
-        subprocess.run(["cmake", "-S", ROOT, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
-                       check=True, stdout=sys.stderr)
+        curl = subprocess.run(["bash", os.path.join(ROOT, "scripts", "lean-curl.sh")], check=True,
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+        subprocess.run(["cmake", "-S", ROOT, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+                        f"-DENI_CURL_PREFIX={curl}"], check=True, stdout=sys.stderr)
         subprocess.run(["cmake", "--build", build, "--target", "eni-agent", "-j", str(os.cpu_count() or 2)],
                        check=True, stdout=sys.stderr)
     return binary

@@ -12,7 +12,7 @@ if [[ $(id -u) -ne 0 ]]; then exec sudo -E "$0" "$@"; fi
 START=$SECONDS
 BUILD=${BUILD_DIR:-$PWD/build}
 bash scripts/setup.sh
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENI_CURL_PREFIX="$(bash scripts/lean-curl.sh)" >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target eni-agent eni-test-netns
 AGENT="$BUILD/agent/eni-agent"
 NETNS_TOOL="$BUILD/tests/support/eni-test-netns"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing eni-agent needs, idempotently: Debian packages, the pinned
-# Python tools of the test stack, and a check that Go is there to build kube-apiserver and etcd
-# (tests/env/build-binaries.sh pins their versions). Safe to run again; it only installs what is
-# missing.
+# Python tools of the test stack, a check that Go is there to build kube-apiserver and etcd
+# (tests/env/build-binaries.sh pins their versions), and the static HTTP(S)-only libcurl the agent
+# links (scripts/lean-curl.sh, cached under $HOME/.cache). Safe to run again; it only installs what
+# is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3 python3-pip ca-certificates
-  libnl-3-dev libnl-route-3-dev libcurl4-openssl-dev libjsoncpp-dev libsystemd-dev
+  libnl-3-dev libnl-route-3-dev libcurl4-openssl-dev libnghttp2-dev libjsoncpp-dev libsystemd-dev
   ccache libpugixml-dev prometheus-cpp-dev libcivetweb-dev libexpected-dev libyaml-cpp-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang clang-format clang-tidy
@@ -49,3 +50,6 @@ if ! command -v go >/dev/null; then
   echo "setup: Go is required to build kube-apiserver and etcd (Go >= 1.24); install it and rerun" >&2
   exit 1
 fi
+
+# The static, HTTP(S)-only libcurl the agent links (built once, cached under $HOME/.cache).
+bash scripts/lean-curl.sh >/dev/null

@@ -42,7 +42,9 @@ files=$(git ls-files '*.cpp' '*.h' 2>/dev/null || find agent netlink ec2 tests b
 clang-format --dry-run --Werror $files
 
 stage build
-cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# The static HTTP(S)-only libcurl (built by setup, cached under $HOME/.cache).
+CURL_PREFIX=$(bash scripts/lean-curl.sh)
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENI_CURL_PREFIX="$CURL_PREFIX" \
   -DENI_AGENT_WERROR=ON -DENI_AGENT_BUILD_TESTS=ON -DENI_AGENT_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 
@@ -60,7 +62,7 @@ stage "ctest faults"
 (cd "$BUILD" && ctest -L faults --output-on-failure --timeout 900) || status=$?
 
 stage "asan+ubsan unit tests"
-cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENI_AGENT_WERROR=ON \
+cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENI_AGENT_WERROR=ON -DENI_CURL_PREFIX="$CURL_PREFIX" \
   -DENI_AGENT_BUILD_TESTS=ON -DENI_AGENT_BUILD_BENCH=OFF -DENI_AGENT_SANITIZE="address;undefined" >/dev/null
 cmake --build "$BUILD-asan" -j "$JOBS" --target eni_unit_tests
 (cd "$BUILD-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -71,7 +73,7 @@ if command -v clang++ >/dev/null; then
   stage "fuzzers (${FUZZ_SECONDS}s each)"
   # Everything is instrumented (fuzzer-no-link), not just the harness: libFuzzer is guided by the
   # coverage of the parsers themselves.
-  CC=clang CXX=clang++ cmake -S . -B "$BUILD-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENI_CURL_PREFIX="$CURL_PREFIX" \
     -DENI_AGENT_BUILD_TESTS=OFF -DENI_AGENT_SANITIZE="address;undefined;fuzzer-no-link" >/dev/null
   # Each fuzzer sits beside its parser, with its corpus in fuzz_corpus/<name>/.
   fuzzers=(agent/kube:watch_decoder ec2:ec2_xml ec2:imds_list)

@@ -63,7 +63,7 @@ def main():
         check(fields["Architecture"] == arch, "Architecture is this machine's (%s)" % arch)
         check(fields["Version"] != "", "Version is set")
         check(fields["Maintainer"] != "", "Maintainer is set")
-        for lib in ["libcurl", "libnl-route-3", "libjsoncpp", "libprometheus-cpp", "libc6"]:
+        for lib in ["libssl3", "libnl-route-3", "libjsoncpp", "libprometheus-cpp", "libc6"]:
             check(lib in fields["Depends"], "Depends (computed by dpkg-shlibdeps) names " + lib)
 
         root = os.path.join(out, "root")
