@@ -1,5 +1,7 @@
 #include "agent/kube/node_view.h"
 
+#include "agent/kube/objects.h"
+
 namespace eni {
 
 NodeView::NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeName,
@@ -13,6 +15,10 @@ NodeView::NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeNa
   nodeOptions.fieldSelector = "metadata.name=" + nodeName;
   node_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::nodes(), "", nodeOptions,
                                       handlers.node ? handlers.node : noop);
+  // The pods' and the node's copies keep only what the tagger and the ENI manager read. NodeENIs
+  // are kept whole: the ENI manager writes their status back from its copy.
+  pods_->setTransform(prunePod);
+  node_->setTransform(pruneNode);
   if (watchNodeEnis) {
     nodeEnis_ =
         std::make_unique<Reflector>(api, scheduler, ResourceKind::nodeEnis(), "", ListOptions{},

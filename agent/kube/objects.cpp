@@ -1,5 +1,7 @@
 #include "agent/kube/objects.h"
 
+#include <initializer_list>
+
 #include "agent/base/json.h"
 
 namespace eni {
@@ -23,7 +25,43 @@ std::vector<std::string> stringList(const Json::Value& array) {
   return out;
 }
 
+constexpr const char* kLastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+
+void pruneMeta(Json::Value& object) {
+  Json::Value& meta = object["metadata"];
+  if (!meta.isObject()) return;
+  meta.removeMember("managedFields");
+  if (meta["annotations"].isObject()) meta["annotations"].removeMember(kLastApplied);
+}
+
+// Keeps only `keep` of object[field], when it is an object.
+void keepOnly(Json::Value& object, const char* field, std::initializer_list<const char*> keep) {
+  if (!object.isMember(field)) return;
+  const Json::Value& from = object[field];
+  Json::Value kept(Json::objectValue);
+  if (from.isObject()) {
+    for (const char* name : keep) {
+      if (from.isMember(name)) kept[name] = from[name];
+    }
+  }
+  object[field] = std::move(kept);
+}
+
 }  // namespace
+
+void prunePod(Json::Value& pod) {
+  if (!pod.isObject()) return;
+  pruneMeta(pod);
+  keepOnly(pod, "spec", {"nodeName", "hostNetwork"});
+  keepOnly(pod, "status", {"phase", "podIP", "podIPs", "conditions"});
+}
+
+void pruneNode(Json::Value& node) {
+  if (!node.isObject()) return;
+  pruneMeta(node);
+  keepOnly(node, "spec", {"providerID"});
+  node.removeMember("status");
+}
 
 Result<ObjectMeta> decodeMeta(const Json::Value& object) {
   const Json::Value& meta = objectField(object, "metadata");

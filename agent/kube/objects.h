@@ -78,4 +78,13 @@ struct NodeEni {
 [[nodiscard]] Result<Node> decodeNode(const Json::Value& object);
 [[nodiscard]] Result<NodeEni> decodeNodeEni(const Json::Value& object);
 
+/// Pruners for the reflectors' local copies: they keep what the decoders above and the agent's
+/// handlers read, and drop the rest, so a node's copy of its pods stays small. Both drop
+/// metadata.managedFields and kubectl's last-applied-configuration annotation (a copy of the whole
+/// object). prunePod keeps spec.nodeName and spec.hostNetwork, and status.phase, podIP, podIPs and
+/// conditions; pruneNode keeps spec.providerID and drops the status (images, conditions, ...).
+/// decodePod/decodeNode give the same result before and after.
+void prunePod(Json::Value& pod);
+void pruneNode(Json::Value& node);
+
 }  // namespace eni

@@ -102,7 +102,7 @@ void Reflector::openWatch() {
         if (generation != generation_ || !running_) return;
         backoff_.reset();
         lastError_.clear();
-        applyEvent(event);
+        applyEvent(std::move(event));
       },
       [this, generation, closedAlready](Result<void> closed) {
         if (generation != generation_ || !running_) return;
@@ -125,6 +125,7 @@ void Reflector::openWatch() {
 void Reflector::applyList(ObjectList list) {
   std::map<std::string, Json::Value> fresh;
   for (auto& item : list.items) {
+    if (transform_) transform_(item);
     fresh.emplace(keyOf(item), std::move(item));
   }
   // Deletions first, so that a name re-created under the same key reads as delete + add.
@@ -146,10 +147,11 @@ void Reflector::applyList(ObjectList list) {
   if (first && onSynced_) onSynced_();
 }
 
-void Reflector::applyEvent(const WatchEvent& event) {
+void Reflector::applyEvent(WatchEvent event) {
   const std::string version = versionOf(event.object);
   if (!version.empty()) resourceVersion_ = version;
   if (event.type == WatchEventType::Bookmark) return;
+  if (transform_) transform_(event.object);
   const std::string key = keyOf(event.object);
   if (event.type == WatchEventType::Deleted) {
     objects_.erase(key);
@@ -157,8 +159,9 @@ void Reflector::applyEvent(const WatchEvent& event) {
     return;
   }
   const bool known = objects_.count(key) != 0;
-  objects_[key] = event.object;
-  onChange_(known ? ChangeType::Modified : ChangeType::Added, event.object);
+  Json::Value& kept = objects_[key];
+  kept = std::move(event.object);
+  onChange_(known ? ChangeType::Modified : ChangeType::Added, kept);
 }
 
 }  // namespace eni

@@ -23,6 +23,8 @@ enum class ChangeType { Added, Modified, Deleted };
 class Reflector {
  public:
   using OnChange = std::function<void(ChangeType, const Json::Value& object)>;
+  /// Applied to every listed and watched object before it is kept and handed on.
+  using Transform = std::function<void(Json::Value& object)>;
 
   Reflector(KubeApi& api, Scheduler& scheduler, ResourceKind kind, std::string ns,
             ListOptions options, OnChange onChange, std::uint64_t seed = std::random_device{}());
@@ -36,6 +38,9 @@ class Reflector {
   void stop();
   /// Runs once, after the first list has been applied (and its changes delivered).
   void setOnSynced(std::function<void()> onSynced) { onSynced_ = std::move(onSynced); }
+  /// Trims objects before they are kept (e.g. prunePod): the local copy holds only what the
+  /// handlers read. Set before start().
+  void setTransform(Transform transform) { transform_ = std::move(transform); }
 
   /// True once the first list has been applied.
   bool synced() const { return synced_; }
@@ -56,7 +61,7 @@ class Reflector {
   void openWatch();
   void retryLater(bool relistNext, const Error& error);
   void applyList(ObjectList list);
-  void applyEvent(const WatchEvent& event);
+  void applyEvent(WatchEvent event);
 
   KubeApi& api_;
   Scheduler& scheduler_;
@@ -65,6 +70,7 @@ class Reflector {
   ListOptions options_;
   OnChange onChange_;
   std::function<void()> onSynced_;
+  Transform transform_;
   Backoff backoff_;
 
   std::map<std::string, Json::Value> objects_;

@@ -96,6 +96,62 @@ TEST(Log, JsonLinesCarryFieldsEscaped) {
   EXPECT_EQ(stringField(*parsed, "level"), "info");
 }
 
+TEST(Objects, PrunersKeepWhatTheDecodersReadAndDropTheRest) {
+  const auto full = *parseJson(R"({"apiVersion":"v1","kind":"Pod",
+      "metadata":{"name":"p","namespace":"n","uid":"u1","resourceVersion":"42",
+        "labels":{"app":"a"},"finalizers":["f"],
+        "annotations":{"eni-tagger.io/tags":"{\"Team\":\"A\"}",
+          "kubectl.kubernetes.io/last-applied-configuration":"{\"a very\":\"long copy\"}"},
+        "managedFields":[{"manager":"kubectl","fieldsV1":{"f:metadata":{}}}]},
+      "spec":{"nodeName":"n1","hostNetwork":true,"containers":[{"name":"c","image":"i",
+        "env":[{"name":"A","value":"B"}]}],"volumes":[{"name":"v"}]},
+      "status":{"phase":"Running","podIP":"10.0.1.5","podIPs":[{"ip":"10.0.1.5"}],
+        "conditions":[{"type":"eni-tagger.io/tagged","status":"True","reason":"Synced"}],
+        "containerStatuses":[{"name":"c","ready":true}],"hostIP":"10.0.0.9"}})");
+  Json::Value pruned = full;
+  prunePod(pruned);
+  EXPECT_FALSE(pruned["metadata"].isMember("managedFields"));
+  EXPECT_FALSE(pruned["metadata"]["annotations"].isMember(
+      "kubectl.kubernetes.io/last-applied-configuration"));
+  EXPECT_EQ(pruned["spec"].getMemberNames(), (std::vector<std::string>{"hostNetwork", "nodeName"}));
+  EXPECT_EQ(pruned["status"].getMemberNames(),
+            (std::vector<std::string>{"conditions", "phase", "podIP", "podIPs"}));
+  EXPECT_EQ(pruned["status"]["conditions"], full["status"]["conditions"]);
+  auto before = decodePod(full);
+  auto after = decodePod(pruned);
+  ASSERT_TRUE(before && after);
+  EXPECT_EQ(after->meta.annotations.size(), 1u);
+  EXPECT_EQ(after->meta.annotations,
+            (std::map<std::string, std::string>{{"eni-tagger.io/tags", R"({"Team":"A"})"}}));
+  EXPECT_EQ(after->meta.labels, before->meta.labels);
+  EXPECT_EQ(after->meta.finalizers, before->meta.finalizers);
+  EXPECT_EQ(after->meta.resourceVersion, "42");
+  EXPECT_EQ(after->podIps, before->podIps);
+  EXPECT_EQ(after->hostNetwork, before->hostNetwork);
+  EXPECT_EQ(after->phase, before->phase);
+
+  Json::Value node = *parseJson(R"({"metadata":{"name":"n1","labels":{"l":"1"},
+      "annotations":{"eni-agent.io/state":"{}"},"managedFields":[{}]},
+      "spec":{"providerID":"aws:///us-east-1a/i-0abc","podCIDR":"10.1.0.0/24"},
+      "status":{"images":[{"names":["a"],"sizeBytes":1}]}})");
+  pruneNode(node);
+  EXPECT_FALSE(node.isMember("status"));
+  EXPECT_FALSE(node["metadata"].isMember("managedFields"));
+  EXPECT_EQ(node["spec"].getMemberNames(), std::vector<std::string>{"providerID"});
+  auto decoded = decodeNode(node);
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->instanceId(), "i-0abc");
+  EXPECT_EQ(decoded->meta.labels.at("l"), "1");
+  EXPECT_EQ(decoded->meta.annotations.at("eni-agent.io/state"), "{}");
+
+  Json::Value notAnObject(Json::arrayValue);  // never throws on a wrong type
+  prunePod(notAnObject);
+  pruneNode(notAnObject);
+  Json::Value oddTypes = *parseJson(R"({"metadata":{"annotations":5},"spec":"x","status":[1]})");
+  prunePod(oddTypes);
+  EXPECT_TRUE(oddTypes["spec"].isObject() && oddTypes["spec"].empty());
+}
+
 TEST(Objects, DecodeNeverThrowsOnWrongTypes) {
   auto pod = decodePod(*parseJson(R"({"metadata":{"name":"p","namespace":"n","uid":"u1",
       "annotations":{"a":"1","bad":5},"finalizers":["f",3],"deletionTimestamp":"2026-01-01T00:00:00Z"},

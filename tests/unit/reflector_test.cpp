@@ -167,5 +167,34 @@ TEST_F(ReflectorTest, LateAnswersOfAStoppedRunAreIgnored) {
   EXPECT_FALSE(reflector_.synced());
 }
 
+TEST_F(ReflectorTest, TransformTrimsListedAndWatchedObjectsBeforeTheyAreKeptAndHandedOn) {
+  std::vector<std::string> handedOnSpecs;
+  Reflector reflector(
+      api_, scheduler_, ResourceKind::pods(), "", ListOptions{},
+      [&](ChangeType, const Json::Value& o) {
+        handedOnSpecs.push_back(o["spec"].toStyledString());
+      },
+      7);
+  reflector.setTransform([](Json::Value& o) { o["spec"].removeMember("big"); });
+  auto withBig = [](const std::string& name, const std::string& rv) {
+    Json::Value o = makeObject("ns", name, rv);
+    o["spec"]["big"] = std::string(1000, 'x');
+    o["spec"]["small"] = 1;
+    return o;
+  };
+  reflector.start();
+  api_.answerList(listOf({withBig("a", "1")}, "1"));
+  api_.onlyWatch().onEvent(WatchEvent{WatchEventType::Added, withBig("b", "2")});
+  api_.onlyWatch().onEvent(WatchEvent{WatchEventType::Deleted, withBig("a", "3")});
+  ASSERT_EQ(handedOnSpecs.size(), 3u);
+  for (const auto& spec : handedOnSpecs) {
+    EXPECT_EQ(spec.find("xxxx"), std::string::npos) << spec;
+    EXPECT_NE(spec.find("small"), std::string::npos) << spec;
+  }
+  ASSERT_EQ(reflector.objects().size(), 1u);
+  EXPECT_FALSE(reflector.objects().at("ns/b")["spec"].isMember("big"));
+  EXPECT_EQ(reflector.resourceVersion(), "3");
+}
+
 }  // namespace
 }  // namespace eni
