@@ -13,6 +13,7 @@
 #include "agent/base/env.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
+#include "agent/base/heap_trimmer.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
 #include "agent/enimanager/link_reconciler.h"
@@ -215,7 +216,10 @@ int eni::runHost(const eni::AgentOptions& options) {
                             {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
   host.start(std::move(*config), std::move(*saved));
 
+  // Freed heap goes back to the kernel after bursts (a relist, a pod churn); see HeapTrimmer.
+  eni::HeapTrimmer heapTrimmer;
   std::function<void()> report = [&] {
+    heapTrimmer.tick();
     const std::string reason = readiness.reasons();
     if (*health) {
       (*health)->heartbeat();

@@ -15,6 +15,7 @@
 #include "agent/app/kube_setup.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
+#include "agent/base/heap_trimmer.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
@@ -157,7 +158,10 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   view.start();
   bool wasReady = false;
   std::string lastReason;
+  // Freed heap goes back to the kernel after bursts (a relist, a pod churn); see HeapTrimmer.
+  eni::HeapTrimmer heapTrimmer;
   std::function<void()> report = [&] {
+    heapTrimmer.tick();
     const std::string reason = readiness.reasons();
     if (*health) {
       (*health)->heartbeat();
