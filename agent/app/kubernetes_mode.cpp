@@ -108,8 +108,9 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   managerOptions.nodeName = options.nodeName;
   managerOptions.dryRun = options.dryRun;
   managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a) {
-    tagger.setAttachments(a);
+  managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a,
+                                           const std::vector<std::string>& unowned) {
+    tagger.setAttachments(a, unowned);
   };
   eni::EniManager manager(kube, ec2, imds, loop, awsWorker, sleeper,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);

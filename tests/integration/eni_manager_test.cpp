@@ -65,7 +65,8 @@ struct ManagerAgent {
                                    std::vector<AttachmentRecord>* published) {
     EniManagerOptions o;
     o.nodeName = node;
-    o.onAttachments = [published](const std::vector<AttachmentRecord>& a) { *published = a; };
+    o.onAttachments = [published](const std::vector<AttachmentRecord>& a,
+                                  const std::vector<std::string>&) { *published = a; };
     o.detachPollInterval = Duration(100);
     return o;
   }
