@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <memory>
+#include <optional>
 
 #include "agent/base/json.h"
 #include "agent/base/log.h"
@@ -159,7 +160,8 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     out.instanceId = id->instanceId;
   }
   if (in.nothingHere) return;
-  if (in.mayConfirm && confirmRecords(in, out)) return;
+  std::optional<InterfaceMap> imdsView;  // what IMDS showed, when the records were checked
+  if (in.mayConfirm && confirmRecords(in, out, imdsView)) return;
   const std::string& me = out.instanceId;
   auto instance = ec2_.describeInstance(me);
   if (!instance) {
@@ -369,9 +371,20 @@ void EniManager::work(PassInput& in, PassOutput& out) {
   for (const auto& e : *mine) {
     if (ownedBy(e, me)) owned.insert(e.id);
   }
+  // Every ENI eni-agent owns for this instance carries the Node tag, so `mine` lists them all:
+  // any other attached ENI is not its own, wherever it was seen attached. IMDS counts too, since
+  // the next check compares against it (and moto's DescribeInstances keeps one ENI per device
+  // index where its attachments collide).
   for (const auto& n : instance->networkInterfaces) {
     if (n.attachment && owned.count(n.id) == 0 && wanted.count(n.id) == 0)
       out.foreignEnis.insert(n.id);
+  }
+  if (imdsView) {
+    for (const auto& i : imdsView->interfaces) {
+      if (!i.interfaceId.empty() && owned.count(i.interfaceId) == 0 &&
+          wanted.count(i.interfaceId) == 0)
+        out.foreignEnis.insert(i.interfaceId);
+    }
   }
 
   // Owned ENIs nobody wants: detach, wait until available, delete. Never an ENI without
@@ -411,13 +424,15 @@ void EniManager::work(PassInput& in, PassOutput& out) {
   out.complete = true;
 }
 
-bool EniManager::confirmRecords(const PassInput& in, PassOutput& out) {
+bool EniManager::confirmRecords(const PassInput& in, PassOutput& out,
+                                std::optional<InterfaceMap>& imdsView) {
   auto interfaces = imds_.interfaces();
   if (!interfaces) {
     logInfo("cannot read this instance's interfaces from IMDS, reading EC2",
             {{"error", interfaces.error().describe()}});
     return false;
   }
+  imdsView = *interfaces;
   Confirmation c = confirmFromRecords(options_.nodeName, in.labels, out.instanceId, in.nodeEnis,
                                       in.specHashes, in.recorded, *interfaces);
   if (!c.disagreement.empty()) {

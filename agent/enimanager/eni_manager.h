@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -68,7 +69,7 @@ class EniManager {
   void markDirty();
   void runPass();
   void work(PassInput& in, PassOutput& out);
-  bool confirmRecords(const PassInput& in, PassOutput& out);
+  bool confirmRecords(const PassInput& in, PassOutput& out, std::optional<InterfaceMap>& imdsView);
   void finish(PassOutput& out);
   void writeStatus(const PassOutput& out);
   void keepFinalizers(const PassOutput& out);
