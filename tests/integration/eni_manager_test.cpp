@@ -661,7 +661,7 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
     if (!recorded) usleep(100000);
   }
   ASSERT_TRUE(recorded) << "the node state records the attachment\n" << agent.output();
-  EXPECT_EQ(agent.terminate(), 0);
+  EXPECT_EQ(agent.terminate(), 0) << agent.output();
   auto stats = [&] {
     return *parseJson(
         TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
