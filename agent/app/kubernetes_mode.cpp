@@ -91,7 +91,9 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   // At most 32 writes in flight: 110 pods synced at once are 330 writes, well past the API
   // server's in-flight limit (429s that cost a retry each).
   eni::BoundedWrites kube(kubeClient, 32);
-  eni::WorkerThread awsWorker(loop);
+  // Joined before the tagger and the ENI manager go (see the end): a pass still running on it uses
+  // them.
+  auto awsWorker = std::make_unique<eni::WorkerThread>(loop);
 
   eni::TaggerOptions taggerOptions;
   taggerOptions.nodeName = options.nodeName;
@@ -101,7 +103,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   taggerOptions.allowSharedEniTagging = options.allowSharedEniTagging;
   taggerOptions.dryRun = options.dryRun;
   taggerOptions.resyncInterval = options.resyncInterval;
-  eni::Tagger tagger(kube, ec2, imds, loop, awsWorker, clock, taggerOptions);
+  eni::Tagger tagger(kube, ec2, imds, loop, *awsWorker, clock, taggerOptions);
 
   eni::NlLinkManager links(loop, options.linkNetns);
   eni::LinkReconciler reconciler(links, clock);
@@ -109,10 +111,11 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   managerOptions.nodeName = options.nodeName;
   managerOptions.dryRun = options.dryRun;
   managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a) {
-    tagger.setAttachments(a);
+  managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a,
+                                           const std::vector<std::string>& unowned) {
+    tagger.setAttachments(a, unowned);
   };
-  eni::EniManager manager(kube, ec2, imds, loop, awsWorker, sleeper,
+  eni::EniManager manager(kube, ec2, imds, loop, *awsWorker, sleeper,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);
   if (options.enableEniManager && options.manageLinks) {
     if (auto started = links.start([&](const eni::LinkEvent& e) { reconciler.onEvent(e); });
@@ -193,5 +196,6 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   loop.runAfter(eni::Duration(1000), report);
   loop.run();
   view.stop();
+  awsWorker.reset();
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <memory>
+#include <optional>
 
 #include "agent/base/json.h"
 #include "agent/base/log.h"
@@ -26,6 +27,9 @@ struct EniManager::PassInput {
   std::vector<NodeEni> nodeEnis;
   std::string instanceId;
   bool nothingHere = false;  // no NodeENI selects this node and it owns no ENI: no EC2 call
+  std::map<std::string, std::string> specHashes;  // NodeENI -> specHashFor(its spec)
+  RecordedAttachments recorded;
+  bool mayConfirm = false;  // the records may stand in for EC2 if IMDS agrees with them
 };
 
 struct EniManager::PassOutput {
@@ -33,6 +37,9 @@ struct EniManager::PassOutput {
   std::vector<Attached> attached;
   std::vector<NodeEniProblem> problems;
   bool retry = false;
+  bool complete = false;   // the pass got to the end: its attachments are the new records
+  bool confirmed = false;  // ... confirmed from the records and IMDS, without EC2
+  std::set<std::string> foreignEnis;  // attached to this instance and not owned (EC2 passes)
 };
 
 EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler,
@@ -57,7 +64,22 @@ EniManager::~EniManager() {
 void EniManager::onNode(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) return;
   auto node = decodeNode(object);
-  if (!node || node->meta.labels == nodeLabels_) return;
+  if (!node) return;
+  if (!stateLoaded_) {
+    // Later events carry this agent's own writes of the annotation: only the first is a record
+    // of the previous run. A corrupt annotation (the tagger logs it) leaves no record, so the
+    // first pass reads EC2.
+    stateLoaded_ = true;
+    auto it = node->meta.annotations.find(kNodeStateAnnotation);
+    if (it != node->meta.annotations.end()) {
+      if (auto state = decodeNodeState(it->second); state) {
+        recorded_.instanceId = state->instanceId;
+        recorded_.attachments = state->attachments;
+        recorded_.otherEnis.insert(state->unownedEnis.begin(), state->unownedEnis.end());
+      }
+    }
+  }
+  if (node->meta.labels == nodeLabels_) return;
   nodeLabels_ = node->meta.labels;
   markDirty();
 }
@@ -106,12 +128,15 @@ void EniManager::runPass() {
   in->instanceId = instanceId_;
   for (const auto& [name, object] : nodeEnis_) {
     if (auto n = decodeNodeEni(object); n) in->nodeEnis.push_back(std::move(*n));
+    in->specHashes[name] = specHashFor(objectField(object, "spec"));
   }
+  in->recorded = recorded_;
+  in->mayConfirm = !readEc2Next_ && !options_.dryRun;
   // A node no NodeENI selects, with nothing attached by this agent and no status entry of its
   // own, has nothing to create or clean up: its pass needs no EC2 read (restarts and the many
   // nodes without NodeENIs stay free). Status and finalizers are still kept below.
   in->nothingHere =
-      attachments_.empty() &&
+      attachments_.empty() && recorded_.attachments.empty() &&
       std::none_of(in->nodeEnis.begin(), in->nodeEnis.end(), [&](const NodeEni& n) {
         const bool selects = !n.meta.deleting && selectorMatches(n.spec.nodeSelector, in->labels);
         const bool mine =
@@ -135,6 +160,8 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     out.instanceId = id->instanceId;
   }
   if (in.nothingHere) return;
+  std::optional<InterfaceMap> imdsView;  // what IMDS showed, when the records were checked
+  if (in.mayConfirm && confirmRecords(in, out, imdsView)) return;
   const std::string& me = out.instanceId;
   auto instance = ec2_.describeInstance(me);
   if (!instance) {
@@ -222,6 +249,10 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     if (n.attachment) used.insert(n.attachment->deviceIndex);
   }
   std::set<std::string> wanted;  // ENI IDs in use for a desired (NodeENI, subnet)
+  // NodeENIs this pass did not fully satisfy: their records carry no spec hash, so the next
+  // pass (or start) cannot trust them without EC2.
+  std::set<std::string> unsettled(badNodeEnis);
+  for (const auto& p : out.problems) unsettled.insert(p.nodeEni);
 
   if (options_.dryRun) {
     for (const auto& d : desired.enis) {
@@ -255,6 +286,7 @@ void EniManager::work(PassInput& in, PassOutput& out) {
         out.problems.push_back(
             {d.nodeEni, "cannot adopt " + eni.id + ": " + r.error().describe() + "; will retry"});
         out.retry = true;
+        unsettled.insert(d.nodeEni);
         continue;
       }
       logInfo("adopted an ENI made by aws-multi-eni-controller",
@@ -272,6 +304,7 @@ void EniManager::work(PassInput& in, PassOutput& out) {
         out.problems.push_back({d.nodeEni, "cannot create an ENI in " + d.subnetId + ": " +
                                                created.error().describe()});
         out.retry = created.error().retryable();
+        unsettled.insert(d.nodeEni);
         continue;
       }
       eni = *created;
@@ -298,6 +331,7 @@ void EniManager::work(PassInput& in, PassOutput& out) {
                                                std::to_string(index) + ": " +
                                                attachment.error().describe() + "; will retry"});
         out.retry = true;
+        unsettled.insert(d.nodeEni);
         continue;
       }
       used.insert(index);
@@ -320,12 +354,37 @@ void EniManager::work(PassInput& in, PassOutput& out) {
         logWarn("cannot set DeleteOnTermination, will retry",
                 {{"eni", eni.id}, {"error", r.error().describe()}});
         out.retry = true;
+        unsettled.insert(d.nodeEni);
       } else {
         deleteOnTerminationSet_[a.record.attachmentId] = d.deleteOnTermination;
       }
     }
     a.record.state = "attached";
     out.attached.push_back(std::move(a));
+  }
+  for (auto& a : out.attached) {
+    if (unsettled.count(a.record.nodeEni) == 0) a.record.specHash = in.specHashes[a.record.nodeEni];
+  }
+  // Attached ENIs that are not eni-agent's for this instance (the primary, VPC CNI's, pod ENIs):
+  // later passes need not read EC2 on their account.
+  std::set<std::string> owned;
+  for (const auto& e : *mine) {
+    if (ownedBy(e, me)) owned.insert(e.id);
+  }
+  // Every ENI eni-agent owns for this instance carries the Node tag, so `mine` lists them all:
+  // any other attached ENI is not its own, wherever it was seen attached. IMDS counts too, since
+  // the next check compares against it (and moto's DescribeInstances keeps one ENI per device
+  // index where its attachments collide).
+  for (const auto& n : instance->networkInterfaces) {
+    if (n.attachment && owned.count(n.id) == 0 && wanted.count(n.id) == 0)
+      out.foreignEnis.insert(n.id);
+  }
+  if (imdsView) {
+    for (const auto& i : imdsView->interfaces) {
+      if (!i.interfaceId.empty() && owned.count(i.interfaceId) == 0 &&
+          wanted.count(i.interfaceId) == 0)
+        out.foreignEnis.insert(i.interfaceId);
+    }
   }
 
   // Owned ENIs nobody wants: detach, wait until available, delete. Never an ENI without
@@ -362,11 +421,57 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     }
     logInfo("deleted ENI", {{"eni", e.id}, {"nodeeni", owner}});
   }
+  out.complete = true;
+}
+
+bool EniManager::confirmRecords(const PassInput& in, PassOutput& out,
+                                std::optional<InterfaceMap>& imdsView) {
+  auto interfaces = imds_.interfaces();
+  if (!interfaces) {
+    logInfo("cannot read this instance's interfaces from IMDS, reading EC2",
+            {{"error", interfaces.error().describe()}});
+    return false;
+  }
+  imdsView = *interfaces;
+  Confirmation c = confirmFromRecords(options_.nodeName, in.labels, out.instanceId, in.nodeEnis,
+                                      in.specHashes, in.recorded, *interfaces);
+  if (!c.disagreement.empty()) {
+    logInfo("the recorded NodeENI attachments do not match IMDS, reading EC2",
+            {{"reason", c.disagreement}});
+    return false;
+  }
+  for (auto& confirmed : c.attached) {
+    // The spec hash says DeleteOnTermination was set to the spec's value on this attachment.
+    for (const auto& n : in.nodeEnis) {
+      if (n.meta.name == confirmed.record.nodeEni) {
+        deleteOnTerminationSet_[confirmed.record.attachmentId] = n.spec.deleteOnTermination;
+      }
+    }
+    Attached a;
+    a.mac = confirmed.record.mac;
+    a.subnetId = confirmed.subnetId;
+    a.mtu = confirmed.record.mtu;
+    a.record = std::move(confirmed.record);
+    out.attached.push_back(std::move(a));
+  }
+  logInfo("confirmed the NodeENI attachments from the records and IMDS, no EC2 read",
+          {{"attachments", out.attached.size()}});
+  out.complete = true;
+  out.confirmed = true;
+  return true;
 }
 
 void EniManager::finish(PassOutput& out) {
   passRunning_ = false;
   if (!out.instanceId.empty()) instanceId_ = out.instanceId;
+  readEc2Next_ = out.retry;
+  if (out.confirmed) ++confirmedPasses_;
+  if (out.complete) {
+    recorded_.instanceId = out.instanceId;
+    recorded_.attachments.clear();
+    for (const auto& a : out.attached) recorded_.attachments.push_back(a.record);
+    if (!out.confirmed) recorded_.otherEnis = std::move(out.foreignEnis);
+  }
   attachments_.clear();
   macOf_.clear();
   for (const auto& a : out.attached) {
@@ -448,8 +553,12 @@ void EniManager::writeStatus(const PassOutput& out) {
                   --kubeInFlight_;
                   if (r) {
                     appliedStatus_[name] = text;
-                    nodeEnis_[name]["status"] = objectField(*r, "status");
-                    markDirty();  // the finalizer may be removable now
+                    auto& object = nodeEnis_[name];
+                    object["status"] = objectField(*r, "status");
+                    // Only a NodeENI being deleted may lose its finalizer now; a pass for any
+                    // other would only confirm what this one did.
+                    if (!stringField(objectField(object, "metadata"), "deletionTimestamp").empty())
+                      markDirty();
                   } else if (r.error().code != ErrorCode::NotFound) {
                     logWarn("cannot write NodeENI status, will retry",
                             {{"nodeeni", name}, {"error", r.error().describe()}});
@@ -482,13 +591,21 @@ void EniManager::keepFinalizers(const PassOutput& out) {
     }
     if (want) list.append(kNodeEniFinalizer);
     updated["metadata"]["finalizers"] = list;
+    const std::string sentVersion = stringField(meta, "resourceVersion");
     ++kubeInFlight_;
     kube_.update(ObjectRef{ResourceKind::nodeEnis(), "", name, ""}, updated,
-                 [this, name, want](Result<Json::Value> r) {
+                 [this, name, want, sentVersion](Result<Json::Value> r) {
                    --kubeInFlight_;
                    if (r) {
                      logInfo(want ? "added the NodeENI finalizer" : "removed the NodeENI finalizer",
                              {{"nodeeni", name}});
+                     // Keep what the server answered, unless a newer version came meanwhile:
+                     // its watch event then changes nothing that needs a pass.
+                     auto it = nodeEnis_.find(name);
+                     if (it != nodeEnis_.end() && stringField(objectField(it->second, "metadata"),
+                                                              "resourceVersion") == sentVersion) {
+                       it->second = *r;
+                     }
                    } else if (r.error().code == ErrorCode::Conflict) {
                      markDirty();  // the object moved on; the watch brings the new version
                    }
@@ -510,7 +627,8 @@ void EniManager::publishAttachments() {
       r.state = std::string(toString(link->second.state));
     }
   }
-  options_.onAttachments(records);
+  options_.onAttachments(
+      records, std::vector<std::string>(recorded_.otherEnis.begin(), recorded_.otherEnis.end()));
 }
 
 void EniManager::crashPoint(const char* where) const {

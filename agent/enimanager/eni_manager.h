@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -26,16 +27,21 @@ struct EniManagerOptions {
   /// Test hook for the crash-safety tests: "created", "attached" or "before-status" makes the
   /// agent SIGKILL itself right there. Empty in production (ENI_AGENT_CRASH_POINT sets it).
   std::string crashPoint;
-  /// Called with this node's attachments after every pass (the node-state annotation records them).
-  std::function<void(const std::vector<AttachmentRecord>&)> onAttachments;
+  /// Called with this node's attachments and the attached ENIs EC2 showed to be unowned (sorted),
+  /// after every pass; the node-state annotation records both.
+  std::function<void(const std::vector<AttachmentRecord>&, const std::vector<std::string>&)>
+      onAttachments;
   int detachPolls = 30;  // waiting for "available" after a detach, one poll a second
   Duration detachPollInterval{1000};
 };
 
-/// Gives this node the ENIs that NodeENIs ask for. NodeENI and Node events mark it dirty; a pass
-/// reads the instance and its ENIs (three filtered Describes), creates what is missing (found by
-/// ownership tags first, so a crash never duplicates; ClientToken too), attaches at a free device
-/// index, sets DeleteOnTermination, and detaches and deletes owned ENIs nobody wants any more.
+/// Gives this node the ENIs that NodeENIs ask for. NodeENI and Node events mark it dirty. A pass
+/// first checks the recorded attachments (the last pass's, or the node-state annotation's after a
+/// restart) against IMDS (confirmFromRecords): when they agree, nothing needs doing and EC2 is not
+/// read. Otherwise it reads the instance and its ENIs (filtered Describes), creates what is
+/// missing (found by ownership tags first, so a crash never duplicates; ClientToken too), attaches
+/// at a free device index, sets DeleteOnTermination, and detaches and deletes owned ENIs nobody
+/// wants any more. A pass that leaves something to retry makes the next one read EC2.
 /// The loop thread then hands MACs and MTUs to the LinkReconciler, writes this node's NodeENI
 /// status entries by server-side apply (field manager eni-agent/<node>) and keeps the finalizer.
 /// Loop thread only, but for the executor's work.
@@ -45,6 +51,8 @@ class EniManager {
              Sleeper& sleeper, LinkReconciler* links, EniManagerOptions options);
   ~EniManager();
 
+  /// The first Node event also loads the node-state annotation's attachments (the records a warm
+  /// start confirms against IMDS).
   void onNode(ChangeType type, const Json::Value& object);
   void onNodeEni(ChangeType type, const Json::Value& object);
   void start();
@@ -52,6 +60,8 @@ class EniManager {
   const std::vector<AttachmentRecord>& attachments() const { return attachments_; }
   bool idle() const { return !passRunning_ && !passScheduled_ && !dirty_ && kubeInFlight_ == 0; }
   std::uint64_t passes() const { return passes_; }
+  /// Passes that confirmed the records against IMDS and read nothing from EC2.
+  std::uint64_t confirmedPasses() const { return confirmedPasses_; }
 
  private:
   struct PassInput;
@@ -59,6 +69,7 @@ class EniManager {
   void markDirty();
   void runPass();
   void work(PassInput& in, PassOutput& out);
+  bool confirmRecords(const PassInput& in, PassOutput& out, std::optional<InterfaceMap>& imdsView);
   void finish(PassOutput& out);
   void writeStatus(const PassOutput& out);
   void keepFinalizers(const PassOutput& out);
@@ -80,6 +91,10 @@ class EniManager {
   std::map<std::string, Json::Value> nodeEnis_;  // by name, as the API server last showed them
   std::string instanceId_;
   std::vector<AttachmentRecord> attachments_;
+  // What the last complete pass left, or the node state's record before one has run.
+  RecordedAttachments recorded_;
+  bool stateLoaded_ = false;
+  bool readEc2Next_ = false;                             // the last pass left something to retry
   std::map<std::string, std::string> macOf_;             // ENI ID -> MAC
   std::map<std::string, std::string> appliedStatus_;     // NodeENI -> the entries we last applied
   std::map<std::string, std::string> reportedProblems_;  // NodeENI -> the problem last reported
@@ -99,6 +114,7 @@ class EniManager {
   TimerId timer_ = 0;
   int kubeInFlight_ = 0;
   std::uint64_t passes_ = 0;
+  std::uint64_t confirmedPasses_ = 0;
 };
 
 }  // namespace eni

@@ -3,8 +3,32 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cctype>
+
+#include "agent/base/json.h"
 
 namespace eni {
+namespace {
+
+std::string sha256Hex16(const std::string& input) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < 8 && i < length; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
 
 bool selectorMatches(const std::map<std::string, std::string>& selector,
                      const std::map<std::string, std::string>& labels) {
@@ -132,6 +156,115 @@ DesiredEnis desiredEnis(const std::string& nodeName,
       d.tags = ownershipTags(d.nodeEni, nodeName, d.subnetId, instanceId);
       out.enis.push_back(std::move(d));
     }
+  }
+  return out;
+}
+
+std::string specHashFor(const Json::Value& spec) { return sha256Hex16(toJson(spec)); }
+
+std::size_t subnetCount(const NodeEniSpec& spec) {
+  return (spec.subnetId.empty() ? 0 : 1) + spec.subnetIds.size() +
+         (spec.subnetName.empty() ? 0 : 1) + spec.subnetNames.size();
+}
+
+Confirmation confirmFromRecords(const std::string& nodeName,
+                                const std::map<std::string, std::string>& nodeLabels,
+                                const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
+                                const std::map<std::string, std::string>& specHashes,
+                                const RecordedAttachments& recorded, const InterfaceMap& imds) {
+  Confirmation out;
+  auto disagree = [&out](std::string why) {
+    out.attached.clear();
+    out.disagreement = std::move(why);
+    return out;
+  };
+  if (!recorded.instanceId.empty() && recorded.instanceId != instanceId) {
+    return disagree("the records are for instance " + recorded.instanceId);
+  }
+  std::map<std::string, std::vector<const AttachmentRecord*>> byNodeEni;
+  std::set<std::string> recordedEnis;
+  for (const auto& r : recorded.attachments) {
+    if (r.eniId.empty() || !recordedEnis.insert(r.eniId).second) {
+      return disagree("a record without an ENI, or an ENI recorded twice: " + r.eniId);
+    }
+    byNodeEni[r.nodeEni].push_back(&r);
+  }
+  std::set<std::string> known;  // NodeENIs that exist
+  for (const auto& n : nodeEnis) {
+    known.insert(n.meta.name);
+    const auto& records = byNodeEni[n.meta.name];
+    const bool matches = selectorMatches(n.spec.nodeSelector, nodeLabels);
+    std::vector<const NodeEniAttachment*> entries;  // this node's status entries
+    for (const auto& a : n.attachments) {
+      if (a.nodeId == nodeName) entries.push_back(&a);
+    }
+    if (n.meta.deleting) {
+      // Its ENIs on this node must go, and a kill may have left one EC2 knows and no record does.
+      if (matches || !entries.empty() || !records.empty()) {
+        return disagree("NodeENI " + n.meta.name + " is being deleted");
+      }
+      continue;
+    }
+    if (!matches) {
+      if (!entries.empty() || !records.empty()) {
+        return disagree("NodeENI " + n.meta.name + " no longer selects this node");
+      }
+      continue;
+    }
+    auto hash = specHashes.find(n.meta.name);
+    const std::size_t wanted = subnetCount(n.spec);
+    if (wanted == 0 || records.size() != wanted) {
+      return disagree("NodeENI " + n.meta.name + " has " + std::to_string(records.size()) +
+                      " recorded ENIs, its spec asks for " + std::to_string(wanted));
+    }
+    for (const auto* r : records) {
+      if (hash == specHashes.end() || r->specHash.empty() || r->specHash != hash->second) {
+        return disagree("NodeENI " + n.meta.name +
+                        " changed, or was not fully satisfied, since it was recorded");
+      }
+    }
+    for (const auto* e : entries) {
+      if (e->status != "attached" || recordedEnis.count(e->eniId) == 0) {
+        return disagree("this node's status entry of NodeENI " + n.meta.name + " (" + e->eniId +
+                        ", " + e->status + ") is not recorded");
+      }
+    }
+  }
+  for (const auto& [name, records] : byNodeEni) {
+    if (!records.empty() && known.count(name) == 0) {
+      return disagree("NodeENI " + name + " is gone");
+    }
+  }
+  for (const auto& r : recorded.attachments) {
+    const ImdsInterface* seen = nullptr;
+    for (const auto& i : imds.interfaces) {
+      if (i.interfaceId == r.eniId) seen = &i;
+    }
+    if (seen == nullptr) return disagree("IMDS does not show " + r.eniId + " attached");
+    if (r.mac.empty() || lower(seen->mac) != lower(r.mac) || seen->deviceNumber != r.deviceIndex ||
+        r.attachmentId.empty()) {
+      return disagree("IMDS shows " + r.eniId + " at device " + std::to_string(seen->deviceNumber) +
+                      " with MAC " + seen->mac + ", not as recorded");
+    }
+    ConfirmedAttachment c;
+    c.record.nodeEni = r.nodeEni;
+    c.record.eniId = r.eniId;
+    c.record.attachmentId = r.attachmentId;
+    c.record.deviceIndex = r.deviceIndex;
+    c.record.mtu = r.mtu;
+    c.record.state = "attached";
+    c.record.mac = r.mac;
+    c.record.specHash = r.specHash;
+    c.subnetId = seen->subnetId;
+    out.attached.push_back(std::move(c));
+  }
+  for (const auto& i : imds.interfaces) {
+    if (i.deviceNumber == 0 && !i.interfaceId.empty()) continue;  // the primary ENI
+    if (recordedEnis.count(i.interfaceId) != 0 || recorded.otherEnis.count(i.interfaceId) != 0)
+      continue;
+    // Maybe an ENI a killed agent attached and never recorded: only EC2's tags tell.
+    return disagree("IMDS shows an attached ENI the records do not know: " +
+                    (i.interfaceId.empty() ? i.mac : i.interfaceId));
   }
   return out;
 }

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "agent/kube/objects.h"
+#include "agent/state/node_state.h"
 #include "ec2/aws_types.h"
+#include "ec2/imds.h"
 
 namespace eni {
 
@@ -69,5 +71,46 @@ bool ownedBy(const NetworkInterface& eni, const std::string& instanceId);
 /// aws-multi-eni-controller's ENI for this node (NodeENI and Node tags, no eni-agent tags yet).
 bool adoptable(const NetworkInterface& eni, const std::string& nodeName);
 std::string tagValue(const NetworkInterface& eni, const std::string& key);
+
+/// The fingerprint of a NodeENI's spec: 16 hex characters of SHA-256 over its compact JSON (keys
+/// sorted). Any change of the spec changes it.
+std::string specHashFor(const Json::Value& spec);
+/// How many ENIs a valid spec asks for: one per subnet it names, by ID or by Name tag.
+std::size_t subnetCount(const NodeEniSpec& spec);
+
+/// What the agent knows about its NodeENI ENIs without asking EC2: the attachments the last pass
+/// left (or, before the first pass, the node state's), and the ENIs attached to this instance
+/// that are known to be someone else's.
+struct RecordedAttachments {
+  std::string instanceId;  // the instance the records were made on; empty when unknown
+  std::vector<AttachmentRecord> attachments;
+  std::set<std::string> otherEnis;  // attached, and without eni-agent's tags when EC2 last looked
+};
+
+struct ConfirmedAttachment {
+  AttachmentRecord record;  // state "attached", no interface name
+  std::string subnetId;     // as IMDS shows it
+};
+
+/// The records, confirmed, or the first reason they cannot be.
+struct Confirmation {
+  std::vector<ConfirmedAttachment> attached;
+  std::string disagreement;  // empty when every record is confirmed
+};
+
+/// Confirms the recorded attachments against IMDS's view of this instance's interfaces, so that a
+/// pass (a warm restart above all) needs no EC2 read when nothing changed. Everything must agree:
+/// the records are for this instance; every NodeENI that selects this node is recorded as fully
+/// satisfied under its current spec (specHash) with one ENI per subnet; every record belongs to
+/// such a NodeENI (nothing to clean up: no NodeENI being deleted that matches the node or has
+/// entries of this node, none that stopped selecting it); this node's status entries name only
+/// recorded ENIs; IMDS shows every recorded ENI with its MAC at its device index; and IMDS shows
+/// no attached ENI that is neither the primary, recorded, nor known to be someone else's.
+/// Anything else is a disagreement: the caller reads EC2. Pure.
+Confirmation confirmFromRecords(const std::string& nodeName,
+                                const std::map<std::string, std::string>& nodeLabels,
+                                const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
+                                const std::map<std::string, std::string>& specHashes,
+                                const RecordedAttachments& recorded, const InterfaceMap& imds);
 
 }  // namespace eni

@@ -43,9 +43,15 @@ Result<std::string> encodeNodeState(const NodeState& state) {
     v["mtu"] = static_cast<Json::Int64>(a.mtu);
     v["state"] = a.state;
     if (!a.mac.empty()) v["mac"] = a.mac;
+    if (!a.specHash.empty()) v["specHash"] = a.specHash;
     attachments.append(v);
   }
   root["attachments"] = attachments;
+  if (!state.unownedEnis.empty()) {
+    Json::Value unowned(Json::arrayValue);
+    for (const auto& id : state.unownedEnis) unowned.append(id);
+    root["unownedEnis"] = unowned;
+  }
   std::string text = toJson(root);
   if (text.size() > NodeState::kMaxBytes) {
     return fail(ErrorCode::Invalid, "node state is " + std::to_string(text.size()) +
@@ -98,7 +104,11 @@ Result<NodeState> decodeNodeState(const std::string& text) {
     r.mtu = intField(a, "mtu");
     r.state = stringField(a, "state");
     r.mac = stringField(a, "mac");
+    r.specHash = stringField(a, "specHash");
     state.attachments.push_back(std::move(r));
+  }
+  for (const auto& id : arrayField(root, "unownedEnis")) {
+    if (id.isString()) state.unownedEnis.push_back(id.asString());
   }
   return state;
 }

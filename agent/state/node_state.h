@@ -44,6 +44,10 @@ struct AttachmentRecord {
   // The ENI's MAC, so readers (eni-agent status) find its link by MAC. A default initializer,
   // so that brace-initialised records written before it stay warning-free.
   std::string mac{};
+  // The fingerprint of the NodeENI's spec (specHashFor) when a pass left this NodeENI fully
+  // satisfied on this node: every ENI created, attached and its DeleteOnTermination set. Empty
+  // when not. A warm start trusts the record only while the spec still has this fingerprint.
+  std::string specHash{};
   bool operator==(const AttachmentRecord&) const = default;
 };
 
@@ -55,6 +59,10 @@ struct NodeState {
   std::string instanceId;
   std::map<std::string, EniRecord> enis;  // ENI ID -> record
   std::vector<AttachmentRecord> attachments;
+  // ENIs attached to this instance that EC2 showed without eni-agent's ownership tags (the
+  // primary, VPC CNI's, ...), recorded by the ENI manager so that a warm start need not read EC2
+  // on their account. Sorted.
+  std::vector<std::string> unownedEnis;
   bool operator==(const NodeState&) const = default;
 };
 

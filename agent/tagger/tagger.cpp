@@ -230,9 +230,11 @@ void Tagger::scheduleResync(bool afterStart) {
   });
 }
 
-void Tagger::setAttachments(std::vector<AttachmentRecord> attachments) {
-  if (attachments == state_.attachments) return;
+void Tagger::setAttachments(std::vector<AttachmentRecord> attachments,
+                            std::vector<std::string> unownedEnis) {
+  if (attachments == state_.attachments && unownedEnis == state_.unownedEnis) return;
   state_.attachments = std::move(attachments);
+  state_.unownedEnis = std::move(unownedEnis);
   if (stateLoaded_) scheduleStateWrite();
 }
 
@@ -307,8 +309,10 @@ void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
   }
   NodeState before = state_;
   auto attachments = state_.attachments;
+  auto unowned = state_.unownedEnis;
   state_ = out->state;
   state_.attachments = std::move(attachments);
+  state_.unownedEnis = std::move(unowned);
   if (!encodeNodeState(state_)) {
     // Over the annotation budget: the write-ahead cannot be stored, and neither could the result.
     logWarn("node state too large for the write-ahead record, writing tags without it",
@@ -327,6 +331,7 @@ void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
     logWarn("cannot record the write-ahead node state, tags not written, will retry",
             {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
     before.attachments = std::move(state_.attachments);
+    before.unownedEnis = std::move(state_.unownedEnis);
     state_ = std::move(before);
     passRunning_ = false;
     schedulePass(options_.retryDelay);
@@ -634,8 +639,10 @@ void Tagger::finish(PassInput& in, PassOutput& out) {
   (void)in;
   passRunning_ = false;
   auto attachments = std::move(state_.attachments);  // the ENI manager's, set meanwhile
+  auto unowned = std::move(state_.unownedEnis);
   state_ = std::move(out.state);
   state_.attachments = std::move(attachments);
+  state_.unownedEnis = std::move(unowned);
   observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);

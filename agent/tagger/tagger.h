@@ -86,8 +86,10 @@ class Tagger {
   void start();
   /// Runs a drift check now (the resync timer calls this).
   void resync();
-  /// The ENI manager's attachments, recorded in the same node-state annotation.
-  void setAttachments(std::vector<AttachmentRecord> attachments);
+  /// The ENI manager's attachments and the ENIs it saw to be unowned, recorded in the same
+  /// node-state annotation.
+  void setAttachments(std::vector<AttachmentRecord> attachments,
+                      std::vector<std::string> unownedEnis = {});
 
   const NodeState& state() const { return state_; }
   const TaggerCounters& counters() const { return counters_; }

@@ -18,6 +18,7 @@
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
 #include "agent/kube/node_view.h"
+#include "agent/state/node_state.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
 #include "netlink/link_dump.h"
@@ -65,7 +66,8 @@ struct ManagerAgent {
                                    std::vector<AttachmentRecord>* published) {
     EniManagerOptions o;
     o.nodeName = node;
-    o.onAttachments = [published](const std::vector<AttachmentRecord>& a) { *published = a; };
+    o.onAttachments = [published](const std::vector<AttachmentRecord>& a,
+                                  const std::vector<std::string>&) { *published = a; };
     o.detachPollInterval = Duration(100);
     return o;
   }
@@ -591,6 +593,8 @@ TEST_F(EniManagerTest, ANodeNoNodeEniSelectsMakesNoEc2CallAndIgnoresOtherNodesSt
 
 // SIGKILL between the steps of create -> attach -> status; the next run converges to exactly one
 // ENI per (NodeENI, subnet), attached, with nothing leaked. The real binary, under its own RBAC.
+// Then a warm restart makes no EC2 call, and one after the ENI was detached meanwhile reads EC2
+// and attaches the same ENI again.
 class EniManagerCrashTest : public EniManagerTest,
                             public ::testing::WithParamInterface<const char*> {};
 
@@ -639,6 +643,66 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
   ASSERT_TRUE(enis[0].attachment);
   EXPECT_EQ(enis[0].attachment->instanceId, stack.instanceId);
   EXPECT_EQ(getNodeEni(name)->attachments[0].eniId, enis[0].id);
+  const std::string eniId = enis[0].id;
+
+  // A warm restart: the node state records the attachment (and the instance's other ENIs as
+  // unowned), IMDS shows it where it was, so the restart makes no EC2 call at all.
+  bool recorded = false;
+  for (int i = 0; i < 300 && !recorded; ++i) {
+    auto n = call([&](auto done) {
+      admin_->get(ObjectRef{ResourceKind::nodes(), "", node, ""}, done);
+    });
+    if (n) {
+      auto state = decodeNodeState(stringField(
+          objectField(objectField(*n, "metadata"), "annotations"), kNodeStateAnnotation));
+      recorded = state && state->attachments.size() == 1 && state->attachments[0].eniId == eniId &&
+                 !state->attachments[0].specHash.empty();
+    }
+    if (!recorded) usleep(100000);
+  }
+  ASSERT_TRUE(recorded) << "the node state records the attachment\n" << agent.output();
+  EXPECT_EQ(agent.terminate(), 0) << agent.output();
+  auto stats = [&] {
+    return *parseJson(
+        TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
+  };
+  TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  {
+    testing::BackgroundProcess warm(args, env);
+    ASSERT_TRUE(warm.waitForOutput("confirmed the NodeENI attachments")) << warm.output();
+    ASSERT_TRUE(warm.waitForOutput("\"msg\":\"ready\"")) << warm.output();
+    EXPECT_EQ(warm.terminate(), 0);
+    EXPECT_TRUE(stats()["requests"].empty())
+        << "a warm restart makes no EC2 call: " << stats()["requests"].toStyledString()
+        << warm.output();
+  }
+
+  // The ENI detached while the agent was down: IMDS no longer shows it, so the restart reads EC2,
+  // finds the same ENI by its ownership tags and attaches it again; nothing is created.
+  ASSERT_TRUE(ec2_->detachNetworkInterface(enis[0].attachment->attachmentId, true));
+  bool detached = false;
+  for (int i = 0; i < 100 && !detached; ++i) {
+    auto now = ec2_->describeNetworkInterfaces({eniId}, {});
+    detached = now && now->size() == 1 && !(*now)[0].attachment;
+    if (!detached) usleep(100000);
+  }
+  ASSERT_TRUE(detached);
+  TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  testing::BackgroundProcess cold(args, env);
+  ASSERT_TRUE(cold.waitForOutput("do not match IMDS, reading EC2")) << cold.output();
+  bool reattached = false;
+  for (int i = 0; i < 300 && !reattached; ++i) {
+    auto now = enisOf(name, node);
+    reattached = now.size() == 1 && now[0].id == eniId && now[0].attachment &&
+                 now[0].attachment->instanceId == stack.instanceId;
+    if (!reattached) usleep(100000);
+  }
+  ASSERT_TRUE(reattached) << cold.output();
+  const Json::Value fallback = stats();
+  EXPECT_GE(fallback["requests"].get("DescribeInstances", 0).asInt(), 1);
+  EXPECT_GE(fallback["requests"].get("DescribeNetworkInterfaces", 0).asInt(), 1);
+  EXPECT_EQ(fallback["requests"].get("CreateNetworkInterface", 0).asInt(), 0);
+  EXPECT_EQ(fallback["requests"].get("AttachNetworkInterface", 0).asInt(), 1);
 }
 
 std::string pointName(const ::testing::TestParamInfo<const char*>& param) {

@@ -18,6 +18,8 @@ TEST(NodeState, RoundTrips) {
   s.enis["eni-1"] = e;
   s.attachments.push_back(
       {"multus", "eni-2", "eni-attach-1", 2, "eth2", 9001, "Configured", "02:00:00:00:00:02"});
+  s.attachments.back().specHash = "0123456789abcdef";
+  s.unownedEnis = {"eni-0", "eni-1"};
   auto text = encodeNodeState(s);
   ASSERT_TRUE(text);
   auto back = decodeNodeState(*text);

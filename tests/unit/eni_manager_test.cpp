@@ -1,0 +1,280 @@
+// The ENI manager with in-process fakes (FakeEc2, and FakeImds whose truth is that FakeEc2): what a
+// pass costs in EC2 calls. A warm restart whose node-state records IMDS confirms reads nothing;
+// any disagreement falls back to the EC2 reads, which then converge without a duplicate and
+// without touching an ENI the agent does not own.
+#include "agent/enimanager/eni_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "agent/base/executor.h"
+#include "agent/base/json.h"
+#include "tests/support/fake_ec2.h"
+#include "tests/support/fake_kube_api.h"
+#include "tests/support/manual_scheduler.h"
+
+namespace eni {
+namespace {
+
+class NoSleeper final : public Sleeper {
+ public:
+  void sleepFor(Duration) override {}
+};
+
+constexpr const char* kNode = "n1";
+
+Json::Value nodeObject(const std::string& stateAnnotation) {
+  Json::Value node;
+  node["metadata"]["name"] = kNode;
+  node["metadata"]["resourceVersion"] = "1";
+  node["metadata"]["labels"]["ng"] = "multi-eni";
+  if (!stateAnnotation.empty())
+    node["metadata"]["annotations"][kNodeStateAnnotation] = stateAnnotation;
+  return node;
+}
+
+Json::Value nodeEniObject(std::int64_t mtu = 9001) {
+  Json::Value n;
+  n["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  n["kind"] = "NodeENI";
+  n["metadata"]["name"] = "storage";
+  n["metadata"]["resourceVersion"] = "10";
+  n["spec"]["nodeSelector"]["ng"] = "multi-eni";
+  n["spec"]["subnetID"] = "subnet-b";
+  n["spec"]["deviceIndex"] = 1;
+  n["spec"]["deleteOnTermination"] = true;
+  n["spec"]["mtu"] = static_cast<Json::Int64>(mtu);
+  return n;
+}
+
+// One agent process: a manager fed a Node and NodeENIs, started, and run until it is idle.
+struct Agent {
+  explicit Agent(testing::FakeEc2& ec2) : imds(ec2), ec2_(ec2) {}
+
+  void run(const Json::Value& node, const std::vector<Json::Value>& nodeEnis) {
+    EniManagerOptions options;
+    options.nodeName = kNode;
+    options.onAttachments = [this](const std::vector<AttachmentRecord>& a,
+                                   const std::vector<std::string>& unowned) {
+      published = a;
+      publishedUnowned = unowned;
+    };
+    manager = std::make_unique<EniManager>(kube, ec2_, imds, scheduler, executor, sleeper, nullptr,
+                                           options);
+    manager->onNode(ChangeType::Added, node);
+    for (const auto& n : nodeEnis) manager->onNodeEni(ChangeType::Added, n);
+    manager->start();
+    for (int i = 0; i < 20 && !(manager->passes() > 0 && manager->idle()); ++i) {
+      scheduler.advance(Duration(1000));
+    }
+    scheduler.advance(Duration(10000));  // anything a pass's own writes would start
+  }
+  // The node-state annotation this run leaves (the tagger records what the manager publishes).
+  std::string state() const {
+    NodeState s;
+    s.instanceId = ec2_.instanceId;
+    s.attachments = published;
+    s.unownedEnis = publishedUnowned;
+    return *encodeNodeState(s);
+  }
+  // The NodeENI as the API server shows it after this run: its status entries and finalizer.
+  Json::Value nodeEniAfter(Json::Value object) const {
+    for (auto it = kube.patches.rbegin(); it != kube.patches.rend(); ++it) {
+      if (it->first.subresource == "status") {
+        object["status"] = it->second["status"];
+        break;
+      }
+    }
+    object["metadata"]["finalizers"][0] = kNodeEniFinalizer;
+    return object;
+  }
+
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  NoSleeper sleeper;
+  testing::FakeImds imds;
+  std::unique_ptr<EniManager> manager;
+  std::vector<AttachmentRecord> published;
+  std::vector<std::string> publishedUnowned;
+
+ private:
+  testing::FakeEc2& ec2_;
+};
+
+class EniManagerRestart : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ec2_.addAttached("eni-primary", 0);
+    ec2_.addAttached("eni-cni", 1);  // VPC CNI's: not the agent's, and never touched
+    first_.run(nodeObject(""), {nodeEniObject()});
+    ASSERT_EQ(first_.published.size(), 1u);
+    eni_ = first_.published[0].eniId;
+    ec2_.calls.clear();
+  }
+
+  testing::FakeEc2 ec2_;
+  Agent first_{ec2_};
+  std::string eni_;
+};
+
+TEST_F(EniManagerRestart, AColdStartReadsOnceAndItsOwnStatusWritesStartNoEc2Pass) {
+  // SetUp's run, again, to count it: one DescribeInstances and one DescribeNetworkInterfaces,
+  // though the pass writes a status entry and the finalizer (those used to start more passes,
+  // each reading EC2 again).
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  Agent agent(ec2);
+  agent.run(nodeObject(""), {nodeEniObject()});
+  ASSERT_EQ(agent.published.size(), 1u);
+  EXPECT_EQ(ec2.calls["CreateNetworkInterface"], 1);
+  EXPECT_EQ(ec2.calls["AttachNetworkInterface"], 1);
+  EXPECT_EQ(ec2.calls["DescribeInstances"], 1);
+  EXPECT_EQ(ec2.calls["DescribeNetworkInterfaces"], 1);
+  EXPECT_FALSE(agent.published[0].specHash.empty()) << "fully satisfied: the spec is fingerprinted";
+  EXPECT_EQ(agent.publishedUnowned, std::vector<std::string>{"eni-primary"});
+}
+
+TEST_F(EniManagerRestart, AWarmRestartThatImdsConfirmsMakesNoEc2Call) {
+  EXPECT_EQ(first_.publishedUnowned, (std::vector<std::string>{"eni-cni", "eni-primary"}));
+  Agent restarted(ec2_);
+  restarted.run(nodeObject(first_.state()), {first_.nodeEniAfter(nodeEniObject())});
+  EXPECT_EQ(ec2_.reads(), 0) << "calls: " << ec2_.calls.size();
+  EXPECT_EQ(ec2_.writes(), 0);
+  EXPECT_EQ(restarted.manager->confirmedPasses(), 1u);
+  ASSERT_EQ(restarted.manager->attachments().size(), 1u);
+  const auto& a = restarted.manager->attachments()[0];
+  EXPECT_EQ(a.eniId, eni_);
+  EXPECT_EQ(a.deviceIndex, ec2_.enis[eni_].attachment->deviceIndex);
+  EXPECT_EQ(a.mtu, 9001);
+  EXPECT_EQ(a.state, "attached");
+  EXPECT_EQ(restarted.published, first_.published) << "the same record, kept";
+  // Its status entry is written as before (the API server is not EC2).
+  bool status = false;
+  for (const auto& [ref, body] : restarted.kube.patches) {
+    status = status || (ref.subresource == "status" &&
+                        body["status"]["attachments"][0]["eniID"].asString() == eni_);
+  }
+  EXPECT_TRUE(status);
+}
+
+// What happened while the agent was down, and what the restart then must do.
+enum class Change {
+  EniDetached,      // the recorded ENI is not attached per IMDS
+  EniMoved,         // attached at another device index
+  UnknownAttached,  // an attached ENI the records lack (a killed agent's, or anyone's)
+  SpecChanged,      // the NodeENI's MTU changed
+  StateMissing,
+  StateCorrupt,
+  StateOfAnotherInstance,
+  NodeEniDeleted,   // gone, finalizer and all
+  NodeEniDeleting,  // deletionTimestamp set, this node's entry still there
+  NodeUnlabelled,   // the NodeENI no longer selects the node
+};
+
+class EniManagerRestartFallback : public EniManagerRestart,
+                                  public ::testing::WithParamInterface<Change> {};
+
+TEST_P(EniManagerRestartFallback, ReadsEc2AndConvergesWithoutDuplicateOrForeignTouch) {
+  std::string state = first_.state();
+  Json::Value node = nodeObject(state);
+  std::vector<Json::Value> nodeEnis{first_.nodeEniAfter(nodeEniObject())};
+  bool wanted = true;
+  switch (GetParam()) {
+    case Change::EniDetached:
+      ec2_.enis[eni_].attachment.reset();
+      ec2_.enis[eni_].status = "available";
+      break;
+    case Change::EniMoved:
+      ec2_.enis[eni_].attachment->deviceIndex = 7;
+      break;
+    case Change::UnknownAttached:
+      ec2_.addAttached("eni-cni-2", 2);
+      break;
+    case Change::SpecChanged:
+      nodeEnis = {first_.nodeEniAfter(nodeEniObject(1500))};
+      break;
+    case Change::StateMissing:
+      node = nodeObject("");
+      break;
+    case Change::StateCorrupt:
+      node = nodeObject("{\"version\":1,");
+      break;
+    case Change::StateOfAnotherInstance: {
+      auto s = decodeNodeState(state);
+      s->instanceId = "i-0ther";
+      node = nodeObject(*encodeNodeState(*s));
+      break;
+    }
+    case Change::NodeEniDeleted:
+      nodeEnis.clear();
+      wanted = false;
+      break;
+    case Change::NodeEniDeleting:
+      nodeEnis[0]["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z";
+      wanted = false;
+      break;
+    case Change::NodeUnlabelled:
+      node["metadata"]["labels"]["ng"] = "other";
+      wanted = false;
+      break;
+  }
+  Agent restarted(ec2_);
+  restarted.run(node, nodeEnis);
+  EXPECT_EQ(restarted.manager->confirmedPasses(), 0u);
+  EXPECT_GE(ec2_.calls["DescribeInstances"], 1);
+  EXPECT_GE(ec2_.calls["DescribeNetworkInterfaces"], 1);
+  EXPECT_EQ(ec2_.calls["CreateNetworkInterface"], 0) << "found by its ownership tags";
+  ASSERT_TRUE(ec2_.enis.count("eni-cni"));
+  EXPECT_TRUE(ec2_.enis["eni-cni"].attachment) << "not the agent's: never detached";
+  if (GetParam() == Change::UnknownAttached) {
+    EXPECT_TRUE(ec2_.enis["eni-cni-2"].attachment);
+  }
+  if (wanted) {
+    ASSERT_EQ(restarted.manager->attachments().size(), 1u);
+    EXPECT_EQ(restarted.manager->attachments()[0].eniId, eni_);
+    ASSERT_TRUE(ec2_.enis[eni_].attachment);
+  } else {
+    EXPECT_TRUE(restarted.manager->attachments().empty());
+    EXPECT_EQ(ec2_.enis.count(eni_), 0u) << "its own ENI nobody wants: detached and deleted";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Changes, EniManagerRestartFallback,
+                         ::testing::Values(Change::EniDetached, Change::EniMoved,
+                                           Change::UnknownAttached, Change::SpecChanged,
+                                           Change::StateMissing, Change::StateCorrupt,
+                                           Change::StateOfAnotherInstance, Change::NodeEniDeleted,
+                                           Change::NodeEniDeleting, Change::NodeUnlabelled));
+
+// After a fallback pass the records are the EC2 pass's again: the next restart is free.
+TEST_F(EniManagerRestart, AfterAFallbackTheNextRestartIsFreeAgain) {
+  ec2_.addAttached("eni-cni-2", 2);
+  Agent second(ec2_);
+  second.run(nodeObject(first_.state()), {first_.nodeEniAfter(nodeEniObject())});
+  ASSERT_EQ(second.manager->confirmedPasses(), 0u);
+  ec2_.calls.clear();
+  Agent third(ec2_);
+  third.run(nodeObject(second.state()), {second.nodeEniAfter(nodeEniObject())});
+  EXPECT_EQ(ec2_.reads(), 0);
+  EXPECT_EQ(third.manager->confirmedPasses(), 1u);
+}
+
+// A pass that leaves something to retry records no spec fingerprint, and its retry reads EC2
+// whatever IMDS says.
+TEST_F(EniManagerRestart, APassThatFailedMakesTheNextOneReadEc2) {
+  ec2_.enis[eni_].attachment.reset();  // the restart re-attaches, then DeleteOnTermination fails
+  ec2_.failNext["ModifyNetworkInterfaceAttribute"] = Error{ErrorCode::Transient, "injected"};
+  Agent restarted(ec2_);
+  restarted.run(nodeObject(first_.state()), {first_.nodeEniAfter(nodeEniObject())});
+  EXPECT_EQ(ec2_.calls["AttachNetworkInterface"], 1);
+  EXPECT_EQ(ec2_.calls["ModifyNetworkInterfaceAttribute"], 2) << "failed once, then retried";
+  EXPECT_EQ(ec2_.calls["DescribeInstances"], 2) << "the failed pass and its retry read EC2";
+  EXPECT_EQ(restarted.manager->confirmedPasses(), 0u);
+  ASSERT_EQ(restarted.published.size(), 1u);
+  EXPECT_FALSE(restarted.published[0].specHash.empty()) << "the retry satisfied the NodeENI";
+}
+
+}  // namespace
+}  // namespace eni
