@@ -112,8 +112,13 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   managerOptions.dryRun = options.dryRun;
   managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
   managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a,
-                                           const std::vector<std::string>& unowned) {
-    tagger.setAttachments(a, unowned);
+                                           const std::vector<std::string>& unowned,
+                                           const std::vector<std::string>& creating) {
+    tagger.setAttachments(a, unowned, creating);
+  };
+  managerOptions.recordCreating = [&tagger](std::vector<std::string> creating,
+                                            std::function<void(bool)> done) {
+    tagger.recordCreating(std::move(creating), std::move(done));
   };
   eni::EniManager manager(kube, ec2, imds, loop, *awsWorker, sleeper,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);

@@ -30,6 +30,8 @@ struct EniManager::PassInput {
   std::map<std::string, std::string> specHashes;  // NodeENI -> specHashFor(its spec)
   RecordedAttachments recorded;
   bool mayConfirm = false;  // the records may stand in for EC2 if IMDS agrees with them
+  bool writeAhead = false;  // creates need their NodeENI in createRecorded
+  std::set<std::string> createRecorded;
 };
 
 struct EniManager::PassOutput {
@@ -39,7 +41,8 @@ struct EniManager::PassOutput {
   bool retry = false;
   bool complete = false;   // the pass got to the end: its attachments are the new records
   bool confirmed = false;  // ... confirmed from the records and IMDS, without EC2
-  std::set<std::string> foreignEnis;  // attached to this instance and not owned (EC2 passes)
+  std::set<std::string> foreignEnis;       // attached to this instance and not owned (EC2 passes)
+  std::set<std::string> needCreateRecord;  // creates held back for their write-ahead
 };
 
 EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler,
@@ -76,6 +79,11 @@ void EniManager::onNode(ChangeType type, const Json::Value& object) {
         recorded_.instanceId = state->instanceId;
         recorded_.attachments = state->attachments;
         recorded_.otherEnis.insert(state->unownedEnis.begin(), state->unownedEnis.end());
+        // The previous run may have been killed with a create in flight: read EC2 first, which
+        // finds such an ENI by its ownership tags. The record stays until a pass ends clean.
+        creating_.insert(state->creating.begin(), state->creating.end());
+        createRecorded_ = creating_;
+        if (!creating_.empty()) readEc2Next_ = true;
       }
     }
   }
@@ -131,7 +139,9 @@ void EniManager::runPass() {
     in->specHashes[name] = specHashFor(objectField(object, "spec"));
   }
   in->recorded = recorded_;
-  in->mayConfirm = !readEc2Next_ && !options_.dryRun;
+  in->mayConfirm = !readEc2Next_ && creating_.empty() && !options_.dryRun;
+  in->writeAhead = static_cast<bool>(options_.recordCreating);
+  in->createRecorded = createRecorded_;
   // A node no NodeENI selects, with nothing attached by this agent and no status entry of its
   // own, has nothing to create or clean up: its pass needs no EC2 read (restarts and the many
   // nodes without NodeENIs stay free). Status and finalizers are still kept below.
@@ -291,6 +301,12 @@ void EniManager::work(PassInput& in, PassOutput& out) {
       }
       logInfo("adopted an ENI made by aws-multi-eni-controller",
               {{"eni", eni.id}, {"nodeeni", d.nodeEni}});
+    }
+    if (!found && in.writeAhead && in.createRecorded.count(d.nodeEni) == 0) {
+      // Write-ahead first: the node state must say a create may be in flight before it is.
+      out.needCreateRecord.insert(d.nodeEni);
+      unsettled.insert(d.nodeEni);
+      continue;
     }
     if (!found) {
       CreateEniRequest request;
@@ -464,7 +480,13 @@ bool EniManager::confirmRecords(const PassInput& in, PassOutput& out,
 void EniManager::finish(PassOutput& out) {
   passRunning_ = false;
   if (!out.instanceId.empty()) instanceId_ = out.instanceId;
-  readEc2Next_ = out.retry;
+  readEc2Next_ = out.retry || !out.needCreateRecord.empty();
+  if (out.complete && !readEc2Next_) {
+    // Nothing left to create or retry: every ENI made is in the records now.
+    creating_.clear();
+    createRecorded_.clear();
+  }
+  creating_.insert(out.needCreateRecord.begin(), out.needCreateRecord.end());
   if (out.confirmed) ++confirmedPasses_;
   if (out.complete) {
     recorded_.instanceId = out.instanceId;
@@ -500,6 +522,28 @@ void EniManager::finish(PassOutput& out) {
   keepFinalizers(out);
   pruneDeadNodes();
   reportProblems(out);
+  if (!out.needCreateRecord.empty() && !recordInFlight_) {
+    recordInFlight_ = true;
+    ++writeAheads_;
+    const std::set<std::string> recording = creating_;
+    options_.recordCreating({creating_.begin(), creating_.end()}, [this, recording](bool stored) {
+      recordInFlight_ = false;
+      if (stored) {
+        createRecorded_.insert(recording.begin(), recording.end());
+        markDirty();
+        return;
+      }
+      logWarn("cannot record the ENI write-ahead in the node state, no ENI created, will retry",
+              {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
+      if (passScheduled_ || passRunning_) return;
+      passScheduled_ = true;
+      timer_ = scheduler_.runAfter(options_.retryDelay, [this] {
+        passScheduled_ = false;
+        runPass();
+      });
+    });
+    return;  // the write-ahead's answer starts the next pass
+  }
   if (dirty_)
     markDirty();
   else if (out.retry) {
@@ -628,7 +672,8 @@ void EniManager::publishAttachments() {
     }
   }
   options_.onAttachments(
-      records, std::vector<std::string>(recorded_.otherEnis.begin(), recorded_.otherEnis.end()));
+      records, std::vector<std::string>(recorded_.otherEnis.begin(), recorded_.otherEnis.end()),
+      std::vector<std::string>(creating_.begin(), creating_.end()));
 }
 
 void EniManager::crashPoint(const char* where) const {

@@ -27,10 +27,19 @@ struct EniManagerOptions {
   /// Test hook for the crash-safety tests: "created", "attached" or "before-status" makes the
   /// agent SIGKILL itself right there. Empty in production (ENI_AGENT_CRASH_POINT sets it).
   std::string crashPoint;
-  /// Called with this node's attachments and the attached ENIs EC2 showed to be unowned (sorted),
-  /// after every pass; the node-state annotation records both.
-  std::function<void(const std::vector<AttachmentRecord>&, const std::vector<std::string>&)>
+  /// Called with this node's attachments, the attached ENIs EC2 showed to be unowned (sorted) and
+  /// the NodeENIs whose ENIs may still be being created (NodeState::creating), after every pass;
+  /// the node-state annotation records all three.
+  std::function<void(const std::vector<AttachmentRecord>&, const std::vector<std::string>&,
+                     const std::vector<std::string>&)>
       onAttachments;
+  /// The write-ahead before CreateNetworkInterface: records the NodeENIs about to get an ENI
+  /// (NodeState::creating) and answers whether that is stored. A pass creates an ENI only for a
+  /// NodeENI so recorded, so a kill right after a create never leaves an ENI that a restart,
+  /// trusting its records, would not look for. Unset: no write-ahead (unit tests of other
+  /// behaviour).
+  std::function<void(std::vector<std::string> creating, std::function<void(bool stored)> done)>
+      recordCreating;
   int detachPolls = 30;  // waiting for "available" after a detach, one poll a second
   Duration detachPollInterval{1000};
 };
@@ -62,6 +71,8 @@ class EniManager {
   std::uint64_t passes() const { return passes_; }
   /// Passes that confirmed the records against IMDS and read nothing from EC2.
   std::uint64_t confirmedPasses() const { return confirmedPasses_; }
+  /// CreateNetworkInterface calls held back until their write-ahead was stored.
+  std::uint64_t writeAheads() const { return writeAheads_; }
 
  private:
   struct PassInput;
@@ -94,7 +105,10 @@ class EniManager {
   // What the last complete pass left, or the node state's record before one has run.
   RecordedAttachments recorded_;
   bool stateLoaded_ = false;
-  bool readEc2Next_ = false;                             // the last pass left something to retry
+  bool readEc2Next_ = false;              // the last pass left something to retry
+  std::set<std::string> creating_;        // NodeState::creating: recorded, or being recorded
+  std::set<std::string> createRecorded_;  // ... of which the node state holds these
+  bool recordInFlight_ = false;
   std::map<std::string, std::string> macOf_;             // ENI ID -> MAC
   std::map<std::string, std::string> appliedStatus_;     // NodeENI -> the entries we last applied
   std::map<std::string, std::string> reportedProblems_;  // NodeENI -> the problem last reported
@@ -115,6 +129,7 @@ class EniManager {
   int kubeInFlight_ = 0;
   std::uint64_t passes_ = 0;
   std::uint64_t confirmedPasses_ = 0;
+  std::uint64_t writeAheads_ = 0;
 };
 
 }  // namespace eni

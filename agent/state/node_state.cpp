@@ -52,6 +52,11 @@ Result<std::string> encodeNodeState(const NodeState& state) {
     for (const auto& id : state.unownedEnis) unowned.append(id);
     root["unownedEnis"] = unowned;
   }
+  if (!state.creating.empty()) {
+    Json::Value creating(Json::arrayValue);
+    for (const auto& name : state.creating) creating.append(name);
+    root["creating"] = creating;
+  }
   std::string text = toJson(root);
   if (text.size() > NodeState::kMaxBytes) {
     return fail(ErrorCode::Invalid, "node state is " + std::to_string(text.size()) +
@@ -109,6 +114,9 @@ Result<NodeState> decodeNodeState(const std::string& text) {
   }
   for (const auto& id : arrayField(root, "unownedEnis")) {
     if (id.isString()) state.unownedEnis.push_back(id.asString());
+  }
+  for (const auto& name : arrayField(root, "creating")) {
+    if (name.isString()) state.creating.push_back(name.asString());
   }
   return state;
 }

@@ -63,6 +63,11 @@ struct NodeState {
   // primary, VPC CNI's, ...), recorded by the ENI manager so that a warm start need not read EC2
   // on their account. Sorted.
   std::vector<std::string> unownedEnis;
+  // The ENI manager's write-ahead: NodeENIs whose ENIs it may be creating. Recorded before a
+  // CreateNetworkInterface is sent and cleared by the next pass that ends with nothing left to do,
+  // so a restart after a kill in between reads EC2 (and finds the ENI by its ownership tags)
+  // instead of trusting the attachment records. Sorted.
+  std::vector<std::string> creating;
   bool operator==(const NodeState&) const = default;
 };
 

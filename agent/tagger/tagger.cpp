@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <utility>
 
 #include "agent/base/json.h"
 #include "agent/base/log.h"
@@ -231,11 +232,24 @@ void Tagger::scheduleResync(bool afterStart) {
 }
 
 void Tagger::setAttachments(std::vector<AttachmentRecord> attachments,
-                            std::vector<std::string> unownedEnis) {
-  if (attachments == state_.attachments && unownedEnis == state_.unownedEnis) return;
+                            std::vector<std::string> unownedEnis,
+                            std::vector<std::string> creating) {
+  if (attachments == state_.attachments && unownedEnis == state_.unownedEnis &&
+      creating == state_.creating)
+    return;
   state_.attachments = std::move(attachments);
   state_.unownedEnis = std::move(unownedEnis);
+  state_.creating = std::move(creating);
   if (stateLoaded_) scheduleStateWrite();
+}
+
+void Tagger::recordCreating(std::vector<std::string> creating,
+                            std::function<void(bool stored)> done) {
+  // Before the node's annotation is loaded, a write would replace the previous run's record.
+  if (!stateLoaded_) return done(false);
+  state_.creating = std::move(creating);
+  writeAheads_.push_back(std::move(done));
+  writeState();
 }
 
 bool Tagger::idle() const {
@@ -310,9 +324,11 @@ void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
   NodeState before = state_;
   auto attachments = state_.attachments;
   auto unowned = state_.unownedEnis;
+  auto creating = state_.creating;
   state_ = out->state;
   state_.attachments = std::move(attachments);
   state_.unownedEnis = std::move(unowned);
+  state_.creating = std::move(creating);
   if (!encodeNodeState(state_)) {
     // Over the annotation budget: the write-ahead cannot be stored, and neither could the result.
     logWarn("node state too large for the write-ahead record, writing tags without it",
@@ -321,7 +337,7 @@ void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
                   [this, in, out] { finish(*in, *out); });
     return;
   }
-  writeAhead_ = [this, in, out, before = std::move(before)](bool stored) mutable {
+  writeAheads_.push_back([this, in, out, before = std::move(before)](bool stored) mutable {
     if (stored) {
       executor_.run([this, in, out] { writeTags(*in, *out, ec2_, options_, counters_); },
                     [this, in, out] { finish(*in, *out); });
@@ -332,18 +348,16 @@ void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
             {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
     before.attachments = std::move(state_.attachments);
     before.unownedEnis = std::move(state_.unownedEnis);
+    before.creating = std::move(state_.creating);
     state_ = std::move(before);
     passRunning_ = false;
     schedulePass(options_.retryDelay);
-  };
+  });
   writeState();
 }
 
-void Tagger::settleWriteAhead(bool stored) {
-  if (!writeAhead_) return;
-  auto done = std::move(writeAhead_);
-  writeAhead_ = nullptr;
-  done(stored);
+void Tagger::settleWriteAheads(std::vector<std::function<void(bool stored)>> waiting, bool stored) {
+  for (auto& done : waiting) done(stored);
 }
 
 void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
@@ -640,9 +654,11 @@ void Tagger::finish(PassInput& in, PassOutput& out) {
   passRunning_ = false;
   auto attachments = std::move(state_.attachments);  // the ENI manager's, set meanwhile
   auto unowned = std::move(state_.unownedEnis);
+  auto creating = std::move(state_.creating);
   state_ = std::move(out.state);
   state_.attachments = std::move(attachments);
   state_.unownedEnis = std::move(unowned);
+  state_.creating = std::move(creating);
   observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);
@@ -861,16 +877,17 @@ void Tagger::writeState() {
   // writes again when it completes.
   if (stateInFlight_) return;
   auto encoded = encodeNodeState(state_);
-  if (!encoded) return;
-  if (*encoded == stateWritten_) return settleWriteAhead(true);
+  if (!encoded) return settleWriteAheads(std::exchange(writeAheads_, {}), false);
+  if (*encoded == stateWritten_) return settleWriteAheads(std::exchange(writeAheads_, {}), true);
   Json::Value patch;
   patch["metadata"]["annotations"][kNodeStateAnnotation] = *encoded;
   const std::string text = *encoded;
-  const bool carriesWriteAhead = static_cast<bool>(writeAhead_);
+  // The write-aheads whose state this patch carries; later ones wait for the next patch.
+  auto carried = std::exchange(writeAheads_, {});
   stateInFlight_ = true;
   kubeCall();
   kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
-              {}, [this, text, carriesWriteAhead](Result<Json::Value> r) {
+              {}, [this, text, carried = std::move(carried)](Result<Json::Value> r) mutable {
                 stateInFlight_ = false;
                 if (r) {
                   stateWritten_ = text;
@@ -878,12 +895,9 @@ void Tagger::writeState() {
                   logWarn("cannot write the node state annotation, will retry",
                           {{"node", options_.nodeName}, {"error", r.error().describe()}});
                 }
-                if (writeAhead_) {
-                  if (carriesWriteAhead)
-                    settleWriteAhead(static_cast<bool>(r));
-                  else
-                    writeState();  // an older state was in flight: now the write-ahead
-                }
+                settleWriteAheads(std::move(carried), static_cast<bool>(r));
+                // Write-aheads that came while this patch was in flight: their patch now.
+                if (!writeAheads_.empty()) writeState();
                 kubeDone();
                 scheduleStateWrite();
               });

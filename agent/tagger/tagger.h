@@ -89,7 +89,12 @@ class Tagger {
   /// The ENI manager's attachments and the ENIs it saw to be unowned, recorded in the same
   /// node-state annotation.
   void setAttachments(std::vector<AttachmentRecord> attachments,
-                      std::vector<std::string> unownedEnis = {});
+                      std::vector<std::string> unownedEnis = {},
+                      std::vector<std::string> creating = {});
+  /// The ENI manager's write-ahead: records `creating` (NodeENI names, see NodeState::creating)
+  /// and calls `done(true)` once the node state holds it; `done(false)` when it could not be
+  /// stored (then nothing may be created).
+  void recordCreating(std::vector<std::string> creating, std::function<void(bool stored)> done);
 
   const NodeState& state() const { return state_; }
   const TaggerCounters& counters() const { return counters_; }
@@ -114,7 +119,7 @@ class Tagger {
   // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
   // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
   void afterPlan(const std::shared_ptr<PassInput>& in, const std::shared_ptr<PassOutput>& out);
-  void settleWriteAhead(bool stored);
+  void settleWriteAheads(std::vector<std::function<void(bool stored)>> waiting, bool stored);
   void finish(PassInput& in, PassOutput& out);
   void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
                 bool wrote);
@@ -155,8 +160,9 @@ class Tagger {
   bool resyncArmed_ = false;
   TimerId stateTimer_ = 0;
   bool stateTimerArmed_ = false;
-  bool stateInFlight_ = false;                   // one node-state patch at a time, in order
-  std::function<void(bool stored)> writeAhead_;  // the pass waiting for its write-ahead
+  bool stateInFlight_ = false;  // one node-state patch at a time, in order
+  // Write-aheads (the tagger's pass, the ENI manager) waiting for the next node-state patch.
+  std::vector<std::function<void(bool stored)>> writeAheads_;
   int kubeInFlight_ = 0;
   std::uint64_t passes_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};

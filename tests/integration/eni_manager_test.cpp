@@ -67,6 +67,7 @@ struct ManagerAgent {
     EniManagerOptions o;
     o.nodeName = node;
     o.onAttachments = [published](const std::vector<AttachmentRecord>& a,
+                                  const std::vector<std::string>&,
                                   const std::vector<std::string>&) { *published = a; };
     o.detachPollInterval = Duration(100);
     return o;

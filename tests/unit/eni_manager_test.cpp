@@ -56,10 +56,20 @@ struct Agent {
     EniManagerOptions options;
     options.nodeName = kNode;
     options.onAttachments = [this](const std::vector<AttachmentRecord>& a,
-                                   const std::vector<std::string>& unowned) {
+                                   const std::vector<std::string>& unowned,
+                                   const std::vector<std::string>& creating) {
       published = a;
       publishedUnowned = unowned;
+      publishedCreating = creating;
     };
+    if (writeAhead) {
+      options.recordCreating = [this](std::vector<std::string> creating,
+                                      std::function<void(bool)> done) {
+        recorded.push_back(creating);
+        publishedCreating = creating;
+        done(storeWriteAhead);
+      };
+    }
     manager = std::make_unique<EniManager>(kube, ec2_, imds, scheduler, executor, sleeper, nullptr,
                                            options);
     manager->onNode(ChangeType::Added, node);
@@ -76,6 +86,7 @@ struct Agent {
     s.instanceId = ec2_.instanceId;
     s.attachments = published;
     s.unownedEnis = publishedUnowned;
+    s.creating = publishedCreating;
     return *encodeNodeState(s);
   }
   // The NodeENI as the API server shows it after this run: its status entries and finalizer.
@@ -98,6 +109,10 @@ struct Agent {
   std::unique_ptr<EniManager> manager;
   std::vector<AttachmentRecord> published;
   std::vector<std::string> publishedUnowned;
+  std::vector<std::string> publishedCreating;
+  bool writeAhead = false;  // wire recordCreating, answering storeWriteAhead
+  bool storeWriteAhead = true;
+  std::vector<std::vector<std::string>> recorded;  // what each write-ahead asked to record
 
  private:
   testing::FakeEc2& ec2_;
@@ -274,6 +289,69 @@ TEST_F(EniManagerRestart, APassThatFailedMakesTheNextOneReadEc2) {
   EXPECT_EQ(restarted.manager->confirmedPasses(), 0u);
   ASSERT_EQ(restarted.published.size(), 1u);
   EXPECT_FALSE(restarted.published[0].specHash.empty()) << "the retry satisfied the NodeENI";
+}
+
+// The write-ahead: no CreateNetworkInterface before the node state says a create may be in flight.
+TEST(EniManagerWriteAhead, CreatesOnlyOnceTheRecordIsStoredAndClearsItWhenDone) {
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  Agent agent(ec2);
+  agent.writeAhead = true;
+  agent.run(nodeObject(""), {nodeEniObject()});
+  ASSERT_EQ(agent.recorded.size(), 1u);
+  EXPECT_EQ(agent.recorded[0], std::vector<std::string>{"storage"});
+  EXPECT_EQ(agent.manager->writeAheads(), 1u);
+  EXPECT_EQ(ec2.calls["CreateNetworkInterface"], 1);
+  EXPECT_EQ(ec2.calls["DescribeInstances"], 2)
+      << "the pass before the write-ahead, and the one after";
+  ASSERT_EQ(agent.published.size(), 1u);
+  EXPECT_FALSE(agent.published[0].specHash.empty());
+  EXPECT_TRUE(agent.publishedCreating.empty()) << "a clean pass clears the write-ahead";
+}
+
+TEST(EniManagerWriteAhead, AWriteAheadNotStoredCreatesNothing) {
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  Agent agent(ec2);
+  agent.writeAhead = true;
+  agent.storeWriteAhead = false;
+  agent.run(nodeObject(""), {nodeEniObject()});
+  EXPECT_GE(agent.recorded.size(), 2u) << "retried";
+  EXPECT_EQ(ec2.calls["CreateNetworkInterface"], 0);
+  EXPECT_TRUE(agent.published.empty());
+}
+
+// Killed after the write-ahead (and maybe after the create): the restart trusts no record while
+// the state says a create may have been in flight, even with every other record confirmed.
+TEST_F(EniManagerRestart, ARecordedWriteAheadMakesTheRestartReadEc2AndFindTheEni) {
+  // The previous run recorded its write-ahead for a second NodeENI and was killed right after
+  // creating that ENI; the NodeENI was deleted while the agent was down.
+  NetworkInterface orphan;
+  orphan.id = "eni-orphan";
+  orphan.subnetId = "subnet-b";
+  orphan.status = "available";
+  for (const auto& t : ec2_.enis[eni_].tags) {
+    if (t.key != "NodeENI") orphan.tags.push_back(t);
+  }
+  orphan.tags.push_back({"NodeENI", "scratch"});
+  ec2_.enis[orphan.id] = orphan;
+  auto state = decodeNodeState(first_.state());
+  ASSERT_TRUE(state);
+  state->creating = {"scratch"};
+  Agent restarted(ec2_);
+  restarted.writeAhead = true;
+  restarted.run(nodeObject(*encodeNodeState(*state)), {first_.nodeEniAfter(nodeEniObject())});
+  EXPECT_EQ(restarted.manager->confirmedPasses(), 0u);
+  EXPECT_GE(ec2_.calls["DescribeNetworkInterfaces"], 1);
+  EXPECT_EQ(ec2_.enis.count("eni-orphan"), 0u) << "found by its ownership tags and deleted";
+  EXPECT_EQ(ec2_.enis.count("eni-cni"), 1u);
+  EXPECT_TRUE(restarted.publishedCreating.empty());
+  // And the restart after that is free again.
+  ec2_.calls.clear();
+  Agent third(ec2_);
+  third.writeAhead = true;
+  third.run(nodeObject(restarted.state()), {restarted.nodeEniAfter(nodeEniObject())});
+  EXPECT_EQ(ec2_.reads(), 0);
 }
 
 }  // namespace
