@@ -395,6 +395,11 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     if (n.attachment && owned.count(n.id) == 0 && wanted.count(n.id) == 0)
       out.foreignEnis.insert(n.id);
   }
+  if (!imdsView) {
+    // This pass did not check the records (a retry, a write-ahead, a start after a kill): IMDS's
+    // list is still what the next check compares against. Free: IMDS, not EC2.
+    if (auto interfaces = imds_.interfaces(); interfaces) imdsView = std::move(*interfaces);
+  }
   if (imdsView) {
     for (const auto& i : imdsView->interfaces) {
       if (!i.interfaceId.empty() && owned.count(i.interfaceId) == 0 &&
