@@ -172,6 +172,13 @@ void EniManager::work(PassInput& in, PassOutput& out) {
   if (in.nothingHere) return;
   std::optional<InterfaceMap> imdsView;  // what IMDS showed, when the records were checked
   if (in.mayConfirm && confirmRecords(in, out, imdsView)) return;
+  if (!imdsView) {
+    // This pass did not check the records (a retry, a write-ahead, a start after a kill), but
+    // IMDS's list is what the next check compares against, so the unowned ENIs come from it too.
+    // Read now, before this pass attaches anything: the walk costs a dozen local requests per
+    // attached interface, and the links wait for the pass to end. Free: IMDS, not EC2.
+    if (auto interfaces = imds_.interfaces(); interfaces) imdsView = std::move(*interfaces);
+  }
   const std::string& me = out.instanceId;
   auto instance = ec2_.describeInstance(me);
   if (!instance) {
@@ -394,11 +401,6 @@ void EniManager::work(PassInput& in, PassOutput& out) {
   for (const auto& n : instance->networkInterfaces) {
     if (n.attachment && owned.count(n.id) == 0 && wanted.count(n.id) == 0)
       out.foreignEnis.insert(n.id);
-  }
-  if (!imdsView) {
-    // This pass did not check the records (a retry, a write-ahead, a start after a kill): IMDS's
-    // list is still what the next check compares against. Free: IMDS, not EC2.
-    if (auto interfaces = imds_.interfaces(); interfaces) imdsView = std::move(*interfaces);
   }
   if (imdsView) {
     for (const auto& i : imdsView->interfaces) {
