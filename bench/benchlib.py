@@ -194,8 +194,26 @@ def stop_process(p):
 
 
 def free_port():
+    """A free port below the kernel's ephemeral range. A port the kernel hands out (bind to 0) can be
+    handed out again as the source port of some connection before the agent binds it; with 40 agents
+    restarting at once that happened (an agent exited: cannot listen on --health-probe-bind-address).
+    Ports below the ephemeral range are never chosen as source ports."""
+    import random
     import socket
-    with socket.socket() as s:
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, max(low, 10001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded range: fall back to the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
