@@ -481,5 +481,57 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   EXPECT_TRUE(tagger.idle());
 }
 
+// The ENI manager's write-ahead goes through the tagger's node-state writer: answered only once a
+// patch carrying it succeeded, refused before the node's annotation is loaded or when the patch
+// fails, and cleared by the manager's next clean record.
+TEST(TaggerWriteAhead, TheEniManagersRecordIsAnsweredOnlyOnceAPatchCarriesIt) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  NoEc2 ec2;
+  NoImds imds;
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  auto lastState = [&] {
+    for (auto it = kube.patches.rbegin(); it != kube.patches.rend(); ++it) {
+      const auto& a = it->second["metadata"]["annotations"][kNodeStateAnnotation];
+      if (a.isString()) return decodeNodeState(a.asString());
+    }
+    return Result<NodeState>(fail(ErrorCode::NotFound, "no node-state patch"));
+  };
+
+  std::vector<bool> answers;
+  tagger.recordCreating({"storage"}, [&](bool stored) { answers.push_back(stored); });
+  EXPECT_EQ(answers, std::vector<bool>{false}) << "the previous run's record is not loaded yet";
+  EXPECT_TRUE(kube.patches.empty());
+
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.start();
+  tagger.recordCreating({"storage"}, [&](bool stored) {
+    // By the time of the answer, the API server holds the record.
+    auto state = lastState();
+    ASSERT_TRUE(state);
+    EXPECT_EQ(state->creating, std::vector<std::string>{"storage"});
+    answers.push_back(stored);
+  });
+  EXPECT_EQ(answers, (std::vector<bool>{false, true}));
+
+  kube.patchAnswer = [](const ObjectRef&, const Json::Value&) -> Result<Json::Value> {
+    return fail(ErrorCode::Transient, "injected");
+  };
+  tagger.recordCreating({"scratch", "storage"}, [&](bool stored) { answers.push_back(stored); });
+  EXPECT_EQ(answers, (std::vector<bool>{false, true, false}));
+  kube.patchAnswer = nullptr;
+
+  tagger.setAttachments({}, {}, {});  // the manager's clean pass
+  scheduler.advance(Duration(2000));
+  auto state = lastState();
+  ASSERT_TRUE(state);
+  EXPECT_TRUE(state->creating.empty());
+}
+
 }  // namespace
 }  // namespace eni
