@@ -10,13 +10,14 @@
 namespace eni {
 namespace {
 
-std::string sha256Hex16(const std::string& input) {
+// The first `bytes` bytes of SHA-256(input), in hex.
+std::string sha256Hex(const std::string& input, unsigned int bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr);
   static const char* kHex = "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < 8 && i < length; ++i) {
+  for (unsigned int i = 0; i < bytes && i < length; ++i) {
     out += kHex[digest[i] >> 4];
     out += kHex[digest[i] & 15];
   }
@@ -41,18 +42,8 @@ bool selectorMatches(const std::map<std::string, std::string>& selector,
 
 std::string clientTokenFor(const std::string& nodeEni, const std::string& nodeName,
                            const std::string& subnetId, std::int64_t deviceIndex) {
-  const std::string input =
-      nodeEni + "|" + nodeName + "|" + subnetId + "|" + std::to_string(deviceIndex);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < 16 && i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
+  return sha256Hex(nodeEni + "|" + nodeName + "|" + subnetId + "|" + std::to_string(deviceIndex),
+                   16);
 }
 
 std::vector<Tag> ownershipTags(const std::string& nodeEni, const std::string& nodeName,
@@ -160,7 +151,7 @@ DesiredEnis desiredEnis(const std::string& nodeName,
   return out;
 }
 
-std::string specHashFor(const Json::Value& spec) { return sha256Hex16(toJson(spec)); }
+std::string specHashFor(const Json::Value& spec) { return sha256Hex(toJson(spec), 8); }
 
 std::size_t subnetCount(const NodeEniSpec& spec) {
   return (spec.subnetId.empty() ? 0 : 1) + spec.subnetIds.size() +
