@@ -120,8 +120,12 @@ void EniManager::start() {
 void EniManager::markDirty() {
   dirty_ = true;
   if (!started_ || passRunning_ || passScheduled_) return;
+  schedulePass(options_.debounce);
+}
+
+void EniManager::schedulePass(Duration delay) {
   passScheduled_ = true;
-  timer_ = scheduler_.runAfter(options_.debounce, [this] {
+  timer_ = scheduler_.runAfter(delay, [this] {
     passScheduled_ = false;
     runPass();
   });
@@ -542,24 +546,14 @@ void EniManager::finish(PassOutput& out) {
       }
       logWarn("cannot record the ENI write-ahead in the node state, no ENI created, will retry",
               {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
-      if (passScheduled_ || passRunning_) return;
-      passScheduled_ = true;
-      timer_ = scheduler_.runAfter(options_.retryDelay, [this] {
-        passScheduled_ = false;
-        runPass();
-      });
+      if (!passScheduled_ && !passRunning_) schedulePass(options_.retryDelay);
     });
     return;  // the write-ahead's answer starts the next pass
   }
   if (dirty_)
     markDirty();
-  else if (out.retry) {
-    passScheduled_ = true;
-    timer_ = scheduler_.runAfter(options_.retryDelay, [this] {
-      passScheduled_ = false;
-      runPass();
-    });
-  }
+  else if (out.retry)
+    schedulePass(options_.retryDelay);
 }
 
 void EniManager::writeStatus(const PassOutput& out) {

@@ -78,6 +78,8 @@ class EniManager {
   struct PassInput;
   struct PassOutput;
   void markDirty();
+  /// Arms the one pass timer: a pass runs after `delay`.
+  void schedulePass(Duration delay);
   void runPass();
   void work(PassInput& in, PassOutput& out);
   bool confirmRecords(const PassInput& in, PassOutput& out, std::optional<InterfaceMap>& imdsView);

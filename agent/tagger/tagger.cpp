@@ -77,6 +77,14 @@ struct Tagger::PodView {
 
 namespace {
 
+// The ENI manager's part of the node state (set through setAttachments and recordCreating): carried
+// over whenever a tagger pass replaces the rest of it.
+void moveEniManagerPart(NodeState& from, NodeState& to) {
+  to.attachments = std::move(from.attachments);
+  to.unownedEnis = std::move(from.unownedEnis);
+  to.creating = std::move(from.creating);
+}
+
 struct PodJob {
   std::string key;
   std::string uid;
@@ -322,13 +330,9 @@ void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
     if (!plan.toSet.empty()) out->state.enis[plan.eniId].pending = plan.toSet;
   }
   NodeState before = state_;
-  auto attachments = state_.attachments;
-  auto unowned = state_.unownedEnis;
-  auto creating = state_.creating;
-  state_ = out->state;
-  state_.attachments = std::move(attachments);
-  state_.unownedEnis = std::move(unowned);
-  state_.creating = std::move(creating);
+  NodeState next = out->state;
+  moveEniManagerPart(state_, next);
+  state_ = std::move(next);
   if (!encodeNodeState(state_)) {
     // Over the annotation budget: the write-ahead cannot be stored, and neither could the result.
     logWarn("node state too large for the write-ahead record, writing tags without it",
@@ -346,9 +350,7 @@ void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
     // No tag was sent: forget the write-ahead and try the pass again later.
     logWarn("cannot record the write-ahead node state, tags not written, will retry",
             {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
-    before.attachments = std::move(state_.attachments);
-    before.unownedEnis = std::move(state_.unownedEnis);
-    before.creating = std::move(state_.creating);
+    moveEniManagerPart(state_, before);
     state_ = std::move(before);
     passRunning_ = false;
     schedulePass(options_.retryDelay);
@@ -652,13 +654,8 @@ void Tagger::writeTags(PassInput& in, PassOutput& out, Ec2Api& ec2, const Tagger
 void Tagger::finish(PassInput& in, PassOutput& out) {
   (void)in;
   passRunning_ = false;
-  auto attachments = std::move(state_.attachments);  // the ENI manager's, set meanwhile
-  auto unowned = std::move(state_.unownedEnis);
-  auto creating = std::move(state_.creating);
+  moveEniManagerPart(state_, out.state);  // the ENI manager's, set meanwhile
   state_ = std::move(out.state);
-  state_.attachments = std::move(attachments);
-  state_.unownedEnis = std::move(unowned);
-  state_.creating = std::move(creating);
   observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);
