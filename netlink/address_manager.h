@@ -7,6 +7,9 @@
 #include "agent/base/error.h"
 #include "agent/base/event_loop.h"
 
+struct nl_sock;  // libnl
+struct nl_msg;
+
 namespace eni {
 
 /// What host mode puts on one ENI's link: its primary IPv4 with the subnet's prefix length, and,
@@ -58,11 +61,19 @@ class AddressManager {
   [[nodiscard]] virtual Result<void> remove(const InterfaceAddressing& applied) = 0;
 };
 
-/// AddressManager over libnl-route-3 (rtnl_addr, rtnl_route, rtnl_rule), with its socket opened
-/// inside `netnsPath` when it is set, as NlLinkManager's.
+/// AddressManager over libnl-route-3 (rtnl_addr, rtnl_route, rtnl_rule), with one request socket
+/// opened inside `netnsPath` when it is set, as NlLinkManager's, and kept for every call.
 class NlAddressManager final : public AddressManager {
  public:
   explicit NlAddressManager(std::string netnsPath) : netnsPath_(std::move(netnsPath)) {}
+  ~NlAddressManager() override;
+  NlAddressManager(const NlAddressManager&) = delete;
+  NlAddressManager& operator=(const NlAddressManager&) = delete;
+
+  /// Opens the socket now (entering `netnsPath` needs CAP_SYS_ADMIN), so that later calls need no
+  /// more than CAP_NET_ADMIN: the agent opens it before it drops to --run-as-user. Without it,
+  /// the first call opens it. Idempotent.
+  [[nodiscard]] Result<void> open();
   Result<void> apply(const InterfaceAddressing& want) override;
   Result<void> remove(const InterfaceAddressing& applied) override;
 
@@ -74,14 +85,17 @@ class NlAddressManager final : public AddressManager {
   [[nodiscard]] Result<std::vector<RuleInfo>> rules(std::uint32_t table);
 
  private:
+  Result<nl_sock*> socket();
   std::string netnsPath_;
+  nl_sock* socket_ = nullptr;
 };
 
 /// Address and rule deletions as the kernel announces them: a non-blocking libnl socket on the
 /// event loop subscribed to RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV4_RULE, opened (inside `netnsPath`)
 /// only when host mode configures addresses. `onDeleted` gets the ifindex whose IPv4 address was
 /// deleted, or 0 when a rule was deleted or events were lost (an overrun): then everything is
-/// worth re-checking. Loop thread only.
+/// worth re-checking. open() makes the socket early without subscribing (before the drop to
+/// --run-as-user, as NlLinkManager::open); start() subscribes. Loop thread only.
 class NlAddressWatch {
  public:
   NlAddressWatch(EventLoop& loop, std::string netnsPath)
@@ -89,15 +103,17 @@ class NlAddressWatch {
   ~NlAddressWatch();
   NlAddressWatch(const NlAddressWatch&) = delete;
   NlAddressWatch& operator=(const NlAddressWatch&) = delete;
+  [[nodiscard]] Result<void> open();
   [[nodiscard]] Result<void> start(std::function<void(int ifindex)> onDeleted);
-  bool started() const { return socket_ != nullptr; }
+  bool started() const { return watching_; }
 
  private:
-  static int onMessage(struct nl_msg* msg, void* self);
+  static int onMessage(nl_msg* msg, void* self);
   void readEvents();
   EventLoop& loop_;
   std::string netnsPath_;
-  struct nl_sock* socket_ = nullptr;
+  nl_sock* socket_ = nullptr;
+  bool watching_ = false;
   std::function<void(int)> onDeleted_;
 };
 

@@ -113,6 +113,23 @@ Result<void> addRoute(nl_sock* sock, const InterfaceAddressing& want, const std:
 
 }  // namespace
 
+NlAddressManager::~NlAddressManager() {
+  if (socket_ != nullptr) nl_socket_free(socket_);
+}
+
+Result<void> NlAddressManager::open() {
+  if (socket_ != nullptr) return {};
+  auto sock = openSocket(netnsPath_);
+  if (!sock) return fail(sock.error());
+  socket_ = sock->release();
+  return {};
+}
+
+Result<nl_sock*> NlAddressManager::socket() {
+  if (auto opened = open(); !opened) return fail(opened.error());
+  return socket_;
+}
+
 Result<InterfaceAddressing> planAddressing(int ifindex, const std::string& address,
                                            const std::string& subnetCidr, std::int64_t deviceIndex,
                                            bool configureAddress, bool policyRouting) {
@@ -155,7 +172,7 @@ Result<InterfaceAddressing> planAddressing(int ifindex, const std::string& addre
 }
 
 Result<void> NlAddressManager::apply(const InterfaceAddressing& want) {
-  auto sock = openSocket(netnsPath_);
+  auto sock = socket();
   if (!sock) return fail(sock.error());
   if (want.configureAddress) {
     auto local = parse(want.address + "/" + std::to_string(want.prefixLength));
@@ -165,7 +182,7 @@ Result<void> NlAddressManager::apply(const InterfaceAddressing& want) {
     rtnl_addr_set_family(addr, AF_INET);
     rtnl_addr_set_local(addr, local->get());
     rtnl_addr_set_prefixlen(addr, want.prefixLength);
-    const int err = rtnl_addr_add(sock->get(), addr, 0);
+    const int err = rtnl_addr_add(*sock, addr, 0);
     rtnl_addr_put(addr);
     if (err < 0 && err != -NLE_EXIST) {
       return fail(netlinkError("address " + want.address + "/" + std::to_string(want.prefixLength) +
@@ -175,8 +192,8 @@ Result<void> NlAddressManager::apply(const InterfaceAddressing& want) {
   }
   if (!want.policyRouting) return {};
   // The subnet first: it makes the gateway reachable inside the table.
-  if (auto ok = addRoute(sock->get(), want, want.subnet, ""); !ok) return ok;
-  if (auto ok = addRoute(sock->get(), want, "0.0.0.0/0", want.gateway); !ok) return ok;
+  if (auto ok = addRoute(*sock, want, want.subnet, ""); !ok) return ok;
+  if (auto ok = addRoute(*sock, want, "0.0.0.0/0", want.gateway); !ok) return ok;
 
   auto existing = rules(want.table);
   if (!existing) return fail(existing.error());
@@ -196,7 +213,7 @@ Result<void> NlAddressManager::apply(const InterfaceAddressing& want) {
     rtnl_rule_set_prio(rule, r.priority);
     rtnl_rule_set_src(rule, old->get());
     rtnl_rule_set_action(rule, FR_ACT_TO_TBL);
-    (void)rtnl_rule_delete(sock->get(), rule, 0);
+    (void)rtnl_rule_delete(*sock, rule, 0);
     rtnl_rule_put(rule);
   }
   if (present) return {};
@@ -208,7 +225,7 @@ Result<void> NlAddressManager::apply(const InterfaceAddressing& want) {
   rtnl_rule_set_prio(rule, want.rulePriority);
   rtnl_rule_set_src(rule, src->get());
   rtnl_rule_set_action(rule, FR_ACT_TO_TBL);
-  const int err = rtnl_rule_add(sock->get(), rule, NLM_F_EXCL);
+  const int err = rtnl_rule_add(*sock, rule, NLM_F_EXCL);
   rtnl_rule_put(rule);
   if (err < 0 && err != -NLE_EXIST) {
     return fail(netlinkError("rule from " + source + " lookup " + std::to_string(want.table), err));
@@ -217,7 +234,7 @@ Result<void> NlAddressManager::apply(const InterfaceAddressing& want) {
 }
 
 Result<void> NlAddressManager::remove(const InterfaceAddressing& applied) {
-  auto sock = openSocket(netnsPath_);
+  auto sock = socket();
   if (!sock) return fail(sock.error());
   if (applied.policyRouting) {
     auto existing = rules(applied.table);
@@ -231,12 +248,12 @@ Result<void> NlAddressManager::remove(const InterfaceAddressing& applied) {
       rtnl_rule_set_prio(rule, r.priority);
       rtnl_rule_set_src(rule, src->get());
       rtnl_rule_set_action(rule, FR_ACT_TO_TBL);
-      const int err = rtnl_rule_delete(sock->get(), rule, 0);
+      const int err = rtnl_rule_delete(*sock, rule, 0);
       rtnl_rule_put(rule);
       if (err < 0 && err != -NLE_OBJ_NOTFOUND) return fail(netlinkError("delete rule", err));
     }
     nl_cache* raw = nullptr;
-    if (int err = rtnl_route_alloc_cache(sock->get(), AF_INET, 0, &raw); err < 0)
+    if (int err = rtnl_route_alloc_cache(*sock, AF_INET, 0, &raw); err < 0)
       return fail(netlinkError("route dump", err));
     Cache cache(raw);
     std::vector<rtnl_route*> doomed;
@@ -245,7 +262,7 @@ Result<void> NlAddressManager::remove(const InterfaceAddressing& applied) {
       if (rtnl_route_get_table(route) == applied.table) doomed.push_back(route);
     }
     for (rtnl_route* route : doomed) {
-      const int err = rtnl_route_delete(sock->get(), route, 0);
+      const int err = rtnl_route_delete(*sock, route, 0);
       if (err < 0 && err != -NLE_OBJ_NOTFOUND) return fail(netlinkError("delete route", err));
     }
   }
@@ -257,7 +274,7 @@ Result<void> NlAddressManager::remove(const InterfaceAddressing& applied) {
     rtnl_addr_set_family(addr, AF_INET);
     rtnl_addr_set_local(addr, local->get());
     rtnl_addr_set_prefixlen(addr, applied.prefixLength);
-    const int err = rtnl_addr_delete(sock->get(), addr, 0);
+    const int err = rtnl_addr_delete(*sock, addr, 0);
     rtnl_addr_put(addr);
     if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV && err != -NLE_NOADDR) {
       return fail(netlinkError("delete address " + applied.address, err));
@@ -267,10 +284,10 @@ Result<void> NlAddressManager::remove(const InterfaceAddressing& applied) {
 }
 
 Result<std::vector<std::string>> NlAddressManager::addresses(int ifindex) {
-  auto sock = openSocket(netnsPath_);
+  auto sock = socket();
   if (!sock) return fail(sock.error());
   nl_cache* raw = nullptr;
-  if (int err = rtnl_addr_alloc_cache(sock->get(), &raw); err < 0)
+  if (int err = rtnl_addr_alloc_cache(*sock, &raw); err < 0)
     return fail(netlinkError("address dump", err));
   Cache cache(raw);
   std::vector<std::string> out;
@@ -283,10 +300,10 @@ Result<std::vector<std::string>> NlAddressManager::addresses(int ifindex) {
 }
 
 Result<std::vector<RouteInfo>> NlAddressManager::routes(std::uint32_t table) {
-  auto sock = openSocket(netnsPath_);
+  auto sock = socket();
   if (!sock) return fail(sock.error());
   nl_cache* raw = nullptr;
-  if (int err = rtnl_route_alloc_cache(sock->get(), AF_INET, 0, &raw); err < 0)
+  if (int err = rtnl_route_alloc_cache(*sock, AF_INET, 0, &raw); err < 0)
     return fail(netlinkError("route dump", err));
   Cache cache(raw);
   std::vector<RouteInfo> out;
@@ -312,10 +329,10 @@ Result<std::vector<RouteInfo>> NlAddressManager::routes(std::uint32_t table) {
 }
 
 Result<std::vector<RuleInfo>> NlAddressManager::rules(std::uint32_t table) {
-  auto sock = openSocket(netnsPath_);
+  auto sock = socket();
   if (!sock) return fail(sock.error());
   nl_cache* raw = nullptr;
-  if (int err = rtnl_rule_alloc_cache(sock->get(), AF_INET, &raw); err < 0)
+  if (int err = rtnl_rule_alloc_cache(*sock, AF_INET, &raw); err < 0)
     return fail(netlinkError("rule dump", err));
   Cache cache(raw);
   std::vector<RuleInfo> out;
@@ -338,30 +355,31 @@ NlAddressWatch::~NlAddressWatch() {
   }
 }
 
-Result<void> NlAddressWatch::start(std::function<void(int ifindex)> onDeleted) {
+Result<void> NlAddressWatch::open() {
   if (socket_ != nullptr) return {};
+  auto sock = openSocket(netnsPath_);
+  if (!sock) return fail(sock.error());
+  socket_ = sock->release();
+  return {};
+}
+
+Result<void> NlAddressWatch::start(std::function<void(int ifindex)> onDeleted) {
+  if (watching_) return {};
+  if (auto opened = open(); !opened) return opened;
   onDeleted_ = std::move(onDeleted);
-  {
-    auto guard = NetnsGuard::enter(netnsPath_);
-    if (!guard) return fail(guard.error());
-    socket_ = nl_socket_alloc();
-    if (socket_ == nullptr) return fail(ErrorCode::Internal, "nl_socket_alloc failed");
-    nl_socket_disable_seq_check(socket_);
-    nl_socket_modify_cb(socket_, NL_CB_VALID, NL_CB_CUSTOM, &NlAddressWatch::onMessage, this);
-    if (int err = nl_connect(socket_, NETLINK_ROUTE); err < 0) {
-      nl_socket_free(socket_);
-      socket_ = nullptr;
-      return fail(netlinkError("netlink connect", err));
-    }
-    if (int err = nl_socket_add_memberships(socket_, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_RULE, 0);
-        err < 0) {
-      nl_socket_free(socket_);
-      socket_ = nullptr;
-      return fail(netlinkError("subscribe to address events", err));
-    }
-    nl_socket_set_nonblocking(socket_);
+  nl_socket_disable_seq_check(socket_);
+  nl_socket_modify_cb(socket_, NL_CB_VALID, NL_CB_CUSTOM, &NlAddressWatch::onMessage, this);
+  // Joining route groups needs no capability: this works after the drop to --run-as-user.
+  if (int err = nl_socket_add_memberships(socket_, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_RULE, 0);
+      err < 0) {
+    return fail(netlinkError("subscribe to address events", err));
   }
-  return loop_.watchFd(nl_socket_get_fd(socket_), EPOLLIN, [this](std::uint32_t) { readEvents(); });
+  nl_socket_set_nonblocking(socket_);
+  auto watched =
+      loop_.watchFd(nl_socket_get_fd(socket_), EPOLLIN, [this](std::uint32_t) { readEvents(); });
+  if (!watched) return watched;
+  watching_ = true;
+  return {};
 }
 
 int NlAddressWatch::onMessage(nl_msg* msg, void* selfPtr) {

@@ -28,29 +28,42 @@ NlLinkManager::~NlLinkManager() {
   if (requests_ != nullptr) nl_socket_free(requests_);
 }
 
+Result<void> NlLinkManager::open() {
+  if (requests_ != nullptr) return {};
+  auto guard = NetnsGuard::enter(netnsPath_);
+  if (!guard) return fail(guard.error());
+  nl_sock* events = nl_socket_alloc();
+  nl_sock* requests = nl_socket_alloc();
+  auto failed = [&](Error error) {
+    if (events != nullptr) nl_socket_free(events);
+    if (requests != nullptr) nl_socket_free(requests);
+    return fail(std::move(error));
+  };
+  if (events == nullptr || requests == nullptr)
+    return failed(Error(ErrorCode::Internal, "nl_socket_alloc failed"));
+  if (int err = nl_connect(events, NETLINK_ROUTE); err < 0)
+    return failed(netlinkError("netlink connect", err));
+  if (int err = nl_connect(requests, NETLINK_ROUTE); err < 0)
+    return failed(netlinkError("netlink connect", err));
+  events_ = events;
+  requests_ = requests;
+  return {};
+}
+
 Result<void> NlLinkManager::start(std::function<void(const LinkEvent&)> onEvent) {
   onEvent_ = std::move(onEvent);
-  {
-    auto guard = NetnsGuard::enter(netnsPath_);
-    if (!guard) return fail(guard.error());
-    events_ = nl_socket_alloc();
-    requests_ = nl_socket_alloc();
-    if (events_ == nullptr || requests_ == nullptr)
-      return fail(ErrorCode::Internal, "nl_socket_alloc failed");
-    nl_socket_disable_seq_check(events_);
-    nl_socket_modify_cb(events_, NL_CB_VALID, NL_CB_CUSTOM, &NlLinkManager::onMessage, this);
-    if (int err = nl_connect(events_, NETLINK_ROUTE); err < 0)
-      return fail(netlinkError("netlink connect", err));
-    if (int err = nl_connect(requests_, NETLINK_ROUTE); err < 0)
-      return fail(netlinkError("netlink connect", err));
-    if (int err = nl_socket_add_membership(events_, RTNLGRP_LINK); err < 0) {
-      return fail(netlinkError("subscribe to link events", err));
-    }
-    nl_socket_set_nonblocking(events_);
-    // A burst of new interfaces (and our own changes echoing back) must not overrun the socket;
-    // an overrun costs a full dump.
-    nl_socket_set_buffer_size(events_, 4 << 20, 0);
+  if (auto opened = open(); !opened) return opened;
+  nl_socket_disable_seq_check(events_);
+  nl_socket_modify_cb(events_, NL_CB_VALID, NL_CB_CUSTOM, &NlLinkManager::onMessage, this);
+  // Joining a route group needs no capability, so this works after the drop to --run-as-user
+  // and the socket stays bound to the namespace it was opened in.
+  if (int err = nl_socket_add_membership(events_, RTNLGRP_LINK); err < 0) {
+    return fail(netlinkError("subscribe to link events", err));
   }
+  nl_socket_set_nonblocking(events_);
+  // A burst of new interfaces (and our own changes echoing back) must not overrun the socket;
+  // an overrun costs a full dump.
+  nl_socket_set_buffer_size(events_, 4 << 20, 0);
   // Subscribed before the dump, so nothing falls between the two; handling is level-triggered,
   // so seeing a link twice is harmless.
   auto watched =

@@ -19,6 +19,11 @@ class NlLinkManager final : public LinkManager {
   NlLinkManager(EventLoop& loop, std::string netnsPath);
   ~NlLinkManager() override;
 
+  /// Opens both sockets now (inside `netnsPath`, which needs CAP_SYS_ADMIN) without subscribing
+  /// to anything, so that start() needs no more than CAP_NET_ADMIN later: the agent opens them
+  /// before it drops to --run-as-user. start() opens them itself when this was not called.
+  /// Idempotent. Errors are typed like dumpLinks's.
+  [[nodiscard]] Result<void> open();
   Result<void> start(std::function<void(const LinkEvent&)> onEvent) override;
   Result<void> setMtu(int ifindex, std::uint32_t mtu) override;
   Result<void> setUp(int ifindex) override;
