@@ -10,6 +10,7 @@
 #include "agent/app/aws_metrics.h"
 #include "agent/app/commands.h"
 #include "agent/app/imds_wait.h"
+#include "agent/app/run_as_user.h"
 #include "agent/base/env.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
@@ -48,6 +49,18 @@ std::string statusLine(const eni::HostPassReport& r) {
 
 int eni::runHost(const eni::AgentOptions& options) {
   if (eni::stderrIsJournal()) eni::useJournald();  // structured fields instead of lines
+  eni::EventLoop loop;
+  // The netlink sockets come first: entering --link-netns needs more than CAP_NET_ADMIN, so they
+  // are opened before the drop to --run-as-user. Everything after it (the lock, host.json, the
+  // state file, every byte from IMDS and EC2) is read and written as that user.
+  eni::NlLinkManager links(loop, options.linkNetns);
+  eni::NlAddressManager addresses(options.linkNetns);
+  eni::NlAddressWatch addressWatch(loop, options.linkNetns);
+  if (options.manageLinks &&
+      !eni::netlinkOpened({links.open(), addresses.open(), addressWatch.open()})) {
+    return kExitFailure;
+  }
+  if (!eni::applyRunAsUser(options)) return kExitFailure;
   auto lock = eni::StateDirLock::acquire(options.stateDir);
   if (!lock) {
     eni::logError("cannot lock the state directory", {{"error", lock.error().message}});
@@ -75,7 +88,6 @@ int eni::runHost(const eni::AgentOptions& options) {
   eni::RealSleeper sleeper;
   const eni::ImdsConfig imdsConfig = eni::imdsConfigFromEnv(env);
   eni::CurlImds imds(imdsConfig, clock, sleeper);
-  eni::EventLoop loop;
   eni::SystemdNotifier notifier;
   // Signals are blocked for the whole process, so the watcher comes before any thread starts
   // (the AWS worker, civetweb); SIGHUP hands the new config to the reconciler made below.
@@ -141,7 +153,6 @@ int eni::runHost(const eni::AgentOptions& options) {
   ec2Config.burst = options.awsRateLimitBurst;
   eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
-  eni::NlLinkManager links(loop, options.linkNetns);
   eni::LinkReconciler linkReconciler(links, clock);
   eni::WorkerThread awsWorker(loop);
   eni::HostReconcilerOptions hostOptions;
@@ -152,10 +163,8 @@ int eni::runHost(const eni::AgentOptions& options) {
                            options.manageLinks ? &linkReconciler : nullptr, hostOptions);
 
   onConfig = [&host](eni::HostConfig c) { host.setConfig(std::move(c)); };
-  eni::NlAddressManager addresses(options.linkNetns);
   eni::HostAddressing addressing(addresses, linkReconciler);
   // Address events are subscribed to only once host.json asks for addresses or routing.
-  eni::NlAddressWatch addressWatch(loop, options.linkNetns);
   if (options.manageLinks) {
     host.setOnLinks([&](const std::vector<eni::HostLink>& l) {
       if (!addressWatch.started() && eni::HostAddressing::wantsAddresses(l)) {

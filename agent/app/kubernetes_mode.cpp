@@ -13,6 +13,7 @@
 #include "agent/app/commands.h"
 #include "agent/app/imds_wait.h"
 #include "agent/app/kube_setup.h"
+#include "agent/app/run_as_user.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
 #include "agent/base/heap_trimmer.h"
@@ -42,9 +43,23 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
         "downward API)");
     return kExitUsage;
   }
+  eni::EventLoop loop;
+  // The netlink sockets come first: entering --link-netns needs more than CAP_NET_ADMIN, so they
+  // are opened before the drop to --run-as-user. Everything after it (the token, every byte from
+  // the API server, IMDS and EC2) is read as that user.
+  eni::NlLinkManager links(loop, options.linkNetns);
+  const bool watchLinks = options.enableEniManager && options.manageLinks;
+  if (watchLinks && !eni::netlinkOpened({links.open()})) return kExitFailure;
+  if (!eni::applyRunAsUser(options)) return kExitFailure;
   auto config = eni::kubeConfigFor(options);
   if (!config) {
-    eni::logError("cannot configure the Kubernetes client", {{"error", config.error().message}});
+    std::string error = config.error().message;
+    if (options.runAsUser && config.error().code == eni::ErrorCode::Permission) {
+      error += " (read as --run-as-user " + eni::toString(*options.runAsUser) +
+               "; in the DaemonSet the pod's securityContext.fsGroup must be its group, so that "
+               "the kubelet makes the token readable to it)";
+    }
+    eni::logError("cannot configure the Kubernetes client", {{"error", error}});
     return kExitFailure;
   }
 
@@ -54,9 +69,8 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   const eni::ImdsConfig imdsConfig = eni::imdsConfigFromEnv(env);
   eni::CurlImds imds(imdsConfig, clock, sleeper);
 
-  // The loop, the signal handler and the health server come first: an agent that waits for IMDS
-  // is alive (/healthz) and says why it is not ready (/readyz), and SIGTERM still stops it.
-  eni::EventLoop loop;
+  // The signal handler and the health server come next: an agent that waits for IMDS is alive
+  // (/healthz) and says why it is not ready (/readyz), and SIGTERM still stops it.
   eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
     eni::logInfo("stopping", {{"signal", signal}});
     loop.stop();
@@ -105,7 +119,6 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   taggerOptions.resyncInterval = options.resyncInterval;
   eni::Tagger tagger(kube, ec2, imds, loop, *awsWorker, clock, taggerOptions);
 
-  eni::NlLinkManager links(loop, options.linkNetns);
   eni::LinkReconciler reconciler(links, clock);
   eni::EniManagerOptions managerOptions;
   managerOptions.nodeName = options.nodeName;
@@ -122,7 +135,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   };
   eni::EniManager manager(kube, ec2, imds, loop, *awsWorker, sleeper,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);
-  if (options.enableEniManager && options.manageLinks) {
+  if (watchLinks) {
     if (auto started = links.start([&](const eni::LinkEvent& e) { reconciler.onEvent(e); });
         !started) {
       eni::logError("cannot watch network links", {{"error", started.error().message}});

@@ -157,6 +157,18 @@ const std::vector<FlagSpec>& flagSpecs() {
       {"link-netns", "PATH", "empty (own namespace)",
        "network namespace whose links are managed (needs CAP_SYS_ADMIN)",
        stringSetter(&AgentOptions::linkNetns)},
+      {"run-as-user", "UID[:GID]", "empty (keep the user it started as)",
+       "drop to this user and group once netlink is open, keeping only CAP_NET_ADMIN",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (v.empty()) {
+           o.runAsUser.reset();
+           return {};
+         }
+         auto user = parseRunAsUser(v);
+         if (!user) return fail(user.error());
+         o.runAsUser = *user;
+         return {};
+       }},
       {"metrics-bind-address", "ADDR", ":8090", "Prometheus /metrics; 0 disables",
        [](AgentOptions& o, const std::string& v) -> Result<void> {
          if (auto ok = checkBindAddress(v); !ok) return ok;

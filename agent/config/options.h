@@ -1,11 +1,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agent/base/clock.h"
 #include "agent/base/log.h"
+#include "agent/base/privileges.h"
 
 namespace eni {
 
@@ -32,6 +34,7 @@ struct AgentOptions {
   bool enableEniManager = true;
   bool manageLinks = true;
   std::string linkNetns;
+  std::optional<RunAsUser> runAsUser;  // empty: keep the identity the process started with
   std::string metricsBindAddress = ":8090";
   std::string healthProbeBindAddress = ":8081";
   LogFormat logFormat = LogFormat::Json;

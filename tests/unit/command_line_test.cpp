@@ -40,6 +40,7 @@ TEST(CommandLine, DefaultsMatchDesign) {
   EXPECT_EQ(o.healthProbeBindAddress, ":8081");
   EXPECT_EQ(o.logFormat, LogFormat::Json);
   EXPECT_EQ(o.logLevel, LogLevel::Info);
+  EXPECT_FALSE(o.runAsUser) << "no drop unless asked: the process keeps the user it started as";
 }
 
 TEST(CommandLine, TextLogsOnATerminal) {
@@ -68,6 +69,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                          "--enable-eni-manager=false",
                                          "--manage-links=false",
                                          "--link-netns=/run/netns/t",
+                                         "--run-as-user=65532:65533",
                                          "--metrics-bind-address=127.0.0.1:9000",
                                          "--health-probe-bind-address=:9001",
                                          "--log-format=text",
@@ -93,6 +95,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                             {"ENI_AGENT_ENABLE_ENI_MANAGER", "0"},
                                             {"ENI_AGENT_MANAGE_LINKS", "false"},
                                             {"ENI_AGENT_LINK_NETNS", "/run/netns/t"},
+                                            {"ENI_AGENT_RUN_AS_USER", "65532:65533"},
                                             {"ENI_AGENT_METRICS_BIND_ADDRESS", "127.0.0.1:9000"},
                                             {"ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS", ":9001"},
                                             {"ENI_AGENT_LOG_FORMAT", "text"},
@@ -120,6 +123,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
     EXPECT_FALSE(o.enableEniManager);
     EXPECT_FALSE(o.manageLinks);
     EXPECT_EQ(o.linkNetns, "/run/netns/t");
+    EXPECT_EQ(o.runAsUser, (RunAsUser{65532, 65533}));
     EXPECT_EQ(o.metricsBindAddress, "127.0.0.1:9000");
     EXPECT_EQ(o.healthProbeBindAddress, ":9001");
     EXPECT_EQ(o.logFormat, LogFormat::Text);
@@ -147,6 +151,7 @@ TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
                            "enable-eni-manager",
                            "manage-links",
                            "link-netns",
+                           "run-as-user",
                            "metrics-bind-address",
                            "health-probe-bind-address",
                            "log-format",
@@ -160,6 +165,18 @@ TEST(CommandLine, FlagWinsOverEnvironment) {
   auto c = parse({"--aws-rate-limit-qps=7"}, {{"ENI_AGENT_AWS_RATE_LIMIT_QPS", "3"}});
   ASSERT_TRUE(c);
   EXPECT_DOUBLE_EQ(c->options.awsRateLimitQps, 7);
+}
+
+TEST(CommandLine, RunAsUserTakesAGroupOrDefaultsItToTheUserAndEmptyMeansNoDrop) {
+  auto both = parse({"--run-as-user", "1000:2000"});
+  ASSERT_TRUE(both) << both.error().message;
+  EXPECT_EQ(both->options.runAsUser, (RunAsUser{1000, 2000}));
+  auto userOnly = parse({"--run-as-user=65532"});
+  ASSERT_TRUE(userOnly) << userOnly.error().message;
+  EXPECT_EQ(userOnly->options.runAsUser, (RunAsUser{65532, 65532}));
+  auto emptied = parse({"--run-as-user="}, {{"ENI_AGENT_RUN_AS_USER", "65532:65532"}});
+  ASSERT_TRUE(emptied) << emptied.error().message;
+  EXPECT_FALSE(emptied->options.runAsUser) << "an empty flag overrides the variable: no drop";
 }
 
 TEST(CommandLine, DerivedDefaultsComeFromTheirVariables) {
@@ -213,6 +230,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{{"--subnet-ids=sn-1"}, {}, "subnet ID"},
         BadInput{{"--metrics-bind-address=localhost"}, {}, "[host]:port"},
         BadInput{{"--health-probe-bind-address=:99999"}, {}, "0 to 65535"},
+        BadInput{{"--run-as-user=nobody"}, {}, "names are not looked up"},
+        BadInput{{"--run-as-user=0"}, {}, "0 is root"},
+        BadInput{{"--run-as-user=65532:0"}, {}, "group ID 0 is root"},
+        BadInput{{"--run-as-user=65532:"}, {}, "group ID must be a number"},
+        BadInput{{}, {{"ENI_AGENT_RUN_AS_USER", "-1"}}, "ENI_AGENT_RUN_AS_USER"},
         BadInput{{"--bogus"}, {}, "unknown flag --bogus"}, BadInput{{"-x"}, {}, "unknown flag -x"},
         BadInput{{"--node-name"}, {}, "needs a value"}, BadInput{{"launch"}, {}, "unknown command"},
         BadInput{{"run", "extra"}, {}, "unexpected argument"},
