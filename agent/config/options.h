@@ -33,7 +33,9 @@ struct AgentOptions {
   bool manageLinks = true;
   std::string linkNetns;
   std::string metricsBindAddress = ":8090";
-  std::string healthProbeBindAddress = ":8081";
+  // Loopback: the probes are unauthenticated, and the kubelet probes a hostNetwork pod from the
+  // node itself.
+  std::string healthProbeBindAddress = "127.0.0.1:8081";
   LogFormat logFormat = LogFormat::Json;
   LogLevel logLevel = LogLevel::Info;
 };
