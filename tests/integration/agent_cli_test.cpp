@@ -227,7 +227,9 @@ TEST(Deployable, KustomizeAppliesWithServerDryRun) {
         "clusterrole.rbac.authorization.k8s.io/eni-agent",
         "clusterrolebinding.rbac.authorization.k8s.io/eni-agent",
         "customresourcedefinition.apiextensions.k8s.io/nodeenis.networking.k8s.aws",
-        "networkpolicy.networking.k8s.io/eni-agent", "daemonset.apps/eni-agent"}) {
+        "networkpolicy.networking.k8s.io/eni-agent", "daemonset.apps/eni-agent",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/eni-agent-own-node-only",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/eni-agent-own-node-only"}) {
     EXPECT_NE(r.out.find(object), std::string::npos) << object << " missing from: " << r.out;
   }
 }
