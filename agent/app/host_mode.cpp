@@ -206,8 +206,9 @@ int eni::runHost(const eni::AgentOptions& options) {
   });
 
   eni::Readiness readiness;
-  readiness.addCheck(
-      "host", [&reconciled] { return reconciled ? "" : "waiting for the first full reconcile"; });
+  readiness.addCheck("host", [&reconciled] {
+    return reconciled ? "" : "FirstReconcile: waiting for the first full reconcile";
+  });
   auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
   if (!metrics) {
     eni::logError("cannot serve metrics", {{"error", metrics.error().message}});
@@ -229,10 +230,9 @@ int eni::runHost(const eni::AgentOptions& options) {
   eni::HeapTrimmer heapTrimmer;
   std::function<void()> report = [&] {
     heapTrimmer.tick();
-    const std::string reason = readiness.reasons();
     if (*health) {
       (*health)->heartbeat();
-      (*health)->setReady(reason.empty(), reason);
+      (*health)->setReady(readiness.report());
     }
     if (*metrics) {
       eni::MetricsSnapshot m;

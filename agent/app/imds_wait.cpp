@@ -7,13 +7,17 @@
 #include "agent/base/backoff.h"
 #include "agent/base/executor.h"
 #include "agent/base/log.h"
+#include "agent/obs/readiness.h"
 
 std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, HealthServer* health,
                                               const std::string& endpoint) {
   WorkerThread worker(loop);
   Backoff backoff(Duration(500), Duration(30000));
   std::optional<std::string> region;
-  std::string reason = "imds: reading the region from IMDS at " + endpoint;
+  // The detail names the endpoint, so it goes to the log only; /readyz shows "imds: <code>".
+  std::string reason = "ReadingRegion: reading the region from IMDS at " + endpoint;
+  Readiness readiness;
+  readiness.addCheck("imds", [&reason] { return reason; });
   eni::TimerId retryTimer = 0;
   eni::TimerId beatTimer = 0;
   std::function<void()> attempt;
@@ -30,8 +34,8 @@ std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, Healt
                  const std::string error =
                      *identity ? "IMDS gave an empty region" : identity->error().describe();
                  const auto delay = backoff.next();
-                 reason = "imds: cannot read the region from IMDS at " + endpoint + " (" + error +
-                          "); set --region or AWS_REGION to skip IMDS";
+                 reason = "ImdsUnreachable: cannot read the region from IMDS at " + endpoint +
+                          " (" + error + "); set --region or AWS_REGION to skip IMDS";
                  eni::logWarn("cannot read the AWS region from IMDS, will retry",
                               {{"error", error},
                                {"retry_in_ms", static_cast<std::int64_t>(delay.count())},
@@ -43,7 +47,7 @@ std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, Healt
   beat = [&] {
     if (health != nullptr) {
       health->heartbeat();
-      health->setReady(false, reason);
+      health->setReady(readiness.report());
     }
     beatTimer = loop.runAfter(eni::Duration(1000), beat);
   };

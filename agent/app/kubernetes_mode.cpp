@@ -183,10 +183,11 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   eni::HeapTrimmer heapTrimmer;
   std::function<void()> report = [&] {
     heapTrimmer.tick();
-    const std::string reason = readiness.reasons();
+    const eni::ReadinessReport readinessNow = readiness.report();
+    const std::string& reason = readinessNow.detail;
     if (*health) {
       (*health)->heartbeat();
-      (*health)->setReady(reason.empty(), reason);
+      (*health)->setReady(readinessNow);
     }
     if (*metrics) {
       eni::MetricsSnapshot m;

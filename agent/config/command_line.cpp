@@ -175,7 +175,8 @@ const std::vector<FlagSpec>& flagSpecs() {
          o.metricsBindAddress = v;
          return {};
        }},
-      {"health-probe-bind-address", "ADDR", ":8081", "/healthz and /readyz; 0 disables",
+      {"health-probe-bind-address", "ADDR", "127.0.0.1:8081",
+       "/healthz and /readyz (unauthenticated: loopback by default); 0 disables",
        [](AgentOptions& o, const std::string& v) -> Result<void> {
          if (auto ok = checkBindAddress(v); !ok) return ok;
          o.healthProbeBindAddress = v;

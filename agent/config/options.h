@@ -36,7 +36,9 @@ struct AgentOptions {
   std::string linkNetns;
   std::optional<RunAsUser> runAsUser;  // empty: keep the identity the process started with
   std::string metricsBindAddress = ":8090";
-  std::string healthProbeBindAddress = ":8081";
+  // Loopback: the probes are unauthenticated, and the kubelet probes a hostNetwork pod from the
+  // node itself.
+  std::string healthProbeBindAddress = "127.0.0.1:8081";
   LogFormat logFormat = LogFormat::Json;
   LogLevel logLevel = LogLevel::Info;
 };

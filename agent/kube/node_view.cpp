@@ -57,7 +57,9 @@ bool NodeView::synced() const {
 
 std::string NodeView::waitingFor() const {
   for (auto* r : all()) {
-    if (!r->synced()) return r->lastError().empty() ? "initial list in progress" : r->lastError();
+    // "Code: detail", Readiness's convention: /readyz shows only the code.
+    if (!r->synced() && r->lastError().empty()) return "Listing: initial list in progress";
+    if (!r->synced()) return "ListFailed: " + r->lastError();
   }
   return {};
 }

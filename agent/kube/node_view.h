@@ -27,7 +27,8 @@ class NodeView {
   void start();
   void stop();
   bool synced() const;
-  /// Why the view is not synced yet (the last error of a reflector), or empty.
+  /// Why the view is not synced yet, or empty: "Listing: ..." while a first list runs,
+  /// "ListFailed: <the reflector's last error>" after a failure (Readiness's "Code: detail").
   std::string waitingFor() const;
   std::uint64_t watchRestarts() const;
 

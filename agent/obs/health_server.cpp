@@ -14,7 +14,7 @@ struct HealthServer::Handler : public CivetHandler {
       if (readiness_) {
         if (!server_.ready_) {
           status = 503;
-          body = "not ready: " + server_.reason_ + "\n";
+          body = "not ready: " + server_.summary_ + "\n";
         }
       } else {
         const auto quiet = std::chrono::steady_clock::now() - server_.beat_;
@@ -62,10 +62,10 @@ HealthServer::~HealthServer() {
   if (server_) server_->close();
 }
 
-void HealthServer::setReady(bool ready, const std::string& reason) {
+void HealthServer::setReady(const ReadinessReport& report) {
   std::lock_guard<std::mutex> lock(mutex_);
-  ready_ = ready;
-  reason_ = reason;
+  ready_ = report.ready;
+  summary_ = report.summary;
 }
 
 void HealthServer::heartbeat() {

@@ -6,6 +6,7 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/error.h"
+#include "agent/obs/readiness.h"
 
 class CivetServer;
 
@@ -15,7 +16,8 @@ namespace eni {
 /// loop thread publishes what they report through setReady() and heartbeat() (a mutex guards it;
 /// this and logging are the only shared state outside the loop).
 /// /healthz: 200 while the loop turns (a heartbeat within the last 10 s), else 503.
-/// /readyz: 200 once the agent is ready, else 503 with what it waits for.
+/// /readyz: 200 once the agent is ready, else 503 with the failing checks' codes only
+/// (ReadinessReport::summary): the endpoint is unauthenticated, so the detail stays in the log.
 class HealthServer {
  public:
   /// Starts listening on "[host]:port"; "0" or "" gives nullptr (disabled). Errors name the
@@ -25,7 +27,8 @@ class HealthServer {
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;
 
-  void setReady(bool ready, const std::string& reason);
+  /// Publishes a readiness evaluation; /readyz shows only its summary.
+  void setReady(const ReadinessReport& report);
   void heartbeat();
 
  private:
@@ -34,7 +37,7 @@ class HealthServer {
   friend struct Handler;
   std::mutex mutex_;
   bool ready_ = false;
-  std::string reason_ = "starting";
+  std::string summary_ = "starting";
   std::chrono::steady_clock::time_point beat_ = std::chrono::steady_clock::now();
   std::unique_ptr<Handler> healthz_;
   std::unique_ptr<Handler> readyz_;

@@ -320,7 +320,11 @@ def kubectl(st, *args, input=None):
 
 
 def bootstrap_kube(d, st):
-    kubectl(st, "apply", "-k", os.path.join(ROOT, "daemonset"))
+    # Everything but the admission policy: it refuses the agent ServiceAccount's writes unless its
+    # token is bound to a pod (the node claim), and the tests' agents use the unbound token made
+    # below. tests/integration/admission_policy_test.cpp applies it for a ServiceAccount of its own.
+    kubectl(st, "apply", "-k", os.path.join(ROOT, "daemonset"),
+            "--selector", "eni-agent.io/component!=admission-policy")
     kubectl(st, "wait", "--for=condition=Established", "crd/nodeenis.networking.k8s.aws", "--timeout=60s")
     token = kubectl(st, "create", "token", AGENT_SA, "-n", AGENT_NS, "--duration=48h").strip()
     token_file = os.path.join(d, "agent.token")

@@ -1,6 +1,10 @@
 // The eni-agent binary as an operator runs it, against the real test stack.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -80,15 +84,76 @@ TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
   BackgroundProcess agent({agentBinary(), "--kubeconfig=" + path, "--node-name=n",
                            "--log-format=json", "--region=us-east-1"},
                           env);
-  ASSERT_TRUE(agent.waitForOutput("not ready, will retry")) << agent.output();
+  // The log line that carries the failed list's detail; /readyz shows the same state from then.
+  ASSERT_TRUE(agent.waitForOutput("kubernetes: ListFailed: ")) << agent.output();
   auto ready = probe(env, "/readyz");
   EXPECT_EQ(ready.first, 503);
-  EXPECT_NE(ready.second.find("127.0.0.1:1"), std::string::npos) << ready.second;
+  // The probe is unauthenticated: the failing check and its code, never the server's address or
+  // the error text. Those go to the log.
+  EXPECT_EQ(ready.second, "not ready: kubernetes: ListFailed\n");
+  EXPECT_EQ(ready.second.find("127.0.0.1"), std::string::npos) << ready.second;
   EXPECT_EQ(probe(env, "/healthz").first, 200) << "alive while it retries";
   EXPECT_TRUE(agent.running()) << "an unreachable server is retried, not fatal";
+  EXPECT_NE(agent.output().find("not ready, will retry"), std::string::npos) << agent.output();
   EXPECT_NE(agent.output().find("127.0.0.1:1"), std::string::npos) << agent.output();
   EXPECT_EQ(agent.output().find("\"msg\":\"ready\""), std::string::npos) << agent.output();
   EXPECT_EQ(agent.terminate(), 0);
+}
+
+/// An IPv4 address of this machine that is not loopback, or "" when it has none.
+std::string nonLoopbackAddress() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return "";
+  std::string out;
+  for (ifaddrs* i = list; i != nullptr && out.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    if ((i->ifa_flags & IFF_LOOPBACK) != 0 || (i->ifa_flags & IFF_UP) == 0) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+    if (inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) != nullptr) out = text;
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+/// GET http://<hostPort><path>: the status, or 0 when nothing answers.
+long statusAt(const std::string& hostPort, const std::string& path) {
+  BlockingHttpClient http;
+  HttpRequest r;
+  r.url = "http://" + hostPort + path;
+  auto response = http.perform(r);
+  return response ? response->status : 0;
+}
+
+// /healthz and /readyz are unauthenticated and the DaemonSet's pod is on the host network: by
+// default they listen on the node's loopback only (the kubelet probes from the node itself).
+TEST(AgentCli, HealthProbesListenOnLoopbackOnlyByDefault) {
+  const std::string external = nonLoopbackAddress();
+  if (external.empty()) GTEST_SKIP() << "this machine has no non-loopback IPv4 address";
+  const std::string kDefaultPort = "8081";
+  if (statusAt("127.0.0.1:" + kDefaultPort, "/healthz") != 0 ||
+      statusAt(external + ":" + kDefaultPort, "/healthz") != 0) {
+    GTEST_SKIP() << "something else already listens on port " << kDefaultPort;
+  }
+  const std::string path = "/tmp/eni-cli-default-probe-kubeconfig";
+  std::ofstream(path) << "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                         "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+                         "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                         "users: [{name: u, user: {token: t}}]\n";
+  std::vector<std::string> env;
+  for (const auto& kv : agentEnv()) {
+    if (kv.rfind("ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=", 0) != 0) env.push_back(kv);
+  }
+  BackgroundProcess agent({agentBinary(), "--kubeconfig=" + path, "--node-name=n",
+                           "--log-format=json", "--region=us-east-1"},
+                          env);
+  ASSERT_TRUE(agent.waitForOutput("not ready, will retry")) << agent.output();
+  EXPECT_EQ(statusAt("127.0.0.1:" + kDefaultPort, "/healthz"), 200) << agent.output();
+  EXPECT_EQ(statusAt(external + ":" + kDefaultPort, "/healthz"), 0)
+      << "/healthz answers on " << external;
+  EXPECT_EQ(statusAt(external + ":" + kDefaultPort, "/readyz"), 0)
+      << "/readyz answers on " << external;
+  EXPECT_EQ(agent.terminate(), 0) << agent.output();
 }
 
 TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
@@ -142,6 +207,12 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   }
   EXPECT_EQ(text.find("eni_agent_imds_requests_total 0"), std::string::npos)
       << "IMDS was asked for the identity";
+  // /metrics is reachable from the pod network (Prometheus scrapes it), unauthenticated: it names
+  // no server, node, instance or ENI, only operations, results and counts.
+  for (const std::string& secret : {stack.apiserverUrl, std::string("cli-node"), stack.instanceId,
+                                    std::string("eni-"), std::string("AKIA")}) {
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret << " in /metrics:\n" << text;
+  }
   EXPECT_EQ(agent.output().find("not ready"), std::string::npos) << agent.output();
   EXPECT_EQ(agent.terminate(), 0) << agent.output();
 }
@@ -156,7 +227,9 @@ TEST(Deployable, KustomizeAppliesWithServerDryRun) {
         "clusterrole.rbac.authorization.k8s.io/eni-agent",
         "clusterrolebinding.rbac.authorization.k8s.io/eni-agent",
         "customresourcedefinition.apiextensions.k8s.io/nodeenis.networking.k8s.aws",
-        "networkpolicy.networking.k8s.io/eni-agent", "daemonset.apps/eni-agent"}) {
+        "networkpolicy.networking.k8s.io/eni-agent", "daemonset.apps/eni-agent",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/eni-agent-own-node-only",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/eni-agent-own-node-only"}) {
     EXPECT_NE(r.out.find(object), std::string::npos) << object << " missing from: " << r.out;
   }
 }

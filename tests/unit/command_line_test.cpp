@@ -37,7 +37,8 @@ TEST(CommandLine, DefaultsMatchDesign) {
   EXPECT_FALSE(o.dryRun);
   EXPECT_FALSE(o.allowSharedEniTagging);
   EXPECT_EQ(o.metricsBindAddress, ":8090");
-  EXPECT_EQ(o.healthProbeBindAddress, ":8081");
+  // Loopback only: /healthz and /readyz are unauthenticated and the pod is on the host network.
+  EXPECT_EQ(o.healthProbeBindAddress, "127.0.0.1:8081");
   EXPECT_EQ(o.logFormat, LogFormat::Json);
   EXPECT_EQ(o.logLevel, LogLevel::Info);
   EXPECT_FALSE(o.runAsUser) << "no drop unless asked: the process keeps the user it started as";
