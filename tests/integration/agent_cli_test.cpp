@@ -54,6 +54,29 @@ TEST(AgentCli, InvalidKubeconfigNamesTheField) {
   EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
 }
 
+// A NUL in the annotation (JSON's \u0000) is shown escaped, and the message goes on past it.
+TEST(AgentCli, ValidateTagsPrintsTheWholeMessageWithANulEscaped) {
+  auto r = runProcess({agentBinary(), "validate-tags", R"({"Te\u0000am":"x"})"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(R"(tag key "Te\x00am" contains "byte 0x00")"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("allowed are letters"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\0'), std::string::npos) << "no raw NUL reaches the terminal";
+}
+
+// The agent writes no tags and no hash tag for an empty set, so validate-tags prints no hash.
+TEST(AgentCli, ValidateTagsOfAnEmptySetPrintsNoHash) {
+  for (const char* empty : {"{}", " { } "}) {
+    auto r = runProcess({agentBinary(), "validate-tags", empty});
+    EXPECT_EQ(r.status, 0) << empty << ": " << r.err;
+    EXPECT_EQ(r.out.find("hash:"), std::string::npos) << empty << ": " << r.out;
+    EXPECT_NE(r.out.find("tags: none"), std::string::npos) << empty << ": " << r.out;
+    EXPECT_NE(r.out.find("no eni-tagger.io/hash tag"), std::string::npos) << r.out;
+  }
+  auto one = runProcess({agentBinary(), "validate-tags", R"({"Team":"Platform"})"});
+  EXPECT_EQ(one.status, 0) << one.err;
+  EXPECT_NE(one.out.find("tags: {\"Team\":\"Platform\"}\nhash: "), std::string::npos) << one.out;
+}
+
 /// GET http://127.0.0.1:<port><path> -> {status, body}.
 std::pair<long, std::string> probe(const std::vector<std::string>& env, const std::string& path) {
   const std::string variable = path == "/metrics" ? "ENI_AGENT_METRICS_BIND_ADDRESS="
