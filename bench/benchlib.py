@@ -240,6 +240,8 @@ class Agent:
             "AWS_ENDPOINT_URL_EC2": st["ec2_proxy_endpoint"],
             "AWS_ENDPOINT_URL_STS": st["moto_endpoint"],
             "AWS_ACCESS_KEY_ID": "AKIABENCH", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": st["region"],
+            # One pod per node: a restarted agent takes its node's lease back at once.
+            "POD_NAME": f"bench-{self.node}",
         })
         env.update(self.extra_env)
         argv = [self.binary, "run", f"--kubeconfig={st['agent_kubeconfig']}", f"--node-name={self.node}",

@@ -7,13 +7,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Every package is named: they install with --no-install-recommends, so nothing arrives as a
+# recommendation (clang recommends the compiler runtime that the fuzz stage links, for one).
+# tests/packaging/check_setup_packages.py checks that each tool the scripts, tests and benchmarks
+# use comes from one of these or their dependencies; add a package there and here together.
 DEB_PACKAGES=(
-  build-essential cmake ninja-build pkg-config git python3 python3-pip ca-certificates
+  # build: compilers, generators, the libraries the agent and its tests link
+  build-essential cmake ninja-build pkg-config git ccache
   libnl-3-dev libnl-route-3-dev libcurl4-openssl-dev libnghttp2-dev libjsoncpp-dev libsystemd-dev
-  ccache libpugixml-dev prometheus-cpp-dev libcivetweb-dev libexpected-dev libyaml-cpp-dev libssl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  clang clang-format clang-tidy
-  systemd file dpkg-dev iproute2
+  libpugixml-dev prometheus-cpp-dev libcivetweb-dev libexpected-dev libyaml-cpp-dev libssl-dev
+  zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # scripts/lean-curl.sh: apt-get source, dpkg-source; HTTPS to the archive
+  dpkg-dev ca-certificates
+  # the format check and the fuzz stage: clang links libclang_rt.fuzzer/asan/ubsan from
+  # libclang-rt-14-dev, which clang only recommends
+  clang libclang-rt-14-dev clang-format clang-tidy
+  # the test stack and the benchmarks (python3), systemd-analyze (packaging.systemd_*), file and
+  # dpkg-shlibdeps (cpack's DEB generator, packaging.deb), ip (bench/run's network namespaces)
+  python3 python3-pip systemd file iproute2
 )
 
 missing=()

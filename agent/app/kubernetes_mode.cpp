@@ -4,9 +4,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/app/aws_metrics.h"
@@ -26,6 +28,7 @@
 #include "agent/kube/bounded_writes.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
+#include "agent/kube/node_lease.h"
 #include "agent/kube/node_view.h"
 #include "agent/obs/health_server.h"
 #include "agent/obs/metrics.h"
@@ -35,6 +38,37 @@
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
 #include "netlink/nl_link_manager.h"
+
+namespace {
+
+eni::NodeLeaseOptions leaseOptionsFor(const std::string& nodeName, const eni::EnvLookup& env) {
+  eni::NodeLeaseOptions o;
+  o.ns = env("POD_NAMESPACE").value_or("");
+  if (o.ns.empty()) o.ns = eni::kDefaultLeaseNamespace;
+  o.name = eni::leaseNameFor(nodeName);
+  o.identity = eni::leaseIdentity(env("POD_NAME").value_or(""));
+  return o;
+}
+
+// A clean stop hands the lease over (a rolling update's next pod takes it at its next read, not
+// after the lease duration), bounded: an API server that does not answer does not hold the stop.
+// The loop stops only then, so the tagger and the ENI manager run until the release is written.
+void releaseThenStop(eni::EventLoop& loop, eni::NodeLease& lease) {
+  const eni::TimerId bound = loop.runAfter(eni::Duration(3000), [&loop] {
+    eni::logWarn("the node lease was not released in time; the next agent waits for it to expire");
+    loop.stop();
+  });
+  lease.release([&loop, bound](eni::Result<void> released) {
+    if (!released) {
+      eni::logWarn("cannot release the node lease; the next agent waits for it to expire",
+                   {{"error", released.error().describe()}});
+    }
+    loop.cancel(bound);
+    loop.stop();
+  });
+}
+
+}  // namespace
 
 int eni::runKubernetes(const eni::AgentOptions& options) {
   if (options.nodeName.empty()) {
@@ -71,9 +105,12 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
 
   // The signal handler and the health server come next: an agent that waits for IMDS is alive
   // (/healthz) and says why it is not ready (/readyz), and SIGTERM still stops it.
-  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&loop](int signal) {
+  // The first signal runs `stop` (once the lease is held: give it up, then stop); a second one
+  // stops at once.
+  std::function<void()> stop = [&loop] { loop.stop(); };
+  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT}, [&](int signal) {
     eni::logInfo("stopping", {{"signal", signal}});
-    loop.stop();
+    std::exchange(stop, [&loop] { loop.stop(); })();
   });
   auto health = eni::HealthServer::start(options.healthProbeBindAddress);
   if (!health) {
@@ -160,8 +197,22 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
                         if (options.enableEniManager) manager.start();
                       }},
                      options.enableEniManager);
+  // One agent per node: nothing is read for the tagger and the ENI manager, so nothing written,
+  // before this agent holds the node's lease (docs/operations.md, "One agent per node").
+  int exitCode = 0;
+  eni::NodeLease lease(kubeClient, loop, clock, leaseOptionsFor(options.nodeName, env),
+                       {[&view] { view.start(); },
+                        [&](const std::string& why) {
+                          eni::logError("lost the node lease, stopping", {{"error", why}});
+                          exitCode = kExitFailure;
+                          loop.stop();
+                        }});
   eni::Readiness readiness;
-  readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
+  readiness.addCheck("lease", [&lease] { return lease.notReadyReason(); });
+  // Until the lease is held the view has not started, and the lease check says why.
+  readiness.addCheck("kubernetes", [&view, &lease] {
+    return !lease.held() || view.synced() ? "" : view.waitingFor();
+  });
 
   auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
   if (!metrics) {
@@ -176,7 +227,8 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
                             {"credentials", credentials.source()},
                             {"dry_run", options.dryRun ? "true" : "false"},
                             {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
-  view.start();
+  lease.start();
+  stop = [&] { releaseThenStop(loop, lease); };
   bool wasReady = false;
   std::string lastReason;
   // Freed heap goes back to the kernel after bursts (a relist, a pod churn); see HeapTrimmer.
@@ -216,5 +268,5 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   loop.run();
   view.stop();
   awsWorker.reset();
-  return 0;
+  return exitCode;
 }

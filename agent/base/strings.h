@@ -9,4 +9,8 @@ namespace eni {
 /// URL query values and for application/x-www-form-urlencoded bodies (AWS Query APIs).
 std::string percentEncode(std::string_view text);
 
+/// `text` for a terminal: control bytes (NUL, newline, ESC, DEL...) become \xNN, every other byte
+/// stays. Nothing is cut, so a message with an embedded NUL is printed whole.
+std::string escapeControlBytes(std::string_view text);
+
 }  // namespace eni

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 
 #include "agent/base/json.h"
 
@@ -79,6 +80,82 @@ bool adoptable(const NetworkInterface& eni, const std::string& nodeName) {
          tagValue(eni, "Node") == nodeName;
 }
 
+namespace {
+
+// Each name resolved through `byName` (name -> ID) is appended to `ids`; a name missing there is a
+// problem. False when any name is missing.
+bool resolveNames(const std::vector<std::string>& names,
+                  const std::map<std::string, std::string>& byName, std::vector<std::string>& ids,
+                  const std::function<void(const std::string&)>& missing) {
+  bool ok = true;
+  for (const auto& name : names) {
+    auto it = byName.find(name);
+    if (it == byName.end()) {
+      missing(name);
+      ok = false;
+    } else {
+      ids.push_back(it->second);
+    }
+  }
+  return ok;
+}
+
+// The spec's own bounds, on what it resolved to: the device indexes base..base+n-1 must stay within
+// kMaxDeviceIndex (computed without overflow: the base is checked first), and EC2 takes at most
+// kMaxSecurityGroups groups per ENI.
+bool withinBounds(const NodeEniSpec& spec, std::size_t subnets, std::size_t groups,
+                  const std::function<void(std::string)>& problem) {
+  bool ok = true;
+  if (spec.deviceIndex < 1) {
+    problem("deviceIndex " + std::to_string(spec.deviceIndex) +
+            " is below 1 (0 is the primary ENI)");
+    ok = false;
+  } else if (spec.deviceIndex > kMaxDeviceIndex) {
+    problem("deviceIndex " + std::to_string(spec.deviceIndex) + " is above " +
+            std::to_string(kMaxDeviceIndex) + ", the highest device index the agent attaches at");
+    ok = false;
+  } else if (subnets > 0 &&
+             subnets - 1 > static_cast<std::size_t>(kMaxDeviceIndex - spec.deviceIndex)) {
+    problem("deviceIndex " + std::to_string(spec.deviceIndex) + " with " + std::to_string(subnets) +
+            " subnets needs device indexes up to " +
+            std::to_string(spec.deviceIndex + static_cast<std::int64_t>(subnets) - 1) + ", above " +
+            std::to_string(kMaxDeviceIndex) + "; lower deviceIndex or list fewer subnets");
+    ok = false;
+  }
+  if (groups > kMaxSecurityGroups) {
+    problem(std::to_string(groups) + " security groups; EC2 allows at most " +
+            std::to_string(kMaxSecurityGroups) + " per ENI");
+    ok = false;
+  }
+  if (spec.mtu != 0 && (spec.mtu < 68 || spec.mtu > 9001)) {
+    problem("mtu " + std::to_string(spec.mtu) + " is outside 68-9001");
+    ok = false;
+  }
+  return ok;
+}
+
+void addEnis(const NodeEni& n, const std::string& nodeName, const std::string& instanceId,
+             const std::vector<std::string>& subnets, const std::vector<std::string>& groups,
+             std::vector<DesiredEni>& out) {
+  const NodeEniSpec& spec = n.spec;
+  for (std::size_t i = 0; i < subnets.size(); ++i) {
+    DesiredEni d;
+    d.nodeEni = n.meta.name;
+    d.subnetId = subnets[i];
+    d.securityGroupIds = groups;
+    d.deviceIndex = spec.deviceIndex + static_cast<std::int64_t>(i);
+    d.deleteOnTermination = spec.deleteOnTermination;
+    d.mtu = spec.mtu;
+    d.description =
+        spec.description.empty() ? "eni-agent: NodeENI " + n.meta.name : spec.description;
+    d.clientToken = clientTokenFor(d.nodeEni, nodeName, d.subnetId, d.deviceIndex);
+    d.tags = ownershipTags(d.nodeEni, nodeName, d.subnetId, instanceId);
+    out.push_back(std::move(d));
+  }
+}
+
+}  // namespace
+
 DesiredEnis desiredEnis(const std::string& nodeName,
                         const std::map<std::string, std::string>& nodeLabels,
                         const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
@@ -99,54 +176,23 @@ DesiredEnis desiredEnis(const std::string& nodeName,
     std::vector<std::string> names;
     if (!spec.subnetName.empty()) names.push_back(spec.subnetName);
     for (const auto& s : spec.subnetNames) names.push_back(s);
-    bool ok = true;
-    for (const auto& name : names) {
-      auto it = subnetIdsByName.find(name);
-      if (it == subnetIdsByName.end()) {
-        problem("no subnet is tagged Name=" + name + " in this VPC; fix subnetName/subnetNames");
-        ok = false;
-      } else {
-        subnets.push_back(it->second);
-      }
-    }
+    bool ok = resolveNames(names, subnetIdsByName, subnets, [&](const std::string& name) {
+      problem("no subnet is tagged Name=" + name + " in this VPC; fix subnetName/subnetNames");
+    });
     std::vector<std::string> groups = spec.securityGroupIds;
-    for (const auto& name : spec.securityGroupNames) {
-      auto it = groupIdsByName.find(name);
-      if (it == groupIdsByName.end()) {
-        problem("no security group named " + name + " in this VPC; fix securityGroupNames");
-        ok = false;
-      } else {
-        groups.push_back(it->second);
-      }
-    }
+    ok = resolveNames(
+             spec.securityGroupNames, groupIdsByName, groups,
+             [&](const std::string& name) {
+               problem("no security group named " + name + " in this VPC; fix securityGroupNames");
+             }) &&
+         ok;
     if (subnets.empty() && names.empty()) {
       problem("no subnet: set subnetID, subnetIDs, subnetName or subnetNames");
       ok = false;
     }
-    if (spec.deviceIndex < 1) {
-      problem("deviceIndex " + std::to_string(spec.deviceIndex) +
-              " is below 1 (0 is the primary ENI)");
-      ok = false;
-    }
-    if (spec.mtu != 0 && (spec.mtu < 68 || spec.mtu > 9001)) {
-      problem("mtu " + std::to_string(spec.mtu) + " is outside 68-9001");
-      ok = false;
-    }
-    if (!ok) continue;
-    for (std::size_t i = 0; i < subnets.size(); ++i) {
-      DesiredEni d;
-      d.nodeEni = n->meta.name;
-      d.subnetId = subnets[i];
-      d.securityGroupIds = groups;
-      d.deviceIndex = spec.deviceIndex + static_cast<std::int64_t>(i);
-      d.deleteOnTermination = spec.deleteOnTermination;
-      d.mtu = spec.mtu;
-      d.description =
-          spec.description.empty() ? "eni-agent: NodeENI " + n->meta.name : spec.description;
-      d.clientToken = clientTokenFor(d.nodeEni, nodeName, d.subnetId, d.deviceIndex);
-      d.tags = ownershipTags(d.nodeEni, nodeName, d.subnetId, instanceId);
-      out.enis.push_back(std::move(d));
-    }
+    // Counted as listed, names included: each listed subnet takes a device index.
+    ok = withinBounds(spec, subnetCount(spec), groups.size(), problem) && ok;
+    if (ok) addEnis(*n, nodeName, instanceId, subnets, groups, out.enis);
   }
   return out;
 }

@@ -17,6 +17,12 @@ inline constexpr const char* kManagedByTag = "eni-agent.io/managed-by";
 inline constexpr const char* kInstanceIdTag = "eni-agent.io/instance-id";
 inline constexpr const char* kNoManageTag = "node.k8s.amazonaws.com/no_manage";
 inline constexpr const char* kNodeEniFinalizer = "nodeeni.networking.k8s.aws/finalizer";
+/// The highest device index a NodeENI may ask for (base + one per subnet), as the CRD's maximum:
+/// a device index counts a network card's interfaces, and no instance type takes more than a few
+/// dozen in all, so every index EC2 accepts is far below it.
+inline constexpr std::int64_t kMaxDeviceIndex = 127;
+/// EC2 takes at most 16 security groups per ENI (the quota's ceiling).
+inline constexpr std::size_t kMaxSecurityGroups = 16;
 
 /// One ENI this node should have: a (NodeENI, subnet) pair.
 struct DesiredEni {
@@ -47,8 +53,9 @@ bool selectorMatches(const std::map<std::string, std::string>& selector,
 
 /// What this node should have, from the NodeENIs that select it. Subnet and security-group names
 /// are looked up in the maps given (name -> ID); a name missing there, no subnet at all, a device
-/// index below 1 or an MTU outside 68-9001 is a problem for that NodeENI, which then gets nothing
-/// new (its existing ENIs are left alone). NodeENIs being deleted want nothing. Pure.
+/// index below 1 or one per subnet past kMaxDeviceIndex, more than kMaxSecurityGroups groups or an
+/// MTU outside 68-9001 is a problem for that NodeENI, which then gets nothing new (its existing
+/// ENIs are left alone). NodeENIs being deleted want nothing. Pure.
 DesiredEnis desiredEnis(const std::string& nodeName,
                         const std::map<std::string, std::string>& nodeLabels,
                         const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,

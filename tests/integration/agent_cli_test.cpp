@@ -58,6 +58,29 @@ TEST(AgentCli, InvalidKubeconfigNamesTheField) {
   EXPECT_NE(r.err.find(path), std::string::npos) << r.err;
 }
 
+// A NUL in the annotation (JSON's \u0000) is shown escaped, and the message goes on past it.
+TEST(AgentCli, ValidateTagsPrintsTheWholeMessageWithANulEscaped) {
+  auto r = runProcess({agentBinary(), "validate-tags", R"({"Te\u0000am":"x"})"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find(R"(tag key "Te\x00am" contains "byte 0x00")"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("allowed are letters"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\0'), std::string::npos) << "no raw NUL reaches the terminal";
+}
+
+// The agent writes no tags and no hash tag for an empty set, so validate-tags prints no hash.
+TEST(AgentCli, ValidateTagsOfAnEmptySetPrintsNoHash) {
+  for (const char* empty : {"{}", " { } "}) {
+    auto r = runProcess({agentBinary(), "validate-tags", empty});
+    EXPECT_EQ(r.status, 0) << empty << ": " << r.err;
+    EXPECT_EQ(r.out.find("hash:"), std::string::npos) << empty << ": " << r.out;
+    EXPECT_NE(r.out.find("tags: none"), std::string::npos) << empty << ": " << r.out;
+    EXPECT_NE(r.out.find("no eni-tagger.io/hash tag"), std::string::npos) << r.out;
+  }
+  auto one = runProcess({agentBinary(), "validate-tags", R"({"Team":"Platform"})"});
+  EXPECT_EQ(one.status, 0) << one.err;
+  EXPECT_NE(one.out.find("tags: {\"Team\":\"Platform\"}\nhash: "), std::string::npos) << one.out;
+}
+
 /// GET http://127.0.0.1:<port><path> -> {status, body}.
 std::pair<long, std::string> probe(const std::vector<std::string>& env, const std::string& path) {
   const std::string variable = path == "/metrics" ? "ENI_AGENT_METRICS_BIND_ADDRESS="
@@ -217,6 +240,61 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   EXPECT_EQ(agent.terminate(), 0) << agent.output();
 }
 
+std::string envValue(const std::vector<std::string>& env, const std::string& name) {
+  for (const auto& kv : env) {
+    if (kv.rfind(name + "=", 0) == 0) return kv.substr(name.size() + 1);
+  }
+  return {};
+}
+
+/// A counter of the agent's /metrics ("name{labels}"), or -1 when it is not there.
+double metric(const std::vector<std::string>& env, const std::string& series) {
+  const std::string text = probe(env, "/metrics").second;
+  const auto at = text.find(series + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
+}
+
+// Two agents started for one node: the second waits for the node's lease, says which pod holds
+// it, and neither reads for nor writes through the tagger until the first stops; then it takes
+// over at its next read of the lease (the first released it) and becomes ready.
+TEST(AgentCli, ASecondAgentForTheSameNodeWaitsForTheLeaseThenTakesOver) {
+  const auto& stack = TestStack::get();
+  const std::vector<std::string> args = {agentBinary(), "--kubeconfig=" + stack.agentKubeconfig,
+                                         "--node-name=lease-node", "--log-format=json"};
+  const auto envA = agentEnv();
+  const auto envB = agentEnv();
+  const std::string podA = envValue(envA, "POD_NAME");
+  const std::string describes =
+      R"(eni_agent_aws_api_calls_total{operation="DescribeNetworkInterfaces",result="success"})";
+  BackgroundProcess a(args, envA);
+  ASSERT_TRUE(a.waitForOutput("\"msg\":\"ready\"")) << a.output();
+  BackgroundProcess b(args, envB);
+  ASSERT_TRUE(b.waitForOutput("another agent holds this node's lease")) << b.output();
+  EXPECT_NE(b.output().find("\"holder\":\"" + podA + "\""), std::string::npos) << b.output();
+  // Readiness is published by the agent's report tick, which logs the reason when it changes.
+  ASSERT_TRUE(b.waitForOutput("not ready, will retry")) << b.output();
+  EXPECT_NE(b.output().find("lease: HeldByOther: held by " + podA), std::string::npos)
+      << b.output();
+  auto waiting = probe(envB, "/readyz");
+  EXPECT_EQ(waiting.first, 503);
+  EXPECT_NE(waiting.second.find("lease: HeldByOther"), std::string::npos) << waiting.second;
+  EXPECT_TRUE(b.running());
+  // The first agent made its cold-start Describe; the second made no EC2 call and never started.
+  for (int i = 0; i < 50 && metric(envA, describes) < 1; ++i) usleep(100000);
+  EXPECT_GE(metric(envA, describes), 1);
+  EXPECT_LT(metric(envB, describes), 1) << b.output();
+  EXPECT_EQ(b.output().find("\"msg\":\"ready\""), std::string::npos) << b.output();
+
+  EXPECT_EQ(a.terminate(), 0) << a.output();
+  EXPECT_NE(a.output().find("released the node lease"), std::string::npos) << a.output();
+  ASSERT_TRUE(b.waitForOutput("acquired the node lease")) << b.output();
+  ASSERT_TRUE(b.waitForOutput("\"msg\":\"ready\"")) << b.output();
+  EXPECT_EQ(probe(envB, "/readyz").first, 200);
+  for (int i = 0; i < 50 && metric(envB, describes) < 1; ++i) usleep(100000);
+  EXPECT_GE(metric(envB, describes), 1) << "the second agent works now";
+  EXPECT_EQ(b.terminate(), 0) << b.output();
+}
+
 TEST(Deployable, KustomizeAppliesWithServerDryRun) {
   const auto& stack = TestStack::get();
   auto r = runProcess({stack.kubectl, "--kubeconfig", stack.adminKubeconfig, "apply",
@@ -226,6 +304,8 @@ TEST(Deployable, KustomizeAppliesWithServerDryRun) {
        {"namespace/eni-agent", "serviceaccount/eni-agent",
         "clusterrole.rbac.authorization.k8s.io/eni-agent",
         "clusterrolebinding.rbac.authorization.k8s.io/eni-agent",
+        "role.rbac.authorization.k8s.io/eni-agent-lease",
+        "rolebinding.rbac.authorization.k8s.io/eni-agent-lease",
         "customresourcedefinition.apiextensions.k8s.io/nodeenis.networking.k8s.aws",
         "networkpolicy.networking.k8s.io/eni-agent", "daemonset.apps/eni-agent",
         "validatingadmissionpolicy.admissionregistration.k8s.io/eni-agent-own-node-only",

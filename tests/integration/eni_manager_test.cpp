@@ -439,6 +439,35 @@ spec:
   EXPECT_NE(refused.err.find("mtu"), std::string::npos) << refused.err;
 }
 
+// deviceIndex 9223372036854775807 with two subnets once reached EC2 as DeviceIndex=-2^63: the
+// CRD refuses it at admission now, and lists longer than EC2 could use.
+TEST_F(EniManagerTest, TheCrdRefusesADeviceIndexAbove127AndOverlongLists) {
+  const auto& stack = TestStack::get();
+  const std::string path = stack.dir + "/nodeeni-bounds.yaml";
+  auto dryRun = [&](const std::string& spec) {
+    std::ofstream(path) << "apiVersion: networking.k8s.aws/v1alpha1\nkind: NodeENI\n"
+                           "metadata: {name: bounds}\nspec: "
+                        << spec << "\n";
+    return testing::runProcess({stack.kubectl, "--kubeconfig", stack.adminKubeconfig, "apply",
+                                "--dry-run=server", "-f", path});
+  };
+  auto huge = dryRun("{subnetIDs: [subnet-a, subnet-b], deviceIndex: 9223372036854775807}");
+  EXPECT_NE(huge.status, 0) << huge.out;
+  EXPECT_NE(huge.err.find("spec.deviceIndex"), std::string::npos) << huge.err;
+  EXPECT_NE(huge.err.find("127"), std::string::npos) << huge.err;
+  std::string groups = "[";
+  for (int i = 0; i < 17; ++i) groups += (i ? ", sg-" : "sg-") + std::to_string(i);
+  std::string subnets = "[";
+  for (int i = 0; i < 33; ++i) subnets += (i ? ", subnet-" : "subnet-") + std::to_string(i);
+  auto lists = dryRun("{subnetIDs: " + subnets + "], securityGroupIDs: " + groups + "]}");
+  EXPECT_NE(lists.status, 0) << lists.out;
+  EXPECT_NE(lists.err.find("spec.securityGroupIDs"), std::string::npos) << lists.err;
+  EXPECT_NE(lists.err.find("spec.subnetIDs"), std::string::npos) << lists.err;
+  // The edges are admitted.
+  auto top = dryRun("{subnetID: subnet-a, deviceIndex: 127}");
+  EXPECT_EQ(top.status, 0) << top.err;
+}
+
 TEST_F(EniManagerTest, ASecurityGroupOfAnotherVpcIsAProblemNotACreate) {
   const std::string node = "nm-othervpc";
   createNode(node, {{"role", "othervpc"}});

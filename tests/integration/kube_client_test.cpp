@@ -1,6 +1,8 @@
 // The Kubernetes client against the real kube-apiserver and etcd of the test stack.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -10,6 +12,7 @@
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
+#include "agent/kube/node_lease.h"
 #include "agent/kube/objects.h"
 #include "agent/kube/reflector.h"
 #include "tests/support/test_stack.h"
@@ -236,6 +239,11 @@ TEST_F(KubeClientTest, AgentTokenHasExactlyTheDesignedPermissions) {
       true);
   Json::Value nodePatch;
   nodePatch["metadata"]["annotations"]["eni-agent.io/state"] = "{}";
+  // A name of its own on every run: the stack may be reused.
+  const std::string leaseName = "rbac-check-" + std::to_string(getpid());
+  Json::Value lease;
+  lease["metadata"]["name"] = leaseName;
+  lease["spec"]["holderIdentity"] = "rbac-check";
 
   struct Call {
     std::string what;
@@ -287,7 +295,39 @@ TEST_F(KubeClientTest, AgentTokenHasExactlyTheDesignedPermissions) {
        },
        false},
       {"list configmaps", listCall(ResourceKind{"/api/v1", "configmaps", true}, ""), false},
-      {"list leases", listCall(ResourceKind{"/apis/coordination.k8s.io/v1", "leases", true}, ""),
+      {"list leases", listCall(leasesKind(), ""), false},
+      // The node's lease: get, create and update in the agent's own namespace only (a Role).
+      {"create lease in eni-agent",
+       [&](auto d) {
+         agent_->create(ObjectRef{leasesKind(), "eni-agent", "", ""}, lease, d);
+       },
+       true},
+      {"get lease in eni-agent",
+       [&](auto d) {
+         agent_->get(ObjectRef{leasesKind(), "eni-agent", leaseName, ""}, d);
+       },
+       true},
+      {"update lease in eni-agent",
+       [&](auto d) {
+         // Leases take only conditional updates: the version just read.
+         const ObjectRef ref{leasesKind(), "eni-agent", leaseName, ""};
+         agent_->get(ref, [this, ref, d](Result<Json::Value> read) {
+           if (!read) return d(read);
+           (*read)["spec"]["holderIdentity"] = "rbac-check-updated";
+           agent_->update(ref, *read, d);
+         });
+       },
+       true},
+      {"list leases in eni-agent", listCall(leasesKind(), "eni-agent"), false},
+      {"create lease in kube-system",
+       [&](auto d) {
+         agent_->create(ObjectRef{leasesKind(), "kube-system", "", ""}, lease, d);
+       },
+       false},
+      {"get lease in kube-node-lease",
+       [&](auto d) {
+         agent_->get(ObjectRef{leasesKind(), "kube-node-lease", "node-rbac", ""}, d);
+       },
        false},
       {"create pod",
        [&](auto d) {

@@ -3,6 +3,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,8 +44,13 @@ class FakeKubeApi final : public KubeApi {
     watches.erase(id);
     ++cancelled;
   }
-  void get(const ObjectRef&, Callback<Json::Value> done) override {
-    done(fail(ErrorCode::NotFound, "fake: get not scripted"));
+  void get(const ObjectRef& ref, Callback<Json::Value> done) override {
+    ++gets;
+    if (auto e = injected()) return done(fail(*e));
+    if (!storeObjects) return done(fail(ErrorCode::NotFound, "fake: get not scripted"));
+    auto it = objects.find(keyOf(ref));
+    if (it == objects.end()) return done(fail(ErrorCode::NotFound, "fake: not found"));
+    done(it->second);
   }
   void patch(const ObjectRef& ref, PatchType, const Json::Value& body, const PatchOptions&,
              Callback<Json::Value> done) override {
@@ -57,11 +63,37 @@ class FakeKubeApi final : public KubeApi {
     if (patchAnswer) return done(patchAnswer(ref, body));
     done(body);
   }
-  void create(const ObjectRef&, const Json::Value& object, Callback<Json::Value> done) override {
-    done(object);
+  void create(const ObjectRef& ref, const Json::Value& object,
+              Callback<Json::Value> done) override {
+    ++creates;
+    if (auto e = injected()) return done(fail(*e));
+    if (!storeObjects) return done(object);
+    ObjectRef named = ref;
+    named.name = object["metadata"]["name"].asString();
+    if (objects.count(keyOf(named)) != 0) return done(fail(ErrorCode::Conflict, "fake: exists"));
+    done(store(named, object));
   }
-  void update(const ObjectRef&, const Json::Value& object, Callback<Json::Value> done) override {
-    done(object);
+  void update(const ObjectRef& ref, const Json::Value& object,
+              Callback<Json::Value> done) override {
+    ++updates;
+    if (auto e = injected()) return done(fail(*e));
+    if (!storeObjects) return done(object);
+    auto it = objects.find(keyOf(ref));
+    if (it == objects.end()) return done(fail(ErrorCode::NotFound, "fake: not found"));
+    const std::string rv = object["metadata"].get("resourceVersion", "").asString();
+    if (!rv.empty() && rv != it->second["metadata"]["resourceVersion"].asString())
+      return done(fail(ErrorCode::Conflict, "fake: the object has been modified"));
+    done(store(ref, object));
+  }
+
+  /// Writes `object` as the API server would: a new resourceVersion; returns what was stored.
+  Json::Value store(const ObjectRef& ref, Json::Value object) {
+    object["metadata"]["resourceVersion"] = std::to_string(++lastVersion_);
+    objects[keyOf(ref)] = object;
+    return object;
+  }
+  static std::string keyOf(const ObjectRef& ref) {
+    return ref.kind.plural + "/" + ref.ns + "/" + ref.name;
   }
 
   /// Completes the oldest pending list.
@@ -89,9 +121,26 @@ class FakeKubeApi final : public KubeApi {
   std::function<Result<Json::Value>(const ObjectRef&, const Json::Value&)> patchAnswer;
   int failStatusPatches = 0;  // this many patches of a status subresource fail (Transient)
   int cancelled = 0;
+  /// When set, get/create/update act on `objects` (keyed by keyOf) like the API server: create
+  /// refuses an existing name (Conflict), update a stale metadata.resourceVersion (Conflict) or a
+  /// missing object (NotFound). Else get is NotFound and create/update echo the object.
+  bool storeObjects = false;
+  std::map<std::string, Json::Value> objects;
+  /// Each of the next get/create/update calls fails with the first of these, which is removed.
+  std::deque<Error> failNext;
+  int gets = 0;
+  int creates = 0;
+  int updates = 0;
 
  private:
+  std::optional<Error> injected() {
+    if (failNext.empty()) return std::nullopt;
+    Error e = failNext.front();
+    failNext.pop_front();
+    return e;
+  }
   WatchId nextWatch_ = 1;
+  std::uint64_t lastVersion_ = 0;
 };
 
 /// {"metadata":{"namespace":ns,"name":name,"resourceVersion":rv}, ...extra}

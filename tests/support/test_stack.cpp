@@ -154,7 +154,13 @@ int freePort() {
 
 std::vector<std::string> agentEnv() {
   const auto& stack = TestStack::get();
-  return {"ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=127.0.0.1:" + std::to_string(freePort()),
+  // One environment is one pod: agents started again with it (a restart after SIGKILL) take their
+  // node's lease back at once, as a restarted container of the same pod does.
+  static int pods = 0;
+  const std::string pod =
+      "eni-agent-test-" + std::to_string(getpid()) + "-" + std::to_string(++pods);
+  return {"POD_NAME=" + pod,
+          "ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=127.0.0.1:" + std::to_string(freePort()),
           "ENI_AGENT_METRICS_BIND_ADDRESS=127.0.0.1:" + std::to_string(freePort()),
           "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + stack.imdsEndpoint,
           "AWS_ENDPOINT_URL_EC2=" + stack.ec2ProxyEndpoint,

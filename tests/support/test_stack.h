@@ -93,6 +93,7 @@ inline std::string agentBinary() {
 
 /// The environment an agent runs with in tests: IMDS is the stack's emulator, EC2 goes through
 /// the fault proxy, and test keys. Never the link-local metadata address of the machine itself.
+/// POD_NAME is new for each call: one environment stands for one pod.
 std::vector<std::string> agentEnv();
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 int freePort();

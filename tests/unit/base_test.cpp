@@ -8,6 +8,7 @@
 #include "agent/base/heap_trimmer.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/base/strings.h"
 #include "agent/kube/objects.h"
 
 namespace eni {
@@ -55,6 +56,12 @@ TEST(EventLoop, StopEndsRun) {
   loop.runAfter(Duration(1), [&] { loop.stop(); });
   loop.run();
   EXPECT_GT(loop.iterations(), 0u);
+}
+
+TEST(Strings, EscapeControlBytesKeepsEveryByteVisible) {
+  const std::string withNul("a\0b\n\x1b\x7f", 6);
+  EXPECT_EQ(escapeControlBytes(withNul), R"(a\x00b\x0a\x1b\x7f)");
+  EXPECT_EQ(escapeControlBytes("Team=caf\xc3\xa9 +=._:/@-"), "Team=caf\xc3\xa9 +=._:/@-");
 }
 
 TEST(Json, ParseErrorsAreInvalidNotExceptions) {

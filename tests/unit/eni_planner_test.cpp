@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace eni {
 namespace {
 
@@ -104,6 +106,41 @@ TEST(EniPlanner, InvalidNodeEnisAreProblemsAndGetNothing) {
     EXPECT_NE(d.problems[0].message.find(b.mustMention), std::string::npos)
         << d.problems[0].message;
   }
+}
+
+// The field report: deviceIndex 9223372036854775807 with two subnets overflowed base + 1 and the
+// agent sent DeviceIndex=-9223372036854775808. Every index must stay within kMaxDeviceIndex.
+TEST(EniPlanner, DeviceIndexesAndGroupsStayWithinEc2sBounds) {
+  NodeEniSpec huge = spec({"subnet-a", "subnet-b"}, std::numeric_limits<std::int64_t>::max());
+  NodeEniSpec pastTheTop = spec({"subnet-a", "subnet-b"}, kMaxDeviceIndex);
+  NodeEniSpec namedPastTheTop = spec({"subnet-a"}, kMaxDeviceIndex);
+  namedPastTheTop.subnetNames = {"private-b"};
+  NodeEniSpec manyGroups = spec({"subnet-a"});
+  for (int i = 0; i < 16; ++i) manyGroups.securityGroupIds.push_back("sg-" + std::to_string(i));
+  manyGroups.securityGroupNames = {"multus"};
+  for (const Bad& b : {Bad{huge, "deviceIndex 9223372036854775807 is above 127"},
+                       Bad{pastTheTop,
+                           "deviceIndex 127 with 2 subnets needs device indexes up to "
+                           "128, above 127; lower deviceIndex or list fewer subnets"},
+                       Bad{namedPastTheTop, "with 2 subnets needs device indexes up to 128"},
+                       Bad{manyGroups, "17 security groups; EC2 allows at most 16 per ENI"}}) {
+    auto d = desiredEnis("n1", kLabels, "i-1", {nodeEni("bad", b.spec)},
+                         {{"private-b", "subnet-b"}}, {{"multus", "sg-m"}});
+    EXPECT_TRUE(d.enis.empty()) << b.mustMention;
+    ASSERT_EQ(d.problems.size(), 1u) << b.mustMention;
+    EXPECT_NE(d.problems[0].message.find(b.mustMention), std::string::npos)
+        << d.problems[0].message;
+  }
+  // The edges are fine: the last two indexes, and exactly 16 groups.
+  manyGroups.securityGroupNames.clear();
+  auto d = desiredEnis("n1", kLabels, "i-1",
+                       {nodeEni("top", spec({"subnet-a", "subnet-b"}, kMaxDeviceIndex - 1)),
+                        nodeEni("groups", manyGroups)},
+                       {}, {});
+  EXPECT_TRUE(d.problems.empty()) << d.problems[0].message;
+  ASSERT_EQ(d.enis.size(), 3u);
+  EXPECT_EQ(d.enis[2].deviceIndex, kMaxDeviceIndex);
+  EXPECT_EQ(d.enis[0].securityGroupIds.size(), 16u);
 }
 
 TEST(EniPlanner, DeviceIndexesMovePastUsedOnes) {
