@@ -114,7 +114,11 @@ ReleaseDecision releasable(const NetworkInterface& eni, const RecordedAttachment
       eni.attachment->instanceId != instanceId) {
     return {false, "it is attached to another instance (" + eni.attachment->instanceId + ")"};
   }
-  if (records.instanceId == instanceId) {
+  // Records that name no instance (a node state written with the tagger off carries none) count
+  // only for an ENI this pass's Describe shows attached here.
+  const bool attachedHere = eni.attachment && eni.attachment->status != "detached" &&
+                            eni.attachment->instanceId == instanceId;
+  if (records.instanceId == instanceId || (records.instanceId.empty() && attachedHere)) {
     for (const auto& r : records.attachments) {
       if (r.eniId == eni.id) return {true, "recorded as this agent's"};
     }

@@ -112,9 +112,10 @@ struct ReleaseDecision {
 /// - whyNeverManaged() is empty;
 /// - it carries eni-agent's ownership tags for `instanceId` (ownedBy);
 /// - it is attached to `instanceId` or to nothing (never another instance's ENI);
-/// - the agent's own records say it is its own: `records` are this instance's (records of
-///   another instance, or of none named, count for nothing) and list its ID, or `creating` (the
-///   write-ahead) holds its NodeENI tag: a kill between CreateNetworkInterface and the record.
+/// - the agent's own records say it is its own: `records` are this instance's and list its ID,
+///   or `creating` (the write-ahead) holds its NodeENI tag: a kill between
+///   CreateNetworkInterface and the record. Records of another instance count for nothing;
+///   records that name no instance count only for an ENI attached to this instance.
 /// Tags are writable by anyone allowed CreateTags, so they alone never suffice. Pure.
 ReleaseDecision releasable(const NetworkInterface& eni, const RecordedAttachments& records,
                            const std::string& instanceId, const std::set<std::string>& creating);
