@@ -705,6 +705,13 @@ void HostReconciler::finish(PassOutput& out) {
   if (onPass_) onPass_(report);
 
   if (!out.needCreateRecord.empty() && !saved) {
+    // Not on disk, so not recorded: the next pass asks again instead of creating.
+    auto& creating = state_.creating;
+    creating.erase(std::remove_if(creating.begin(), creating.end(),
+                                  [&](const std::string& key) {
+                                    return out.needCreateRecord.count(key) != 0;
+                                  }),
+                   creating.end());
     logWarn("cannot record the ENI write-ahead in the state file, no ENI created, will retry",
             {{"in_ms", options_.retryDelay.count()}});
   }

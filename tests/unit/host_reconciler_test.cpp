@@ -25,6 +25,7 @@ class MemoryStore final : public StateStore {
   Result<std::optional<NodeState>> load() override { return saved; }
   Result<void> save(const NodeState& state) override {
     ++saves;
+    if (failSaves) return fail(ErrorCode::Transient, "disk full");
     saved = state;
     if (onSave) onSave(state);
     return {};
@@ -32,6 +33,7 @@ class MemoryStore final : public StateStore {
   std::optional<NodeState> saved;
   int saves = 0;
   std::function<void(const NodeState&)> onSave;
+  bool failSaves = false;
 };
 
 class NoSleep final : public Sleeper {
@@ -379,6 +381,24 @@ TEST(HostReconciler, TheWriteAheadIsSavedBeforeTheCreateAndClearedAfter) {
   ASSERT_EQ(h.store.saved->attachments.size(), 1u);
   EXPECT_EQ(h.store.saved->attachments[0].eniId, h.owned()[0]);
   EXPECT_TRUE(h.reports.back().complete);
+}
+
+TEST(HostReconciler, AWriteAheadThatCannotBeSavedCreatesNothingUntilItIs) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.store.failSaves = true;
+  HostReconcilerOptions o;
+  o.resyncInterval = Duration(0);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  r.start(config({}, {iface(1, "subnet-a")}), std::nullopt);
+  h.scheduler.advance(Duration(20000));  // the first pass and a few retries
+  EXPECT_GE(h.store.saves, 2);
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 0);
+  h.store.failSaves = false;
+  h.scheduler.advance(Duration(20000));
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 1);
+  ASSERT_TRUE(h.store.saved);
+  EXPECT_EQ(h.store.saved->attachments.size(), 1u);
 }
 
 // Killed between the create and the save, and the interface left host.json meanwhile: the
