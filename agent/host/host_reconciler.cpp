@@ -25,6 +25,14 @@ bool hostOwned(const NetworkInterface& eni, const std::string& instanceId) {
   return ownedBy(eni, instanceId) && tagValue(eni, "NodeENI").rfind("host-", 0) == 0;
 }
 
+AttachmentRecord removingRecord(const NetworkInterface& eni) {
+  AttachmentRecord r;
+  r.nodeEni = tagValue(eni, "NodeENI");
+  r.eniId = eni.id;
+  r.state = "removing";
+  return r;
+}
+
 TagSet tagsOf(const NetworkInterface& eni) {
   TagSet out;
   for (const auto& t : eni.tags) out[t.key] = t.value;
@@ -458,11 +466,7 @@ void HostReconciler::removeUnwanted(PassOutput& out, const std::vector<Attachmen
     }
     if (!releaseEni(out, e)) {
       out.retry = true;
-      AttachmentRecord pending;
-      pending.nodeEni = tagValue(e, "NodeENI");
-      pending.eniId = id;
-      pending.state = "removing";
-      out.state.attachments.push_back(pending);
+      out.state.attachments.push_back(removingRecord(e));  // recorded until it is gone
       continue;
     }
     out.state.enis.erase(id);
