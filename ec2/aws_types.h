@@ -34,7 +34,8 @@ struct NetworkInterface {
   std::string vpcId;
   std::string availabilityZone;
   std::string description;
-  std::string status;  // available, in-use, ...
+  std::string interfaceType;  // interface, trunk, branch, efa, ...; empty when EC2 omits it
+  std::string status;         // available, in-use, ...
   std::string macAddress;
   std::string privateIpAddress;
   std::vector<std::string> privateIpAddresses;

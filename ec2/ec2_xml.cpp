@@ -50,6 +50,7 @@ NetworkInterface networkInterface(const pugi::xml_node& n) {
   eni.vpcId = text(n, "vpcId");
   eni.availabilityZone = text(n, "availabilityZone");
   eni.description = text(n, "description");
+  eni.interfaceType = text(n, "interfaceType");
   eni.status = text(n, "status");
   eni.macAddress = text(n, "macAddress");
   eni.privateIpAddress = text(n, "privateIpAddress");

@@ -31,7 +31,7 @@ struct EniManager::PassInput {
   RecordedAttachments recorded;
   bool mayConfirm = false;  // the records may stand in for EC2 if IMDS agrees with them
   bool writeAhead = false;  // creates need their NodeENI in createRecorded
-  std::set<std::string> createRecorded;
+  std::set<std::string> createRecorded;  // NodeState::creating, as stored
 };
 
 struct EniManager::PassOutput {
@@ -43,6 +43,8 @@ struct EniManager::PassOutput {
   bool confirmed = false;  // ... confirmed from the records and IMDS, without EC2
   std::set<std::string> foreignEnis;       // attached to this instance and not owned (EC2 passes)
   std::set<std::string> needCreateRecord;  // creates held back for their write-ahead
+  // Unwanted ENIs that stay recorded: kept for a NodeENI with a problem, or not yet released.
+  std::vector<AttachmentRecord> held;
 };
 
 EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler,
@@ -184,6 +186,10 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     if (auto interfaces = imds_.interfaces(); interfaces) imdsView = std::move(*interfaces);
   }
   const std::string& me = out.instanceId;
+  if (in.recorded.instanceId != me && !in.recorded.attachments.empty()) {
+    logWarn("the node state's NodeENI records are not this instance's, ignoring them",
+            {{"records_instance", in.recorded.instanceId}, {"instance", me}});
+  }
   auto instance = ec2_.describeInstance(me);
   if (!instance) {
     logWarn("cannot describe this instance, will retry", {{"error", instance.error().describe()}});
@@ -281,7 +287,10 @@ void EniManager::work(PassInput& in, PassOutput& out) {
               {{"nodeeni", d.nodeEni}, {"subnet", d.subnetId}, {"device_index", d.deviceIndex}});
     }
     for (const auto& e : *mine) {
-      if (ownedBy(e, me)) logInfo("dry run: would keep or clean up ENI", {{"eni", e.id}});
+      if (!ownedBy(e, me)) continue;
+      const ReleaseDecision d = releasable(e, in.recorded, me, in.createRecorded);
+      logInfo(d.release ? "dry run: would keep or clean up ENI" : "dry run: would leave ENI alone",
+              {{"eni", e.id}, {"reason", d.reason}});
     }
     return;
   }
@@ -292,7 +301,8 @@ void EniManager::work(PassInput& in, PassOutput& out) {
     bool found = false;
     for (const auto& e : *mine) {
       if (tagValue(e, "NodeENI") == d.nodeEni && tagValue(e, "SubnetID") == d.subnetId &&
-          (ownedBy(e, me) || adoptable(e, options_.nodeName)) && wanted.count(e.id) == 0) {
+          (ownedBy(e, me) || adoptable(e, options_.nodeName)) && wanted.count(e.id) == 0 &&
+          usable(e, me)) {
         eni = e;
         found = true;
         break;
@@ -392,63 +402,109 @@ void EniManager::work(PassInput& in, PassOutput& out) {
   for (auto& a : out.attached) {
     if (unsettled.count(a.record.nodeEni) == 0) a.record.specHash = in.specHashes[a.record.nodeEni];
   }
-  // Attached ENIs that are not eni-agent's for this instance (the primary, VPC CNI's, pod ENIs):
-  // later passes need not read EC2 on their account.
-  std::set<std::string> owned;
+  // Unwanted ENIs: the release rule decides, once, which are this agent's to clean up.
+  std::map<std::string, ReleaseDecision> decisions;
   for (const auto& e : *mine) {
-    if (ownedBy(e, me)) owned.insert(e.id);
+    if (wanted.count(e.id) == 0)
+      decisions[e.id] = releasable(e, in.recorded, me, in.createRecorded);
+  }
+  // Attached ENIs that are not eni-agent's for this instance (the primary, VPC CNI's, pod ENIs,
+  // and any that merely carry its tags): later passes need not read EC2 on their account.
+  std::set<std::string> owned(wanted);
+  for (const auto& [id, decision] : decisions) {
+    if (decision.release) owned.insert(id);
   }
   // Every ENI eni-agent owns for this instance carries the Node tag, so `mine` lists them all:
   // any other attached ENI is not its own, wherever it was seen attached. IMDS counts too, since
   // the next check compares against it (and moto's DescribeInstances keeps one ENI per device
   // index where its attachments collide).
   for (const auto& n : instance->networkInterfaces) {
-    if (n.attachment && owned.count(n.id) == 0 && wanted.count(n.id) == 0)
-      out.foreignEnis.insert(n.id);
+    if (n.attachment && owned.count(n.id) == 0) out.foreignEnis.insert(n.id);
   }
   if (imdsView) {
     for (const auto& i : imdsView->interfaces) {
-      if (!i.interfaceId.empty() && owned.count(i.interfaceId) == 0 &&
-          wanted.count(i.interfaceId) == 0)
+      if (!i.interfaceId.empty() && owned.count(i.interfaceId) == 0)
         out.foreignEnis.insert(i.interfaceId);
     }
   }
+  releaseUnwanted(*mine, decisions, out);
+  out.complete = true;
+}
 
-  // Owned ENIs nobody wants: detach, wait until available, delete. Never an ENI without
-  // eni-agent's ownership tags for this instance.
-  for (const auto& e : *mine) {
-    if (wanted.count(e.id) != 0 || !ownedBy(e, me)) continue;
+void EniManager::releaseUnwanted(const std::vector<NetworkInterface>& mine,
+                                 const std::map<std::string, ReleaseDecision>& decisions,
+                                 PassOutput& out) {
+  for (const auto& e : mine) {
+    auto decision = decisions.find(e.id);
+    // Not eni-agent's by its tags either: someone else's ENI that merely names this node.
+    if (decision == decisions.end() || !ownedBy(e, out.instanceId)) continue;
+    if (!decision->second.release) {
+      warnOnce(e.id, "not detaching or deleting an ENI that carries eni-agent's tags, ignoring it",
+               decision->second.reason);
+      continue;
+    }
     // A NodeENI that still wants it but has a problem keeps its ENI.
     const std::string owner = tagValue(e, "NodeENI");
     const bool problem = std::any_of(out.problems.begin(), out.problems.end(),
                                      [&](const NodeEniProblem& p) { return p.nodeEni == owner; });
-    if (problem) continue;
-    if (e.attachment && !e.attachment->attachmentId.empty() && e.attachment->status != "detached") {
-      if (auto r = ec2_.detachNetworkInterface(e.attachment->attachmentId, false);
-          !r && r.error().code != ErrorCode::NotFound) {
-        logWarn("cannot detach ENI, will retry", {{"eni", e.id}, {"error", r.error().describe()}});
-        out.retry = true;
-        continue;
-      }
-      bool available = false;
-      for (int i = 0; i < options_.detachPolls && !available; ++i) {
-        auto now = ec2_.describeNetworkInterfaces({e.id}, {});
-        available = now && !now->empty() && (*now)[0].status == "available";
-        if (!available) sleeper_.sleepFor(options_.detachPollInterval);
-      }
-      if (!available) {
-        out.retry = true;
-        continue;
-      }
+    // Either way it stays recorded until it is gone: only a recorded ENI is ever released.
+    AttachmentRecord held;
+    held.nodeEni = owner;
+    held.eniId = e.id;
+    held.mac = e.macAddress;
+    if (e.attachment) {
+      held.attachmentId = e.attachment->attachmentId;
+      held.deviceIndex = e.attachment->deviceIndex;
     }
-    if (auto r = ec2_.deleteNetworkInterface(e.id); !r && r.error().code != ErrorCode::NotFound) {
-      logWarn("cannot delete ENI, will retry", {{"eni", e.id}, {"error", r.error().describe()}});
+    if (problem) {
+      held.state = "kept";
+      out.held.push_back(std::move(held));
+      continue;
+    }
+    if (!releaseEni(e)) {
       out.retry = true;
+      held.state = "releasing";
+      out.held.push_back(std::move(held));
       continue;
     }
     logInfo("deleted ENI", {{"eni", e.id}, {"nodeeni", owner}});
   }
-  out.complete = true;
+}
+
+bool EniManager::releaseEni(const NetworkInterface& e) {
+  if (e.attachment && !e.attachment->attachmentId.empty() && e.attachment->status != "detached") {
+    if (auto r = ec2_.detachNetworkInterface(e.attachment->attachmentId, false);
+        !r && r.error().code != ErrorCode::NotFound) {
+      logWarn("cannot detach ENI, will retry", {{"eni", e.id}, {"error", r.error().describe()}});
+      return false;
+    }
+    bool available = false;
+    for (int i = 0; i < options_.detachPolls && !available; ++i) {
+      auto now = ec2_.describeNetworkInterfaces({e.id}, {});
+      available = now && !now->empty() && (*now)[0].status == "available";
+      if (!available) sleeper_.sleepFor(options_.detachPollInterval);
+    }
+    if (!available) return false;
+  }
+  if (auto r = ec2_.deleteNetworkInterface(e.id); !r && r.error().code != ErrorCode::NotFound) {
+    logWarn("cannot delete ENI, will retry", {{"eni", e.id}, {"error", r.error().describe()}});
+    return false;
+  }
+  return true;
+}
+
+bool EniManager::usable(const NetworkInterface& e, const std::string& me) {
+  if (std::string why = whyNeverManaged(e); !why.empty()) {
+    warnOnce(e.id, "never adopting or attaching an ENI that is not eni-agent's, ignoring it", why);
+    return false;
+  }
+  return !e.attachment || e.attachment->status == "detached" || e.attachment->instanceId == me;
+}
+
+void EniManager::warnOnce(const std::string& eniId, const char* message,
+                          const std::string& reason) {
+  if (!refusedEnis_.insert(eniId).second) return;
+  logWarn(message, {{"eni", eniId}, {"reason", reason}});
 }
 
 bool EniManager::confirmRecords(const PassInput& in, PassOutput& out,
@@ -503,7 +559,18 @@ void EniManager::finish(PassOutput& out) {
     recorded_.instanceId = out.instanceId;
     recorded_.attachments.clear();
     for (const auto& a : out.attached) recorded_.attachments.push_back(a.record);
+    // Kept and half-released ENIs stay recorded until they are gone. (A confirmed pass had none:
+    // such a record never matches IMDS.)
+    heldRecords_ = std::move(out.held);
+    recorded_.attachments.insert(recorded_.attachments.end(), heldRecords_.begin(),
+                                 heldRecords_.end());
     if (!out.confirmed) recorded_.otherEnis = std::move(out.foreignEnis);
+  } else {
+    // A pass that stopped early attached nothing and knows nothing new: the node state keeps
+    // every record, or a kill now would cost the next run its right to release them. Another
+    // instance's records are not carried over.
+    const bool another = !instanceId_.empty() && recorded_.instanceId != instanceId_;
+    heldRecords_ = another ? std::vector<AttachmentRecord>{} : recorded_.attachments;
   }
   attachments_.clear();
   macOf_.clear();
@@ -672,6 +739,7 @@ void EniManager::publishAttachments() {
       r.state = std::string(toString(link->second.state));
     }
   }
+  records.insert(records.end(), heldRecords_.begin(), heldRecords_.end());
   options_.onAttachments(
       records, std::vector<std::string>(recorded_.otherEnis.begin(), recorded_.otherEnis.end()),
       std::vector<std::string>(creating_.begin(), creating_.end()));

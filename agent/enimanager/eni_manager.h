@@ -49,8 +49,10 @@ struct EniManagerOptions {
 /// restart) against IMDS (confirmFromRecords): when they agree, nothing needs doing and EC2 is not
 /// read. Otherwise it reads the instance and its ENIs (filtered Describes), creates what is
 /// missing (found by ownership tags first, so a crash never duplicates; ClientToken too), attaches
-/// at a free device index, sets DeleteOnTermination, and detaches and deletes owned ENIs nobody
-/// wants any more. A pass that leaves something to retry makes the next one read EC2.
+/// at a free device index, sets DeleteOnTermination, and detaches and deletes the ENIs nobody
+/// wants any more that releasable() allows: its own by its records (or the write-ahead), never
+/// by tags alone. ENIs whyNeverManaged() names are never adopted, attached or released. A pass
+/// that leaves something to retry makes the next one read EC2.
 /// The loop thread then hands MACs and MTUs to the LinkReconciler, writes this node's NodeENI
 /// status entries by server-side apply (field manager eni-agent/<node>) and keeps the finalizer.
 /// Loop thread only, but for the executor's work.
@@ -83,6 +85,14 @@ class EniManager {
   void runPass();
   void work(PassInput& in, PassOutput& out);
   bool confirmRecords(const PassInput& in, PassOutput& out, std::optional<InterfaceMap>& imdsView);
+  /// Detaches and deletes the unwanted ENIs `decisions` allow (releasable), never another.
+  void releaseUnwanted(const std::vector<NetworkInterface>& mine,
+                       const std::map<std::string, ReleaseDecision>& decisions, PassOutput& out);
+  /// Detach, wait until available, delete; false when that did not finish (retried).
+  bool releaseEni(const NetworkInterface& eni);
+  /// Whether an ENI found by its tags may be adopted or attached for a desired one.
+  bool usable(const NetworkInterface& eni, const std::string& me);
+  void warnOnce(const std::string& eniId, const char* message, const std::string& reason);
   void finish(PassOutput& out);
   void writeStatus(const PassOutput& out);
   void keepFinalizers(const PassOutput& out);
@@ -123,6 +133,10 @@ class EniManager {
   // Describe is eventually consistent (and moto never shows it), so without this every pass
   // would send the same ModifyNetworkInterfaceAttribute again.
   std::map<std::string, bool> deleteOnTerminationSet_;
+  std::set<std::string> refusedEnis_;  // ENIs refused and warned about once (worker thread only)
+  // Records published besides attachments_: ENIs whose release has not finished, or after a
+  // pass that stopped early, every record it left unchanged.
+  std::vector<AttachmentRecord> heldRecords_;
   bool started_ = false;
   bool passRunning_ = false;
   bool passScheduled_ = false;

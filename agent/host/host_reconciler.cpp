@@ -25,6 +25,14 @@ bool hostOwned(const NetworkInterface& eni, const std::string& instanceId) {
   return ownedBy(eni, instanceId) && tagValue(eni, "NodeENI").rfind("host-", 0) == 0;
 }
 
+AttachmentRecord removingRecord(const NetworkInterface& eni) {
+  AttachmentRecord r;
+  r.nodeEni = tagValue(eni, "NodeENI");
+  r.eniId = eni.id;
+  r.state = "removing";
+  return r;
+}
+
 TagSet tagsOf(const NetworkInterface& eni) {
   TagSet out;
   for (const auto& t : eni.tags) out[t.key] = t.value;
@@ -48,6 +56,7 @@ struct HostReconciler::PassOutput {
   std::set<std::string> removed;                           // detached and deleted by this pass
   std::map<std::string, NetworkInterface> observed;        // ENIs a Describe showed this pass
   std::optional<std::vector<NetworkInterface>> ownedList;  // this instance's owned ENIs, if read
+  std::set<std::string> needCreateRecord;  // creates held back for their write-ahead
   std::size_t enis = 0;
   std::size_t interfaces = 0;
   bool retry = false;
@@ -172,24 +181,11 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
     used.insert(i.deviceNumber);
     if (i.deviceNumber == 0 || vpcId.empty()) vpcId = i.vpcId;
   }
-  auto owned = [&]() -> const std::vector<NetworkInterface>* {
-    if (!out.ownedList) {
-      auto list = ec2_.describeNetworkInterfaces(
-          {}, {{std::string("tag:") + kInstanceIdTag, {me}},
-               {"tag:" + std::string(kManagedByTag), {"eni-agent"}}});
-      if (!list) {
-        out.problems.push_back("cannot list the ENIs eni-agent owns on this instance: " +
-                               list.error().describe() + "; will retry");
-        out.retry = true;
-        return nullptr;
-      }
-      out.ownedList = std::move(*list);
-    }
-    return &*out.ownedList;
-  };
+  auto owned = [&] { return ownedList(out); };
 
   std::vector<AttachmentRecord> records;
-  std::set<std::string> keep;  // ENI IDs that stay
+  std::vector<AttachmentRecord> unattached;  // created or found, and the attach failed
+  std::set<std::string> keep;                // ENI IDs that stay
   std::set<std::string> keysWithProblems;
   for (const HostInterface& want : in.config.interfaces) {
     const std::string key = want.key();
@@ -269,7 +265,7 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
       bool found = false;
       for (const auto& e : *list) {
         if (tagValue(e, "NodeENI") == key && tagValue(e, "SubnetID") == subnetId &&
-            hostOwned(e, me) && keep.count(e.id) == 0 &&
+            hostOwned(e, me) && keep.count(e.id) == 0 && neverManagedWarned(e).empty() &&
             (!e.attachment || e.attachment->instanceId.empty() || e.attachment->instanceId == me ||
              e.attachment->status == "detached")) {
           eni = e;
@@ -281,6 +277,14 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
         if (options_.dryRun) {
           logInfo("dry run: would create and attach an ENI",
                   {{"interface", key}, {"subnet", subnetId}});
+          continue;
+        }
+        if (std::find(out.state.creating.begin(), out.state.creating.end(), key) ==
+            out.state.creating.end()) {
+          // Write-ahead first: state.json must say a create may be in flight before it is, so a
+          // kill right after the create leaves an ENI the next run may still release.
+          out.needCreateRecord.insert(key);
+          keysWithProblems.insert(key);
           continue;
         }
         CreateEniRequest request;
@@ -326,6 +330,8 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
           out.retry = out.retry || attachment.error().retryable();
           keep.insert(eni.id);  // ours and wanted: never deleted for a failed attach
           keysWithProblems.insert(key);
+          next.state = "detached";  // recorded all the same: only a recorded ENI is released
+          unattached.push_back(std::move(next));
           continue;
         }
         used.insert(index);
@@ -382,87 +388,133 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
       }
     }
   }
+  for (auto& r : unattached) {
+    auto same = [&](const AttachmentRecord& x) { return x.eniId == r.eniId; };
+    if (std::none_of(records.begin(), records.end(), same)) records.push_back(std::move(r));
+  }
   std::vector<AttachmentRecord> leaving;
   for (const auto& r : out.state.attachments) {
     if (keep.count(r.eniId) == 0) leaving.push_back(r);
   }
+  const RecordedAttachments recorded{me, out.state.attachments, {}};
   out.state.attachments = std::move(records);
   out.interfaces = out.links.size();
+  removeUnwanted(out, leaving, recorded, keep);
+}
+
+const std::vector<NetworkInterface>* HostReconciler::ownedList(PassOutput& out) {
+  if (!out.ownedList) {
+    auto list = ec2_.describeNetworkInterfaces(
+        {}, {{std::string("tag:") + kInstanceIdTag, {out.state.instanceId}},
+             {"tag:" + std::string(kManagedByTag), {"eni-agent"}}});
+    if (!list) {
+      out.problems.push_back("cannot list the ENIs eni-agent owns on this instance: " +
+                             list.error().describe() + "; will retry");
+      out.retry = true;
+      return nullptr;
+    }
+    out.ownedList = std::move(*list);
+  }
+  return &*out.ownedList;
+}
+
+void HostReconciler::removeUnwanted(PassOutput& out, const std::vector<AttachmentRecord>& leaving,
+                                    const RecordedAttachments& recorded,
+                                    const std::set<std::string>& keep) {
+  const std::string& me = out.state.instanceId;
+  const std::set<std::string> creating(out.state.creating.begin(), out.state.creating.end());
   // Leftovers: recorded ENIs no interface wants, and owned ENIs found by tag that none wants.
+  // The release rule decides; an ENI this pass's list shows it refuses costs no further call.
   std::set<std::string> candidates;
   for (const auto& r : leaving) candidates.insert(r.eniId);
+  // A write-ahead left by a kill: the ENI it announced may exist, unrecorded, and no interface
+  // of host.json may want it any more; only the list by ownership tags finds it.
+  if (!creating.empty() && !options_.dryRun) ownedList(out);
   if (out.ownedList) {
     for (const auto& e : *out.ownedList) {
-      if (keep.count(e.id) == 0 && hostOwned(e, me)) candidates.insert(e.id);
+      if (keep.count(e.id) != 0 || !hostOwned(e, me)) continue;
+      if (const auto d = releasable(e, recorded, me, creating); !d.release) {
+        warnOnce(e.id, d.reason);
+        candidates.erase(e.id);
+        continue;
+      }
+      candidates.insert(e.id);
     }
   }
-  if (!candidates.empty()) {
-    for (const auto& id : candidates) {
-      if (options_.dryRun) {
-        logInfo("dry run: would detach and delete ENI", {{"eni", id}});
-        continue;
+  for (const auto& id : candidates) {
+    if (options_.dryRun) {
+      logInfo("dry run: would detach and delete ENI", {{"eni", id}});
+      continue;
+    }
+    auto now = ec2_.describeNetworkInterfaces({}, {{"network-interface-id", {id}}});
+    if (!now) {
+      out.problems.push_back("cannot check ENI " + id +
+                             " before deleting it: " + now.error().describe() + "; will retry");
+      out.retry = true;
+      for (const auto& r : leaving) {
+        if (r.eniId == id) out.state.attachments.push_back(r);
       }
-      auto now = ec2_.describeNetworkInterfaces({}, {{"network-interface-id", {id}}});
-      if (!now) {
-        out.problems.push_back("cannot check ENI " + id +
-                               " before deleting it: " + now.error().describe() + "; will retry");
-        out.retry = true;
-        for (const auto& r : leaving) {
-          if (r.eniId == id) out.state.attachments.push_back(r);
-        }
-        continue;
-      }
-      if (now->empty()) continue;  // already gone
-      const NetworkInterface& e = now->front();
-      if (!hostOwned(e, me)) {
-        logWarn("not deleting an ENI without eni-agent's ownership tags for this instance",
-                {{"eni", id}});
-        continue;
-      }
-      bool ok = true;
-      if (e.attachment && !e.attachment->attachmentId.empty() &&
-          e.attachment->status != "detached") {
-        if (auto r = ec2_.detachNetworkInterface(e.attachment->attachmentId, false);
-            !r && r.error().code != ErrorCode::NotFound) {
-          out.problems.push_back("cannot detach ENI " + id + ": " + r.error().describe() +
-                                 "; will retry");
-          ok = false;
-        } else {
-          bool available = false;
-          for (int i = 0; i < options_.detachPolls && !available; ++i) {
-            auto polled = ec2_.describeNetworkInterfaces({}, {{"network-interface-id", {id}}});
-            available = polled && (polled->empty() || polled->front().status == "available");
-            if (!available) sleeper_.sleepFor(options_.detachPollInterval);
-          }
-          if (!available) {
-            out.problems.push_back("ENI " + id + " is still attached after the detach; will retry");
-            ok = false;
-          }
-        }
-      }
-      if (ok) {
-        if (auto r = ec2_.deleteNetworkInterface(id); !r && r.error().code != ErrorCode::NotFound) {
-          out.problems.push_back("cannot delete ENI " + id + ": " + r.error().describe() +
-                                 "; will retry");
-          ok = false;
-        }
-      }
-      if (!ok) {
-        out.retry = true;
-        AttachmentRecord pending;
-        pending.nodeEni = tagValue(e, "NodeENI");
-        pending.eniId = id;
-        pending.state = "removing";
-        out.state.attachments.push_back(pending);
-        continue;
-      }
-      out.state.enis.erase(id);
-      out.observed.erase(id);
-      out.removed.insert(id);
-      logInfo("deleted ENI that left host.json",
-              {{"eni", id}, {"interface", tagValue(e, "NodeENI")}});
+      continue;
+    }
+    if (now->empty()) continue;  // already gone
+    const NetworkInterface& e = now->front();
+    const ReleaseDecision decision = releasable(e, recorded, me, creating);
+    if (!hostOwned(e, me) || !decision.release) {
+      warnOnce(id, hostOwned(e, me) ? decision.reason
+                                    : "it lacks eni-agent's host-mode ownership tags for " + me);
+      continue;
+    }
+    if (!releaseEni(out, e)) {
+      out.retry = true;
+      out.state.attachments.push_back(removingRecord(e));  // recorded until it is gone
+      continue;
+    }
+    out.state.enis.erase(id);
+    out.observed.erase(id);
+    out.removed.insert(id);
+    logInfo("deleted ENI that left host.json",
+            {{"eni", id}, {"interface", tagValue(e, "NodeENI")}});
+  }
+}
+
+bool HostReconciler::releaseEni(PassOutput& out, const NetworkInterface& e) {
+  const std::string& id = e.id;
+  if (e.attachment && !e.attachment->attachmentId.empty() && e.attachment->status != "detached") {
+    if (auto r = ec2_.detachNetworkInterface(e.attachment->attachmentId, false);
+        !r && r.error().code != ErrorCode::NotFound) {
+      out.problems.push_back("cannot detach ENI " + id + ": " + r.error().describe() +
+                             "; will retry");
+      return false;
+    }
+    bool available = false;
+    for (int i = 0; i < options_.detachPolls && !available; ++i) {
+      auto polled = ec2_.describeNetworkInterfaces({}, {{"network-interface-id", {id}}});
+      available = polled && (polled->empty() || polled->front().status == "available");
+      if (!available) sleeper_.sleepFor(options_.detachPollInterval);
+    }
+    if (!available) {
+      out.problems.push_back("ENI " + id + " is still attached after the detach; will retry");
+      return false;
     }
   }
+  if (auto r = ec2_.deleteNetworkInterface(id); !r && r.error().code != ErrorCode::NotFound) {
+    out.problems.push_back("cannot delete ENI " + id + ": " + r.error().describe() +
+                           "; will retry");
+    return false;
+  }
+  return true;
+}
+
+std::string HostReconciler::neverManagedWarned(const NetworkInterface& e) {
+  std::string why = whyNeverManaged(e);
+  if (!why.empty()) warnOnce(e.id, why);
+  return why;
+}
+
+void HostReconciler::warnOnce(const std::string& eniId, const std::string& reason) {
+  if (!refusedEnis_.insert(eniId).second) return;
+  logWarn("not adopting, detaching or deleting an ENI that carries eni-agent's tags, ignoring it",
+          {{"eni", eniId}, {"reason", reason}});
 }
 
 void HostReconciler::tags(PassInput& in, PassOutput& out, const InterfaceMap& attached) {
@@ -617,6 +669,14 @@ void HostReconciler::finish(PassOutput& out) {
     if (it != linkInfo.end() && a.interfaceName.empty()) a.interfaceName = it->second.first;
   }
   hostLinks_ = out.links;
+  if (!out.needCreateRecord.empty()) {
+    std::set<std::string> creating(state_.creating.begin(), state_.creating.end());
+    creating.insert(out.needCreateRecord.begin(), out.needCreateRecord.end());
+    state_.creating.assign(creating.begin(), creating.end());
+  } else if (!out.retry) {
+    // Nothing left to create or retry: every ENI made is in the records now.
+    state_.creating.clear();
+  }
   if (links_ != nullptr) {
     std::set<std::string> macs;
     for (const auto& l : out.links) {
@@ -630,16 +690,16 @@ void HostReconciler::finish(PassOutput& out) {
     }
     for (const auto& mac : stale) links_->unmanage(mac);
   }
-  onLinkChange();  // names and states into the record, save, and tell the addressing
+  const bool saved = onLinkChange();  // names and states into the record, save, tell the addressing
 
   HostPassReport report;
   report.pass = passes_;
-  report.complete = !out.retry;
+  report.complete = !out.retry && out.needCreateRecord.empty();
   report.enis = out.enis;
   report.interfaces = out.interfaces;
   report.wanted = config_.interfaces.size();
   report.problems = out.problems;
-  if (report.complete) ++completePasses_;
+  if (!out.retry) ++completePasses_;
   std::string problems;
   for (const auto& p : out.problems) problems += p + "\n";
   if (problems != lastProblems_) {
@@ -648,9 +708,20 @@ void HostReconciler::finish(PassOutput& out) {
   }
   if (onPass_) onPass_(report);
 
-  if (dirty_) {
-    markDirty();
-  } else if (out.retry) {
+  if (!out.needCreateRecord.empty() && !saved) {
+    // Not on disk, so not recorded: the next pass asks again instead of creating.
+    auto& creating = state_.creating;
+    creating.erase(std::remove_if(creating.begin(), creating.end(),
+                                  [&](const std::string& key) {
+                                    return out.needCreateRecord.count(key) != 0;
+                                  }),
+                   creating.end());
+    logWarn("cannot record the ENI write-ahead in the state file, no ENI created, will retry",
+            {{"in_ms", options_.retryDelay.count()}});
+  }
+  if (dirty_ || (!out.needCreateRecord.empty() && saved)) {
+    markDirty();  // the write-ahead is stored: the next pass creates
+  } else if (out.retry || !out.needCreateRecord.empty()) {
     schedule(options_.retryDelay);
   }
   if (!resyncScheduled_ && options_.resyncInterval.count() > 0) {
@@ -667,7 +738,7 @@ void HostReconciler::finish(PassOutput& out) {
   }
 }
 
-void HostReconciler::onLinkChange() {
+bool HostReconciler::onLinkChange() {
   if (links_ != nullptr) {
     std::map<std::string, std::string> macOf;
     for (const auto& l : hostLinks_) macOf[l.eniId] = l.mac;
@@ -678,8 +749,9 @@ void HostReconciler::onLinkChange() {
       a.state = std::string(toString(link->second.state));
     }
   }
-  save();
+  const bool saved = save();
   if (onLinks_) onLinks_(hostLinks_);
+  return saved;
 }
 
 void HostReconciler::crashPoint(const char* where) const {
@@ -688,19 +760,20 @@ void HostReconciler::crashPoint(const char* where) const {
   raise(SIGKILL);
 }
 
-void HostReconciler::save() {
+bool HostReconciler::save() {
   auto text = encodeNodeState(state_);
   if (!text) {
     logWarn("cannot encode the state, not saving it", {{"error", text.error().message}});
-    return;
+    return false;
   }
-  if (*text == savedText_) return;
+  if (*text == savedText_) return true;
   if (auto ok = store_.save(state_); !ok) {
     logWarn("cannot save the state file, will retry with the next change",
             {{"error", ok.error().describe()}});
-    return;
+    return false;
   }
   savedText_ = *text;
+  return true;
 }
 
 }  // namespace eni

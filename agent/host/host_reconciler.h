@@ -10,6 +10,7 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/executor.h"
+#include "agent/enimanager/eni_planner.h"
 #include "agent/enimanager/link_reconciler.h"
 #include "agent/host/host_config.h"
 #include "agent/host/state_file.h"
@@ -48,10 +49,10 @@ struct HostLink {
 /// What one pass did, for STATUS=, readiness and logs.
 struct HostPassReport {
   std::uint64_t pass = 0;
-  bool complete = false;              // no failure left to retry (config problems do not count)
-  std::size_t enis = 0;               // ENIs of this instance
-  std::size_t interfaces = 0;         // host.json interfaces attached
-  std::size_t wanted = 0;             // host.json interfaces
+  bool complete = false;       // nothing left to retry or to create (config problems do not count)
+  std::size_t enis = 0;        // ENIs of this instance
+  std::size_t interfaces = 0;  // host.json interfaces attached
+  std::size_t wanted = 0;      // host.json interfaces
   std::vector<std::string> problems;  // what to fix or what will be retried
 };
 
@@ -60,11 +61,14 @@ struct HostPassReport {
 ///
 /// A pass reads IMDS (instance identity and interfaces: no EC2 reads), then:
 /// - Interfaces: one recorded in the state and still attached in its subnet costs nothing.
-///   Otherwise it is found by ownership tags (one filtered Describe, so a crash never duplicates),
-///   else created with the ownership tags (eni_planner's ownershipTags, NodeENI=host-<index>,
-///   Node=<instance ID>), attached at the first free device index from its deviceIndex, and
-///   DeleteOnTermination set. Owned ENIs that left host.json are detached and deleted, after a
-///   Describe shows they carry the ownership tags.
+///   Otherwise it is found by ownership tags (one filtered Describe, so a crash never duplicates;
+///   never an ENI whyNeverManaged() names), else created with the ownership tags (eni_planner's
+///   ownershipTags, NodeENI=host-<index>, Node=<instance ID>) once state.json's write-ahead
+///   (NodeState::creating) names the interface, attached at the first free device index from its
+///   deviceIndex, and DeleteOnTermination set. ENIs that left host.json are detached and deleted
+///   only as releasable() allows: recorded in state.json (or named by its write-ahead), carrying
+///   the ownership tags and no mark of someone else's ENI, attached here or nowhere, as a
+///   Describe of this pass shows them. A state.json of another instance counts for nothing.
 /// - Tags: planEni per ENI, exactly as for pods: only keys it applied are changed or removed,
 ///   foreign keys and foreign hashes are never overwritten. ENIs not in the state (a cold start)
 ///   cost one filtered Describe; a config that adds keys costs one Describe of the ENIs it adds
@@ -97,6 +101,7 @@ class HostReconciler {
   const std::vector<HostLink>& hostLinks() const { return hostLinks_; }
   bool idle() const { return !passRunning_ && !passScheduled_ && !dirty_; }
   std::uint64_t passes() const { return passes_; }
+  /// Passes that left no failure to retry (a pass that only stored a write-ahead counts).
   std::uint64_t completePasses() const { return completePasses_; }
 
  private:
@@ -107,11 +112,23 @@ class HostReconciler {
   void runPass();
   void work(PassInput& in, PassOutput& out);
   void interfaces(PassInput& in, PassOutput& out, const InterfaceMap& attached);
-  void removeUnwanted(PassInput& in, PassOutput& out, const std::set<std::string>& keep);
+  /// Detaches and deletes the leftovers the release rule allows (releasable, with state.json's
+  /// records and write-ahead), never another.
+  void removeUnwanted(PassOutput& out, const std::vector<AttachmentRecord>& leaving,
+                      const RecordedAttachments& recorded, const std::set<std::string>& keep);
+  /// This instance's ENIs by ownership tags: one filtered Describe per pass, read when first
+  /// needed; nullptr (with a problem, retried) when it fails.
+  const std::vector<NetworkInterface>* ownedList(PassOutput& out);
+  /// Detach, wait until available, delete; false (with a problem) when that did not finish.
+  bool releaseEni(PassOutput& out, const NetworkInterface& eni);
+  /// whyNeverManaged(), warned about once per ENI.
+  std::string neverManagedWarned(const NetworkInterface& eni);
+  void warnOnce(const std::string& eniId, const std::string& reason);
   void tags(PassInput& in, PassOutput& out, const InterfaceMap& attached);
   void finish(PassOutput& out);
-  void onLinkChange();
-  void save();
+  /// True when state.json holds state_ afterwards.
+  bool onLinkChange();
+  bool save();
   void crashPoint(const char* where) const;
 
   Ec2Api& ec2_;
@@ -144,6 +161,7 @@ class HostReconciler {
   std::map<std::string, std::string> subnetNameCache_;  // Name tag -> subnet ID
   std::map<std::string, bool> deleteOnTerminationSet_;  // interface key -> value sent
   std::map<std::string, std::string> subnetCidrCache_;  // subnet ID -> CIDR
+  std::set<std::string> refusedEnis_;                   // warned about once
 };
 
 }  // namespace eni

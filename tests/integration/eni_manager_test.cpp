@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <fstream>
 #include <memory>
+#include <mutex>
+#include <set>
 
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
+#include "agent/base/log.h"
 #include "agent/enimanager/eni_manager.h"
 #include "agent/enimanager/link_reconciler.h"
 #include "agent/http/http_client.h"
@@ -34,6 +37,35 @@ using testing::await;
 using testing::TestStack;
 
 using testing::StaticCredentials;
+
+// The agent's log lines while it lives (the manager logs from its worker thread too).
+class LogCapture {
+ public:
+  LogCapture() {
+    logging::setSink([this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      lines_.push_back(line);
+    });
+  }
+  ~LogCapture() { logging::setSink(nullptr); }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  /// The lines that contain every one of `parts`.
+  std::vector<std::string> matching(const std::vector<std::string>& parts) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& line : lines_) {
+      if (std::all_of(parts.begin(), parts.end(),
+                      [&](const std::string& p) { return line.find(p) != std::string::npos; }))
+        out.push_back(line);
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::string> lines_;
+};
 
 struct ManagerAgent {
   ManagerAgent(const std::string& node, const std::string& netns)
@@ -142,6 +174,93 @@ class EniManagerTest : public ::testing::Test {
     EXPECT_TRUE(r) << r.error().describe();
     return r.value_or(std::vector<NetworkInterface>{});
   }
+  // An ENI attached to the stack's instance and tagged directly in moto (not through the agent),
+  // as a pod annotation or any tool allowed CreateTags could: eni-agent's ownership tags for this
+  // instance, for NodeENI "ghost" on `node`. With `secondaryIps`, it holds pod addresses as a VPC
+  // CNI secondary ENI does.
+  NetworkInterface forgedEni(const std::string& node, std::int64_t wantedIndex, int secondaryIps) {
+    const auto& stack = TestStack::get();
+    CreateEniRequest request;
+    request.subnetId = stack.subnetC;
+    auto eni = ec2_->createNetworkInterface(request);
+    EXPECT_TRUE(eni) << eni.error().describe();
+    if (!eni) return {};
+    auto instance = ec2_->describeInstance(stack.instanceId);
+    EXPECT_TRUE(instance);
+    std::set<std::int64_t> used;
+    for (const auto& n : instance->networkInterfaces) {
+      if (n.attachment) used.insert(n.attachment->deviceIndex);
+    }
+    EXPECT_TRUE(ec2_->attachNetworkInterface(eni->id, stack.instanceId,
+                                             freeDeviceIndex(wantedIndex, used)));
+    if (secondaryIps > 0) {
+      auto assigned =
+          ec2_->call("AssignPrivateIpAddresses",
+                     {{"NetworkInterfaceId", eni->id},
+                      {"SecondaryPrivateIpAddressCount", std::to_string(secondaryIps)}});
+      EXPECT_TRUE(assigned) << assigned.error().describe();
+    }
+    EXPECT_TRUE(ec2_->createTags({eni->id}, {{"Node", node},
+                                             {"NodeENI", "ghost"},
+                                             {"SubnetID", stack.subnetC},
+                                             {kManagedByTag, "eni-agent"},
+                                             {kInstanceIdTag, stack.instanceId}}));
+    auto now = ec2_->describeNetworkInterfaces({eni->id}, {});
+    EXPECT_TRUE(now && now->size() == 1u);
+    return now && now->size() == 1u ? (*now)[0] : NetworkInterface{};
+  }
+  void removeForged(const NetworkInterface& eni) {
+    auto now = ec2_->describeNetworkInterfaces({eni.id}, {});
+    if (!now || now->empty()) return;
+    if ((*now)[0].attachment) {
+      EXPECT_TRUE(ec2_->detachNetworkInterface((*now)[0].attachment->attachmentId, true));
+    }
+    EXPECT_TRUE(ec2_->deleteNetworkInterface(eni.id));
+  }
+  void createNodeEni(const std::string& name, const std::string& label, std::int64_t index) {
+    Json::Value neni;
+    neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+    neni["kind"] = "NodeENI";
+    neni["metadata"]["name"] = name;
+    neni["spec"]["nodeSelector"]["forged"] = label;
+    neni["spec"]["subnetID"] = TestStack::get().subnetC;
+    neni["spec"]["deviceIndex"] = static_cast<Json::Int64>(index);
+    ASSERT_TRUE(call([&](auto done) {
+      admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+    }));
+  }
+  // A NodeENI spec edit: the next pass cannot trust the records, so it reads EC2.
+  void forceEc2Pass(ManagerAgent& agent, const std::string& nodeEni, const std::string& text) {
+    const auto passes = agent.manager.passes();
+    const int reads = proxyRequests("DescribeNetworkInterfaces");
+    Json::Value patch;
+    patch["spec"]["description"] = text;
+    ASSERT_TRUE(call([&](auto done) {
+      admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", nodeEni, ""}, PatchType::Merge, patch,
+                    {}, done);
+    }));
+    ASSERT_TRUE(agent.runUntil([&] { return agent.manager.passes() > passes; }));
+    ASSERT_TRUE(agent.settle());
+    ASSERT_GT(proxyRequests("DescribeNetworkInterfaces"), reads) << "the pass read EC2";
+  }
+  static int proxyRequests(const std::string& action) {
+    const auto& stack = TestStack::get();
+    const Json::Value stats =
+        *parseJson(stack.controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
+    return stats["requests"].get(action, 0).asInt();
+  }
+  // The ENI is where it was put: neither detached nor deleted, and the agent sent no Detach or
+  // Delete at all.
+  void expectUntouched(const NetworkInterface& eni) {
+    EXPECT_EQ(proxyRequests("DetachNetworkInterface"), 0);
+    EXPECT_EQ(proxyRequests("DeleteNetworkInterface"), 0);
+    auto now = ec2_->describeNetworkInterfaces({eni.id}, {});
+    ASSERT_TRUE(now || now.error().code == ErrorCode::NotFound) << now.error().describe();
+    ASSERT_TRUE(now && now->size() == 1u) << eni.id << " was deleted";
+    ASSERT_TRUE((*now)[0].attachment) << eni.id << " was detached";
+    EXPECT_EQ((*now)[0].attachment->instanceId, TestStack::get().instanceId);
+  }
+
   Result<NodeEni> getNodeEni(const std::string& name, Json::Value* raw = nullptr) {
     auto r = call([&](auto done) {
       admin_->get(ObjectRef{ResourceKind::nodeEnis(), "", name, ""}, done);
@@ -506,13 +625,17 @@ TEST_F(EniManagerTest, AnEniMadeByAwsMultiEniControllerIsAdoptedNotDuplicated) {
   const auto& stack = TestStack::get();
   const std::string node = "nm-legacy";
   createNode(node, {{"ng", "legacy"}});
-  // What aws-multi-eni-controller left: its tags, attached to this instance, no eni-agent tags.
+  // What aws-multi-eni-controller left: its tags (the creation tag
+  // kubernetes.io/cluster/managed-by=nodeeni-controller among them), attached to this instance,
+  // no eni-agent tags.
   CreateEniRequest request;
   request.subnetId = stack.subnetC;
   request.tags = {{"Name", "nodeeni-legacy-eni-" + node},
                   {"NodeENI", "legacy-eni"},
                   {"Node", node},
-                  {"SubnetID", stack.subnetC}};
+                  {"SubnetID", stack.subnetC},
+                  {kLegacyManagedByTag, kLegacyManagedByValue},
+                  {kNoManageTag, "true"}};
   auto legacy = ec2_->createNetworkInterface(request);
   ASSERT_TRUE(legacy);
   ASSERT_TRUE(ec2_->attachNetworkInterface(legacy->id, stack.instanceId, 60));
@@ -561,6 +684,91 @@ TEST_F(EniManagerTest, AnEniWithoutOwnershipTagsIsNeverDetachedOrDeleted) {
   ASSERT_EQ(still->size(), 1u);
   ASSERT_TRUE((*still)[0].attachment);
   EXPECT_EQ((*still)[0].attachment->instanceId, stack.instanceId);
+}
+
+// Issue 16, part 1: a VPC CNI secondary ENI holding two pod IPs, tagged (by a pod annotation, in
+// the original report) as if it were eni-agent's ENI of NodeENI "ghost" on this node and
+// instance. The ENI manager's EC2 passes never detach or delete it, and say why, once.
+TEST_F(EniManagerTest, AnEniHoldingPodIpsIsNeverReleasedWhateverItsTags) {
+  const std::string node = "nm-forged-ips";
+  createNode(node, {{"forged", "ips"}});
+  createNodeEni("forged-ips-eni", "ips", 80);
+  LogCapture log;
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 1; }));
+  ASSERT_TRUE(agent.settle());
+  const NetworkInterface shared = forgedEni(node, 81, 2);
+  ASSERT_FALSE(shared.id.empty());
+  ASSERT_EQ(shared.privateIpAddresses.size(), 3u) << "a primary and two pod IPs";
+  TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
+
+  forceEc2Pass(agent, "forged-ips-eni", "first edit");
+  forceEc2Pass(agent, "forged-ips-eni", "second edit");
+  expectUntouched(shared);
+  const auto refusals = log.matching({shared.id, "2 secondary private IPs"});
+  EXPECT_EQ(refusals.size(), 1u) << "named once, not every pass";
+  ASSERT_EQ(agent.manager.attachments().size(), 1u) << "its own ENI is still there";
+  EXPECT_NE(agent.manager.attachments()[0].eniId, shared.id);
+  removeForged(shared);
+}
+
+// An ENI with forged ownership tags and nothing else that marks it as someone else's: not in the
+// agent's records, so still not the agent's.
+TEST_F(EniManagerTest, AnEniWithForgedTagsThatNoRecordNamesIsLeftAlone) {
+  const std::string node = "nm-forged-tags";
+  createNode(node, {{"forged", "tags"}});
+  createNodeEni("forged-tags-eni", "tags", 82);
+  LogCapture log;
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 1; }));
+  ASSERT_TRUE(agent.settle());
+  const NetworkInterface forged = forgedEni(node, 83, 0);
+  ASSERT_FALSE(forged.id.empty());
+  ASSERT_EQ(forged.privateIpAddresses.size(), 1u);
+  TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
+
+  forceEc2Pass(agent, "forged-tags-eni", "edited");
+  expectUntouched(forged);
+  EXPECT_EQ(log.matching({forged.id, "not in this agent's records"}).size(), 1u);
+  removeForged(forged);
+}
+
+// Issue 16, part 4: node-state records forged with another instance's ID (here naming an ENI that
+// carries forged tags) are ignored, with a log line; they license nothing.
+TEST_F(EniManagerTest, NodeStateRecordsOfAnotherInstanceAreIgnored) {
+  const std::string node = "nm-forged-state";
+  const NetworkInterface forged = forgedEni(node, 84, 0);
+  ASSERT_FALSE(forged.id.empty());
+  NodeState state;
+  state.instanceId = "i-0f0f0f0f0f0f0f0f0";
+  AttachmentRecord record;
+  record.nodeEni = "ghost";
+  record.eniId = forged.id;
+  record.attachmentId = forged.attachment ? forged.attachment->attachmentId : "";
+  record.deviceIndex = forged.attachment ? forged.attachment->deviceIndex : -1;
+  record.state = "attached";
+  state.attachments = {record};
+  Json::Value object;
+  object["metadata"]["name"] = node;
+  object["metadata"]["labels"]["forged"] = "state";
+  object["metadata"]["annotations"][kNodeStateAnnotation] = *encodeNodeState(state);
+  object["spec"]["providerID"] = "aws:///us-east-1a/" + TestStack::get().instanceId;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodes(), "", "", ""}, object, done);
+  }));
+  createNodeEni("forged-state-eni", "state", 85);
+  TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
+  LogCapture log;
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 1; }));
+  ASSERT_TRUE(agent.settle());
+  forceEc2Pass(agent, "forged-state-eni", "edited");
+  expectUntouched(forged);
+  EXPECT_FALSE(
+      log.matching({"NodeENI records are not this instance's, ignoring them", state.instanceId})
+          .empty());
+  EXPECT_EQ(log.matching({forged.id, "the records are instance " + state.instanceId}).size(), 1u);
+  removeForged(forged);
 }
 
 // The many nodes no NodeENI selects cost nothing: no EC2 read when the agent starts (so a

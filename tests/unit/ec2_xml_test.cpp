@@ -69,6 +69,7 @@ TEST(Ec2Xml, DescribeNetworkInterfaces) {
   EXPECT_EQ(eni.vpcId, "vpc-d3a3b8b2");
   EXPECT_EQ(eni.macAddress, "0e:e0:11:56:61:41");
   EXPECT_EQ(eni.status, "in-use");
+  EXPECT_EQ(eni.interfaceType, "interface");
   EXPECT_EQ(eni.privateIpAddresses, (std::vector<std::string>{"10.0.0.21", "10.0.0.22"}));
   EXPECT_EQ(eni.ipv4Prefixes, std::vector<std::string>{"10.0.0.48/28"});
   EXPECT_EQ(eni.securityGroupIds, std::vector<std::string>{"sg-0a1b2c3d"});
@@ -81,6 +82,7 @@ TEST(Ec2Xml, DescribeNetworkInterfaces) {
             (std::vector<Tag>{{"eni-tagger.io/hash", "0123456789abcdef"}, {"Team", "Platform"}}));
   EXPECT_FALSE(page->interfaces[1].attachment);
   EXPECT_TRUE(page->interfaces[1].tags.empty());
+  EXPECT_EQ(page->interfaces[1].interfaceType, "") << "absent reads as empty";
 }
 
 TEST(Ec2Xml, CreateAttachAndReturn) {

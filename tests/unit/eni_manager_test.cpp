@@ -10,6 +10,7 @@
 
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
+#include "agent/base/log.h"
 #include "tests/support/fake_ec2.h"
 #include "tests/support/fake_kube_api.h"
 #include "tests/support/manual_scheduler.h"
@@ -352,6 +353,92 @@ TEST_F(EniManagerRestart, ARecordedWriteAheadMakesTheRestartReadEc2AndFindTheEni
   third.writeAhead = true;
   third.run(nodeObject(restarted.state()), {restarted.nodeEniAfter(nodeEniObject())});
   EXPECT_EQ(ec2_.reads(), 0);
+}
+
+// Only its own records let the agent release an ENI: a release that did not finish, and a pass
+// that stopped early, keep the records, so neither a retry nor a restart loses the right.
+TEST_F(EniManagerRestart, AReleaseThatDidNotFinishStaysRecordedUntilTheEniIsGone) {
+  ec2_.failNext["DeleteNetworkInterface"] = Error{ErrorCode::Transient, "injected"};
+  Agent restarted(ec2_);
+  // The NodeENI is gone: its ENI is detached, the delete fails, and the agent is killed before
+  // the retry (run() stops at idle; the retry waits 5 s, so stop the scheduler first).
+  EniManagerOptions options;
+  options.nodeName = kNode;
+  options.onAttachments = [&](const std::vector<AttachmentRecord>& a,
+                              const std::vector<std::string>&,
+                              const std::vector<std::string>&) { restarted.published = a; };
+  options.retryDelay = Duration(3600 * 1000);
+  restarted.manager =
+      std::make_unique<EniManager>(restarted.kube, ec2_, restarted.imds, restarted.scheduler,
+                                   restarted.executor, restarted.sleeper, nullptr, options);
+  restarted.manager->onNode(ChangeType::Added, nodeObject(first_.state()));
+  restarted.manager->start();
+  restarted.scheduler.advance(Duration(1000));
+  ASSERT_EQ(ec2_.calls["DeleteNetworkInterface"], 1);
+  ASSERT_EQ(ec2_.enis.count(eni_), 1u) << "the delete failed";
+  ASSERT_EQ(restarted.published.size(), 1u) << "the half-released ENI stays recorded";
+  EXPECT_EQ(restarted.published[0].eniId, eni_);
+  EXPECT_EQ(restarted.published[0].state, "releasing");
+
+  // The next run, from that record, finishes the job.
+  NodeState s;
+  s.instanceId = ec2_.instanceId;
+  s.attachments = restarted.published;
+  Agent next(ec2_);
+  next.run(nodeObject(*encodeNodeState(s)), {});
+  EXPECT_EQ(ec2_.enis.count(eni_), 0u);
+  EXPECT_TRUE(next.published.empty());
+}
+
+TEST_F(EniManagerRestart, APassThatStoppedEarlyKeepsTheRecords) {
+  ec2_.enis[eni_].attachment.reset();  // IMDS disagrees: the pass reads EC2, which fails
+  ec2_.failNext["DescribeInstances"] = Error{ErrorCode::Transient, "injected"};
+  Agent restarted(ec2_);
+  EniManagerOptions options;
+  options.nodeName = kNode;
+  options.onAttachments = [&](const std::vector<AttachmentRecord>& a,
+                              const std::vector<std::string>&,
+                              const std::vector<std::string>&) { restarted.published = a; };
+  options.retryDelay = Duration(3600 * 1000);
+  restarted.manager =
+      std::make_unique<EniManager>(restarted.kube, ec2_, restarted.imds, restarted.scheduler,
+                                   restarted.executor, restarted.sleeper, nullptr, options);
+  restarted.manager->onNode(ChangeType::Added, nodeObject(first_.state()));
+  restarted.manager->onNodeEni(ChangeType::Added, first_.nodeEniAfter(nodeEniObject()));
+  restarted.manager->start();
+  restarted.scheduler.advance(Duration(1000));
+  ASSERT_EQ(ec2_.calls["DescribeInstances"], 1);
+  EXPECT_EQ(restarted.published, first_.published) << "nothing learnt, nothing forgotten";
+}
+
+// An ENI carrying eni-agent's tags for this instance and this node, that no record names: a pod,
+// a peer or any tool allowed CreateTags could have put them there. Left alone, warned about once.
+TEST_F(EniManagerRestart, AnEniWithForgedTagsAndNoRecordIsNeverReleased) {
+  NetworkInterface& forged = ec2_.addAttached("eni-forged", 3);
+  forged.tags = ownershipTags("ghost", kNode, "subnet-b", ec2_.instanceId);
+  NetworkInterface& pod = ec2_.addAttached("eni-pods", 4);
+  pod.tags = ownershipTags("ghost", kNode, "subnet-b", ec2_.instanceId);
+  pod.privateIpAddresses = {pod.privateIpAddress, "10.0.9.1", "10.0.9.2"};
+  std::vector<std::string> warnings;
+  logging::setSink([&](const std::string& line) {
+    if (line.find("not detaching or deleting") != std::string::npos) warnings.push_back(line);
+  });
+  Agent restarted(ec2_);
+  restarted.run(nodeObject(first_.state()), {first_.nodeEniAfter(nodeEniObject(1500))});
+  // A second EC2 pass: the spec changes again.
+  restarted.manager->onNodeEni(ChangeType::Modified, first_.nodeEniAfter(nodeEniObject(1400)));
+  for (int i = 0; i < 20 && !restarted.manager->idle(); ++i)
+    restarted.scheduler.advance(Duration(1000));
+  logging::setSink(nullptr);
+  EXPECT_GE(ec2_.calls["DescribeInstances"], 2);
+  EXPECT_EQ(ec2_.calls["DetachNetworkInterface"], 0);
+  EXPECT_EQ(ec2_.calls["DeleteNetworkInterface"], 0);
+  ASSERT_EQ(warnings.size(), 2u) << "once per ENI, not every pass";
+  EXPECT_NE(warnings[0].find("not in this agent's records"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find("2 secondary private IPs"), std::string::npos) << warnings[1];
+  // Not its own: recorded as someone else's, so a warm restart need not read EC2 for them.
+  EXPECT_EQ(restarted.publishedUnowned,
+            (std::vector<std::string>{"eni-cni", "eni-forged", "eni-pods", "eni-primary"}));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <limits>
 
 namespace eni {
@@ -157,7 +158,7 @@ TEST(EniPlanner, OwnershipIsReadFromTags) {
   EXPECT_FALSE(ownedBy(ours, "i-2")) << "another instance's ENI is not ours";
   EXPECT_FALSE(adoptable(ours, "n1"));
   NetworkInterface legacy;
-  legacy.tags = {{"NodeENI", "x"}, {"Node", "n1"}};
+  legacy.tags = {{"NodeENI", "x"}, {"Node", "n1"}, {kLegacyManagedByTag, kLegacyManagedByValue}};
   EXPECT_FALSE(ownedBy(legacy, "i-1")) << "never detached or deleted before adoption";
   EXPECT_TRUE(adoptable(legacy, "n1"));
   EXPECT_FALSE(adoptable(legacy, "n2"));
@@ -165,6 +166,208 @@ TEST(EniPlanner, OwnershipIsReadFromTags) {
   stranger.tags = {{"Team", "x"}};
   EXPECT_FALSE(ownedBy(stranger, "i-1"));
   EXPECT_FALSE(adoptable(stranger, "n1"));
+}
+
+// aws-multi-eni-controller sets kubernetes.io/cluster/managed-by=nodeeni-controller at creation;
+// NodeENI and Node tags alone are anyone's to write.
+TEST(EniPlanner, AdoptionNeedsTheOldToolsCreationTagAndNoMarkOfSomeoneElse) {
+  NetworkInterface legacy;
+  legacy.tags = {{"NodeENI", "x"}, {"Node", "n1"}, {kLegacyManagedByTag, kLegacyManagedByValue}};
+  ASSERT_TRUE(adoptable(legacy, "n1"));
+  NetworkInterface forged = legacy;
+  forged.tags.pop_back();
+  EXPECT_FALSE(adoptable(forged, "n1")) << "without the old tool's creation tag";
+  forged.tags.push_back({kLegacyManagedByTag, "someone-else"});
+  EXPECT_FALSE(adoptable(forged, "n1"));
+  NetworkInterface podEni = legacy;
+  podEni.privateIpAddresses = {"10.0.0.5", "10.0.0.6"};
+  EXPECT_FALSE(adoptable(podEni, "n1")) << "secondary IPs: never adopted";
+}
+
+AttachmentRecord recordOf(const std::string& nodeEni, const std::string& eniId) {
+  AttachmentRecord r;
+  r.nodeEni = nodeEni;
+  r.eniId = eniId;
+  r.attachmentId = "attach-1";
+  r.deviceIndex = 1;
+  r.state = "attached";
+  return r;
+}
+
+NetworkInterface taggedEni(const std::string& id, const std::string& instance = "i-1") {
+  NetworkInterface e;
+  e.id = id;
+  e.status = "available";
+  e.privateIpAddress = "10.0.1.5";
+  e.privateIpAddresses = {"10.0.1.5"};
+  e.interfaceType = "interface";
+  e.description = "eni-agent: NodeENI x";
+  e.tags = ownershipTags("x", "n1", "subnet-b", instance);
+  return e;
+}
+
+EniAttachment attachedTo(const std::string& instance, std::int64_t index) {
+  return EniAttachment{"attach-1", instance, index, "attached", true};
+}
+
+// Every refusal and every allowance of the release rule, one row each.
+TEST(EniPlanner, ReleasableOnlyWhatItsOwnRecordsSayAndNothingTagsCanForge) {
+  const RecordedAttachments mine{"i-1", {recordOf("x", "eni-r")}, {}};
+  const RecordedAttachments others{"i-other", {recordOf("x", "eni-r")}, {}};
+  const RecordedAttachments unnamed{"", {recordOf("x", "eni-r")}, {}};
+  const RecordedAttachments none{"i-1", {}, {}};
+  struct Row {
+    const char* name;
+    NetworkInterface eni;
+    const RecordedAttachments* records;
+    std::set<std::string> creating;
+    bool release;
+    const char* mustMention;
+  };
+  auto with = [](std::function<void(NetworkInterface&)> change) {
+    NetworkInterface e = taggedEni("eni-r");
+    change(e);
+    return e;
+  };
+  const std::vector<Row> rows = {
+      {"recorded, available", taggedEni("eni-r"), &mine, {}, true, "recorded"},
+      {"recorded, attached here",
+       with([](auto& e) { e.attachment = attachedTo("i-1", 1); }),
+       &mine,
+       {},
+       true,
+       "recorded"},
+      {"recorded, detached elsewhere",
+       with([](auto& e) {
+         e.attachment = attachedTo("i-other", 1);
+         e.attachment->status = "detached";
+       }),
+       &mine,
+       {},
+       true,
+       "recorded"},
+      {"write-ahead, not yet recorded",
+       taggedEni("eni-new"),
+       &none,
+       {"x"},
+       true,
+       "write-ahead of NodeENI x"},
+      {"write-ahead of another NodeENI",
+       taggedEni("eni-new"),
+       &none,
+       {"y"},
+       false,
+       "not in this agent's records"},
+      {"tags alone", taggedEni("eni-forged"), &mine, {}, false, "not in this agent's records"},
+      {"another instance's records",
+       taggedEni("eni-r"),
+       &others,
+       {},
+       false,
+       "the records are instance i-other's, ignored"},
+      {"records naming no instance, available",
+       taggedEni("eni-r"),
+       &unnamed,
+       {},
+       false,
+       "not in this agent's records"},
+      {"records naming no instance, attached here",
+       with([](auto& e) { e.attachment = attachedTo("i-1", 1); }),
+       &unnamed,
+       {},
+       true,
+       "recorded"},
+      {"another instance's records, attached here",
+       with([](auto& e) { e.attachment = attachedTo("i-1", 1); }),
+       &others,
+       {},
+       false,
+       "the records are instance i-other's, ignored"},
+      {"no ownership tags",
+       with([](auto& e) {
+         e.tags = {{"NodeENI", "x"}, {"Node", "n1"}};
+       }),
+       &mine,
+       {"x"},
+       false,
+       "lacks eni-agent's ownership tags"},
+      {"another instance's tags",
+       taggedEni("eni-r", "i-other"),
+       &mine,
+       {},
+       false,
+       "lacks eni-agent's ownership tags"},
+      {"attached to another instance",
+       with([](auto& e) { e.attachment = attachedTo("i-other", 1); }),
+       &mine,
+       {"x"},
+       false,
+       "attached to another instance (i-other)"},
+      {"primary ENI",
+       with([](auto& e) { e.attachment = attachedTo("i-1", 0); }),
+       &mine,
+       {"x"},
+       false,
+       "device index 0"},
+      {"secondary IPs",
+       with([](auto& e) {
+         e.privateIpAddresses = {"10.0.1.5", "10.0.1.6", "10.0.1.7"};
+       }),
+       &mine,
+       {"x"},
+       false,
+       "carries 2 secondary private IPs"},
+      {"IPv4 prefixes",
+       with([](auto& e) { e.ipv4Prefixes = {"10.0.2.16/28"}; }),
+       &mine,
+       {"x"},
+       false,
+       "IPv4 prefixes"},
+      {"trunk",
+       with([](auto& e) { e.interfaceType = "trunk"; }),
+       &mine,
+       {"x"},
+       false,
+       "interface type trunk"},
+      {"branch",
+       with([](auto& e) { e.interfaceType = "branch"; }),
+       &mine,
+       {"x"},
+       false,
+       "interface type branch"},
+      {"VPC CNI's tag",
+       with([](auto& e) {
+         e.tags.push_back({kVpcCniInstanceTag, "i-1"});
+       }),
+       &mine,
+       {"x"},
+       false,
+       "node.k8s.amazonaws.com/instance_id"},
+      {"VPC CNI's description",
+       with([](auto& e) { e.description = "aws-K8S-i-0123456789abcdef0"; }),
+       &mine,
+       {"x"},
+       false,
+       "aws-K8S-"},
+  };
+  for (const auto& row : rows) {
+    const ReleaseDecision d = releasable(row.eni, *row.records, "i-1", row.creating);
+    EXPECT_EQ(d.release, row.release) << row.name << ": " << d.reason;
+    EXPECT_NE(d.reason.find(row.mustMention), std::string::npos) << row.name << ": " << d.reason;
+  }
+}
+
+TEST(EniPlanner, NothingIsReleasableWithoutKnowingThisInstance) {
+  const RecordedAttachments unnamed{"", {recordOf("x", "eni-r")}, {}};
+  NetworkInterface e = taggedEni("eni-r", "");
+  EXPECT_FALSE(releasable(e, unnamed, "", {"x"}).release);
+}
+
+TEST(EniPlanner, AnEniWithoutMarksIsNeverManagedForNoReason) {
+  EXPECT_EQ(whyNeverManaged(taggedEni("eni-1")), "");
+  NetworkInterface onePrimaryIp = taggedEni("eni-1");
+  onePrimaryIp.attachment = attachedTo("i-1", 3);
+  EXPECT_EQ(whyNeverManaged(onePrimaryIp), "") << "the primary address alone is no pod's";
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "agent/base/executor.h"
+#include "agent/base/log.h"
 #include "agent/enimanager/eni_planner.h"
 #include "agent/host/host_reconciler.h"
 #include "tests/support/fake_ec2.h"
@@ -23,11 +25,15 @@ class MemoryStore final : public StateStore {
   Result<std::optional<NodeState>> load() override { return saved; }
   Result<void> save(const NodeState& state) override {
     ++saves;
+    if (failSaves) return fail(ErrorCode::Transient, "disk full");
     saved = state;
+    if (onSave) onSave(state);
     return {};
   }
   std::optional<NodeState> saved;
   int saves = 0;
+  std::function<void(const NodeState&)> onSave;
+  bool failSaves = false;
 };
 
 class NoSleep final : public Sleeper {
@@ -355,6 +361,113 @@ TEST(HostReconciler, SubnetNamesAreLookedUpInTheVpc) {
   ASSERT_EQ(h.reports.back().problems.size(), 1u);
   EXPECT_NE(h.reports.back().problems[0].find("Name=nope"), std::string::npos);
   EXPECT_TRUE(h.reports.back().complete);  // a config problem is not retried
+}
+
+// state.json says a create may be in flight before CreateNetworkInterface is sent, and a pass
+// with nothing left to do clears it.
+TEST(HostReconciler, TheWriteAheadIsSavedBeforeTheCreateAndClearedAfter) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  std::vector<std::pair<std::vector<std::string>, int>> saves;  // creating, creates sent by then
+  h.store.onSave = [&](const NodeState& s) {
+    saves.emplace_back(s.creating, h.ec2.calls["CreateNetworkInterface"]);
+  };
+  h.start(config({}, {iface(1, "subnet-a")}));
+  ASSERT_EQ(h.owned().size(), 1u);
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 1);
+  ASSERT_FALSE(saves.empty());
+  EXPECT_EQ(saves.front(), (std::pair<std::vector<std::string>, int>{{"host-1"}, 0}));
+  EXPECT_TRUE(h.store.saved->creating.empty());
+  ASSERT_EQ(h.store.saved->attachments.size(), 1u);
+  EXPECT_EQ(h.store.saved->attachments[0].eniId, h.owned()[0]);
+  EXPECT_TRUE(h.reports.back().complete);
+}
+
+TEST(HostReconciler, AWriteAheadThatCannotBeSavedCreatesNothingUntilItIs) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.store.failSaves = true;
+  HostReconcilerOptions o;
+  o.resyncInterval = Duration(0);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  r.start(config({}, {iface(1, "subnet-a")}), std::nullopt);
+  h.scheduler.advance(Duration(20000));  // the first pass and a few retries
+  EXPECT_GE(h.store.saves, 2);
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 0);
+  h.store.failSaves = false;
+  h.scheduler.advance(Duration(20000));
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 1);
+  ASSERT_TRUE(h.store.saved);
+  EXPECT_EQ(h.store.saved->attachments.size(), 1u);
+}
+
+// Killed between the create and the save, and the interface left host.json meanwhile: the
+// write-ahead names it, so the restart finds the ENI and deletes it.
+TEST(HostReconciler, AnEniCreatedJustBeforeAKillIsCleanedUpThroughTheWriteAhead) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  CreateEniRequest leftover;
+  leftover.subnetId = "subnet-a";
+  leftover.tags = ownershipTags("host-1", h.ec2.instanceId, "subnet-a", h.ec2.instanceId);
+  auto orphan = h.ec2.createNetworkInterface(leftover);
+  ASSERT_TRUE(orphan);
+  NodeState saved;
+  saved.instanceId = h.ec2.instanceId;
+  saved.creating = {"host-1"};
+  h.store.saved = saved;
+  h.start(config({}));
+  EXPECT_EQ(h.ec2.enis.count(orphan->id), 0u);
+  EXPECT_TRUE(h.store.saved->creating.empty());
+}
+
+// ENIs carrying host mode's ownership tags for this instance that state.json never recorded:
+// anyone allowed CreateTags could have set them. Never detached or deleted, warned about once.
+TEST(HostReconciler, AnEniWithForgedTagsThatStateJsonNeverRecordedIsLeftAlone) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  auto& forged = h.ec2.addAttached("eni-forged", 5);
+  forged.tags = ownershipTags("host-9", h.ec2.instanceId, "subnet-a", h.ec2.instanceId);
+  auto& pods = h.ec2.addAttached("eni-pods", 6);
+  pods.tags = ownershipTags("host-8", h.ec2.instanceId, "subnet-a", h.ec2.instanceId);
+  pods.privateIpAddresses = {pods.privateIpAddress, "10.0.9.1"};
+  std::vector<std::string> warnings;
+  logging::setSink([&](const std::string& line) {
+    if (line.find("ignoring it") != std::string::npos) warnings.push_back(line);
+  });
+  // A new interface makes the pass list the ENIs by ownership tags; a second one lists again.
+  h.start(config({}, {iface(1, "subnet-b")}));
+  h.reload(config({}, {iface(1, "subnet-b"), iface(2, "subnet-c")}));
+  logging::setSink(nullptr);
+  EXPECT_GE(h.ec2.calls["DescribeNetworkInterfaces"], 2);
+  EXPECT_EQ(h.ec2.calls["DetachNetworkInterface"], 0);
+  EXPECT_EQ(h.ec2.calls["DeleteNetworkInterface"], 0);
+  EXPECT_EQ(h.ec2.enis.count("eni-forged"), 1u);
+  EXPECT_EQ(h.ec2.enis.count("eni-pods"), 1u);
+  ASSERT_EQ(warnings.size(), 2u) << "once per ENI";
+  EXPECT_NE(warnings[0].find("not in this agent's records"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[1].find("secondary private IPs"), std::string::npos) << warnings[1];
+}
+
+// A state.json of another instance (a disk image reused) counts for nothing: its records do not
+// make an ENI this instance's to delete.
+TEST(HostReconciler, AnotherInstancesStateFileNeverLicensesADelete) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  auto& tagged = h.ec2.addAttached("eni-tagged", 5);
+  tagged.tags = ownershipTags("host-9", h.ec2.instanceId, "subnet-a", h.ec2.instanceId);
+  NodeState saved;
+  saved.instanceId = "i-0ther";
+  AttachmentRecord record;
+  record.nodeEni = "host-9";
+  record.eniId = "eni-tagged";
+  record.attachmentId = "attach-eni-tagged";
+  record.deviceIndex = 5;
+  record.state = "attached";
+  saved.attachments = {record};
+  h.store.saved = saved;
+  h.start(config({}, {iface(1, "subnet-b")}));
+  EXPECT_EQ(h.ec2.calls["DeleteNetworkInterface"], 0);
+  EXPECT_EQ(h.ec2.enis.count("eni-tagged"), 1u);
 }
 
 }  // namespace
