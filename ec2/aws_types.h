@@ -35,6 +35,8 @@ struct NetworkInterface {
   std::string availabilityZone;
   std::string description;
   std::string status;  // available, in-use, ...
+  // interface, trunk, branch (security groups for pods), efa, ...; empty when EC2 did not say.
+  std::string interfaceType;
   std::string macAddress;
   std::string privateIpAddress;
   std::vector<std::string> privateIpAddresses;

@@ -51,6 +51,7 @@ NetworkInterface networkInterface(const pugi::xml_node& n) {
   eni.availabilityZone = text(n, "availabilityZone");
   eni.description = text(n, "description");
   eni.status = text(n, "status");
+  eni.interfaceType = text(n, "interfaceType");
   eni.macAddress = text(n, "macAddress");
   eni.privateIpAddress = text(n, "privateIpAddress");
   eni.privateIpAddresses = items(n.child("privateIpAddressesSet"), "privateIpAddress");
