@@ -15,6 +15,23 @@ std::string memberEni(const NodeState& state, const std::string& key, const std:
   return {};
 }
 
+void withholdWrites(EniPlan& plan, const NodeState& state, const std::string& why) {
+  plan.toSet.clear();
+  plan.toDelete.clear();
+  auto record = state.enis.find(plan.eniId);
+  plan.owned = record == state.enis.end() ? TagSet{} : record->second.tags;
+  plan.hash = record == state.enis.end() ? "" : record->second.hash;
+  if (why.empty()) {
+    plan.verdicts.clear();
+    return;
+  }
+  for (auto& v : plan.verdicts) {
+    if (v.reason != SyncReason::Synced) continue;
+    v.reason = SyncReason::TaggingFailed;
+    v.message = why;
+  }
+}
+
 bool TagPassOutput::creates() const {
   return std::any_of(plans.begin(), plans.end(), [](const EniPlan& p) { return !p.toSet.empty(); });
 }
@@ -387,12 +404,7 @@ void TagPass::keepToWhatWasRead(TagPassOutput& out, const Fresh& fresh) {
     auto seen = fresh.enis.find(plan.eniId);
     if (!plan.writes() || (seen != fresh.enis.end() && seen->second.notOurs.empty())) continue;
     logWarn("not writing to an ENI this pass did not read, will retry", {{"eni", plan.eniId}});
-    plan.toSet.clear();
-    plan.toDelete.clear();
-    plan.verdicts.clear();
-    auto record = out.state.enis.find(plan.eniId);
-    plan.owned = record == out.state.enis.end() ? TagSet{} : record->second.tags;
-    plan.hash = record == out.state.enis.end() ? "" : record->second.hash;
+    withholdWrites(plan, out.state, "");
     out.retry = true;
   }
 }
@@ -444,21 +456,13 @@ void TagPass::fitBudget(const TagPassInput& in, TagPassOutput& out) {
     }
     logWarn("not tagging an ENI: the node state could not record it",
             {{"eni", plan.eniId}, {"error", encoded.error().message}});
-    auto record = out.state.enis.find(plan.eniId);
-    plan.toSet.clear();
-    plan.toDelete.clear();
-    plan.owned = record == out.state.enis.end() ? TagSet{} : record->second.tags;
-    plan.hash = record == out.state.enis.end() ? "" : record->second.hash;
-    for (auto& v : plan.verdicts) {
-      if (v.reason != SyncReason::Synced) continue;
-      v.reason = SyncReason::TaggingFailed;
-      v.message = "not written: with these tags the node's " + std::string(kNodeStateAnnotation) +
-                  " annotation, eni-agent's record of what it owns, would exceed its 64 KiB "
-                  "budget (" +
-                  encoded.error().message +
-                  "), and eni-agent never writes a tag it cannot record. Fewer or shorter tags "
-                  "on this node's pods fit; it is tried again when a pod changes";
-    }
+    withholdWrites(plan, out.state,
+                   "not written: with these tags the node's " + std::string(kNodeStateAnnotation) +
+                       " annotation, eni-agent's record of what it owns, would exceed its 64 KiB "
+                       "budget (" +
+                       encoded.error().message +
+                       "), and eni-agent never writes a tag it cannot record. Fewer or shorter "
+                       "tags on this node's pods fit; it is tried again when a pod changes");
   }
 }
 

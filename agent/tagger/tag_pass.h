@@ -71,6 +71,10 @@ struct PodJob {
   std::string podEniAnnotation;
 };
 
+/// Turns `plan` into one that writes nothing and leaves the ENI's record as `state` has it; its
+/// Synced pods get TaggingFailed with `why`, or no verdict at all when `why` is empty.
+void withholdWrites(EniPlan& plan, const NodeState& state, const std::string& why);
+
 /// The ENI a pod is recorded on in `state` (same UID and IP), or "".
 std::string memberEni(const NodeState& state, const std::string& key, const std::string& uid,
                       const std::string& ip);

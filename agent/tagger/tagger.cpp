@@ -147,21 +147,53 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
 }
 
 void Tagger::onNode(ChangeType type, const Json::Value& object) {
-  if (type == ChangeType::Deleted || stateLoaded_) return;
+  if (type == ChangeType::Deleted) return;
   auto node = decodeNode(object);
   if (!node) return;
-  stateLoaded_ = true;
   auto it = node->meta.annotations.find(kNodeStateAnnotation);
-  if (it == node->meta.annotations.end()) return;
-  auto state = decodeNodeState(it->second);
-  if (!state) {
-    logWarn("ignoring the node state annotation, starting cold",
-            {{"node", options_.nodeName}, {"error", state.error().message}});
+  const std::string shown = it == node->meta.annotations.end() ? "" : it->second;
+  if (!stateLoaded_) return loadState(shown);
+  // Later events: the annotation is this agent's record. Removed, or not one it wrote (the echo
+  // of an earlier patch can arrive after a later one completed): write it again, or a restart
+  // would miss what it owns.
+  if (!newerState_.empty() || shown == stateWritten_) return;
+  if (std::find(recentlyWritten_.begin(), recentlyWritten_.end(), shown) != recentlyWritten_.end())
+    return;
+  if (stateWritten_.empty() && shown.empty()) return;  // nothing written yet
+  logWarn("the node state annotation was removed or changed by someone else, writing it again",
+          {{"node", options_.nodeName}});
+  stateWritten_.clear();
+  scheduleStateWrite();
+}
+
+void Tagger::loadState(const std::string& text) {
+  stateLoaded_ = true;
+  if (text.empty()) return;
+  auto state = decodeNodeState(text);
+  if (state) {
+    state_ = std::move(*state);
+    stateWritten_ = text;
+    logInfo("loaded node state", {{"node", options_.nodeName}, {"enis", state_.enis.size()}});
     return;
   }
-  state_ = std::move(*state);
-  stateWritten_ = it->second;
-  logInfo("loaded node state", {{"node", options_.nodeName}, {"enis", state_.enis.size()}});
+  if (state.error().code == ErrorCode::Conflict) {
+    // A rollback: the newer agent's record is neither trusted nor overwritten. This one runs cold
+    // and writes no tag it could not record, until the newer version is back.
+    newerState_ = state.error().message;
+    logError(
+        "the node state annotation was written by a newer eni-agent; not reading or "
+        "overwriting it, and writing no tags: roll forward to that version",
+        {{"node", options_.nodeName}, {"error", newerState_}});
+    return;
+  }
+  logWarn("ignoring the node state annotation, starting cold",
+          {{"node", options_.nodeName}, {"error", state.error().message}});
+}
+
+std::string Tagger::stateProblem() const {
+  if (newerState_.empty()) return "";
+  return "NewerVersion: the node's " + std::string(kNodeStateAnnotation) +
+         " annotation: " + newerState_ + "; this one does not overwrite it and writes no tags";
 }
 
 void Tagger::start() {
@@ -292,6 +324,16 @@ void Tagger::runPass() {
 void Tagger::afterPlan(const std::shared_ptr<TagPassInput>& in,
                        const std::shared_ptr<TagPassOutput>& out) {
   if (out->written) return finish(*in, *out);
+  if (!newerState_.empty()) {
+    // Nothing can be recorded: no CreateTags, and the pods say why (no retry: it stays so
+    // until the newer version is back).
+    for (auto& plan : out->plans) {
+      if (!plan.toSet.empty()) withholdWrites(plan, out->state, stateProblem());
+    }
+    executor_.run([this, in, out] { pass_.write(*in, *out); },
+                  [this, in, out] { finish(*in, *out); });
+    return;
+  }
   // Write-ahead: record the tags about to be created as pending on their ENIs, and send them only
   // once the node state holds that record. A kill after CreateTags then still leaves the record
   // of what the agent may own, for the restart to clean up if the pod is gone by then.
@@ -533,8 +575,8 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
                });
 }
 
-void Tagger::scheduleStateWrite() {
-  if (stateTimerArmed_) return;
+void Tagger::scheduleStateWrite(std::optional<Duration> delay) {
+  if (stateTimerArmed_ || !newerState_.empty()) return;
   auto encoded = encodeNodeState(state_);
   if (!encoded) {
     logError("node state does not fit its annotation; the warm cache will be incomplete",
@@ -543,16 +585,19 @@ void Tagger::scheduleStateWrite() {
   }
   if (*encoded == stateWritten_) return;
   stateTimerArmed_ = true;
-  stateTimer_ = scheduler_.runAfter(options_.stateDebounce, [this] {
+  stateRetrying_ = delay.has_value();
+  stateTimer_ = scheduler_.runAfter(delay.value_or(options_.stateDebounce), [this] {
     stateTimerArmed_ = false;
+    stateRetrying_ = false;
     writeState();
   });
 }
 
 void Tagger::writeState() {
+  if (!newerState_.empty()) return settleWriteAheads(std::exchange(writeAheads_, {}), false);
   // One patch at a time, so an older state never lands after a write-ahead: the one in flight
-  // writes again when it completes.
-  if (stateInFlight_) return;
+  // writes again when it completes. After a failure, the backoff's retry carries what comes.
+  if (stateInFlight_ || stateRetrying_) return;
   auto encoded = encodeNodeState(state_);
   if (!encoded) return settleWriteAheads(std::exchange(writeAheads_, {}), false);
   if (*encoded == stateWritten_) return settleWriteAheads(std::exchange(writeAheads_, {}), true);
@@ -566,16 +611,24 @@ void Tagger::writeState() {
   kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
               {}, [this, text, carried = std::move(carried)](Result<Json::Value> r) mutable {
                 stateInFlight_ = false;
-                if (r) {
-                  stateWritten_ = text;
-                } else {
-                  logWarn("cannot write the node state annotation, will retry",
-                          {{"node", options_.nodeName}, {"error", r.error().describe()}});
-                }
                 settleWriteAheads(std::move(carried), static_cast<bool>(r));
+                kubeDone();
+                if (!r) {
+                  // Jittered backoff, as the watches: a fleet whose API server is away must not
+                  // come back to a storm of patches.
+                  const Duration delay = stateBackoff_.next();
+                  logWarn("cannot write the node state annotation, will retry",
+                          {{"node", options_.nodeName},
+                           {"in_ms", delay.count()},
+                           {"error", r.error().describe()}});
+                  return scheduleStateWrite(delay);
+                }
+                stateBackoff_.reset();
+                stateWritten_ = text;
+                recentlyWritten_.push_back(text);
+                if (recentlyWritten_.size() > 4) recentlyWritten_.pop_front();
                 // Write-aheads that came while this patch was in flight: their patch now.
                 if (!writeAheads_.empty()) writeState();
-                kubeDone();
                 scheduleStateWrite();
               });
 }

@@ -1,14 +1,17 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "agent/base/backoff.h"
 #include "agent/base/clock.h"
 #include "agent/base/executor.h"
 #include "agent/base/histogram.h"
@@ -60,6 +63,9 @@ class Tagger {
   void recordCreating(std::vector<std::string> creating, std::function<void(bool stored)> done);
 
   const NodeState& state() const { return state_; }
+  /// Why the node state cannot be kept (a newer agent wrote it: "NewerVersion: ..."), for
+  /// readiness; "" when it can.
+  std::string stateProblem() const;
   const TaggerCounters& counters() const { return counters_; }
   /// No pass running or pending and no kube write in flight: tests wait for this.
   bool idle() const;
@@ -81,7 +87,9 @@ class Tagger {
   void finish(TagPassInput& in, TagPassOutput& out);
   void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
                 bool wrote);
-  void scheduleStateWrite();
+  void loadState(const std::string& text);
+  /// Writes the node state after the debounce, or after `delay` (a retry).
+  void scheduleStateWrite(std::optional<Duration> delay = std::nullopt);
   void writeState();
   void kubeCall();  // bookkeeping of in-flight kube writes
   void kubeDone();
@@ -119,6 +127,10 @@ class Tagger {
   TimerId stateTimer_ = 0;
   bool stateTimerArmed_ = false;
   bool stateInFlight_ = false;  // one node-state patch at a time, in order
+  bool stateRetrying_ = false;  // the armed state timer is a retry after a failed patch
+  Backoff stateBackoff_{Duration(500), Duration(30000)};
+  std::deque<std::string> recentlyWritten_;  // the last patches' text: their echoes are not news
+  std::string newerState_;  // why the annotation, written by a newer agent, is left alone
   // Write-aheads (the tagger's pass, the ENI manager) waiting for the next node-state patch.
   std::vector<std::function<void(bool stored)>> writeAheads_;
   int kubeInFlight_ = 0;

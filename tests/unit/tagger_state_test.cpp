@@ -388,5 +388,113 @@ TEST(TaggerWriteAhead, TheEniManagersRecordIsAnsweredOnlyOnceAPatchCarriesIt) {
   EXPECT_TRUE(state->creating.empty());
 }
 
+int nodePatches(const testing::FakeKubeApi& kube) {
+  int n = 0;
+  for (const auto& [ref, body] : kube.patches) n += ref.kind.plural == "nodes";
+  return n;
+}
+
+// While the API server refused node patches, the state write was retried every 500 ms: 119
+// attempts in a minute from one agent, a reconnect storm across a fleet. It backs off as the
+// watches do (0.5 s doubling to 30 s, jittered), and resets once a patch lands.
+TEST(TaggerNodeState, AFailingStateWriteBacksOffInsteadOfRetryingEveryDebounce) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  bool down = true;
+  kube.patchAnswer = [&](const ObjectRef& ref, const Json::Value& body) -> Result<Json::Value> {
+    if (down && ref.kind.plural == "nodes") return fail(ErrorCode::Transient, "connection refused");
+    return body;
+  };
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.setAttachments({{"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}});
+  for (int i = 0; i < 600; ++i) scheduler.advance(Duration(100));  // one minute
+  const int attempts = nodePatches(kube);
+  EXPECT_GE(attempts, 2);
+  EXPECT_LE(attempts, 12) << "a minute of a refusing API server, with backoff";
+  down = false;
+  for (int i = 0; i < 400; ++i) scheduler.advance(Duration(100));  // past the 30 s cap
+  const int landed = nodePatches(kube);
+  EXPECT_EQ(landed, attempts + 1) << "written once when the server is back, then nothing";
+}
+
+// An operator removed the annotation (kubectl annotate node N eni-agent.io/state-): it was not
+// written back, and the next restart after a pod deletion leaked that pod's tags.
+TEST(TaggerNodeState, ARemovedOrForeignAnnotationIsWrittenAgainButItsOwnEchoesAreNot) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.setAttachments({{"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}});
+  scheduler.advance(Duration(1000));
+  ASSERT_EQ(nodePatches(kube), 1);
+  const std::string written =
+      kube.patches.back().second["metadata"]["annotations"][kNodeStateAnnotation].asString();
+  Json::Value echo = node;
+  echo["metadata"]["annotations"][kNodeStateAnnotation] = written;
+  tagger.onNode(ChangeType::Modified, echo);  // the watch shows its own write
+  tagger.onNode(ChangeType::Modified, node);  // an event from before the write, without it
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(nodePatches(kube), 2) << "the annotation seen gone is written again";
+  tagger.onNode(ChangeType::Modified, echo);
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(nodePatches(kube), 2) << "its own echo is not news";
+  Json::Value foreign = node;
+  foreign["metadata"]["annotations"][kNodeStateAnnotation] = R"({"version":1,"enis":{}})";
+  tagger.onNode(ChangeType::Modified, foreign);
+  scheduler.advance(Duration(1000));
+  ASSERT_EQ(nodePatches(kube), 3) << "someone else's content is replaced";
+  EXPECT_EQ(kube.patches.back().second["metadata"]["annotations"][kNodeStateAnnotation].asString(),
+            written);
+}
+
+// A newer agent's state ("version": 2) was overwritten by an older agent after a rollback. The
+// older agent leaves it alone, runs cold, writes no tag it could not record, and says so.
+TEST(TaggerNodeState, ANewerAgentsStateIsNeitherReadNorOverwritten) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  oneEni(ec2);
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  node["metadata"]["annotations"][kNodeStateAnnotation] = R"({"version":2,"enis":{}})";
+  tagger.onNode(ChangeType::Added, node);
+  EXPECT_NE(tagger.stateProblem().find("NewerVersion"), std::string::npos);
+  tagger.start();
+  tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
+  tagger.setAttachments({{"multus", "eni-2", "eni-attach-2", 2, "", 9001, "attached"}});
+  scheduler.advance(Duration(30000));
+  EXPECT_EQ(nodePatches(kube), 0) << "the newer record stays as it is";
+  EXPECT_EQ(ec2.calls["CreateTags"], 0) << "no tag it could not record";
+  EXPECT_EQ(ec2.calls["DescribeNetworkInterfaces"], 1) << "a cold start, once: no retry loop";
+  int taggingFailed = 0;
+  for (const auto& [ref, body] : kube.patches) {
+    if (ref.subresource == "status" &&
+        body["status"]["conditions"][0]["reason"].asString() == "TaggingFailed" &&
+        body["status"]["conditions"][0]["message"].asString().find("newer") != std::string::npos)
+      ++taggingFailed;
+  }
+  EXPECT_EQ(taggingFailed, 1) << "the pod says why";
+}
+
 }  // namespace
 }  // namespace eni
