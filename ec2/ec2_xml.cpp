@@ -50,8 +50,8 @@ NetworkInterface networkInterface(const pugi::xml_node& n) {
   eni.vpcId = text(n, "vpcId");
   eni.availabilityZone = text(n, "availabilityZone");
   eni.description = text(n, "description");
-  eni.interfaceType = text(n, "interfaceType");
   eni.status = text(n, "status");
+  eni.interfaceType = text(n, "interfaceType");
   eni.macAddress = text(n, "macAddress");
   eni.privateIpAddress = text(n, "privateIpAddress");
   eni.privateIpAddresses = items(n.child("privateIpAddressesSet"), "privateIpAddress");

@@ -8,14 +8,45 @@
 namespace eni {
 namespace {
 const Json::Value kNull;
+
+// jsoncpp skips comments between members even with allowComments off, so strict parsing looks for
+// them itself: a '/' outside a string is never JSON.
+bool hasCommentOutsideStrings(std::string_view text) {
+  bool inString = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (inString) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        inString = false;
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '/') {
+      return true;
+    }
+  }
+  return false;
 }
+}  // namespace
 
 Result<Json::Value> parseJson(std::string_view text, const JsonParseOptions& options) {
+  if (options.strict && hasCommentOutsideStrings(text))
+    return fail(ErrorCode::Invalid, "malformed JSON: comments are not JSON");
   Json::CharReaderBuilder builder;
   builder["collectComments"] = false;
   builder["stackLimit"] = options.maxDepth;
   builder["rejectDupKeys"] = options.rejectDuplicateKeys;
   builder["failIfExtra"] = options.rejectTrailingText;
+  if (options.strict) {
+    builder["allowComments"] = false;
+    builder["allowTrailingCommas"] = false;
+    builder["allowSingleQuotes"] = false;
+    builder["allowSpecialFloats"] = false;
+    builder["allowNumericKeys"] = false;
+    builder["allowDroppedNullPlaceholders"] = false;
+    builder["strictRoot"] = true;
+  }
   std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
   Json::Value root;
   std::string errors;

@@ -13,6 +13,9 @@ namespace eni {
 struct JsonParseOptions {
   bool rejectDuplicateKeys = false;
   bool rejectTrailingText = false;
+  // RFC 8259 only: no comments, trailing commas, single quotes, NaN/Infinity or a non-object,
+  // non-array root. For what users write (annotations, host.json), as other tools read them.
+  bool strict = false;
   int maxDepth = 200;
 };
 

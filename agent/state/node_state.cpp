@@ -24,10 +24,11 @@ Result<std::string> encodeNodeState(const NodeState& state) {
       pods[key]["ip"] = p.ip;
     }
     v["pods"] = pods;
-    if (!e.pending.empty()) {
-      Json::Value pending(Json::objectValue);
-      for (const auto& [k, val] : e.pending) pending[k] = val;
-      v["pending"] = pending;
+    if (!e.pendingHash.empty()) v["pendingHash"] = e.pendingHash;
+    if (!e.pendingKeys.empty()) {
+      Json::Value keys(Json::arrayValue);
+      for (const auto& k : e.pendingKeys) keys.append(k);
+      v["pendingKeys"] = keys;
     }
     enis[id] = v;
   }
@@ -70,7 +71,12 @@ Result<NodeState> decodeNodeState(const std::string& text) {
   if (!parsed) return fail(ErrorCode::Invalid, "node state: " + parsed.error().message);
   const Json::Value& root = *parsed;
   const std::int64_t version = intField(root, "version", 0);
-  if (version < 1 || version > NodeState::kVersion) {
+  if (version > NodeState::kVersion) {
+    return fail(ErrorCode::Conflict, "node state version " + std::to_string(version) +
+                                         " was written by a newer eni-agent; this one reads 1.." +
+                                         std::to_string(NodeState::kVersion));
+  }
+  if (version < 1) {
     return fail(ErrorCode::Invalid, "node state version " + std::to_string(version) +
                                         " is not one this agent reads (1.." +
                                         std::to_string(NodeState::kVersion) + ")");
@@ -93,9 +99,18 @@ Result<NodeState> decodeNodeState(const std::string& text) {
     for (auto p = pods.begin(); p != pods.end(); ++p) {
       e.pods[p.name()] = PodRecord{stringField(*p, "uid"), stringField(*p, "ip")};
     }
-    const Json::Value& pending = objectField(v, "pending");
-    for (auto t = pending.begin(); t != pending.end(); ++t) {
-      if (t->isString()) e.pending[t.name()] = t->asString();
+    e.pendingHash = stringField(v, "pendingHash");
+    for (const auto& k : arrayField(v, "pendingKeys")) {
+      if (k.isString()) e.pendingKeys.push_back(k.asString());
+    }
+    // Written before the compact form: {"key": "value", ..., "eni-tagger.io/hash": "<hash>"}.
+    const Json::Value& legacy = objectField(v, "pending");
+    for (auto t = legacy.begin(); t != legacy.end(); ++t) {
+      if (!t->isString()) continue;
+      if (t.name() == "eni-tagger.io/hash")
+        e.pendingHash = t->asString();
+      else
+        e.pendingKeys.push_back(t.name());
     }
     state.enis[it.name()] = std::move(e);
   }

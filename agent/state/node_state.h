@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include <map>
 #include "agent/base/error.h"
 
 namespace eni {
@@ -26,9 +25,16 @@ struct EniRecord {
   std::map<std::string, std::string> tags;  // tags this agent applied and owns, no hash tag
   std::string hash;  // tagHash(tags), as written to the ENI's eni-tagger.io/hash
   std::map<std::string, PodRecord> pods;  // "namespace/name" -> record
-  // Write-ahead: the tags (hash tag included) of a CreateTags that was about to be sent when this
-  // was recorded. Whether it landed is unknown until a Describe shows the ENI; empty when none.
-  std::map<std::string, std::string> pending;
+  // Write-ahead of a CreateTags that was about to be sent when this was recorded: the hash it
+  // writes and the keys it sets (not their values: the ENI shows those once it landed, which its
+  // hash tells). Whether it landed is unknown until a Describe shows the ENI; empty when none.
+  std::string pendingHash;
+  std::vector<std::string> pendingKeys;
+  bool hasPending() const { return !pendingHash.empty() || !pendingKeys.empty(); }
+  void clearPending() {
+    pendingHash.clear();
+    pendingKeys.clear();
+  }
   bool operator==(const EniRecord&) const = default;
 };
 
@@ -76,7 +82,8 @@ inline constexpr const char* kNodeStateAnnotation = "eni-agent.io/state";
 /// Compact JSON. Fails with Invalid when the result would exceed 64 KiB.
 [[nodiscard]] Result<std::string> encodeNodeState(const NodeState& state);
 /// Reads any version up to kVersion; unknown fields are ignored, wrong types read as absent.
-/// Invalid for malformed JSON or a newer version (written by a newer agent).
+/// Invalid for malformed JSON; Conflict for a newer version, written by a newer agent, which this
+/// one must neither trust nor overwrite.
 [[nodiscard]] Result<NodeState> decodeNodeState(const std::string& text);
 
 }  // namespace eni

@@ -24,14 +24,22 @@ std::string eniFromPodEniAnnotation(const std::string& annotation, const std::st
   if (annotation.empty()) return {};
   auto parsed = parseJson(annotation);
   if (!parsed || !parsed->isArray()) return {};
-  std::string first;
   for (const auto& entry : *parsed) {
     const std::string id = stringField(entry, "eniId");
-    if (id.empty()) continue;
-    if (first.empty()) first = id;
-    if (stringField(entry, "privateIp") == ip) return id;
+    if (!id.empty() && stringField(entry, "privateIp") == ip) return id;
   }
-  return first;
+  return {};
+}
+
+bool EniResolver::attachedHere(const std::string& eniId) {
+  for (bool refresh : {false, true}) {
+    auto map = interfaces(refresh);
+    if (!map) return false;
+    for (const auto& i : (*map)->interfaces) {
+      if (i.interfaceId == eniId) return true;
+    }
+  }
+  return false;
 }
 
 Result<const InterfaceMap*> EniResolver::interfaces(bool refresh) {
@@ -47,7 +55,7 @@ Result<const InterfaceMap*> EniResolver::interfaces(bool refresh) {
 }
 
 std::map<std::string, Result<ResolvedEni>> EniResolver::resolve(
-    const std::vector<ResolveRequest>& requests, std::map<std::string, TagSet>& observed) {
+    const std::vector<ResolveRequest>& requests, std::vector<NetworkInterface>& described) {
   std::map<std::string, Result<ResolvedEni>> out;
   std::vector<const ResolveRequest*> pending;
   for (const auto& r : requests) {
@@ -89,22 +97,18 @@ std::map<std::string, Result<ResolvedEni>> EniResolver::resolve(
   for (const auto* r : pending) ips.push_back(r->ip);
   std::vector<Filter> filters{{"addresses.private-ip-address", ips}};
   if (!vpcId_.empty()) filters.push_back({"vpc-id", {vpcId_}});
-  auto described = ec2_.describeNetworkInterfaces({}, filters);
-  if (!described) {
+  auto answer = ec2_.describeNetworkInterfaces({}, filters);
+  if (!answer) {
     for (const auto* r : pending) {
-      out.emplace(r->podKey, fail(described.error().code, "cannot look up the ENI of " + r->ip +
-                                                              ": " + described.error().describe()));
+      out.emplace(r->podKey, fail(answer.error().code, "cannot look up the ENI of " + r->ip + ": " +
+                                                           answer.error().describe()));
     }
     return out;
   }
-  for (const auto& eni : *described) {
-    TagSet tags;
-    for (const auto& t : eni.tags) tags[t.key] = t.value;
-    observed[eni.id] = std::move(tags);
-  }
+  described.insert(described.end(), answer->begin(), answer->end());
   for (const auto* r : pending) {
     bool found = false;
-    for (const auto& eni : *described) {
+    for (const auto& eni : *answer) {
       const auto& addrs = eni.privateIpAddresses;
       if (eni.privateIpAddress == r->ip ||
           std::find(addrs.begin(), addrs.end(), r->ip) != addrs.end()) {

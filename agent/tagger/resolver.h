@@ -38,15 +38,19 @@ class EniResolver {
  public:
   EniResolver(Imds& imds, Ec2Api& ec2) : imds_(imds), ec2_(ec2) {}
 
-  /// One answer per request, by pod key. ENIs that EC2 described (with their tags) are added to
-  /// `observed`.
+  /// One answer per request, by pod key. The ENIs EC2 described for it are appended to
+  /// `described` (the caller checks whose they are). An ENI named by the pod-eni annotation is
+  /// not checked here either: its source says so.
   std::map<std::string, Result<ResolvedEni>> resolve(const std::vector<ResolveRequest>& requests,
-                                                     std::map<std::string, TagSet>& observed);
+                                                     std::vector<NetworkInterface>& described);
   /// Reads the IMDS interface map unless it is loaded already (no refresh); errors wait for the
   /// next resolve.
   void prefetch() { (void)interfaces(false); }
   /// The instance's VPC, learnt from IMDS; empty until the first IMDS answer.
   const std::string& vpcId() const { return vpcId_; }
+  /// Whether IMDS lists `eniId` among this instance's interfaces (refreshed once when it does
+  /// not). False when IMDS cannot be read.
+  bool attachedHere(const std::string& eniId);
 
  private:
   Result<const InterfaceMap*> interfaces(bool refresh);
@@ -57,8 +61,9 @@ class EniResolver {
   std::string vpcId_;
 };
 
-/// The eniId for `ip` in a vpc.amazonaws.com/pod-eni annotation (a JSON list of
-/// {"eniId","privateIp",...}); empty when there is none.
+/// The eniId of the entry whose privateIp is `ip` in a vpc.amazonaws.com/pod-eni annotation (a
+/// JSON list of {"eniId","privateIp",...}); empty when no entry has that IP. Anyone who may edit
+/// the pod may write it, so the caller still checks that the ENI is this node's and holds `ip`.
 std::string eniFromPodEniAnnotation(const std::string& annotation, const std::string& ip);
 
 }  // namespace eni

@@ -85,47 +85,7 @@ void moveEniManagerPart(NodeState& from, NodeState& to) {
   to.creating = std::move(from.creating);
 }
 
-struct PodJob {
-  std::string key;
-  std::string uid;
-  std::string ns;
-  std::string ip;
-  Result<TagSet> desired = TagSet{};
-  TagSet lastApplied;
-  std::string lastAppliedHash;
-  std::string podEniAnnotation;
-};
-
-std::string memberEni(const NodeState& state, const std::string& key, const std::string& uid,
-                      const std::string& ip) {
-  for (const auto& [id, record] : state.enis) {
-    auto it = record.pods.find(key);
-    if (it != record.pods.end() && it->second.uid == uid && it->second.ip == ip) return id;
-  }
-  return {};
-}
-
 }  // namespace
-
-struct Tagger::PassInput {
-  std::vector<PodJob> pods;
-  NodeState state;
-  std::map<std::string, TagSet> observed;  // ENI tags as last read from EC2, kept up to date
-  bool observeAll = false;
-};
-
-struct Tagger::PassOutput {
-  NodeState state;
-  std::map<std::string, TagSet> observed;
-  std::map<std::string, PodVerdict> verdicts;  // by pod key
-  std::map<std::string, TagSet> appliedByPod;  // Synced pods: their own desired tags
-  std::set<std::string> wrotePods;             // pods whose ENI got a write this pass
-  std::set<std::string> droppedPods;           // members that left their ENI's record
-  bool retry = false;
-  std::map<std::string, ResolvedEni> eniOf;  // pod key -> ENI
-  std::vector<EniPlan> plans;
-  bool written = false;  // writeTags ran with the plan (no CreateTags: no write-ahead needed)
-};
 
 // ---------------------------------------------------------------- events in
 
@@ -138,7 +98,7 @@ Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Exe
       executor_(executor),
       clock_(clock),
       options_(std::move(options)),
-      resolver_(imds, ec2) {}
+      pass_(ec2, imds, options_, counters_) {}
 
 Tagger::~Tagger() {
   if (passScheduled_) scheduler_.cancel(passTimer_);
@@ -187,21 +147,53 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
 }
 
 void Tagger::onNode(ChangeType type, const Json::Value& object) {
-  if (type == ChangeType::Deleted || stateLoaded_) return;
+  if (type == ChangeType::Deleted) return;
   auto node = decodeNode(object);
   if (!node) return;
-  stateLoaded_ = true;
   auto it = node->meta.annotations.find(kNodeStateAnnotation);
-  if (it == node->meta.annotations.end()) return;
-  auto state = decodeNodeState(it->second);
-  if (!state) {
-    logWarn("ignoring the node state annotation, starting cold",
-            {{"node", options_.nodeName}, {"error", state.error().message}});
+  const std::string shown = it == node->meta.annotations.end() ? "" : it->second;
+  if (!stateLoaded_) return loadState(shown);
+  // Later events: the annotation is this agent's record. Removed, or not one it wrote (the echo
+  // of an earlier patch can arrive after a later one completed): write it again, or a restart
+  // would miss what it owns.
+  if (!newerState_.empty() || shown == stateWritten_) return;
+  if (std::find(recentlyWritten_.begin(), recentlyWritten_.end(), shown) != recentlyWritten_.end())
+    return;
+  if (stateWritten_.empty() && shown.empty()) return;  // nothing written yet
+  logWarn("the node state annotation was removed or changed by someone else, writing it again",
+          {{"node", options_.nodeName}});
+  stateWritten_.clear();
+  scheduleStateWrite();
+}
+
+void Tagger::loadState(const std::string& text) {
+  stateLoaded_ = true;
+  if (text.empty()) return;
+  auto state = decodeNodeState(text);
+  if (state) {
+    state_ = std::move(*state);
+    stateWritten_ = text;
+    logInfo("loaded node state", {{"node", options_.nodeName}, {"enis", state_.enis.size()}});
     return;
   }
-  state_ = std::move(*state);
-  stateWritten_ = it->second;
-  logInfo("loaded node state", {{"node", options_.nodeName}, {"enis", state_.enis.size()}});
+  if (state.error().code == ErrorCode::Conflict) {
+    // A rollback: the newer agent's record is neither trusted nor overwritten. This one runs cold
+    // and writes no tag it could not record, until the newer version is back.
+    newerState_ = state.error().message;
+    logError(
+        "the node state annotation was written by a newer eni-agent; not reading or "
+        "overwriting it, and writing no tags: roll forward to that version",
+        {{"node", options_.nodeName}, {"error", newerState_}});
+    return;
+  }
+  logWarn("ignoring the node state annotation, starting cold",
+          {{"node", options_.nodeName}, {"error", state.error().message}});
+}
+
+std::string Tagger::stateProblem() const {
+  if (newerState_.empty()) return "";
+  return "NewerVersion: the node's " + std::string(kNodeStateAnnotation) +
+         " annotation: " + newerState_ + "; this one does not overwrite it and writes no tags";
 }
 
 void Tagger::start() {
@@ -280,14 +272,14 @@ void Tagger::schedulePass(Duration delay) {
 
 // ---------------------------------------------------------------- the pass
 
-Tagger::PassInput Tagger::snapshot() {
-  PassInput in;
+TagPassInput Tagger::snapshot() {
+  TagPassInput in;
   in.state = state_;
   in.observed = observed_;
   // A write-ahead record (a restart, or a CreateTags that failed) needs a Describe to tell
   // whether its CreateTags landed.
   in.observeAll = resyncDue_ || std::any_of(state_.enis.begin(), state_.enis.end(),
-                                            [](auto& e) { return !e.second.pending.empty(); });
+                                            [](auto& e) { return e.second.hasPending(); });
   for (const auto& [key, view] : pods_) {
     if (!view.eligible()) continue;
     PodJob job;
@@ -313,47 +305,66 @@ void Tagger::runPass() {
   passRunning_ = true;
   dirty_ = false;
   ++passes_;
-  auto in = std::make_shared<PassInput>(snapshot());
+  auto in = std::make_shared<TagPassInput>(snapshot());
   resyncDue_ = false;
-  auto out = std::make_shared<PassOutput>();
-  executor_.run([this, in, out] { work(*in, *out, ec2_, resolver_, imds_, options_, counters_); },
-                [this, in, out] { afterPlan(in, out); });
+  auto out = std::make_shared<TagPassOutput>();
+  executor_.run(
+      [this, in, out] {
+        pass_.plan(*in, *out);
+        // Without a CreateTags (nothing, or DeleteTags of owned keys only) there is no new
+        // ownership to record ahead: write at once.
+        if (options_.dryRun || !out->creates()) {
+          pass_.write(*in, *out);
+          out->written = true;
+        }
+      },
+      [this, in, out] { afterPlan(in, out); });
 }
 
-void Tagger::afterPlan(const std::shared_ptr<PassInput>& in,
-                       const std::shared_ptr<PassOutput>& out) {
+void Tagger::afterPlan(const std::shared_ptr<TagPassInput>& in,
+                       const std::shared_ptr<TagPassOutput>& out) {
   if (out->written) return finish(*in, *out);
+  if (!newerState_.empty()) {
+    // Nothing can be recorded: no CreateTags, and the pods say why (no retry: it stays so
+    // until the newer version is back).
+    for (auto& plan : out->plans) {
+      if (!plan.toSet.empty()) withholdWrites(plan, out->state, stateProblem());
+    }
+    executor_.run([this, in, out] { pass_.write(*in, *out); },
+                  [this, in, out] { finish(*in, *out); });
+    return;
+  }
   // Write-ahead: record the tags about to be created as pending on their ENIs, and send them only
   // once the node state holds that record. A kill after CreateTags then still leaves the record
   // of what the agent may own, for the restart to clean up if the pod is gone by then.
   for (const auto& plan : out->plans) {
-    if (!plan.toSet.empty()) out->state.enis[plan.eniId].pending = plan.toSet;
+    if (plan.toSet.empty()) continue;
+    EniRecord& record = out->state.enis[plan.eniId];
+    record.pendingHash = plan.hash;
+    record.pendingKeys.clear();
+    for (const auto& [k, v] : plan.toSet) {
+      if (k != kHashTagKey) record.pendingKeys.push_back(k);
+    }
   }
   NodeState before = state_;
   NodeState next = out->state;
   moveEniManagerPart(state_, next);
   state_ = std::move(next);
-  if (!encodeNodeState(state_)) {
-    // Over the annotation budget: the write-ahead cannot be stored, and neither could the result.
-    logWarn("node state too large for the write-ahead record, writing tags without it",
-            {{"node", options_.nodeName}});
-    executor_.run([this, in, out] { writeTags(*in, *out, ec2_, options_, counters_); },
-                  [this, in, out] { finish(*in, *out); });
-    return;
-  }
-  writeAheads_.push_back([this, in, out, before = std::move(before)](bool stored) mutable {
-    if (stored) {
-      executor_.run([this, in, out] { writeTags(*in, *out, ec2_, options_, counters_); },
-                    [this, in, out] { finish(*in, *out); });
-      return;
-    }
+  auto failed = [this, in, out](NodeState previous) {
     // No tag was sent: forget the write-ahead and try the pass again later.
     logWarn("cannot record the write-ahead node state, tags not written, will retry",
             {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
-    moveEniManagerPart(state_, before);
-    state_ = std::move(before);
+    moveEniManagerPart(state_, previous);
+    state_ = std::move(previous);
     passRunning_ = false;
     schedulePass(options_.retryDelay);
+  };
+  // The pass kept its plans within the budget; the ENI manager's part may have grown since.
+  if (!encodeNodeState(state_)) return failed(std::move(before));
+  writeAheads_.push_back([this, in, out, failed, before = std::move(before)](bool stored) mutable {
+    if (!stored) return failed(std::move(before));
+    executor_.run([this, in, out] { pass_.write(*in, *out); },
+                  [this, in, out] { finish(*in, *out); });
   });
   writeState();
 }
@@ -362,296 +373,7 @@ void Tagger::settleWriteAheads(std::vector<std::function<void(bool stored)>> wai
   for (auto& done : waiting) done(stored);
 }
 
-void Tagger::work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
-                  const TaggerOptions& options, TaggerCounters& counters) {
-  out.state = in.state;
-  NodeState& state = out.state;
-  std::map<std::string, TagSet>& observed = out.observed;
-  observed = in.observed;
-
-  if (state.instanceId.empty()) {
-    if (auto id = imds.identity(); id) state.instanceId = id->instanceId;
-  }
-  // The interface map is read once, up front (a walk of a dozen IMDS paths per ENI), so the
-  // first pods annotated after a start do not wait for it. Free: IMDS, not EC2.
-  resolver.prefetch();
-  // Drift check and cold start: one filtered Describe for every ENI the node state knows, or on
-  // a cold start for every ENI of the instance.
-  bool describedAll = false;
-  std::set<std::string> fresh;  // ENIs the Describe of this pass showed
-  if (in.observeAll) {
-    std::vector<Filter> filter;
-    if (!state.enis.empty()) {
-      std::vector<std::string> ids;
-      for (const auto& [id, r] : state.enis) ids.push_back(id);
-      filter.push_back({"network-interface-id", ids});
-    } else if (!state.instanceId.empty()) {
-      filter.push_back({"attachment.instance-id", {state.instanceId}});
-    }
-    if (!filter.empty()) {
-      auto enis = ec2.describeNetworkInterfaces({}, filter);
-      if (enis) {
-        describedAll = true;
-        for (const auto& eni : *enis) {
-          TagSet tags;
-          for (const auto& t : eni.tags) tags[t.key] = t.value;
-          observed[eni.id] = std::move(tags);
-          fresh.insert(eni.id);
-        }
-      } else {
-        logWarn("drift check failed, will retry at the next resync",
-                {{"error", enis.error().describe()}});
-        counters.reconcileError();
-      }
-    }
-  }
-
-  // Write-ahead records: the CreateTags landed if the ENI carries its hash; then the agent owns
-  // the pending tags the ENI still carries with the values it sent. An ENI gone owns nothing.
-  for (auto& [id, record] : state.enis) {
-    if (record.pending.empty()) continue;
-    if (!describedAll) {
-      out.retry = true;  // unknown still: left alone until a Describe tells
-      continue;
-    }
-    auto seen = observed.find(id);
-    auto hash = record.pending.find(kHashTagKey);
-    if (fresh.count(id) != 0 && seen != observed.end() && hash != record.pending.end() &&
-        seen->second.count(kHashTagKey) != 0 && seen->second.at(kHashTagKey) == hash->second) {
-      for (const auto& [k, v] : record.pending) {
-        auto on = seen->second.find(k);
-        if (k != kHashTagKey && on != seen->second.end() && on->second == v) record.tags[k] = v;
-      }
-      record.hash = hash->second;
-    }
-    record.pending.clear();
-  }
-
-  // Resolve: the node state's cache first, then the resolver for the rest.
-  std::map<std::string, ResolvedEni> eniOf;  // pod key -> ENI
-  std::vector<ResolveRequest> requests;
-  for (const auto& job : in.pods) {
-    if (!job.desired) continue;
-    const std::string cached = memberEni(state, job.key, job.uid, job.ip);
-    if (!cached.empty()) {
-      ResolvedEni r;
-      r.eniId = cached;
-      r.subnet = state.enis[cached].subnet;
-      r.source = ResolveSource::Cache;
-      eniOf[job.key] = r;
-      counters.resolved(ResolveSource::Cache);
-    } else {
-      requests.push_back({job.key, job.ip, job.podEniAnnotation});
-    }
-  }
-  if (!requests.empty()) {
-    for (auto& [key, result] : resolver.resolve(requests, observed)) {
-      if (result) {
-        counters.resolved(result->source);
-        eniOf[key] = *result;
-      } else {
-        out.verdicts[key] = {key, SyncReason::EniLookupFailed, result.error().message};
-        out.retry = true;
-      }
-    }
-  }
-
-  // --subnet-ids needs each ENI's subnet; the pod-eni annotation does not say it, so ask EC2
-  // once for all of those (and remember the ENIs' tags while at it).
-  if (!options.subnetIds.empty()) {
-    std::vector<std::string> unknown;
-    for (auto& [key, r] : eniOf) {
-      if (!r.subnet.empty()) continue;
-      auto rec = state.enis.find(r.eniId);
-      if (rec != state.enis.end() && !rec->second.subnet.empty()) {
-        r.subnet = rec->second.subnet;
-      } else if (std::find(unknown.begin(), unknown.end(), r.eniId) == unknown.end()) {
-        unknown.push_back(r.eniId);
-      }
-    }
-    if (!unknown.empty()) {
-      auto described = ec2.describeNetworkInterfaces({}, {{"network-interface-id", unknown}});
-      for (auto& [key, r] : eniOf) {
-        if (!r.subnet.empty()) continue;
-        if (described) {
-          for (const auto& eni : *described) {
-            if (eni.id == r.eniId) r.subnet = eni.subnetId;
-          }
-        }
-        if (r.subnet.empty()) {
-          out.verdicts[key] = {
-              key, SyncReason::EniLookupFailed,
-              "cannot tell the subnet of " + r.eniId + " to apply --subnet-ids" +
-                  (described ? std::string() : ": " + described.error().describe()) +
-                  "; will retry"};
-          out.retry = true;
-        }
-      }
-      if (described) {
-        for (const auto& eni : *described) {
-          TagSet tags;
-          for (const auto& t : eni.tags) tags[t.key] = t.value;
-          observed[eni.id] = std::move(tags);
-        }
-      }
-    }
-  }
-
-  // Build each ENI's input: its current members that still want tags, plus new arrivals.
-  std::map<std::string, std::vector<PodDesire>> desires;
-  for (const auto& job : in.pods) {
-    if (!job.desired) {
-      // Invalid now: keep what was applied for it, if it is a member.
-      out.verdicts[job.key] = {job.key, SyncReason::InvalidTags, job.desired.error().message};
-      const std::string eni = memberEni(state, job.key, job.uid, job.ip);
-      if (!eni.empty() && !job.lastAppliedHash.empty()) {
-        desires[eni].push_back(
-            {job.key, job.uid, job.ip, job.lastApplied, job.lastApplied, job.lastAppliedHash});
-      }
-      continue;
-    }
-    auto it = eniOf.find(job.key);
-    if (it == eniOf.end()) continue;
-    const ResolvedEni& r = it->second;
-    if (!options.subnetIds.empty() && std::find(options.subnetIds.begin(), options.subnetIds.end(),
-                                                r.subnet) == options.subnetIds.end()) {
-      continue;  // outside --subnet-ids (or its subnet unknown): not ours to tag
-    }
-    auto& record = state.enis[r.eniId];
-    if (!r.mac.empty()) record.mac = r.mac;
-    if (r.deviceIndex >= 0) record.deviceIndex = r.deviceIndex;
-    if (!r.subnet.empty()) record.subnet = r.subnet;
-    desires[r.eniId].push_back(
-        {job.key, job.uid, job.ip, *job.desired, job.lastApplied, job.lastAppliedHash});
-  }
-
-  std::vector<EniPlan>& plans = out.plans;
-  for (auto& [id, record] : state.enis) {
-    if (!record.pending.empty()) continue;  // its tags are unknown: no plan until they are known
-    EniInput input;
-    input.eniId = id;
-    const bool known = !record.tags.empty() || !record.hash.empty() || !record.pods.empty();
-    input.record = known ? &record : nullptr;
-    auto seen = observed.find(id);
-    input.observed = seen == observed.end() ? nullptr : &seen->second;
-    auto d = desires.find(id);
-    if (d != desires.end()) input.pods = d->second;
-    for (const auto& [key, member] : record.pods) {
-      const bool stays = std::any_of(input.pods.begin(), input.pods.end(),
-                                     [&](const PodDesire& p) { return p.key == key; });
-      if (!stays) out.droppedPods.insert(key);
-    }
-    plans.push_back(planEni(input, PlanOptions{options.allowSharedEniTagging}));
-  }
-
-  out.eniOf = std::move(eniOf);
-  // Without a CreateTags (nothing, or DeleteTags of owned keys only) there is no new ownership to
-  // record ahead: write at once.
-  const bool creates = !options.dryRun && std::any_of(plans.begin(), plans.end(),
-                                                      [](auto& p) { return !p.toSet.empty(); });
-  if (!creates) {
-    writeTags(in, out, ec2, options, counters);
-    out.written = true;
-  }
-}
-
-void Tagger::writeTags(PassInput& in, PassOutput& out, Ec2Api& ec2, const TaggerOptions& options,
-                       TaggerCounters& counters) {
-  NodeState& state = out.state;
-  std::map<std::string, TagSet>& observed = out.observed;
-  std::vector<EniPlan>& plans = out.plans;
-  // Write: identical changes share a call; DeleteTags after CreateTags.
-  std::set<std::string> failedEnis;
-  std::map<std::string, std::string> failure;
-  if (!options.dryRun) {
-    for (const auto& write : coalesceWrites(plans)) {
-      std::vector<Tag> tags;
-      for (const auto& [k, v] : write.tags) tags.push_back({k, v});
-      auto done = write.create ? ec2.createTags(write.resources, tags)
-                               : ec2.deleteTags(write.resources, tags);
-      if (!done) {
-        for (const auto& id : write.resources) {
-          failedEnis.insert(id);
-          failure[id] = std::string(write.create ? "CreateTags" : "DeleteTags") + " on " + id +
-                        " failed: " + done.error().describe() + "; will retry";
-        }
-        out.retry = true;
-        counters.reconcileError();
-      }
-    }
-  }
-
-  // What EC2 now holds, so that later passes still know whose tags are on each ENI.
-  if (!options.dryRun) {
-    for (const auto& plan : plans) {
-      auto seen = observed.find(plan.eniId);
-      if (seen == observed.end() || failedEnis.count(plan.eniId) != 0) continue;
-      for (const auto& [k, v] : plan.toSet) seen->second[k] = v;
-      for (const auto& k : plan.toDelete) seen->second.erase(k);
-    }
-  }
-
-  // Results: verdicts, and the records of what is now owned.
-  for (auto& plan : plans) {
-    EniRecord& record = state.enis[plan.eniId];
-    const bool failed = failedEnis.count(plan.eniId) != 0;
-    for (const auto& v : plan.verdicts) {
-      auto existing = out.verdicts.find(v.podKey);
-      if (existing != out.verdicts.end() && existing->second.reason == SyncReason::InvalidTags)
-        continue;
-      PodVerdict verdict = v;
-      if (failed && v.reason == SyncReason::Synced) {
-        verdict = {v.podKey, SyncReason::TaggingFailed, failure[plan.eniId]};
-      } else if (options.dryRun && v.reason == SyncReason::Synced) {
-        std::string would;
-        if (!plan.toSet.empty()) would += "CreateTags " + tagsToJson(plan.toSet) + " ";
-        if (!plan.toDelete.empty()) {
-          would += "DeleteTags [";
-          for (const auto& k : plan.toDelete) would += k + (k == plan.toDelete.back() ? "" : ",");
-          would += "] ";
-        }
-        verdict = {v.podKey, SyncReason::DryRun,
-                   "dry run: would send " + (would.empty() ? std::string("nothing ") : would) +
-                       "on " + plan.eniId};
-        logInfo("dry run: would write tags",
-                {{"eni", plan.eniId}, {"pod", v.podKey}, {"calls", would}});
-      }
-      out.verdicts[v.podKey] = verdict;
-      if (verdict.reason == SyncReason::Synced && plan.writes()) out.wrotePods.insert(v.podKey);
-    }
-    if (failed || options.dryRun) continue;
-    record.tags = plan.owned;
-    record.hash = plan.hash;
-    record.pods.clear();
-    record.pending.clear();
-  }
-  // Membership: pods whose ENI plan succeeded (Synced or Conflict) are the cache of next time.
-  for (const auto& job : in.pods) {
-    auto v = out.verdicts.find(job.key);
-    if (v == out.verdicts.end()) continue;
-    const bool member = v->second.reason == SyncReason::Synced ||
-                        v->second.reason == SyncReason::Conflict ||
-                        v->second.reason == SyncReason::InvalidTags;
-    if (!member) continue;
-    std::string eni;
-    if (auto r = out.eniOf.find(job.key); r != out.eniOf.end()) eni = r->second.eniId;
-    if (eni.empty()) eni = memberEni(in.state, job.key, job.uid, job.ip);
-    if (eni.empty() || failedEnis.count(eni) != 0 || options.dryRun) continue;
-    state.enis[eni].pods[job.key] = PodRecord{job.uid, job.ip};
-    out.droppedPods.erase(job.key);
-    if (v->second.reason == SyncReason::Synced) out.appliedByPod[job.key] = *job.desired;
-  }
-  for (auto it = state.enis.begin(); it != state.enis.end();) {
-    if (it->second.pods.empty() && it->second.tags.empty() && it->second.pending.empty() &&
-        failedEnis.count(it->first) == 0) {
-      it = state.enis.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
-
-void Tagger::finish(PassInput& in, PassOutput& out) {
+void Tagger::finish(TagPassInput& in, TagPassOutput& out) {
   (void)in;
   passRunning_ = false;
   moveEniManagerPart(state_, out.state);  // the ENI manager's, set meanwhile
@@ -853,8 +575,8 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
                });
 }
 
-void Tagger::scheduleStateWrite() {
-  if (stateTimerArmed_) return;
+void Tagger::scheduleStateWrite(std::optional<Duration> delay) {
+  if (stateTimerArmed_ || !newerState_.empty()) return;
   auto encoded = encodeNodeState(state_);
   if (!encoded) {
     logError("node state does not fit its annotation; the warm cache will be incomplete",
@@ -863,16 +585,19 @@ void Tagger::scheduleStateWrite() {
   }
   if (*encoded == stateWritten_) return;
   stateTimerArmed_ = true;
-  stateTimer_ = scheduler_.runAfter(options_.stateDebounce, [this] {
+  stateRetrying_ = delay.has_value();
+  stateTimer_ = scheduler_.runAfter(delay.value_or(options_.stateDebounce), [this] {
     stateTimerArmed_ = false;
+    stateRetrying_ = false;
     writeState();
   });
 }
 
 void Tagger::writeState() {
+  if (!newerState_.empty()) return settleWriteAheads(std::exchange(writeAheads_, {}), false);
   // One patch at a time, so an older state never lands after a write-ahead: the one in flight
-  // writes again when it completes.
-  if (stateInFlight_) return;
+  // writes again when it completes. After a failure, the backoff's retry carries what comes.
+  if (stateInFlight_ || stateRetrying_) return;
   auto encoded = encodeNodeState(state_);
   if (!encoded) return settleWriteAheads(std::exchange(writeAheads_, {}), false);
   if (*encoded == stateWritten_) return settleWriteAheads(std::exchange(writeAheads_, {}), true);
@@ -886,16 +611,24 @@ void Tagger::writeState() {
   kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
               {}, [this, text, carried = std::move(carried)](Result<Json::Value> r) mutable {
                 stateInFlight_ = false;
-                if (r) {
-                  stateWritten_ = text;
-                } else {
-                  logWarn("cannot write the node state annotation, will retry",
-                          {{"node", options_.nodeName}, {"error", r.error().describe()}});
-                }
                 settleWriteAheads(std::move(carried), static_cast<bool>(r));
+                kubeDone();
+                if (!r) {
+                  // Jittered backoff, as the watches: a fleet whose API server is away must not
+                  // come back to a storm of patches.
+                  const Duration delay = stateBackoff_.next();
+                  logWarn("cannot write the node state annotation, will retry",
+                          {{"node", options_.nodeName},
+                           {"in_ms", delay.count()},
+                           {"error", r.error().describe()}});
+                  return scheduleStateWrite(delay);
+                }
+                stateBackoff_.reset();
+                stateWritten_ = text;
+                recentlyWritten_.push_back(text);
+                if (recentlyWritten_.size() > 4) recentlyWritten_.pop_front();
                 // Write-aheads that came while this patch was in flight: their patch now.
                 if (!writeAheads_.empty()) writeState();
-                kubeDone();
                 scheduleStateWrite();
               });
 }

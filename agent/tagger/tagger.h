@@ -1,14 +1,17 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "agent/base/backoff.h"
 #include "agent/base/clock.h"
 #include "agent/base/executor.h"
 #include "agent/base/histogram.h"
@@ -18,6 +21,7 @@
 #include "agent/state/node_state.h"
 #include "agent/tagger/planner.h"
 #include "agent/tagger/resolver.h"
+#include "agent/tagger/tag_pass.h"
 #include "agent/tagger/tags.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
@@ -29,44 +33,6 @@ inline constexpr const char* kLastAppliedHashAnnotation = "eni-tagger.io/last-ap
 inline constexpr const char* kPodEniAnnotation = "vpc.amazonaws.com/pod-eni";
 inline constexpr const char* kTaggedCondition = "eni-tagger.io/tagged";
 inline constexpr const char* kOldTaggerFinalizer = "eni-tagger.io/finalizer";
-
-struct TaggerOptions {
-  std::string nodeName;
-  std::string annotationKey = "eni-tagger.io/tags";
-  TagNamespace tagNamespace;
-  std::vector<std::string> subnetIds;  // empty: all
-  bool allowSharedEniTagging = false;
-  bool dryRun = false;
-  Duration coalesceWindow{20};              // changes within it share one pass (and one CreateTags)
-  Duration stateDebounce{500};              // node-state annotation writes
-  Duration resyncInterval{30 * 60 * 1000};  // +-20% jitter; the first after start 0.5-1.5x
-  Duration retryDelay{5000};  // after ENILookupFailed, TaggingFailed or a failed pod write
-};
-
-/// What the tagger did, for metrics and tests. Thread-safe.
-class TaggerCounters {
- public:
-  void resolved(ResolveSource source, std::uint64_t n = 1);
-  void synced(SyncReason result);
-  void syncLatency(Duration d);
-  void reconcileError();
-  std::uint64_t resolveSource(ResolveSource source) const;
-  std::uint64_t syncResult(SyncReason result) const;
-  std::uint64_t reconcileErrors() const;
-  /// The most recent latencies (at most 1024) and the histogram of all of them.
-  std::vector<Duration> latencies() const;
-  Histogram latencyHistogram() const;
-  std::map<ResolveSource, std::uint64_t> resolveSources() const;
-  std::map<SyncReason, std::uint64_t> syncResults() const;
-
- private:
-  mutable std::mutex mutex_;
-  std::map<ResolveSource, std::uint64_t> sources_;
-  std::map<SyncReason, std::uint64_t> results_;
-  std::uint64_t errors_ = 0;
-  std::vector<Duration> latencies_;
-  Histogram histogram_;
-};
 
 /// Tags the ENIs behind this node's pods from their annotation. Events only mark pods dirty; a
 /// pass runs after the coalescing window: the loop thread snapshots the pods, the executor's
@@ -97,6 +63,9 @@ class Tagger {
   void recordCreating(std::vector<std::string> creating, std::function<void(bool stored)> done);
 
   const NodeState& state() const { return state_; }
+  /// Why the node state cannot be kept (a newer agent wrote it: "NewerVersion: ..."), for
+  /// readiness; "" when it can.
+  std::string stateProblem() const;
   const TaggerCounters& counters() const { return counters_; }
   /// No pass running or pending and no kube write in flight: tests wait for this.
   bool idle() const;
@@ -104,26 +73,23 @@ class Tagger {
 
  private:
   struct PodView;
-  struct PassInput;
-  struct PassOutput;
 
   void markDirty();
   void schedulePass(Duration delay);
   void scheduleResync(bool afterStart = false);
   void runPass();
-  PassInput snapshot();
-  static void work(PassInput& in, PassOutput& out, Ec2Api& ec2, EniResolver& resolver, Imds& imds,
-                   const TaggerOptions& options, TaggerCounters& counters);
-  static void writeTags(PassInput& in, PassOutput& out, Ec2Api& ec2, const TaggerOptions& options,
-                        TaggerCounters& counters);
+  TagPassInput snapshot();
   // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
   // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
-  void afterPlan(const std::shared_ptr<PassInput>& in, const std::shared_ptr<PassOutput>& out);
+  void afterPlan(const std::shared_ptr<TagPassInput>& in,
+                 const std::shared_ptr<TagPassOutput>& out);
   void settleWriteAheads(std::vector<std::function<void(bool stored)>> waiting, bool stored);
-  void finish(PassInput& in, PassOutput& out);
+  void finish(TagPassInput& in, TagPassOutput& out);
   void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
                 bool wrote);
-  void scheduleStateWrite();
+  void loadState(const std::string& text);
+  /// Writes the node state after the debounce, or after `delay` (a retry).
+  void scheduleStateWrite(std::optional<Duration> delay = std::nullopt);
   void writeState();
   void kubeCall();  // bookkeeping of in-flight kube writes
   void kubeDone();
@@ -137,8 +103,8 @@ class Tagger {
   Executor& executor_;
   const Clock& clock_;
   TaggerOptions options_;
-  EniResolver resolver_;
   TaggerCounters counters_;
+  TagPass pass_;  // the executor's thread only
 
   std::map<std::string, PodView> pods_;
   std::set<std::string> annotationWrites_;        // pods whose last-applied patch is in flight
@@ -161,6 +127,10 @@ class Tagger {
   TimerId stateTimer_ = 0;
   bool stateTimerArmed_ = false;
   bool stateInFlight_ = false;  // one node-state patch at a time, in order
+  bool stateRetrying_ = false;  // the armed state timer is a retry after a failed patch
+  Backoff stateBackoff_{Duration(500), Duration(30000)};
+  std::deque<std::string> recentlyWritten_;  // the last patches' text: their echoes are not news
+  std::string newerState_;  // why the annotation, written by a newer agent, is left alone
   // Write-aheads (the tagger's pass, the ENI manager) waiting for the next node-state patch.
   std::vector<std::function<void(bool stored)>> writeAheads_;
   int kubeInFlight_ = 0;

@@ -58,22 +58,16 @@ Result<void> validateTag(const std::string& key, const std::string& value) {
       }
     }
   }
-  const std::string lowered = lower(key);
-  if (lowered.rfind("aws:", 0) == 0)
-    return invalid("tag key \"" + key + "\" uses the reserved prefix aws:");
-  if (lowered.rfind("kubernetes.io/cluster/", 0) == 0) {
-    return invalid("tag key \"" + key + "\" uses the reserved prefix kubernetes.io/cluster/");
-  }
-  if (key == kHashTagKey)
-    return invalid(std::string("tag key ") + kHashTagKey + " is the agent's own");
+  if (auto reserved = reservedTagReason(key, value); !reserved.empty()) return invalid(reserved);
   return {};
 }
 
 using RawTags = std::vector<std::pair<std::string, std::string>>;
 
 Result<RawTags> parseJsonForm(std::string_view text) {
-  auto parsed =
-      parseJson(text, {.rejectDuplicateKeys = true, .rejectTrailingText = true, .maxDepth = 20});
+  auto parsed = parseJson(
+      text,
+      {.rejectDuplicateKeys = true, .rejectTrailingText = true, .strict = true, .maxDepth = 20});
   if (!parsed) {
     if (parsed.error().message.find("Duplicate key") != std::string::npos) {
       return invalid("duplicate tag key in the JSON: " + parsed.error().message);
@@ -119,6 +113,39 @@ Result<RawTags> parsePairForm(std::string_view text) {
 
 }  // namespace
 
+std::string reservedTagReason(const std::string& key, const std::string& value) {
+  const std::string lowered = lower(key);
+  auto startsWith = [&lowered](std::string_view prefix) { return lowered.rfind(prefix, 0) == 0; };
+  if (startsWith("aws:")) return "tag key \"" + key + "\" uses the reserved prefix aws:";
+  if (startsWith("kubernetes.io/cluster/"))
+    return "tag key \"" + key + "\" uses the reserved prefix kubernetes.io/cluster/";
+  if (key == kHashTagKey) return std::string("tag key ") + kHashTagKey + " is the agent's own";
+  // Keys that tell an ENI's owner: a pod that could set them could make a tool that trusts them
+  // (eni-agent's ENI manager, aws-multi-eni-controller, VPC CNI) adopt, detach or delete an ENI.
+  static const std::vector<std::pair<std::string_view, std::string_view>> kOwnerPrefixes = {
+      {"eni-agent.io/", "eni-agent's ENI ownership"},
+      {"node.k8s.amazonaws.com/", "VPC CNI's ENI ownership"},
+      {"vpcresources.k8s.aws/", "the VPC resource controller's branch ENIs"},
+      {"eks:", "EKS"}};
+  for (const auto& [prefix, owner] : kOwnerPrefixes) {
+    if (startsWith(prefix)) {
+      return "tag key \"" + key + "\" uses the prefix " + std::string(prefix) + ", reserved for " +
+             std::string(owner) + "; choose another key";
+    }
+  }
+  if (lowered == "node" || lowered == "nodeeni" || lowered == "subnetid") {
+    return "tag key \"" + key +
+           "\" is reserved: the ENI manager reads it to tell which ENIs it owns; choose another "
+           "key (for example with --tag-namespace)";
+  }
+  if (lowered == "name" && lower(value).rfind("nodeeni-", 0) == 0) {
+    return "tag Name=" + value +
+           " has the form of the ENI manager's own ENI names (nodeeni-...), which it reads to "
+           "tell which ENIs it owns; choose another value";
+  }
+  return {};
+}
+
 std::string TagNamespace::apply(const std::string& key, const std::string& podNamespace) const {
   if (prefix.empty()) return key;
   if (prefix == "pod-namespace") return podNamespace + ":" + key;
@@ -137,7 +164,9 @@ Result<TagSet> parseTagAnnotation(std::string_view value, const TagNamespace& ns
       (text.front() == '{' || text.front() == '[') ? parseJsonForm(text) : parsePairForm(text);
   if (!raw) return fail(raw.error());
   if (raw->size() > TagLimits::kMaxTags) {
-    return invalid(std::to_string(raw->size()) + " tags; the limit is 50");
+    return invalid(std::to_string(raw->size()) +
+                   " tags; the limit is 49 (EC2 allows 50 per ENI and eni-agent's " + kHashTagKey +
+                   " takes one)");
   }
   TagSet tags;
   for (auto& [key, val] : *raw) {

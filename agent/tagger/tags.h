@@ -18,7 +18,9 @@ inline constexpr const char* kHashTagKey = "eni-tagger.io/hash";
 
 struct TagLimits {
   static constexpr std::size_t kMaxAnnotationBytes = 10000;
-  static constexpr std::size_t kMaxTags = 50;
+  // EC2 allows 50 tags per resource; the hash tag takes one of them.
+  static constexpr std::size_t kMaxTagsPerEni = 50;
+  static constexpr std::size_t kMaxTags = kMaxTagsPerEni - 1;
   static constexpr std::size_t kMaxKeyLength = 127;
   static constexpr std::size_t kMaxValueLength = 255;
 };
@@ -30,11 +32,19 @@ struct TagNamespace {
   std::string apply(const std::string& key, const std::string& podNamespace) const;
 };
 
-/// Parses the tags annotation, JSON (`{"Team":"Platform"}`) or `Team=Platform,Cost=1` with
-/// whitespace trimmed, applies the namespace and validates the result: at most 50 tags, keys of
-/// 1-127 characters, values of at most 255, characters from [a-zA-Z0-9 +=._:/@-], no `aws:` or
-/// `kubernetes.io/cluster/` prefix, no duplicate keys, at most 10,000 bytes. The error is Invalid
-/// and says what to fix. The same code serves `eni-agent validate-tags`.
+/// Why `key` (with `value`) may not come from a pod, or "" when it may: the prefixes AWS and
+/// Kubernetes reserve, the agent's own hash, and every key that eni-agent,
+/// aws-multi-eni-controller, VPC CNI or the VPC resource controller read to decide who owns an ENI
+/// (`eni-agent.io/`, `Node`, `NodeENI`, `SubnetID`, a `Name` of the form `nodeeni-...`,
+/// `node.k8s.amazonaws.com/`, `vpcresources.k8s.aws/`, `eks:`). Case-insensitive.
+std::string reservedTagReason(const std::string& key, const std::string& value);
+
+/// Parses the tags annotation, strict JSON (`{"Team":"Platform"}`) or `Team=Platform,Cost=1`
+/// with whitespace trimmed, applies the namespace and validates the result: at most 49 tags (EC2's
+/// 50 per ENI less the hash), keys of 1-127 characters, values of at most 255, characters from
+/// [a-zA-Z0-9 +=._:/@-], no reserved key (reservedTagReason), no duplicate keys, at most 10,000
+/// bytes. The error is Invalid and says what to fix. The same code serves `eni-agent
+/// validate-tags`.
 [[nodiscard]] Result<TagSet> parseTagAnnotation(std::string_view value, const TagNamespace& ns = {},
                                                 const std::string& podNamespace = "");
 

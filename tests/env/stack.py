@@ -259,10 +259,13 @@ def start_apiserver(d, st):
 
 
 def start_moto(d, st):
-    moto = subprocess.run(["bash", "-c", "command -v moto_server"], stdout=subprocess.PIPE, text=True).stdout.strip()
-    if not moto:
-        raise SystemExit("stack: moto_server not found; run scripts/setup.sh (pip install 'moto[server]')")
-    spawn(d, "moto", [moto, "-H", "127.0.0.1", "-p", str(st["moto_port"])])
+    # moto's own server, plus the ENI trunking EC2 has and moto lacks (tests/env/moto_server.py).
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        raise SystemExit("stack: moto not found; run scripts/setup.sh (pip install 'moto[server]')")
+    spawn(d, "moto", [sys.executable, os.path.join(HERE, "moto_server.py"),
+                      "-H", "127.0.0.1", "-p", str(st["moto_port"])])
     wait_for("moto_server", lambda: urllib.request.urlopen(
         f"http://127.0.0.1:{st['moto_port']}/moto-api/", timeout=2).status == 200, proc_name="moto", d=d)
 
@@ -351,8 +354,15 @@ def bootstrap_ec2(st):
     image = ec2.describe_images()["Images"][0]["ImageId"]
     inst = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.large",
                              SubnetId=subnets["a"], SecurityGroupIds=[sg])["Instances"][0]
+    # The node's trunk ENI, as the VPC resource controller attaches one for security groups for
+    # pods: branch ENIs of the tests are associated with it (tests/env/moto_server.py). A high
+    # device index keeps it out of the way of the indexes tests ask for.
+    trunk = ec2.create_network_interface(SubnetId=subnets["a"], InterfaceType="trunk",
+                                         Description="trunk for security groups for pods")
+    trunk = trunk["NetworkInterface"]["NetworkInterfaceId"]
+    ec2.attach_network_interface(NetworkInterfaceId=trunk, InstanceId=inst["InstanceId"], DeviceIndex=99)
     st.update(vpc_id=vpc, subnet_a=subnets["a"], subnet_b=subnets["b"], subnet_c=subnets["c"], security_group_id=sg,
-              instance_id=inst["InstanceId"])
+              instance_id=inst["InstanceId"], trunk_eni_id=trunk)
 
 
 def write_outputs(d, st):

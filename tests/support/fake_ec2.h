@@ -1,6 +1,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ class FakeEc2 final : public Ec2Api {
   std::map<std::string, int> calls;       // action -> count
   std::map<std::string, Error> failNext;  // action -> the error its next call returns
   int nextId = 1;
+  std::vector<Tag> deleteRequests;  // every tag a DeleteTags named, in order
+  /// Called at each CreateTags before it applies (a test notes what the world held then).
+  std::function<void(const std::vector<std::string>&, const std::vector<Tag>&)> onCreateTags;
 
   int reads() const {
     int n = 0;
@@ -92,6 +96,7 @@ class FakeEc2 final : public Ec2Api {
   Result<void> createTags(const std::vector<std::string>& resources,
                           const std::vector<Tag>& tags) override {
     if (auto e = take("CreateTags")) return tl::unexpected(*e);
+    if (onCreateTags) onCreateTags(resources, tags);
     for (const auto& id : resources) {
       auto& list = enis[id].tags;
       for (const auto& t : tags) {
@@ -108,6 +113,7 @@ class FakeEc2 final : public Ec2Api {
   Result<void> deleteTags(const std::vector<std::string>& resources,
                           const std::vector<Tag>& tags) override {
     if (auto e = take("DeleteTags")) return tl::unexpected(*e);
+    deleteRequests.insert(deleteRequests.end(), tags.begin(), tags.end());
     for (const auto& id : resources) {
       auto& list = enis[id].tags;
       for (const auto& t : tags) {
@@ -219,6 +225,7 @@ class FakeImds final : public Imds {
  public:
   explicit FakeImds(FakeEc2& ec2) : ec2_(ec2) {}
   int requests = 0;
+  int walks = 0;  // interfaces() calls
   bool down = false;
   Result<std::string> get(const std::string& path) override {
     ++requests;
@@ -232,6 +239,7 @@ class FakeImds final : public Imds {
   }
   Result<InterfaceMap> interfaces() override {
     ++requests;
+    ++walks;
     if (down) return fail(ErrorCode::Transient, "IMDS is down");
     InterfaceMap map;
     for (const auto& [id, e] : ec2_.enis) {

@@ -106,6 +106,7 @@ const TestStack& TestStack::get() {
     s.subnetB = stringField(j, "subnet_b");
     s.subnetC = stringField(j, "subnet_c");
     s.securityGroupId = stringField(j, "security_group_id");
+    s.trunkEniId = stringField(j, "trunk_eni_id");
     s.ec2ProxyEndpoint = stringField(j, "ec2_proxy_endpoint");
     s.motoAuthEndpoint = stringField(j, "moto_auth_endpoint");
     s.motoAuthAccessKeyId = stringField(j, "moto_auth_access_key_id");
@@ -113,6 +114,35 @@ const TestStack& TestStack::get() {
     return s;
   }();
   return stack;
+}
+
+BranchEni makeBranchEni(CurlEc2Client& ec2, const std::string& subnet, std::vector<Tag> tags) {
+  static int vlan = 0;
+  const std::string trunk = TestStack::get().trunkEniId;
+  CreateEniRequest request;
+  request.subnetId = subnet;
+  request.tags = std::move(tags);
+  ++vlan;
+  request.tags.push_back({"vpcresources.k8s.aws/trunk-eni-id", trunk});
+  request.tags.push_back({"vpcresources.k8s.aws/vlan-id", std::to_string(vlan)});
+  request.tags.push_back({"eks:eni:owner", "eks-vpc-resource-controller"});
+  auto eni = ec2.createNetworkInterface(request);
+  if (!eni) {
+    std::fprintf(stderr, "makeBranchEni: %s\n", eni.error().describe().c_str());
+    std::abort();
+  }
+  auto associated = ec2.call("AssociateTrunkInterface", {{"BranchInterfaceId", eni->id},
+                                                         {"TrunkInterfaceId", trunk},
+                                                         {"VlanId", std::to_string(vlan)}});
+  if (!associated) {
+    std::fprintf(stderr, "makeBranchEni: %s\n", associated.error().describe().c_str());
+    std::abort();
+  }
+  return {eni->id, eni->privateIpAddress};
+}
+
+std::string podEniAnnotation(const std::string& eni, const std::string& ip) {
+  return R"([{"eniId":")" + eni + R"(","privateIp":")" + ip + R"(","vlanId":1}])";
 }
 
 int TestStack::control(const std::vector<std::string>& args) const {

@@ -10,6 +10,7 @@
 #include "agent/base/error.h"
 #include "agent/base/event_loop.h"
 #include "agent/kube/kube_api.h"
+#include "ec2/curl_ec2_client.h"
 
 namespace eni::testing {
 
@@ -30,6 +31,7 @@ struct TestStack {
   std::string subnetB;
   std::string subnetC;  // a /17: moto's random IPs do not collide there
   std::string securityGroupId;
+  std::string trunkEniId;  // the instance's trunk ENI (device index 99): branch ENIs hang off it
   std::string ec2ProxyEndpoint;
   std::string motoAuthEndpoint;
   std::string motoAuthAccessKeyId;
@@ -43,6 +45,18 @@ struct TestStack {
   std::string controlHttp(const std::string& method, const std::string& url,
                           const std::string& body = "") const;
 };
+
+/// A branch ENI as the VPC resource controller makes one for a pod with security groups: created
+/// in `subnet` with the controller's tags (`vpcresources.k8s.aws/trunk-eni-id` naming the stack's
+/// trunk, `vlan-id`, `eks:eni:owner`) plus `tags`, then associated with the trunk. It has no
+/// attachment of its own; DescribeNetworkInterfaces shows it as InterfaceType "branch".
+struct BranchEni {
+  std::string id;
+  std::string ip;
+};
+BranchEni makeBranchEni(CurlEc2Client& ec2, const std::string& subnet, std::vector<Tag> tags = {});
+/// The vpc.amazonaws.com/pod-eni annotation's value for a pod on `eni` with `ip`.
+std::string podEniAnnotation(const std::string& eni, const std::string& ip);
 
 /// Runs a program to completion; returns exit status and stdout.
 struct ProcessResult {

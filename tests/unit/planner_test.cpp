@@ -47,14 +47,14 @@ TEST(Planner, ChangeAndRemoveIsOneSetAndOneDelete) {
   const TagSet want{{"Team", "Dev"}, {"Env", "Prod"}};
   auto plan = planEni({"eni-1", &rec, nullptr, {pod("ns/a", want)}}, {});
   EXPECT_EQ(plan.toSet, (TagSet{{"Team", "Dev"}, {kHashTagKey, tagHash(want)}}));
-  EXPECT_EQ(plan.toDelete, std::vector<std::string>{"Cost"});
+  EXPECT_EQ(plan.toDelete, (TagSet{{"Cost", "1000"}})) << "removed only while it holds our value";
 }
 
 TEST(Planner, NoPodsLeftRemovesEveryOwnedTagAndTheHash) {
   auto rec = record({{"Team", "Platform"}});
   auto plan = planEni({"eni-1", &rec, nullptr, {}}, {});
   EXPECT_TRUE(plan.toSet.empty());
-  EXPECT_EQ(plan.toDelete, (std::vector<std::string>{"Team", kHashTagKey}));
+  EXPECT_EQ(plan.toDelete, (TagSet{{"Team", "Platform"}, {kHashTagKey, rec.hash}}));
   EXPECT_TRUE(plan.owned.empty());
   EXPECT_TRUE(plan.hash.empty());
 }
@@ -126,8 +126,49 @@ TEST(Planner, NeverOverwritesOrRemovesForeignKeys) {
   EXPECT_EQ(plan.verdicts[0].reason, SyncReason::Conflict);
   EXPECT_NE(plan.verdicts[0].message.find("Owner=finance"), std::string::npos);
   auto rec = record({{"Team", "x"}});
-  auto cleanup = planEni({"eni-1", &rec, &observed, {}}, {});
-  EXPECT_EQ(cleanup.toDelete, (std::vector<std::string>{"Team", kHashTagKey}));
+  TagSet tagged = observed;
+  tagged["Team"] = "x";
+  tagged[kHashTagKey] = rec.hash;
+  auto cleanup = planEni({"eni-1", &rec, &tagged, {}}, {});
+  EXPECT_EQ(cleanup.toDelete, (TagSet{{"Team", "x"}, {kHashTagKey, rec.hash}}));
+}
+
+// A record counts only while the ENI carries its hash: the node-state annotation can be written by
+// others (a forged or stale record), and removing what it claims would remove someone's tags.
+TEST(Planner, ARecordTheEniDoesNotConfirmOwnsNothing) {
+  auto forged = record({{"Owner", "finance"}});
+  const TagSet foreign{{"Owner", "finance"}};  // someone else's tag, and no hash of ours
+  auto plan = planEni({"eni-1", &forged, &foreign, {}}, {});
+  EXPECT_FALSE(plan.writes()) << "nothing of the record is removed";
+  EXPECT_TRUE(plan.owned.empty()) << "and it is forgotten";
+  // The same record on an ENI that carries its hash is ours: removed, with the value written.
+  const TagSet ours{{"Owner", "finance"}, {kHashTagKey, forged.hash}};
+  EXPECT_EQ(planEni({"eni-1", &forged, &ours, {}}, {}).toDelete,
+            (TagSet{{"Owner", "finance"}, {kHashTagKey, forged.hash}}));
+}
+
+TEST(Planner, RemovalsSkipKeysThatNoLongerHoldTheOwnedValue) {
+  auto rec = record({{"Team", "Platform"}, {"Cost", "1"}, {"Env", "prod"}});
+  // Since the agent wrote them: Cost was changed by someone, Env removed.
+  const TagSet observed{{"Team", "Platform"}, {"Cost", "2"}, {kHashTagKey, rec.hash}};
+  auto plan = planEni({"eni-1", &rec, &observed, {}}, {});
+  EXPECT_EQ(plan.toDelete, (TagSet{{"Team", "Platform"}, {kHashTagKey, rec.hash}}));
+}
+
+TEST(Planner, TheTagsMustFitEc2sFiftyWithTheOnesOthersSetAndTheHash) {
+  TagSet observed;
+  for (int i = 0; i < 10; ++i) observed["Foreign" + std::to_string(i)] = "x";
+  TagSet want;
+  for (int i = 0; i < 39; ++i) want["Mine" + std::to_string(i)] = "y";
+  auto fits = planEni({"eni-1", nullptr, &observed, {pod("ns/a", want)}}, {});
+  EXPECT_EQ(fits.verdicts[0].reason, SyncReason::Synced) << "10 + 39 + the hash = 50";
+  EXPECT_TRUE(fits.writes());
+  want["Mine39"] = "y";
+  auto over = planEni({"eni-1", nullptr, &observed, {pod("ns/a", want)}}, {});
+  EXPECT_EQ(over.verdicts[0].reason, SyncReason::InvalidTags);
+  EXPECT_NE(over.verdicts[0].message.find("only 39 of the pods' tags fit"), std::string::npos)
+      << over.verdicts[0].message;
+  EXPECT_FALSE(over.writes());
 }
 
 TEST(Planner, AdoptsWhatK8sEniTaggerAppliedWithoutAWrite) {
@@ -172,6 +213,18 @@ TEST(Coalesce, IdenticalChangesShareOneCall) {
         planEni({"eni-" + std::to_string(i), nullptr, nullptr, {pod("ns/p", {{"T", "A"}})}}, {}));
   }
   EXPECT_EQ(coalesceWrites(many).size(), 3u) << "at most 1000 resources per CreateTags";
+}
+
+TEST(Coalesce, RemovalsShareACallOnlyWithTheSameValues) {
+  EniPlan a{"eni-a", {}, {{"Team", "A"}}, {}, "", {}};
+  EniPlan b{"eni-b", {}, {{"Team", "A"}}, {}, "", {}};
+  EniPlan c{"eni-c", {}, {{"Team", "B"}}, {}, "", {}};
+  auto writes = coalesceWrites({a, b, c});
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_FALSE(writes[0].create);
+  EXPECT_EQ(writes[0].resources, (std::vector<std::string>{"eni-a", "eni-b"}));
+  EXPECT_EQ(writes[0].tags, (TagSet{{"Team", "A"}})) << "DeleteTags names the value";
+  EXPECT_EQ(writes[1].tags, (TagSet{{"Team", "B"}}));
 }
 
 }  // namespace

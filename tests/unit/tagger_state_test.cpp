@@ -7,125 +7,28 @@
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/tagger/tagger.h"
+#include "tests/support/fake_ec2.h"
 #include "tests/support/fake_kube_api.h"
 #include "tests/support/manual_scheduler.h"
 
 namespace eni {
 namespace {
 
-class NoEc2 final : public Ec2Api {
- public:
-  Result<std::vector<NetworkInterface>> describeNetworkInterfaces(
-      const std::vector<std::string>&, const std::vector<Filter>&) override {
-    ++calls;
-    return fail(ErrorCode::Internal, "unexpected");
-  }
-  Result<void> createTags(const std::vector<std::string>&, const std::vector<Tag>&) override {
-    return no();
-  }
-  Result<void> deleteTags(const std::vector<std::string>&, const std::vector<Tag>&) override {
-    return no();
-  }
-  Result<NetworkInterface> createNetworkInterface(const CreateEniRequest&) override { return no(); }
-  Result<std::string> attachNetworkInterface(const std::string&, const std::string&,
-                                             std::int64_t) override {
-    return no();
-  }
-  Result<void> detachNetworkInterface(const std::string&, bool) override { return no(); }
-  Result<void> deleteNetworkInterface(const std::string&) override { return no(); }
-  Result<void> setDeleteOnTermination(const std::string&, const std::string&, bool) override {
-    return no();
-  }
-  Result<std::vector<Subnet>> describeSubnets(const std::vector<std::string>&,
-                                              const std::vector<Filter>&) override {
-    return no();
-  }
-  Result<std::vector<SecurityGroup>> describeSecurityGroups(const std::vector<std::string>&,
-                                                            const std::vector<Filter>&) override {
-    return no();
-  }
-  Result<Instance> describeInstance(const std::string&) override { return no(); }
-  int calls = 0;
+using testing::FakeEc2;
+using testing::FakeImds;
 
- private:
-  tl::unexpected<Error> no() {
-    ++calls;
-    return fail(ErrorCode::Internal, "unexpected");
-  }
-};
+// eni-1, attached to the instance at device 0 in subnet-1, holding 10.0.0.5 and 10.0.0.6.
+void oneEni(FakeEc2& ec2) {
+  auto& eni = ec2.addAttached("eni-1", 0, "subnet-1");
+  eni.privateIpAddress = "10.0.0.5";
+  eni.privateIpAddresses = {"10.0.0.5", "10.0.0.6"};
+}
 
-class NoImds final : public Imds {
- public:
-  Result<std::string> get(const std::string&) override {
-    return fail(ErrorCode::Internal, "unexpected");
-  }
-  Result<InstanceIdentity> identity() override { return fail(ErrorCode::Internal, "unexpected"); }
-  Result<InterfaceMap> interfaces() override { return fail(ErrorCode::Internal, "unexpected"); }
-  Result<Credentials> roleCredentials() override { return fail(ErrorCode::Internal, "unexpected"); }
-};
-
-// EC2 and IMDS for one ENI holding 10.0.0.5 and 10.0.0.6: CreateTags succeeds, and Describe shows
-// no tags.
-class OneEniEc2 final : public Ec2Api {
- public:
-  Result<std::vector<NetworkInterface>> describeNetworkInterfaces(
-      const std::vector<std::string>&, const std::vector<Filter>&) override {
-    return std::vector<NetworkInterface>{};
-  }
-  Result<void> createTags(const std::vector<std::string>&, const std::vector<Tag>&) override {
-    ++createTagsCalls;
-    return {};
-  }
-  Result<void> deleteTags(const std::vector<std::string>&, const std::vector<Tag>&) override {
-    return {};
-  }
-  Result<NetworkInterface> createNetworkInterface(const CreateEniRequest&) override { return no(); }
-  Result<std::string> attachNetworkInterface(const std::string&, const std::string&,
-                                             std::int64_t) override {
-    return no();
-  }
-  Result<void> detachNetworkInterface(const std::string&, bool) override { return no(); }
-  Result<void> deleteNetworkInterface(const std::string&) override { return no(); }
-  Result<void> setDeleteOnTermination(const std::string&, const std::string&, bool) override {
-    return no();
-  }
-  Result<std::vector<Subnet>> describeSubnets(const std::vector<std::string>&,
-                                              const std::vector<Filter>&) override {
-    return no();
-  }
-  Result<std::vector<SecurityGroup>> describeSecurityGroups(const std::vector<std::string>&,
-                                                            const std::vector<Filter>&) override {
-    return no();
-  }
-  Result<Instance> describeInstance(const std::string&) override { return no(); }
-  int createTagsCalls = 0;
-
- private:
-  static tl::unexpected<Error> no() { return fail(ErrorCode::Internal, "unexpected"); }
-};
-
-class OneEniImds final : public Imds {
- public:
-  Result<std::string> get(const std::string&) override {
-    return fail(ErrorCode::NotFound, "not here");
-  }
-  Result<InstanceIdentity> identity() override {
-    return InstanceIdentity{"i-1", "us-east-1", "us-east-1a", "02:00:00:00:00:01"};
-  }
-  Result<InterfaceMap> interfaces() override {
-    ++walks;
-    ImdsInterface i;
-    i.mac = "02:00:00:00:00:01";
-    i.interfaceId = "eni-1";
-    i.deviceNumber = 0;
-    i.localIpv4s = {"10.0.0.5", "10.0.0.6"};
-    i.subnetId = "subnet-1";
-    i.vpcId = "vpc-1";
-    return InterfaceMap{{i}};
-  }
-  Result<Credentials> roleCredentials() override { return fail(ErrorCode::Internal, "unexpected"); }
-  int walks = 0;
-};
+std::map<std::string, std::string> tagsOf(const FakeEc2& ec2, const std::string& id) {
+  std::map<std::string, std::string> out;
+  for (const auto& t : ec2.enis.at(id).tags) out[t.key] = t.value;
+  return out;
+}
 
 // A pod write the API server refuses (429) is retried after the retry delay, not by the next pass
 // 20 ms later (and a refused condition is retried at all): that fed a storm of thousands of 429s
@@ -134,8 +37,9 @@ TEST(TaggerPodWrites, AFailedLastAppliedWriteBacksOffAndASucceededOneIsNotRepeat
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
-  OneEniEc2 ec2;
-  OneEniImds imds;
+  FakeEc2 ec2;
+  oneEni(ec2);
+  FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
@@ -176,7 +80,7 @@ TEST(TaggerPodWrites, AFailedLastAppliedWriteBacksOffAndASucceededOneIsNotRepeat
     scheduler.advance(Duration(10));
     tagger.resync();  // passes keep coming, as pod events would start them
   }
-  EXPECT_EQ(ec2.createTagsCalls, 1);
+  EXPECT_EQ(ec2.calls["CreateTags"], 1);
   EXPECT_EQ(lastAppliedWrites(), 1) << "one attempt in the first second, not one per pass";
   EXPECT_EQ(conditionWrites(), 0) << "the pod backs off as a whole";
   refuse = false;
@@ -212,8 +116,9 @@ TEST(TaggerLatency, APodJoiningAnAlreadyTaggedEniIsMeasuredOnce) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
-  OneEniEc2 ec2;
-  OneEniImds imds;
+  FakeEc2 ec2;
+  oneEni(ec2);
+  FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
@@ -226,11 +131,11 @@ TEST(TaggerLatency, APodJoiningAnAlreadyTaggedEniIsMeasuredOnce) {
   tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
   scheduler.advance(Duration(100));
   EXPECT_EQ(imds.walks, 1);
-  EXPECT_EQ(ec2.createTagsCalls, 1);
+  EXPECT_EQ(ec2.calls["CreateTags"], 1);
   EXPECT_EQ(tagger.counters().latencies().size(), 1u);
   tagger.onPod(ChangeType::Added, annotatedPod("api", "10.0.0.6"));
   scheduler.advance(Duration(100));
-  EXPECT_EQ(ec2.createTagsCalls, 1) << "the ENI carries the tags already";
+  EXPECT_EQ(ec2.calls["CreateTags"], 1) << "the ENI carries the tags already";
   EXPECT_EQ(tagger.counters().latencies().size(), 2u);
   tagger.resync();
   scheduler.advance(Duration(100));
@@ -241,8 +146,8 @@ TEST(TaggerNodeState, RecordsTheEniManagersAttachmentsOnce) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
-  NoEc2 ec2;
-  NoImds imds;
+  FakeEc2 ec2;
+  FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
@@ -266,15 +171,15 @@ TEST(TaggerNodeState, RecordsTheEniManagersAttachmentsOnce) {
   tagger.setAttachments(attachments);
   scheduler.advance(Duration(1000));
   EXPECT_EQ(kube.patches.size(), 1u) << "written only when it changed";
-  EXPECT_EQ(ec2.calls, 0);
+  EXPECT_EQ(ec2.writes(), 0);
 }
 
 TEST(TaggerResync, AnEarlyResyncReplacesThePendingTimerInsteadOfAddingOne) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
-  NoEc2 ec2;
-  NoImds imds;
+  FakeEc2 ec2;
+  FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
@@ -302,8 +207,8 @@ TEST(TaggerResync, TheFirstResyncAfterAStartSpreadsOverAWholeInterval) {
     testing::FakeKubeApi kube;
     testing::ManualScheduler scheduler;
     InlineExecutor executor;
-    NoEc2 ec2;
-    NoImds imds;
+    FakeEc2 ec2;
+    FakeImds imds(ec2);
     TaggerOptions options;
     options.nodeName = "n1";
     options.resyncInterval = interval;
@@ -331,8 +236,8 @@ TEST(TaggerPodWrites, AFailedConditionPatchIsRetriedWithoutThePodChanging) {
   kube.failStatusPatches = 1;
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
-  NoEc2 ec2;
-  NoImds imds;
+  FakeEc2 ec2;
+  FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
@@ -368,69 +273,8 @@ TEST(TaggerPodWrites, AFailedConditionPatchIsRetriedWithoutThePodChanging) {
   scheduler.advance(options.retryDelay * 3);
   EXPECT_EQ(conditionPatches(), 2) << "and not again once it succeeded";
   EXPECT_TRUE(tagger.idle());
-  EXPECT_EQ(ec2.calls, 0);
+  EXPECT_EQ(ec2.writes(), 0);
 }
-
-// EC2 for eni-1 that keeps its tags, applies CreateTags and DeleteTags (a key with a value only
-// when it matches) and, at each CreateTags, notes the node state then stored.
-class TagKeepingEc2 final : public Ec2Api {
- public:
-  explicit TagKeepingEc2(testing::FakeKubeApi& kube) : kube_(kube) {}
-  Result<std::vector<NetworkInterface>> describeNetworkInterfaces(
-      const std::vector<std::string>&, const std::vector<Filter>&) override {
-    ++describes;
-    NetworkInterface eni;
-    eni.id = "eni-1";
-    eni.subnetId = "subnet-1";
-    for (const auto& [k, v] : tags) eni.tags.push_back({k, v});
-    return std::vector<NetworkInterface>{eni};
-  }
-  Result<void> createTags(const std::vector<std::string>&, const std::vector<Tag>& add) override {
-    std::string stored;  // the node state as the API server holds it now
-    for (const auto& [ref, body] : kube_.patches) {
-      if (ref.kind.plural == "nodes")
-        stored = body["metadata"]["annotations"][kNodeStateAnnotation].asString();
-    }
-    stateAtCreateTags.push_back(stored);
-    for (const auto& t : add) tags[t.key] = t.value;
-    return {};
-  }
-  Result<void> deleteTags(const std::vector<std::string>&, const std::vector<Tag>& del) override {
-    for (const auto& t : del) {
-      auto it = tags.find(t.key);
-      if (it != tags.end() && (t.value.empty() || t.value == it->second)) tags.erase(it);
-      deleted.push_back(t.key);
-    }
-    return {};
-  }
-  Result<NetworkInterface> createNetworkInterface(const CreateEniRequest&) override { return no(); }
-  Result<std::string> attachNetworkInterface(const std::string&, const std::string&,
-                                             std::int64_t) override {
-    return no();
-  }
-  Result<void> detachNetworkInterface(const std::string&, bool) override { return no(); }
-  Result<void> deleteNetworkInterface(const std::string&) override { return no(); }
-  Result<void> setDeleteOnTermination(const std::string&, const std::string&, bool) override {
-    return no();
-  }
-  Result<std::vector<Subnet>> describeSubnets(const std::vector<std::string>&,
-                                              const std::vector<Filter>&) override {
-    return no();
-  }
-  Result<std::vector<SecurityGroup>> describeSecurityGroups(const std::vector<std::string>&,
-                                                            const std::vector<Filter>&) override {
-    return no();
-  }
-  Result<Instance> describeInstance(const std::string&) override { return no(); }
-  std::map<std::string, std::string> tags;
-  std::vector<std::string> stateAtCreateTags;
-  std::vector<std::string> deleted;
-  int describes = 0;
-
- private:
-  static tl::unexpected<Error> no() { return fail(ErrorCode::Internal, "unexpected"); }
-  testing::FakeKubeApi& kube_;
-};
 
 // The SIGKILL drill (seed 7): killed after CreateTags but before the debounced node-state write,
 // then the pod deleted while the agent was down, left the agent's tags on the ENI for good. The
@@ -440,9 +284,19 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
-  TagKeepingEc2 ec2(kube);
-  ec2.tags["Owner"] = "someone-else";  // a foreign tag, never the agent's to remove
-  OneEniImds imds;
+  FakeEc2 ec2;
+  oneEni(ec2);
+  ec2.enis["eni-1"].tags = {{"Owner", "someone-else"}};  // a foreign tag, never the agent's
+  std::vector<std::string> stateAtCreateTags;            // the node state the API server held then
+  ec2.onCreateTags = [&](const std::vector<std::string>&, const std::vector<Tag>&) {
+    std::string stored;
+    for (const auto& [ref, body] : kube.patches) {
+      if (ref.kind.plural == "nodes")
+        stored = body["metadata"]["annotations"][kNodeStateAnnotation].asString();
+    }
+    stateAtCreateTags.push_back(stored);
+  };
+  FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
   std::string writeAhead;
@@ -454,17 +308,17 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
     tagger.start();
     tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
     scheduler.advance(Duration(100));  // the pass ran; the debounced state write has not
-    ASSERT_EQ(ec2.stateAtCreateTags.size(), 1u);
-    writeAhead = ec2.stateAtCreateTags[0];
+    ASSERT_EQ(stateAtCreateTags.size(), 1u);
+    writeAhead = stateAtCreateTags[0];
     auto state = decodeNodeState(writeAhead);
     ASSERT_TRUE(state) << "no node state was stored before CreateTags: " << writeAhead;
     ASSERT_EQ(state->enis.count("eni-1"), 1u);
-    EXPECT_EQ(state->enis["eni-1"].pending.count("Team"), 1u);
-    EXPECT_EQ(state->enis["eni-1"].pending.count(kHashTagKey), 1u);
-    EXPECT_EQ(ec2.tags["Team"], "Platform");
+    EXPECT_EQ(state->enis["eni-1"].pendingKeys, std::vector<std::string>{"Team"});
+    EXPECT_EQ(state->enis["eni-1"].pendingHash, tagHash({{"Team", "Platform"}}));
+    EXPECT_EQ(tagsOf(ec2, "eni-1")["Team"], "Platform");
     // The killed agent's debounced write never happens: the tagger goes away here.
   }
-  const auto describesBefore = ec2.describes;
+  const auto describesBefore = ec2.calls["DescribeNetworkInterfaces"];
   testing::FakeKubeApi kube2;  // the restarted agent, the pod deleted meanwhile
   Tagger tagger(kube2, ec2, imds, scheduler, executor, scheduler, options);
   Json::Value node;
@@ -473,10 +327,11 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   tagger.onNode(ChangeType::Added, node);
   tagger.start();
   scheduler.advance(Duration(1000));
-  EXPECT_EQ(ec2.describes, describesBefore + 1) << "one Describe tells what the write did";
-  EXPECT_EQ(ec2.tags, (std::map<std::string, std::string>{{"Owner", "someone-else"}}))
+  EXPECT_EQ(ec2.calls["DescribeNetworkInterfaces"], describesBefore + 1)
+      << "one Describe tells what the write did";
+  EXPECT_EQ(tagsOf(ec2, "eni-1"), (std::map<std::string, std::string>{{"Owner", "someone-else"}}))
       << "the agent's tags are gone, the foreign one stays";
-  EXPECT_EQ(std::count(ec2.deleted.begin(), ec2.deleted.end(), "Owner"), 0);
+  for (const auto& t : ec2.deleteRequests) EXPECT_NE(t.key, "Owner");
   EXPECT_TRUE(tagger.state().enis.empty());
   EXPECT_TRUE(tagger.idle());
 }
@@ -488,8 +343,8 @@ TEST(TaggerWriteAhead, TheEniManagersRecordIsAnsweredOnlyOnceAPatchCarriesIt) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
-  NoEc2 ec2;
-  NoImds imds;
+  FakeEc2 ec2;
+  FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
@@ -531,6 +386,114 @@ TEST(TaggerWriteAhead, TheEniManagersRecordIsAnsweredOnlyOnceAPatchCarriesIt) {
   auto state = lastState();
   ASSERT_TRUE(state);
   EXPECT_TRUE(state->creating.empty());
+}
+
+int nodePatches(const testing::FakeKubeApi& kube) {
+  int n = 0;
+  for (const auto& [ref, body] : kube.patches) n += ref.kind.plural == "nodes";
+  return n;
+}
+
+// While the API server refused node patches, the state write was retried every 500 ms: 119
+// attempts in a minute from one agent, a reconnect storm across a fleet. It backs off as the
+// watches do (0.5 s doubling to 30 s, jittered), and resets once a patch lands.
+TEST(TaggerNodeState, AFailingStateWriteBacksOffInsteadOfRetryingEveryDebounce) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  bool down = true;
+  kube.patchAnswer = [&](const ObjectRef& ref, const Json::Value& body) -> Result<Json::Value> {
+    if (down && ref.kind.plural == "nodes") return fail(ErrorCode::Transient, "connection refused");
+    return body;
+  };
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.setAttachments({{"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}});
+  for (int i = 0; i < 600; ++i) scheduler.advance(Duration(100));  // one minute
+  const int attempts = nodePatches(kube);
+  EXPECT_GE(attempts, 2);
+  EXPECT_LE(attempts, 12) << "a minute of a refusing API server, with backoff";
+  down = false;
+  for (int i = 0; i < 400; ++i) scheduler.advance(Duration(100));  // past the 30 s cap
+  const int landed = nodePatches(kube);
+  EXPECT_EQ(landed, attempts + 1) << "written once when the server is back, then nothing";
+}
+
+// An operator removed the annotation (kubectl annotate node N eni-agent.io/state-): it was not
+// written back, and the next restart after a pod deletion leaked that pod's tags.
+TEST(TaggerNodeState, ARemovedOrForeignAnnotationIsWrittenAgainButItsOwnEchoesAreNot) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  tagger.onNode(ChangeType::Added, node);
+  tagger.setAttachments({{"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}});
+  scheduler.advance(Duration(1000));
+  ASSERT_EQ(nodePatches(kube), 1);
+  const std::string written =
+      kube.patches.back().second["metadata"]["annotations"][kNodeStateAnnotation].asString();
+  Json::Value echo = node;
+  echo["metadata"]["annotations"][kNodeStateAnnotation] = written;
+  tagger.onNode(ChangeType::Modified, echo);  // the watch shows its own write
+  tagger.onNode(ChangeType::Modified, node);  // an event from before the write, without it
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(nodePatches(kube), 2) << "the annotation seen gone is written again";
+  tagger.onNode(ChangeType::Modified, echo);
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(nodePatches(kube), 2) << "its own echo is not news";
+  Json::Value foreign = node;
+  foreign["metadata"]["annotations"][kNodeStateAnnotation] = R"({"version":1,"enis":{}})";
+  tagger.onNode(ChangeType::Modified, foreign);
+  scheduler.advance(Duration(1000));
+  ASSERT_EQ(nodePatches(kube), 3) << "someone else's content is replaced";
+  EXPECT_EQ(kube.patches.back().second["metadata"]["annotations"][kNodeStateAnnotation].asString(),
+            written);
+}
+
+// A newer agent's state ("version": 2) was overwritten by an older agent after a rollback. The
+// older agent leaves it alone, runs cold, writes no tag it could not record, and says so.
+TEST(TaggerNodeState, ANewerAgentsStateIsNeitherReadNorOverwritten) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  oneEni(ec2);
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  node["metadata"]["annotations"][kNodeStateAnnotation] = R"({"version":2,"enis":{}})";
+  tagger.onNode(ChangeType::Added, node);
+  EXPECT_NE(tagger.stateProblem().find("NewerVersion"), std::string::npos);
+  tagger.start();
+  tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
+  tagger.setAttachments({{"multus", "eni-2", "eni-attach-2", 2, "", 9001, "attached"}});
+  scheduler.advance(Duration(30000));
+  EXPECT_EQ(nodePatches(kube), 0) << "the newer record stays as it is";
+  EXPECT_EQ(ec2.calls["CreateTags"], 0) << "no tag it could not record";
+  EXPECT_EQ(ec2.calls["DescribeNetworkInterfaces"], 1) << "a cold start, once: no retry loop";
+  int taggingFailed = 0;
+  for (const auto& [ref, body] : kube.patches) {
+    if (ref.subresource == "status" &&
+        body["status"]["conditions"][0]["reason"].asString() == "TaggingFailed" &&
+        body["status"]["conditions"][0]["message"].asString().find("newer") != std::string::npos)
+      ++taggingFailed;
+  }
+  EXPECT_EQ(taggingFailed, 1) << "the pod says why";
 }
 
 }  // namespace

@@ -71,7 +71,8 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{R"({"Team":"a","Team":"b"})", "duplicate"}, Bad{"Team=a,Team=b", "appears twice"},
         Bad{"Team", "is not Key=Value"}, Bad{"Team=a,,Cost=1", "empty entry"},
         Bad{"Team=a,", "empty entry"}, Bad{",", "empty entry"}, Bad{"=value", "key is empty"},
-        Bad{R"({"":"v"})", "key is empty"}, Bad{manyTags(51), "51 tags; the limit is 50"},
+        Bad{R"({"":"v"})", "key is empty"}, Bad{manyTags(51), "51 tags; the limit is 49"},
+        Bad{manyTags(50), "50 tags; the limit is 49 (EC2 allows 50 per ENI"},
         Bad{std::string(128, 'k') + "=v", "the limit is 127"},
         Bad{"k=" + std::string(256, 'v'), "the limit is 255"},
         Bad{"Team=Plat#form", "contains \"#\""}, Bad{"Te!am=x", "contains \"!\""},
@@ -83,7 +84,30 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{std::string(10001, ' '), "the limit is 10000"},
         Bad{"{" + std::string(10000, ' ') + "}", "the limit is 10000"},
         Bad{"Team=a\"b", "contains \"\"\""}, Bad{"Team=<x>", "contains \"<\""},
-        Bad{std::string(R"({"a":"b"})") + "trailing", "malformed JSON"}));
+        Bad{std::string(R"({"a":"b"})") + "trailing", "malformed JSON"},
+        // Strict JSON, as k8s-eni-tagger reads it: no trailing commas, comments or quirks.
+        Bad{R"({"Team":"a",})", "malformed JSON"}, Bad{R"({"Team":"a" /* c */})", "malformed JSON"},
+        Bad{"{\"Team\":\"a\" // c\n}", "malformed JSON"}, Bad{R"({'Team':'a'})", "malformed JSON"},
+        // Keys that tell an ENI's owner: a pod must never set them.
+        Bad{"eni-agent.io/managed-by=eni-agent", "prefix eni-agent.io/, reserved"},
+        Bad{"ENI-AGENT.IO/instance-id=i-1", "prefix eni-agent.io/, reserved"},
+        Bad{"Node=node-1", "reserved: the ENI manager reads it"},
+        Bad{"NodeENI=ghost", "reserved: the ENI manager reads it"},
+        Bad{"SubnetID=subnet-1", "reserved: the ENI manager reads it"},
+        Bad{"Name=nodeeni-ghost-node-1-12345678", "form of the ENI manager's own ENI names"},
+        Bad{"node.k8s.amazonaws.com/no_manage=true", "reserved for VPC CNI"},
+        Bad{"node.k8s.amazonaws.com/instance_id=i-1", "reserved for VPC CNI"},
+        Bad{"vpcresources.k8s.aws/trunk-eni-id=eni-1", "the VPC resource controller"},
+        Bad{"eks:eni:owner=x", "reserved for EKS"},
+        Bad{"kubernetes.io/cluster/managed-by=nodeeni-controller",
+            "reserved prefix kubernetes.io/cluster/"}));
+
+TEST(TagAnnotation, ANameThatIsNotTheEniManagersFormIsAnOrdinaryTag) {
+  auto tags = parseTagAnnotation("Name=web-frontend,NodeRole=worker,Subnet=a");
+  ASSERT_TRUE(tags) << tags.error().message;
+  EXPECT_EQ(tags->size(), 3u);
+  EXPECT_TRUE(parseTagAnnotation(manyTags(49))) << "49 tags and the hash fill EC2's 50";
+}
 
 TEST(TagDiff, Scenarios) {
   // Seed scenario 3: a changed value is one set, nothing deleted.
