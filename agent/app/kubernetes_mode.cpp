@@ -209,6 +209,8 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
                         }});
   eni::Readiness readiness;
   readiness.addCheck("lease", [&lease] { return lease.notReadyReason(); });
+  // A rollback below the version that wrote the node state: this agent may not keep it.
+  readiness.addCheck("state", [&tagger] { return tagger.stateProblem(); });
   // Until the lease is held the view has not started, and the lease check says why.
   readiness.addCheck("kubernetes", [&view, &lease] {
     return !lease.held() || view.synced() ? "" : view.waitingFor();
