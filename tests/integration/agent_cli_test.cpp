@@ -107,13 +107,14 @@ TEST(AgentCli, NotReadyWhileTheServerIsUnreachable) {
   BackgroundProcess agent({agentBinary(), "--kubeconfig=" + path, "--node-name=n",
                            "--log-format=json", "--region=us-east-1"},
                           env);
-  // The log line that carries the failed list's detail; /readyz shows the same state from then.
-  ASSERT_TRUE(agent.waitForOutput("kubernetes: ListFailed: ")) << agent.output();
+  // The first thing it asks the server for is the node's lease: the log line carries the failed
+  // call's detail, and /readyz shows the same state from then.
+  ASSERT_TRUE(agent.waitForOutput("lease: LeaseError: ")) << agent.output();
   auto ready = probe(env, "/readyz");
   EXPECT_EQ(ready.first, 503);
   // The probe is unauthenticated: the failing check and its code, never the server's address or
   // the error text. Those go to the log.
-  EXPECT_EQ(ready.second, "not ready: kubernetes: ListFailed\n");
+  EXPECT_EQ(ready.second, "not ready: lease: LeaseError\n");
   EXPECT_EQ(ready.second.find("127.0.0.1"), std::string::npos) << ready.second;
   EXPECT_EQ(probe(env, "/healthz").first, 200) << "alive while it retries";
   EXPECT_TRUE(agent.running()) << "an unreachable server is retried, not fatal";

@@ -1,0 +1,47 @@
+#include "agent/base/pass_runner.h"
+
+#include <memory>
+#include <utility>
+
+namespace eni {
+
+PassRunner::PassRunner(Scheduler& scheduler, Options options, Pass pass)
+    : options_(options), pass_(std::move(pass)), timer_(scheduler, [this] { run(); }) {}
+
+void PassRunner::start() {
+  started_ = true;
+  if (dirty_ && !running_) timer_.enableIfDisabled(options_.coalesce);
+}
+
+void PassRunner::markDirty() {
+  dirty_ = true;
+  if (started_ && !running_) timer_.enableIfDisabled(options_.coalesce);
+}
+
+void PassRunner::runAfter(Duration delay) {
+  if (running_) return;  // the pass in progress decides what comes next
+  if (!timer_.enabled()) timer_.enable(delay);
+}
+
+void PassRunner::run() {
+  if (running_) return;
+  running_ = true;
+  dirty_ = false;
+  ++passes_;
+  // `done` may be called at once (a pass with nothing to do) or long after, never twice.
+  auto called = std::make_shared<bool>(false);
+  pass_([this, called](bool retry) {
+    if (std::exchange(*called, true)) return;
+    finished(retry);
+  });
+}
+
+void PassRunner::finished(bool retry) {
+  running_ = false;
+  if (dirty_)
+    timer_.enableIfDisabled(options_.coalesce);
+  else if (retry)
+    timer_.enableIfDisabled(options_.retry);
+}
+
+}  // namespace eni

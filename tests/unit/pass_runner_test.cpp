@@ -1,0 +1,112 @@
+// Timer and PassRunner: the pass machinery the reconcilers share, on a manual scheduler.
+#include "agent/base/pass_runner.h"
+
+#include <gtest/gtest.h>
+
+#include "agent/base/timer.h"
+#include "tests/support/manual_scheduler.h"
+
+namespace eni {
+namespace {
+
+TEST(Timer, ReArmingReplacesAndDestroyingCancels) {
+  testing::ManualScheduler scheduler;
+  int fired = 0;
+  {
+    Timer timer(scheduler, [&] { ++fired; });
+    timer.enable(Duration(100));
+    timer.enable(Duration(300));  // replaces the first
+    EXPECT_EQ(scheduler.pending(), 1u);
+    scheduler.advance(Duration(200));
+    EXPECT_EQ(fired, 0);
+    scheduler.advance(Duration(100));
+    EXPECT_EQ(fired, 1);
+    EXPECT_FALSE(timer.enabled());
+    timer.enableIfDisabled(Duration(50));
+    timer.enableIfDisabled(Duration(500));  // already armed: the earlier deadline stands
+    scheduler.advance(Duration(50));
+    EXPECT_EQ(fired, 2);
+    timer.enable(Duration(100));
+    timer.disable();
+    scheduler.advance(Duration(1000));
+    EXPECT_EQ(fired, 2);
+    timer.enable(Duration(100));
+  }  // destroyed while armed
+  EXPECT_EQ(scheduler.pending(), 0u);
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(fired, 2);
+}
+
+struct Recorder {
+  std::vector<PassRunner::Done> open;  // passes running, their `done` not called yet
+  int runs = 0;
+};
+
+PassRunner makeRunner(testing::ManualScheduler& scheduler, Recorder& r) {
+  return PassRunner(scheduler, {Duration(20), Duration(5000)}, [&r](PassRunner::Done done) {
+    ++r.runs;
+    r.open.push_back(std::move(done));
+  });
+}
+
+TEST(PassRunner, MarksCoalesceAndNothingRunsBeforeStart) {
+  testing::ManualScheduler scheduler;
+  Recorder r;
+  PassRunner runner = makeRunner(scheduler, r);
+  runner.markDirty();
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(r.runs, 0) << "not started";
+  runner.start();
+  runner.markDirty();
+  runner.markDirty();
+  scheduler.advance(Duration(20));
+  EXPECT_EQ(r.runs, 1) << "three marks, one pass";
+  EXPECT_TRUE(runner.running());
+  EXPECT_FALSE(runner.idle());
+  r.open.back()(false);
+  EXPECT_TRUE(runner.idle());
+  EXPECT_EQ(runner.passes(), 1u);
+}
+
+TEST(PassRunner, OnePassAtATimeMarksDuringAPassStartTheNext) {
+  testing::ManualScheduler scheduler;
+  Recorder r;
+  PassRunner runner = makeRunner(scheduler, r);
+  runner.start();
+  runner.markDirty();
+  scheduler.advance(Duration(20));
+  runner.markDirty();  // during the pass
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(r.runs, 1) << "never two at once";
+  r.open.back()(true);  // it asks for a retry, but a mark is waiting: that comes first
+  scheduler.advance(Duration(20));
+  EXPECT_EQ(r.runs, 2);
+  r.open.back()(false);
+  r.open.front()(false);  // a second `done` of an old pass is ignored
+  EXPECT_TRUE(runner.idle());
+}
+
+TEST(PassRunner, ARetryRunsAfterTheRetryDelayAndRunAfterWaitsForWhatIsDue) {
+  testing::ManualScheduler scheduler;
+  Recorder r;
+  PassRunner runner = makeRunner(scheduler, r);
+  runner.start();
+  runner.markDirty();
+  scheduler.advance(Duration(20));
+  r.open.back()(true);
+  scheduler.advance(Duration(4999));
+  EXPECT_EQ(r.runs, 1);
+  scheduler.advance(Duration(1));
+  EXPECT_EQ(r.runs, 2);
+  r.open.back()(false);
+  runner.runAfter(Duration(300));
+  scheduler.advance(Duration(299));
+  EXPECT_EQ(r.runs, 2);
+  scheduler.advance(Duration(1));
+  EXPECT_EQ(r.runs, 3);
+  r.open.back()(false);
+  EXPECT_TRUE(runner.idle());
+}
+
+}  // namespace
+}  // namespace eni
