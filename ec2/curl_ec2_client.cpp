@@ -91,6 +91,7 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
     request.body = body;
     request.connectTimeout = config_.connectTimeout;
     request.timeout = config_.timeout;
+    request.maxBodyBytes = kEc2MaxBodyBytes;
     request.headers.push_back("Content-Type: application/x-www-form-urlencoded; charset=utf-8");
     // The AWS SDKs' retry headers: which call this is and which attempt of it, so a proxy or a
     // server log can tell a client retry from a new call.

@@ -14,6 +14,11 @@
 
 namespace eni {
 
+/// The body cap of one EC2 answer. The biggest is a DescribeNetworkInterfaces page: at most
+/// MaxResults (1000) interfaces of 3-6 KiB each (50 addresses, tags, groups), so 8 MiB fits a
+/// full page and still keeps a misbehaving endpoint well inside the DaemonSet's memory limit.
+inline constexpr std::size_t kEc2MaxBodyBytes = std::size_t{8} << 20;
+
 struct Ec2ClientConfig {
   std::string region;
   std::string endpoint;  // resolved with ec2Endpoint()

@@ -71,6 +71,7 @@ CurlImds::CurlImds(ImdsConfig config, const Clock& clock, Sleeper& sleeper)
 Result<HttpResponse> CurlImds::sendLocked(HttpRequest request) {
   request.connectTimeout = config_.connectTimeout;
   request.timeout = config_.timeout;
+  request.maxBodyBytes = kImdsMaxBodyBytes;
   Result<HttpResponse> last = fail(ErrorCode::Internal, "IMDS: no attempt made");
   for (int attempt = 0; attempt < config_.attempts; ++attempt) {
     if (attempt > 0) sleeper_.sleepFor(Duration(100 * attempt));

@@ -10,6 +10,10 @@ Test hooks (no token needed, loopback only):
   POST /_emulator/down         answer 503 to everything until /_emulator/up
   POST /_emulator/up
   POST /_emulator/expire-tokens  forget every issued token (the next request gets 401)
+  POST /_emulator/huge         JSON {"path": "placement/region", "bytes": N, "chunked": true}: that
+                               metadata path answers N bytes (chunked, or with a Content-Length
+                               when "chunked" is false). {} clears it.
+  POST /_emulator/reset        clears down and huge
 
 It also plays the EKS Pod Identity agent for credential tests:
   GET  /_container/credentials   with "Authorization: <--container-token>" gives JSON credentials
@@ -43,6 +47,7 @@ class State:
         self.lock = threading.Lock()
         self.stats = {"token": 0, "get": 0, "unauthorized": 0, "not_found": 0}
         self.down = False
+        self.huge = None    # {"path", "bytes", "chunked"}
         self._instance = None
         self._ifaces = (None, 0.0)
         self._cidrs = {}
@@ -196,7 +201,53 @@ def make_handler(state):
             self.end_headers()
             self.wfile.write(token.encode())
 
+        def read_json(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(n) or b"null") if n > 0 else None
+
+        def set_huge(self, spec):
+            if spec in (None, {}):
+                state.huge = None
+                return self.reply(200, "huge off")
+            if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) \
+                    or not isinstance(spec.get("bytes"), int) or spec["bytes"] < 0:
+                return self.reply(400, 'huge needs {"path": ..., "bytes": N, "chunked": bool}')
+            state.huge = {"path": spec["path"].strip("/"), "bytes": spec["bytes"],
+                          "chunked": bool(spec.get("chunked", True))}
+            return self.reply(200, "huge on")
+
+        def send_huge(self, spec):
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            if spec["chunked"]:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(spec["bytes"]))
+            self.end_headers()
+            piece = b"x" * 65536
+            sent = 0
+            try:
+                while sent < spec["bytes"]:
+                    chunk = piece[:spec["bytes"] - sent]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if spec["chunked"] else chunk)
+                    sent += len(chunk)
+                if spec["chunked"]:
+                    self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client gave up on it, as it should
+
         def do_POST(self):
+            try:
+                body = self.read_json()
+            except ValueError:
+                return self.reply(400, "not JSON")
+            if self.path == "/_emulator/huge":
+                return self.set_huge(body)
+            if self.path == "/_emulator/reset":
+                state.huge = None
+                state.down = False
+                return self.reply(200, "reset")
             if self.path == "/_emulator/down":
                 state.down = True
                 return self.reply(200, "down")
@@ -233,6 +284,10 @@ def make_handler(state):
                 state.count("not_found")
                 return self.reply(404, "")
             state.count("get")
+            huge = state.huge
+            if huge and self.path[len("/latest/meta-data"):].strip("/") == huge["path"]:
+                state.count("huge")
+                return self.send_huge(huge)
             try:
                 body = metadata(state, self.path[len("/latest/meta-data"):])
             except Exception as e:  # noqa: BLE001 - moto hiccup: say so, as IMDS would with a 5xx

@@ -262,6 +262,24 @@ TEST_F(Ec2ClientTest, HtmlForAnUnknownFilterIsAClearError) {
   EXPECT_NE(r.error().message.find("not an EC2 error"), std::string::npos) << r.error().message;
 }
 
+// A 40 MiB answer, chunked (no Content-Length): the call fails with the cap's error after
+// reading at most the cap, and the client's next call works.
+TEST_F(Ec2ClientTest, A40MiBAnswerFailsWithTheCapErrorAndTheNextCallWorks) {
+  Ec2ClientConfig config;
+  config.maxAttempts = 2;
+  auto ec2 = client(config);
+  proxyRules(R"([{"action":"DescribeSubnets","fault":"huge","count":2}])");
+  auto r = ec2->describeSubnets({TestStack::get().subnetA}, {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::Transient);
+  EXPECT_NE(r.error().message.find("larger than the 8 MiB cap"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(proxyStats()["faults"].get("DescribeSubnets", 0).asInt(), 2);
+  auto next = ec2->describeSubnets({TestStack::get().subnetA}, {});
+  ASSERT_TRUE(next) << next.error().describe();
+  EXPECT_EQ(next->size(), 1u);
+}
+
 TEST(Ec2Signatures, MotoChecksTheSignature) {
   const auto& stack = TestStack::get();
   SystemClock clock;
@@ -375,6 +393,45 @@ TEST(Imds, DownIsTransientAfterBoundedAttemptsAndDisabledIsClear) {
   EXPECT_EQ(off.error().code, ErrorCode::Invalid);
   EXPECT_NE(off.error().message.find("AWS_EC2_METADATA_DISABLED"), std::string::npos);
   EXPECT_EQ(disabled.requests(), 0u);
+}
+
+void imdsControl(const std::string& hook, const std::string& body) {
+  TestStack::get().controlHttp("POST", TestStack::get().imdsEndpoint + "/_emulator/" + hook, body);
+}
+
+/// Clears the emulator's huge answers, even when the test fails.
+struct ImdsModes {
+  ~ImdsModes() { imdsControl("reset", ""); }
+};
+
+// IMDS answering 64 MiB, chunked or with a Content-Length: the read fails with the cap's error
+// (it is retried like any Transient failure, each attempt bounded), and IMDS works again after.
+TEST(Imds, A64MiBAnswerFailsWithTheCapErrorChunkedOrNot) {
+  ImdsModes reset;
+  SystemClock clock;
+  RealSleeper sleeper;
+  auto imds = makeImds(clock, sleeper);
+  auto hugeAnswers = [] {
+    auto stats = parseJson(
+        TestStack::get().controlHttp("GET", TestStack::get().imdsEndpoint + "/_emulator/stats"));
+    return stats ? stats->get("huge", 0).asInt() : -1;
+  };
+  const int before = hugeAnswers();
+  for (const char* chunked : {"true", "false"}) {
+    SCOPED_TRACE(std::string("chunked ") + chunked);
+    imdsControl("huge", std::string(R"({"path":"placement/region","bytes":67108864,"chunked":)") +
+                            chunked + "}");
+    auto region = imds.get("placement/region");
+    ASSERT_FALSE(region);
+    EXPECT_EQ(region.error().code, ErrorCode::Transient);
+    EXPECT_NE(region.error().message.find("larger than the 64 KiB cap"), std::string::npos)
+        << region.error().message;
+  }
+  EXPECT_EQ(hugeAnswers() - before, 6) << "three attempts each";
+  imdsControl("huge", "{}");
+  auto region = imds.get("placement/region");
+  ASSERT_TRUE(region) << region.error().describe();
+  EXPECT_EQ(*region, "us-east-1");
 }
 
 // ---------------------------------------------------------------- credentials
