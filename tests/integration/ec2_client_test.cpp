@@ -262,6 +262,44 @@ TEST_F(Ec2ClientTest, HtmlForAnUnknownFilterIsAClearError) {
   EXPECT_NE(r.error().message.find("not an EC2 error"), std::string::npos) << r.error().message;
 }
 
+// A 200 that is not the action's answer (the fault proxy's <Foo/> or a load balancer's HTML
+// page) is never a success: it is retried like a 5xx, and a call that only ever gets such
+// answers fails with a Transient error that says what came back.
+TEST_F(Ec2ClientTest, A200ThatIsNotTheActionsAnswerIsRetriedNeverASuccess) {
+  auto ec2 = client();
+  auto eni = createEni(*ec2, TestStack::get().subnetB);
+  for (const char* fault : {"bogus", "html200"}) {
+    SCOPED_TRACE(fault);
+    TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
+    proxyRules(std::string(R"([{"action":"CreateTags","fault":")") + fault + R"(","count":1}])");
+    auto once = client();
+    ASSERT_TRUE(once->createTags({eni.id}, {{"k", fault}})) << "the retry got moto's answer";
+    EXPECT_EQ(once->counters().attempts("CreateTags"), 2u);
+    EXPECT_EQ(once->counters().calls("CreateTags", "success"), 1u);
+
+    proxyRules(std::string(R"([{"action":"CreateTags","fault":")") + fault + R"("}])");
+    auto always = client();
+    auto r = always->createTags({eni.id}, {{"k", "never"}});
+    ASSERT_FALSE(r) << "a lie is not a success";
+    EXPECT_EQ(r.error().code, ErrorCode::Transient) << r.error().describe();
+    EXPECT_NE(r.error().message.find("not a CreateTagsResponse"), std::string::npos)
+        << r.error().message;
+    EXPECT_EQ(always->counters().attempts("CreateTags"), 4u) << "retried like any Transient";
+    EXPECT_EQ(always->counters().calls("CreateTags", "transient"), 1u);
+  }
+  // A Describe answered so is an error, never an empty list.
+  proxyRules(R"([{"action":"DescribeNetworkInterfaces","fault":"bogus"}])");
+  auto described = client()->describeNetworkInterfaces({eni.id}, {});
+  ASSERT_FALSE(described) << described->size() << " ENIs out of <Foo/>";
+  EXPECT_EQ(described.error().code, ErrorCode::Transient);
+  TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
+  auto tags = client()->describeNetworkInterfaces({eni.id}, {});
+  ASSERT_TRUE(tags);
+  ASSERT_EQ(tags->size(), 1u);
+  EXPECT_EQ(tags->front().tags, (std::vector<Tag>{{"k", "html200"}})) << "only real answers wrote";
+  ASSERT_TRUE(ec2->deleteNetworkInterface(eni.id));
+}
+
 // A 40 MiB answer, chunked (no Content-Length): the call fails with the cap's error after
 // reading at most the cap, and the client's next call works.
 TEST_F(Ec2ClientTest, A40MiBAnswerFailsWithTheCapErrorAndTheNextCallWorks) {

@@ -52,6 +52,9 @@ std::uint64_t allCalls() {
 void resetProxy() {
   TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
 }
+std::uint64_t faults(const std::string& action) {
+  return proxyStats()["faults"].get(action, 0).asUInt64();
+}
 
 /// One eni-agent (tagger part) for `node`, in-process, on its own loop.
 struct Agent {
@@ -431,6 +434,35 @@ TEST_F(TaggerTest, Scenario8ForeignHashIsAConflictWithAnEventAndNoWrite) {
   EXPECT_EQ(allCalls(), 0u) << "no write, and no Describe: the cold start already saw the ENI";
   EXPECT_EQ(eniTags(eni), (TagSet{{kHashTagKey, "0123456789abcdef"}, {"Team", "Other"}}));
   EXPECT_EQ(getPod("web").meta.annotations.count(kLastAppliedHashAnnotation), 0u);
+}
+
+// CreateTags answered 200 with <Foo/>, or with a load balancer's HTML page: that is not EC2
+// saying yes. The pod gets TaggingFailed, never Synced on it, and once the fault is spent the tags
+// land and the pod is Synced.
+TEST_F(TaggerTest, CreateTagsAnsweredWithFooOrAnHtmlPageIsNeverSynced) {
+  for (const std::string fault : {"bogus", "html200"}) {
+    SCOPED_TRACE(fault);
+    auto [eni, ips] = attachedEni();
+    Agent agent(node_);
+    ASSERT_TRUE(agent.settle());
+    resetProxy();
+    // Every attempt of the first call (the client makes 4) is answered so.
+    TestStack::get().controlHttp(
+        "POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/rules",
+        R"([{"action":"CreateTags","fault":")" + fault + R"(","count":4}])");
+    const std::string pod = "web-" + fault;
+    createPod(pod, ips[0], R"({"Team":"Platform","CostCenter":"1234"})");
+    ASSERT_TRUE(agent.runUntil([&] {
+      return agent.tagger.counters().syncResult(SyncReason::TaggingFailed) >= 1;
+    })) << "the lie must fail the write";
+    EXPECT_TRUE(eniTags(eni).empty());
+    EXPECT_EQ(getPod(pod).meta.annotations.count(kLastAppliedHashAnnotation), 0u)
+        << "nothing recorded as applied";
+    EXPECT_EQ(faults("CreateTags"), 4u);
+    ASSERT_TRUE(agent.settle());
+    EXPECT_SYNCED(pod, eni, kPlatform, TagSet{});
+    EXPECT_EQ(calls("CreateTags"), 5u) << "the four lies, then the write that landed";
+  }
 }
 
 TEST_F(TaggerTest, RestartWithSyncedPodsCostsNoEc2Call) {
