@@ -437,7 +437,7 @@ void imdsControl(const std::string& hook, const std::string& body) {
   TestStack::get().controlHttp("POST", TestStack::get().imdsEndpoint + "/_emulator/" + hook, body);
 }
 
-/// Clears the emulator's huge answers, even when the test fails.
+/// Clears the emulator's stale keys and huge answers, even when the test fails.
 struct ImdsModes {
   ~ImdsModes() { imdsControl("reset", ""); }
 };
@@ -470,6 +470,58 @@ TEST(Imds, A64MiBAnswerFailsWithTheCapErrorChunkedOrNot) {
   auto region = imds.get("placement/region");
   ASSERT_TRUE(region) << region.error().describe();
   EXPECT_EQ(*region, "us-east-1");
+}
+
+// IMDS lists only the keys that have a value, and a listed key can answer 404 for a moment
+// (eventual consistency). A stale optional key reads as empty; a stale key the interface cannot do
+// without skips that interface only.
+TEST(Imds, AStaleKeySkipsAtMostItsOwnInterface) {
+  ImdsModes reset;
+  SystemClock clock;
+  RealSleeper sleeper;
+  auto imds = makeImds(clock, sleeper);
+  StaticCredentials creds("AKIATESTING", "testing-secret");
+  Ec2ClientConfig config;
+  config.region = TestStack::get().region;
+  config.endpoint = TestStack::get().motoEndpoint;
+  CurlEc2Client ec2(config, creds, clock, sleeper);
+  CreateEniRequest request;
+  request.subnetId = TestStack::get().subnetC;
+  auto eni = ec2.createNetworkInterface(request);
+  ASSERT_TRUE(eni);
+  auto attachment = ec2.attachNetworkInterface(eni->id, TestStack::get().instanceId, 7);
+  ASSERT_TRUE(attachment);
+  const std::string mac = eni->macAddress;
+  auto listing = imds.get("network/interfaces/macs/" + mac + "/");
+  ASSERT_TRUE(listing);
+  const auto keys = splitImdsList(*listing);
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), "ipv4-prefix"), 0) << "no prefixes, not listed";
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), "local-ipv4s"), 1);
+  auto id = imds.identity();
+  ASSERT_TRUE(id);
+
+  imdsControl("stale", R"([{"mac":")" + mac + R"(","key":"ipv4-prefix"}])");
+  auto optional = imds.interfaces();
+  ASSERT_TRUE(optional) << optional.error().describe();
+  EXPECT_TRUE(optional->skippedMacs.empty());
+  ASSERT_NE(optional->findByMac(mac), nullptr);
+  EXPECT_EQ(optional->findByIp(eni->privateIpAddress)->interfaceId, eni->id);
+
+  imdsControl("stale", R"([{"mac":")" + mac + R"(","key":"local-ipv4s"}])");
+  auto required = imds.interfaces();
+  ASSERT_TRUE(required) << required.error().describe();
+  EXPECT_EQ(required->findByMac(mac), nullptr);
+  ASSERT_EQ(required->skippedMacs.count(mac), 1u);
+  EXPECT_NE(required->skippedMacs.at(mac).find("local-ipv4s"), std::string::npos);
+  ASSERT_NE(required->findByMac(id->primaryMac), nullptr) << "the other interfaces stay";
+
+  imdsControl("stale", "[]");
+  auto later = imds.interfaces();
+  ASSERT_TRUE(later);
+  EXPECT_TRUE(later->skippedMacs.empty());
+  EXPECT_NE(later->findByMac(mac), nullptr) << "a later read refreshes it";
+  ASSERT_TRUE(ec2.detachNetworkInterface(*attachment, true));
+  ASSERT_TRUE(ec2.deleteNetworkInterface(eni->id));
 }
 
 // ---------------------------------------------------------------- credentials

@@ -55,6 +55,13 @@ void resetProxy() {
 std::uint64_t faults(const std::string& action) {
   return proxyStats()["faults"].get(action, 0).asUInt64();
 }
+void imdsControl(const std::string& hook, const std::string& body) {
+  TestStack::get().controlHttp("POST", TestStack::get().imdsEndpoint + "/_emulator/" + hook, body);
+}
+/// Clears the IMDS emulator's stale keys, even when the test fails.
+struct ImdsModesReset {
+  ~ImdsModesReset() { imdsControl("reset", ""); }
+};
 
 /// One eni-agent (tagger part) for `node`, in-process, on its own loop.
 struct Agent {
@@ -462,6 +469,42 @@ TEST_F(TaggerTest, CreateTagsAnsweredWithFooOrAnHtmlPageIsNeverSynced) {
     ASSERT_TRUE(agent.settle());
     EXPECT_SYNCED(pod, eni, kPlatform, TagSet{});
     EXPECT_EQ(calls("CreateTags"), 5u) << "the four lies, then the write that landed";
+  }
+}
+
+// One stale IMDS key (listed, answering 404) on one interface sinks at most that interface. A
+// stale ipv4-prefix reads as none: pods on every interface resolve through IMDS, with no
+// DescribeNetworkInterfaces. A stale local-ipv4s skips that interface for the read: its pod goes
+// to EC2 (one Describe), the pod on the other interface stays on IMDS.
+TEST_F(TaggerTest, AStaleImdsKeySinksAtMostItsOwnInterface) {
+  ImdsModesReset reset;
+  auto macOf = [&](const std::string& eni) {
+    auto d = setupEc2_->describeNetworkInterfaces({eni}, {});
+    return d && !d->empty() ? d->front().macAddress : std::string();
+  };
+  const std::string tags = R"({"Team":"Platform","CostCenter":"1234"})";
+  for (const std::string key : {"ipv4-prefix", "local-ipv4s"}) {
+    SCOPED_TRACE(key);
+    auto [healthy, healthyIps] = attachedEni();
+    auto [stale, staleIps] = attachedEni();
+    imdsControl("stale", R"([{"mac":")" + macOf(stale) + R"(","key":")" + key + R"("}])");
+    Agent agent(node_);
+    ASSERT_TRUE(agent.settle());
+    resetProxy();
+    createPod("healthy-" + key, healthyIps[0], tags);
+    createPod("stale-" + key, staleIps[0], tags);
+    ASSERT_TRUE(agent.settle());
+    EXPECT_SYNCED("healthy-" + key, healthy, kPlatform, TagSet{});
+    EXPECT_SYNCED("stale-" + key, stale, kPlatform, TagSet{});
+    const auto& counters = agent.tagger.counters();
+    if (key == "ipv4-prefix") {
+      EXPECT_EQ(calls("DescribeNetworkInterfaces"), 0u);
+      EXPECT_EQ(counters.resolveSource(ResolveSource::Imds), 2u);
+    } else {
+      EXPECT_EQ(calls("DescribeNetworkInterfaces"), 1u) << "for the skipped interface's pod only";
+      EXPECT_EQ(counters.resolveSource(ResolveSource::Imds), 1u);
+      EXPECT_EQ(counters.resolveSource(ResolveSource::Ec2), 1u);
+    }
   }
 }
 

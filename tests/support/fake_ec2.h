@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -220,6 +221,8 @@ class FakeImds final : public Imds {
   explicit FakeImds(FakeEc2& ec2) : ec2_(ec2) {}
   int requests = 0;
   bool down = false;
+  /// MACs whose keys answer 404 on this read (a stale listing): interfaces() skips them.
+  std::set<std::string> staleMacs;
   Result<std::string> get(const std::string& path) override {
     ++requests;
     if (path.find("subnet-ipv4-cidr-block") != std::string::npos) return std::string("10.0.1.0/24");
@@ -236,6 +239,11 @@ class FakeImds final : public Imds {
     InterfaceMap map;
     for (const auto& [id, e] : ec2_.enis) {
       if (!e.attachment || e.attachment->instanceId != ec2_.instanceId) continue;
+      if (staleMacs.count(e.macAddress) != 0) {
+        map.skippedMacs[e.macAddress] = "IMDS network/interfaces/macs/" + e.macAddress +
+                                        "/local-ipv4s: HTTP 404 (listed, then not found)";
+        continue;
+      }
       ImdsInterface i;
       i.mac = e.macAddress;
       i.interfaceId = id;

@@ -121,7 +121,9 @@ class OneEniImds final : public Imds {
     i.localIpv4s = {"10.0.0.5", "10.0.0.6"};
     i.subnetId = "subnet-1";
     i.vpcId = "vpc-1";
-    return InterfaceMap{{i}};
+    InterfaceMap map;
+    map.interfaces = {i};
+    return map;
   }
   Result<Credentials> roleCredentials() override { return fail(ErrorCode::Internal, "unexpected"); }
   int walks = 0;
