@@ -10,6 +10,10 @@ Test hooks (no token needed, loopback only):
   POST /_emulator/down         answer 503 to everything until /_emulator/up
   POST /_emulator/up
   POST /_emulator/expire-tokens  forget every issued token (the next request gets 401)
+  POST /_emulator/answers      {"<meta-data path>": "<body>", ...} replaces the set of answered
+                               overrides: each listed path answers 200 with that body instead of
+                               the truth (an HTML page for placement/region, say, or role
+                               credentials that moto refuses). {} restores the truth.
 
 It also plays the EKS Pod Identity agent for credential tests:
   GET  /_container/credentials   with "Authorization: <--container-token>" gives JSON credentials
@@ -43,6 +47,7 @@ class State:
         self.lock = threading.Lock()
         self.stats = {"token": 0, "get": 0, "unauthorized": 0, "not_found": 0}
         self.down = False
+        self.answers = {}
         self._instance = None
         self._ifaces = (None, 0.0)
         self._cidrs = {}
@@ -207,6 +212,16 @@ def make_handler(state):
                 with state.lock:
                     state.tokens.clear()
                 return self.reply(200, "expired")
+            if self.path == "/_emulator/answers":
+                try:
+                    answers = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                except ValueError as e:
+                    return self.reply(400, f"not JSON: {e}")
+                if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
+                    return self.reply(400, 'want {"<path>": "<body>", ...}')
+                with state.lock:
+                    state.answers = {k.strip("/"): v for k, v in answers.items()}
+                return self.reply(200, json.dumps(state.answers), "application/json")
             return self.reply(405)
 
         def do_GET(self):
@@ -233,6 +248,10 @@ def make_handler(state):
                 state.count("not_found")
                 return self.reply(404, "")
             state.count("get")
+            with state.lock:
+                override = state.answers.get(self.path[len("/latest/meta-data"):].strip("/"))
+            if override is not None:
+                return self.reply(200, override)
             try:
                 body = metadata(state, self.path[len("/latest/meta-data"):])
             except Exception as e:  # noqa: BLE001 - moto hiccup: say so, as IMDS would with a 5xx
