@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/app/aws_metrics.h"
+#include "agent/app/aws_probe.h"
 #include "agent/app/commands.h"
 #include "agent/app/imds_wait.h"
 #include "agent/app/kube_setup.h"
@@ -84,6 +85,8 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   ec2Config.endpoint = eni::ec2Endpoint(env, region);
   ec2Config.qps = options.awsRateLimitQps;
   ec2Config.burst = options.awsRateLimitBurst;
+  const eni::Duration probeInterval = eni::awsProbeInterval(env);
+  ec2Config.refusedCredentialsRefresh = probeInterval;
   eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
   eni::HttpClient http(loop);
@@ -149,6 +152,8 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
                      options.enableEniManager);
   eni::Readiness readiness;
   readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
+  readiness.addCheck("aws", [&ec2] { return ec2.health().problem(); });
+  eni::AwsProbe awsProbe(ec2, ec2.health(), *awsWorker, probeInterval);
 
   auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
   if (!metrics) {
@@ -170,6 +175,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   eni::HeapTrimmer heapTrimmer;
   std::function<void()> report = [&] {
     heapTrimmer.tick();
+    awsProbe.tick();
     const std::string reason = readiness.reasons();
     if (*health) {
       (*health)->heartbeat();
