@@ -90,7 +90,9 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
   eni::HttpClient http(loop);
-  eni::CurlKubeClient kubeClient(http, *config);
+  eni::KubeClientOptions kubeOptions;
+  kubeOptions.watchIdleTimeout = options.watchIdleTimeout;
+  eni::CurlKubeClient kubeClient(http, *config, kubeOptions);
   // At most 32 writes in flight: 110 pods synced at once are 330 writes, well past the API
   // server's in-flight limit (429s that cost a retry each).
   eni::BoundedWrites kube(kubeClient, 32);
@@ -151,7 +153,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
                       }},
                      options.enableEniManager);
   eni::Readiness readiness;
-  readiness.addCheck("kubernetes", [&view] { return view.synced() ? "" : view.waitingFor(); });
+  readiness.addCheck("kubernetes", [&view] { return view.waitingFor(); });
   readiness.addCheck("aws", [&ec2] { return ec2.health().problem(); });
   eni::AwsProbe awsProbe(ec2, ec2.health(), *awsWorker, probeInterval);
 

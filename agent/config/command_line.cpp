@@ -148,6 +148,17 @@ const std::vector<FlagSpec>& flagSpecs() {
          o.resyncInterval = *d;
          return {};
        }},
+      {"watch-idle-timeout", "DURATION", "60s",
+       "when every API-server watch was silent this long, check the connection (GET /version, "
+       "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         auto d = parseDuration(v);
+         if (!d) return fail(d.error());
+         if (d->count() != 0 && d->count() < 1000)
+           return badValue(v, "must be 0s (off) or at least 1s");
+         o.watchIdleTimeout = *d;
+         return {};
+       }},
       {"enable-tagger", "", "true", "tag pod ENIs from annotations",
        boolSetter(&AgentOptions::enableTagger)},
       {"enable-eni-manager", "", "true", "create and attach NodeENI interfaces",

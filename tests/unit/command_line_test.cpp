@@ -31,6 +31,7 @@ TEST(CommandLine, DefaultsMatchDesign) {
   EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 5);
   EXPECT_EQ(o.awsRateLimitBurst, 10);
   EXPECT_EQ(o.resyncInterval, std::chrono::minutes(30));
+  EXPECT_EQ(o.watchIdleTimeout, std::chrono::seconds(60));
   EXPECT_TRUE(o.enableTagger);
   EXPECT_TRUE(o.enableEniManager);
   EXPECT_TRUE(o.manageLinks);
@@ -64,6 +65,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                          "--aws-rate-limit-qps=2.5",
                                          "--aws-rate-limit-burst=4",
                                          "--resync-interval=1h30m",
+                                         "--watch-idle-timeout=2m",
                                          "--enable-tagger=false",
                                          "--enable-eni-manager=false",
                                          "--manage-links=false",
@@ -89,6 +91,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                             {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "2.5"},
                                             {"ENI_AGENT_AWS_RATE_LIMIT_BURST", "4"},
                                             {"ENI_AGENT_RESYNC_INTERVAL", "90m"},
+                                            {"ENI_AGENT_WATCH_IDLE_TIMEOUT", "120s"},
                                             {"ENI_AGENT_ENABLE_TAGGER", "false"},
                                             {"ENI_AGENT_ENABLE_ENI_MANAGER", "0"},
                                             {"ENI_AGENT_MANAGE_LINKS", "false"},
@@ -116,6 +119,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
     EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 2.5);
     EXPECT_EQ(o.awsRateLimitBurst, 4);
     EXPECT_EQ(o.resyncInterval, std::chrono::minutes(90));
+    EXPECT_EQ(o.watchIdleTimeout, std::chrono::minutes(2));
     EXPECT_FALSE(o.enableTagger);
     EXPECT_FALSE(o.enableEniManager);
     EXPECT_FALSE(o.manageLinks);
@@ -143,6 +147,7 @@ TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
                            "aws-rate-limit-qps",
                            "aws-rate-limit-burst",
                            "resync-interval",
+                           "watch-idle-timeout",
                            "enable-tagger",
                            "enable-eni-manager",
                            "manage-links",
@@ -220,7 +225,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{{"status", "--output=yaml"}, {}, "table or json"},
         BadInput{
             {}, {{"ENI_AGENT_AWS_RATE_LIMIT_BURST", "many"}}, "ENI_AGENT_AWS_RATE_LIMIT_BURST"},
-        BadInput{{}, {{"ENI_AGENT_ENABLE_TAGGER", "yes please"}}, "--enable-tagger"}));
+        BadInput{{}, {{"ENI_AGENT_ENABLE_TAGGER", "yes please"}}, "--enable-tagger"},
+        BadInput{{"--watch-idle-timeout=500ms"}, {}, "0s (off) or at least 1s"},
+        BadInput{{"--watch-idle-timeout=soon"}, {}, "--watch-idle-timeout"}));
 
 TEST(CommandLine, SubCommands) {
   EXPECT_EQ(parse({"version"})->kind, CommandKind::Version);
