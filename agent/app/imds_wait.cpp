@@ -7,13 +7,14 @@
 #include "agent/base/backoff.h"
 #include "agent/base/executor.h"
 #include "agent/base/log.h"
+#include "ec2/region.h"
 
 std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, HealthServer* health,
                                               const std::string& endpoint) {
   WorkerThread worker(loop);
   Backoff backoff(Duration(500), Duration(30000));
   std::optional<std::string> region;
-  std::string reason = "imds: reading the region from IMDS at " + endpoint;
+  std::string reason = "imds: WaitingForImds: reading the region from IMDS at " + endpoint;
   eni::TimerId retryTimer = 0;
   eni::TimerId beatTimer = 0;
   std::function<void()> attempt;
@@ -22,16 +23,23 @@ std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, Healt
         eni::fail(eni::ErrorCode::Internal, "not asked"));
     worker.run([&imds, identity] { *identity = imds.identity(); },
                [&, identity] {
-                 if (*identity && !(*identity)->region.empty()) {
+                 // A captive portal or a broken proxy answers HTML: never a region to sign with.
+                 Result<void> valid = fail(ErrorCode::Internal, "");
+                 if (*identity)
+                   valid = checkRegionName((*identity)->region, "IMDS placement/region");
+                 if (*identity && valid) {
                    region = (*identity)->region;
                    loop.stop();
                    return;
                  }
                  const std::string error =
-                     *identity ? "IMDS gave an empty region" : identity->error().describe();
+                     *identity ? valid.error().message : identity->error().describe();
                  const auto delay = backoff.next();
-                 reason = "imds: cannot read the region from IMDS at " + endpoint + " (" + error +
+                 reason = std::string("imds: ") +
+                          (*identity ? "InvalidRegion" : "ImdsUnavailable") +
+                          ": cannot read the region from IMDS at " + endpoint + " (" + error +
                           "); set --region or AWS_REGION to skip IMDS";
+                 if (health != nullptr) health->setReady(false, reason);
                  eni::logWarn("cannot read the AWS region from IMDS, will retry",
                               {{"error", error},
                                {"retry_in_ms", static_cast<std::int64_t>(delay.count())},

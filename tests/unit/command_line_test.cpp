@@ -227,7 +227,26 @@ INSTANTIATE_TEST_SUITE_P(
             {}, {{"ENI_AGENT_AWS_RATE_LIMIT_BURST", "many"}}, "ENI_AGENT_AWS_RATE_LIMIT_BURST"},
         BadInput{{}, {{"ENI_AGENT_ENABLE_TAGGER", "yes please"}}, "--enable-tagger"},
         BadInput{{"--watch-idle-timeout=500ms"}, {}, "0s (off) or at least 1s"},
-        BadInput{{"--watch-idle-timeout=soon"}, {}, "--watch-idle-timeout"}));
+        BadInput{{"--watch-idle-timeout=soon"}, {}, "--watch-idle-timeout"},
+        BadInput{{"--region=us-east-1a"}, {}, "AWS region name such as us-east-1"},
+        BadInput{{"--region=<html>"}, {}, "--region"},
+        BadInput{{}, {{"ENI_AGENT_REGION", "US-EAST-1"}}, "ENI_AGENT_REGION"},
+        BadInput{{}, {{"AWS_REGION", "<html><body>502"}}, "AWS_REGION gave"},
+        BadInput{{"status"}, {{"AWS_DEFAULT_REGION", "eu west 1"}}, "AWS_DEFAULT_REGION gave"}));
+
+TEST(CommandLine, RegionsOfEveryPartitionAreAccepted) {
+  for (const char* region : {"us-east-1", "us-gov-west-1", "cn-north-1", "ap-southeast-4",
+                             "eu-central-2", "il-central-1", "us-isob-east-1"}) {
+    auto c = parse({std::string("--region=") + region});
+    ASSERT_TRUE(c) << region << ": " << c.error().message;
+    EXPECT_EQ(c->options.region, region);
+    EXPECT_TRUE(parse({}, {{"AWS_REGION", region}})) << region;
+  }
+  // Empty means "not set": the region then comes from IMDS.
+  EXPECT_TRUE(parse({"--region="}, {{"AWS_REGION", ""}}));
+  // Commands that use no region do not fail on a bad one in the environment.
+  EXPECT_TRUE(parse({"version"}, {{"AWS_REGION", "nowhere"}}));
+}
 
 TEST(CommandLine, SubCommands) {
   EXPECT_EQ(parse({"version"})->kind, CommandKind::Version);
