@@ -61,6 +61,11 @@ Result<Credentials> DefaultCredentialChain::credentials() {
   return fresh;
 }
 
+void DefaultCredentialChain::forget() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cached_.reset();
+}
+
 Result<Credentials> DefaultCredentialChain::fetch() {
   if (source_ == "environment") {
     Credentials c;

@@ -16,6 +16,9 @@ class CredentialProvider {
  public:
   virtual ~CredentialProvider() = default;
   [[nodiscard]] virtual Result<Credentials> credentials() = 0;
+  /// Drops cached credentials, so that the next credentials() fetches them again: AWS refused
+  /// the cached ones, and the source may have new ones (a refreshed role, a rotated token).
+  virtual void forget() {}
 };
 
 /// The AWS SDK order, decided once from the environment:
@@ -33,6 +36,7 @@ class DefaultCredentialChain final : public CredentialProvider {
   DefaultCredentialChain(EnvLookup env, std::string region, Imds* imds,
                          std::function<std::chrono::system_clock::time_point()> now = {});
   Result<Credentials> credentials() override;
+  void forget() override;
   /// "environment", "web-identity", "container" or "imds".
   const std::string& source() const { return source_; }
   /// How many times a source was asked (cache misses); tests check the caching with it.

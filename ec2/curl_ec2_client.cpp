@@ -80,6 +80,7 @@ CurlEc2Client::CurlEc2Client(Ec2ClientConfig config, CredentialProvider& credent
       clock_(clock),
       sleeper_(sleeper),
       limiter_(config_.qps, config_.burst, clock, sleeper),
+      health_(clock),
       backoff_(config_.backoffBase, config_.backoffCap, seed) {}
 
 Result<std::string> CurlEc2Client::call(const std::string& action, const Params& params) {
@@ -107,7 +108,7 @@ Result<void> CurlEc2Client::call(const std::string& action, const Params& params
   for (int attempt = 0; attempt < config_.maxAttempts; ++attempt) {
     if (attempt > 0) sleeper_.sleepFor(backoff_.next());
     limiter_.acquire();
-    auto creds = credentials_.credentials();
+    auto creds = credentialsForAttempt();
     if (!creds) {
       counters_.result(action, resultLabel(creds.error().code));
       return fail(creds.error());
@@ -143,6 +144,7 @@ Result<void> CurlEc2Client::call(const std::string& action, const Params& params
       auto accepted = accept(response->body);
       if (accepted) {
         limiter_.onSuccess();
+        health_.recordSuccess();
         counters_.result(action, "success");
         return {};
       }
@@ -150,12 +152,26 @@ Result<void> CurlEc2Client::call(const std::string& action, const Params& params
       last.httpStatus = response->status;
     } else {
       last = decodeEc2Error(action, response->status, response->body);
+      health_.recordRefusal(last, false);
     }
     if (last.code == ErrorCode::Throttled) limiter_.onThrottled();
     if (!last.retryable()) break;
   }
   counters_.result(action, resultLabel(last.code));
   return fail(std::move(last));
+}
+
+Result<Credentials> CurlEc2Client::credentialsForAttempt() {
+  const TimePoint now = clock_.now();
+  if (health_.refused() && (!credentialsForgotten_ ||
+                            now - *credentialsForgotten_ >= config_.refusedCredentialsRefresh)) {
+    credentials_.forget();
+    credentialsForgotten_ = now;
+  }
+  health_.recordCall();
+  auto creds = credentials_.credentials();
+  if (!creds) health_.recordRefusal(creds.error(), true);
+  return creds;
 }
 
 Result<std::vector<NetworkInterface>> CurlEc2Client::describeNetworkInterfaces(

@@ -1,12 +1,14 @@
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "agent/base/backoff.h"
 #include "agent/base/clock.h"
 #include "agent/base/env.h"
 #include "agent/http/blocking_http_client.h"
+#include "ec2/aws_health.h"
 #include "ec2/call_counters.h"
 #include "ec2/credentials.h"
 #include "ec2/ec2_api.h"
@@ -30,6 +32,10 @@ struct Ec2ClientConfig {
   int describePageSize = 1000;  // MaxResults of DescribeNetworkInterfaces pages (5-1000)
   Duration connectTimeout{3000};
   Duration timeout{10000};  // per attempt
+  // While AWS refuses the credentials, fetch fresh ones from the chain at most this often, so a
+  // rotated key or a refreshed role is picked up without a restart and without a storm of STS
+  // or IMDS requests.
+  Duration refusedCredentialsRefresh{60000};
 };
 
 /// AWS_ENDPOINT_URL_EC2, then AWS_ENDPOINT_URL, then https://ec2.<region>.amazonaws.com.
@@ -64,6 +70,8 @@ class CurlEc2Client final : public Ec2Api {
   Result<Instance> describeInstance(const std::string& instanceId) override;
 
   const CallCounters& counters() const { return counters_; }
+  /// Whether AWS accepts the credentials, from every call's answer (readiness reads it).
+  const AwsHealth& health() const { return health_; }
   const RateLimiter& rateLimiter() const { return limiter_; }
   long connectionsOpened() const { return http_.connectionsOpened(); }
 
@@ -80,13 +88,18 @@ class CurlEc2Client final : public Ec2Api {
   [[nodiscard]] Result<std::string> call(const std::string& action, const Params& params);
 
  private:
+  // Credentials for the next attempt; fresh ones while AWS refuses the cached ones (see
+  // Ec2ClientConfig::refusedCredentialsRefresh). A failed chain is recorded as a refusal.
+  Result<Credentials> credentialsForAttempt();
   Ec2ClientConfig config_;
   CredentialProvider& credentials_;
   const Clock& clock_;
   Sleeper& sleeper_;
   RateLimiter limiter_;
   CallCounters counters_;
+  AwsHealth health_;
   std::mutex mutex_;
+  std::optional<TimePoint> credentialsForgotten_;  // the last refresh after a refusal
   BlockingHttpClient http_;
   Backoff backoff_;
   // amz-sdk-invocation-id: one per call, the same on each of its attempts (as the AWS SDKs do).

@@ -125,10 +125,15 @@ ErrorCode classifyEc2Code(std::string_view code, long httpStatus) {
     return ErrorCode::Throttled;
   }
   if (endsWith(code, ".NotFound") || endsWith(code, "NotFound")) return ErrorCode::NotFound;
-  if (code == "UnauthorizedOperation" || code == "AuthFailure" || code == "InvalidClientTokenId" ||
+  // Credentials or permissions refused: EC2's and STS's codes (STS for IRSA's
+  // AssumeRoleWithWebIdentity), and RequestExpired, a clock too far off to sign.
+  if (code == "UnauthorizedOperation" || code == "AuthFailure" ||
+      startsWith(code, "AuthFailure.") || code == "InvalidClientTokenId" ||
       code == "SignatureDoesNotMatch" || code == "AccessDenied" ||
-      code == "AccessDeniedException" || code == "ExpiredToken" || code == "InvalidToken" ||
-      code == "OptInRequired") {
+      code == "AccessDeniedException" || code == "ExpiredToken" ||
+      code == "ExpiredTokenException" || code == "InvalidToken" || code == "RequestExpired" ||
+      code == "MissingAuthenticationToken" || code == "InvalidIdentityToken" ||
+      code == "IDPRejectedClaim" || code == "OptInRequired") {
     return ErrorCode::Permission;
   }
   if (startsWith(code, "InvalidParameter") || code == "MissingParameter" ||

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agent/app/aws_metrics.h"
+#include "agent/app/aws_probe.h"
 #include "agent/app/commands.h"
 #include "agent/app/imds_wait.h"
 #include "agent/app/run_as_user.h"
@@ -44,6 +45,54 @@ std::string statusLine(const eni::HostPassReport& r) {
   if (s.size() > 200) s = s.substr(0, 197) + "...";
   return s;
 }
+
+// What the host agent tells systemd: READY=1 the first time every readiness check passes (the
+// first full reconcile, credentials AWS accepts), and STATUS= with the last pass's summary,
+// prefixed by why the agent is not ready while it is not. One log line per readiness change.
+class HostNotifications {
+ public:
+  explicit HostNotifications(eni::SystemdNotifier& notifier) : notifier_(notifier) {}
+
+  void pass(std::string status, const std::string& reason) {
+    status_ = std::move(status);
+    if (reason != reason_) {
+      readiness(reason);
+      return;
+    }
+    notifier_.status(text());
+  }
+
+  void readiness(const std::string& reason) {
+    if (reason == reason_) return;
+    reason_ = reason;
+    // reason_ starts as "starting", so the first empty reason always lands here.
+    if (reason.empty() && !readySent_) {
+      sendReady();
+      return;
+    }
+    if (reason.empty()) {
+      eni::logInfo("ready again", {{"status", status_}});
+    } else {
+      eni::logWarn("not ready, will retry", {{"reason", reason}});
+    }
+    notifier_.status(text());
+  }
+
+ private:
+  void sendReady() {
+    readySent_ = true;
+    eni::logInfo("first full reconcile done", {{"status", status_}});
+    notifier_.ready(status_);
+  }
+  std::string text() const {
+    return reason_.empty() ? status_ : "not ready: " + reason_ + "; " + status_;
+  }
+
+  eni::SystemdNotifier& notifier_;
+  std::string status_;
+  std::string reason_ = "starting";
+  bool readySent_ = false;
+};
 
 }  // namespace
 
@@ -151,6 +200,8 @@ int eni::runHost(const eni::AgentOptions& options) {
   ec2Config.endpoint = eni::ec2Endpoint(env, region);
   ec2Config.qps = options.awsRateLimitQps;
   ec2Config.burst = options.awsRateLimitBurst;
+  const eni::Duration probeInterval = eni::awsProbeInterval(env);
+  ec2Config.refusedCredentialsRefresh = probeInterval;
   eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
   eni::LinkReconciler linkReconciler(links, clock);
@@ -191,23 +242,19 @@ int eni::runHost(const eni::AgentOptions& options) {
     }
   }
 
-  bool readySent = false;
   bool reconciled = false;
-  host.setOnPass([&](const eni::HostPassReport& report) {
-    reconciled = reconciled || report.complete;
-    const std::string status = statusLine(report);
-    if (report.complete && !readySent) {
-      readySent = true;
-      eni::logInfo("first full reconcile done", {{"status", status}});
-      notifier.ready(status);
-    } else {
-      notifier.status(status);
-    }
-  });
-
   eni::Readiness readiness;
   readiness.addCheck("host", [&reconciled] {
     return reconciled ? "" : "FirstReconcile: waiting for the first full reconcile";
+  });
+  readiness.addCheck("aws", [&ec2] { return ec2.health().problem(); });
+  eni::AwsProbe awsProbe(ec2, ec2.health(), awsWorker, probeInterval);
+  // READY=1 once every check passes; STATUS= carries the last pass and, while the agent is not
+  // ready, why (systemd has no way back from READY=1, so STATUS= is what says it).
+  HostNotifications notifications(notifier);
+  host.setOnPass([&](const eni::HostPassReport& report) {
+    reconciled = reconciled || report.complete;
+    notifications.pass(statusLine(report), readiness.reasons());
   });
   auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
   if (!metrics) {
@@ -230,9 +277,12 @@ int eni::runHost(const eni::AgentOptions& options) {
   eni::HeapTrimmer heapTrimmer;
   std::function<void()> report = [&] {
     heapTrimmer.tick();
+    awsProbe.tick();
+    const eni::ReadinessReport readinessNow = readiness.report();
+    notifications.readiness(readinessNow.detail);
     if (*health) {
       (*health)->heartbeat();
-      (*health)->setReady(readiness.report());
+      (*health)->setReady(readinessNow);
     }
     if (*metrics) {
       eni::MetricsSnapshot m;

@@ -8,6 +8,7 @@
 #include "agent/base/executor.h"
 #include "agent/base/log.h"
 #include "agent/obs/readiness.h"
+#include "ec2/region.h"
 
 std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, HealthServer* health,
                                               const std::string& endpoint) {
@@ -26,16 +27,21 @@ std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, Healt
         eni::fail(eni::ErrorCode::Internal, "not asked"));
     worker.run([&imds, identity] { *identity = imds.identity(); },
                [&, identity] {
-                 if (*identity && !(*identity)->region.empty()) {
+                 // A captive portal or a broken proxy answers HTML: never a region to sign with.
+                 Result<void> valid = fail(ErrorCode::Internal, "");
+                 if (*identity)
+                   valid = checkRegionName((*identity)->region, "IMDS placement/region");
+                 if (*identity && valid) {
                    region = (*identity)->region;
                    loop.stop();
                    return;
                  }
                  const std::string error =
-                     *identity ? "IMDS gave an empty region" : identity->error().describe();
+                     *identity ? valid.error().message : identity->error().describe();
                  const auto delay = backoff.next();
-                 reason = "ImdsUnreachable: cannot read the region from IMDS at " + endpoint +
-                          " (" + error + "); set --region or AWS_REGION to skip IMDS";
+                 reason = std::string(*identity ? "InvalidRegion" : "ImdsUnreachable") +
+                          ": cannot read the region from IMDS at " + endpoint + " (" + error +
+                          "); set --region or AWS_REGION to skip IMDS";
                  eni::logWarn("cannot read the AWS region from IMDS, will retry",
                               {{"error", error},
                                {"retry_in_ms", static_cast<std::int64_t>(delay.count())},

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/app/aws_metrics.h"
+#include "agent/app/aws_probe.h"
 #include "agent/app/commands.h"
 #include "agent/app/imds_wait.h"
 #include "agent/app/kube_setup.h"
@@ -135,10 +136,14 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   ec2Config.endpoint = eni::ec2Endpoint(env, region);
   ec2Config.qps = options.awsRateLimitQps;
   ec2Config.burst = options.awsRateLimitBurst;
+  const eni::Duration probeInterval = eni::awsProbeInterval(env);
+  ec2Config.refusedCredentialsRefresh = probeInterval;
   eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
   eni::HttpClient http(loop);
-  eni::CurlKubeClient kubeClient(http, *config);
+  eni::KubeClientOptions kubeOptions;
+  kubeOptions.watchIdleTimeout = options.watchIdleTimeout;
+  eni::CurlKubeClient kubeClient(http, *config, kubeOptions);
   // At most 32 writes in flight: 110 pods synced at once are 330 writes, well past the API
   // server's in-flight limit (429s that cost a retry each).
   eni::BoundedWrites kube(kubeClient, 32);
@@ -213,8 +218,10 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   readiness.addCheck("state", [&tagger] { return tagger.stateProblem(); });
   // Until the lease is held the view has not started, and the lease check says why.
   readiness.addCheck("kubernetes", [&view, &lease] {
-    return !lease.held() || view.synced() ? "" : view.waitingFor();
+    return !lease.held() || view.live() ? "" : view.waitingFor();
   });
+  readiness.addCheck("aws", [&ec2] { return ec2.health().problem(); });
+  eni::AwsProbe awsProbe(ec2, ec2.health(), *awsWorker, probeInterval);
 
   auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
   if (!metrics) {
@@ -237,6 +244,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   eni::HeapTrimmer heapTrimmer;
   std::function<void()> report = [&] {
     heapTrimmer.tick();
+    awsProbe.tick();
     const eni::ReadinessReport readinessNow = readiness.report();
     const std::string& reason = readinessNow.detail;
     if (*health) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "ec2/region.h"
 #include "eni_agent_version.h"
 
 namespace eni {
@@ -81,7 +82,12 @@ const std::vector<FlagSpec>& flagSpecs() {
       {"state-dir", "DIR", "/var/lib/eni-agent", "host-mode state file and lock",
        stringSetter(&AgentOptions::stateDir, false)},
       {"region", "REGION", "$AWS_REGION, else IMDS placement/region", "AWS region",
-       stringSetter(&AgentOptions::region)},
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (!v.empty() && !isRegionName(v))
+           return badValue(v, "want an AWS region name such as us-east-1 or eu-central-2");
+         o.region = v;
+         return {};
+       }},
       {"annotation-key", "KEY", "eni-tagger.io/tags", "pod annotation with the desired tags",
        [](AgentOptions& o, const std::string& v) -> Result<void> {
          if (v.empty() || v.find_first_of(" \t\n") != std::string::npos) {
@@ -146,6 +152,17 @@ const std::vector<FlagSpec>& flagSpecs() {
          if (!d) return fail(d.error());
          if (d->count() < 1000) return badValue(v, "must be at least 1s");
          o.resyncInterval = *d;
+         return {};
+       }},
+      {"watch-idle-timeout", "DURATION", "60s",
+       "when every API-server watch was silent this long, check the connection (GET /version, "
+       "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         auto d = parseDuration(v);
+         if (!d) return fail(d.error());
+         if (d->count() != 0 && d->count() < 1000)
+           return badValue(v, "must be 0s (off) or at least 1s");
+         o.watchIdleTimeout = *d;
          return {};
        }},
       {"enable-tagger", "", "true", "tag pod ENIs from annotations",
@@ -356,8 +373,17 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
 
   if (o.nodeName.empty()) o.nodeName = env("NODE_NAME").value_or("");
   if (o.kubeconfig.empty()) o.kubeconfig = env("KUBECONFIG").value_or("");
-  if (o.region.empty())
-    o.region = env("AWS_REGION").value_or(env("AWS_DEFAULT_REGION").value_or(""));
+  if (o.region.empty()) {
+    const char* variable = env("AWS_REGION") ? "AWS_REGION" : "AWS_DEFAULT_REGION";
+    o.region = env(variable).value_or("");
+    const bool usesRegion = command.kind == CommandKind::Run || command.kind == CommandKind::Status;
+    if (auto valid = checkRegionName(o.region, variable);
+        usesRegion && !o.region.empty() && !valid) {
+      return fail(ErrorCode::Invalid, valid.error().message +
+                                          "; set it to the node's region or "
+                                          "unset it to read IMDS");
+    }
+  }
   if (o.mode == RunMode::Auto) {
     const bool inCluster = env("KUBERNETES_SERVICE_HOST").has_value();
     o.mode = (inCluster || !o.kubeconfig.empty()) ? RunMode::Kubernetes : RunMode::Host;

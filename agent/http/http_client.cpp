@@ -1,6 +1,10 @@
 #include "agent/http/http_client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -22,6 +26,13 @@ struct HttpClient::Transfer {
   bool cancelled = false;
   bool tooLarge = false;  // the body passed request.maxBodyBytes
   char errorBuffer[CURL_ERROR_SIZE] = {};
+  TimePoint lastByte = std::chrono::steady_clock::now();
+  TimerId idleTimer = 0;
+  bool idleArmed = false;
+  bool started = false;  // onResponseStarted ran
+  int localPort = 0;     // the two ends of the connection it runs on, once curl has one
+  int remotePort = 0;
+  std::string stalled;  // why its connection was closed as stalled, if it was
 
   ~Transfer() {
     if (headers != nullptr) curl_slist_free_all(headers);
@@ -42,6 +53,9 @@ HttpClient::HttpClient(EventLoop& loop) : loop_(loop) {
 HttpClient::~HttpClient() {
   if (timerArmed_) loop_.cancel(timer_);
   for (auto& [id, timer] : pendingRemovals_) loop_.cancel(timer);
+  for (auto& [id, transfer] : transfers_) {
+    if (transfer->idleArmed) loop_.cancel(transfer->idleTimer);
+  }
   auto* multi = static_cast<CURLM*>(multi_);
   for (auto& [id, transfer] : transfers_) curl_multi_remove_handle(multi, transfer->easy);
   transfers_.clear();
@@ -83,10 +97,45 @@ int HttpClient::onTimer(void*, long timeoutMs, void* selfPtr) {
   return 0;
 }
 
+Scheduler& HttpClient::scheduler() { return loop_; }
+
+std::size_t HttpClient::onHeader(char* data, std::size_t size, std::size_t count, void* ptr) {
+  auto* transfer = static_cast<Transfer*>(ptr);
+  const std::size_t bytes = size * count;
+  transfer->lastByte = std::chrono::steady_clock::now();
+  const bool endOfHeaders = bytes <= 2 && (bytes == 0 || data[0] == '\r' || data[0] == '\n');
+  if (!endOfHeaders || transfer->started || transfer->cancelled) return bytes;
+  long status = 0;
+  curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status >= 200 && status < 300) {
+    transfer->started = true;
+    if (transfer->request.onResponseStarted) transfer->request.onResponseStarted();
+  }
+  return bytes;
+}
+
+int HttpClient::onPrereq(void* ptr, char*, char*, int remotePort, int localPort) {
+  auto* transfer = static_cast<Transfer*>(ptr);
+  transfer->localPort = localPort;
+  transfer->remotePort = remotePort;
+  return CURL_PREREQFUNC_OK;
+}
+
+int HttpClient::onSocketOpened(void* selfPtr, int fd, int) {
+  static_cast<HttpClient*>(selfPtr)->sockets_.insert(fd);
+  return CURL_SOCKOPT_OK;
+}
+
+int HttpClient::onSocketClosed(void* selfPtr, int fd) {
+  static_cast<HttpClient*>(selfPtr)->sockets_.erase(fd);
+  return close(fd);
+}
+
 std::size_t HttpClient::onWrite(char* data, std::size_t size, std::size_t count, void* ptr) {
   auto* transfer = static_cast<Transfer*>(ptr);
   const std::size_t bytes = size * count;
   if (transfer->cancelled) return 0;  // aborts the transfer
+  transfer->lastByte = std::chrono::steady_clock::now();
   long status = 0;
   curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &status);
   if (transfer->request.onBodyChunk && status >= 200 && status < 300) {
@@ -120,6 +169,7 @@ void HttpClient::collectFinished() {
     curl_multi_remove_handle(multi, msg->easy_handle);
     auto it = transfers_.find(raw->id);
     if (it == transfers_.end()) continue;
+    if (it->second->idleArmed) loop_.cancel(it->second->idleTimer);
     finished.emplace_back(std::move(it->second), code);
     transfers_.erase(it);
   }
@@ -128,6 +178,10 @@ void HttpClient::collectFinished() {
     if (transfer->cancelled) continue;
     if (transfer->tooLarge || code == CURLE_FILESIZE_EXCEEDED) {
       transfer->done(fail(detail::bodyTooLarge(transfer->request)));
+      continue;
+    }
+    if (!transfer->stalled.empty() && code != CURLE_OK) {
+      transfer->done(fail(ErrorCode::Transient, transfer->stalled));
       continue;
     }
     if (code != CURLE_OK) {
@@ -156,11 +210,101 @@ HttpClient::RequestId HttpClient::start(HttpRequest request, Done done) {
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->errorBuffer);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &HttpClient::onWrite);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &HttpClient::onHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, transfer.get());
+  // Which connection each request runs on, and every socket, so that a stalled connection can
+  // be found and closed.
+  curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &HttpClient::onPrereq);
+  curl_easy_setopt(easy, CURLOPT_PREREQDATA, transfer.get());
+  curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, &HttpClient::onSocketOpened);
+  curl_easy_setopt(easy, CURLOPT_SOCKOPTDATA, this);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &HttpClient::onSocketClosed);
+  curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
+  // Wait for the first connection to say whether it multiplexes rather than open one per request
+  // at start: all of a node's API-server requests then share one HTTP/2 connection.
+  curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
 
   const RequestId id = transfer->id;
+  Transfer& kept = *transfer;
   transfers_.emplace(id, std::move(transfer));
+  if (kept.request.idleTimeout.count() > 0) armIdleCheck(kept, kept.request.idleTimeout);
   curl_multi_add_handle(static_cast<CURLM*>(multi_), easy);
   return id;
+}
+
+void HttpClient::armIdleCheck(Transfer& transfer, Duration delay) {
+  transfer.idleArmed = true;
+  const RequestId id = transfer.id;
+  transfer.idleTimer = loop_.runAfter(delay, [this, id] { checkIdle(id); });
+}
+
+void HttpClient::checkIdle(RequestId id) {
+  auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;
+  Transfer& t = *it->second;
+  t.idleArmed = false;
+  if (t.cancelled) return;
+  const auto idle = std::chrono::steady_clock::now() - t.lastByte;
+  if (idle < t.request.idleTimeout) {
+    armIdleCheck(t,
+                 std::chrono::duration_cast<Duration>(t.request.idleTimeout - idle) + Duration(1));
+    return;
+  }
+  stall(id);
+}
+
+namespace {
+
+int portOf(const sockaddr_storage& a) {
+  return a.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port)
+                                 : ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+}
+
+}  // namespace
+
+int HttpClient::socketOf(const Transfer& transfer) const {
+  // The kernel may give two connections to different peers the same local port: match both ends.
+  for (int fd : sockets_) {
+    sockaddr_storage local{};
+    sockaddr_storage peer{};
+    socklen_t localLen = sizeof local;
+    socklen_t peerLen = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &localLen) != 0 ||
+        getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peerLen) != 0) {
+      continue;
+    }
+    if (portOf(local) == transfer.localPort && portOf(peer) == transfer.remotePort) return fd;
+  }
+  return -1;
+}
+
+void HttpClient::stall(RequestId id) {
+  auto it = transfers_.find(id);
+  std::unique_ptr<Transfer> transfer = std::move(it->second);
+  transfers_.erase(it);
+  curl_multi_remove_handle(static_cast<CURLM*>(multi_), transfer->easy);
+  const long ms = static_cast<long>(transfer->request.idleTimeout.count());
+  const std::string reason =
+      transfer->request.method + " " + transfer->request.url + ": no data for " +
+      (ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms") +
+      "; the connection stalled, closed it to reconnect";
+  // Every request on the same connection fails with the same reason; shutting the socket down
+  // makes curl see the end at once and drop the connection from its cache, so nothing new is
+  // sent on it.
+  int closed = -1;
+  if (transfer->localPort > 0) {
+    for (auto& [otherId, other] : transfers_) {
+      if (other->localPort == transfer->localPort && other->remotePort == transfer->remotePort)
+        other->stalled = reason;
+    }
+    closed = socketOf(*transfer);
+  }
+  if (closed >= 0) {
+    ++stalledConnections_;
+    ::shutdown(closed, SHUT_RDWR);
+    socketAction(closed, CURL_CSELECT_IN | CURL_CSELECT_ERR);
+  }
+  transfer->done(fail(ErrorCode::Transient, reason));
 }
 
 void HttpClient::cancel(RequestId id) {
@@ -176,6 +320,7 @@ void HttpClient::remove(RequestId id) {
   pendingRemovals_.erase(id);
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
+  if (it->second->idleArmed) loop_.cancel(it->second->idleTimer);
   curl_multi_remove_handle(static_cast<CURLM*>(multi_), it->second->easy);
   transfers_.erase(it);
 }

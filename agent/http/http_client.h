@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "agent/base/clock.h"
@@ -44,6 +45,15 @@ struct HttpRequest {
   /// When set, a 2xx body is handed over chunk by chunk as it arrives instead of being kept;
   /// any other status still collects its body. Return false to abort the transfer.
   std::function<bool(std::string_view chunk)> onBodyChunk;
+  /// HttpClient only: runs once when a 2xx answer's headers are in, before any body (a watch
+  /// stream is open).
+  std::function<void()> onResponseStarted;
+  /// HttpClient only; zero: none. When no byte of the answer arrived for this long, the request
+  /// fails (Transient, "stalled") and the connection it ran on is closed: every other request
+  /// multiplexed on that connection fails at once too, and later requests open a new one. A
+  /// connection that stops forwarding while TCP stays up (a hung load balancer) is otherwise
+  /// trusted for as long as the kernel keeps it.
+  Duration idleTimeout{0};
 };
 
 struct HttpResponse {
@@ -53,7 +63,8 @@ struct HttpResponse {
 };
 
 /// Asynchronous HTTP over one libcurl multi handle driven by the EventLoop. Connections are
-/// cached and reused across requests. Loop thread only.
+/// cached and reused across requests; an HTTP/2 server gets one connection that carries every
+/// request (CURLOPT_PIPEWAIT). Loop thread only.
 class HttpClient {
  public:
   using RequestId = std::uint64_t;
@@ -72,17 +83,31 @@ class HttpClient {
   void cancel(RequestId id);
   /// Requests still in flight.
   std::size_t active() const { return transfers_.size(); }
+  /// Connections closed because a request on them stalled (see HttpRequest::idleTimeout).
+  std::uint64_t stalledConnections() const { return stalledConnections_; }
+  /// The loop that drives this client, for timers of its users.
+  Scheduler& scheduler();
 
  private:
   struct Transfer;
   static int onSocket(void* easy, int fd, int what, void* self, void* socketData);
   static int onTimer(void* multi, long timeoutMs, void* self);
   static std::size_t onWrite(char* data, std::size_t size, std::size_t count, void* transfer);
+  static std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* transfer);
+  static int onPrereq(void* transfer, char* remoteIp, char* localIp, int remotePort, int localPort);
+  static int onSocketOpened(void* self, int fd, int purpose);
+  static int onSocketClosed(void* self, int fd);
   void socketAction(int fd, int flags);
   void collectFinished();
   void remove(RequestId id);
+  void armIdleCheck(Transfer& transfer, Duration delay);
+  void checkIdle(RequestId id);
+  void stall(RequestId id);
+  int socketOf(const Transfer& transfer) const;
 
   EventLoop& loop_;
+  std::unordered_set<int> sockets_;  // every socket curl opened and has not closed yet
+  std::uint64_t stalledConnections_ = 0;
   void* multi_ = nullptr;
   TimerId timer_ = 0;
   bool timerArmed_ = false;

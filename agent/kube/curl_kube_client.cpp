@@ -1,5 +1,6 @@
 #include "agent/kube/curl_kube_client.h"
 
+#include <algorithm>
 #include <cctype>
 #include <optional>
 
@@ -88,8 +89,55 @@ Result<Json::Value> decodeKubeResponse(const std::string& what, const HttpRespon
   return fail(std::move(error));
 }
 
-CurlKubeClient::CurlKubeClient(HttpClient& http, KubeConfig config)
-    : http_(http), config_(std::move(config)), tokens_(config_) {}
+CurlKubeClient::CurlKubeClient(HttpClient& http, KubeConfig config, KubeClientOptions options)
+    : http_(http), config_(std::move(config)), options_(options), tokens_(config_) {}
+
+CurlKubeClient::~CurlKubeClient() {
+  if (checkArmed_) http_.scheduler().cancel(checkTimer_);
+}
+
+void CurlKubeClient::received() { lastReceived_ = std::chrono::steady_clock::now(); }
+
+void CurlKubeClient::armConnectionCheck(Duration delay) {
+  if (checkArmed_ || options_.watchIdleTimeout.count() <= 0) return;
+  checkArmed_ = true;
+  checkTimer_ = http_.scheduler().runAfter(delay, [this] {
+    checkArmed_ = false;
+    checkConnection();
+  });
+}
+
+void CurlKubeClient::checkConnection() {
+  if (watches_.empty() || checkInFlight_) return;  // a new watch re-arms it
+  const auto idle = std::chrono::steady_clock::now() - lastReceived_;
+  if (idle < options_.watchIdleTimeout) {
+    armConnectionCheck(std::chrono::duration_cast<Duration>(options_.watchIdleTimeout - idle) +
+                       Duration(1));
+    return;
+  }
+  // Every watch has been silent for the whole idle time: ask the API server something small on
+  // the same (multiplexed) connection. No answer within the timeout closes the connection (see
+  // HttpRequest::idleTimeout), which ends every watch on it; they re-open on a new one.
+  auto r = request("GET", "/version");
+  if (!r) {
+    armConnectionCheck(options_.watchIdleTimeout);
+    return;
+  }
+  const Duration timeout = std::min(options_.watchIdleTimeout / 2, Duration(15000));
+  r->timeout = timeout;
+  r->idleTimeout = timeout;
+  checkInFlight_ = true;
+  ++connectionChecks_;
+  http_.start(std::move(*r), [this](Result<HttpResponse> response) {
+    checkInFlight_ = false;
+    if (response) {
+      received();
+    } else {
+      ++failedConnectionChecks_;
+    }
+    armConnectionCheck(options_.watchIdleTimeout);
+  });
+}
 
 Result<HttpRequest> CurlKubeClient::request(const std::string& method, const std::string& path) {
   HttpRequest r;
@@ -101,6 +149,7 @@ Result<HttpRequest> CurlKubeClient::request(const std::string& method, const std
   r.maxBodyBytes = maxBodyBytes_;
   r.headers.push_back("Accept: application/json");
   r.headers.push_back("User-Agent: eni-agent");
+  r.timeout = options_.requestTimeout;
   auto token = tokens_.current();
   if (!token) return fail(token.error());
   r.bearerToken = *token;
@@ -109,11 +158,12 @@ Result<HttpRequest> CurlKubeClient::request(const std::string& method, const std
 
 void CurlKubeClient::send(HttpRequest r, Callback<Json::Value> done) {
   const std::string what = r.method + " " + r.url.substr(config_.server.size());
-  http_.start(std::move(r), [what, done = std::move(done)](Result<HttpResponse> response) {
+  http_.start(std::move(r), [this, what, done = std::move(done)](Result<HttpResponse> response) {
     if (!response) {
       done(fail(response.error()));
       return;
     }
+    received();
     done(decodeKubeResponse(what, *response));
   });
 }
@@ -175,9 +225,18 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
   auto state = std::make_shared<Watch>();
   std::weak_ptr<Watch> weak = state;
   r->timeout = Duration(0);
-  r->onBodyChunk = [weak, onEvent](std::string_view chunk) {
+  // The API server ends the stream at `timeout`; silence well past it means the stream (or its
+  // connection) is gone, whatever TCP says.
+  r->idleTimeout = Duration(timeout * 1000LL) + options_.watchDeadlineMargin;
+  r->onResponseStarted = [this, weak, onEvent] {
+    if (weak.expired()) return;
+    received();
+    onEvent(WatchEvent{WatchEventType::Opened, Json::Value()});
+  };
+  r->onBodyChunk = [this, weak, onEvent](std::string_view chunk) {
     auto w = weak.lock();
     if (!w) return false;
+    received();
     auto fed = w->decoder.feed(chunk, onEvent);
     if (!fed) {
       w->streamError = fed.error();
@@ -206,6 +265,7 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
         onClosed({});
       });
   watches_[id] = std::move(state);
+  armConnectionCheck(options_.watchIdleTimeout);
   return id;
 }
 

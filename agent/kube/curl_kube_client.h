@@ -16,11 +16,28 @@ namespace eni {
 /// whole: WatchStreamDecoder::kMaxLineBytes bounds each event instead.
 inline constexpr std::size_t kKubeMaxBodyBytes = std::size_t{64} << 20;
 
+struct KubeClientOptions {
+  /// When no watch of this client received anything (no event, no bookmark) for this long, the
+  /// client checks its connection with GET /version, which must answer within half of it (at most
+  /// 15 s); a connection that does not is closed and every watch re-opens on a new one. The
+  /// stand-in for client-go's HTTP/2 ReadIdleTimeout and PingTimeout: libcurl 7.88's multi
+  /// interface can neither send an HTTP/2 PING nor see its answer. Zero turns the check off.
+  Duration watchIdleTimeout{60000};
+  /// A watch silent this long past its own server timeout (timeoutSeconds, when the API server
+  /// ends it) is dropped, and its connection closed, whatever the check said.
+  Duration watchDeadlineMargin{30000};
+  /// Every other request: the whole exchange (lists, gets, writes).
+  Duration requestTimeout{30000};
+};
+
 /// KubeApi over libcurl (HttpClient) on the event loop. Watch streams are decoded as they arrive.
 /// Loop thread only.
 class CurlKubeClient final : public KubeApi {
  public:
-  CurlKubeClient(HttpClient& http, KubeConfig config);
+  CurlKubeClient(HttpClient& http, KubeConfig config, KubeClientOptions options = {});
+  ~CurlKubeClient() override;
+  CurlKubeClient(const CurlKubeClient&) = delete;
+  CurlKubeClient& operator=(const CurlKubeClient&) = delete;
 
   void list(const ResourceKind& kind, const std::string& ns, const ListOptions& options,
             Callback<ObjectList> done) override;
@@ -39,6 +56,11 @@ class CurlKubeClient final : public KubeApi {
   /// Lowers the body cap of later requests (kKubeMaxBodyBytes by default); for tests.
   void setMaxBodyBytes(std::size_t bytes) { maxBodyBytes_ = bytes; }
 
+  /// Connection checks sent (see KubeClientOptions::watchIdleTimeout), and those that got no
+  /// answer (their connection was closed).
+  std::uint64_t connectionChecks() const { return connectionChecks_; }
+  std::uint64_t failedConnectionChecks() const { return failedConnectionChecks_; }
+
  private:
   struct Watch;
   [[nodiscard]] Result<HttpRequest> request(const std::string& method, const std::string& path);
@@ -46,9 +68,19 @@ class CurlKubeClient final : public KubeApi {
   void listPage(const ResourceKind& kind, const std::string& ns, const ListOptions& options,
                 std::string continueToken, std::shared_ptr<ObjectList> acc,
                 Callback<ObjectList> done);
+  void received();
+  void armConnectionCheck(Duration delay);
+  void checkConnection();
 
   HttpClient& http_;
   KubeConfig config_;
+  KubeClientOptions options_;
+  std::chrono::steady_clock::time_point lastReceived_ = std::chrono::steady_clock::now();
+  TimerId checkTimer_ = 0;
+  bool checkArmed_ = false;
+  bool checkInFlight_ = false;
+  std::uint64_t connectionChecks_ = 0;
+  std::uint64_t failedConnectionChecks_ = 0;
   TokenSource tokens_;
   std::size_t maxBodyBytes_ = kKubeMaxBodyBytes;
   std::mt19937 rng_{std::random_device{}()};

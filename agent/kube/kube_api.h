@@ -46,7 +46,9 @@ struct ObjectList {
   std::string resourceVersion;
 };
 
-enum class WatchEventType { Added, Modified, Deleted, Bookmark };
+/// Opened carries no object: the API server accepted the watch (its answer's headers are in), so
+/// the stream is live before any event arrives.
+enum class WatchEventType { Added, Modified, Deleted, Bookmark, Opened };
 
 struct WatchEvent {
   WatchEventType type = WatchEventType::Added;
@@ -82,9 +84,10 @@ class KubeApi {
                     Callback<ObjectList> done) = 0;
 
   /// Streams changes after options.resourceVersion, with bookmarks. `onEvent` runs per event in
-  /// order. `onClosed` runs once when the stream ends: a value when the server ended it normally,
-  /// Gone when the version is too old (relist), another error otherwise. Not called after
-  /// cancelWatch().
+  /// order, first an Opened event once the server accepted the watch (CurlKubeClient). `onClosed`
+  /// runs once when the stream ends: a value when the server ended it normally, Gone when the
+  /// version is too old (relist), another error otherwise (Transient "stalled" when the stream or
+  /// its connection went silent). Not called after cancelWatch().
   virtual WatchId watch(const ResourceKind& kind, const std::string& ns, const ListOptions& options,
                         std::function<void(WatchEvent)> onEvent,
                         std::function<void(Result<void>)> onClosed) = 0;

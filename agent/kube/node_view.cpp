@@ -55,11 +55,24 @@ bool NodeView::synced() const {
   return true;
 }
 
+bool NodeView::live() const {
+  for (auto* r : all()) {
+    if (!r->live()) return false;
+  }
+  return true;
+}
+
 std::string NodeView::waitingFor() const {
   for (auto* r : all()) {
-    // "Code: detail", Readiness's convention: /readyz shows only the code.
-    if (!r->synced() && r->lastError().empty()) return "Listing: initial list in progress";
-    if (!r->synced()) return "ListFailed: " + r->lastError();
+    const std::string& plural = r->kind().plural;
+    if (!r->synced()) {
+      return r->lastError().empty() ? "Syncing: initial list of " + plural + " in progress"
+                                    : "ListFailed: list of " + plural + ": " + r->lastError();
+    }
+  }
+  for (auto* r : all()) {
+    if (!r->live())
+      return "WatchDown: watch of " + r->kind().plural + " failed, re-opening: " + r->lastError();
   }
   return {};
 }

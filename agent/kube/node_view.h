@@ -27,8 +27,11 @@ class NodeView {
   void start();
   void stop();
   bool synced() const;
-  /// Why the view is not synced yet, or empty: "Listing: ..." while a first list runs,
-  /// "ListFailed: <the reflector's last error>" after a failure (Readiness's "Code: detail").
+  /// Synced, and every watch works (Reflector::live()).
+  bool live() const;
+  /// Why the view is not synced or not live, in the readiness form "<Code>: <detail>", or empty:
+  /// "Syncing: initial list of pods in progress", "ListFailed: <error>" (the initial list
+  /// failed), "WatchDown: watch of pods failed, re-opening: <error>".
   std::string waitingFor() const;
   std::uint64_t watchRestarts() const;
 

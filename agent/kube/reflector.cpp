@@ -116,6 +116,10 @@ void Reflector::openWatch() {
                   {{"resource", kind_.plural}, {"resource_version", resourceVersion_}});
           relist();
         } else {
+          if (lastError_.empty()) {
+            logWarn("watch failed, re-opening it",
+                    {{"resource", kind_.plural}, {"error", closed.error().describe()}});
+          }
           retryLater(false, closed.error());
         }
       });
@@ -148,6 +152,7 @@ void Reflector::applyList(ObjectList list) {
 }
 
 void Reflector::applyEvent(WatchEvent event) {
+  if (event.type == WatchEventType::Opened) return;  // live again: the caller cleared lastError_
   const std::string version = versionOf(event.object);
   if (!version.empty()) resourceVersion_ = version;
   if (event.type == WatchEventType::Bookmark) return;

@@ -44,8 +44,13 @@ class Reflector {
 
   /// True once the first list has been applied.
   bool synced() const { return synced_; }
+  /// Synced, and the watch works: false from a failed list or watch (a stalled connection, an
+  /// API server that went away) until the API server answers again (the re-opened watch's
+  /// Opened event, any event, or a list). A watch the server ended on its timeout stays live.
+  bool live() const { return synced_ && running_ && lastError_.empty(); }
   const std::map<std::string, Json::Value>& objects() const { return objects_; }
   const std::string& resourceVersion() const { return resourceVersion_; }
+  const ResourceKind& kind() const { return kind_; }
 
   std::uint64_t lists() const { return lists_; }
   std::uint64_t watchRestarts() const { return watchRestarts_; }

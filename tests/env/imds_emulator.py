@@ -20,7 +20,11 @@ Test hooks (no token needed, loopback only):
   POST /_emulator/huge         JSON {"path": "placement/region", "bytes": N, "chunked": true}: that
                                metadata path answers N bytes (chunked, or with a Content-Length
                                when "chunked" is false). {} clears it.
-  POST /_emulator/reset        clears down, stale and huge
+  POST /_emulator/answers      {"<meta-data path>": "<body>", ...} replaces the set of answered
+                               overrides: each listed path answers 200 with that body instead of
+                               the truth (an HTML page for placement/region, say, or role
+                               credentials that moto refuses). {} restores the truth.
+  POST /_emulator/reset        clears down, stale, huge and answers
 
 It also plays the EKS Pod Identity agent for credential tests:
   GET  /_container/credentials   with "Authorization: <--container-token>" gives JSON credentials
@@ -56,6 +60,7 @@ class State:
         self.down = False
         self.stale = set()  # (mac, key): listed, answering 404
         self.huge = None    # {"path", "bytes", "chunked"}
+        self.answers = {}
         self._instance = None
         self._ifaces = (None, 0.0)
         self._cidrs = {}
@@ -272,6 +277,7 @@ def make_handler(state):
             if self.path == "/_emulator/reset":
                 with state.lock:
                     state.stale = set()
+                    state.answers = {}
                 state.huge = None
                 state.down = False
                 return self.reply(200, "reset")
@@ -285,6 +291,13 @@ def make_handler(state):
                 with state.lock:
                     state.tokens.clear()
                 return self.reply(200, "expired")
+            if self.path == "/_emulator/answers":
+                answers = body if body is not None else {}
+                if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
+                    return self.reply(400, 'want {"<path>": "<body>", ...}')
+                with state.lock:
+                    state.answers = {k.strip("/"): v for k, v in answers.items()}
+                return self.reply(200, json.dumps(state.answers), "application/json")
             return self.reply(405)
 
         def do_GET(self):
@@ -315,6 +328,10 @@ def make_handler(state):
             if huge and self.path[len("/latest/meta-data"):].strip("/") == huge["path"]:
                 state.count("huge")
                 return self.send_huge(huge)
+            with state.lock:
+                override = state.answers.get(self.path[len("/latest/meta-data"):].strip("/"))
+            if override is not None:
+                return self.reply(200, override)
             try:
                 body = metadata(state, self.path[len("/latest/meta-data"):])
             except Exception as e:  # noqa: BLE001 - moto hiccup: say so, as IMDS would with a 5xx

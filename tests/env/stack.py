@@ -4,7 +4,9 @@
   stack.py up --dir DIR        build or reuse the binaries, start etcd, kube-apiserver, moto_server,
                                the EC2 fault proxy in front of it and the IMDS emulator, bootstrap
                                RBAC from daemonset/ and EC2 state, and write DIR/stack.json and
-                               DIR/stack.env
+                               DIR/stack.env. Also: a signature-checking moto with its own fault
+                               proxy (auth-proxy), and a TCP stall proxy in front of the
+                               kube-apiserver (stall-proxy) with a kubeconfig through it.
   stack.py down --dir DIR      stop every process of the stack (always safe to run)
   stack.py restart kube-apiserver|etcd|imds|fault-proxy --dir DIR
   stack.py compact --dir DIR   compact etcd at its current revision (forces 410 on old versions)
@@ -302,6 +304,39 @@ def start_fault_proxy(d, st):
     st["ec2_proxy_endpoint"] = f"http://127.0.0.1:{st['ec2_proxy_port']}"
 
 
+def start_auth_proxy(d, st):
+    """The fault proxy in front of the signature-checking moto: tests count what an agent with
+    refused credentials sends."""
+    port_file = os.path.join(d, "auth-proxy.port")
+    if os.path.exists(port_file):
+        os.unlink(port_file)
+    spawn(d, "auth-proxy", [sys.executable, os.path.join(HERE, "fault_proxy.py"),
+                            "--upstream", st["moto_auth_endpoint"], "--port", str(st.get("auth_proxy_port", 0)),
+                            "--port-file", port_file])
+    wait_for("auth fault proxy", lambda: os.path.getsize(port_file) > 0, proc_name="auth-proxy", d=d)
+    st["auth_proxy_port"] = int(open(port_file).read())
+    st["auth_proxy_endpoint"] = f"http://127.0.0.1:{st['auth_proxy_port']}"
+
+
+def start_stall_proxy(d, st):
+    """A TCP relay in front of the kube-apiserver that can stop forwarding while connections stay
+    up (a hung load balancer); DIR/stall.kubeconfig is the agent's kubeconfig through it."""
+    ports_file = os.path.join(d, "stall-proxy.ports")
+    if os.path.exists(ports_file):
+        os.unlink(ports_file)
+    spawn(d, "stall-proxy", [sys.executable, os.path.join(HERE, "stall_proxy.py"),
+                             "--upstream", f"127.0.0.1:{st['apiserver_port']}",
+                             "--port", str(st.get("stall_proxy_port", 0)),
+                             "--control-port", str(st.get("stall_proxy_control_port", 0)),
+                             "--ports-file", ports_file])
+    wait_for("stall proxy", lambda: os.path.getsize(ports_file) > 0, proc_name="stall-proxy", d=d)
+    ports = json.load(open(ports_file))
+    st["stall_proxy_port"] = ports["port"]
+    st["stall_proxy_control_port"] = ports["control_port"]
+    st["stall_proxy_control"] = f"http://127.0.0.1:{ports['control_port']}"
+    st["stall_kubeconfig"] = os.path.join(d, "stall.kubeconfig")
+
+
 def start_imds(d, st):
     port_file = os.path.join(d, "imds.port")
     if os.path.exists(port_file):
@@ -335,6 +370,8 @@ def bootstrap_kube(d, st):
         f.write(token)
     os.chmod(token_file, 0o600)
     write_kubeconfig(st["agent_kubeconfig"], st["apiserver_url"], f"{d}/pki/ca.crt", {"tokenFile": token_file})
+    write_kubeconfig(st["stall_kubeconfig"], f"https://127.0.0.1:{st['stall_proxy_port']}", f"{d}/pki/ca.crt",
+                     {"tokenFile": token_file})
 
 
 def bootstrap_ec2(st):
@@ -410,6 +447,8 @@ def cmd_up(d):
         start_moto(d, st)
         start_fault_proxy(d, st)
         start_moto_auth(d, st)
+        start_auth_proxy(d, st)
+        start_stall_proxy(d, st)
         bootstrap_ec2(st)
         start_imds(d, st)
         bootstrap_kube(d, st)
@@ -425,7 +464,8 @@ def cmd_up(d):
 
 def cmd_down(d, quiet=False):
     d = os.path.abspath(d)
-    for name in ("fault-proxy", "imds", "moto-auth", "moto", "kube-apiserver", "etcd"):
+    for name in ("stall-proxy", "auth-proxy", "fault-proxy", "imds", "moto-auth", "moto", "kube-apiserver",
+                 "etcd"):
         if os.path.exists(pid_file(d, name)):
             kill(d, name)
             if not quiet:

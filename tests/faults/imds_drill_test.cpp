@@ -49,6 +49,40 @@ TEST_F(ImdsDrill, NotReadyNamingImdsWhileItIsDownThenReadyAndTaggingOnceItReturn
   EXPECT_EQ(agent->terminate(), 0) << agent->output();
 }
 
+// IMDS answers an HTML page for placement/region (a captive portal, a broken proxy): that is not
+// a region. The agent stays not ready and says why, and never calls EC2 with it; once IMDS
+// answers a region, it starts.
+TEST_F(ImdsDrill, AnHtmlPageForTheRegionIsRefusedAndNoEc2CallIsMade) {
+  createNamespace();
+  createNode();
+  auto pods = makePods(1, "region");
+  createPod(pods[0], R"({"Team":"Platform"})");
+  stack().controlHttp(
+      "POST", stack().imdsEndpoint + "/_emulator/answers",
+      R"({"placement/region": "<html>\n<head><title>502 Bad Gateway</title></head>\n</html>\n"})");
+  resetProxy();
+  auto agent = startAgent({}, {"AWS_REGION=", "AWS_DEFAULT_REGION="});
+  ASSERT_TRUE(eventually([&] { return occurrences(agent->output(), kWaiting) >= 2; }, 240))
+      << agent->output();
+  EXPECT_NE(agent->output().find("which is not an AWS region name"), std::string::npos)
+      << agent->output();
+  auto ready = probe("/readyz");
+  EXPECT_EQ(ready.first, 503);
+  EXPECT_NE(ready.second.find("imds: InvalidRegion"), std::string::npos) << ready.second;
+  EXPECT_EQ(probe("/healthz").first, 200);
+  EXPECT_TRUE(proxyLog().empty()) << "no EC2 call with a region that is not one";
+  EXPECT_FALSE(tagMismatches(pods).empty());
+
+  stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/answers", "{}");
+  ASSERT_TRUE(agent->waitForOutput("\"msg\":\"ready\"", 60000)) << agent->output();
+  std::vector<std::string> mismatches;
+  ASSERT_TRUE(eventually([&] {
+    mismatches = tagMismatches(pods);
+    return mismatches.empty();
+  })) << mismatches[0];
+  EXPECT_EQ(agent->terminate(), 0) << agent->output();
+}
+
 TEST_F(ImdsDrill, SigtermWhileWaitingForImdsExitsCleanly) {
   stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/down");
   auto agent = startAgent({}, {"AWS_REGION=", "AWS_DEFAULT_REGION="});

@@ -10,6 +10,7 @@
 #include "ec2/credentials.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
+#include "tests/support/manual_scheduler.h"
 #include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
 
@@ -338,6 +339,65 @@ TEST(Ec2Signatures, MotoChecksTheSignature) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::Permission) << refused.error().describe();
   EXPECT_EQ(refused.error().message.find(stack.motoAuthSecretAccessKey), std::string::npos);
+}
+
+/// A source whose credentials can be rotated, cached until forget() as the real chain caches.
+class RotatingCredentials final : public CredentialProvider {
+ public:
+  Result<Credentials> credentials() override {
+    if (!cached_) {
+      ++fetches;
+      cached_ = current;
+    }
+    return *cached_;
+  }
+  void forget() override { cached_.reset(); }
+  Credentials current;
+  int fetches = 0;
+
+ private:
+  std::optional<Credentials> cached_;
+};
+
+// Every answer is recorded in the client's AwsHealth: a refusal names its code until a call
+// succeeds. While refused, fresh credentials are fetched at most once per interval, so a rotated
+// key is picked up without a restart and without a fetch per call.
+TEST(Ec2Signatures, RefusalIsRecordedAndRotatedCredentialsAreFetchedOncePerInterval) {
+  const auto& stack = TestStack::get();
+  testing::ManualScheduler clock;
+  RealSleeper sleeper;
+  Ec2ClientConfig config;
+  config.region = stack.region;
+  config.endpoint = stack.motoAuthEndpoint;
+  config.maxAttempts = 1;
+  config.refusedCredentialsRefresh = Duration(60000);
+  RotatingCredentials creds;
+  creds.current.accessKeyId = stack.motoAuthAccessKeyId;
+  creds.current.secretAccessKey = "not-the-secret";
+  CurlEc2Client ec2(config, creds, clock, sleeper);
+  EXPECT_FALSE(ec2.describeNetworkInterfaces({}, {}));
+  EXPECT_EQ(ec2.health().problem().rfind("AuthFailure: DescribeNetworkInterfaces: ", 0), 0u)
+      << ec2.health().problem();
+  EXPECT_EQ(ec2.health().problem().find("not-the-secret"), std::string::npos);
+
+  creds.current.secretAccessKey = stack.motoAuthSecretAccessKey;  // rotated at the source
+  // The first call after the refusal fetches afresh; no more fetches for the next minute.
+  ASSERT_TRUE(ec2.describeNetworkInterfaces({}, {}));
+  EXPECT_EQ(ec2.health().problem(), "");
+  EXPECT_EQ(ec2.health().recoveries(), 1u);
+  EXPECT_EQ(creds.fetches, 2);
+
+  creds.current.secretAccessKey = "revoked";
+  creds.forget();  // the source hands out the bad secret now
+  EXPECT_FALSE(ec2.describeNetworkInterfaces({}, {}));
+  creds.current.secretAccessKey = stack.motoAuthSecretAccessKey;
+  clock.advance(Duration(30000));
+  EXPECT_FALSE(ec2.describeNetworkInterfaces({}, {})) << "cached until the interval passed";
+  EXPECT_EQ(creds.fetches, 3);
+  clock.advance(Duration(30000));
+  EXPECT_TRUE(ec2.describeNetworkInterfaces({}, {}));
+  EXPECT_EQ(creds.fetches, 4);
+  EXPECT_EQ(ec2.health().problem(), "");
 }
 
 // ---------------------------------------------------------------- IMDS

@@ -17,6 +17,7 @@
 #include "agent/base/clock.h"
 #include "agent/base/files.h"
 #include "agent/base/json.h"
+#include "agent/http/blocking_http_client.h"
 #include "agent/state/node_state.h"
 #include "ec2/curl_ec2_client.h"
 #include "netlink/address_manager.h"
@@ -394,6 +395,70 @@ TEST_F(HostModeTest, SdNotifySendsReadyStatusWatchdogAndStopping) {
   EXPECT_EQ(agent.terminate(), 0);
   for (int i = 0; i < 50 && !notify.seen("STOPPING=1"); ++i) notify.receive();
   EXPECT_TRUE(notify.seen("STOPPING=1"));
+}
+
+// Credentials that AWS refuses (the signature-checking moto; the instance profile's keys from
+// IMDS carry a wrong secret): the host agent sends no READY=1, and STATUS= and /readyz say why.
+// Once the role is refreshed with the right secret, its one-read-per-interval check notices, the
+// pass completes, and READY=1 follows.
+TEST_F(HostModeTest, RefusedCredentialsHoldReadyAndStatusSaysWhyUntilTheRoleWorks) {
+  const auto& stack = TestStack::get();
+  auto serveRoleSecret = [&](const std::string& secret) {
+    Json::Value role;
+    role["Code"] = "Success";
+    role["AccessKeyId"] = stack.motoAuthAccessKeyId;
+    role["SecretAccessKey"] = secret;
+    role["Token"] = "";
+    role["Expiration"] = "2099-01-01T00:00:00Z";
+    Json::Value answers;
+    answers["iam/security-credentials/eni-agent-node"] = toJson(role);
+    stack.controlHttp("POST", stack.imdsEndpoint + "/_emulator/answers", toJson(answers));
+  };
+  struct TruthAgain {
+    ~TruthAgain() {
+      TestStack::get().controlHttp("POST", TestStack::get().imdsEndpoint + "/_emulator/answers",
+                                   "{}");
+    }
+  } truthAgain;
+  serveRoleSecret("not-the-secret");
+  writeFile(config_, R"({"tags": {"Team": "Platform"}})");
+  NotifySocket notify(dir_ + "/notify.sock");
+  ASSERT_TRUE(notify.bound());
+  auto env = agentEnv();
+  std::string health;
+  for (const auto& kv : env) {
+    const std::string key = "ENI_AGENT_HEALTH_PROBE_BIND_ADDRESS=";
+    if (kv.rfind(key, 0) == 0) health = kv.substr(key.size());
+  }
+  for (const char* kv :
+       {"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "ENI_AGENT_AWS_PROBE_INTERVAL_MS=1000"}) {
+    env.push_back(kv);
+  }
+  env.push_back("AWS_ENDPOINT_URL_EC2=" + stack.authProxyEndpoint);
+  env.push_back("NOTIFY_SOCKET=" + notify.path());
+  BackgroundProcess agent(args(), env);
+  for (int i = 0; i < 600 && !notify.seen("aws: AuthFailure"); ++i) notify.receive();
+  EXPECT_TRUE(notify.seen("STATUS=not ready: ")) << agent.output();
+  EXPECT_TRUE(notify.seen("aws: AuthFailure")) << agent.output();
+  EXPECT_FALSE(notify.seen("READY=1"));
+  BlockingHttpClient http;
+  HttpRequest readyz;
+  readyz.url = "http://" + health + "/readyz";
+  Result<HttpResponse> answer = fail(ErrorCode::Internal, "not asked");
+  for (int i = 0; i < 100; ++i) {  // the health server takes the news at the next report tick
+    answer = http.perform(readyz);
+    if (answer && answer->body.find("AuthFailure") != std::string::npos) break;
+    notify.receive();
+  }
+  ASSERT_TRUE(answer) << answer.error().message;
+  EXPECT_EQ(answer->status, 503);
+  EXPECT_NE(answer->body.find("aws: AuthFailure"), std::string::npos) << answer->body;
+
+  serveRoleSecret(stack.motoAuthSecretAccessKey);
+  for (int i = 0; i < 600 && !notify.seen("READY=1"); ++i) notify.receive();
+  EXPECT_TRUE(notify.seen("READY=1")) << agent.output();
+  EXPECT_NE(agent.output().find("first full reconcile done"), std::string::npos);
+  EXPECT_EQ(agent.terminate(), 0) << agent.output();
 }
 
 // IMDS down at start and no region given: the agent waits (alive for the watchdog, not ready,

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "agent/base/event_loop.h"
 #include "agent/base/json.h"
@@ -440,6 +441,56 @@ TEST_F(KubeClientTest, AListPastTheBodyCapFailsCleanlyButAWatchStreamsOn) {
       loop_, [&](auto done) { admin_->list(ResourceKind::pods(), ns_, {}, done); });
   ASSERT_TRUE(listed) << listed.error().describe();
   EXPECT_EQ(listed->items.size(), 3u) << "under the default cap";
+}
+
+Json::Value stallProxy(const std::string& method, const std::string& path,
+                       const std::string& body = "") {
+  const auto& stack = TestStack::get();
+  return *parseJson(stack.controlHttp(method, stack.stallProxyControl + path, body));
+}
+
+// A connection that stops forwarding while TCP stays up (tests/env/stall_proxy.py plays a hung
+// L7 load balancer): the connection check gets no answer, the connection is closed, the watch
+// on it ends as stalled, and the next request goes out on a new connection. While the connection
+// works, a quiet watch costs checks that are answered, and no reconnect.
+TEST_F(KubeClientTest, StalledConnectionIsClosedAndTheNextRequestOpensANewOne) {
+  stallProxy("POST", "/reset");
+  struct Unstall {
+    ~Unstall() { stallProxy("POST", "/reset"); }
+  } unstall;
+  auto config = loadKubeconfig(TestStack::get().stallKubeconfig);
+  ASSERT_TRUE(config) << config.error().message;
+  KubeClientOptions options;
+  options.watchIdleTimeout = Duration(2000);
+  CurlKubeClient client(http_, *config, options);
+  int opened = 0;
+  std::optional<Result<void>> closed;
+  client.watch(
+      ResourceKind::pods(), ns_, ListOptions{},
+      [&](WatchEvent e) { opened += e.type == WatchEventType::Opened ? 1 : 0; },
+      [&](Result<void> r) { closed = std::move(r); });
+  ASSERT_TRUE(runUntil([&] { return opened == 1; })) << "the API server accepted the watch";
+  ASSERT_TRUE(runUntil([&] { return client.connectionChecks() >= 2 || closed; }, 60000));
+  EXPECT_FALSE(closed) << "a quiet watch on a working connection stays";
+  EXPECT_EQ(client.failedConnectionChecks(), 0u);
+  EXPECT_EQ(stallProxy("GET", "/stats")["connections"].asInt(), 1)
+      << "the watch and the checks share one HTTP/2 connection";
+
+  stallProxy("POST", "/stall");
+  ASSERT_TRUE(runUntil([&] { return closed.has_value(); }, 60000));
+  ASSERT_FALSE(*closed);
+  EXPECT_EQ(closed->error().code, ErrorCode::Transient);
+  EXPECT_NE(closed->error().message.find("stalled"), std::string::npos) << closed->error().message;
+  EXPECT_EQ(client.failedConnectionChecks(), 1u);
+  EXPECT_EQ(http_.stalledConnections(), 1u);
+
+  // The hung connection is not reused: the next request opens a new one, which works.
+  auto version = await<Json::Value>(loop_, [&](auto done) { client.getPath("/version", done); });
+  ASSERT_TRUE(version) << version.error().describe();
+  EXPECT_EQ(stallProxy("GET", "/stats")["connections"].asInt(), 2);
+  EXPECT_TRUE(runUntil([&] {
+    return stallProxy("GET", "/stats")["closed_by_client"].asInt() == 1;
+  })) << "the client closed the stalled connection";
 }
 
 TEST_F(KubeClientTest, UnreachableServerIsAClearTransientError) {

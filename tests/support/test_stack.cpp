@@ -111,6 +111,9 @@ const TestStack& TestStack::get() {
     s.motoAuthEndpoint = stringField(j, "moto_auth_endpoint");
     s.motoAuthAccessKeyId = stringField(j, "moto_auth_access_key_id");
     s.motoAuthSecretAccessKey = stringField(j, "moto_auth_secret_access_key");
+    s.authProxyEndpoint = stringField(j, "auth_proxy_endpoint");
+    s.stallProxyControl = stringField(j, "stall_proxy_control");
+    s.stallKubeconfig = stringField(j, "stall_kubeconfig");
     return s;
   }();
   return stack;
@@ -165,7 +168,11 @@ std::string TestStack::controlHttp(const std::string& method, const std::string&
   if (!body.empty()) request.headers.push_back("Content-Type: application/json");
   auto response = http.perform(request);
   if (!response || response->status != 200) {
-    std::fprintf(stderr, "test stack control %s %s failed\n", method.c_str(), url.c_str());
+    const std::string why =
+        response ? "HTTP " + std::to_string(response->status) + ": " + response->body.substr(0, 200)
+                 : response.error().message;
+    std::fprintf(stderr, "test stack control %s %s failed: %s\n", method.c_str(), url.c_str(),
+                 why.c_str());
     std::abort();
   }
   return response->body;

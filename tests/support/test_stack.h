@@ -36,6 +36,9 @@ struct TestStack {
   std::string motoAuthEndpoint;
   std::string motoAuthAccessKeyId;
   std::string motoAuthSecretAccessKey;
+  std::string authProxyEndpoint;  // the fault proxy in front of the signature-checking moto
+  std::string stallProxyControl;  // tests/env/stall_proxy.py's control endpoint
+  std::string stallKubeconfig;    // the agent's kubeconfig through the stall proxy
 
   /// Aborts with a clear message when the stack is not up (the ctest fixture starts it).
   static const TestStack& get();

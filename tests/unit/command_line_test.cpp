@@ -31,6 +31,7 @@ TEST(CommandLine, DefaultsMatchDesign) {
   EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 5);
   EXPECT_EQ(o.awsRateLimitBurst, 10);
   EXPECT_EQ(o.resyncInterval, std::chrono::minutes(30));
+  EXPECT_EQ(o.watchIdleTimeout, std::chrono::seconds(60));
   EXPECT_TRUE(o.enableTagger);
   EXPECT_TRUE(o.enableEniManager);
   EXPECT_TRUE(o.manageLinks);
@@ -66,6 +67,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                          "--aws-rate-limit-qps=2.5",
                                          "--aws-rate-limit-burst=4",
                                          "--resync-interval=1h30m",
+                                         "--watch-idle-timeout=2m",
                                          "--enable-tagger=false",
                                          "--enable-eni-manager=false",
                                          "--manage-links=false",
@@ -92,6 +94,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                             {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "2.5"},
                                             {"ENI_AGENT_AWS_RATE_LIMIT_BURST", "4"},
                                             {"ENI_AGENT_RESYNC_INTERVAL", "90m"},
+                                            {"ENI_AGENT_WATCH_IDLE_TIMEOUT", "120s"},
                                             {"ENI_AGENT_ENABLE_TAGGER", "false"},
                                             {"ENI_AGENT_ENABLE_ENI_MANAGER", "0"},
                                             {"ENI_AGENT_MANAGE_LINKS", "false"},
@@ -120,6 +123,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
     EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 2.5);
     EXPECT_EQ(o.awsRateLimitBurst, 4);
     EXPECT_EQ(o.resyncInterval, std::chrono::minutes(90));
+    EXPECT_EQ(o.watchIdleTimeout, std::chrono::minutes(2));
     EXPECT_FALSE(o.enableTagger);
     EXPECT_FALSE(o.enableEniManager);
     EXPECT_FALSE(o.manageLinks);
@@ -148,6 +152,7 @@ TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
                            "aws-rate-limit-qps",
                            "aws-rate-limit-burst",
                            "resync-interval",
+                           "watch-idle-timeout",
                            "enable-tagger",
                            "enable-eni-manager",
                            "manage-links",
@@ -243,7 +248,28 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{{"status", "--output=yaml"}, {}, "table or json"},
         BadInput{
             {}, {{"ENI_AGENT_AWS_RATE_LIMIT_BURST", "many"}}, "ENI_AGENT_AWS_RATE_LIMIT_BURST"},
-        BadInput{{}, {{"ENI_AGENT_ENABLE_TAGGER", "yes please"}}, "--enable-tagger"}));
+        BadInput{{}, {{"ENI_AGENT_ENABLE_TAGGER", "yes please"}}, "--enable-tagger"},
+        BadInput{{"--watch-idle-timeout=500ms"}, {}, "0s (off) or at least 1s"},
+        BadInput{{"--watch-idle-timeout=soon"}, {}, "--watch-idle-timeout"},
+        BadInput{{"--region=us-east-1a"}, {}, "AWS region name such as us-east-1"},
+        BadInput{{"--region=<html>"}, {}, "--region"},
+        BadInput{{}, {{"ENI_AGENT_REGION", "US-EAST-1"}}, "ENI_AGENT_REGION"},
+        BadInput{{}, {{"AWS_REGION", "<html><body>502"}}, "AWS_REGION gave"},
+        BadInput{{"status"}, {{"AWS_DEFAULT_REGION", "eu west 1"}}, "AWS_DEFAULT_REGION gave"}));
+
+TEST(CommandLine, RegionsOfEveryPartitionAreAccepted) {
+  for (const char* region : {"us-east-1", "us-gov-west-1", "cn-north-1", "ap-southeast-4",
+                             "eu-central-2", "il-central-1", "us-isob-east-1"}) {
+    auto c = parse({std::string("--region=") + region});
+    ASSERT_TRUE(c) << region << ": " << c.error().message;
+    EXPECT_EQ(c->options.region, region);
+    EXPECT_TRUE(parse({}, {{"AWS_REGION", region}})) << region;
+  }
+  // Empty means "not set": the region then comes from IMDS.
+  EXPECT_TRUE(parse({"--region="}, {{"AWS_REGION", ""}}));
+  // Commands that use no region do not fail on a bad one in the environment.
+  EXPECT_TRUE(parse({"version"}, {{"AWS_REGION", "nowhere"}}));
+}
 
 TEST(CommandLine, SubCommands) {
   EXPECT_EQ(parse({"version"})->kind, CommandKind::Version);

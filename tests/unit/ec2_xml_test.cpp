@@ -202,7 +202,24 @@ INSTANTIATE_TEST_SUITE_P(
                   "xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>"
                   "<Code>InvalidIdentityToken</Code><Message>bad</Message></Error><RequestId>s-1</"
                   "RequestId></ErrorResponse>",
-                  ErrorCode::Invalid, "InvalidIdentityToken", "s-1"}));
+                  ErrorCode::Permission, "InvalidIdentityToken", "s-1"},
+        // Every answer that says the credentials or the permissions are wrong is Permission:
+        // readiness turns on it.
+        ErrorCase{401, ec2Error("InvalidClientTokenId"), ErrorCode::Permission,
+                  "InvalidClientTokenId", "ea966190-f9aa-478e-9ede-example"},
+        ErrorCase{403, ec2Error("SignatureDoesNotMatch"), ErrorCode::Permission,
+                  "SignatureDoesNotMatch", "ea966190-f9aa-478e-9ede-example"},
+        ErrorCase{400, ec2Error("ExpiredToken"), ErrorCode::Permission, "ExpiredToken",
+                  "ea966190-f9aa-478e-9ede-example"},
+        ErrorCase{400, ec2Error("ExpiredTokenException"), ErrorCode::Permission,
+                  "ExpiredTokenException", "ea966190-f9aa-478e-9ede-example"},
+        ErrorCase{400, ec2Error("RequestExpired"), ErrorCode::Permission, "RequestExpired",
+                  "ea966190-f9aa-478e-9ede-example"},
+        ErrorCase{403, ec2Error("IDPRejectedClaim"), ErrorCode::Permission, "IDPRejectedClaim",
+                  "ea966190-f9aa-478e-9ede-example"},
+        ErrorCase{403, ec2Error("AuthFailure.ServiceLinkedRoleCreationNotPermitted"),
+                  ErrorCode::Permission, "AuthFailure.ServiceLinkedRoleCreationNotPermitted",
+                  "ea966190-f9aa-478e-9ede-example"}));
 
 TEST(Ec2Xml, NonXmlBodiesAreClearErrorsNotCrashes) {
   const std::string html =

@@ -104,6 +104,27 @@ TEST_F(ReflectorTest, DroppedStreamRetriesAfterBackoffWithoutRelisting) {
   EXPECT_TRUE(api_.lists.empty());
 }
 
+// Readiness reads live(): a watch that failed (a stalled connection, an API server gone) is not
+// live until the API server answers the re-opened one; the server's own timeout is not a failure.
+TEST_F(ReflectorTest, NotLiveFromAFailedWatchUntilTheReopenedOneIsAccepted) {
+  reflector_.start();
+  EXPECT_FALSE(reflector_.live()) << "not before the first list";
+  api_.answerList(listOf({}, "1"));
+  EXPECT_TRUE(reflector_.live());
+  api_.closeOnlyWatch({});  // the server's timeout: re-opened at once, still live
+  EXPECT_TRUE(reflector_.live());
+  api_.closeOnlyWatch(fail(ErrorCode::Transient, "no data for 60s; the connection stalled"));
+  EXPECT_FALSE(reflector_.live());
+  scheduler_.advance(Duration(500));
+  ASSERT_EQ(api_.watches.size(), 1u);
+  EXPECT_FALSE(reflector_.live()) << "asked again, not answered yet";
+  event(WatchEventType::Opened, Json::Value());
+  EXPECT_TRUE(reflector_.live());
+  EXPECT_TRUE(changes_.empty()) << "Opened carries no object";
+  EXPECT_EQ(reflector_.objects().size(), 0u);
+  EXPECT_EQ(reflector_.resourceVersion(), "1");
+}
+
 TEST_F(ReflectorTest, BackoffGrowsAndIsCapped) {
   reflector_.start();
   api_.answerList(listOf({}, "1"));
