@@ -1,5 +1,6 @@
 #include "agent/kube/objects.h"
 
+#include <ctime>
 #include <initializer_list>
 
 #include "agent/base/json.h"
@@ -96,7 +97,24 @@ Result<Pod> decodePod(const Json::Value& object) {
     const std::string ip = stringField(status, "podIP");
     if (!ip.empty()) pod.podIps.push_back(ip);
   }
+  for (const auto& entry : arrayField(status, "conditions")) {
+    PodCondition c;
+    c.type = stringField(entry, "type");
+    if (c.type.empty()) continue;
+    c.status = stringField(entry, "status");
+    c.reason = stringField(entry, "reason");
+    c.message = stringField(entry, "message");
+    c.lastTransitionTime = stringField(entry, "lastTransitionTime");
+    pod.conditions.push_back(std::move(c));
+  }
   return pod;
+}
+
+const PodCondition* Pod::condition(const std::string& type) const {
+  for (const auto& c : conditions) {
+    if (c.type == type) return &c;
+  }
+  return nullptr;
 }
 
 std::string Node::instanceId() const {
@@ -114,13 +132,10 @@ Result<Node> decodeNode(const Json::Value& object) {
   return node;
 }
 
-Result<NodeEni> decodeNodeEni(const Json::Value& object) {
-  auto meta = decodeMeta(object);
-  if (!meta) return fail(meta.error());
-  NodeEni eni;
-  eni.meta = std::move(*meta);
-  const Json::Value& spec = objectField(object, "spec");
-  NodeEniSpec& s = eni.spec;
+namespace {
+
+NodeEniSpec decodeNodeEniSpec(const Json::Value& spec) {
+  NodeEniSpec s;
   s.nodeSelector = stringMap(objectField(spec, "nodeSelector"));
   s.subnetId = stringField(spec, "subnetID");
   s.subnetIds = stringList(arrayField(spec, "subnetIDs"));
@@ -132,21 +147,48 @@ Result<NodeEni> decodeNodeEni(const Json::Value& object) {
   s.deleteOnTermination = boolField(spec, "deleteOnTermination", true);
   s.description = stringField(spec, "description");
   s.mtu = intField(spec, "mtu", 0);
-  for (const auto& a : arrayField(objectField(object, "status"), "attachments")) {
-    NodeEniAttachment att;
-    att.nodeId = stringField(a, "nodeID");
-    att.instanceId = stringField(a, "instanceID");
-    att.eniId = stringField(a, "eniID");
-    att.attachmentId = stringField(a, "attachmentID");
-    att.subnetId = stringField(a, "subnetID");
-    att.subnetCidr = stringField(a, "subnetCIDR");
-    att.deviceIndex = intField(a, "deviceIndex");
-    att.mtu = intField(a, "mtu");
-    att.status = stringField(a, "status");
-    att.lastUpdated = stringField(a, "lastUpdated");
-    eni.attachments.push_back(std::move(att));
-  }
+  return s;
+}
+
+NodeEniAttachment decodeNodeEniAttachment(const Json::Value& a) {
+  NodeEniAttachment att;
+  att.nodeId = stringField(a, "nodeID");
+  att.instanceId = stringField(a, "instanceID");
+  att.eniId = stringField(a, "eniID");
+  att.attachmentId = stringField(a, "attachmentID");
+  att.subnetId = stringField(a, "subnetID");
+  att.subnetCidr = stringField(a, "subnetCIDR");
+  att.deviceIndex = intField(a, "deviceIndex");
+  att.mtu = intField(a, "mtu");
+  att.status = stringField(a, "status");
+  att.message = stringField(a, "message");
+  att.lastUpdated = stringField(a, "lastUpdated");
+  return att;
+}
+
+}  // namespace
+
+Result<NodeEni> decodeNodeEni(const Json::Value& object) {
+  auto meta = decodeMeta(object);
+  if (!meta) return fail(meta.error());
+  NodeEni eni;
+  eni.meta = std::move(*meta);
+  const Json::Value& spec = objectField(object, "spec");
+  eni.spec = decodeNodeEniSpec(spec);
+  eni.specJson = toJson(spec);
+  for (const auto& a : arrayField(objectField(object, "status"), "attachments"))
+    eni.attachments.push_back(decodeNodeEniAttachment(a));
+  eni.source = std::make_shared<const Json::Value>(object);
   return eni;
+}
+
+std::string formatTimestamp(std::int64_t epochSeconds) {
+  const std::time_t t = epochSeconds;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return out;
 }
 
 }  // namespace eni

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,13 +24,26 @@ struct ObjectMeta {
   bool deleting = false;  // deletionTimestamp is set
 };
 
+/// One entry of a pod's status.conditions.
+struct PodCondition {
+  std::string type;
+  std::string status;  // "True", "False", "Unknown"
+  std::string reason;
+  std::string message;
+  std::string lastTransitionTime;  // RFC 3339, as the API server holds it
+  bool operator==(const PodCondition&) const = default;
+};
+
 struct Pod {
   ObjectMeta meta;
   std::string nodeName;
   bool hostNetwork = false;
   std::string phase;                // Pending, Running, Succeeded, Failed, Unknown
   std::vector<std::string> podIps;  // status.podIPs, else status.podIP
+  std::vector<PodCondition> conditions;
   bool terminal() const { return phase == "Succeeded" || phase == "Failed"; }
+  /// The condition of `type`, or nullptr.
+  const PodCondition* condition(const std::string& type) const;
 };
 
 struct Node {
@@ -53,6 +67,8 @@ struct NodeEniSpec {
   std::int64_t mtu = 0;  // 0: leave the MTU alone
 };
 
+/// One entry of a NodeENI's status.attachments: one ENI of one node, or one node's failure to
+/// get it (status "failed" and a message, no ENI).
 struct NodeEniAttachment {
   std::string nodeId;
   std::string instanceId;
@@ -63,13 +79,23 @@ struct NodeEniAttachment {
   std::int64_t deviceIndex = 0;
   std::int64_t mtu = 0;
   std::string status;
+  std::string message;
   std::string lastUpdated;
+  bool operator==(const NodeEniAttachment&) const = default;
 };
 
+/// A NodeENI as the API server last showed it. Logic reads the typed fields; `source` is there for
+/// NodeEniStatusWriter alone, whose whole-object updates (finalizers, a dead node's prune) must
+/// send back every field, including those this struct does not model (labels, annotations,
+/// owners). Copies are cheap: the source is shared and never changed.
 struct NodeEni {
   ObjectMeta meta;
   NodeEniSpec spec;
-  std::vector<NodeEniAttachment> attachments;
+  /// The spec as served, in compact JSON (toJson): what a spec fingerprint hashes, so a
+  /// fingerprint does not change when this struct learns a new field.
+  std::string specJson;
+  std::vector<NodeEniAttachment> attachments;  // status.attachments, every node's
+  std::shared_ptr<const Json::Value> source;   // the decoded object; null when built by hand
 };
 
 /// Decoders: Invalid when the value is not an object with metadata.name.
@@ -86,5 +112,8 @@ struct NodeEni {
 /// decodePod/decodeNode give the same result before and after.
 void prunePod(Json::Value& pod);
 void pruneNode(Json::Value& node);
+
+/// `epochSeconds` as an API timestamp, RFC 3339 in UTC: "2026-11-23T09:00:00Z".
+std::string formatTimestamp(std::int64_t epochSeconds);
 
 }  // namespace eni

@@ -52,9 +52,10 @@ class FakeKubeApi final : public KubeApi {
     if (it == objects.end()) return done(fail(ErrorCode::NotFound, "fake: not found"));
     done(it->second);
   }
-  void patch(const ObjectRef& ref, PatchType, const Json::Value& body, const PatchOptions&,
-             Callback<Json::Value> done) override {
+  void patch(const ObjectRef& ref, PatchType type, const Json::Value& body,
+             const PatchOptions& options, Callback<Json::Value> done) override {
     patches.emplace_back(ref, body);
+    patchKinds.emplace_back(type, options);
     if (ref.subresource == "status" && failStatusPatches > 0) {
       --failStatusPatches;
       done(fail(ErrorCode::Transient, "fake: injected status patch failure"));
@@ -70,12 +71,19 @@ class FakeKubeApi final : public KubeApi {
     if (!storeObjects) return done(object);
     ObjectRef named = ref;
     named.name = object["metadata"]["name"].asString();
+    Json::Value stored = object;
+    if (named.name.empty() && object["metadata"].isMember("generateName")) {
+      // As the API server: the prefix and a suffix of its own.
+      named.name = object["metadata"]["generateName"].asString() + std::to_string(++generated_);
+      stored["metadata"]["name"] = named.name;
+    }
     if (objects.count(keyOf(named)) != 0) return done(fail(ErrorCode::Conflict, "fake: exists"));
-    done(store(named, object));
+    done(store(named, stored));
   }
   void update(const ObjectRef& ref, const Json::Value& object,
               Callback<Json::Value> done) override {
     ++updates;
+    updateBodies.emplace_back(ref, object);
     if (auto e = injected()) return done(fail(*e));
     if (!storeObjects) return done(object);
     auto it = objects.find(keyOf(ref));
@@ -116,14 +124,17 @@ class FakeKubeApi final : public KubeApi {
   std::deque<PendingList> lists;
   std::map<WatchId, OpenWatch> watches;
   std::vector<ListOptions> watchHistory;
-  std::vector<std::pair<ObjectRef, Json::Value>> patches;  // every patch, failed ones too
+  std::vector<std::pair<ObjectRef, Json::Value>> patches;       // every patch, failed ones too
+  std::vector<std::pair<PatchType, PatchOptions>> patchKinds;   // ... their types and options
+  std::vector<std::pair<ObjectRef, Json::Value>> updateBodies;  // every update, failed ones too
   /// When set, the answer to each patch (every patch is still recorded); else the body echoed.
   std::function<Result<Json::Value>(const ObjectRef&, const Json::Value&)> patchAnswer;
   int failStatusPatches = 0;  // this many patches of a status subresource fail (Transient)
   int cancelled = 0;
   /// When set, get/create/update act on `objects` (keyed by keyOf) like the API server: create
-  /// refuses an existing name (Conflict), update a stale metadata.resourceVersion (Conflict) or a
-  /// missing object (NotFound). Else get is NotFound and create/update echo the object.
+  /// names an object by its generateName and a number, refuses an existing name (Conflict), update
+  /// a stale metadata.resourceVersion (Conflict) or a missing object (NotFound). Else get is
+  /// NotFound and create/update echo the object.
   bool storeObjects = false;
   std::map<std::string, Json::Value> objects;
   /// Each of the next get/create/update calls fails with the first of these, which is removed.
@@ -141,6 +152,7 @@ class FakeKubeApi final : public KubeApi {
   }
   WatchId nextWatch_ = 1;
   std::uint64_t lastVersion_ = 0;
+  std::uint64_t generated_ = 0;
 };
 
 /// {"metadata":{"namespace":ns,"name":name,"resourceVersion":rv}, ...extra}
