@@ -5,8 +5,11 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/eni-agent.service
 install(FILES ${PROJECT_SOURCE_DIR}/systemd/eni-agent.sysusers
   DESTINATION lib/sysusers.d RENAME eni-agent.conf)
 install(FILES ${PROJECT_SOURCE_DIR}/systemd/host.json.example
-  ${PROJECT_SOURCE_DIR}/README.md
+  ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/CHANGELOG.md
   DESTINATION share/doc/eni-agent)
+# The README is short and links the rest under docs/ (host mode, operations, security, ...).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION share/doc/eni-agent/docs
+  FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 
 set(CPACK_PACKAGE_NAME eni-agent)
 set(CPACK_PACKAGE_VENDOR "eni-agent")

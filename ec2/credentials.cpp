@@ -9,6 +9,10 @@
 namespace eni {
 namespace {
 
+// STS's and the container endpoint's answers are a few KiB (three keys, a session token of up
+// to about 2 KiB, an expiry); anything much larger is not a credential answer.
+constexpr std::size_t kCredentialsMaxBodyBytes = std::size_t{64} << 10;
+
 bool set(const EnvLookup& env, const char* name) {
   auto v = env(name);
   return v && !v->empty();
@@ -96,6 +100,7 @@ Result<Credentials> DefaultCredentialChain::fromWebIdentity() {
                  "&RoleSessionName=" + percentEncode(session.empty() ? "eni-agent" : session) +
                  "&WebIdentityToken=" + percentEncode(trimmed(*token));
   request.timeout = Duration(10000);
+  request.maxBodyBytes = kCredentialsMaxBodyBytes;
   BlockingHttpClient http;
   auto response = http.perform(request);
   if (!response)
@@ -111,6 +116,7 @@ Result<Credentials> DefaultCredentialChain::fromContainer() {
   request.url = env_("AWS_CONTAINER_CREDENTIALS_FULL_URI").value_or("");
   request.connectTimeout = Duration(1000);
   request.timeout = Duration(5000);
+  request.maxBodyBytes = kCredentialsMaxBodyBytes;
   std::string token = env_("AWS_CONTAINER_AUTHORIZATION_TOKEN").value_or("");
   if (auto file = env_("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"); file && !file->empty()) {
     auto content = readFile(*file);

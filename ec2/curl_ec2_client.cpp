@@ -1,6 +1,7 @@
 #include "ec2/curl_ec2_client.h"
 
 #include <cstdio>
+#include <optional>
 
 #include "agent/base/strings.h"
 #include "ec2/ec2_xml.h"
@@ -35,6 +36,21 @@ void addList(CurlEc2Client::Params& params, const std::string& prefix,
   }
 }
 
+namespace {
+
+// An Accept that decodes the body into `out`.
+template <class T, class Decode>
+CurlEc2Client::Accept into(std::optional<T>& out, Decode decode) {
+  return [&out, decode](std::string_view body) -> Result<void> {
+    auto value = decode(body);
+    if (!value) return fail(value.error());
+    out = std::move(*value);
+    return {};
+  };
+}
+
+}  // namespace
+
 std::string resultLabel(ErrorCode code) {
   switch (code) {
     case ErrorCode::Transient:
@@ -67,6 +83,17 @@ CurlEc2Client::CurlEc2Client(Ec2ClientConfig config, CredentialProvider& credent
       backoff_(config_.backoffBase, config_.backoffCap, seed) {}
 
 Result<std::string> CurlEc2Client::call(const std::string& action, const Params& params) {
+  std::optional<std::string> body;
+  auto r = call(action, params, into(body, [&action](std::string_view b) -> Result<std::string> {
+                  if (auto ok = checkEc2Response(action, b); !ok) return fail(ok.error());
+                  return std::string(b);
+                }));
+  if (!r) return fail(r.error());
+  return std::move(*body);
+}
+
+Result<void> CurlEc2Client::call(const std::string& action, const Params& params,
+                                 const Accept& accept) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::string body = "Action=" + action + "&Version=2016-11-15";
   for (const auto& [key, value] : params)
@@ -91,6 +118,7 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
     request.body = body;
     request.connectTimeout = config_.connectTimeout;
     request.timeout = config_.timeout;
+    request.maxBodyBytes = kEc2MaxBodyBytes;
     request.headers.push_back("Content-Type: application/x-www-form-urlencoded; charset=utf-8");
     // The AWS SDKs' retry headers: which call this is and which attempt of it, so a proxy or a
     // server log can tell a client retry from a new call.
@@ -112,9 +140,14 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
     if (!response) {
       last = Error{ErrorCode::Transient, action + ": " + response.error().message};
     } else if (response->status >= 200 && response->status < 300) {
-      limiter_.onSuccess();
-      counters_.result(action, "success");
-      return std::move(response->body);
+      auto accepted = accept(response->body);
+      if (accepted) {
+        limiter_.onSuccess();
+        counters_.result(action, "success");
+        return {};
+      }
+      last = std::move(accepted.error());
+      last.httpStatus = response->status;
     } else {
       last = decodeEc2Error(action, response->status, response->body);
     }
@@ -136,10 +169,9 @@ Result<std::vector<NetworkInterface>> CurlEc2Client::describeNetworkInterfaces(
     // EC2 refuses MaxResults together with explicit IDs.
     if (ids.empty()) params.emplace_back("MaxResults", std::to_string(config_.describePageSize));
     if (!nextToken.empty()) params.emplace_back("NextToken", nextToken);
-    auto body = call("DescribeNetworkInterfaces", params);
-    if (!body) return fail(body.error());
-    auto page = decodeDescribeNetworkInterfaces(*body);
-    if (!page) return fail(page.error());
+    std::optional<NetworkInterfacePage> page;
+    auto r = call("DescribeNetworkInterfaces", params, into(page, decodeDescribeNetworkInterfaces));
+    if (!r) return fail(r.error());
     for (auto& eni : page->interfaces) out.push_back(std::move(eni));
     nextToken = page->nextToken;
   } while (!nextToken.empty());
@@ -154,9 +186,8 @@ Result<void> CurlEc2Client::createTags(const std::vector<std::string>& resources
     params.emplace_back("Tag." + std::to_string(i + 1) + ".Key", tags[i].key);
     params.emplace_back("Tag." + std::to_string(i + 1) + ".Value", tags[i].value);
   }
-  auto body = call("CreateTags", params);
-  if (!body) return fail(body.error());
-  return decodeReturnTrue("CreateTags", *body);
+  return call("CreateTags", params,
+              [](std::string_view body) { return decodeReturnTrue("CreateTags", body); });
 }
 
 Result<void> CurlEc2Client::deleteTags(const std::vector<std::string>& resources,
@@ -168,9 +199,8 @@ Result<void> CurlEc2Client::deleteTags(const std::vector<std::string>& resources
     if (!tags[i].value.empty())
       params.emplace_back("Tag." + std::to_string(i + 1) + ".Value", tags[i].value);
   }
-  auto body = call("DeleteTags", params);
-  if (!body) return fail(body.error());
-  return decodeReturnTrue("DeleteTags", *body);
+  return call("DeleteTags", params,
+              [](std::string_view body) { return decodeReturnTrue("DeleteTags", body); });
 }
 
 Result<NetworkInterface> CurlEc2Client::createNetworkInterface(const CreateEniRequest& request) {
@@ -186,43 +216,48 @@ Result<NetworkInterface> CurlEc2Client::createNetworkInterface(const CreateEniRe
       params.emplace_back(p + ".Value", request.tags[i].value);
     }
   }
-  auto body = call("CreateNetworkInterface", params);
-  if (!body) return fail(body.error());
-  return decodeCreateNetworkInterface(*body);
+  std::optional<NetworkInterface> created;
+  auto r = call("CreateNetworkInterface", params, into(created, decodeCreateNetworkInterface));
+  if (!r) return fail(r.error());
+  return std::move(*created);
 }
 
 Result<std::string> CurlEc2Client::attachNetworkInterface(const std::string& eniId,
                                                           const std::string& instanceId,
                                                           std::int64_t deviceIndex) {
-  auto body = call("AttachNetworkInterface", {{"NetworkInterfaceId", eniId},
-                                              {"InstanceId", instanceId},
-                                              {"DeviceIndex", std::to_string(deviceIndex)}});
-  if (!body) return fail(body.error());
-  return decodeAttachNetworkInterface(*body);
+  std::optional<std::string> attachmentId;
+  auto r = call("AttachNetworkInterface",
+                {{"NetworkInterfaceId", eniId},
+                 {"InstanceId", instanceId},
+                 {"DeviceIndex", std::to_string(deviceIndex)}},
+                into(attachmentId, decodeAttachNetworkInterface));
+  if (!r) return fail(r.error());
+  return std::move(*attachmentId);
 }
 
 Result<void> CurlEc2Client::detachNetworkInterface(const std::string& attachmentId, bool force) {
-  auto body = call("DetachNetworkInterface",
-                   {{"AttachmentId", attachmentId}, {"Force", force ? "true" : "false"}});
-  if (!body) return fail(body.error());
-  return decodeReturnTrue("DetachNetworkInterface", *body);
+  return call(
+      "DetachNetworkInterface",
+      {{"AttachmentId", attachmentId}, {"Force", force ? "true" : "false"}},
+      [](std::string_view body) { return decodeReturnTrue("DetachNetworkInterface", body); });
 }
 
 Result<void> CurlEc2Client::deleteNetworkInterface(const std::string& eniId) {
-  auto body = call("DeleteNetworkInterface", {{"NetworkInterfaceId", eniId}});
-  if (!body) return fail(body.error());
-  return decodeReturnTrue("DeleteNetworkInterface", *body);
+  return call("DeleteNetworkInterface", {{"NetworkInterfaceId", eniId}}, [](std::string_view body) {
+    return decodeReturnTrue("DeleteNetworkInterface", body);
+  });
 }
 
 Result<void> CurlEc2Client::setDeleteOnTermination(const std::string& eniId,
                                                    const std::string& attachmentId,
                                                    bool deleteOnTermination) {
-  auto body = call("ModifyNetworkInterfaceAttribute",
-                   {{"NetworkInterfaceId", eniId},
-                    {"Attachment.AttachmentId", attachmentId},
-                    {"Attachment.DeleteOnTermination", deleteOnTermination ? "true" : "false"}});
-  if (!body) return fail(body.error());
-  return decodeReturnTrue("ModifyNetworkInterfaceAttribute", *body);
+  return call("ModifyNetworkInterfaceAttribute",
+              {{"NetworkInterfaceId", eniId},
+               {"Attachment.AttachmentId", attachmentId},
+               {"Attachment.DeleteOnTermination", deleteOnTermination ? "true" : "false"}},
+              [](std::string_view body) {
+                return decodeReturnTrue("ModifyNetworkInterfaceAttribute", body);
+              });
 }
 
 Result<std::vector<Subnet>> CurlEc2Client::describeSubnets(const std::vector<std::string>& ids,
@@ -230,9 +265,10 @@ Result<std::vector<Subnet>> CurlEc2Client::describeSubnets(const std::vector<std
   Params params;
   addList(params, "SubnetId", ids);
   addFilters(params, filters);
-  auto body = call("DescribeSubnets", params);
-  if (!body) return fail(body.error());
-  return decodeDescribeSubnets(*body);
+  std::optional<std::vector<Subnet>> subnets;
+  auto r = call("DescribeSubnets", params, into(subnets, decodeDescribeSubnets));
+  if (!r) return fail(r.error());
+  return std::move(*subnets);
 }
 
 Result<std::vector<SecurityGroup>> CurlEc2Client::describeSecurityGroups(
@@ -240,16 +276,17 @@ Result<std::vector<SecurityGroup>> CurlEc2Client::describeSecurityGroups(
   Params params;
   addList(params, "GroupId", ids);
   addFilters(params, filters);
-  auto body = call("DescribeSecurityGroups", params);
-  if (!body) return fail(body.error());
-  return decodeDescribeSecurityGroups(*body);
+  std::optional<std::vector<SecurityGroup>> groups;
+  auto r = call("DescribeSecurityGroups", params, into(groups, decodeDescribeSecurityGroups));
+  if (!r) return fail(r.error());
+  return std::move(*groups);
 }
 
 Result<Instance> CurlEc2Client::describeInstance(const std::string& instanceId) {
-  auto body = call("DescribeInstances", {{"InstanceId.1", instanceId}});
-  if (!body) return fail(body.error());
-  auto instances = decodeDescribeInstances(*body);
-  if (!instances) return fail(instances.error());
+  std::optional<std::vector<Instance>> instances;
+  auto r = call("DescribeInstances", {{"InstanceId.1", instanceId}},
+                into(instances, decodeDescribeInstances));
+  if (!r) return fail(r.error());
   if (instances->empty())
     return fail(ErrorCode::NotFound, "DescribeInstances: no instance " + instanceId);
   return std::move(instances->front());

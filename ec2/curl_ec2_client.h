@@ -14,6 +14,11 @@
 
 namespace eni {
 
+/// The body cap of one EC2 answer. The biggest is a DescribeNetworkInterfaces page: at most
+/// MaxResults (1000) interfaces of 3-6 KiB each (50 addresses, tags, groups), so 8 MiB fits a
+/// full page and still keeps a misbehaving endpoint well inside the DaemonSet's memory limit.
+inline constexpr std::size_t kEc2MaxBodyBytes = std::size_t{8} << 20;
+
 struct Ec2ClientConfig {
   std::string region;
   std::string endpoint;  // resolved with ec2Endpoint()
@@ -64,7 +69,14 @@ class CurlEc2Client final : public Ec2Api {
 
   /// Query parameters, in order; values are percent-encoded when the body is built.
   using Params = std::vector<std::pair<std::string, std::string>>;
-  /// One action with retries; the raw 2xx body. Exposed for tests of the retry policy.
+  /// Reads a 2xx body (decodes it into the caller's variable). A Transient error (the body is not
+  /// the action's answer) is retried like any other Transient failure; other errors end the call.
+  using Accept = std::function<Result<void>(std::string_view body)>;
+  /// One action with retries, its 2xx body handed to `accept`.
+  [[nodiscard]] Result<void> call(const std::string& action, const Params& params,
+                                  const Accept& accept);
+  /// One action with retries; the raw 2xx body once checkEc2Response accepts it. For tests and
+  /// for actions the agent does not decode.
   [[nodiscard]] Result<std::string> call(const std::string& action, const Params& params);
 
  private:

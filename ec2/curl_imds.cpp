@@ -1,6 +1,9 @@
 #include "ec2/curl_imds.h"
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <optional>
 
 #include "agent/base/json.h"
 #include "ec2/ec2_xml.h"
@@ -22,6 +25,93 @@ std::vector<std::string> splitImdsList(const std::string& text) {
     start = end + 1;
   }
   return out;
+}
+
+namespace {
+
+using ImdsGet = std::function<Result<std::string>(const std::string& path)>;
+
+// One MAC's interface, or why it was skipped.
+struct InterfaceRead {
+  std::optional<ImdsInterface> interface;
+  std::string skipped;
+};
+
+InterfaceRead skip(std::string why) { return InterfaceRead{std::nullopt, std::move(why)}; }
+
+std::optional<std::int64_t> deviceNumber(std::string text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  std::int64_t n = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n < 0) return std::nullopt;
+  return n;
+}
+
+Result<InterfaceRead> readInterface(const ImdsGet& get, const std::string& mac) {
+  const std::string base = "network/interfaces/macs/" + mac + "/";
+  auto listing = get(base);
+  if (!listing && listing.error().code == ErrorCode::NotFound)
+    return skip(listing.error().message + " (listed under macs/, then gone)");
+  if (!listing) return fail(listing.error());
+  const auto fields = splitImdsList(*listing);
+  // IMDS is eventually consistent: a key it lists may still answer 404 for a moment. An
+  // unlisted key is empty, as IMDS lists only keys that have a value (no ipv4-prefix without
+  // prefixes, no local-ipv4s on an IPv6-only interface).
+  std::string stale;  // the first key this interface cannot do without that answered 404
+  auto read = [&](const char* key, bool required) -> Result<std::string> {
+    if (std::find(fields.begin(), fields.end(), key) == fields.end()) return std::string();
+    auto value = get(base + key);
+    if (value || value.error().code != ErrorCode::NotFound) return value;
+    if (required) stale = value.error().message + " (listed, then not found)";
+    return std::string();
+  };
+  ImdsInterface i;
+  i.mac = mac;
+  std::string device, ipv4s;
+  for (auto [key, out] : {std::pair{"interface-id", &i.interfaceId},
+                          std::pair{"device-number", &device}, std::pair{"local-ipv4s", &ipv4s}}) {
+    auto v = read(key, true);
+    if (!v) return fail(v.error());
+    if (!stale.empty()) return skip(stale);
+    *out = std::move(*v);
+  }
+  i.localIpv4s = splitImdsList(ipv4s);
+  if (!device.empty()) {
+    auto n = deviceNumber(device);
+    if (!n) return skip("IMDS " + base + "device-number is not a number: " + device.substr(0, 40));
+    i.deviceNumber = *n;
+  }
+  for (auto [key, out] : {std::pair{"ipv4-prefix", &i.ipv4Prefixes}, std::pair{"ipv6s", &i.ipv6s},
+                          std::pair{"ipv6-prefix", &i.ipv6Prefixes},
+                          std::pair{"security-group-ids", &i.securityGroupIds}}) {
+    auto v = read(key, false);
+    if (!v) return fail(v.error());
+    *out = splitImdsList(*v);
+  }
+  for (auto [key, out] : {std::pair{"subnet-id", &i.subnetId}, std::pair{"vpc-id", &i.vpcId}}) {
+    auto v = read(key, false);
+    if (!v) return fail(v.error());
+    *out = std::move(*v);
+  }
+  return InterfaceRead{std::move(i), {}};
+}
+
+}  // namespace
+
+Result<InterfaceMap> readInterfaceMap(const ImdsGet& get) {
+  auto macs = get("network/interfaces/macs/");
+  if (!macs) return fail(macs.error());
+  InterfaceMap map;
+  for (const auto& mac : splitImdsList(*macs)) {
+    auto one = readInterface(get, mac);
+    if (!one) return fail(one.error());
+    if (one->interface) {
+      map.interfaces.push_back(std::move(*one->interface));
+    } else {
+      map.skippedMacs[mac] = std::move(one->skipped);
+    }
+  }
+  return map;
 }
 
 const ImdsInterface* InterfaceMap::findByIp(const std::string& ip) const {
@@ -71,6 +161,7 @@ CurlImds::CurlImds(ImdsConfig config, const Clock& clock, Sleeper& sleeper)
 Result<HttpResponse> CurlImds::sendLocked(HttpRequest request) {
   request.connectTimeout = config_.connectTimeout;
   request.timeout = config_.timeout;
+  request.maxBodyBytes = kImdsMaxBodyBytes;
   Result<HttpResponse> last = fail(ErrorCode::Internal, "IMDS: no attempt made");
   for (int attempt = 0; attempt < config_.attempts; ++attempt) {
     if (attempt > 0) sleeper_.sleepFor(Duration(100 * attempt));
@@ -155,47 +246,7 @@ Result<InstanceIdentity> CurlImds::identity() {
 
 Result<InterfaceMap> CurlImds::interfaces() {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto macs = getLocked("network/interfaces/macs/");
-  if (!macs) return fail(macs.error());
-  InterfaceMap map;
-  for (const auto& mac : splitImdsList(*macs)) {
-    const std::string base = "network/interfaces/macs/" + mac + "/";
-    auto listing = getLocked(base);
-    if (!listing) return fail(listing.error());
-    const auto fields = splitImdsList(*listing);
-    auto has = [&fields](const char* f) {
-      return std::find(fields.begin(), fields.end(), f) != fields.end();
-    };
-    auto read = [&](const char* f) -> Result<std::string> {
-      if (!has(f)) return std::string();
-      return getLocked(base + f);
-    };
-    ImdsInterface i;
-    i.mac = mac;
-    struct ListField {
-      const char* name;
-      std::vector<std::string>* out;
-    };
-    for (const ListField& lf :
-         {ListField{"local-ipv4s", &i.localIpv4s}, ListField{"ipv4-prefix", &i.ipv4Prefixes},
-          ListField{"ipv6s", &i.ipv6s}, ListField{"ipv6-prefix", &i.ipv6Prefixes},
-          ListField{"security-group-ids", &i.securityGroupIds}}) {
-      auto v = read(lf.name);
-      if (!v) return fail(v.error());
-      *lf.out = splitImdsList(*v);
-    }
-    for (auto [name, out] : {std::pair{"interface-id", &i.interfaceId},
-                             std::pair{"subnet-id", &i.subnetId}, std::pair{"vpc-id", &i.vpcId}}) {
-      auto v = read(name);
-      if (!v) return fail(v.error());
-      *out = *v;
-    }
-    auto device = read("device-number");
-    if (!device) return fail(device.error());
-    i.deviceNumber = device->empty() ? -1 : std::atoll(device->c_str());
-    map.interfaces.push_back(std::move(i));
-  }
-  return map;
+  return readInterfaceMap([this](const std::string& path) { return getLocked(path); });
 }
 
 Result<Credentials> CurlImds::roleCredentials() {

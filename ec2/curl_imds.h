@@ -10,6 +10,11 @@
 
 namespace eni {
 
+/// The body cap of every IMDS answer. The largest the agent reads are an interface's address
+/// lists (50 IPv4 and 50 IPv6 addresses, a few KiB) and the role credentials (about 2 KiB); a
+/// metadata service answering more than this is not one to trust.
+inline constexpr std::size_t kImdsMaxBodyBytes = std::size_t{64} << 10;
+
 struct ImdsConfig {
   std::string endpoint = "http://169.254.169.254";
   bool disabled = false;

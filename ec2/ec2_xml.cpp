@@ -7,19 +7,60 @@
 namespace eni {
 namespace {
 
-Result<pugi::xml_document> load(std::string_view body, const char* what) {
+std::string preview(std::string_view body) {
+  std::string out(body.substr(0, 120));
+  for (char& c : out) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return out;
+}
+
+// A wrong answer that came with a 2xx status is the endpoint's fault (a proxy's error page, a
+// captive portal, another API on that port), not the request's: Transient, so it is retried and
+// never read as an empty or successful answer.
+// The start of the body goes into the message, unless it may hold credentials (STS).
+tl::unexpected<Error> wrongAnswer(std::string_view action, const std::string& what,
+                                  std::string_view body, bool showBody = true) {
+  return fail(ErrorCode::Transient,
+              std::string(action) + ": " + what +
+                  "; check the endpoint (AWS_ENDPOINT_URL*) and any proxy on the way" +
+                  (showBody ? ": " + preview(body) : std::string()));
+}
+
+std::string_view localName(const char* name) {
+  const std::string_view full(name);
+  const auto colon = full.find(':');
+  return colon == std::string_view::npos ? full : full.substr(colon + 1);
+}
+
+// The document of `action`'s answer, whose root element must be <ActionResponse>.
+Result<pugi::xml_document> load(std::string_view body, std::string_view action,
+                                bool showBody = true) {
   pugi::xml_document doc;
   const auto parsed =
       doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
   if (!parsed || !doc.document_element()) {
-    std::string preview(body.substr(0, 120));
-    for (char& c : preview) {
-      if (c == '\n' || c == '\r') c = ' ';
-    }
-    return fail(ErrorCode::Internal, std::string(what) + ": the response is not XML (" +
-                                         parsed.description() + "): " + preview);
+    return wrongAnswer(action, std::string("the answer is not XML (") + parsed.description() + ")",
+                       body, showBody);
+  }
+  const std::string expected = std::string(action) + "Response";
+  const std::string_view root = localName(doc.document_element().name());
+  if (root != expected) {
+    return wrongAnswer(
+        action,
+        "the answer is not a " + expected + " (its root element is <" + std::string(root) + ">)",
+        body, showBody);
   }
   return doc;
+}
+
+// A list element the answer always carries, empty or not: without it, "none" cannot be told
+// from a truncated or foreign answer.
+Result<pugi::xml_node> listOf(const pugi::xml_node& root, const char* name, std::string_view action,
+                              std::string_view body) {
+  const auto node = root.child(name);
+  if (!node) return wrongAnswer(action, std::string("the answer has no <") + name + ">", body);
+  return node;
 }
 
 std::string text(const pugi::xml_node& node, const char* child) {
@@ -119,15 +160,11 @@ Error decodeEc2Error(const std::string& action, long httpStatus, std::string_vie
     if (requestId.empty()) requestId = root.child("RequestId").text().as_string();
   }
   if (!error) {
-    std::string preview(body.substr(0, 120));
-    for (char& c : preview) {
-      if (c == '\n' || c == '\r') c = ' ';
-    }
     Error e{httpStatus >= 500 ? ErrorCode::Transient : ErrorCode::Internal,
             action + ": HTTP " + std::to_string(httpStatus) +
                 " with a body that is not an EC2 error (check the request's filters and "
                 "parameters): " +
-                preview};
+                preview(body)};
     e.httpStatus = httpStatus;
     return e;
   }
@@ -140,50 +177,67 @@ Error decodeEc2Error(const std::string& action, long httpStatus, std::string_vie
   return e;
 }
 
+Result<void> checkEc2Response(std::string_view action, std::string_view body) {
+  auto doc = load(body, action);
+  if (!doc) return fail(doc.error());
+  return {};
+}
+
 Result<NetworkInterfacePage> decodeDescribeNetworkInterfaces(std::string_view body) {
-  auto doc = load(body, "DescribeNetworkInterfaces");
+  constexpr std::string_view kAction = "DescribeNetworkInterfaces";
+  auto doc = load(body, kAction);
   if (!doc) return fail(doc.error());
   const auto root = doc->document_element();
+  auto set = listOf(root, "networkInterfaceSet", kAction, body);
+  if (!set) return fail(set.error());
   NetworkInterfacePage page;
-  for (const auto& item : root.child("networkInterfaceSet").children("item")) {
-    page.interfaces.push_back(networkInterface(item));
-  }
+  for (const auto& item : set->children("item")) page.interfaces.push_back(networkInterface(item));
   page.nextToken = text(root, "nextToken");
   return page;
 }
 
 Result<NetworkInterface> decodeCreateNetworkInterface(std::string_view body) {
-  auto doc = load(body, "CreateNetworkInterface");
+  constexpr std::string_view kAction = "CreateNetworkInterface";
+  auto doc = load(body, kAction);
   if (!doc) return fail(doc.error());
   const auto node = doc->document_element().child("networkInterface");
-  if (!node)
-    return fail(ErrorCode::Internal, "CreateNetworkInterface: no networkInterface in the response");
+  if (!node || text(node, "networkInterfaceId").empty())
+    return wrongAnswer(kAction, "no networkInterface in the answer", body);
   return networkInterface(node);
 }
 
 Result<std::string> decodeAttachNetworkInterface(std::string_view body) {
-  auto doc = load(body, "AttachNetworkInterface");
+  constexpr std::string_view kAction = "AttachNetworkInterface";
+  auto doc = load(body, kAction);
   if (!doc) return fail(doc.error());
   std::string id = text(doc->document_element(), "attachmentId");
-  if (id.empty())
-    return fail(ErrorCode::Internal, "AttachNetworkInterface: no attachmentId in the response");
+  if (id.empty()) return wrongAnswer(kAction, "no attachmentId in the answer", body);
   return id;
 }
 
 Result<void> decodeReturnTrue(const std::string& action, std::string_view body) {
-  auto doc = load(body, action.c_str());
+  auto doc = load(body, action);
   if (!doc) return fail(doc.error());
+  // EC2 always answers <return>true</return>; moto, and the emulators built on it, leave it out.
+  // So a missing one passes (the root element already says whose answer this is) and only a
+  // <return> that is not true is refused.
   const auto ret = doc->document_element().child("return");
-  if (ret && !ret.text().as_bool())
-    return fail(ErrorCode::Internal, action + ": the response says false");
+  if (ret && !ret.text().as_bool()) {
+    return wrongAnswer(
+        action, "the answer says <return>" + std::string(ret.text().as_string()) + "</return>",
+        body);
+  }
   return {};
 }
 
 Result<std::vector<Subnet>> decodeDescribeSubnets(std::string_view body) {
-  auto doc = load(body, "DescribeSubnets");
+  constexpr std::string_view kAction = "DescribeSubnets";
+  auto doc = load(body, kAction);
   if (!doc) return fail(doc.error());
+  auto set = listOf(doc->document_element(), "subnetSet", kAction, body);
+  if (!set) return fail(set.error());
   std::vector<Subnet> out;
-  for (const auto& item : doc->document_element().child("subnetSet").children("item")) {
+  for (const auto& item : set->children("item")) {
     out.push_back({text(item, "subnetId"), text(item, "vpcId"), text(item, "cidrBlock"),
                    text(item, "availabilityZone"), tags(item)});
   }
@@ -191,20 +245,26 @@ Result<std::vector<Subnet>> decodeDescribeSubnets(std::string_view body) {
 }
 
 Result<std::vector<SecurityGroup>> decodeDescribeSecurityGroups(std::string_view body) {
-  auto doc = load(body, "DescribeSecurityGroups");
+  constexpr std::string_view kAction = "DescribeSecurityGroups";
+  auto doc = load(body, kAction);
   if (!doc) return fail(doc.error());
+  auto set = listOf(doc->document_element(), "securityGroupInfo", kAction, body);
+  if (!set) return fail(set.error());
   std::vector<SecurityGroup> out;
-  for (const auto& item : doc->document_element().child("securityGroupInfo").children("item")) {
+  for (const auto& item : set->children("item")) {
     out.push_back({text(item, "groupId"), text(item, "groupName"), text(item, "vpcId")});
   }
   return out;
 }
 
 Result<std::vector<Instance>> decodeDescribeInstances(std::string_view body) {
-  auto doc = load(body, "DescribeInstances");
+  constexpr std::string_view kAction = "DescribeInstances";
+  auto doc = load(body, kAction);
   if (!doc) return fail(doc.error());
+  auto set = listOf(doc->document_element(), "reservationSet", kAction, body);
+  if (!set) return fail(set.error());
   std::vector<Instance> out;
-  for (const auto& reservation : doc->document_element().child("reservationSet").children("item")) {
+  for (const auto& reservation : set->children("item")) {
     for (const auto& item : reservation.child("instancesSet").children("item")) {
       Instance inst;
       inst.id = text(item, "instanceId");
@@ -229,7 +289,7 @@ Result<std::chrono::system_clock::time_point> parseIso8601(std::string_view text
 }
 
 Result<Credentials> decodeAssumeRoleWithWebIdentity(std::string_view body) {
-  auto doc = load(body, "AssumeRoleWithWebIdentity");
+  auto doc = load(body, "AssumeRoleWithWebIdentity", false);
   if (!doc) return fail(doc.error());
   const auto creds =
       doc->document_element().child("AssumeRoleWithWebIdentityResult").child("Credentials");
@@ -239,7 +299,7 @@ Result<Credentials> decodeAssumeRoleWithWebIdentity(std::string_view body) {
   c.sessionToken = text(creds, "SessionToken");
   c.source = "web-identity";
   if (c.accessKeyId.empty() || c.secretAccessKey.empty()) {
-    return fail(ErrorCode::Internal, "AssumeRoleWithWebIdentity: no credentials in the response");
+    return fail(ErrorCode::Transient, "AssumeRoleWithWebIdentity: no credentials in the answer");
   }
   if (auto exp = parseIso8601(text(creds, "Expiration")); exp) c.expiration = *exp;
   return c;

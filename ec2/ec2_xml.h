@@ -19,6 +19,12 @@ Error decodeEc2Error(const std::string& action, long httpStatus, std::string_vie
 /// The error class of an EC2 error code.
 ErrorCode classifyEc2Code(std::string_view code, long httpStatus);
 
+/// Every decoder below first checks that the body is the action's answer: XML whose root element
+/// is <ActionResponse>, and, for Describe actions, with its result list (empty or not). Anything
+/// else (another root, an HTML page, a truncated body) is Transient with a clear message, never
+/// an empty or successful result. The generic check for an action without a decoder:
+[[nodiscard]] Result<void> checkEc2Response(std::string_view action, std::string_view body);
+
 struct NetworkInterfacePage {
   std::vector<NetworkInterface> interfaces;
   std::string nextToken;
@@ -26,7 +32,8 @@ struct NetworkInterfacePage {
 [[nodiscard]] Result<NetworkInterfacePage> decodeDescribeNetworkInterfaces(std::string_view body);
 [[nodiscard]] Result<NetworkInterface> decodeCreateNetworkInterface(std::string_view body);
 [[nodiscard]] Result<std::string> decodeAttachNetworkInterface(std::string_view body);
-/// For actions that answer <return>true</return>.
+/// For actions that answer <return>true</return>: a <return> that is not true is Transient. A
+/// missing one passes (moto leaves it out; EC2 always sends it).
 [[nodiscard]] Result<void> decodeReturnTrue(const std::string& action, std::string_view body);
 [[nodiscard]] Result<std::vector<Subnet>> decodeDescribeSubnets(std::string_view body);
 [[nodiscard]] Result<std::vector<SecurityGroup>> decodeDescribeSecurityGroups(

@@ -15,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)eni::decodeDescribeSecurityGroups(body);
   (void)eni::decodeDescribeInstances(body);
   (void)eni::decodeAssumeRoleWithWebIdentity(body);
+  (void)eni::checkEc2Response("CreateVpc", body);
   const eni::Error error = eni::decodeEc2Error("DescribeNetworkInterfaces", 400, body);
   if (error.message.empty()) __builtin_trap();  // every error says why
   return 0;

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,11 @@ struct ImdsInterface {
 /// Every interface of this instance, with the lookup the tagger needs.
 struct InterfaceMap {
   std::vector<ImdsInterface> interfaces;
+  /// Interfaces IMDS listed but could not describe on this read, by MAC, with the reason: IMDS is
+  /// eventually consistent, and a listed key of a just-changed interface can answer 404. They are
+  /// not in `interfaces`; a later read shows them again. Callers that need every interface (to
+  /// trust records, to pick a free device index) read EC2 for these.
+  std::map<std::string, std::string> skippedMacs;
   /// The interface that holds `ip`: one of its addresses, or inside one of its delegated
   /// prefixes (prefix delegation). nullptr when none does.
   const ImdsInterface* findByIp(const std::string& ip) const;
@@ -53,6 +60,14 @@ class Imds {
   /// Instance-profile credentials (iam/security-credentials/<role>).
   [[nodiscard]] virtual Result<Credentials> roleCredentials() = 0;
 };
+
+/// Builds the interface map from IMDS reads of latest/meta-data/<path>. A 404 (NotFound) on an
+/// optional key (ipv4-prefix, ipv6s, ipv6-prefix, security-group-ids, subnet-id, vpc-id) reads as
+/// empty; a 404 on a MAC's directory, local-ipv4s, interface-id or device-number (or a
+/// device-number that is not a number) skips that MAC (InterfaceMap::skippedMacs). Any other
+/// failure, and any failure of the MAC list itself, fails the whole map.
+[[nodiscard]] Result<InterfaceMap> readInterfaceMap(
+    const std::function<Result<std::string>(const std::string& path)>& get);
 
 /// Splits an IMDS list answer ("a\nb/\n") into entries, trailing slashes removed.
 std::vector<std::string> splitImdsList(const std::string& text);

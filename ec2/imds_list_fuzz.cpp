@@ -1,4 +1,6 @@
-// libFuzzer target: IMDS list answers and the IP/prefix lookup built on them never crash.
+// libFuzzer target: IMDS list answers, the interface map read from them (every path answers the
+// input; a path whose name the input contains answers 404, as a stale key does) and the IP/prefix
+// lookup built on them never crash.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,6 +21,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (map.findByIp(entry) == nullptr && eni::IpPrefix::parse(entry) &&
         entry.find('/') == std::string::npos) {
       __builtin_trap();  // an address listed in local-ipv4s must be found
+    }
+  }
+  auto read = eni::readInterfaceMap([&text](const std::string& path) -> eni::Result<std::string> {
+    const auto slash = path.find_last_of('/', path.size() - 2);
+    const std::string key = path.substr(slash == std::string::npos ? 0 : slash + 1);
+    if (!key.empty() && text.find("404:" + key) != std::string::npos)
+      return eni::fail(eni::ErrorCode::NotFound, "404");
+    return text;
+  });
+  if (read) {
+    for (const auto& i : read->interfaces) {
+      if (read->skippedMacs.count(i.mac) != 0) __builtin_trap();  // skipped or kept, not both
     }
   }
   return 0;

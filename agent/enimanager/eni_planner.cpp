@@ -273,6 +273,11 @@ Confirmation confirmFromRecords(const std::string& nodeName,
   if (!recorded.instanceId.empty() && recorded.instanceId != instanceId) {
     return disagree("the records are for instance " + recorded.instanceId);
   }
+  if (!imds.skippedMacs.empty()) {
+    // A stale IMDS key hides one interface: it may be an ENI the records do not know.
+    const auto& [mac, why] = *imds.skippedMacs.begin();
+    return disagree("IMDS could not show interface " + mac + " on this read: " + why);
+  }
   std::map<std::string, std::vector<const AttachmentRecord*>> byNodeEni;
   std::set<std::string> recordedEnis;
   for (const auto& r : recorded.attachments) {

@@ -145,8 +145,9 @@ struct Confirmation {
 /// such a NodeENI (nothing to clean up: no NodeENI being deleted that matches the node or has
 /// entries of this node, none that stopped selecting it); this node's status entries name only
 /// recorded ENIs; IMDS shows every recorded ENI with its MAC at its device index; and IMDS shows
-/// no attached ENI that is neither the primary, recorded, nor known to be someone else's.
-/// Anything else is a disagreement: the caller reads EC2. Pure.
+/// no attached ENI that is neither the primary, recorded, nor known to be someone else's; and
+/// IMDS skipped no interface on this read (a stale key). Anything else is a disagreement: the
+/// caller reads EC2. Pure.
 Confirmation confirmFromRecords(const std::string& nodeName,
                                 const std::map<std::string, std::string>& nodeLabels,
                                 const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,

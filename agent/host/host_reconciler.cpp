@@ -6,6 +6,7 @@
 #include <cctype>
 #include <memory>
 #include <random>
+#include <set>
 
 #include "agent/base/log.h"
 #include "agent/enimanager/eni_planner.h"
@@ -37,6 +38,32 @@ TagSet tagsOf(const NetworkInterface& eni) {
   TagSet out;
   for (const auto& t : eni.tags) out[t.key] = t.value;
   return out;
+}
+
+// IMDS skipped these interfaces on this read (a stale key). EC2's view of the instance stands in
+// for them, so their records stay and their device indexes count as taken.
+void fillSkipped(InterfaceMap& map, const std::map<std::string, NetworkInterface>& observed,
+                 const std::string& instanceId) {
+  std::set<std::string> skipped;
+  for (const auto& [mac, why] : map.skippedMacs) skipped.insert(lower(mac));
+  for (const auto& [id, e] : observed) {
+    if (!e.attachment || e.attachment->instanceId != instanceId ||
+        e.attachment->status == "detached" || skipped.count(lower(e.macAddress)) == 0) {
+      continue;
+    }
+    ImdsInterface i;
+    i.mac = lower(e.macAddress);
+    i.interfaceId = e.id;
+    i.deviceNumber = e.attachment->deviceIndex;
+    i.localIpv4s = e.privateIpAddresses;
+    if (i.localIpv4s.empty() && !e.privateIpAddress.empty()) i.localIpv4s = {e.privateIpAddress};
+    i.ipv4Prefixes = e.ipv4Prefixes;
+    i.ipv6s = e.ipv6Addresses;
+    i.subnetId = e.subnetId;
+    i.vpcId = e.vpcId;
+    i.securityGroupIds = e.securityGroupIds;
+    map.interfaces.push_back(std::move(i));
+  }
 }
 
 }  // namespace
@@ -154,7 +181,7 @@ void HostReconciler::work(PassInput& in, PassOutput& out) {
   }
   // ENIs the state does not know yet (a cold start, or attached by someone else meanwhile), or
   // every one on a drift check: one filtered Describe.
-  bool describe = in.verify;
+  bool describe = in.verify || !attached->skippedMacs.empty();
   for (const auto& i : attached->interfaces) {
     if (out.state.enis.count(i.interfaceId) == 0) describe = true;
   }
@@ -168,6 +195,7 @@ void HostReconciler::work(PassInput& in, PassOutput& out) {
     }
     for (auto& e : *enis) out.observed[e.id] = std::move(e);
   }
+  fillSkipped(*attached, out.observed, me);
   out.links.clear();
   interfaces(in, out, *attached);
   tags(in, out, *attached);
@@ -179,7 +207,8 @@ void HostReconciler::interfaces(PassInput& in, PassOutput& out, const InterfaceM
   std::string vpcId;
   for (const auto& i : attached.interfaces) {
     used.insert(i.deviceNumber);
-    if (i.deviceNumber == 0 || vpcId.empty()) vpcId = i.vpcId;
+    // vpc-id is optional in IMDS (a stale key reads as empty): never let an empty one win.
+    if (!i.vpcId.empty() && (i.deviceNumber == 0 || vpcId.empty())) vpcId = i.vpcId;
   }
   auto owned = [&] { return ownedList(out); };
 

@@ -21,6 +21,12 @@ curl_slist* configureEasy(CURL* easy, const HttpRequest& r) {
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+  // A body announced longer than the cap is refused before any of it is read. A chunked body has
+  // no length up front: the write callbacks count it. Not on streams (a watch's length is
+  // unbounded by design; its decoder bounds each event).
+  if (!r.onBodyChunk) {
+    curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.maxBodyBytes));
+  }
 
   if (r.method == "GET") {
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
@@ -76,6 +82,20 @@ Error transportError(const HttpRequest& request, CURLcode code, const char* erro
       (errorBuffer != nullptr && errorBuffer[0] != '\0') ? errorBuffer : curl_easy_strerror(code);
   // The URL is safe to print: secrets never travel in it.
   return Error{ErrorCode::Transient, request.method + " " + request.url + ": " + reason};
+}
+
+Error bodyTooLarge(const HttpRequest& request) {
+  return Error{ErrorCode::Transient,
+               request.method + " " + request.url + ": the response body is larger than the " +
+                   byteSize(request.maxBodyBytes) + " cap for this peer; refused and discarded"};
+}
+
+std::string byteSize(std::size_t bytes) {
+  if (bytes >= (std::size_t{1} << 20) && bytes % (std::size_t{1} << 20) == 0)
+    return std::to_string(bytes >> 20) + " MiB";
+  if (bytes >= (std::size_t{1} << 10) && bytes % (std::size_t{1} << 10) == 0)
+    return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + " bytes";
 }
 
 }  // namespace eni::detail

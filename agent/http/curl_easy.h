@@ -15,6 +15,12 @@ curl_slist* configureEasy(CURL* easy, const HttpRequest& request);
 /// The ErrorCode and message of a failed transfer.
 Error transportError(const HttpRequest& request, CURLcode code, const char* errorBuffer);
 
+/// Transient: the answer's body is longer than request.maxBodyBytes.
+Error bodyTooLarge(const HttpRequest& request);
+
+/// "64 KiB", "8 MiB", "1000 bytes": a cap as a person reads it.
+std::string byteSize(std::size_t bytes);
+
 void globalInit();
 
 }  // namespace eni::detail

@@ -20,6 +20,7 @@ struct HttpClient::Transfer {
   HttpResponse response;
   Done done;
   bool cancelled = false;
+  bool tooLarge = false;  // the body passed request.maxBodyBytes
   char errorBuffer[CURL_ERROR_SIZE] = {};
 
   ~Transfer() {
@@ -92,6 +93,11 @@ std::size_t HttpClient::onWrite(char* data, std::size_t size, std::size_t count,
     if (!transfer->request.onBodyChunk(std::string_view(data, bytes))) return 0;
     return bytes;
   }
+  if (bytes > transfer->request.maxBodyBytes - transfer->response.body.size()) {
+    transfer->tooLarge = true;
+    std::string().swap(transfer->response.body);
+    return 0;
+  }
   transfer->response.body.append(data, bytes);
   return bytes;
 }
@@ -120,6 +126,10 @@ void HttpClient::collectFinished() {
   // Callbacks run after the bookkeeping, so they may start or cancel requests freely.
   for (auto& [transfer, code] : finished) {
     if (transfer->cancelled) continue;
+    if (transfer->tooLarge || code == CURLE_FILESIZE_EXCEEDED) {
+      transfer->done(fail(detail::bodyTooLarge(transfer->request)));
+      continue;
+    }
     if (code != CURLE_OK) {
       transfer->done(fail(detail::transportError(transfer->request, code, transfer->errorBuffer)));
       continue;

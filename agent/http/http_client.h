@@ -15,6 +15,10 @@ namespace eni {
 
 class EventLoop;
 
+/// The body cap of a request whose caller sets none. Every peer's client sets its own, sized to
+/// what that peer legitimately answers; this default keeps a forgotten caller bounded too.
+inline constexpr std::size_t kDefaultMaxBodyBytes = std::size_t{1} << 20;
+
 /// One HTTP request. Secrets (bearer token, AWS keys, client key) live in their own fields,
 /// so nothing that formats a request for a log line can print them by accident.
 struct HttpRequest {
@@ -32,6 +36,11 @@ struct HttpRequest {
   std::string awsSecretAccessKey;
   Duration connectTimeout{5000};
   Duration timeout{30000};  // whole transfer; zero means none (watch streams)
+  /// The largest body kept. A longer one (by Content-Length, or counted as it arrives when the
+  /// body is chunked) aborts the transfer, frees what was buffered and fails with Transient
+  /// "... larger than the cap"; the connection is not reused. Chunks handed to onBodyChunk are
+  /// not kept and not counted: the stream's consumer bounds what it buffers.
+  std::size_t maxBodyBytes = kDefaultMaxBodyBytes;
   /// When set, a 2xx body is handed over chunk by chunk as it arrives instead of being kept;
   /// any other status still collects its body. Return false to abort the transfer.
   std::function<bool(std::string_view chunk)> onBodyChunk;

@@ -98,6 +98,7 @@ Result<HttpRequest> CurlKubeClient::request(const std::string& method, const std
   r.caPem = config_.caPem;
   r.clientCertPem = config_.clientCertPem;
   r.clientKeyPem = config_.clientKeyPem;
+  r.maxBodyBytes = maxBodyBytes_;
   r.headers.push_back("Accept: application/json");
   r.headers.push_back("User-Agent: eni-agent");
   auto token = tokens_.current();

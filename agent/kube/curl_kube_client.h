@@ -11,6 +11,11 @@
 
 namespace eni {
 
+/// The body cap of one API-server answer. Lists come in pages of 500 objects (limit=500); a page
+/// of pods at a few KiB to a few tens of KiB each is far below it. Watch streams are not buffered
+/// whole: WatchStreamDecoder::kMaxLineBytes bounds each event instead.
+inline constexpr std::size_t kKubeMaxBodyBytes = std::size_t{64} << 20;
+
 /// KubeApi over libcurl (HttpClient) on the event loop. Watch streams are decoded as they arrive.
 /// Loop thread only.
 class CurlKubeClient final : public KubeApi {
@@ -31,6 +36,8 @@ class CurlKubeClient final : public KubeApi {
 
   /// GET of a raw path such as /version; the body is returned as JSON.
   void getPath(const std::string& path, Callback<Json::Value> done);
+  /// Lowers the body cap of later requests (kKubeMaxBodyBytes by default); for tests.
+  void setMaxBodyBytes(std::size_t bytes) { maxBodyBytes_ = bytes; }
 
  private:
   struct Watch;
@@ -43,6 +50,7 @@ class CurlKubeClient final : public KubeApi {
   HttpClient& http_;
   KubeConfig config_;
   TokenSource tokens_;
+  std::size_t maxBodyBytes_ = kKubeMaxBodyBytes;
   std::mt19937 rng_{std::random_device{}()};
   WatchId nextWatchId_ = 1;
   std::unordered_map<WatchId, std::shared_ptr<Watch>> watches_;

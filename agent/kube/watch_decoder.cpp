@@ -47,6 +47,7 @@ Result<void> WatchStreamDecoder::feed(std::string_view chunk,
       partial_.append(chunk.substr(start));
       if (partial_.size() > kMaxLineBytes) {
         failed_ = true;
+        std::string().swap(partial_);
         return fail(ErrorCode::Internal, "watch stream: an event longer than 16 MiB");
       }
       break;

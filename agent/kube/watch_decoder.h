@@ -16,6 +16,9 @@ namespace eni {
 /// Not thread-safe.
 class WatchStreamDecoder {
  public:
+  /// The longest event line buffered. One event carries one object, and etcd refuses objects
+  /// over 1.5 MiB by default, so 16 MiB leaves room for any configured limit while a stream that
+  /// never ends its line cannot grow without bound.
   static constexpr std::size_t kMaxLineBytes = 16u << 20;
 
   /// Decodes every complete line in `chunk` (plus what was buffered) and emits its event.

@@ -69,7 +69,7 @@ NodeStatus buildNodeStatus(const NodeState& state,
 /// The table for people: a header line, then one aligned row per ENI.
 std::string renderStatusTable(const NodeStatus& status);
 
-/// The JSON for scripts (documented in the README; fields are only ever added):
+/// The JSON for scripts (documented in docs/operations.md; fields are only ever added):
 /// {"version":1,"mode","node","source","instanceId","linkNetns","linksError",
 ///  "enis":[{"eniId","deviceIndex","mac","subnet","interface","link","operState","mtu",
 ///           "wantedMtu","nodeEni","attachmentId","attachmentState","tags":{},"hash",

@@ -15,7 +15,8 @@ Control endpoints (loopback only, never forwarded, never counted):
   GET  /_proxy/rules     the live rules, with what is left of their counts
   POST /_proxy/rules     JSON list replacing the rules; a rule:
                            {"action": "CreateTags" | "*", "fault": "throttle" | "unavailable" | "invalid"
-                            | "delay" | "reset", "count": N, "probability": p, "seed": s, "delay_ms": M}
+                            | "delay" | "reset" | "bogus" | "html200" | "huge", "count": N,
+                            "probability": p, "seed": s, "delay_ms": M}
                          "count" (optional) spends the rule after N injected faults; "probability"
                          (default 1) draws from random.Random(seed). The first live rule whose action
                          matches and whose draw succeeds wins. "*" matches every EC2 call (one with
@@ -27,7 +28,11 @@ Control endpoints (loopback only, never forwarded, never counted):
 
 Faults: throttle = 503 RequestLimitExceeded, unavailable = 503 Unavailable, invalid = 400
 InvalidParameterValue (all with EC2's XML error body), reset = the connection is closed with an
-RST and no response, delay = sleep delay_ms, then forward. Every request, forwarded or faulted,
+RST and no response, delay = sleep delay_ms, then forward. Peers that lie, never forwarded:
+bogus = 200 with the XML body <Foo/> (not the action's answer), html200 = 200 with a load
+balancer's "502 Bad Gateway" HTML page (well-formed XML, root <html>), huge = 200 with a 40 MiB
+body sent chunked (no Content-Length, so only a client that counts what it buffers stops it),
+which starts like the action's answer and never ends it. Every request, forwarded or faulted,
 counts under requests[Action]; each injected fault (delays included) under faults[Action].
 Requests without an Action count under "(none)".
 
@@ -49,13 +54,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG_MAX = 10000
 NO_ACTION = "(none)"
-FAULTS = ("throttle", "unavailable", "invalid", "delay", "reset")
+FAULTS = ("throttle", "unavailable", "invalid", "delay", "reset", "bogus", "html200", "huge")
 # Status, code and message of each fault answered with an EC2 error body.
 ERRORS = {
     "throttle": (503, "RequestLimitExceeded", "Request limit exceeded."),
     "unavailable": (503, "Unavailable", "The server is overloaded and can't handle the request."),
     "invalid": (400, "InvalidParameterValue", "The fault proxy rejected this request (injected fault)."),
 }
+# The 200 answers of the lying faults: content type and body.
+LIES = {
+    "bogus": ("text/xml;charset=UTF-8", '<?xml version="1.0" encoding="UTF-8"?>\n<Foo/>\n'),
+    "html200": ("text/html", "<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n"
+                             "<center><h1>502 Bad Gateway</h1></center>\n<hr/><center>nginx</center>\n"
+                             "</body>\n</html>\n"),
+}
+HUGE_BYTES = 40 << 20
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
               "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "content-length"}
 # Not relayed from the upstream's answer: send_response writes its own.
@@ -336,6 +349,13 @@ def make_handler(state):
                 state.finish(entry, status)
                 return self.reply(status, ec2_error(code, message, state.next_request_id()),
                                   "text/xml;charset=UTF-8")
+            if fault in LIES:
+                ctype, lie = LIES[fault]
+                state.finish(entry, 200)
+                return self.reply(200, lie, ctype)
+            if fault == "huge":
+                state.finish(entry, 200)
+                return self.huge(action)
             if fault == "delay" and rule is not None:
                 time.sleep(rule.delay_ms / 1000.0)
             state.finish(entry, self.forward(body, action))
@@ -377,6 +397,28 @@ def make_handler(state):
             if self.command != "HEAD":
                 self.wfile.write(data)
             return status
+
+        def huge(self, action):
+            """HUGE_BYTES of body, chunked, shaped like the start of `action`'s answer."""
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml;charset=UTF-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            head = (f'<?xml version="1.0" encoding="UTF-8"?><{action}Response '
+                    'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>huge</requestId>'
+                    '<networkInterfaceSet>').encode()
+            item = b"<item><networkInterfaceId>eni-0123456789abcdef0</networkInterfaceId></item>"
+            piece = item * (65536 // len(item))
+            sent = 0
+            try:
+                while sent < HUGE_BYTES:
+                    chunk = head if sent == 0 else piece[:HUGE_BYTES - sent]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client gave up on it, as it should
 
         def reset_connection(self):
             # Linger 0 makes close() send an RST instead of a FIN: the client sees a connection reset.

@@ -5,11 +5,22 @@ Every answer is read from moto at request time, so an ENI attached there appears
 network/interfaces/macs/ at once. IMDSv2 only: PUT /latest/api/token with a TTL header gives a
 token, and any metadata request without a valid token gets 401.
 
+Like EC2's IMDS, a MAC's directory lists only the keys that have a value: no ipv4-prefix without
+delegated prefixes, no ipv6s without IPv6 addresses; an unlisted key answers 404.
+
 Test hooks (no token needed, loopback only):
   GET  /_emulator/stats        request counts as JSON
   POST /_emulator/down         answer 503 to everything until /_emulator/up
   POST /_emulator/up
   POST /_emulator/expire-tokens  forget every issued token (the next request gets 401)
+  POST /_emulator/stale        JSON [{"mac": "02:..", "key": "ipv4-prefix"}, ...] replaces the stale
+                               keys: each is listed in its MAC's directory (with a value or not) and
+                               answers 404, as EC2's eventually consistent IMDS can for a moment
+                               ("key": "" makes the MAC's directory itself 404). [] clears them.
+  POST /_emulator/huge         JSON {"path": "placement/region", "bytes": N, "chunked": true}: that
+                               metadata path answers N bytes (chunked, or with a Content-Length
+                               when "chunked" is false). {} clears it.
+  POST /_emulator/reset        clears down, stale and huge
 
 It also plays the EKS Pod Identity agent for credential tests:
   GET  /_container/credentials   with "Authorization: <--container-token>" gives JSON credentials
@@ -43,6 +54,8 @@ class State:
         self.lock = threading.Lock()
         self.stats = {"token": 0, "get": 0, "unauthorized": 0, "not_found": 0}
         self.down = False
+        self.stale = set()  # (mac, key): listed, answering 404
+        self.huge = None    # {"path", "bytes", "chunked"}
         self._instance = None
         self._ifaces = (None, 0.0)
         self._cidrs = {}
@@ -141,9 +154,15 @@ def metadata(state, path):
         if eni is None:
             return None
         fields = mac_fields(state, eni)
+        mac = rest[0].lower()
+        stale = {k for m, k in state.stale if m == mac}
+        if "" in stale:
+            return None
         if len(rest) == 1 or rest[1] == "":
-            return "\n".join(sorted(fields))
-        return fields.get(rest[1])
+            return "\n".join(sorted({k for k, v in fields.items() if v} | stale))
+        if rest[1] in stale:
+            return None
+        return fields.get(rest[1]) or None
     if path == "iam/security-credentials":
         return args.role
     if path == f"iam/security-credentials/{args.role}":
@@ -196,7 +215,66 @@ def make_handler(state):
             self.end_headers()
             self.wfile.write(token.encode())
 
+        def read_json(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(n) or b"null") if n > 0 else None
+
+        def set_stale(self, spec):
+            if not isinstance(spec, list) or not all(
+                    isinstance(e, dict) and isinstance(e.get("mac"), str) and isinstance(e.get("key", ""), str)
+                    for e in spec):
+                return self.reply(400, 'stale needs a JSON list of {"mac": ..., "key": ...}')
+            with state.lock:
+                state.stale = {(e["mac"].lower(), e.get("key", "").strip("/")) for e in spec}
+            return self.reply(200, "stale")
+
+        def set_huge(self, spec):
+            if spec in (None, {}):
+                state.huge = None
+                return self.reply(200, "huge off")
+            if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) \
+                    or not isinstance(spec.get("bytes"), int) or spec["bytes"] < 0:
+                return self.reply(400, 'huge needs {"path": ..., "bytes": N, "chunked": bool}')
+            state.huge = {"path": spec["path"].strip("/"), "bytes": spec["bytes"],
+                          "chunked": bool(spec.get("chunked", True))}
+            return self.reply(200, "huge on")
+
+        def send_huge(self, spec):
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            if spec["chunked"]:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(spec["bytes"]))
+            self.end_headers()
+            piece = b"x" * 65536
+            sent = 0
+            try:
+                while sent < spec["bytes"]:
+                    chunk = piece[:spec["bytes"] - sent]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if spec["chunked"] else chunk)
+                    sent += len(chunk)
+                if spec["chunked"]:
+                    self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client gave up on it, as it should
+
         def do_POST(self):
+            try:
+                body = self.read_json()
+            except ValueError:
+                return self.reply(400, "not JSON")
+            if self.path == "/_emulator/stale":
+                return self.set_stale(body if body is not None else [])
+            if self.path == "/_emulator/huge":
+                return self.set_huge(body)
+            if self.path == "/_emulator/reset":
+                with state.lock:
+                    state.stale = set()
+                state.huge = None
+                state.down = False
+                return self.reply(200, "reset")
             if self.path == "/_emulator/down":
                 state.down = True
                 return self.reply(200, "down")
@@ -233,6 +311,10 @@ def make_handler(state):
                 state.count("not_found")
                 return self.reply(404, "")
             state.count("get")
+            huge = state.huge
+            if huge and self.path[len("/latest/meta-data"):].strip("/") == huge["path"]:
+                state.count("huge")
+                return self.send_huge(huge)
             try:
                 body = metadata(state, self.path[len("/latest/meta-data"):])
             except Exception as e:  # noqa: BLE001 - moto hiccup: say so, as IMDS would with a 5xx

@@ -31,7 +31,7 @@ void Drill::SetUp() {
 void Drill::TearDown() {
   // A failed drill must not leave a broken peer behind for the next one.
   resetProxy();
-  stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/up");
+  stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/reset");  // up, no odd answers
 }
 
 Result<Json::Value> Drill::call(const std::function<void(Callback<Json::Value>)>& start) {

@@ -262,6 +262,62 @@ TEST_F(Ec2ClientTest, HtmlForAnUnknownFilterIsAClearError) {
   EXPECT_NE(r.error().message.find("not an EC2 error"), std::string::npos) << r.error().message;
 }
 
+// A 200 that is not the action's answer (the fault proxy's <Foo/> or a load balancer's HTML
+// page) is never a success: it is retried like a 5xx, and a call that only ever gets such
+// answers fails with a Transient error that says what came back.
+TEST_F(Ec2ClientTest, A200ThatIsNotTheActionsAnswerIsRetriedNeverASuccess) {
+  auto ec2 = client();
+  auto eni = createEni(*ec2, TestStack::get().subnetB);
+  for (const char* fault : {"bogus", "html200"}) {
+    SCOPED_TRACE(fault);
+    TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
+    proxyRules(std::string(R"([{"action":"CreateTags","fault":")") + fault + R"(","count":1}])");
+    auto once = client();
+    ASSERT_TRUE(once->createTags({eni.id}, {{"k", fault}})) << "the retry got moto's answer";
+    EXPECT_EQ(once->counters().attempts("CreateTags"), 2u);
+    EXPECT_EQ(once->counters().calls("CreateTags", "success"), 1u);
+
+    proxyRules(std::string(R"([{"action":"CreateTags","fault":")") + fault + R"("}])");
+    auto always = client();
+    auto r = always->createTags({eni.id}, {{"k", "never"}});
+    ASSERT_FALSE(r) << "a lie is not a success";
+    EXPECT_EQ(r.error().code, ErrorCode::Transient) << r.error().describe();
+    EXPECT_NE(r.error().message.find("not a CreateTagsResponse"), std::string::npos)
+        << r.error().message;
+    EXPECT_EQ(always->counters().attempts("CreateTags"), 4u) << "retried like any Transient";
+    EXPECT_EQ(always->counters().calls("CreateTags", "transient"), 1u);
+  }
+  // A Describe answered so is an error, never an empty list.
+  proxyRules(R"([{"action":"DescribeNetworkInterfaces","fault":"bogus"}])");
+  auto described = client()->describeNetworkInterfaces({eni.id}, {});
+  ASSERT_FALSE(described) << described->size() << " ENIs out of <Foo/>";
+  EXPECT_EQ(described.error().code, ErrorCode::Transient);
+  TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
+  auto tags = client()->describeNetworkInterfaces({eni.id}, {});
+  ASSERT_TRUE(tags);
+  ASSERT_EQ(tags->size(), 1u);
+  EXPECT_EQ(tags->front().tags, (std::vector<Tag>{{"k", "html200"}})) << "only real answers wrote";
+  ASSERT_TRUE(ec2->deleteNetworkInterface(eni.id));
+}
+
+// A 40 MiB answer, chunked (no Content-Length): the call fails with the cap's error after
+// reading at most the cap, and the client's next call works.
+TEST_F(Ec2ClientTest, A40MiBAnswerFailsWithTheCapErrorAndTheNextCallWorks) {
+  Ec2ClientConfig config;
+  config.maxAttempts = 2;
+  auto ec2 = client(config);
+  proxyRules(R"([{"action":"DescribeSubnets","fault":"huge","count":2}])");
+  auto r = ec2->describeSubnets({TestStack::get().subnetA}, {});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::Transient);
+  EXPECT_NE(r.error().message.find("larger than the 8 MiB cap"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(proxyStats()["faults"].get("DescribeSubnets", 0).asInt(), 2);
+  auto next = ec2->describeSubnets({TestStack::get().subnetA}, {});
+  ASSERT_TRUE(next) << next.error().describe();
+  EXPECT_EQ(next->size(), 1u);
+}
+
 TEST(Ec2Signatures, MotoChecksTheSignature) {
   const auto& stack = TestStack::get();
   SystemClock clock;
@@ -375,6 +431,97 @@ TEST(Imds, DownIsTransientAfterBoundedAttemptsAndDisabledIsClear) {
   EXPECT_EQ(off.error().code, ErrorCode::Invalid);
   EXPECT_NE(off.error().message.find("AWS_EC2_METADATA_DISABLED"), std::string::npos);
   EXPECT_EQ(disabled.requests(), 0u);
+}
+
+void imdsControl(const std::string& hook, const std::string& body) {
+  TestStack::get().controlHttp("POST", TestStack::get().imdsEndpoint + "/_emulator/" + hook, body);
+}
+
+/// Clears the emulator's stale keys and huge answers, even when the test fails.
+struct ImdsModes {
+  ~ImdsModes() { imdsControl("reset", ""); }
+};
+
+// IMDS answering 64 MiB, chunked or with a Content-Length: the read fails with the cap's error
+// (it is retried like any Transient failure, each attempt bounded), and IMDS works again after.
+TEST(Imds, A64MiBAnswerFailsWithTheCapErrorChunkedOrNot) {
+  ImdsModes reset;
+  SystemClock clock;
+  RealSleeper sleeper;
+  auto imds = makeImds(clock, sleeper);
+  auto hugeAnswers = [] {
+    auto stats = parseJson(
+        TestStack::get().controlHttp("GET", TestStack::get().imdsEndpoint + "/_emulator/stats"));
+    return stats ? stats->get("huge", 0).asInt() : -1;
+  };
+  const int before = hugeAnswers();
+  for (const char* chunked : {"true", "false"}) {
+    SCOPED_TRACE(std::string("chunked ") + chunked);
+    imdsControl("huge", std::string(R"({"path":"placement/region","bytes":67108864,"chunked":)") +
+                            chunked + "}");
+    auto region = imds.get("placement/region");
+    ASSERT_FALSE(region);
+    EXPECT_EQ(region.error().code, ErrorCode::Transient);
+    EXPECT_NE(region.error().message.find("larger than the 64 KiB cap"), std::string::npos)
+        << region.error().message;
+  }
+  EXPECT_EQ(hugeAnswers() - before, 6) << "three attempts each";
+  imdsControl("huge", "{}");
+  auto region = imds.get("placement/region");
+  ASSERT_TRUE(region) << region.error().describe();
+  EXPECT_EQ(*region, "us-east-1");
+}
+
+// IMDS lists only the keys that have a value, and a listed key can answer 404 for a moment
+// (eventual consistency). A stale optional key reads as empty; a stale key the interface cannot do
+// without skips that interface only.
+TEST(Imds, AStaleKeySkipsAtMostItsOwnInterface) {
+  ImdsModes reset;
+  SystemClock clock;
+  RealSleeper sleeper;
+  auto imds = makeImds(clock, sleeper);
+  StaticCredentials creds("AKIATESTING", "testing-secret");
+  Ec2ClientConfig config;
+  config.region = TestStack::get().region;
+  config.endpoint = TestStack::get().motoEndpoint;
+  CurlEc2Client ec2(config, creds, clock, sleeper);
+  CreateEniRequest request;
+  request.subnetId = TestStack::get().subnetC;
+  auto eni = ec2.createNetworkInterface(request);
+  ASSERT_TRUE(eni);
+  auto attachment = ec2.attachNetworkInterface(eni->id, TestStack::get().instanceId, 7);
+  ASSERT_TRUE(attachment);
+  const std::string mac = eni->macAddress;
+  auto listing = imds.get("network/interfaces/macs/" + mac + "/");
+  ASSERT_TRUE(listing);
+  const auto keys = splitImdsList(*listing);
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), "ipv4-prefix"), 0) << "no prefixes, not listed";
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), "local-ipv4s"), 1);
+  auto id = imds.identity();
+  ASSERT_TRUE(id);
+
+  imdsControl("stale", R"([{"mac":")" + mac + R"(","key":"ipv4-prefix"}])");
+  auto optional = imds.interfaces();
+  ASSERT_TRUE(optional) << optional.error().describe();
+  EXPECT_TRUE(optional->skippedMacs.empty());
+  ASSERT_NE(optional->findByMac(mac), nullptr);
+  EXPECT_EQ(optional->findByIp(eni->privateIpAddress)->interfaceId, eni->id);
+
+  imdsControl("stale", R"([{"mac":")" + mac + R"(","key":"local-ipv4s"}])");
+  auto required = imds.interfaces();
+  ASSERT_TRUE(required) << required.error().describe();
+  EXPECT_EQ(required->findByMac(mac), nullptr);
+  ASSERT_EQ(required->skippedMacs.count(mac), 1u);
+  EXPECT_NE(required->skippedMacs.at(mac).find("local-ipv4s"), std::string::npos);
+  ASSERT_NE(required->findByMac(id->primaryMac), nullptr) << "the other interfaces stay";
+
+  imdsControl("stale", "[]");
+  auto later = imds.interfaces();
+  ASSERT_TRUE(later);
+  EXPECT_TRUE(later->skippedMacs.empty());
+  EXPECT_NE(later->findByMac(mac), nullptr) << "a later read refreshes it";
+  ASSERT_TRUE(ec2.detachNetworkInterface(*attachment, true));
+  ASSERT_TRUE(ec2.deleteNetworkInterface(eni->id));
 }
 
 // ---------------------------------------------------------------- credentials

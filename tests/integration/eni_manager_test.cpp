@@ -666,6 +666,55 @@ TEST_F(EniManagerTest, AnEniMadeByAwsMultiEniControllerIsAdoptedNotDuplicated) {
   EXPECT_EQ(stats["requests"].get("AttachNetworkInterface", 0).asInt(), 0);
 }
 
+// A DescribeNetworkInterfaces answered 200 with <Foo/> is not "this node has no ENIs": read so,
+// it made a pass create and attach a second ENI for a NodeENI that had one. Now the lie is a
+// Transient error, the pass retries, and the ENI it has is the one it keeps.
+TEST_F(EniManagerTest, ADescribeAnsweredWithFooNeverLeadsToASecondEni) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-lied-to";
+  createNode(node, {{"ng", "lied-to"}});
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = "lied-to-eni";
+  neni["spec"]["nodeSelector"]["ng"] = "lied-to";
+  neni["spec"]["subnetID"] = stack.subnetC;
+  neni["spec"]["deviceIndex"] = 70;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  std::string first;
+  {
+    ManagerAgent agent(node, ns_->path());
+    ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 1; }));
+    ASSERT_TRUE(agent.settle());
+    first = agent.manager.attachments()[0].eniId;
+  }
+  ASSERT_EQ(enisOf("lied-to-eni", node).size(), 1u);
+
+  // A new agent's pass reads EC2; its first call's four attempts and two of the next are lies.
+  TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/rules",
+                               R"([{"action":"DescribeNetworkInterfaces","fault":"bogus",
+                                    "count":6}])");
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 1; }));
+  ASSERT_TRUE(agent.settle());
+  EXPECT_EQ(agent.manager.attachments()[0].eniId, first);
+  const Json::Value stats =
+      *parseJson(TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
+  EXPECT_EQ(stats["faults"].get("DescribeNetworkInterfaces", 0).asInt(), 6) << "the lies landed";
+  EXPECT_EQ(stats["requests"].get("CreateNetworkInterface", 0).asInt(), 0);
+  EXPECT_EQ(stats["requests"].get("AttachNetworkInterface", 0).asInt(), 0);
+  auto enis = enisOf("lied-to-eni", node);
+  ASSERT_EQ(enis.size(), 1u);
+  EXPECT_EQ(enis[0].id, first);
+  // Leave the instance as it was: unlabelled, the node's ENI goes.
+  setLabel(node, "ng", Json::Value());
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().empty(); }));
+  ASSERT_TRUE(agent.settle());
+}
+
 TEST_F(EniManagerTest, AnEniWithoutOwnershipTagsIsNeverDetachedOrDeleted) {
   const auto& stack = TestStack::get();
   const std::string node = "nm-foreign";

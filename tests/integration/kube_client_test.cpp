@@ -406,6 +406,42 @@ TEST_F(KubeClientTest, GoneAfterCompactionRelistsWithoutMissingAnUpdate) {
   EXPECT_EQ(reflector->objects().size(), 2u);
 }
 
+// An answer past the client's body cap fails cleanly with the cap's error (the default cap,
+// kKubeMaxBodyBytes, is 64 MiB; here it is lowered to 8 KiB against three 4 KiB pods). Watch
+// streams are not buffered whole, so the cap does not cut them: the same client's watch delivers
+// all three pods.
+TEST_F(KubeClientTest, AListPastTheBodyCapFailsCleanlyButAWatchStreamsOn) {
+  const std::string filler(4096, 'x');
+  for (const char* name : {"big-1", "big-2", "big-3"}) {
+    ASSERT_TRUE(createPod(name, "node-big", filler)) << name;
+  }
+  CurlKubeClient capped(http_, *loadKubeconfig(TestStack::get().adminKubeconfig));
+  capped.setMaxBodyBytes(8 << 10);
+  auto refused = await<ObjectList>(
+      loop_, [&](auto done) { capped.list(ResourceKind::pods(), ns_, {}, done); });
+  ASSERT_FALSE(refused) << refused->items.size() << " pods under an 8 KiB cap";
+  EXPECT_EQ(refused.error().code, ErrorCode::Transient);
+  EXPECT_NE(refused.error().message.find("larger than the 8 KiB cap"), std::string::npos)
+      << refused.error().message;
+
+  int added = 0;
+  bool closed = false;
+  ListOptions options;
+  options.timeoutSeconds = 30;
+  const WatchId id = capped.watch(
+      ResourceKind::pods(), ns_, options,
+      [&](WatchEvent e) { added += e.type == WatchEventType::Added ? 1 : 0; },
+      [&](Result<void>) { closed = true; });
+  ASSERT_TRUE(runUntil([&] { return added == 3 || closed; }));
+  EXPECT_EQ(added, 3) << "the watch stream is not cut at the body cap";
+  capped.cancelWatch(id);
+
+  auto listed = await<ObjectList>(
+      loop_, [&](auto done) { admin_->list(ResourceKind::pods(), ns_, {}, done); });
+  ASSERT_TRUE(listed) << listed.error().describe();
+  EXPECT_EQ(listed->items.size(), 3u) << "under the default cap";
+}
+
 TEST_F(KubeClientTest, UnreachableServerIsAClearTransientError) {
   KubeConfig config;
   config.server = "https://127.0.0.1:1";  // nothing listens on port 1

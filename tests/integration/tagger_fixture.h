@@ -56,6 +56,16 @@ inline std::uint64_t allCalls() {
 inline void resetProxy() {
   TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
 }
+inline std::uint64_t faults(const std::string& action) {
+  return proxyStats()["faults"].get(action, 0).asUInt64();
+}
+inline void imdsControl(const std::string& hook, const std::string& body) {
+  TestStack::get().controlHttp("POST", TestStack::get().imdsEndpoint + "/_emulator/" + hook, body);
+}
+/// Clears the IMDS emulator's stale keys, even when the test fails.
+struct ImdsModesReset {
+  ~ImdsModesReset() { imdsControl("reset", ""); }
+};
 
 /// One eni-agent (tagger part) for `node`, in-process, on its own loop.
 struct Agent {

@@ -142,6 +142,73 @@ TEST_F(TaggerTest, Scenario8ForeignHashIsAConflictWithAnEventAndNoWrite) {
   EXPECT_EQ(getPod("web").meta.annotations.count(kLastAppliedHashAnnotation), 0u);
 }
 
+// CreateTags answered 200 with <Foo/>, or with a load balancer's HTML page: that is not EC2
+// saying yes. The pod gets TaggingFailed, never Synced on it, and once the fault is spent the tags
+// land and the pod is Synced.
+TEST_F(TaggerTest, CreateTagsAnsweredWithFooOrAnHtmlPageIsNeverSynced) {
+  for (const std::string fault : {"bogus", "html200"}) {
+    SCOPED_TRACE(fault);
+    auto [eni, ips] = attachedEni();
+    Agent agent(node_);
+    ASSERT_TRUE(agent.settle());
+    resetProxy();
+    // Every attempt of the first call (the client makes 4) is answered so.
+    TestStack::get().controlHttp(
+        "POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/rules",
+        R"([{"action":"CreateTags","fault":")" + fault + R"(","count":4}])");
+    const std::string pod = "web-" + fault;
+    createPod(pod, ips[0], R"({"Team":"Platform","CostCenter":"1234"})");
+    ASSERT_TRUE(agent.runUntil([&] {
+      return agent.tagger.counters().syncResult(SyncReason::TaggingFailed) >= 1;
+    })) << "the lie must fail the write";
+    EXPECT_TRUE(eniTags(eni).empty());
+    EXPECT_EQ(getPod(pod).meta.annotations.count(kLastAppliedHashAnnotation), 0u)
+        << "nothing recorded as applied";
+    EXPECT_EQ(faults("CreateTags"), 4u);
+    ASSERT_TRUE(agent.settle());
+    EXPECT_SYNCED(pod, eni, kPlatform, TagSet{});
+    EXPECT_EQ(calls("CreateTags"), 5u) << "the four lies, then the write that landed";
+  }
+}
+
+// One stale IMDS key (listed, answering 404) on one interface sinks at most that interface. A
+// stale ipv4-prefix reads as none: pods on every interface resolve through IMDS, with no
+// lookup by IP in EC2. A stale local-ipv4s skips that interface for the read: its pod goes to EC2
+// (one lookup by IP), the pod on the other interface stays on IMDS.
+TEST_F(TaggerTest, AStaleImdsKeySinksAtMostItsOwnInterface) {
+  ImdsModesReset reset;
+  auto macOf = [&](const std::string& eni) {
+    auto d = setupEc2_->describeNetworkInterfaces({eni}, {});
+    return d && !d->empty() ? d->front().macAddress : std::string();
+  };
+  const std::string tags = R"({"Team":"Platform","CostCenter":"1234"})";
+  for (const std::string key : {"ipv4-prefix", "local-ipv4s"}) {
+    SCOPED_TRACE(key);
+    auto [healthy, healthyIps] = attachedEni();
+    auto [stale, staleIps] = attachedEni();
+    imdsControl("stale", R"([{"mac":")" + macOf(stale) + R"(","key":")" + key + R"("}])");
+    Agent agent(node_);
+    ASSERT_TRUE(agent.settle());
+    resetProxy();
+    createPod("healthy-" + key, healthyIps[0], tags);
+    createPod("stale-" + key, staleIps[0], tags);
+    ASSERT_TRUE(agent.settle());
+    EXPECT_SYNCED("healthy-" + key, healthy, kPlatform, TagSet{});
+    EXPECT_SYNCED("stale-" + key, stale, kPlatform, TagSet{});
+    const auto& counters = agent.tagger.counters();
+    // (The reads before the writes are one Describe by ENI ID per pass; the lookups by IP that
+    // an unusable IMDS would cost are what is counted here.)
+    if (key == "ipv4-prefix") {
+      EXPECT_EQ(counters.resolveSource(ResolveSource::Ec2), 0u) << "no lookup by IP in EC2";
+      EXPECT_EQ(counters.resolveSource(ResolveSource::Imds), 2u);
+    } else {
+      EXPECT_EQ(counters.resolveSource(ResolveSource::Ec2), 1u)
+          << "for the skipped interface's pod only";
+      EXPECT_EQ(counters.resolveSource(ResolveSource::Imds), 1u);
+    }
+  }
+}
+
 TEST_F(TaggerTest, RestartWithSyncedPodsCostsNoEc2Call) {
   std::vector<std::string> enis;
   {

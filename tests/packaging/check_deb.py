@@ -44,7 +44,10 @@ def main():
             entries[fields[-1]] = fields[0]
         for path in ["./usr/bin/eni-agent", "./lib/systemd/system/eni-agent.service",
                      "./usr/lib/sysusers.d/eni-agent.conf",
-                     "./usr/share/doc/eni-agent/host.json.example"]:
+                     "./usr/share/doc/eni-agent/host.json.example",
+                     "./usr/share/doc/eni-agent/README.md",
+                     "./usr/share/doc/eni-agent/docs/host-mode.md",
+                     "./usr/share/doc/eni-agent/docs/operations.md"]:
             check(path in entries, "contains " + path)
         check(entries.get("./usr/bin/eni-agent", "").startswith("-rwxr-xr-x"),
               "the binary is executable by everyone")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -227,6 +228,8 @@ class FakeImds final : public Imds {
   int requests = 0;
   int walks = 0;  // interfaces() calls
   bool down = false;
+  /// MACs whose keys answer 404 on this read (a stale listing): interfaces() skips them.
+  std::set<std::string> staleMacs;
   Result<std::string> get(const std::string& path) override {
     ++requests;
     if (path.find("subnet-ipv4-cidr-block") != std::string::npos) return std::string("10.0.1.0/24");
@@ -244,6 +247,11 @@ class FakeImds final : public Imds {
     InterfaceMap map;
     for (const auto& [id, e] : ec2_.enis) {
       if (!e.attachment || e.attachment->instanceId != ec2_.instanceId) continue;
+      if (staleMacs.count(e.macAddress) != 0) {
+        map.skippedMacs[e.macAddress] = "IMDS network/interfaces/macs/" + e.macAddress +
+                                        "/local-ipv4s: HTTP 404 (listed, then not found)";
+        continue;
+      }
       ImdsInterface i;
       i.mac = e.macAddress;
       i.interfaceId = id;

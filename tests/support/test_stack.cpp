@@ -160,6 +160,8 @@ std::string TestStack::controlHttp(const std::string& method, const std::string&
   request.method = method;
   request.url = url;
   request.body = body;
+  // The fault proxy's stats carry its log of up to 10000 attempts, over 1 MiB when full.
+  request.maxBodyBytes = std::size_t{64} << 20;
   if (!body.empty()) request.headers.push_back("Content-Type: application/json");
   auto response = http.perform(request);
   if (!response || response->status != 200) {

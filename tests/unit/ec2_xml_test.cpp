@@ -219,6 +219,147 @@ TEST(Ec2Xml, NonXmlBodiesAreClearErrorsNotCrashes) {
   EXPECT_FALSE(decodeDescribeSubnets(""));
 }
 
+// A 2xx answer that is not the action's own (a proxy's page, another API, a truncated body) must
+// never read as success or as an empty list: an empty Describe makes the ENI manager create and
+// attach a second ENI. Each decoder refuses it as Transient, so the client retries it.
+struct WrongAnswer {
+  std::string name;
+  std::string body;
+};
+
+const std::vector<WrongAnswer>& wrongAnswers() {
+  static const std::vector<WrongAnswer> all{
+      {"foo", "<Foo/>"},
+      {"html",
+       "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+       "</body></html>"},
+      {"html-doctype", "<!doctype html>\n<html lang=en>\n<title>502 Bad Gateway</title>"},
+      {"empty", ""},
+      {"text", "upstream connect error or disconnect/reset before headers"},
+      {"other-action",
+       "<DescribeAddressesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
+       "<requestId>r</requestId><addressesSet/><return>true</return></DescribeAddressesResponse>"},
+      {"error-envelope",
+       "<Response><Errors><Error><Code>InternalError</Code></Error></Errors>"
+       "</Response>"},
+  };
+  return all;
+}
+
+void expectRefused(const Error& e, const std::string& expectedRoot, const std::string& name) {
+  EXPECT_EQ(e.code, ErrorCode::Transient) << name << ": " << e.message;
+  EXPECT_TRUE(e.message.find(expectedRoot) != std::string::npos ||
+              e.message.find("not XML") != std::string::npos)
+      << name << ": " << e.message;
+}
+
+TEST(Ec2Xml, EveryDecoderRefusesAnAnswerThatIsNotItsActionsAsTransient) {
+  for (const auto& w : wrongAnswers()) {
+    const std::string_view b = w.body;
+    auto enis = decodeDescribeNetworkInterfaces(b);
+    ASSERT_FALSE(enis) << w.name;
+    expectRefused(enis.error(), "DescribeNetworkInterfacesResponse", w.name);
+    auto created = decodeCreateNetworkInterface(b);
+    ASSERT_FALSE(created) << w.name;
+    expectRefused(created.error(), "CreateNetworkInterfaceResponse", w.name);
+    auto attached = decodeAttachNetworkInterface(b);
+    ASSERT_FALSE(attached) << w.name;
+    expectRefused(attached.error(), "AttachNetworkInterfaceResponse", w.name);
+    for (const char* action : {"CreateTags", "DeleteTags", "DetachNetworkInterface",
+                               "DeleteNetworkInterface", "ModifyNetworkInterfaceAttribute"}) {
+      auto r = decodeReturnTrue(action, b);
+      ASSERT_FALSE(r) << w.name << " as " << action;
+      expectRefused(r.error(), std::string(action) + "Response", w.name);
+    }
+    auto subnets = decodeDescribeSubnets(b);
+    ASSERT_FALSE(subnets) << w.name;
+    expectRefused(subnets.error(), "DescribeSubnetsResponse", w.name);
+    auto groups = decodeDescribeSecurityGroups(b);
+    ASSERT_FALSE(groups) << w.name;
+    expectRefused(groups.error(), "DescribeSecurityGroupsResponse", w.name);
+    auto instances = decodeDescribeInstances(b);
+    ASSERT_FALSE(instances) << w.name;
+    expectRefused(instances.error(), "DescribeInstancesResponse", w.name);
+    auto sts = decodeAssumeRoleWithWebIdentity(b);
+    ASSERT_FALSE(sts) << w.name;
+    expectRefused(sts.error(), "AssumeRoleWithWebIdentityResponse", w.name);
+    auto generic = checkEc2Response("CreateVpc", b);
+    ASSERT_FALSE(generic) << w.name;
+    expectRefused(generic.error(), "CreateVpcResponse", w.name);
+  }
+}
+
+TEST(Ec2Xml, TheRefusalNamesTheRootItGotAndShowsTheBody) {
+  auto r = decodeReturnTrue("CreateTags", "<Foo/>");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("not a CreateTagsResponse"), std::string::npos)
+      << r.error().message;
+  EXPECT_NE(r.error().message.find("<Foo>"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("AWS_ENDPOINT_URL"), std::string::npos) << r.error().message;
+  // STS answers may carry credentials: the body is never quoted.
+  auto sts = decodeAssumeRoleWithWebIdentity(
+      "<Foo><SecretAccessKey>never-quote-this-secret</SecretAccessKey></Foo>");
+  ASSERT_FALSE(sts);
+  EXPECT_EQ(sts.error().message.find("never-quote-this-secret"), std::string::npos)
+      << sts.error().message;
+}
+
+TEST(Ec2Xml, ADescribeWithoutItsListIsNotAnEmptyAnswer) {
+  for (const auto& [action, body] : std::vector<std::pair<std::string, std::string>>{
+           {"DescribeNetworkInterfaces",
+            "<DescribeNetworkInterfacesResponse><requestId>r</requestId>"
+            "</DescribeNetworkInterfacesResponse>"},
+           {"DescribeSubnets", "<DescribeSubnetsResponse/>"},
+           {"DescribeSecurityGroups", "<DescribeSecurityGroupsResponse/>"},
+           {"DescribeInstances", "<DescribeInstancesResponse/>"}}) {
+    Result<void> r;
+    if (action == "DescribeNetworkInterfaces") {
+      auto d = decodeDescribeNetworkInterfaces(body);
+      if (!d) r = fail(d.error());
+    } else if (action == "DescribeSubnets") {
+      auto d = decodeDescribeSubnets(body);
+      if (!d) r = fail(d.error());
+    } else if (action == "DescribeSecurityGroups") {
+      auto d = decodeDescribeSecurityGroups(body);
+      if (!d) r = fail(d.error());
+    } else {
+      auto d = decodeDescribeInstances(body);
+      if (!d) r = fail(d.error());
+    }
+    ASSERT_FALSE(r) << action;
+    EXPECT_EQ(r.error().code, ErrorCode::Transient) << action;
+  }
+  // Empty lists, as EC2 and moto send them, are fine.
+  auto none = decodeDescribeNetworkInterfaces(
+      "<DescribeNetworkInterfacesResponse><networkInterfaceSet/></"
+      "DescribeNetworkInterfacesResponse>");
+  ASSERT_TRUE(none) << none.error().message;
+  EXPECT_TRUE(none->interfaces.empty());
+  EXPECT_TRUE(
+      decodeDescribeInstances("<DescribeInstancesResponse><reservationSet/>"
+                              "</DescribeInstancesResponse>"));
+}
+
+TEST(Ec2Xml, ReturnMustNotBeFalseAndMayBeMissingAsMotoSendsIt) {
+  EXPECT_TRUE(decodeReturnTrue("CreateTags",
+                               R"(<?xml version="1.0" encoding="utf-8"?>
+<CreateTagsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15"><requestId>request-id</requestId></CreateTagsResponse>)"));
+  EXPECT_TRUE(decodeReturnTrue(
+      "CreateTags",
+      R"(<ec2:CreateTagsResponse xmlns:ec2="http://ec2.amazonaws.com/doc/2016-11-15/"><ec2:return>true</ec2:return></ec2:CreateTagsResponse>)"))
+      << "a namespace prefix is still the same element";
+  auto no = decodeReturnTrue("DeleteTags",
+                             "<DeleteTagsResponse><return>false</return></DeleteTagsResponse>");
+  ASSERT_FALSE(no);
+  EXPECT_EQ(no.error().code, ErrorCode::Transient);
+  EXPECT_NE(no.error().message.find("<return>false</return>"), std::string::npos);
+  EXPECT_FALSE(decodeReturnTrue("CreateTags",
+                                "<DeleteTagsResponse><return>true</return>"
+                                "</DeleteTagsResponse>"))
+      << "another action's answer, even a true one";
+  EXPECT_TRUE(checkEc2Response("CreateVpc", "<CreateVpcResponse><vpc/></CreateVpcResponse>"));
+}
+
 TEST(Ec2Xml, StsCredentialsAndTimes) {
   auto creds = decodeAssumeRoleWithWebIdentity(
       R"(<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">

@@ -177,10 +177,11 @@ TEST_F(EniManagerRestart, AWarmRestartThatImdsConfirmsMakesNoEc2Call) {
 
 // What happened while the agent was down, and what the restart then must do.
 enum class Change {
-  EniDetached,      // the recorded ENI is not attached per IMDS
-  EniMoved,         // attached at another device index
-  UnknownAttached,  // an attached ENI the records lack (a killed agent's, or anyone's)
-  SpecChanged,      // the NodeENI's MTU changed
+  EniDetached,                 // the recorded ENI is not attached per IMDS
+  EniMoved,                    // attached at another device index
+  UnknownAttached,             // an attached ENI the records lack (a killed agent's, or anyone's)
+  UnknownBehindAStaleImdsKey,  // ... which IMDS skips on this read: one of its keys answers 404
+  SpecChanged,                 // the NodeENI's MTU changed
   StateMissing,
   StateCorrupt,
   StateOfAnotherInstance,
@@ -197,6 +198,7 @@ TEST_P(EniManagerRestartFallback, ReadsEc2AndConvergesWithoutDuplicateOrForeignT
   Json::Value node = nodeObject(state);
   std::vector<Json::Value> nodeEnis{first_.nodeEniAfter(nodeEniObject())};
   bool wanted = true;
+  std::string staleMac;
   switch (GetParam()) {
     case Change::EniDetached:
       ec2_.enis[eni_].attachment.reset();
@@ -207,6 +209,9 @@ TEST_P(EniManagerRestartFallback, ReadsEc2AndConvergesWithoutDuplicateOrForeignT
       break;
     case Change::UnknownAttached:
       ec2_.addAttached("eni-cni-2", 2);
+      break;
+    case Change::UnknownBehindAStaleImdsKey:
+      staleMac = ec2_.addAttached("eni-cni-2", 2).macAddress;
       break;
     case Change::SpecChanged:
       nodeEnis = {first_.nodeEniAfter(nodeEniObject(1500))};
@@ -237,6 +242,7 @@ TEST_P(EniManagerRestartFallback, ReadsEc2AndConvergesWithoutDuplicateOrForeignT
       break;
   }
   Agent restarted(ec2_);
+  if (!staleMac.empty()) restarted.imds.staleMacs.insert(staleMac);
   restarted.run(node, nodeEnis);
   EXPECT_EQ(restarted.manager->confirmedPasses(), 0u);
   EXPECT_GE(ec2_.calls["DescribeInstances"], 1);
@@ -244,7 +250,7 @@ TEST_P(EniManagerRestartFallback, ReadsEc2AndConvergesWithoutDuplicateOrForeignT
   EXPECT_EQ(ec2_.calls["CreateNetworkInterface"], 0) << "found by its ownership tags";
   ASSERT_TRUE(ec2_.enis.count("eni-cni"));
   EXPECT_TRUE(ec2_.enis["eni-cni"].attachment) << "not the agent's: never detached";
-  if (GetParam() == Change::UnknownAttached) {
+  if (GetParam() == Change::UnknownAttached || GetParam() == Change::UnknownBehindAStaleImdsKey) {
     EXPECT_TRUE(ec2_.enis["eni-cni-2"].attachment);
   }
   if (wanted) {
@@ -259,7 +265,8 @@ TEST_P(EniManagerRestartFallback, ReadsEc2AndConvergesWithoutDuplicateOrForeignT
 
 INSTANTIATE_TEST_SUITE_P(Changes, EniManagerRestartFallback,
                          ::testing::Values(Change::EniDetached, Change::EniMoved,
-                                           Change::UnknownAttached, Change::SpecChanged,
+                                           Change::UnknownAttached,
+                                           Change::UnknownBehindAStaleImdsKey, Change::SpecChanged,
                                            Change::StateMissing, Change::StateCorrupt,
                                            Change::StateOfAnotherInstance, Change::NodeEniDeleted,
                                            Change::NodeEniDeleting, Change::NodeUnlabelled));

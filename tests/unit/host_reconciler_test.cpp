@@ -127,6 +127,48 @@ TEST(HostReconciler, WarmStartCostsNoEc2CallAtAll) {
   EXPECT_EQ(h.reconciler->hostLinks()[0].mtu, 9001u);
 }
 
+// IMDS is eventually consistent: a listed key of an interface can answer 404 for a moment, and
+// that interface is skipped on that read. EC2 stands in for it: its record and the tags applied
+// to it stay, its device index stays taken, and nothing is created or attached again.
+TEST(HostReconciler, InterfacesImdsSkipsKeepTheirRecordsAndTheirDeviceIndexes) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  h.ec2.addAttached("eni-foreign", 2);
+  h.start(config({{"Team", "Platform"}}, {iface(1, "subnet-a")}));
+  ASSERT_EQ(h.owned().size(), 1u);
+  const std::string mine = h.owned()[0];
+  ASSERT_EQ(h.store.saved->enis.count(mine), 1u);
+  h.ec2.calls.clear();
+  h.reconciler.reset();
+  h.imds.staleMacs = {h.ec2.enis.at(mine).macAddress, h.ec2.enis.at("eni-foreign").macAddress};
+  // A new interface wants device index 2, which the skipped foreign ENI holds.
+  const HostConfig more =
+      config({{"Team", "Platform"}}, {iface(1, "subnet-a"), iface(2, "subnet-b")});
+  h.start(more);
+  EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 1) << "only subnet-b's";
+  EXPECT_EQ(h.ec2.calls["AttachNetworkInterface"], 1);
+  EXPECT_EQ(h.ec2.calls["DetachNetworkInterface"], 0);
+  EXPECT_EQ(h.ec2.calls["DeleteNetworkInterface"], 0);
+  ASSERT_EQ(h.owned().size(), 2u);
+  for (const auto& id : h.owned()) {
+    if (id == mine) continue;
+    ASSERT_TRUE(h.ec2.enis.at(id).attachment);
+    EXPECT_EQ(h.ec2.enis.at(id).attachment->deviceIndex, 3) << "2 is the skipped foreign ENI's";
+  }
+  for (const auto& id : {mine, std::string("eni-foreign")}) {
+    ASSERT_EQ(h.store.saved->enis.count(id), 1u) << id << ": a skipped ENI's record stays";
+    EXPECT_EQ(h.store.saved->enis.at(id).tags, (TagSet{{"Team", "Platform"}})) << id;
+  }
+  EXPECT_TRUE(h.reports.back().complete);
+
+  // A later read shows them again: nothing more to do.
+  h.imds.staleMacs.clear();
+  h.ec2.calls.clear();
+  h.reload(more);
+  EXPECT_EQ(h.ec2.writes(), 0);
+  EXPECT_EQ(h.store.saved->enis.at(mine).tags, (TagSet{{"Team", "Platform"}}));
+}
+
 TEST(HostReconciler, CreatesTagsAttachesOnceAndSetsDeleteOnTermination) {
   Harness h;
   h.ec2.addAttached("eni-primary", 0);

@@ -129,6 +129,7 @@ TEST(WatchStreamDecoder, OversizedLineIsRefused) {
   auto r = d.feed(huge, [](WatchEvent) {});
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("16 MiB"), std::string::npos);
+  EXPECT_EQ(d.buffered(), 0u) << "the refused line's buffer is handed back at once";
 }
 
 }  // namespace
