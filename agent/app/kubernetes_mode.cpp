@@ -34,6 +34,7 @@
 #include "agent/obs/health_server.h"
 #include "agent/obs/metrics.h"
 #include "agent/obs/readiness.h"
+#include "agent/state/annotation_state_store.h"
 #include "agent/tagger/tagger.h"
 #include "ec2/credentials.h"
 #include "ec2/curl_ec2_client.h"
@@ -159,21 +160,28 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   taggerOptions.allowSharedEniTagging = options.allowSharedEniTagging;
   taggerOptions.dryRun = options.dryRun;
   taggerOptions.resyncInterval = options.resyncInterval;
-  eni::Tagger tagger(kube, ec2, imds, loop, *awsWorker, clock, taggerOptions);
+  // The node state's one keeper: the tagger and the ENI manager each change their slice of it.
+  eni::AnnotationStateStore stateStore(kube, loop, {options.nodeName});
+  eni::Tagger tagger(kube, ec2, imds, loop, *awsWorker, clock, stateStore, taggerOptions);
 
   eni::LinkReconciler reconciler(links, clock);
   eni::EniManagerOptions managerOptions;
   managerOptions.nodeName = options.nodeName;
   managerOptions.dryRun = options.dryRun;
   managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a,
-                                           const std::vector<std::string>& unowned,
-                                           const std::vector<std::string>& creating) {
-    tagger.setAttachments(a, unowned, creating);
+  managerOptions.onAttachments = [&stateStore](const std::vector<eni::AttachmentRecord>& a,
+                                               const std::vector<std::string>& unowned,
+                                               const std::vector<std::string>& creating) {
+    stateStore.update([&](eni::NodeState& s) {
+      s.attachments = a;
+      s.unownedEnis = unowned;
+      s.creating = creating;
+    });
   };
-  managerOptions.recordCreating = [&tagger](std::vector<std::string> creating,
-                                            std::function<void(bool)> done) {
-    tagger.recordCreating(std::move(creating), std::move(done));
+  managerOptions.recordCreating = [&stateStore](std::vector<std::string> creating,
+                                                std::function<void(bool)> done) {
+    stateStore.update([&](eni::NodeState& s) { s.creating = std::move(creating); });
+    stateStore.writeAhead(std::move(done));
   };
   eni::EniManager manager(kube, ec2, imds, loop, *awsWorker, sleeper,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);
@@ -189,7 +197,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
     if (options.enableTagger) tagger.onPod(type, object);
   };
   auto onNode = [&](eni::ChangeType type, const Json::Value& object) {
-    tagger.onNode(type, object);  // it also loads and keeps the node state for the ENI manager
+    stateStore.onNode(type, object);
     if (options.enableEniManager) manager.onNode(type, object);
   };
   auto onNodeEni = [&](eni::ChangeType type, const Json::Value& object) {
@@ -215,7 +223,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   eni::Readiness readiness;
   readiness.addCheck("lease", [&lease] { return lease.notReadyReason(); });
   // A rollback below the version that wrote the node state: this agent may not keep it.
-  readiness.addCheck("state", [&tagger] { return tagger.stateProblem(); });
+  readiness.addCheck("state", [&stateStore] { return stateStore.problem(); });
   // Until the lease is held the view has not started, and the lease check says why.
   readiness.addCheck("kubernetes", [&view, &lease] {
     return !lease.held() || view.live() ? "" : view.waitingFor();

@@ -31,6 +31,8 @@ class NodeStateStore {
   virtual void writeAhead(std::function<void(bool stored)> done) = 0;
   /// "" when the store can keep the state; else a readiness reason ("NewerVersion: ...").
   virtual std::string problem() const = 0;
+  /// No write in flight (tests and shutdown wait for it).
+  virtual bool idle() const = 0;
 };
 
 }  // namespace eni

@@ -29,7 +29,6 @@ struct TaggerOptions {
   bool allowSharedEniTagging = false;
   bool dryRun = false;
   Duration coalesceWindow{20};              // changes within it share one pass (and one CreateTags)
-  Duration stateDebounce{500};              // node-state annotation writes
   Duration resyncInterval{30 * 60 * 1000};  // +-20% jitter; the first after start 0.5-1.5x
   Duration retryDelay{5000};  // after ENILookupFailed, TaggingFailed or a failed pod write
 };

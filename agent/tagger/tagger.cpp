@@ -75,37 +75,24 @@ struct Tagger::PodView {
   }
 };
 
-namespace {
-
-// The ENI manager's part of the node state (set through setAttachments and recordCreating): carried
-// over whenever a tagger pass replaces the rest of it.
-void moveEniManagerPart(NodeState& from, NodeState& to) {
-  to.attachments = std::move(from.attachments);
-  to.unownedEnis = std::move(from.unownedEnis);
-  to.creating = std::move(from.creating);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 // ---------------------------------------------------------------- events in
 
 Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
-               const Clock& clock, TaggerOptions options)
+               const Clock& clock, NodeStateStore& store, TaggerOptions options)
     : kube_(kube),
-      ec2_(ec2),
-      imds_(imds),
-      scheduler_(scheduler),
       executor_(executor),
       clock_(clock),
+      store_(store),
       options_(std::move(options)),
-      pass_(ec2, imds, options_, counters_) {}
+      pass_(ec2, imds, options_, counters_),
+      runner_(scheduler, {options_.coalesceWindow, options_.retryDelay},
+              [this](PassRunner::Done done) { runPass(std::move(done)); }),
+      resyncTimer_(scheduler, [this] { resync(); }),
+      kubeRetryTimer_(scheduler, [this] { markDirty(); }) {}
 
-Tagger::~Tagger() {
-  if (passScheduled_) scheduler_.cancel(passTimer_);
-  if (resyncArmed_) scheduler_.cancel(resyncTimer_);
-  if (stateTimerArmed_) scheduler_.cancel(stateTimer_);
-  if (kubeRetryArmed_) scheduler_.cancel(kubeRetryTimer_);
-}
+Tagger::~Tagger() = default;
 
 void Tagger::onPod(ChangeType type, const Json::Value& object) {
   auto pod = decodePod(object);
@@ -146,64 +133,14 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
     markDirty();
 }
 
-void Tagger::onNode(ChangeType type, const Json::Value& object) {
-  if (type == ChangeType::Deleted) return;
-  auto node = decodeNode(object);
-  if (!node) return;
-  auto it = node->meta.annotations.find(kNodeStateAnnotation);
-  const std::string shown = it == node->meta.annotations.end() ? "" : it->second;
-  if (!stateLoaded_) return loadState(shown);
-  // Later events: the annotation is this agent's record. Removed, or not one it wrote (the echo
-  // of an earlier patch can arrive after a later one completed): write it again, or a restart
-  // would miss what it owns.
-  if (!newerState_.empty() || shown == stateWritten_) return;
-  if (std::find(recentlyWritten_.begin(), recentlyWritten_.end(), shown) != recentlyWritten_.end())
-    return;
-  if (stateWritten_.empty() && shown.empty()) return;  // nothing written yet
-  logWarn("the node state annotation was removed or changed by someone else, writing it again",
-          {{"node", options_.nodeName}});
-  stateWritten_.clear();
-  scheduleStateWrite();
-}
-
-void Tagger::loadState(const std::string& text) {
-  stateLoaded_ = true;
-  if (text.empty()) return;
-  auto state = decodeNodeState(text);
-  if (state) {
-    state_ = std::move(*state);
-    stateWritten_ = text;
-    logInfo("loaded node state", {{"node", options_.nodeName}, {"enis", state_.enis.size()}});
-    return;
-  }
-  if (state.error().code == ErrorCode::Conflict) {
-    // A rollback: the newer agent's record is neither trusted nor overwritten. This one runs cold
-    // and writes no tag it could not record, until the newer version is back.
-    newerState_ = state.error().message;
-    logError(
-        "the node state annotation was written by a newer eni-agent; not reading or "
-        "overwriting it, and writing no tags: roll forward to that version",
-        {{"node", options_.nodeName}, {"error", newerState_}});
-    return;
-  }
-  logWarn("ignoring the node state annotation, starting cold",
-          {{"node", options_.nodeName}, {"error", state.error().message}});
-}
-
-std::string Tagger::stateProblem() const {
-  if (newerState_.empty()) return "";
-  return "NewerVersion: the node's " + std::string(kNodeStateAnnotation) +
-         " annotation: " + newerState_ + "; this one does not overwrite it and writes no tags";
-}
-
 void Tagger::start() {
   if (started_) return;
   started_ = true;
-  stateLoaded_ = true;
   // A cold start reads the instance's ENIs once, to see whose tags are on them; a warm start
   // needs no EC2 read at all.
-  resyncDue_ = state_.enis.empty();
+  resyncDue_ = store_.current().enis.empty();
   markDirty();
+  runner_.start();
   scheduleResync(true);
 }
 
@@ -214,9 +151,7 @@ void Tagger::resync() {
 }
 
 void Tagger::scheduleResync(bool afterStart) {
-  // One timer at a time: a resync asked for early (tests, a future signal) replaces the pending
-  // one.
-  if (resyncArmed_) scheduler_.cancel(resyncTimer_);
+  // One timer: a resync asked for early (tests, a future signal) replaces the pending one.
   // After a start the first resync falls anywhere in a whole interval (0.5-1.5x): when a fleet
   // restarts at once (an upgrade), its reads then spread at nodes/interval per second, as in
   // steady state. With +-20% alone they would bunch into 0.4 of an interval, 2.5 times the rate.
@@ -224,61 +159,24 @@ void Tagger::scheduleResync(bool afterStart) {
   const auto jitter = afterStart ? std::uniform_real_distribution<double>(0.5, 1.5)(rng_)
                                  : std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
   const auto delay = static_cast<double>(options_.resyncInterval.count()) * jitter;
-  resyncArmed_ = true;
-  resyncTimer_ = scheduler_.runAfter(Duration(static_cast<std::int64_t>(delay)), [this] {
-    resyncArmed_ = false;
-    resync();
-  });
+  resyncTimer_.enable(Duration(static_cast<std::int64_t>(delay)));
 }
 
-void Tagger::setAttachments(std::vector<AttachmentRecord> attachments,
-                            std::vector<std::string> unownedEnis,
-                            std::vector<std::string> creating) {
-  if (attachments == state_.attachments && unownedEnis == state_.unownedEnis &&
-      creating == state_.creating)
-    return;
-  state_.attachments = std::move(attachments);
-  state_.unownedEnis = std::move(unownedEnis);
-  state_.creating = std::move(creating);
-  if (stateLoaded_) scheduleStateWrite();
-}
+const NodeState& Tagger::state() const { return store_.current(); }
 
-void Tagger::recordCreating(std::vector<std::string> creating,
-                            std::function<void(bool stored)> done) {
-  // Before the node's annotation is loaded, a write would replace the previous run's record.
-  if (!stateLoaded_) return done(false);
-  state_.creating = std::move(creating);
-  writeAheads_.push_back(std::move(done));
-  writeState();
-}
+bool Tagger::idle() const { return runner_.idle() && kubeInFlight_ == 0 && store_.idle(); }
 
-bool Tagger::idle() const {
-  return !passRunning_ && !passScheduled_ && !dirty_ && kubeInFlight_ == 0;
-}
-
-void Tagger::markDirty() {
-  dirty_ = true;
-  if (started_ && !passRunning_ && !passScheduled_) schedulePass(options_.coalesceWindow);
-}
-
-void Tagger::schedulePass(Duration delay) {
-  if (passScheduled_) return;
-  passScheduled_ = true;
-  passTimer_ = scheduler_.runAfter(delay, [this] {
-    passScheduled_ = false;
-    runPass();
-  });
-}
+void Tagger::markDirty() { runner_.markDirty(); }
 
 // ---------------------------------------------------------------- the pass
 
 TagPassInput Tagger::snapshot() {
   TagPassInput in;
-  in.state = state_;
+  in.state = store_.current();
   in.observed = observed_;
   // A write-ahead record (a restart, or a CreateTags that failed) needs a Describe to tell
   // whether its CreateTags landed.
-  in.observeAll = resyncDue_ || std::any_of(state_.enis.begin(), state_.enis.end(),
+  in.observeAll = resyncDue_ || std::any_of(in.state.enis.begin(), in.state.enis.end(),
                                             [](auto& e) { return e.second.hasPending(); });
   for (const auto& [key, view] : pods_) {
     if (!view.eligible()) continue;
@@ -300,11 +198,7 @@ TagPassInput Tagger::snapshot() {
   return in;
 }
 
-void Tagger::runPass() {
-  if (passRunning_) return;
-  passRunning_ = true;
-  dirty_ = false;
-  ++passes_;
+void Tagger::runPass(PassRunner::Done done) {
   auto in = std::make_shared<TagPassInput>(snapshot());
   resyncDue_ = false;
   auto out = std::make_shared<TagPassOutput>();
@@ -318,21 +212,19 @@ void Tagger::runPass() {
           out->written = true;
         }
       },
-      [this, in, out] { afterPlan(in, out); });
+      [this, in, out, done = std::move(done)]() mutable { afterPlan(in, out, std::move(done)); });
 }
 
 void Tagger::afterPlan(const std::shared_ptr<TagPassInput>& in,
-                       const std::shared_ptr<TagPassOutput>& out) {
-  if (out->written) return finish(*in, *out);
-  if (!newerState_.empty()) {
+                       const std::shared_ptr<TagPassOutput>& out, PassRunner::Done done) {
+  if (out->written) return finish(*in, *out, std::move(done));
+  if (const std::string problem = store_.problem(); !problem.empty()) {
     // Nothing can be recorded: no CreateTags, and the pods say why (no retry: it stays so
-    // until the newer version is back).
+    // until the store can keep the state again).
     for (auto& plan : out->plans) {
-      if (!plan.toSet.empty()) withholdWrites(plan, out->state, stateProblem());
+      if (!plan.toSet.empty()) withholdWrites(plan, out->state, problem);
     }
-    executor_.run([this, in, out] { pass_.write(*in, *out); },
-                  [this, in, out] { finish(*in, *out); });
-    return;
+    return writeThenFinish(in, out, std::move(done));
   }
   // Write-ahead: record the tags about to be created as pending on their ENIs, and send them only
   // once the node state holds that record. A kill after CreateTags then still leaves the record
@@ -346,38 +238,35 @@ void Tagger::afterPlan(const std::shared_ptr<TagPassInput>& in,
       if (k != kHashTagKey) record.pendingKeys.push_back(k);
     }
   }
-  NodeState before = state_;
-  NodeState next = out->state;
-  moveEniManagerPart(state_, next);
-  state_ = std::move(next);
-  auto failed = [this, in, out](NodeState previous) {
-    // No tag was sent: forget the write-ahead and try the pass again later.
-    logWarn("cannot record the write-ahead node state, tags not written, will retry",
-            {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
-    moveEniManagerPart(state_, previous);
-    state_ = std::move(previous);
-    passRunning_ = false;
-    schedulePass(options_.retryDelay);
-  };
-  // The pass kept its plans within the budget; the ENI manager's part may have grown since.
-  if (!encodeNodeState(state_)) return failed(std::move(before));
-  writeAheads_.push_back([this, in, out, failed, before = std::move(before)](bool stored) mutable {
-    if (!stored) return failed(std::move(before));
-    executor_.run([this, in, out] { pass_.write(*in, *out); },
-                  [this, in, out] { finish(*in, *out); });
+  auto before = store_.current().enis;
+  store_.update([&](NodeState& s) {
+    s.instanceId = out->state.instanceId;
+    s.enis = out->state.enis;
   });
-  writeState();
+  store_.writeAhead(
+      [this, in, out, before = std::move(before), done = std::move(done)](bool stored) mutable {
+        if (stored) return writeThenFinish(in, out, std::move(done));
+        // No tag was sent: forget the write-ahead and try the pass again later.
+        logWarn("cannot record the write-ahead node state, tags not written, will retry",
+                {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
+        store_.update([&](NodeState& s) { s.enis = std::move(before); });
+        done(true);
+      });
 }
 
-void Tagger::settleWriteAheads(std::vector<std::function<void(bool stored)>> waiting, bool stored) {
-  for (auto& done : waiting) done(stored);
+void Tagger::writeThenFinish(const std::shared_ptr<TagPassInput>& in,
+                             const std::shared_ptr<TagPassOutput>& out, PassRunner::Done done) {
+  executor_.run(
+      [this, in, out] { pass_.write(*in, *out); },
+      [this, in, out, done = std::move(done)]() mutable { finish(*in, *out, std::move(done)); });
 }
 
-void Tagger::finish(TagPassInput& in, TagPassOutput& out) {
+void Tagger::finish(TagPassInput& in, TagPassOutput& out, PassRunner::Done done) {
   (void)in;
-  passRunning_ = false;
-  moveEniManagerPart(state_, out.state);  // the ENI manager's, set meanwhile
-  state_ = std::move(out.state);
+  store_.update([&](NodeState& s) {
+    s.instanceId = out.state.instanceId;
+    s.enis = std::move(out.state.enis);
+  });
   observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);
@@ -393,7 +282,8 @@ void Tagger::finish(TagPassInput& in, TagPassOutput& out) {
     const bool oldFinalizer = std::find(meta.finalizers.begin(), meta.finalizers.end(),
                                         kOldTaggerFinalizer) != meta.finalizers.end();
     if (meta.deleting && oldFinalizer &&
-        memberEni(state_, key, meta.uid, view.pod.podIps.empty() ? "" : view.pod.podIps.front())
+        memberEni(store_.current(), key, meta.uid,
+                  view.pod.podIps.empty() ? "" : view.pod.podIps.front())
             .empty()) {
       Json::Value patch;
       Json::Value finalizers(Json::arrayValue);
@@ -421,11 +311,7 @@ void Tagger::finish(TagPassInput& in, TagPassOutput& out) {
                   {}, [this](Result<Json::Value>) { kubeDone(); });
     }
   }
-  scheduleStateWrite();
-  if (dirty_)
-    schedulePass(options_.coalesceWindow);
-  else if (out.retry)
-    schedulePass(options_.retryDelay);
+  done(out.retry);
 }
 
 void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
@@ -575,64 +461,6 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
                });
 }
 
-void Tagger::scheduleStateWrite(std::optional<Duration> delay) {
-  if (stateTimerArmed_ || !newerState_.empty()) return;
-  auto encoded = encodeNodeState(state_);
-  if (!encoded) {
-    logError("node state does not fit its annotation; the warm cache will be incomplete",
-             {{"error", encoded.error().message}});
-    return;
-  }
-  if (*encoded == stateWritten_) return;
-  stateTimerArmed_ = true;
-  stateRetrying_ = delay.has_value();
-  stateTimer_ = scheduler_.runAfter(delay.value_or(options_.stateDebounce), [this] {
-    stateTimerArmed_ = false;
-    stateRetrying_ = false;
-    writeState();
-  });
-}
-
-void Tagger::writeState() {
-  if (!newerState_.empty()) return settleWriteAheads(std::exchange(writeAheads_, {}), false);
-  // One patch at a time, so an older state never lands after a write-ahead: the one in flight
-  // writes again when it completes. After a failure, the backoff's retry carries what comes.
-  if (stateInFlight_ || stateRetrying_) return;
-  auto encoded = encodeNodeState(state_);
-  if (!encoded) return settleWriteAheads(std::exchange(writeAheads_, {}), false);
-  if (*encoded == stateWritten_) return settleWriteAheads(std::exchange(writeAheads_, {}), true);
-  Json::Value patch;
-  patch["metadata"]["annotations"][kNodeStateAnnotation] = *encoded;
-  const std::string text = *encoded;
-  // The write-aheads whose state this patch carries; later ones wait for the next patch.
-  auto carried = std::exchange(writeAheads_, {});
-  stateInFlight_ = true;
-  kubeCall();
-  kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
-              {}, [this, text, carried = std::move(carried)](Result<Json::Value> r) mutable {
-                stateInFlight_ = false;
-                settleWriteAheads(std::move(carried), static_cast<bool>(r));
-                kubeDone();
-                if (!r) {
-                  // Jittered backoff, as the watches: a fleet whose API server is away must not
-                  // come back to a storm of patches.
-                  const Duration delay = stateBackoff_.next();
-                  logWarn("cannot write the node state annotation, will retry",
-                          {{"node", options_.nodeName},
-                           {"in_ms", delay.count()},
-                           {"error", r.error().describe()}});
-                  return scheduleStateWrite(delay);
-                }
-                stateBackoff_.reset();
-                stateWritten_ = text;
-                recentlyWritten_.push_back(text);
-                if (recentlyWritten_.size() > 4) recentlyWritten_.pop_front();
-                // Write-aheads that came while this patch was in flight: their patch now.
-                if (!writeAheads_.empty()) writeState();
-                scheduleStateWrite();
-              });
-}
-
 void Tagger::kubeCall() { ++kubeInFlight_; }
 void Tagger::kubeDone() { --kubeInFlight_; }
 
@@ -647,13 +475,6 @@ bool Tagger::backingOff(const std::string& key) {
   return true;
 }
 
-void Tagger::armKubeRetry() {
-  if (kubeRetryArmed_) return;
-  kubeRetryArmed_ = true;
-  kubeRetryTimer_ = scheduler_.runAfter(options_.retryDelay, [this] {
-    kubeRetryArmed_ = false;
-    markDirty();
-  });
-}
+void Tagger::armKubeRetry() { kubeRetryTimer_.enableIfDisabled(options_.retryDelay); }
 
 }  // namespace eni

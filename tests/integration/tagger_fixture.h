@@ -19,6 +19,7 @@
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
 #include "agent/kube/node_view.h"
+#include "agent/state/annotation_state_store.h"
 #include "agent/tagger/tagger.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
@@ -73,10 +74,11 @@ struct Agent {
         ec2(makeEc2Config(), credentials, clock, sleeper),
         kube(http, *loadKubeconfig(TestStack::get().agentKubeconfig)),
         worker(loop),
-        tagger(kube, ec2, imds, loop, worker, clock, withNode(std::move(extra), node)),
+        store(kube, loop, {node, Duration(50)}),
+        tagger(kube, ec2, imds, loop, worker, clock, store, withNode(std::move(extra), node)),
         view(kube, loop, node,
              {[this](ChangeType t, const Json::Value& o) { tagger.onPod(t, o); },
-              [this](ChangeType t, const Json::Value& o) { tagger.onNode(t, o); }, nullptr,
+              [this](ChangeType t, const Json::Value& o) { store.onNode(t, o); }, nullptr,
               [this] { tagger.start(); }},
              false) {
     view.start();
@@ -92,7 +94,6 @@ struct Agent {
   }
   static TaggerOptions withNode(TaggerOptions o, const std::string& node) {
     o.nodeName = node;
-    o.stateDebounce = Duration(50);
     o.retryDelay = Duration(500);
     return o;
   }
@@ -123,6 +124,7 @@ struct Agent {
   HttpClient http{loop};
   CurlKubeClient kube;
   WorkerThread worker;
+  AnnotationStateStore store;
   Tagger tagger;
   NodeView view;
 };

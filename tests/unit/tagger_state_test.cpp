@@ -6,6 +6,7 @@
 
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
+#include "agent/state/annotation_state_store.h"
 #include "agent/tagger/tagger.h"
 #include "tests/support/fake_ec2.h"
 #include "tests/support/fake_kube_api.h"
@@ -42,7 +43,8 @@ TEST(TaggerPodWrites, AFailedLastAppliedWriteBacksOffAndASucceededOneIsNotRepeat
   FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
   bool refuse = true;
   bool refuseStatus = true;
   auto conditionWrites = [&] {
@@ -65,7 +67,7 @@ TEST(TaggerPodWrites, AFailedLastAppliedWriteBacksOffAndASucceededOneIsNotRepeat
   };
   Json::Value node;
   node["metadata"]["name"] = "n1";
-  tagger.onNode(ChangeType::Added, node);
+  store.onNode(ChangeType::Added, node);
   tagger.start();
   Json::Value pod;
   pod["metadata"]["name"] = "web";
@@ -121,10 +123,11 @@ TEST(TaggerLatency, APodJoiningAnAlreadyTaggedEniIsMeasuredOnce) {
   FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
   Json::Value node;
   node["metadata"]["name"] = "n1";
-  tagger.onNode(ChangeType::Added, node);
+  store.onNode(ChangeType::Added, node);
   tagger.start();
   scheduler.advance(Duration(100));
   EXPECT_EQ(imds.walks, 1) << "the interface map is read at start, before any pod needs it";
@@ -142,38 +145,6 @@ TEST(TaggerLatency, APodJoiningAnAlreadyTaggedEniIsMeasuredOnce) {
   EXPECT_EQ(tagger.counters().latencies().size(), 2u) << "once per annotation";
 }
 
-TEST(TaggerNodeState, RecordsTheEniManagersAttachmentsOnce) {
-  testing::FakeKubeApi kube;
-  testing::ManualScheduler scheduler;
-  InlineExecutor executor;
-  FakeEc2 ec2;
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  tagger.onNode(ChangeType::Added, node);
-
-  const std::vector<AttachmentRecord> attachments = {
-      {"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}};
-  tagger.setAttachments(attachments);
-  tagger.setAttachments(attachments);  // the same again: nothing new
-  EXPECT_TRUE(kube.patches.empty()) << "debounced";
-  scheduler.advance(Duration(1000));
-  ASSERT_EQ(kube.patches.size(), 1u);
-  EXPECT_EQ(kube.patches[0].first.kind.plural, "nodes");
-  EXPECT_EQ(kube.patches[0].first.name, "n1");
-  auto state = decodeNodeState(
-      kube.patches[0].second["metadata"]["annotations"][kNodeStateAnnotation].asString());
-  ASSERT_TRUE(state) << state.error().message;
-  EXPECT_EQ(state->attachments, attachments);
-  tagger.setAttachments(attachments);
-  scheduler.advance(Duration(1000));
-  EXPECT_EQ(kube.patches.size(), 1u) << "written only when it changed";
-  EXPECT_EQ(ec2.writes(), 0);
-}
-
 TEST(TaggerResync, AnEarlyResyncReplacesThePendingTimerInsteadOfAddingOne) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
@@ -182,10 +153,11 @@ TEST(TaggerResync, AnEarlyResyncReplacesThePendingTimerInsteadOfAddingOne) {
   FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
   Json::Value node;
   node["metadata"]["name"] = "n1";
-  tagger.onNode(ChangeType::Added, node);
+  store.onNode(ChangeType::Added, node);
   tagger.start();
   scheduler.advance(Duration(2000));  // the first pass and the node-state write
   ASSERT_TRUE(tagger.idle());
@@ -212,10 +184,11 @@ TEST(TaggerResync, TheFirstResyncAfterAStartSpreadsOverAWholeInterval) {
     TaggerOptions options;
     options.nodeName = "n1";
     options.resyncInterval = interval;
-    Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+    AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+    Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
     Json::Value node;
     node["metadata"]["name"] = "n1";
-    tagger.onNode(ChangeType::Added, node);
+    store.onNode(ChangeType::Added, node);
     tagger.start();
     scheduler.advance(Duration(2000));  // the first pass and the node-state write
     ASSERT_EQ(scheduler.pending(), 1u) << "only the resync timer";
@@ -240,10 +213,11 @@ TEST(TaggerPodWrites, AFailedConditionPatchIsRetriedWithoutThePodChanging) {
   FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
   Json::Value node;
   node["metadata"]["name"] = "n1";
-  tagger.onNode(ChangeType::Added, node);
+  store.onNode(ChangeType::Added, node);
   tagger.start();
   Json::Value pod;
   pod["metadata"]["name"] = "web";
@@ -301,10 +275,11 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   options.nodeName = "n1";
   std::string writeAhead;
   {
-    Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+    AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+    Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
     Json::Value node;
     node["metadata"]["name"] = "n1";
-    tagger.onNode(ChangeType::Added, node);
+    store.onNode(ChangeType::Added, node);
     tagger.start();
     tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
     scheduler.advance(Duration(100));  // the pass ran; the debounced state write has not
@@ -320,11 +295,12 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   }
   const auto describesBefore = ec2.calls["DescribeNetworkInterfaces"];
   testing::FakeKubeApi kube2;  // the restarted agent, the pod deleted meanwhile
-  Tagger tagger(kube2, ec2, imds, scheduler, executor, scheduler, options);
+  AnnotationStateStore store(kube2, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube2, ec2, imds, scheduler, executor, scheduler, store, options);
   Json::Value node;
   node["metadata"]["name"] = "n1";
   node["metadata"]["annotations"][kNodeStateAnnotation] = writeAhead;
-  tagger.onNode(ChangeType::Added, node);
+  store.onNode(ChangeType::Added, node);
   tagger.start();
   scheduler.advance(Duration(1000));
   EXPECT_EQ(ec2.calls["DescribeNetworkInterfaces"], describesBefore + 1)
@@ -336,130 +312,10 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   EXPECT_TRUE(tagger.idle());
 }
 
-// The ENI manager's write-ahead goes through the tagger's node-state writer: answered only once a
-// patch carrying it succeeded, refused before the node's annotation is loaded or when the patch
-// fails, and cleared by the manager's next clean record.
-TEST(TaggerWriteAhead, TheEniManagersRecordIsAnsweredOnlyOnceAPatchCarriesIt) {
-  testing::FakeKubeApi kube;
-  testing::ManualScheduler scheduler;
-  InlineExecutor executor;
-  FakeEc2 ec2;
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
-  auto lastState = [&] {
-    for (auto it = kube.patches.rbegin(); it != kube.patches.rend(); ++it) {
-      const auto& a = it->second["metadata"]["annotations"][kNodeStateAnnotation];
-      if (a.isString()) return decodeNodeState(a.asString());
-    }
-    return Result<NodeState>(fail(ErrorCode::NotFound, "no node-state patch"));
-  };
-
-  std::vector<bool> answers;
-  tagger.recordCreating({"storage"}, [&](bool stored) { answers.push_back(stored); });
-  EXPECT_EQ(answers, std::vector<bool>{false}) << "the previous run's record is not loaded yet";
-  EXPECT_TRUE(kube.patches.empty());
-
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  tagger.onNode(ChangeType::Added, node);
-  tagger.start();
-  tagger.recordCreating({"storage"}, [&](bool stored) {
-    // By the time of the answer, the API server holds the record.
-    auto state = lastState();
-    ASSERT_TRUE(state);
-    EXPECT_EQ(state->creating, std::vector<std::string>{"storage"});
-    answers.push_back(stored);
-  });
-  EXPECT_EQ(answers, (std::vector<bool>{false, true}));
-
-  kube.patchAnswer = [](const ObjectRef&, const Json::Value&) -> Result<Json::Value> {
-    return fail(ErrorCode::Transient, "injected");
-  };
-  tagger.recordCreating({"scratch", "storage"}, [&](bool stored) { answers.push_back(stored); });
-  EXPECT_EQ(answers, (std::vector<bool>{false, true, false}));
-  kube.patchAnswer = nullptr;
-
-  tagger.setAttachments({}, {}, {});  // the manager's clean pass
-  scheduler.advance(Duration(2000));
-  auto state = lastState();
-  ASSERT_TRUE(state);
-  EXPECT_TRUE(state->creating.empty());
-}
-
 int nodePatches(const testing::FakeKubeApi& kube) {
   int n = 0;
   for (const auto& [ref, body] : kube.patches) n += ref.kind.plural == "nodes";
   return n;
-}
-
-// While the API server refused node patches, the state write was retried every 500 ms: 119
-// attempts in a minute from one agent, a reconnect storm across a fleet. It backs off as the
-// watches do (0.5 s doubling to 30 s, jittered), and resets once a patch lands.
-TEST(TaggerNodeState, AFailingStateWriteBacksOffInsteadOfRetryingEveryDebounce) {
-  testing::FakeKubeApi kube;
-  testing::ManualScheduler scheduler;
-  InlineExecutor executor;
-  FakeEc2 ec2;
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
-  bool down = true;
-  kube.patchAnswer = [&](const ObjectRef& ref, const Json::Value& body) -> Result<Json::Value> {
-    if (down && ref.kind.plural == "nodes") return fail(ErrorCode::Transient, "connection refused");
-    return body;
-  };
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  tagger.onNode(ChangeType::Added, node);
-  tagger.setAttachments({{"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}});
-  for (int i = 0; i < 600; ++i) scheduler.advance(Duration(100));  // one minute
-  const int attempts = nodePatches(kube);
-  EXPECT_GE(attempts, 2);
-  EXPECT_LE(attempts, 12) << "a minute of a refusing API server, with backoff";
-  down = false;
-  for (int i = 0; i < 400; ++i) scheduler.advance(Duration(100));  // past the 30 s cap
-  const int landed = nodePatches(kube);
-  EXPECT_EQ(landed, attempts + 1) << "written once when the server is back, then nothing";
-}
-
-// An operator removed the annotation (kubectl annotate node N eni-agent.io/state-): it was not
-// written back, and the next restart after a pod deletion leaked that pod's tags.
-TEST(TaggerNodeState, ARemovedOrForeignAnnotationIsWrittenAgainButItsOwnEchoesAreNot) {
-  testing::FakeKubeApi kube;
-  testing::ManualScheduler scheduler;
-  InlineExecutor executor;
-  FakeEc2 ec2;
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  tagger.onNode(ChangeType::Added, node);
-  tagger.setAttachments({{"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}});
-  scheduler.advance(Duration(1000));
-  ASSERT_EQ(nodePatches(kube), 1);
-  const std::string written =
-      kube.patches.back().second["metadata"]["annotations"][kNodeStateAnnotation].asString();
-  Json::Value echo = node;
-  echo["metadata"]["annotations"][kNodeStateAnnotation] = written;
-  tagger.onNode(ChangeType::Modified, echo);  // the watch shows its own write
-  tagger.onNode(ChangeType::Modified, node);  // an event from before the write, without it
-  scheduler.advance(Duration(1000));
-  EXPECT_EQ(nodePatches(kube), 2) << "the annotation seen gone is written again";
-  tagger.onNode(ChangeType::Modified, echo);
-  scheduler.advance(Duration(1000));
-  EXPECT_EQ(nodePatches(kube), 2) << "its own echo is not news";
-  Json::Value foreign = node;
-  foreign["metadata"]["annotations"][kNodeStateAnnotation] = R"({"version":1,"enis":{}})";
-  tagger.onNode(ChangeType::Modified, foreign);
-  scheduler.advance(Duration(1000));
-  ASSERT_EQ(nodePatches(kube), 3) << "someone else's content is replaced";
-  EXPECT_EQ(kube.patches.back().second["metadata"]["annotations"][kNodeStateAnnotation].asString(),
-            written);
 }
 
 // A newer agent's state ("version": 2) was overwritten by an older agent after a rollback. The
@@ -473,15 +329,18 @@ TEST(TaggerNodeState, ANewerAgentsStateIsNeitherReadNorOverwritten) {
   FakeImds imds(ec2);
   TaggerOptions options;
   options.nodeName = "n1";
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, options);
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
   Json::Value node;
   node["metadata"]["name"] = "n1";
   node["metadata"]["annotations"][kNodeStateAnnotation] = R"({"version":2,"enis":{}})";
-  tagger.onNode(ChangeType::Added, node);
-  EXPECT_NE(tagger.stateProblem().find("NewerVersion"), std::string::npos);
+  store.onNode(ChangeType::Added, node);
+  EXPECT_NE(store.problem().find("NewerVersion"), std::string::npos);
   tagger.start();
   tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
-  tagger.setAttachments({{"multus", "eni-2", "eni-attach-2", 2, "", 9001, "attached"}});
+  store.update([&](NodeState& s) {
+    s.attachments = {{"multus", "eni-2", "eni-attach-2", 2, "", 9001, "attached"}};
+  });
   scheduler.advance(Duration(30000));
   EXPECT_EQ(nodePatches(kube), 0) << "the newer record stays as it is";
   EXPECT_EQ(ec2.calls["CreateTags"], 0) << "no tag it could not record";
