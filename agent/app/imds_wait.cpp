@@ -42,6 +42,7 @@ std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, Healt
                  reason = std::string(*identity ? "InvalidRegion" : "ImdsUnreachable") +
                           ": cannot read the region from IMDS at " + endpoint + " (" + error +
                           "); set --region or AWS_REGION to skip IMDS";
+                 if (health != nullptr) health->setReady(readiness.report());
                  eni::logWarn("cannot read the AWS region from IMDS, will retry",
                               {{"error", error},
                                {"retry_in_ms", static_cast<std::int64_t>(delay.count())},

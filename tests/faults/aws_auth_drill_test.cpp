@@ -54,7 +54,10 @@ class AwsAuthDrill : public Drill {
     stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/answers", toJson(answers));
   }
 
-  /// An ENI in the signature-checking moto, for a pod to come.
+  /// A branch ENI in the signature-checking moto, for a pod to come. That moto is an EC2 of its
+  /// own, without this node's instance: the branch names the trunk IMDS lists for this instance
+  /// (the main stack's), and its association with a trunk of that moto's makes Describe show it
+  /// as a branch, which is what the agent checks before it tags an ENI named by a pod.
   std::string authEni() {
     auto vpc = authEc2_->call("CreateVpc", {{"CidrBlock", "10.77.0.0/16"}});
     EXPECT_TRUE(vpc) << vpc.error().describe();
@@ -62,11 +65,24 @@ class AwsAuthDrill : public Drill {
         authEc2_->call("CreateSubnet", {{"VpcId", between(vpc.value_or(""), "<vpcId>", "</vpcId>")},
                                         {"CidrBlock", "10.77.1.0/24"}});
     EXPECT_TRUE(subnet) << subnet.error().describe();
+    const std::string subnetId = between(subnet.value_or(""), "<subnetId>", "</subnetId>");
+    auto trunk = authEc2_->call("CreateNetworkInterface",
+                                {{"SubnetId", subnetId}, {"InterfaceType", "trunk"}});
+    EXPECT_TRUE(trunk) << trunk.error().describe();
     CreateEniRequest request;
-    request.subnetId = between(subnet.value_or(""), "<subnetId>", "</subnetId>");
+    request.subnetId = subnetId;
+    request.tags = {{"vpcresources.k8s.aws/trunk-eni-id", stack().trunkEniId}};
     auto eni = authEc2_->createNetworkInterface(request);
     EXPECT_TRUE(eni) << eni.error().describe();
-    return eni ? eni->id : "";
+    if (!eni) return "";
+    auto associated = authEc2_->call(
+        "AssociateTrunkInterface",
+        {{"BranchInterfaceId", eni->id},
+         {"TrunkInterfaceId",
+          between(trunk.value_or(""), "<networkInterfaceId>", "</networkInterfaceId>")},
+         {"VlanId", "1"}});
+    EXPECT_TRUE(associated) << associated.error().describe();
+    return eni->id;
   }
   std::string tagOnAuthEni(const std::string& eni, const std::string& key) {
     auto described = authEc2_->describeNetworkInterfaces({eni}, {});
