@@ -206,7 +206,8 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   const std::string instanceDurations =
       R"(eni_agent_aws_api_duration_seconds_count{operation="DescribeInstances"})";
   std::string text;
-  for (int i = 0; i < 50; ++i) {
+  // The first pass walks IMDS's interface map first (the stack's shared instance has many ENIs).
+  for (int i = 0; i < 300; ++i) {
     text = probe(env, "/metrics").second;
     if (value(text, describes) >= 1 && value(text, describeDurations) >= 1) break;
     usleep(100000);
