@@ -910,7 +910,8 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
     auto crashing = env;
     crashing.push_back("ENI_AGENT_CRASH_POINT=" + point);
     testing::BackgroundProcess agent(args, crashing);
-    ASSERT_TRUE(agent.waitForOutput("crash point reached")) << agent.output();
+    // The first passes walk IMDS (the stack's shared instance collects many ENIs over a run).
+    ASSERT_TRUE(agent.waitForOutput("crash point reached", 120000)) << agent.output();
     for (int i = 0; i < 100 && agent.running(); ++i) usleep(50000);
     EXPECT_EQ(agent.terminate(), 128 + 9) << "killed by SIGKILL at " << point;
   }
