@@ -284,6 +284,12 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   };
   loop.runAfter(eni::Duration(1000), report);
   loop.run();
+  // Both servers at once, woken: civetweb would otherwise wait out its 2 s poll, one server
+  // after the other.
+  std::vector<eni::Stoppable> servers;
+  if (*health) servers.push_back((*health)->stopper());
+  if (*metrics) servers.push_back((*metrics)->stopper());
+  eni::stopTogether(std::move(servers));
   view.stop();
   awsWorker.reset();
   return exitCode;
