@@ -17,7 +17,7 @@
 #include "agent/base/heap_trimmer.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/host/host_addressing.h"
 #include "agent/host/host_config.h"
 #include "agent/host/host_reconciler.h"

@@ -8,8 +8,8 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/executor.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_planner.h"
-#include "agent/enimanager/link_reconciler.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/objects.h"
 #include "agent/kube/reflector.h"

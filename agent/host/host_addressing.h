@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/host/host_reconciler.h"
 #include "netlink/address_manager.h"
 

@@ -8,8 +8,8 @@
 #include <random>
 
 #include "agent/base/log.h"
-#include "agent/enimanager/eni_planner.h"
-#include "agent/tagger/planner.h"
+#include "agent/eni/ownership.h"
+#include "agent/eni/planner.h"
 
 namespace eni {
 namespace {

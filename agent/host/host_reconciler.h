@@ -10,8 +10,8 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/executor.h"
-#include "agent/enimanager/eni_planner.h"
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/eni/link_reconciler.h"
+#include "agent/eni/ownership.h"
 #include "agent/host/host_config.h"
 #include "agent/host/state_file.h"
 #include "agent/state/node_state.h"

@@ -8,7 +8,7 @@
 
 #include "agent/base/executor.h"
 #include "agent/base/log.h"
-#include "agent/enimanager/eni_planner.h"
+#include "agent/eni/ownership.h"
 #include "agent/host/host_reconciler.h"
 #include "tests/support/fake_ec2.h"
 #include "tests/support/manual_scheduler.h"
