@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/eni/eni_actions.h"
 #include "agent/eni/ownership.h"
 #include "agent/kube/objects.h"
 #include "agent/state/node_state.h"
@@ -21,19 +22,6 @@ inline constexpr const char* kNodeEniFinalizer = "nodeeni.networking.k8s.aws/fin
 inline constexpr std::int64_t kMaxDeviceIndex = 127;
 /// EC2 takes at most 16 security groups per ENI (the quota's ceiling).
 inline constexpr std::size_t kMaxSecurityGroups = 16;
-
-/// One ENI this node should have: a (NodeENI, subnet) pair.
-struct DesiredEni {
-  std::string nodeEni;
-  std::string subnetId;
-  std::vector<std::string> securityGroupIds;
-  std::int64_t deviceIndex = 1;  // base + i; moved past used indexes when attaching
-  bool deleteOnTermination = true;
-  std::int64_t mtu = 0;
-  std::string description;
-  std::string clientToken;
-  std::vector<Tag> tags;
-};
 
 struct NodeEniProblem {
   std::string nodeEni;
