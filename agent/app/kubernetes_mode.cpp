@@ -22,6 +22,8 @@
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
+#include "agent/base/worker_pool.h"
+#include "agent/eni/eni_lifecycle.h"
 #include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_manager.h"
 #include "agent/http/http_client.h"
@@ -33,6 +35,7 @@
 #include "agent/obs/health_server.h"
 #include "agent/obs/metrics.h"
 #include "agent/obs/readiness.h"
+#include "agent/state/node_state_store.h"
 #include "agent/tagger/tagger.h"
 #include "ec2/credentials.h"
 #include "ec2/curl_ec2_client.h"
@@ -67,6 +70,30 @@ void releaseThenStop(eni::EventLoop& loop, eni::NodeLease& lease) {
     loop.stop();
   });
 }
+
+// TEMPORARY, until the AnnotationStateStore replaces it: the ENI manager's NodeStateStore over the
+// Tagger, which keeps the node-state annotation today (setAttachments, recordCreating). Loaded once
+// the tagger has seen the Node (its first event carries the previous run's record).
+class TaggerStateAdapter final : public eni::NodeStateStore {
+ public:
+  explicit TaggerStateAdapter(eni::Tagger& tagger) : tagger_(tagger) {}
+  void nodeSeen() { loaded_ = true; }
+  bool loaded() const override { return loaded_; }
+  const eni::NodeState& current() const override { return tagger_.state(); }
+  void update(const std::function<void(eni::NodeState&)>& change) override {
+    eni::NodeState next = tagger_.state();
+    change(next);
+    tagger_.setAttachments(next.attachments, next.unownedEnis, next.creating);
+  }
+  void writeAhead(std::function<void(bool stored)> done) override {
+    tagger_.recordCreating(tagger_.state().creating, std::move(done));
+  }
+  std::string problem() const override { return tagger_.stateProblem(); }
+
+ private:
+  eni::Tagger& tagger_;
+  bool loaded_ = false;
+};
 
 }  // namespace
 
@@ -145,6 +172,12 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   // Joined before the tagger and the ENI manager go (see the end): a pass still running on it uses
   // them.
   auto awsWorker = std::make_unique<eni::WorkerThread>(loop);
+  // ENI releases wait for detaches on threads of their own, never on the AWS worker that tags.
+  eni::EniLifecycleOptions lifecycleOptions;
+  lifecycleOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
+  auto releaseWorkers =
+      std::make_unique<eni::WorkerPool>(loop, lifecycleOptions.releaseConcurrency);
+  eni::EniLifecycle lifecycle(ec2, *releaseWorkers, sleeper, lifecycleOptions);
 
   eni::TaggerOptions taggerOptions;
   taggerOptions.nodeName = options.nodeName;
@@ -161,16 +194,8 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   managerOptions.nodeName = options.nodeName;
   managerOptions.dryRun = options.dryRun;
   managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  managerOptions.onAttachments = [&tagger](const std::vector<eni::AttachmentRecord>& a,
-                                           const std::vector<std::string>& unowned,
-                                           const std::vector<std::string>& creating) {
-    tagger.setAttachments(a, unowned, creating);
-  };
-  managerOptions.recordCreating = [&tagger](std::vector<std::string> creating,
-                                            std::function<void(bool)> done) {
-    tagger.recordCreating(std::move(creating), std::move(done));
-  };
-  eni::EniManager manager(kube, ec2, imds, loop, *awsWorker, sleeper,
+  TaggerStateAdapter nodeState(tagger);
+  eni::EniManager manager(kube, ec2, imds, loop, *awsWorker, lifecycle, nodeState,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);
   if (watchLinks) {
     if (auto started = links.start([&](const eni::LinkEvent& e) { reconciler.onEvent(e); });
@@ -185,6 +210,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   };
   auto onNode = [&](eni::ChangeType type, const Json::Value& object) {
     tagger.onNode(type, object);  // it also loads and keeps the node state for the ENI manager
+    if (type != eni::ChangeType::Deleted) nodeState.nodeSeen();
     if (options.enableEniManager) manager.onNode(type, object);
   };
   auto onNodeEni = [&](eni::ChangeType type, const Json::Value& object) {
@@ -269,6 +295,8 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   loop.runAfter(eni::Duration(1000), report);
   loop.run();
   view.stop();
+  lifecycle.stop();
+  releaseWorkers.reset();
   awsWorker.reset();
   return exitCode;
 }

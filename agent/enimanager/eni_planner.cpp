@@ -150,6 +150,86 @@ std::size_t subnetCount(const NodeEniSpec& spec) {
          (spec.subnetName.empty() ? 0 : 1) + spec.subnetNames.size();
 }
 
+namespace {
+
+using RecordsByNodeEni = std::map<std::string, std::vector<const AttachmentRecord*>>;
+
+// Why one NodeENI's records cannot stand for EC2, or "".
+std::string nodeEniDisagrees(const NodeEni& n, const std::string& nodeName,
+                             const std::map<std::string, std::string>& nodeLabels,
+                             const std::map<std::string, std::string>& specHashes,
+                             const std::vector<const AttachmentRecord*>& records,
+                             const std::set<std::string>& recordedEnis) {
+  const bool matches = selectorMatches(n.spec.nodeSelector, nodeLabels);
+  std::vector<const NodeEniAttachment*> entries;  // this node's status entries
+  for (const auto& a : n.attachments) {
+    if (a.nodeId == nodeName) entries.push_back(&a);
+  }
+  if (n.meta.deleting) {
+    // Its ENIs on this node must go, and a kill may have left one EC2 knows and no record does.
+    const bool any = matches || !entries.empty() || !records.empty();
+    return any ? "NodeENI " + n.meta.name + " is being deleted" : "";
+  }
+  if (!matches) {
+    const bool any = !entries.empty() || !records.empty();
+    return any ? "NodeENI " + n.meta.name + " no longer selects this node" : "";
+  }
+  auto hash = specHashes.find(n.meta.name);
+  const std::size_t wanted = subnetCount(n.spec);
+  if (wanted == 0 || records.size() != wanted) {
+    return "NodeENI " + n.meta.name + " has " + std::to_string(records.size()) +
+           " recorded ENIs, its spec asks for " + std::to_string(wanted);
+  }
+  for (const auto* r : records) {
+    if (hash == specHashes.end() || r->specHash.empty() || r->specHash != hash->second) {
+      return "NodeENI " + n.meta.name +
+             " changed, or was not fully satisfied, since it was recorded";
+    }
+  }
+  for (const auto* e : entries) {
+    if (e->status != "attached" || recordedEnis.count(e->eniId) == 0) {
+      return "this node's status entry of NodeENI " + n.meta.name + " (" + e->eniId + ", " +
+             e->status + ") is not recorded";
+    }
+  }
+  return "";
+}
+
+// IMDS against the records: every recorded ENI where recorded, and no unknown one attached.
+std::string imdsDisagrees(const RecordedAttachments& recorded, const InterfaceMap& imds,
+                          const std::set<std::string>& recordedEnis,
+                          std::vector<ConfirmedAttachment>& attached) {
+  for (const auto& r : recorded.attachments) {
+    const ImdsInterface* seen = nullptr;
+    for (const auto& i : imds.interfaces) {
+      if (i.interfaceId == r.eniId) seen = &i;
+    }
+    if (seen == nullptr) return "IMDS does not show " + r.eniId + " attached";
+    if (r.mac.empty() || lower(seen->mac) != lower(r.mac) || seen->deviceNumber != r.deviceIndex ||
+        r.attachmentId.empty()) {
+      return "IMDS shows " + r.eniId + " at device " + std::to_string(seen->deviceNumber) +
+             " with MAC " + seen->mac + ", not as recorded";
+    }
+    ConfirmedAttachment c;
+    c.record = r;
+    c.record.interfaceName.clear();
+    c.record.state = "attached";
+    c.subnetId = seen->subnetId;
+    attached.push_back(std::move(c));
+  }
+  for (const auto& i : imds.interfaces) {
+    if (i.deviceNumber == 0 && !i.interfaceId.empty()) continue;  // the primary ENI
+    if (recordedEnis.count(i.interfaceId) != 0 || recorded.otherEnis.count(i.interfaceId) != 0)
+      continue;
+    // Maybe an ENI a killed agent attached and never recorded: only EC2's tags tell.
+    return "IMDS shows an attached ENI the records do not know: " +
+           (i.interfaceId.empty() ? i.mac : i.interfaceId);
+  }
+  return "";
+}
+
+}  // namespace
+
 Confirmation confirmFromRecords(const std::string& nodeName,
                                 const std::map<std::string, std::string>& nodeLabels,
                                 const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
@@ -164,7 +244,7 @@ Confirmation confirmFromRecords(const std::string& nodeName,
   if (!recorded.instanceId.empty() && recorded.instanceId != instanceId) {
     return disagree("the records are for instance " + recorded.instanceId);
   }
-  std::map<std::string, std::vector<const AttachmentRecord*>> byNodeEni;
+  RecordsByNodeEni byNodeEni;
   std::set<std::string> recordedEnis;
   for (const auto& r : recorded.attachments) {
     if (r.eniId.empty() || !recordedEnis.insert(r.eniId).second) {
@@ -175,80 +255,15 @@ Confirmation confirmFromRecords(const std::string& nodeName,
   std::set<std::string> known;  // NodeENIs that exist
   for (const auto& n : nodeEnis) {
     known.insert(n.meta.name);
-    const auto& records = byNodeEni[n.meta.name];
-    const bool matches = selectorMatches(n.spec.nodeSelector, nodeLabels);
-    std::vector<const NodeEniAttachment*> entries;  // this node's status entries
-    for (const auto& a : n.attachments) {
-      if (a.nodeId == nodeName) entries.push_back(&a);
-    }
-    if (n.meta.deleting) {
-      // Its ENIs on this node must go, and a kill may have left one EC2 knows and no record does.
-      if (matches || !entries.empty() || !records.empty()) {
-        return disagree("NodeENI " + n.meta.name + " is being deleted");
-      }
-      continue;
-    }
-    if (!matches) {
-      if (!entries.empty() || !records.empty()) {
-        return disagree("NodeENI " + n.meta.name + " no longer selects this node");
-      }
-      continue;
-    }
-    auto hash = specHashes.find(n.meta.name);
-    const std::size_t wanted = subnetCount(n.spec);
-    if (wanted == 0 || records.size() != wanted) {
-      return disagree("NodeENI " + n.meta.name + " has " + std::to_string(records.size()) +
-                      " recorded ENIs, its spec asks for " + std::to_string(wanted));
-    }
-    for (const auto* r : records) {
-      if (hash == specHashes.end() || r->specHash.empty() || r->specHash != hash->second) {
-        return disagree("NodeENI " + n.meta.name +
-                        " changed, or was not fully satisfied, since it was recorded");
-      }
-    }
-    for (const auto* e : entries) {
-      if (e->status != "attached" || recordedEnis.count(e->eniId) == 0) {
-        return disagree("this node's status entry of NodeENI " + n.meta.name + " (" + e->eniId +
-                        ", " + e->status + ") is not recorded");
-      }
-    }
+    std::string why =
+        nodeEniDisagrees(n, nodeName, nodeLabels, specHashes, byNodeEni[n.meta.name], recordedEnis);
+    if (!why.empty()) return disagree(std::move(why));
   }
   for (const auto& [name, records] : byNodeEni) {
-    if (!records.empty() && known.count(name) == 0) {
-      return disagree("NodeENI " + name + " is gone");
-    }
+    if (!records.empty() && known.count(name) == 0) return disagree("NodeENI " + name + " is gone");
   }
-  for (const auto& r : recorded.attachments) {
-    const ImdsInterface* seen = nullptr;
-    for (const auto& i : imds.interfaces) {
-      if (i.interfaceId == r.eniId) seen = &i;
-    }
-    if (seen == nullptr) return disagree("IMDS does not show " + r.eniId + " attached");
-    if (r.mac.empty() || lower(seen->mac) != lower(r.mac) || seen->deviceNumber != r.deviceIndex ||
-        r.attachmentId.empty()) {
-      return disagree("IMDS shows " + r.eniId + " at device " + std::to_string(seen->deviceNumber) +
-                      " with MAC " + seen->mac + ", not as recorded");
-    }
-    ConfirmedAttachment c;
-    c.record.nodeEni = r.nodeEni;
-    c.record.eniId = r.eniId;
-    c.record.attachmentId = r.attachmentId;
-    c.record.deviceIndex = r.deviceIndex;
-    c.record.mtu = r.mtu;
-    c.record.state = "attached";
-    c.record.mac = r.mac;
-    c.record.specHash = r.specHash;
-    c.subnetId = seen->subnetId;
-    out.attached.push_back(std::move(c));
-  }
-  for (const auto& i : imds.interfaces) {
-    if (i.deviceNumber == 0 && !i.interfaceId.empty()) continue;  // the primary ENI
-    if (recordedEnis.count(i.interfaceId) != 0 || recorded.otherEnis.count(i.interfaceId) != 0)
-      continue;
-    // Maybe an ENI a killed agent attached and never recorded: only EC2's tags tell.
-    return disagree("IMDS shows an attached ENI the records do not know: " +
-                    (i.interfaceId.empty() ? i.mac : i.interfaceId));
-  }
+  if (std::string why = imdsDisagrees(recorded, imds, recordedEnis, out.attached); !why.empty())
+    return disagree(std::move(why));
   return out;
 }
 

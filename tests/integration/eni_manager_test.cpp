@@ -15,6 +15,7 @@
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/base/worker_pool.h"
 #include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_manager.h"
 #include "agent/http/http_client.h"
@@ -26,6 +27,7 @@
 #include "ec2/curl_imds.h"
 #include "netlink/link_dump.h"
 #include "netlink/nl_link_manager.h"
+#include "tests/support/fake_state_store.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
@@ -77,14 +79,24 @@ struct ManagerAgent {
         ec2(config(), credentials, clock, sleeper),
         kube(http, *loadKubeconfig(TestStack::get().agentKubeconfig)),
         worker(loop),
+        releases(loop, 3),
+        lifecycle(ec2, releases, sleeper, lifecycleOptions()),
         links(loop, netns),
         reconciler(links, clock),
-        manager(kube, ec2, imds, loop, worker, sleeper, &reconciler, options(node, &published)),
+        manager(kube, ec2, imds, loop, worker, lifecycle, store, &reconciler, options(node)),
         view(kube, loop, node,
-             {nullptr, [this](ChangeType t, const Json::Value& o) { manager.onNode(t, o); },
+             {nullptr,
+              [this](ChangeType t, const Json::Value& o) {
+                // The node state is the Node's annotation, as its first event shows it.
+                if (!store.loaded())
+                  store.loadAnnotation(
+                      o["metadata"]["annotations"].get(kNodeStateAnnotation, "").asString());
+                manager.onNode(t, o);
+              },
               [this](ChangeType t, const Json::Value& o) { manager.onNodeEni(t, o); },
               [this] { manager.start(); }},
              true) {
+    store.onSave = [this](const NodeState& s) { published = s.attachments; };
     EXPECT_TRUE(links.start([this](const LinkEvent& e) { reconciler.onEvent(e); }));
     view.start();
   }
@@ -94,16 +106,18 @@ struct ManagerAgent {
     c.endpoint = TestStack::get().ec2ProxyEndpoint;
     return c;
   }
-  static EniManagerOptions options(const std::string& node,
-                                   std::vector<AttachmentRecord>* published) {
+  static EniManagerOptions options(const std::string& node) {
     EniManagerOptions o;
     o.nodeName = node;
-    o.onAttachments = [published](const std::vector<AttachmentRecord>& a,
-                                  const std::vector<std::string>&,
-                                  const std::vector<std::string>&) { *published = a; };
+    o.writeAhead = false;  // the binary's crash tests cover it
+    return o;
+  }
+  static EniLifecycleOptions lifecycleOptions() {
+    EniLifecycleOptions o;
     o.detachPollInterval = Duration(100);
     return o;
   }
+
   bool runUntil(const std::function<bool()>& done, int limitMs = 60000) {
     return loop.runUntil(done, Duration(limitMs));
   }
@@ -125,6 +139,9 @@ struct ManagerAgent {
   HttpClient http{loop};
   CurlKubeClient kube;
   WorkerThread worker;
+  WorkerPool releases;  // EniLifecycle's release executor
+  EniLifecycle lifecycle;
+  testing::FakeStateStore store{testing::FakeStateStore::unloaded()};
   NlLinkManager links;
   LinkReconciler reconciler;
   EniManager manager;
