@@ -164,7 +164,7 @@ void planUnwantedListed(const LifecycleObservation& obs, EniActions& out) {
     } else if (obs.problemOwners.count(owner) != 0) {
       out.held.push_back({e, owner, "its owner has a problem this pass", false});
     } else {
-      out.release.push_back({e, owner});
+      out.release.push_back({e, owner, true});
     }
   }
 }
@@ -182,7 +182,7 @@ void planUnwantedRecorded(const LifecycleObservation& obs, EniActions& out) {
     if (obs.problemOwners.count(r.nodeEni) != 0) {
       out.held.push_back({eni, r.nodeEni, "its owner has a problem this pass", false});
     } else {
-      out.release.push_back({eni, r.nodeEni});
+      out.release.push_back({eni, r.nodeEni, false});
     }
   }
 }

@@ -84,7 +84,8 @@ struct EnsureStep {
 /// An unwanted ENI to release, as the pass saw it (only its ID when it was not listed: a record).
 struct ReleaseStep {
   NetworkInterface eni;
-  std::string owner;  // its NodeENI tag or record
+  std::string owner;       // its NodeENI tag or record
+  bool described = false;  // `eni` is what a Describe of this pass showed
 };
 
 /// An unwanted ENI kept, or one refused, and why.

@@ -141,27 +141,22 @@ Result<void> EniLifecycle::waitDetached(const std::string& eniId) {
 
 ReleaseResult EniLifecycle::releaseNow(const ReleaseStep& step, const ReleaseGrounds& grounds) {
   ReleaseResult r{step.eni.id, step.owner, ReleaseOutcome::Failed, "", step.eni};
-  auto fresh = describeOne(step.eni.id);
-  if (!fresh) {
-    r.message = "cannot check ENI " + r.eniId + " before releasing it: " + fresh.error().describe();
+  if (!step.described) {
+    auto fresh = describeOne(step.eni.id);
+    if (!fresh) {
+      r.message =
+          "cannot check ENI " + r.eniId + " before releasing it: " + fresh.error().describe();
+      return r;
+    }
+    if (!*fresh) return {r.eniId, r.owner, ReleaseOutcome::Gone, "", step.eni};
+    r.eni = std::move(**fresh);
+  }
+  if (std::string why = refusal(r.eni, grounds); !why.empty()) {
+    r.outcome = ReleaseOutcome::Refused;
+    r.message = why;
     return r;
   }
-  if (!*fresh) return {r.eniId, r.owner, ReleaseOutcome::Gone, "", step.eni};
-  r.eni = std::move(**fresh);
   const NetworkInterface& e = r.eni;
-  const bool mode = tagValue(e, "NodeENI").rfind(grounds.ownerPrefix, 0) == 0;
-  if (!ownedBy(e, grounds.instanceId) || !mode) {
-    r.outcome = ReleaseOutcome::Refused;
-    r.message = "it lacks eni-agent's ownership tags for " + grounds.instanceId;
-    return r;
-  }
-  const ReleaseDecision decision =
-      releasable(e, grounds.records, grounds.instanceId, grounds.creating);
-  if (!decision.release) {
-    r.outcome = ReleaseOutcome::Refused;
-    r.message = decision.reason;
-    return r;
-  }
   if (e.attachment && !e.attachment->attachmentId.empty() && e.attachment->status != "detached") {
     if (auto ok = ec2_.detachNetworkInterface(e.attachment->attachmentId, false);
         !ok && ok.error().code != ErrorCode::NotFound) {
@@ -180,6 +175,15 @@ ReleaseResult EniLifecycle::releaseNow(const ReleaseStep& step, const ReleaseGro
   }
   r.outcome = ReleaseOutcome::Released;
   return r;
+}
+
+std::string EniLifecycle::refusal(const NetworkInterface& eni, const ReleaseGrounds& grounds) {
+  const bool mode = tagValue(eni, "NodeENI").rfind(grounds.ownerPrefix, 0) == 0;
+  if (!ownedBy(eni, grounds.instanceId) || !mode) {
+    return "it lacks eni-agent's ownership tags for " + grounds.instanceId;
+  }
+  const ReleaseDecision d = releasable(eni, grounds.records, grounds.instanceId, grounds.creating);
+  return d.release ? "" : d.reason;
 }
 
 TagWriteOutcome EniLifecycle::applyTagPlans(const std::vector<EniPlan>& plans) {

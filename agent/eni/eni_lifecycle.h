@@ -112,9 +112,10 @@ class EniLifecycle {
   EnsureResult ensureAttached(const EnsureStep& step, const Ownership& ownership,
                               DeleteOnTerminationMemo& memo);
   /// Releases one ENI on the release executor (at most releaseConcurrency at once; the others
-  /// queue): a Describe of its own (gone: done), the ownership
-  /// tags and releasable() on what it shows (else Refused), detach, wait until available (an ENI
-  /// that is gone counts as released), delete. `done` runs on the loop thread. Loop thread.
+  /// queue): the ownership tags and releasable() on the step's view when a Describe of this pass
+  /// made it, else on a Describe of its own (gone: done), else Refused; then detach, wait until
+  /// available (an ENI that is gone counts as released), delete. `done` runs on the loop thread.
+  /// Loop thread.
   void release(ReleaseStep step, ReleaseGrounds grounds, std::function<void(ReleaseResult)> done);
   /// The one tag-write loop: coalesceWrites() into CreateTags and DeleteTags calls, DeleteTags
   /// after CreateTags and never on an ENI whose CreateTags failed; the failures per ENI.
@@ -132,6 +133,8 @@ class EniLifecycle {
   };
   void dispatch();
   ReleaseResult releaseNow(const ReleaseStep& step, const ReleaseGrounds& grounds);
+  /// Why the release rule refuses `eni`; "" when it may be released.
+  static std::string refusal(const NetworkInterface& eni, const ReleaseGrounds& grounds);
   /// The ENI as a Describe by ID shows it; nullopt when EC2 has no such ENI.
   Result<std::optional<NetworkInterface>> describeOne(const std::string& eniId);
   /// Polls until the ENI is available or gone; the error says why it is not.

@@ -14,6 +14,7 @@ namespace eni {
 
 struct EniManager::Pass {
   ManagerPassInput in;
+  ManagerObservation observed;
   ManagerPlan plan;
   std::vector<EnsureResult> ensured;
   std::vector<ReleaseResult> released;
@@ -130,14 +131,16 @@ void EniManager::runPass(PassRunner::Done done) {
   pass->done = std::move(done);
   executor_.run(
       [this, pass] {
-        const ManagerObservation observed = worker_.observe(pass->in);
-        pass->plan = planManagerPass(pass->in, observed, worker_.memo());
+        pass->observed = worker_.observe(pass->in);
+        pass->plan = planManagerPass(pass->in, pass->observed, worker_.memo());
         pass->ensured = worker_.apply(pass->in, pass->plan);
       },
       [this, pass] { release(pass); });
 }
 
-// The releases run on EniLifecycle's executor, several at once; the pass ends when all are back.
+// The releases run on EniLifecycle's executor, several at once. Once they are back the worker
+// reads IMDS for the records (the ENIs that are not eni-agent's: what the next check compares
+// against), after the attaches and detaches, so neither waits for the walk; then the pass ends.
 void EniManager::release(const std::shared_ptr<Pass>& pass) {
   EniActions& actions = pass->plan.actions;
   std::set<std::string> failed;
@@ -145,15 +148,24 @@ void EniManager::release(const std::shared_ptr<Pass>& pass) {
     if (r.failure) failed.insert(r.owner);
   }
   holdReleasesOf(failed, actions);
-  if (pass->plan.dryRun || actions.release.empty()) return finish(pass);
+  const bool ec2 = pass->plan.kind == ObservationKind::Ec2 && !pass->plan.dryRun;
+  if (!ec2 || actions.release.empty()) return readInterfaces(pass);
   const ReleaseGrounds grounds{pass->plan.instanceId, pass->in.recorded, pass->in.createStored, ""};
   pass->releasesLeft = actions.release.size();
   for (const auto& step : actions.release) {
     lifecycle_.release(step, grounds, [this, pass](ReleaseResult r) {
       pass->released.push_back(std::move(r));
-      if (--pass->releasesLeft == 0) finish(pass);
+      if (--pass->releasesLeft == 0) readInterfaces(pass);
     });
   }
+}
+
+void EniManager::readInterfaces(const std::shared_ptr<Pass>& pass) {
+  const bool wanted = pass->plan.kind == ObservationKind::Ec2 && !pass->plan.dryRun &&
+                      !pass->plan.retry && !pass->observed.imds;
+  if (!wanted) return finish(pass);
+  executor_.run([this, pass] { pass->observed.imds = worker_.interfaces(); },
+                [this, pass] { finish(pass); });
 }
 
 void EniManager::logOutcomes(const Pass& pass) {
@@ -191,7 +203,8 @@ void EniManager::warnOnce(const std::string& eniId, const char* message,
 
 void EniManager::finish(const std::shared_ptr<Pass>& pass) {
   logOutcomes(*pass);
-  ManagerRecord record = recordManagerPass(pass->in, pass->plan, pass->ensured, pass->released);
+  ManagerRecord record =
+      recordManagerPass(pass->in, pass->plan, pass->ensured, pass->released, pass->observed.imds);
   if (!record.instanceId.empty()) instanceId_ = record.instanceId;
   readEc2Next_ = record.retry || !record.needWriteAhead.empty();
   // Nothing left to create or retry: every ENI made is in the records now.

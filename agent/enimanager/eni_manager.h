@@ -89,6 +89,7 @@ class EniManager {
                    const std::map<std::string, std::string>& labels) const;
   void runPass(PassRunner::Done done);
   void release(const std::shared_ptr<Pass>& pass);
+  void readInterfaces(const std::shared_ptr<Pass>& pass);
   void finish(const std::shared_ptr<Pass>& pass);
   void logOutcomes(const Pass& pass);
   void keepRecords(ManagerRecord& record);

@@ -52,24 +52,6 @@ LifecycleObservation lifecycleView(const ManagerPassInput& in, const ManagerObse
   return view;
 }
 
-// Attached here and not eni-agent's (every ENI it owns for this instance carries the Node tag,
-// so the list has them all). IMDS counts too, since the next check compares against it.
-std::set<std::string> foreignEnis(const ManagerObservation& observed, const EniActions& actions) {
-  std::set<std::string> owned(actions.wanted);
-  for (const auto& r : actions.release) owned.insert(r.eni.id);
-  for (const auto& h : actions.held) owned.insert(h.eni.id);
-  std::set<std::string> out;
-  for (const auto& n : observed.instance.networkInterfaces) {
-    if (n.attachment && owned.count(n.id) == 0) out.insert(n.id);
-  }
-  if (observed.imds) {
-    for (const auto& i : observed.imds->interfaces) {
-      if (!i.interfaceId.empty() && owned.count(i.interfaceId) == 0) out.insert(i.interfaceId);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 ManagerPlan planManagerPass(const ManagerPassInput& in, const ManagerObservation& observed,
@@ -93,7 +75,9 @@ ManagerPlan planManagerPass(const ManagerPassInput& in, const ManagerObservation
   plan.actions = planEniActions(desired.enis, lifecycleView(in, observed, plan), memo);
   for (const auto& p : plan.problems) plan.unsettled.insert(p.nodeEni);
   for (const auto& owner : plan.actions.awaitWriteAhead) plan.unsettled.insert(owner);
-  plan.foreign = foreignEnis(observed, plan.actions);
+  for (const auto& n : observed.instance.networkInterfaces) {
+    if (n.attachment) plan.attachedHere.insert(n.id);
+  }
   return plan;
 }
 
@@ -153,11 +137,33 @@ void recordEnsured(const ManagerPlan& plan, const std::vector<EnsureResult>& ens
   }
 }
 
+// Attached here and not eni-agent's (every ENI it owns for this instance carries the Node tag,
+// so the list has them all, and this pass's own are in its results). IMDS counts too, since the
+// next check compares against it.
+std::set<std::string> foreignEnis(const ManagerPlan& plan, const std::vector<EnsureResult>& ensured,
+                                  const std::optional<InterfaceMap>& imds) {
+  std::set<std::string> owned(plan.actions.wanted);
+  for (const auto& r : plan.actions.release) owned.insert(r.eni.id);
+  for (const auto& h : plan.actions.held) owned.insert(h.eni.id);
+  for (const auto& r : ensured) owned.insert(r.eni.id);
+  std::set<std::string> out;
+  for (const auto& id : plan.attachedHere) {
+    if (owned.count(id) == 0) out.insert(id);
+  }
+  if (imds) {
+    for (const auto& i : imds->interfaces) {
+      if (!i.interfaceId.empty() && owned.count(i.interfaceId) == 0) out.insert(i.interfaceId);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 ManagerRecord recordManagerPass(const ManagerPassInput& in, const ManagerPlan& plan,
                                 const std::vector<EnsureResult>& ensured,
-                                const std::vector<ReleaseResult>& released) {
+                                const std::vector<ReleaseResult>& released,
+                                const std::optional<InterfaceMap>& imds) {
   ManagerRecord out;
   out.instanceId = plan.instanceId;
   out.retry = plan.retry;
@@ -182,7 +188,7 @@ ManagerRecord recordManagerPass(const ManagerPassInput& in, const ManagerPlan& p
     out.held.push_back(heldRecord(r.eni, r.owner, "releasing"));
   }
   out.needWriteAhead = plan.actions.awaitWriteAhead;
-  out.foreign = plan.foreign;
+  out.foreign = foreignEnis(plan, ensured, imds);
   out.complete = true;
   return out;
 }

@@ -69,17 +69,16 @@ struct ManagerPlan {
   std::vector<Attached> confirmed;  // Confirmed: the records, as IMDS confirms them
   EniActions actions;               // Ec2
   std::vector<NodeEniProblem> problems;
-  std::set<std::string> unsettled;  // NodeENIs this pass cannot fully satisfy
-  std::set<std::string> foreign;    // attached here and not eni-agent's (Ec2 passes)
-  bool dryRun = false;              // log the actions, run none
+  std::set<std::string> unsettled;     // NodeENIs this pass cannot fully satisfy
+  std::set<std::string> attachedHere;  // Ec2: ENIs DescribeInstances shows attached here
+  bool dryRun = false;                 // log the actions, run none
 };
 
 /// Decides one pass from what was observed. Pure.
 /// - Failed: retry. NothingHere: nothing. Confirmed: the records stand, nothing to send.
 /// - Ec2: the desired ENIs (desiredEnis()) and their problems, a security group of another VPC
 ///   as a problem of its NodeENI, and planEniActions() over this node's ENIs (by the Node tag) with
-///   the records and the write-ahead; every NodeENI with a problem keeps what it has. The ENIs
-///   attached here that are not eni-agent's (the primary, VPC CNI's) are `foreign`.
+///   the records and the write-ahead; every NodeENI with a problem keeps what it has.
 ManagerPlan planManagerPass(const ManagerPassInput& in, const ManagerObservation& observed,
                             const DeleteOnTerminationMemo& memo);
 
@@ -98,9 +97,12 @@ struct ManagerRecord {
 
 /// Turns the plan and what apply got into the pass's record: attachments (with the spec hash of
 /// each fully satisfied NodeENI), problems for failed adopts, creates and attaches, records that
-/// stay for kept ENIs ("kept") and releases that did not finish ("releasing"). Pure.
+/// stay for kept ENIs ("kept") and releases that did not finish ("releasing"), and the ENIs
+/// attached here that are not eni-agent's (`foreign`: the primary, VPC CNI's), from EC2's view
+/// and from `imds` (what the next check compares against), read once the pass applied. Pure.
 ManagerRecord recordManagerPass(const ManagerPassInput& in, const ManagerPlan& plan,
                                 const std::vector<EnsureResult>& ensured,
-                                const std::vector<ReleaseResult>& released);
+                                const std::vector<ReleaseResult>& released,
+                                const std::optional<InterfaceMap>& imds);
 
 }  // namespace eni

@@ -230,25 +230,19 @@ std::string imdsDisagrees(const RecordedAttachments& recorded, const InterfaceMa
 
 }  // namespace
 
-Confirmation confirmFromRecords(const std::string& nodeName,
-                                const std::map<std::string, std::string>& nodeLabels,
-                                const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
-                                const std::map<std::string, std::string>& specHashes,
-                                const RecordedAttachments& recorded, const InterfaceMap& imds) {
-  Confirmation out;
-  auto disagree = [&out](std::string why) {
-    out.attached.clear();
-    out.disagreement = std::move(why);
-    return out;
-  };
+std::string recordsDisagree(const std::string& nodeName,
+                            const std::map<std::string, std::string>& nodeLabels,
+                            const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
+                            const std::map<std::string, std::string>& specHashes,
+                            const RecordedAttachments& recorded) {
   if (!recorded.instanceId.empty() && recorded.instanceId != instanceId) {
-    return disagree("the records are for instance " + recorded.instanceId);
+    return "the records are for instance " + recorded.instanceId;
   }
   RecordsByNodeEni byNodeEni;
   std::set<std::string> recordedEnis;
   for (const auto& r : recorded.attachments) {
     if (r.eniId.empty() || !recordedEnis.insert(r.eniId).second) {
-      return disagree("a record without an ENI, or an ENI recorded twice: " + r.eniId);
+      return "a record without an ENI, or an ENI recorded twice: " + r.eniId;
     }
     byNodeEni[r.nodeEni].push_back(&r);
   }
@@ -257,13 +251,27 @@ Confirmation confirmFromRecords(const std::string& nodeName,
     known.insert(n.meta.name);
     std::string why =
         nodeEniDisagrees(n, nodeName, nodeLabels, specHashes, byNodeEni[n.meta.name], recordedEnis);
-    if (!why.empty()) return disagree(std::move(why));
+    if (!why.empty()) return why;
   }
   for (const auto& [name, records] : byNodeEni) {
-    if (!records.empty() && known.count(name) == 0) return disagree("NodeENI " + name + " is gone");
+    if (!records.empty() && known.count(name) == 0) return "NodeENI " + name + " is gone";
   }
-  if (std::string why = imdsDisagrees(recorded, imds, recordedEnis, out.attached); !why.empty())
-    return disagree(std::move(why));
+  return "";
+}
+
+Confirmation confirmFromRecords(const std::string& nodeName,
+                                const std::map<std::string, std::string>& nodeLabels,
+                                const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
+                                const std::map<std::string, std::string>& specHashes,
+                                const RecordedAttachments& recorded, const InterfaceMap& imds) {
+  Confirmation out;
+  out.disagreement =
+      recordsDisagree(nodeName, nodeLabels, instanceId, nodeEnis, specHashes, recorded);
+  if (!out.disagreement.empty()) return out;
+  std::set<std::string> recordedEnis;
+  for (const auto& r : recorded.attachments) recordedEnis.insert(r.eniId);
+  out.disagreement = imdsDisagrees(recorded, imds, recordedEnis, out.attached);
+  if (!out.disagreement.empty()) out.attached.clear();
   return out;
 }
 

@@ -65,6 +65,15 @@ struct Confirmation {
   std::string disagreement;  // empty when every record is confirmed
 };
 
+/// Every check of confirmFromRecords that needs no IMDS: why the records cannot stand for EC2
+/// whatever IMDS shows (a NodeENI changed, deleted or gone, another instance's records...), or ""
+/// when only IMDS can tell. Pure.
+std::string recordsDisagree(const std::string& nodeName,
+                            const std::map<std::string, std::string>& nodeLabels,
+                            const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
+                            const std::map<std::string, std::string>& specHashes,
+                            const RecordedAttachments& recorded);
+
 /// Confirms the recorded attachments against IMDS's view of this instance's interfaces, so that a
 /// pass (a warm restart above all) needs no EC2 read when nothing changed. Everything must agree:
 /// the records are for this instance; every NodeENI that selects this node is recorded as fully

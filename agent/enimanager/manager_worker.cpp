@@ -19,6 +19,14 @@ bool ManagerWorker::identify(const ManagerPassInput& in, ManagerObservation& out
 }
 
 bool ManagerWorker::confirm(const ManagerPassInput& in, ManagerObservation& out) {
+  // What the records say without IMDS first: a NodeENI changed or deleted needs EC2 whatever IMDS
+  // shows, and the walk (a dozen local requests per interface) would only delay it.
+  if (std::string why = recordsDisagree(in.nodeName, in.labels, out.instanceId, in.nodeEnis,
+                                        in.specHashes, in.recorded);
+      !why.empty()) {
+    logInfo("the recorded NodeENI attachments cannot stand, reading EC2", {{"reason", why}});
+    return false;
+  }
   auto interfaces = imds_.interfaces();
   if (!interfaces) {
     logInfo("cannot read this instance's interfaces from IMDS, reading EC2",
@@ -48,12 +56,6 @@ ManagerObservation ManagerWorker::observe(const ManagerPassInput& in) {
     return out;
   }
   if (in.mayConfirm && confirm(in, out)) return out;
-  // This pass did not check the records (a retry, a write-ahead, a start after a kill), but
-  // IMDS's list is what the next check compares against, so the unowned ENIs come from it too.
-  // Read now, before this pass attaches anything. Free: IMDS, not EC2.
-  if (!out.imds) {
-    if (auto interfaces = imds_.interfaces(); interfaces) out.imds = std::move(*interfaces);
-  }
   const std::string& me = out.instanceId;
   if (in.recorded.instanceId != me && !in.recorded.attachments.empty()) {
     logWarn("the node state's NodeENI records are not this instance's, ignoring them",
@@ -130,6 +132,12 @@ void ManagerWorker::readGroupVpcs(const ManagerPassInput& in, ManagerObservation
       groupVpcCache_[g.id] = g.vpcId;
   }
   out.groupVpcs = groupVpcCache_;
+}
+
+std::optional<InterfaceMap> ManagerWorker::interfaces() {
+  auto interfaces = imds_.interfaces();
+  if (!interfaces) return std::nullopt;
+  return std::move(*interfaces);
 }
 
 std::vector<EnsureResult> ManagerWorker::apply(const ManagerPassInput& in,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ class ManagerWorker {
   ManagerObservation observe(const ManagerPassInput& in);
   /// Runs the plan's ensure steps in order (a dry run logs them); one result per step.
   std::vector<EnsureResult> apply(const ManagerPassInput& in, const ManagerPlan& plan);
+  /// IMDS's view of this instance's interfaces (what the next check compares against), for the
+  /// ENIs that are not eni-agent's; nullopt when IMDS does not answer. Free: IMDS, not EC2.
+  std::optional<InterfaceMap> interfaces();
   const DeleteOnTerminationMemo& memo() const { return memo_; }
 
  private:

@@ -124,6 +124,26 @@ TEST(EniLifecycle, TheReleaseRuleIsCheckedOnItsOwnDescribe) {
   EXPECT_EQ(f.ec2.enis.size(), 2u);
 }
 
+// A step the pass listed carries that Describe's view: the rule is checked on it, and the release
+// costs the detach, one poll and the delete. A refusal on that view costs no call at all.
+TEST(EniLifecycle, AStepThePassDescribedNeedsNoDescribeOfItsOwn) {
+  Fixture f;
+  f.ours("eni-1", 1);
+  f.ec2.addAttached("eni-forged", 2).tags =
+      ownershipTags("ghost", "n1", "subnet-a", f.ec2.instanceId);
+  for (const char* id : {"eni-1", "eni-forged"}) {
+    f.lifecycle.release({f.ec2.enis.at(id), "storage", true}, f.grounds,
+                        [&f](ReleaseResult r) { f.results.push_back(std::move(r)); });
+  }
+  while (f.executor.step()) {
+  }
+  EXPECT_EQ(f.outcomeOf("eni-1"), ReleaseOutcome::Released);
+  EXPECT_EQ(f.outcomeOf("eni-forged"), ReleaseOutcome::Refused);
+  EXPECT_EQ(f.ec2.calls["DescribeNetworkInterfaces"], 1) << "the poll after the detach, only";
+  EXPECT_EQ(f.ec2.calls["DetachNetworkInterface"], 1);
+  EXPECT_EQ(f.ec2.calls["DeleteNetworkInterface"], 1);
+}
+
 TEST(EniLifecycle, AFailedDetachIsAFailureToRetryAndTheEniStays) {
   Fixture f;
   f.ours("eni-1", 1);

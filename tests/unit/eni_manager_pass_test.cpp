@@ -77,12 +77,12 @@ TEST(ManagerPass, PlanTable) {
          EXPECT_EQ(p.confirmed[0].subnetId, "subnet-a");
          EXPECT_TRUE(p.actions.ensure.empty());
        }},
-      {"EC2: one create for the NodeENI, the primary is foreign", [](auto&, auto&) {},
+      {"EC2: one create for the NodeENI, the primary seen attached", [](auto&, auto&) {},
        [](const ManagerPlan& p) {
          ASSERT_EQ(p.actions.ensure.size(), 1u);
          EXPECT_TRUE(p.actions.ensure[0].create);
          EXPECT_EQ(*p.actions.ensure[0].attachAt, 1);
-         EXPECT_EQ(p.foreign, std::set<std::string>{"eni-primary"});
+         EXPECT_EQ(p.attachedHere, std::set<std::string>{"eni-primary"});
          EXPECT_TRUE(p.unsettled.empty());
        }},
       {"EC2, no write-ahead stored: the create waits and the NodeENI is unsettled",
@@ -144,7 +144,12 @@ TEST(ManagerPass, RecordKeepsWhatDidNotFinishAndHashesOnlySettledNodeEnis) {
   ensured[1].eni.attachment = EniAttachment{"attach-1", kMe, 1, "attached", true};
   ReleaseResult stuck{"eni-old", "gone-nodeeni", ReleaseOutcome::Failed, "still attached", {}};
   stuck.eni.id = "eni-old";
-  ManagerRecord r = recordManagerPass(in, plan, ensured, {stuck});
+  InterfaceMap imds;  // read after the pass applied: its new ENI shows, and is not foreign
+  imds.interfaces = {ImdsInterface{}, ImdsInterface{}, ImdsInterface{}};
+  imds.interfaces[0].interfaceId = "eni-primary";
+  imds.interfaces[1].interfaceId = "eni-1";
+  imds.interfaces[2].interfaceId = "eni-cni";
+  ManagerRecord r = recordManagerPass(in, plan, ensured, {stuck}, imds);
   EXPECT_TRUE(r.complete);
   EXPECT_TRUE(r.retry);
   ASSERT_EQ(r.attached.size(), 1u);
@@ -153,6 +158,7 @@ TEST(ManagerPass, RecordKeepsWhatDidNotFinishAndHashesOnlySettledNodeEnis) {
   EXPECT_EQ(r.problems[0].nodeEni, "scratch");
   ASSERT_EQ(r.held.size(), 1u);
   EXPECT_EQ(r.held[0].state, "releasing");
+  EXPECT_EQ(r.foreign, (std::set<std::string>{"eni-cni", "eni-primary"}));
 }
 
 }  // namespace
