@@ -11,6 +11,14 @@
 #include "agent/base/log.h"
 
 namespace eni {
+namespace {
+
+bool attaches(const ManagerPlan& plan) {
+  return std::any_of(plan.actions.ensure.begin(), plan.actions.ensure.end(),
+                     [](const EnsureStep& s) { return s.create || s.attachAt; });
+}
+
+}  // namespace
 
 struct EniManager::Pass {
   ManagerPassInput in;
@@ -91,6 +99,13 @@ void EniManager::takeRecords() {
   if (!state.creating.empty()) readEc2Next_ = true;
 }
 
+// An EC2 pass records the ENIs attached here that are not eni-agent's, as IMDS shows them (what the
+// next check compares against). A pass that confirmed the records read IMDS already.
+bool EniManager::wantsInterfaces(const Pass& pass) {
+  return pass.plan.kind == ObservationKind::Ec2 && !pass.plan.dryRun && !pass.plan.retry &&
+         !pass.observed.imds;
+}
+
 ManagerPassInput EniManager::snapshot() const {
   ManagerPassInput in;
   in.nodeName = options_.nodeName;
@@ -133,14 +148,16 @@ void EniManager::runPass(PassRunner::Done done) {
       [this, pass] {
         pass->observed = worker_.observe(pass->in);
         pass->plan = planManagerPass(pass->in, pass->observed, worker_.memo());
+        // IMDS's view for the records, before the attaches when there are any: the walk costs a
+        // dozen local requests per attached interface, and the new links wait for the pass to end.
+        if (wantsInterfaces(*pass) && attaches(pass->plan))
+          pass->observed.imds = worker_.interfaces();
         pass->ensured = worker_.apply(pass->in, pass->plan);
       },
       [this, pass] { release(pass); });
 }
 
-// The releases run on EniLifecycle's executor, several at once. Once they are back the worker
-// reads IMDS for the records (the ENIs that are not eni-agent's: what the next check compares
-// against), after the attaches and detaches, so neither waits for the walk; then the pass ends.
+// The releases run on EniLifecycle's executor, several at once; the pass ends when all are back.
 void EniManager::release(const std::shared_ptr<Pass>& pass) {
   EniActions& actions = pass->plan.actions;
   std::set<std::string> failed;
@@ -160,10 +177,9 @@ void EniManager::release(const std::shared_ptr<Pass>& pass) {
   }
 }
 
+// Otherwise after the releases, so that they do not wait for the walk either.
 void EniManager::readInterfaces(const std::shared_ptr<Pass>& pass) {
-  const bool wanted = pass->plan.kind == ObservationKind::Ec2 && !pass->plan.dryRun &&
-                      !pass->plan.retry && !pass->observed.imds;
-  if (!wanted) return finish(pass);
+  if (!wantsInterfaces(*pass)) return finish(pass);
   executor_.run([this, pass] { pass->observed.imds = worker_.interfaces(); },
                 [this, pass] { finish(pass); });
 }

@@ -90,6 +90,7 @@ class EniManager {
   void runPass(PassRunner::Done done);
   void release(const std::shared_ptr<Pass>& pass);
   void readInterfaces(const std::shared_ptr<Pass>& pass);
+  static bool wantsInterfaces(const Pass& pass);
   void finish(const std::shared_ptr<Pass>& pass);
   void logOutcomes(const Pass& pass);
   void keepRecords(ManagerRecord& record);

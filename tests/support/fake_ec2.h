@@ -26,6 +26,8 @@ class FakeEc2 final : public Ec2Api {
   std::vector<Tag> deleteRequests;  // every tag a DeleteTags named, in order
   /// Called at each CreateTags before it applies (a test notes what the world held then).
   std::function<void(const std::vector<std::string>&, const std::vector<Tag>&)> onCreateTags;
+  /// Called with the action of every call, in order (a test notes the order of calls).
+  std::function<void(const std::string&)> onCall;
 
   int reads() const {
     int n = 0;
@@ -212,6 +214,7 @@ class FakeEc2 final : public Ec2Api {
  private:
   std::optional<Error> take(const std::string& action) {
     ++calls[action];
+    if (onCall) onCall(action);
     auto it = failNext.find(action);
     if (it == failNext.end()) return std::nullopt;
     Error e = it->second;
@@ -227,6 +230,7 @@ class FakeImds final : public Imds {
   int requests = 0;
   int walks = 0;  // interfaces() calls
   bool down = false;
+  std::function<void()> onWalk;  // called at each interfaces()
   Result<std::string> get(const std::string& path) override {
     ++requests;
     if (path.find("subnet-ipv4-cidr-block") != std::string::npos) return std::string("10.0.1.0/24");
@@ -240,6 +244,7 @@ class FakeImds final : public Imds {
   Result<InterfaceMap> interfaces() override {
     ++requests;
     ++walks;
+    if (onWalk) onWalk();
     if (down) return fail(ErrorCode::Transient, "IMDS is down");
     InterfaceMap map;
     for (const auto& [id, e] : ec2_.enis) {

@@ -50,7 +50,7 @@ class FakeStateStore final : public NodeStateStore {
     const bool stored = written_ || write();
     done(storeWriteAhead.value_or(stored));
   }
-  std::string problem() const override { return problem_; }
+  std::string problem() const override { return ""; }
 
   /// A restart: the held state becomes what was last written.
   void reload() {
@@ -58,8 +58,6 @@ class FakeStateStore final : public NodeStateStore {
     written_ = true;
     loaded_ = true;
   }
-  void setLoaded(bool loaded) { loaded_ = loaded; }
-  void setProblem(std::string problem) { problem_ = std::move(problem); }
 
   std::optional<NodeState> saved;  // what the last successful write left
   int saves = 0;                   // writes tried
@@ -85,7 +83,6 @@ class FakeStateStore final : public NodeStateStore {
   NodeState state_;
   bool loaded_ = true;
   bool written_ = true;
-  std::string problem_;
 };
 
 }  // namespace eni::testing

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "agent/base/executor.h"
@@ -329,6 +330,32 @@ TEST(EniManagerWriteAhead, AWriteAheadNotStoredCreatesNothing) {
   EXPECT_GE(agent.recorded.size(), 2u) << "retried";
   EXPECT_EQ(ec2.calls["CreateNetworkInterface"], 0);
   EXPECT_TRUE(agent.published.empty());
+}
+
+// IMDS's walk (a dozen local requests per interface) is what the records' unowned ENIs come from.
+// A pass that attaches walks before it attaches, so its new links need not wait for a walk over
+// them; a pass that releases walks after the releases, so they need not wait for it.
+TEST(EniManagerImdsWalk, BeforeTheAttachesAndAfterTheReleases) {
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  std::vector<std::string> calls;
+  ec2.onCall = [&](const std::string& action) { calls.push_back(action); };
+  Agent agent(ec2);
+  agent.imds.onWalk = [&] { calls.push_back("imds"); };
+  agent.run(nodeObject(""), {nodeEniObject()});
+  auto at = [&](const std::string& action) {
+    return std::find(calls.begin(), calls.end(), action) - calls.begin();
+  };
+  ASSERT_LT(at("AttachNetworkInterface"), static_cast<long>(calls.size()));
+  EXPECT_EQ(calls[at("CreateNetworkInterface") - 1], "imds")
+      << "the creating pass walks after its reads, before it creates";
+
+  calls.clear();
+  agent.manager->onNodeEni(ChangeType::Deleted, nodeEniObject());
+  for (int i = 0; i < 20 && !agent.manager->idle(); ++i) agent.scheduler.advance(Duration(1000));
+  ASSERT_LT(at("DeleteNetworkInterface"), static_cast<long>(calls.size()));
+  EXPECT_EQ(calls.back(), "imds") << "the releasing pass walks after its delete";
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "imds"), 1);
 }
 
 // Killed after the write-ahead (and maybe after the create): the restart trusts no record while
