@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "agent/state/node_state.h"
-#include "agent/tagger/planner.h"
+#include "agent/eni/planner.h"
 #include "agent/tagger/resolver.h"
-#include "agent/tagger/tags.h"
+#include "agent/eni/tags.h"
 
 namespace eni {
 
