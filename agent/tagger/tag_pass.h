@@ -13,7 +13,6 @@
 #include "agent/eni/tags.h"
 #include "agent/state/node_state.h"
 #include "agent/tagger/resolver.h"
-#include "agent/eni/tags.h"
 #include "agent/tagger/tag_plan.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
