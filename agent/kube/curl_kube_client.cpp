@@ -90,21 +90,19 @@ Result<Json::Value> decodeKubeResponse(const std::string& what, const HttpRespon
 }
 
 CurlKubeClient::CurlKubeClient(HttpClient& http, KubeConfig config, KubeClientOptions options)
-    : http_(http), config_(std::move(config)), options_(options), tokens_(config_) {}
+    : http_(http),
+      config_(std::move(config)),
+      options_(options),
+      check_(http.scheduler(), [this] { checkConnection(); }),
+      tokens_(config_) {}
 
-CurlKubeClient::~CurlKubeClient() {
-  if (checkArmed_) http_.scheduler().cancel(checkTimer_);
-}
+CurlKubeClient::~CurlKubeClient() = default;
 
 void CurlKubeClient::received() { lastReceived_ = std::chrono::steady_clock::now(); }
 
 void CurlKubeClient::armConnectionCheck(Duration delay) {
-  if (checkArmed_ || options_.watchIdleTimeout.count() <= 0) return;
-  checkArmed_ = true;
-  checkTimer_ = http_.scheduler().runAfter(delay, [this] {
-    checkArmed_ = false;
-    checkConnection();
-  });
+  if (options_.watchIdleTimeout.count() <= 0) return;
+  check_.enableIfDisabled(delay);
 }
 
 void CurlKubeClient::checkConnection() {

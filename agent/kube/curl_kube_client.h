@@ -4,6 +4,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "agent/base/timer.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/kube_config.h"
@@ -76,8 +77,7 @@ class CurlKubeClient final : public KubeApi {
   KubeConfig config_;
   KubeClientOptions options_;
   std::chrono::steady_clock::time_point lastReceived_ = std::chrono::steady_clock::now();
-  TimerId checkTimer_ = 0;
-  bool checkArmed_ = false;
+  Timer check_;  // the next look at whether the watches' connection went silent
   bool checkInFlight_ = false;
   std::uint64_t connectionChecks_ = 0;
   std::uint64_t failedConnectionChecks_ = 0;
