@@ -7,8 +7,8 @@
 #include "agent/base/backoff.h"
 #include "agent/base/executor.h"
 #include "agent/base/log.h"
+#include "agent/config/region.h"
 #include "agent/obs/readiness.h"
-#include "ec2/region.h"
 
 std::optional<std::string> eni::waitForRegion(EventLoop& loop, Imds& imds, HealthServer* health,
                                               const std::string& endpoint) {

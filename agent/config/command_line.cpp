@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "ec2/region.h"
+#include "agent/config/region.h"
 #include "eni_agent_version.h"
 
 namespace eni {
