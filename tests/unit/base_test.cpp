@@ -120,6 +120,13 @@ TEST(Strings, EscapeControlBytesKeepsEveryByteVisible) {
   EXPECT_EQ(escapeControlBytes("Team=caf\xc3\xa9 +=._:/@-"), "Team=caf\xc3\xa9 +=._:/@-");
 }
 
+TEST(Strings, LowerTurnsOnlyAsciiUppercaseIntoLowercase) {
+  EXPECT_EQ(lower("0A:1B:FF:zz"), "0a:1b:ff:zz");
+  EXPECT_EQ(lower("TRUE"), "true");
+  EXPECT_EQ(lower(""), "");
+  EXPECT_EQ(lower("\xC3\x89t\xC3\xA9-\x7F@[`{"), "\xC3\x89t\xC3\xA9-\x7F@[`{");
+}
+
 TEST(Json, ParseErrorsAreInvalidNotExceptions) {
   EXPECT_FALSE(parseJson("{"));
   EXPECT_EQ(parseJson("{").error().code, ErrorCode::Invalid);
