@@ -93,13 +93,21 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
   return std::move(*body);
 }
 
-Result<void> CurlEc2Client::call(const std::string& action, const Params& params,
-                                 const Accept& accept) {
-  std::lock_guard<std::mutex> lock(mutex_);
+namespace {
+
+std::string queryBody(const std::string& action, const CurlEc2Client::Params& params) {
   std::string body = "Action=" + action + "&Version=2016-11-15";
   for (const auto& [key, value] : params)
     body += "&" + percentEncode(key) + "=" + percentEncode(value);
+  return body;
+}
 
+}  // namespace
+
+Result<void> CurlEc2Client::call(const std::string& action, const Params& params,
+                                 const Accept& accept) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string body = queryBody(action, params);
   backoff_.reset();
   char invocation[17];
   std::snprintf(invocation, sizeof invocation, "%016llx",
@@ -113,52 +121,66 @@ Result<void> CurlEc2Client::call(const std::string& action, const Params& params
       counters_.result(action, resultLabel(creds.error().code));
       return fail(creds.error());
     }
-    HttpRequest request;
-    request.method = "POST";
-    request.url = config_.endpoint + "/";
-    request.body = body;
-    request.connectTimeout = config_.connectTimeout;
-    request.timeout = config_.timeout;
-    request.maxBodyBytes = kEc2MaxBodyBytes;
-    request.headers.push_back("Content-Type: application/x-www-form-urlencoded; charset=utf-8");
-    // The AWS SDKs' retry headers: which call this is and which attempt of it, so a proxy or a
-    // server log can tell a client retry from a new call.
-    request.headers.push_back(std::string("amz-sdk-invocation-id: ") + invocation);
-    request.headers.push_back("amz-sdk-request: attempt=" + std::to_string(attempt + 1) +
-                              "; max=" + std::to_string(config_.maxAttempts));
-    request.awsSigV4 = "aws:amz:" + config_.region + ":ec2";
-    request.awsAccessKeyId = creds->accessKeyId;
-    request.awsSecretAccessKey = creds->secretAccessKey;
-    if (!creds->sessionToken.empty()) {
-      request.headers.push_back("X-Amz-Security-Token: " + creds->sessionToken);
+    auto failed = attemptOnce(action, signedRequest(body, *creds, invocation, attempt), accept);
+    if (!failed) {
+      counters_.result(action, "success");
+      return {};
     }
-    counters_.attempt(action);
-    // Per attempt, not per call: EC2's answer time, without our backoff and token-bucket waits
-    // (eni_agent_aws_api_calls_total already counts calls by their final result).
-    const TimePoint sent = clock_.now();
-    auto response = http_.perform(request);
-    counters_.duration(action, std::chrono::duration<double>(clock_.now() - sent).count());
-    if (!response) {
-      last = Error{ErrorCode::Transient, action + ": " + response.error().message};
-    } else if (response->status >= 200 && response->status < 300) {
-      auto accepted = accept(response->body);
-      if (accepted) {
-        limiter_.onSuccess();
-        health_.recordSuccess();
-        counters_.result(action, "success");
-        return {};
-      }
-      last = std::move(accepted.error());
-      last.httpStatus = response->status;
-    } else {
-      last = decodeEc2Error(action, response->status, response->body);
-      health_.recordRefusal(last, false);
-    }
+    last = std::move(*failed);
     if (last.code == ErrorCode::Throttled) limiter_.onThrottled();
     if (!last.retryable()) break;
   }
   counters_.result(action, resultLabel(last.code));
   return fail(std::move(last));
+}
+
+HttpRequest CurlEc2Client::signedRequest(const std::string& body, const Credentials& creds,
+                                         const char* invocation, int attempt) const {
+  HttpRequest request;
+  request.method = "POST";
+  request.url = config_.endpoint + "/";
+  request.body = body;
+  request.connectTimeout = config_.connectTimeout;
+  request.timeout = config_.timeout;
+  request.maxBodyBytes = kEc2MaxBodyBytes;
+  request.headers.push_back("Content-Type: application/x-www-form-urlencoded; charset=utf-8");
+  // The AWS SDKs' retry headers: which call this is and which attempt of it, so a proxy or a
+  // server log can tell a client retry from a new call.
+  request.headers.push_back(std::string("amz-sdk-invocation-id: ") + invocation);
+  request.headers.push_back("amz-sdk-request: attempt=" + std::to_string(attempt + 1) +
+                            "; max=" + std::to_string(config_.maxAttempts));
+  request.awsSigV4 = "aws:amz:" + config_.region + ":ec2";
+  request.awsAccessKeyId = creds.accessKeyId;
+  request.awsSecretAccessKey = creds.secretAccessKey;
+  if (!creds.sessionToken.empty()) {
+    request.headers.push_back("X-Amz-Security-Token: " + creds.sessionToken);
+  }
+  return request;
+}
+
+std::optional<Error> CurlEc2Client::attemptOnce(const std::string& action,
+                                                const HttpRequest& request, const Accept& accept) {
+  counters_.attempt(action);
+  // Per attempt, not per call: EC2's answer time, without our backoff and token-bucket waits
+  // (eni_agent_aws_api_calls_total already counts calls by their final result).
+  const TimePoint sent = clock_.now();
+  auto response = http_.perform(request);
+  counters_.duration(action, std::chrono::duration<double>(clock_.now() - sent).count());
+  if (!response) return Error{ErrorCode::Transient, action + ": " + response.error().message};
+  if (response->status < 200 || response->status >= 300) {
+    Error refused = decodeEc2Error(action, response->status, response->body);
+    health_.recordRefusal(refused, false);
+    return refused;
+  }
+  auto accepted = accept(response->body);
+  if (!accepted) {
+    Error rejected = std::move(accepted.error());
+    rejected.httpStatus = response->status;
+    return rejected;
+  }
+  limiter_.onSuccess();
+  health_.recordSuccess();
+  return std::nullopt;
 }
 
 Result<Credentials> CurlEc2Client::credentialsForAttempt() {

@@ -30,7 +30,7 @@ void BoundedWrites::submit(Send send, Callback<Json::Value> done) {
   queue_.emplace_back(std::move(send), std::move(done));
 }
 
-void BoundedWrites::start(Send send, Callback<Json::Value> done) {
+void BoundedWrites::start(const Send& send, Callback<Json::Value> done) {
   ++inFlight_;
   send([this, done = std::move(done)](Result<Json::Value> r) {
     --inFlight_;

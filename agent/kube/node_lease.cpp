@@ -253,7 +253,7 @@ void NodeLease::loseTo(const std::string& holder) {
   }
 }
 
-void NodeLease::release(std::function<void(Result<void>)> done) {
+void NodeLease::release(const std::function<void(Result<void>)>& done) {
   const bool wasHeld = held_;
   held_ = false;
   stopped_ = true;

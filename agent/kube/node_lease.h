@@ -62,7 +62,7 @@ class NodeLease {
   void start();
   /// Gives the lease up (no holder), so that the next agent takes it at its next read instead of
   /// after leaseDuration. Stops renewing. `done` runs once; at once when the lease is not held.
-  void release(std::function<void(Result<void>)> done);
+  void release(const std::function<void(Result<void>)>& done);
 
   bool held() const { return held_; }
   /// Empty while held; else why not, as a readiness reason: "HeldByOther: held by <pod>; ...",
