@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -19,14 +20,16 @@
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
 #include "agent/base/timer.h"
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/base/worker_pool.h"
+#include "agent/eni/eni_lifecycle.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/host/host_addressing.h"
 #include "agent/host/host_config.h"
 #include "agent/host/host_reconciler.h"
-#include "agent/host/state_file.h"
 #include "agent/obs/journald.h"
 #include "agent/obs/readiness.h"
 #include "agent/obs/systemd_notify.h"
+#include "agent/state/file_state_store.h"
 #include "netlink/address_manager.h"
 #include "netlink/nl_link_manager.h"
 
@@ -199,26 +202,45 @@ class Watchdog {
   eni::Timer timer_;
 };
 
-eni::HostReconcilerOptions hostOptionsFor(const eni::AgentOptions& options,
-                                          const eni::EnvLookup& env) {
+eni::HostReconcilerOptions hostOptionsFor(const eni::AgentOptions& options) {
   eni::HostReconcilerOptions o;
   o.dryRun = options.dryRun;
   o.resyncInterval = options.resyncInterval;
+  return o;
+}
+
+eni::EniLifecycleOptions lifecycleOptionsFor(const eni::EnvLookup& env) {
+  eni::EniLifecycleOptions o;
   o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
   return o;
 }
 
-// The core: the host reconciler, the links it configures and its AWS worker.
+// The core: the host reconciler, the links it configures, its AWS worker, and the ENI lifecycle
+// with the threads its releases wait on (never the AWS worker).
 struct HostCore {
   HostCore(const eni::AgentOptions& options, eni::EventLoop& loop, eni::BaseAdapters& base,
-           eni::Ec2Adapters& aws, eni::LinkManager& links, eni::StateStore& store)
+           eni::Ec2Adapters& aws, eni::LinkManager& links, eni::NodeStateStore& store)
       : linkReconciler(links, base.clock),
-        awsWorker(loop),
-        host(aws.ec2, base.imds, loop, awsWorker, base.sleeper, store,
-             options.manageLinks ? &linkReconciler : nullptr, hostOptionsFor(options, base.env)) {}
+        awsWorker(std::make_unique<eni::WorkerThread>(loop)),
+        releaseWorkers(std::make_unique<eni::WorkerPool>(
+            loop, lifecycleOptionsFor(base.env).releaseConcurrency)),
+        lifecycle(aws.ec2, *releaseWorkers, base.sleeper, lifecycleOptionsFor(base.env)),
+        host(aws.ec2, base.imds, loop, *awsWorker, lifecycle, store,
+             options.manageLinks ? &linkReconciler : nullptr, hostOptionsFor(options)) {}
+  // The threads are joined before the reconciler goes: a pass or a release still running on them
+  // uses it.
+  ~HostCore() {
+    lifecycle.stop();
+    releaseWorkers.reset();
+    awsWorker.reset();
+  }
+  HostCore(const HostCore&) = delete;
+  HostCore& operator=(const HostCore&) = delete;
 
   eni::LinkReconciler linkReconciler;
-  eni::WorkerThread awsWorker;
+  std::unique_ptr<eni::WorkerThread> awsWorker;
+  std::unique_ptr<eni::WorkerPool> releaseWorkers;
+  eni::EniLifecycle lifecycle;
   eni::HostReconciler host;
 };
 
@@ -325,16 +347,17 @@ int eni::runHost(const eni::AgentOptions& options) {
   if (options.manageLinks && !eni::watchLinks(links, core.linkReconciler)) return kExitFailure;
   bool reconciled = false;
   eni::Readiness readiness;
-  eni::AwsProbe awsProbe(aws.ec2, aws.ec2.health(), core.awsWorker, aws.probeInterval);
+  eni::AwsProbe awsProbe(aws.ec2, aws.ec2.health(), *core.awsWorker, aws.probeInterval);
   HostNotifications notifications(notifier);
   wireReadiness(readiness, core.host, aws.ec2, notifications, reconciled);
   if (!servers->startMetrics(options)) return kExitFailure;
 
   logStarting(options, files, *region.region, aws);
-  core.host.start(std::move(files.config), std::move(files.saved));
+  core.host.start(std::move(files.config));
   eni::Reporter reporter(loop, readiness, base, aws, awsProbe, *servers,
                          reportHooks(notifications, core));
   reporter.start();
   loop.run();
+  servers->stop();
   return 0;
 }

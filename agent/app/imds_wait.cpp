@@ -7,8 +7,8 @@
 #include "agent/base/executor.h"
 #include "agent/base/log.h"
 #include "agent/base/timer.h"
-#include "agent/obs/readiness.h"
 #include "agent/config/region.h"
+#include "agent/obs/readiness.h"
 
 namespace eni {
 namespace {
@@ -59,6 +59,7 @@ class RegionWait {
     reason_ = std::string(identity ? "InvalidRegion" : "ImdsUnreachable") +
               ": cannot read the region from IMDS at " + endpoint_ + " (" + error +
               "); set --region or AWS_REGION to skip IMDS";
+    if (health_ != nullptr) health_->setReady(readiness_.report());
     logWarn("cannot read the AWS region from IMDS, will retry",
             {{"error", error},
              {"retry_in_ms", static_cast<std::int64_t>(delay.count())},

@@ -22,8 +22,10 @@
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
 #include "agent/base/timer.h"
+#include "agent/base/worker_pool.h"
+#include "agent/eni/eni_lifecycle.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_manager.h"
-#include "agent/enimanager/link_reconciler.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/bounded_writes.h"
 #include "agent/kube/curl_kube_client.h"
@@ -123,49 +125,48 @@ TaggerOptions taggerOptionsFor(const AgentOptions& options) {
   return o;
 }
 
-EniManagerOptions managerOptionsFor(const AgentOptions& options, const EnvLookup& env,
-                                    AnnotationStateStore& stateStore) {
+EniManagerOptions managerOptionsFor(const AgentOptions& options) {
   EniManagerOptions o;
   o.nodeName = options.nodeName;
   o.dryRun = options.dryRun;
+  return o;
+}
+
+EniLifecycleOptions lifecycleOptionsFor(const EnvLookup& env) {
+  EniLifecycleOptions o;
   o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  o.onAttachments = [&stateStore](const std::vector<AttachmentRecord>& a,
-                                  const std::vector<std::string>& unowned,
-                                  const std::vector<std::string>& creating) {
-    stateStore.update([&](NodeState& s) {
-      s.attachments = a;
-      s.unownedEnis = unowned;
-      s.creating = creating;
-    });
-  };
-  o.recordCreating = [&stateStore](std::vector<std::string> creating,
-                                   std::function<void(bool)> done) {
-    stateStore.update([&](NodeState& s) { s.creating = std::move(creating); });
-    stateStore.writeAhead(std::move(done));
-  };
   return o;
 }
 
 // The core: the node state's one keeper (the tagger and the ENI manager each change their slice
-// of it), the tagger, the ENI manager and the links it configures, and their AWS worker.
+// of it), the tagger, the ENI manager and the links it configures, their AWS worker, and the ENI
+// lifecycle with the threads its releases wait on (never the AWS worker that tags).
 struct Reconcilers {
   Reconcilers(const AgentOptions& options, EventLoop& loop, BaseAdapters& base, Ec2Adapters& aws,
               KubeApi& kube, LinkManager& links)
       : awsWorker(std::make_unique<WorkerThread>(loop)),
+        releaseWorkers(
+            std::make_unique<WorkerPool>(loop, lifecycleOptionsFor(base.env).releaseConcurrency)),
+        lifecycle(aws.ec2, *releaseWorkers, base.sleeper, lifecycleOptionsFor(base.env)),
         stateStore(kube, loop, {options.nodeName}),
         tagger(kube, aws.ec2, base.imds, loop, *awsWorker, base.clock, stateStore,
                taggerOptionsFor(options)),
         linkReconciler(links, base.clock),
-        manager(kube, aws.ec2, base.imds, loop, *awsWorker, base.sleeper,
-                options.manageLinks ? &linkReconciler : nullptr,
-                managerOptionsFor(options, base.env, stateStore)) {}
-  // The worker is joined before the tagger and the ENI manager go: a pass still running on it
-  // uses them.
-  ~Reconcilers() { awsWorker.reset(); }
+        manager(kube, aws.ec2, base.imds, loop, *awsWorker, lifecycle, stateStore,
+                options.manageLinks ? &linkReconciler : nullptr, managerOptionsFor(options)) {}
+  // The threads are joined before the tagger and the ENI manager go: a pass or a release still
+  // running on them uses them.
+  ~Reconcilers() {
+    lifecycle.stop();
+    releaseWorkers.reset();
+    awsWorker.reset();
+  }
   Reconcilers(const Reconcilers&) = delete;
   Reconcilers& operator=(const Reconcilers&) = delete;
 
   std::unique_ptr<WorkerThread> awsWorker;
+  std::unique_ptr<WorkerPool> releaseWorkers;
+  EniLifecycle lifecycle;
   AnnotationStateStore stateStore;
   Tagger tagger;
   LinkReconciler linkReconciler;
@@ -313,7 +314,10 @@ int runKubernetes(const AgentOptions& options) {
                     reportHooks(options, core, view));
   reporter.start();
   loop.run();
+  servers->stop();
   view.stop();
+  core.lifecycle.stop();
+  core.releaseWorkers.reset();
   core.awsWorker.reset();
   return exitCode;
 }

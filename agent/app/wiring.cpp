@@ -1,11 +1,13 @@
 #include "agent/app/wiring.h"
 
 #include <utility>
+#include <vector>
 
 #include "agent/app/aws_metrics.h"
 #include "agent/app/commands.h"
 #include "agent/app/imds_wait.h"
 #include "agent/base/log.h"
+#include "agent/obs/shutdown.h"
 
 namespace eni {
 
@@ -70,6 +72,13 @@ bool Servers::startMetrics(const AgentOptions& options) {
   }
   metrics = std::move(*started);
   return true;
+}
+
+void Servers::stop() {
+  std::vector<Stoppable> servers;
+  if (health) servers.push_back(health->stopper());
+  if (metrics) servers.push_back(metrics->stopper());
+  stopTogether(std::move(servers));
 }
 
 Reporter::Reporter(Scheduler& scheduler, Readiness& readiness, const BaseAdapters& base,

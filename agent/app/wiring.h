@@ -12,7 +12,7 @@
 #include "agent/base/heap_trimmer.h"
 #include "agent/base/timer.h"
 #include "agent/config/options.h"
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/obs/health_server.h"
 #include "agent/obs/metrics.h"
 #include "agent/obs/readiness.h"
@@ -62,6 +62,9 @@ struct Ec2Adapters {
 struct Servers {
   static std::optional<Servers> startHealth(const AgentOptions& options);
   [[nodiscard]] bool startMetrics(const AgentOptions& options);
+  /// Stops both at once, woken: civetweb would otherwise wait out its 2 s poll, one server after
+  /// the other.
+  void stop();
   std::unique_ptr<HealthServer> health;
   std::unique_ptr<MetricsServer> metrics;
 };

@@ -25,7 +25,8 @@ void AnnotationStateStore::onNode(ChangeType type, const Json::Value& object) {
   // Later events: the annotation is this agent's record. Removed, or not what it wrote (the echo
   // of an earlier patch can arrive after a later one completed): write it again, or a restart
   // would miss what the agent owns.
-  if (!newer_.empty() || shown == written_) return;
+  // The watch can show a patch before its answer arrives.
+  if (!newer_.empty() || shown == written_ || (inFlight_ && shown == sending_)) return;
   if (std::find(recent_.begin(), recent_.end(), shown) != recent_.end()) return;
   if (written_.empty() && shown.empty()) return;  // nothing written yet
   logWarn("the node state annotation was removed or changed by someone else, writing it again",
@@ -105,10 +106,12 @@ void AnnotationStateStore::write() {
   // The write-aheads whose state this patch carries; later ones wait for the next patch.
   auto carried = std::exchange(waiting_, {});
   inFlight_ = true;
+  sending_ = *encoded;
   timer_.disable();  // this patch carries whatever the debounce was waiting for
   kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
               {}, [this, text = *encoded, carried = std::move(carried)](Result<Json::Value> r) {
                 inFlight_ = false;
+                sending_.clear();
                 for (const auto& done : carried) done(static_cast<bool>(r));
                 if (!r) {
                   // Jittered backoff, as the watches: a fleet whose API server is away must not

@@ -58,6 +58,7 @@ class AnnotationStateStore final : public NodeStateStore {
   bool loaded_ = false;
   std::string written_;             // what the annotation holds, as far as this store knows
   std::deque<std::string> recent_;  // the last patches' text: their echoes are not news
+  std::string sending_;             // the patch in flight
   std::string newer_;               // why the annotation, a newer agent's, is left alone
   Timer timer_;
   bool retrying_ = false;  // the armed timer is a retry after a refused patch

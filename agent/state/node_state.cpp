@@ -66,6 +66,62 @@ Result<std::string> encodeNodeState(const NodeState& state) {
   return text;
 }
 
+namespace {
+
+EniRecord decodeEniRecord(const Json::Value& v) {
+  EniRecord e;
+  e.mac = stringField(v, "mac");
+  e.deviceIndex = intField(v, "deviceIndex", -1);
+  e.subnet = stringField(v, "subnet");
+  const Json::Value& tags = objectField(v, "tags");
+  for (auto t = tags.begin(); t != tags.end(); ++t) {
+    if (t->isString()) e.tags[t.name()] = t->asString();
+  }
+  e.hash = stringField(v, "hash");
+  const Json::Value& pods = objectField(v, "pods");
+  for (auto p = pods.begin(); p != pods.end(); ++p) {
+    e.pods[p.name()] = PodRecord{stringField(*p, "uid"), stringField(*p, "ip")};
+  }
+  e.pendingHash = stringField(v, "pendingHash");
+  for (const auto& k : arrayField(v, "pendingKeys")) {
+    if (k.isString()) e.pendingKeys.push_back(k.asString());
+  }
+  // Written before the compact form: {"key": "value", ..., "eni-tagger.io/hash": "<hash>"}.
+  const Json::Value& legacy = objectField(v, "pending");
+  for (auto t = legacy.begin(); t != legacy.end(); ++t) {
+    if (!t->isString()) continue;
+    if (t.name() == "eni-tagger.io/hash")
+      e.pendingHash = t->asString();
+    else
+      e.pendingKeys.push_back(t.name());
+  }
+  return e;
+}
+
+AttachmentRecord decodeAttachment(const Json::Value& a) {
+  AttachmentRecord r;
+  r.nodeEni = stringField(a, "nodeEni");
+  r.eniId = stringField(a, "eni");
+  r.attachmentId = stringField(a, "attachmentId");
+  r.deviceIndex = intField(a, "deviceIndex", -1);
+  r.interfaceName = stringField(a, "interface");
+  r.mtu = intField(a, "mtu");
+  r.state = stringField(a, "state");
+  r.mac = stringField(a, "mac");
+  r.specHash = stringField(a, "specHash");
+  return r;
+}
+
+std::vector<std::string> strings(const Json::Value& array) {
+  std::vector<std::string> out;
+  for (const auto& v : array) {
+    if (v.isString()) out.push_back(v.asString());
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<NodeState> decodeNodeState(const std::string& text) {
   auto parsed = parseJson(text);
   if (!parsed) return fail(ErrorCode::Invalid, "node state: " + parsed.error().message);
@@ -84,55 +140,12 @@ Result<NodeState> decodeNodeState(const std::string& text) {
   NodeState state;
   state.instanceId = stringField(root, "instanceId");
   const Json::Value& enis = objectField(root, "enis");
-  for (auto it = enis.begin(); it != enis.end(); ++it) {
-    const Json::Value& v = *it;
-    EniRecord e;
-    e.mac = stringField(v, "mac");
-    e.deviceIndex = intField(v, "deviceIndex", -1);
-    e.subnet = stringField(v, "subnet");
-    const Json::Value& tags = objectField(v, "tags");
-    for (auto t = tags.begin(); t != tags.end(); ++t) {
-      if (t->isString()) e.tags[t.name()] = t->asString();
-    }
-    e.hash = stringField(v, "hash");
-    const Json::Value& pods = objectField(v, "pods");
-    for (auto p = pods.begin(); p != pods.end(); ++p) {
-      e.pods[p.name()] = PodRecord{stringField(*p, "uid"), stringField(*p, "ip")};
-    }
-    e.pendingHash = stringField(v, "pendingHash");
-    for (const auto& k : arrayField(v, "pendingKeys")) {
-      if (k.isString()) e.pendingKeys.push_back(k.asString());
-    }
-    // Written before the compact form: {"key": "value", ..., "eni-tagger.io/hash": "<hash>"}.
-    const Json::Value& legacy = objectField(v, "pending");
-    for (auto t = legacy.begin(); t != legacy.end(); ++t) {
-      if (!t->isString()) continue;
-      if (t.name() == "eni-tagger.io/hash")
-        e.pendingHash = t->asString();
-      else
-        e.pendingKeys.push_back(t.name());
-    }
-    state.enis[it.name()] = std::move(e);
-  }
+  for (auto it = enis.begin(); it != enis.end(); ++it) state.enis[it.name()] = decodeEniRecord(*it);
   for (const auto& a : arrayField(root, "attachments")) {
-    AttachmentRecord r;
-    r.nodeEni = stringField(a, "nodeEni");
-    r.eniId = stringField(a, "eni");
-    r.attachmentId = stringField(a, "attachmentId");
-    r.deviceIndex = intField(a, "deviceIndex", -1);
-    r.interfaceName = stringField(a, "interface");
-    r.mtu = intField(a, "mtu");
-    r.state = stringField(a, "state");
-    r.mac = stringField(a, "mac");
-    r.specHash = stringField(a, "specHash");
-    state.attachments.push_back(std::move(r));
+    state.attachments.push_back(decodeAttachment(a));
   }
-  for (const auto& id : arrayField(root, "unownedEnis")) {
-    if (id.isString()) state.unownedEnis.push_back(id.asString());
-  }
-  for (const auto& name : arrayField(root, "creating")) {
-    if (name.isString()) state.creating.push_back(name.asString());
-  }
+  state.unownedEnis = strings(arrayField(root, "unownedEnis"));
+  state.creating = strings(arrayField(root, "creating"));
   return state;
 }
 

@@ -56,29 +56,30 @@ Result<const InterfaceMap*> EniResolver::interfaces(bool refresh) {
 
 std::map<std::string, Result<ResolvedEni>> EniResolver::resolve(
     const std::vector<ResolveRequest>& requests, std::vector<NetworkInterface>& described) {
-  std::map<std::string, Result<ResolvedEni>> out;
+  Answers out;
   std::vector<const ResolveRequest*> pending;
   for (const auto& r : requests) {
     const std::string id = eniFromPodEniAnnotation(r.podEniAnnotation, r.ip);
-    if (!id.empty()) {
-      ResolvedEni e;
-      e.eniId = id;
-      e.source = ResolveSource::PodAnnotation;
-      out.emplace(r.podKey, e);
-    } else {
+    if (id.empty()) {
       pending.push_back(&r);
+      continue;
     }
+    ResolvedEni e;
+    e.eniId = id;
+    e.source = ResolveSource::PodAnnotation;
+    out.emplace(r.podKey, e);
   }
+  const std::string imdsError = fromImds(pending, out);
+  if (!pending.empty()) fromEc2(pending, imdsError, out, described);
+  return out;
+}
 
-  // IMDS: the cached map first, then one refresh if anything was missing.
-  std::string imdsError;
+std::string EniResolver::fromImds(std::vector<const ResolveRequest*>& pending, Answers& out) {
+  // The cached map first, then one refresh if anything was missing.
   for (bool refresh : {false, true}) {
     if (pending.empty()) break;
     auto map = interfaces(refresh);
-    if (!map) {
-      imdsError = map.error().describe();
-      break;
-    }
+    if (!map) return map.error().describe();
     std::vector<const ResolveRequest*> still;
     for (const auto* r : pending) {
       if (const ImdsInterface* i = (*map)->findByIp(r->ip)) {
@@ -90,9 +91,13 @@ std::map<std::string, Result<ResolvedEni>> EniResolver::resolve(
     }
     pending = std::move(still);
   }
-  if (pending.empty()) return out;
+  return "";
+}
 
-  // EC2: one filtered call for every IP still unknown.
+void EniResolver::fromEc2(const std::vector<const ResolveRequest*>& pending,
+                          const std::string& imdsError, Answers& out,
+                          std::vector<NetworkInterface>& described) {
+  // One filtered call for every IP still unknown.
   std::vector<std::string> ips;
   for (const auto* r : pending) ips.push_back(r->ip);
   std::vector<Filter> filters{{"addresses.private-ip-address", ips}};
@@ -103,31 +108,27 @@ std::map<std::string, Result<ResolvedEni>> EniResolver::resolve(
       out.emplace(r->podKey, fail(answer.error().code, "cannot look up the ENI of " + r->ip + ": " +
                                                            answer.error().describe()));
     }
-    return out;
+    return;
   }
   described.insert(described.end(), answer->begin(), answer->end());
   for (const auto* r : pending) {
-    bool found = false;
-    for (const auto& eni : *answer) {
+    auto holder = std::find_if(answer->begin(), answer->end(), [&](const NetworkInterface& eni) {
       const auto& addrs = eni.privateIpAddresses;
-      if (eni.privateIpAddress == r->ip ||
-          std::find(addrs.begin(), addrs.end(), r->ip) != addrs.end()) {
-        out.emplace(r->podKey, ResolvedEni{eni.id, eni.subnetId, eni.macAddress,
-                                           eni.attachment ? eni.attachment->deviceIndex : -1,
-                                           ResolveSource::Ec2});
-        found = true;
-        break;
-      }
+      return eni.privateIpAddress == r->ip ||
+             std::find(addrs.begin(), addrs.end(), r->ip) != addrs.end();
+    });
+    if (holder != answer->end()) {
+      out.emplace(r->podKey, ResolvedEni{holder->id, holder->subnetId, holder->macAddress,
+                                         holder->attachment ? holder->attachment->deviceIndex : -1,
+                                         ResolveSource::Ec2});
+      continue;
     }
-    if (!found) {
-      std::string why =
-          "no ENI holds " + r->ip + " (checked the vpc.amazonaws.com/pod-eni annotation, IMDS";
-      why += imdsError.empty() ? "" : " [" + imdsError + "]";
-      why += " and EC2); will retry";
-      out.emplace(r->podKey, fail(ErrorCode::NotFound, why));
-    }
+    std::string why =
+        "no ENI holds " + r->ip + " (checked the vpc.amazonaws.com/pod-eni annotation, IMDS";
+    why += imdsError.empty() ? "" : " [" + imdsError + "]";
+    why += " and EC2); will retry";
+    out.emplace(r->podKey, fail(ErrorCode::NotFound, why));
   }
-  return out;
 }
 
 }  // namespace eni

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "agent/base/error.h"
-#include "agent/tagger/tags.h"
+#include "agent/eni/tags.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
 
@@ -53,7 +53,12 @@ class EniResolver {
   bool attachedHere(const std::string& eniId);
 
  private:
+  using Answers = std::map<std::string, Result<ResolvedEni>>;
   Result<const InterfaceMap*> interfaces(bool refresh);
+  /// Answers what IMDS knows and leaves the rest in `pending`; IMDS's error, or "".
+  std::string fromImds(std::vector<const ResolveRequest*>& pending, Answers& out);
+  void fromEc2(const std::vector<const ResolveRequest*>& pending, const std::string& imdsError,
+               Answers& out, std::vector<NetworkInterface>& described);
 
   Imds& imds_;
   Ec2Api& ec2_;

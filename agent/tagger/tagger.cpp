@@ -68,7 +68,7 @@ struct Tagger::PodView {
   bool hasAnnotation = false;
   TimePoint annotationSeen{};
   bool latencyOpen = false;  // the annotation's tags have not been seen on the ENI yet
-  std::string conditionStatus, conditionReason, conditionMessage;
+  PodCondition condition;    // the tagged condition as last sent, or as the watch last showed it
   bool eligible() const {
     return hasAnnotation && !pod.hostNetwork && !pod.podIps.empty() && !pod.terminal() &&
            !pod.meta.deleting;
@@ -77,16 +77,33 @@ struct Tagger::PodView {
 
 namespace {}  // namespace
 
+/// The pass in progress, one at a time: what it planned from, what it planned and wrote, where its
+/// write-ahead stands, and the runner's `done`.
+struct Tagger::Pass {
+  enum class WriteAhead {
+    NotNeeded,  // no CreateTags: written at once
+    Recording,  // the store is writing the pending record; no tag sent yet
+    Stored,     // the record landed: the tags may be sent
+    Refused,    // it could not be stored: nothing sent, the pass is retried
+  };
+  TagPassInput in;
+  TagPassOutput out;
+  WriteAhead writeAhead = WriteAhead::NotNeeded;
+  std::map<std::string, EniRecord> before;  // the tagger's records before the write-ahead
+  PassRunner::Done done;
+};
+
 // ---------------------------------------------------------------- events in
 
 Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
                const Clock& clock, NodeStateStore& store, TaggerOptions options)
-    : kube_(kube),
-      executor_(executor),
+    : executor_(executor),
       clock_(clock),
       store_(store),
       options_(std::move(options)),
       pass_(ec2, imds, options_, counters_),
+      podWriter_(kube, clock),
+      events_(kube, clock, EventRecorderOptions{.nodeName = options_.nodeName}),
       runner_(scheduler, {options_.coalesceWindow, options_.retryDelay},
               [this](PassRunner::Done done) { runPass(std::move(done)); }),
       resyncTimer_(scheduler, [this] { resync(); }),
@@ -114,12 +131,9 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
                                  old->second.pod.meta.uid != pod->meta.uid;
   view.annotationSeen = annotationChanged ? clock_.now() : old->second.annotationSeen;
   view.latencyOpen = annotationChanged || old->second.latencyOpen;
-  for (const auto& c : arrayField(objectField(object, "status"), "conditions")) {
-    if (stringField(c, "type") == kTaggedCondition) {
-      view.conditionStatus = stringField(c, "status");
-      view.conditionReason = stringField(c, "reason");
-      view.conditionMessage = stringField(c, "message");
-    }
+  if (const PodCondition* c = pod->condition(kTaggedCondition)) {
+    view.condition = *c;
+    view.condition.lastTransitionTime.clear();  // compared with what would be sent
   }
   view.pod = std::move(*pod);
   // Only what the tagger reads counts as a change; status churn of other kinds is ignored.
@@ -164,7 +178,9 @@ void Tagger::scheduleResync(bool afterStart) {
 
 const NodeState& Tagger::state() const { return store_.current(); }
 
-bool Tagger::idle() const { return runner_.idle() && kubeInFlight_ == 0 && store_.idle(); }
+bool Tagger::idle() const {
+  return runner_.idle() && podWriter_.inFlight() == 0 && events_.inFlight() == 0 && store_.idle();
+}
 
 void Tagger::markDirty() { runner_.markDirty(); }
 
@@ -199,70 +215,75 @@ TagPassInput Tagger::snapshot() {
 }
 
 void Tagger::runPass(PassRunner::Done done) {
-  auto in = std::make_shared<TagPassInput>(snapshot());
+  current_ = std::make_unique<Pass>();
+  current_->in = snapshot();
+  current_->done = std::move(done);
   resyncDue_ = false;
-  auto out = std::make_shared<TagPassOutput>();
   executor_.run(
-      [this, in, out] {
-        pass_.plan(*in, *out);
+      [this] {
+        Pass& pass = *current_;
+        pass_.plan(pass.in, pass.out);
         // Without a CreateTags (nothing, or DeleteTags of owned keys only) there is no new
         // ownership to record ahead: write at once.
-        if (options_.dryRun || !out->creates()) {
-          pass_.write(*in, *out);
-          out->written = true;
+        if (options_.dryRun || !pass.out.creates()) {
+          pass_.write(pass.in, pass.out);
+          pass.out.written = true;
         }
       },
-      [this, in, out, done = std::move(done)]() mutable { afterPlan(in, out, std::move(done)); });
+      [this] { afterPlan(); });
 }
 
-void Tagger::afterPlan(const std::shared_ptr<TagPassInput>& in,
-                       const std::shared_ptr<TagPassOutput>& out, PassRunner::Done done) {
-  if (out->written) return finish(*in, *out, std::move(done));
+void Tagger::afterPlan() {
+  Pass& pass = *current_;
+  if (pass.out.written) return finish();
   if (const std::string problem = store_.problem(); !problem.empty()) {
     // Nothing can be recorded: no CreateTags, and the pods say why (no retry: it stays so
     // until the store can keep the state again).
-    for (auto& plan : out->plans) {
-      if (!plan.toSet.empty()) withholdWrites(plan, out->state, problem);
+    for (auto& plan : pass.out.plans) {
+      if (!plan.toSet.empty()) withholdWrites(plan, pass.out.state, problem);
     }
-    return writeThenFinish(in, out, std::move(done));
+    return writeThenFinish();
   }
   // Write-ahead: record the tags about to be created as pending on their ENIs, and send them only
   // once the node state holds that record. A kill after CreateTags then still leaves the record
   // of what the agent may own, for the restart to clean up if the pod is gone by then.
-  for (const auto& plan : out->plans) {
+  for (const auto& plan : pass.out.plans) {
     if (plan.toSet.empty()) continue;
-    EniRecord& record = out->state.enis[plan.eniId];
+    EniRecord& record = pass.out.state.enis[plan.eniId];
     record.pendingHash = plan.hash;
     record.pendingKeys.clear();
     for (const auto& [k, v] : plan.toSet) {
       if (k != kHashTagKey) record.pendingKeys.push_back(k);
     }
   }
-  auto before = store_.current().enis;
+  pass.before = store_.current().enis;
+  pass.writeAhead = Pass::WriteAhead::Recording;
   store_.update([&](NodeState& s) {
-    s.instanceId = out->state.instanceId;
-    s.enis = out->state.enis;
+    s.instanceId = pass.out.state.instanceId;
+    s.enis = pass.out.state.enis;
   });
-  store_.writeAhead(
-      [this, in, out, before = std::move(before), done = std::move(done)](bool stored) mutable {
-        if (stored) return writeThenFinish(in, out, std::move(done));
-        // No tag was sent: forget the write-ahead and try the pass again later.
-        logWarn("cannot record the write-ahead node state, tags not written, will retry",
-                {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
-        store_.update([&](NodeState& s) { s.enis = std::move(before); });
-        done(true);
-      });
+  store_.writeAhead([this](bool stored) { onWriteAhead(stored); });
 }
 
-void Tagger::writeThenFinish(const std::shared_ptr<TagPassInput>& in,
-                             const std::shared_ptr<TagPassOutput>& out, PassRunner::Done done) {
-  executor_.run(
-      [this, in, out] { pass_.write(*in, *out); },
-      [this, in, out, done = std::move(done)]() mutable { finish(*in, *out, std::move(done)); });
+void Tagger::onWriteAhead(bool stored) {
+  Pass& pass = *current_;
+  pass.writeAhead = stored ? Pass::WriteAhead::Stored : Pass::WriteAhead::Refused;
+  if (stored) return writeThenFinish();
+  // No tag was sent: forget the write-ahead and try the pass again later.
+  logWarn("cannot record the write-ahead node state, tags not written, will retry",
+          {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
+  store_.update([&](NodeState& s) { s.enis = std::move(pass.before); });
+  auto done = std::move(pass.done);
+  current_.reset();
+  done(true);
 }
 
-void Tagger::finish(TagPassInput& in, TagPassOutput& out, PassRunner::Done done) {
-  (void)in;
+void Tagger::writeThenFinish() {
+  executor_.run([this] { pass_.write(current_->in, current_->out); }, [this] { finish(); });
+}
+
+void Tagger::finish() {
+  TagPassOutput& out = current_->out;
   store_.update([&](NodeState& s) {
     s.instanceId = out.state.instanceId;
     s.enis = std::move(out.state.enis);
@@ -274,44 +295,33 @@ void Tagger::finish(TagPassInput& in, TagPassOutput& out, PassRunner::Done done)
     writePod(key, verdict, applied == out.appliedByPod.end() ? nullptr : &applied->second,
              out.wrotePods.count(key) != 0);
   }
+  cleanUpPods(out.droppedPods);
+  const bool retry = out.retry;
+  auto done = std::move(current_->done);
+  current_.reset();
+  done(retry);
+}
+
+void Tagger::cleanUpPods(const std::set<std::string>& dropped) {
   // Pods whose tags were cleaned up: drop their last-applied record, and k8s-eni-tagger's
   // finalizer once the cleanup is done.
   for (const auto& [key, view] : pods_) {
-    const bool dropped = out.droppedPods.count(key) != 0;
     const auto& meta = view.pod.meta;
     const bool oldFinalizer = std::find(meta.finalizers.begin(), meta.finalizers.end(),
                                         kOldTaggerFinalizer) != meta.finalizers.end();
-    if (meta.deleting && oldFinalizer &&
-        memberEni(store_.current(), key, meta.uid,
-                  view.pod.podIps.empty() ? "" : view.pod.podIps.front())
-            .empty()) {
-      Json::Value patch;
-      Json::Value finalizers(Json::arrayValue);
-      for (const auto& f : meta.finalizers) {
-        if (f != kOldTaggerFinalizer) finalizers.append(f);
-      }
-      patch["metadata"]["finalizers"] = finalizers;
-      patch["metadata"]["resourceVersion"] = meta.resourceVersion;  // conditional: no lost update
-      kubeCall();
-      kube_.patch(ObjectRef{ResourceKind::pods(), meta.ns, meta.name, ""}, PatchType::Merge, patch,
-                  {}, [this, key](Result<Json::Value> r) {
-                    if (r)
-                      logInfo("removed k8s-eni-tagger's finalizer after cleanup", {{"pod", key}});
-                    else if (r.error().code != ErrorCode::NotFound)
-                      markDirty();
-                    kubeDone();
-                  });
-    } else if (dropped && !meta.deleting &&
+    const std::string ip = view.pod.podIps.empty() ? "" : view.pod.podIps.front();
+    if (meta.deleting && oldFinalizer && memberEni(store_.current(), key, meta.uid, ip).empty()) {
+      podWriter_.removeFinalizer(meta, kOldTaggerFinalizer, [this, key](Result<void> r) {
+        if (r)
+          logInfo("removed k8s-eni-tagger's finalizer after cleanup", {{"pod", key}});
+        else if (r.error().code != ErrorCode::NotFound)
+          markDirty();  // Conflict: the pod moved on; the watch brings the new version
+      });
+    } else if (dropped.count(key) != 0 && !meta.deleting &&
                meta.annotations.count(kLastAppliedHashAnnotation) != 0 && !view.eligible()) {
-      Json::Value patch;
-      patch["metadata"]["annotations"][kLastAppliedTagsAnnotation] = Json::Value();
-      patch["metadata"]["annotations"][kLastAppliedHashAnnotation] = Json::Value();
-      kubeCall();
-      kube_.patch(ObjectRef{ResourceKind::pods(), meta.ns, meta.name, ""}, PatchType::Merge, patch,
-                  {}, [this](Result<Json::Value>) { kubeDone(); });
+      podWriter_.clearLastApplied(meta, nullptr);
     }
   }
-  done(out.retry);
 }
 
 void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
@@ -319,91 +329,72 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
   auto it = pods_.find(key);
   if (it == pods_.end()) return;
   PodView& view = it->second;
+  const bool newForPod = applied != nullptr && writeLastApplied(key, view, *applied);
+  const std::string message = conditionMessage(verdict);
+  writeCondition(key, view, verdict, message);
+  report(key, view, verdict, message, wrote, newForPod);
+}
+
+bool Tagger::writeLastApplied(const std::string& key, PodView& view, const TagSet& applied) {
   const auto& meta = view.pod.meta;
-  const ObjectRef ref{ResourceKind::pods(), meta.ns, meta.name, ""};
-
-  bool newForPod = false;  // the pod's record of its applied tags is behind
-  if (applied != nullptr) {
-    const std::string json = tagsToJson(*applied);
-    const std::string hash = tagHash(*applied);
-    auto a = meta.annotations.find(kLastAppliedTagsAnnotation);
-    auto h = meta.annotations.find(kLastAppliedHashAnnotation);
-    newForPod = a == meta.annotations.end() || a->second != json || h == meta.annotations.end() ||
-                h->second != hash;
-    // One write per pod in flight, and none while a failed one backs off: a pass that ran
-    // before the watch showed the last write would otherwise send it again, and a failure that
-    // started the next pass at once fed a storm of 429s from the API server.
-    if (newForPod && annotationWrites_.count(key) == 0 && !backingOff(key)) {
-      Json::Value patch;
-      patch["metadata"]["annotations"][kLastAppliedTagsAnnotation] = json;
-      patch["metadata"]["annotations"][kLastAppliedHashAnnotation] = hash;
-      kubeCall();
-      annotationWrites_.insert(key);
-      kube_.patch(ref, PatchType::Merge, patch, {}, [this, key, json, hash](Result<Json::Value> r) {
-        annotationWrites_.erase(key);
-        if (r) {
-          // What the watch will show; until then the next pass need not write it.
-          if (auto p = pods_.find(key); p != pods_.end()) {
-            p->second.pod.meta.annotations[kLastAppliedTagsAnnotation] = json;
-            p->second.pod.meta.annotations[kLastAppliedHashAnnotation] = hash;
-          }
-        } else if (r.error().code != ErrorCode::NotFound) {
-          logWarn("cannot record last-applied tags on the pod, will retry",
-                  {{"pod", key},
-                   {"in_ms", options_.retryDelay.count()},
-                   {"error", r.error().describe()}});
-          kubeRetryAt_[key] = clock_.now() + options_.retryDelay;
-          armKubeRetry();
-        }
-        kubeDone();
-      });
+  const std::string json = tagsToJson(applied);
+  const std::string hash = tagHash(applied);
+  auto a = meta.annotations.find(kLastAppliedTagsAnnotation);
+  auto h = meta.annotations.find(kLastAppliedHashAnnotation);
+  const bool behind = a == meta.annotations.end() || a->second != json ||
+                      h == meta.annotations.end() || h->second != hash;
+  // One write per pod in flight, and none while a failed one backs off: a pass that ran before
+  // the watch showed the last write would otherwise send it again, and a failure that started the
+  // next pass at once fed a storm of 429s from the API server.
+  if (!behind || annotationWrites_.count(key) != 0 || backingOff(key)) return behind;
+  annotationWrites_.insert(key);
+  podWriter_.recordLastApplied(meta, json, hash, [this, key, json, hash](Result<void> r) {
+    annotationWrites_.erase(key);
+    if (r) {
+      // What the watch will show; until then the next pass need not write it.
+      if (auto p = pods_.find(key); p != pods_.end()) {
+        p->second.pod.meta.annotations[kLastAppliedTagsAnnotation] = json;
+        p->second.pod.meta.annotations[kLastAppliedHashAnnotation] = hash;
+      }
+    } else if (r.error().code != ErrorCode::NotFound) {
+      logWarn(
+          "cannot record last-applied tags on the pod, will retry",
+          {{"pod", key}, {"in_ms", options_.retryDelay.count()}, {"error", r.error().describe()}});
+      backOff(key);
     }
-  }
+  });
+  return behind;
+}
 
-  const std::string reason(toString(verdict.reason));
-  const std::string status = verdict.reason == SyncReason::Synced ? "True" : "False";
-  std::string message = verdict.message;
-  if (message.empty()) message = "the ENI carries the pod's tags";
+std::string Tagger::conditionMessage(const PodVerdict& verdict) const {
   if (verdict.reason == SyncReason::InvalidTags) {
-    message = "annotation " + options_.annotationKey + " is invalid: " + verdict.message +
-              ". Fix the annotation; the tags already applied stay as they were";
+    return "annotation " + options_.annotationKey + " is invalid: " + verdict.message +
+           ". Fix the annotation; the tags already applied stay as they were";
   }
-  const bool conditionChanged = view.conditionStatus != status || view.conditionReason != reason ||
-                                view.conditionMessage != message;
-  if (conditionChanged && !backingOff(key)) {
-    Json::Value condition;
-    condition["type"] = kTaggedCondition;
-    condition["status"] = status;
-    condition["reason"] = reason;
-    condition["message"] = message;
-    condition["lastTransitionTime"] = nowRfc3339();
-    Json::Value patch;
-    patch["status"]["conditions"][0] = condition;
-    view.conditionStatus = status;
-    view.conditionReason = reason;
-    view.conditionMessage = message;
-    kubeCall();
-    kube_.patch(ObjectRef{ResourceKind::pods(), meta.ns, meta.name, "status"}, PatchType::Strategic,
-                patch, {}, [this, key](Result<Json::Value> r) {
-                  if (!r && r.error().code != ErrorCode::NotFound) {
-                    logWarn("cannot set the pod condition, will retry",
-                            {{"pod", key},
-                             {"in_ms", options_.retryDelay.count()},
-                             {"error", r.error().describe()}});
-                    // Forget what was sent, so the retry sends it again.
-                    if (auto p = pods_.find(key); p != pods_.end()) {
-                      p->second.conditionStatus.clear();
-                      p->second.conditionReason.clear();
-                      p->second.conditionMessage.clear();
-                    }
-                    kubeRetryAt_[key] = clock_.now() + options_.retryDelay;
-                    armKubeRetry();
-                  }
-                  kubeDone();
-                });
-  }
+  return verdict.message.empty() ? "the ENI carries the pod's tags" : verdict.message;
+}
 
-  // One event per transition, and one per successful write.
+void Tagger::writeCondition(const std::string& key, PodView& view, const PodVerdict& verdict,
+                            const std::string& message) {
+  PodCondition wanted{kTaggedCondition, verdict.reason == SyncReason::Synced ? "True" : "False",
+                      std::string(toString(verdict.reason)), message, ""};
+  // What was last sent, or what the watch showed: sent again only when it changes.
+  if (view.condition == wanted || backingOff(key)) return;
+  view.condition = wanted;
+  podWriter_.setCondition(
+      view.pod.meta, wanted, view.pod.condition(kTaggedCondition), [this, key](Result<void> r) {
+        if (r || r.error().code == ErrorCode::NotFound) return;
+        logWarn("cannot set the pod condition, will retry", {{"pod", key},
+                                                             {"in_ms", options_.retryDelay.count()},
+                                                             {"error", r.error().describe()}});
+        // Forget what was sent, so the retry sends it again.
+        if (auto p = pods_.find(key); p != pods_.end()) p->second.condition = PodCondition{};
+        backOff(key);
+      });
+}
+
+void Tagger::report(const std::string& key, PodView& view, const PodVerdict& verdict,
+                    const std::string& message, bool wrote, bool newForPod) {
   const auto last = reported_.find(key);
   const bool transition = last == reported_.end() || last->second.first != verdict.reason ||
                           last->second.second != message;
@@ -422,8 +413,12 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
                {"latency_ms", std::chrono::duration<double, std::milli>(latency).count()}});
     }
     view.latencyOpen = false;
+  } else if (transition) {
+    logWarn("pod not tagged",
+            {{"pod", key}, {"reason", toString(verdict.reason)}, {"message", message}});
   }
-  // Synced gets an event per write; the others one per transition. DryRun gets none.
+  // An event per transition, and TagsApplied per write; the recorder aggregates repeats.
+  // DryRun gets none.
   static const std::map<SyncReason, const char*> kEvents = {
       {SyncReason::Synced, "TagsApplied"},
       {SyncReason::InvalidTags, "InvalidTags"},
@@ -432,37 +427,11 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
       {SyncReason::TaggingFailed, "TaggingFailed"}};
   const auto known = kEvents.find(verdict.reason);
   const bool emit = verdict.reason == SyncReason::Synced ? wrote : transition;
-  const char* eventReason = (known != kEvents.end() && emit) ? known->second : nullptr;
-  if (verdict.reason != SyncReason::Synced && transition) {
-    logWarn("pod not tagged", {{"pod", key}, {"reason", reason}, {"message", message}});
-  }
-  if (eventReason == nullptr) return;
-  Json::Value event;
-  event["metadata"]["generateName"] = meta.name + ".";
-  event["metadata"]["namespace"] = meta.ns;
-  event["involvedObject"]["kind"] = "Pod";
-  event["involvedObject"]["apiVersion"] = "v1";
-  event["involvedObject"]["name"] = meta.name;
-  event["involvedObject"]["namespace"] = meta.ns;
-  event["involvedObject"]["uid"] = meta.uid;
-  event["reason"] = eventReason;
-  event["message"] = message;
-  event["type"] = verdict.reason == SyncReason::Synced ? "Normal" : "Warning";
-  event["source"]["component"] = "eni-agent";
-  event["source"]["host"] = options_.nodeName;
-  event["firstTimestamp"] = nowRfc3339();
-  event["lastTimestamp"] = nowRfc3339();
-  event["count"] = 1;
-  kubeCall();
-  kube_.create(ObjectRef{ResourceKind::events(), meta.ns, "", ""}, event,
-               [this](Result<Json::Value> r) {
-                 if (!r) logDebug("event not recorded", {{"error", r.error().describe()}});
-                 kubeDone();
-               });
+  if (known == kEvents.end() || !emit) return;
+  events_.record(ObjectReference::pod(view.pod.meta),
+                 verdict.reason == SyncReason::Synced ? EventType::Normal : EventType::Warning,
+                 known->second, message);
 }
-
-void Tagger::kubeCall() { ++kubeInFlight_; }
-void Tagger::kubeDone() { --kubeInFlight_; }
 
 bool Tagger::backingOff(const std::string& key) {
   auto it = kubeRetryAt_.find(key);
@@ -471,10 +440,13 @@ bool Tagger::backingOff(const std::string& key) {
     kubeRetryAt_.erase(it);
     return false;
   }
-  armKubeRetry();
+  kubeRetryTimer_.enableIfDisabled(options_.retryDelay);
   return true;
 }
 
-void Tagger::armKubeRetry() { kubeRetryTimer_.enableIfDisabled(options_.retryDelay); }
+void Tagger::backOff(const std::string& key) {
+  kubeRetryAt_[key] = clock_.now() + options_.retryDelay;
+  kubeRetryTimer_.enableIfDisabled(options_.retryDelay);
+}
 
 }  // namespace eni

@@ -14,24 +14,26 @@
 #include "agent/base/histogram.h"
 #include "agent/base/pass_runner.h"
 #include "agent/base/timer.h"
+#include "agent/eni/planner.h"
+#include "agent/eni/tags.h"
+#include "agent/kube/event_recorder.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/objects.h"
+#include "agent/kube/pod_condition_writer.h"
 #include "agent/kube/reflector.h"
 #include "agent/state/node_state.h"
 #include "agent/state/node_state_store.h"
-#include "agent/tagger/planner.h"
 #include "agent/tagger/resolver.h"
 #include "agent/tagger/tag_pass.h"
-#include "agent/tagger/tags.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
 
 namespace eni {
 
-inline constexpr const char* kLastAppliedTagsAnnotation = "eni-tagger.io/last-applied-tags";
-inline constexpr const char* kLastAppliedHashAnnotation = "eni-tagger.io/last-applied-hash";
+inline constexpr const char* kLastAppliedTagsAnnotation = kLastAppliedTagsKey;
+inline constexpr const char* kLastAppliedHashAnnotation = kLastAppliedHashKey;
 inline constexpr const char* kPodEniAnnotation = "vpc.amazonaws.com/pod-eni";
-inline constexpr const char* kTaggedCondition = "eni-tagger.io/tagged";
+inline constexpr const char* kTaggedCondition = kTaggedConditionType;
 inline constexpr const char* kOldTaggerFinalizer = "eni-tagger.io/finalizer";
 
 /// Tags the ENIs behind this node's pods from their annotation. Events only mark pods dirty; a
@@ -63,6 +65,7 @@ class Tagger {
 
  private:
   struct PodView;
+  struct Pass;
 
   void markDirty();
   void scheduleResync(bool afterStart = false);
@@ -70,26 +73,35 @@ class Tagger {
   TagPassInput snapshot();
   // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
   // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
-  void afterPlan(const std::shared_ptr<TagPassInput>& in, const std::shared_ptr<TagPassOutput>& out,
-                 PassRunner::Done done);
-  void writeThenFinish(const std::shared_ptr<TagPassInput>& in,
-                       const std::shared_ptr<TagPassOutput>& out, PassRunner::Done done);
-  void finish(TagPassInput& in, TagPassOutput& out, PassRunner::Done done);
+  void afterPlan();
+  void onWriteAhead(bool stored);
+  void writeThenFinish();
+  void finish();
+  /// Last-applied records of pods whose tags were removed, and k8s-eni-tagger's finalizer.
+  void cleanUpPods(const std::set<std::string>& dropped);
   void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
                 bool wrote);
-  void kubeCall();  // bookkeeping of in-flight kube writes
-  void kubeDone();
+  /// The last-applied annotations, when the pod's are behind `applied`; whether they were.
+  bool writeLastApplied(const std::string& key, PodView& view, const TagSet& applied);
+  std::string conditionMessage(const PodVerdict& verdict) const;
+  void writeCondition(const std::string& key, PodView& view, const PodVerdict& verdict,
+                      const std::string& message);
+  /// The latency sample, the log line and the event of a verdict.
+  void report(const std::string& key, PodView& view, const PodVerdict& verdict,
+              const std::string& message, bool wrote, bool newForPod);
   bool backingOff(const std::string& podKey);  // a failed pod write waits for its retry time
-  void armKubeRetry();
+  void backOff(const std::string& podKey);     // ... from now
 
-  KubeApi& kube_;
   Executor& executor_;
   const Clock& clock_;
   NodeStateStore& store_;
   TaggerOptions options_;
   TaggerCounters counters_;
   TagPass pass_;  // the executor's thread only
+  PodConditionWriter podWriter_;
+  EventRecorder events_;
   PassRunner runner_;
+  std::unique_ptr<Pass> current_;  // the pass in progress
   Timer resyncTimer_;
   Timer kubeRetryTimer_;
 
@@ -100,7 +112,6 @@ class Tagger {
   std::map<std::string, std::pair<SyncReason, std::string>> reported_;  // last condition per pod
   bool started_ = false;
   bool resyncDue_ = false;
-  int kubeInFlight_ = 0;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

@@ -275,9 +275,9 @@ def start_moto(d, st):
 def start_moto_auth(d, st):
     """A second moto that checks SigV4 signatures and IAM policies after its first three actions,
     which create the one IAM user whose keys the signature tests use."""
-    moto = subprocess.run(["bash", "-c", "command -v moto_server"], stdout=subprocess.PIPE, text=True).stdout.strip()
     env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
-    spawn(d, "moto-auth", [moto, "-H", "127.0.0.1", "-p", str(st["moto_auth_port"])], env=env)
+    spawn(d, "moto-auth", [sys.executable, os.path.join(HERE, "moto_server.py"),
+                           "-H", "127.0.0.1", "-p", str(st["moto_auth_port"])], env=env)
     endpoint = f"http://127.0.0.1:{st['moto_auth_port']}"
     wait_for("moto_server (auth)", lambda: urllib.request.urlopen(endpoint + "/moto-api/", timeout=2).status == 200,
              proc_name="moto-auth", d=d)

@@ -207,12 +207,13 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
   const std::string instanceDurations =
       R"(eni_agent_aws_api_duration_seconds_count{operation="DescribeInstances"})";
   std::string text;
+  // The first pass walks IMDS's interface map first (the stack's shared instance has many ENIs).
   testing::pollUntil(
       [&] {
         text = probe(env, "/metrics").second;
         return value(text, describes) >= 1 && value(text, describeDurations) >= 1;
       },
-      Duration(5000), Duration(100));
+      Duration(30000), Duration(100));
   EXPECT_GE(value(text, describes), 1) << text;
   EXPECT_GE(value(text, describeDurations), 1) << text;
   EXPECT_LT(value(text, instances), 1) << "no DescribeInstances on a node no NodeENI selects\n"
@@ -282,8 +283,9 @@ TEST(AgentCli, ASecondAgentForTheSameNodeWaitsForTheLeaseThenTakesOver) {
   EXPECT_EQ(waiting.first, 503);
   EXPECT_NE(waiting.second.find("lease: HeldByOther"), std::string::npos) << waiting.second;
   EXPECT_TRUE(b.running());
-  // The first agent made its cold-start Describe; the second made no EC2 call and never started.
-  testing::pollUntil([&] { return metric(envA, describes) >= 1; }, Duration(5000), Duration(100));
+  // The first agent made its cold-start Describe (after its first walk of IMDS, which takes
+  // seconds on the stack's shared instance); the second made no EC2 call and never started.
+  testing::pollUntil([&] { return metric(envA, describes) >= 1; }, Duration(30000), Duration(100));
   EXPECT_GE(metric(envA, describes), 1);
   EXPECT_LT(metric(envB, describes), 1) << b.output();
   EXPECT_EQ(b.output().find("\"msg\":\"ready\""), std::string::npos) << b.output();
@@ -293,7 +295,7 @@ TEST(AgentCli, ASecondAgentForTheSameNodeWaitsForTheLeaseThenTakesOver) {
   ASSERT_TRUE(b.waitForOutput("acquired the node lease")) << b.output();
   ASSERT_TRUE(b.waitForOutput("\"msg\":\"ready\"")) << b.output();
   EXPECT_EQ(probe(envB, "/readyz").first, 200);
-  testing::pollUntil([&] { return metric(envB, describes) >= 1; }, Duration(5000), Duration(100));
+  testing::pollUntil([&] { return metric(envB, describes) >= 1; }, Duration(30000), Duration(100));
   EXPECT_GE(metric(envB, describes), 1) << "the second agent works now";
   EXPECT_EQ(b.terminate(), 0) << b.output();
 }

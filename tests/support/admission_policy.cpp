@@ -66,6 +66,11 @@ Result<std::unique_ptr<PolicedServiceAccount>> PolicedServiceAccount::create(
                             "--clusterrole=eni-agent", "--serviceaccount=" + ns + ":" + name});
       !r)
     return fail(r.error());
+  // The node lease, as daemonset/rbac.yaml gives it to the agent's own account.
+  if (auto r = sa->kubectl({"-n", "eni-agent", "create", "rolebinding", sa->objectName_,
+                            "--role=eni-agent-lease", "--serviceaccount=" + ns + ":" + name});
+      !r)
+    return fail(r.error());
   return sa;
 }
 
@@ -73,6 +78,8 @@ PolicedServiceAccount::~PolicedServiceAccount() {
   (void)kubectl({"delete", "--ignore-not-found", "--wait=false",
                  "validatingadmissionpolicybinding/" + objectName_,
                  "validatingadmissionpolicy/" + objectName_, "clusterrolebinding/" + objectName_});
+  (void)kubectl({"-n", "eni-agent", "delete", "--ignore-not-found", "--wait=false",
+                 "rolebinding/" + objectName_});
 }
 
 Result<std::string> PolicedServiceAccount::tokenBoundTo(const std::string& pod) const {

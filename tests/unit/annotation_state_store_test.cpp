@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/base/log.h"
 #include "tests/support/fake_kube_api.h"
 #include "tests/support/manual_scheduler.h"
 
@@ -156,6 +157,38 @@ TEST(AnnotationStateStore, ARemovedOrForeignAnnotationIsWrittenAgainButItsOwnEch
   ASSERT_EQ(nodePatches(kube), 3) << "someone else's content is replaced";
   EXPECT_EQ(kube.patches.back().second["metadata"]["annotations"][kNodeStateAnnotation].asString(),
             written);
+}
+
+// The watch can show a patch before the patch's own answer arrives: that is this store's write,
+// not someone else's (it was logged as such, and armed a rewrite), and is not written again.
+TEST(AnnotationStateStore, ItsPatchSeenBeforeItsAnswerIsNotSomeoneElses) {
+  std::vector<std::string> warnings;
+  logging::setSink([&](const std::string& line) {
+    if (line.find("changed by someone else") != std::string::npos) warnings.push_back(line);
+  });
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  kube.patchAnswer = [&](const ObjectRef& ref, const Json::Value& body) -> Result<Json::Value> {
+    if (ref.kind.plural == "nodes") {
+      Json::Value echo = node;
+      echo["metadata"]["annotations"] = body["metadata"]["annotations"];
+      store.onNode(ChangeType::Modified, echo);  // the watch event, ahead of the answer
+    }
+    return body;
+  };
+  store.update([](NodeState& s) { s.creating = {"storage"}; });
+  bool stored = false;
+  store.writeAhead([&](bool ok) { stored = ok; });
+  EXPECT_TRUE(stored);
+  EXPECT_EQ(scheduler.pending(), 0u) << "no rewrite armed";
+  scheduler.advance(Duration(5000));
+  logging::setSink(nullptr);
+  EXPECT_EQ(nodePatches(kube), 1) << "one patch, and no second one for its own echo";
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
 }
 
 }  // namespace

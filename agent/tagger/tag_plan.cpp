@@ -1,0 +1,438 @@
+#include "agent/tagger/tag_plan.h"
+
+#include <algorithm>
+
+namespace eni {
+
+std::string memberEni(const NodeState& state, const std::string& key, const std::string& uid,
+                      const std::string& ip) {
+  for (const auto& [id, record] : state.enis) {
+    auto it = record.pods.find(key);
+    if (it != record.pods.end() && it->second.uid == uid && it->second.ip == ip) return id;
+  }
+  return {};
+}
+
+void withholdWrites(EniPlan& plan, const NodeState& state, const std::string& why) {
+  plan.toSet.clear();
+  plan.toDelete.clear();
+  auto record = state.enis.find(plan.eniId);
+  plan.owned = record == state.enis.end() ? TagSet{} : record->second.tags;
+  plan.hash = record == state.enis.end() ? "" : record->second.hash;
+  if (why.empty()) {
+    plan.verdicts.clear();
+    return;
+  }
+  for (auto& v : plan.verdicts) {
+    if (v.reason != SyncReason::Synced) continue;
+    v.reason = SyncReason::TaggingFailed;
+    v.message = why;
+  }
+}
+
+bool TagPassOutput::creates() const {
+  return std::any_of(plans.begin(), plans.end(), [](const EniPlan& p) { return !p.toSet.empty(); });
+}
+
+void settleWriteAheads(NodeState& state, const TagObservation& obs, bool& retry) {
+  for (auto& [id, record] : state.enis) {
+    if (!record.hasPending()) continue;
+    auto seen = obs.fresh.find(id);
+    if (seen == obs.fresh.end()) {
+      if (!obs.describedAll) {
+        retry = true;  // unknown still: left alone until a Describe tells
+        continue;
+      }
+      record.clearPending();  // the ENI is gone: it owns nothing
+      continue;
+    }
+    const TagSet& tags = seen->second.tags;
+    auto hash = tags.find(kHashTagKey);
+    if (!record.pendingHash.empty() && hash != tags.end() && hash->second == record.pendingHash) {
+      for (const auto& key : record.pendingKeys) {
+        if (auto on = tags.find(key); on != tags.end()) record.tags[key] = on->second;
+      }
+      record.hash = record.pendingHash;
+    }
+    record.clearPending();
+  }
+}
+
+namespace {
+
+using Desires = std::map<std::string, std::vector<PodDesire>>;
+
+std::string sourceName(ResolveSource source) {
+  switch (source) {
+    case ResolveSource::PodAnnotation:
+      return "the pod's vpc.amazonaws.com/pod-eni annotation";
+    case ResolveSource::Imds:
+      return "IMDS";
+    case ResolveSource::Ec2:
+      return "EC2";
+    case ResolveSource::Cache:
+      return "the node state";
+  }
+  return "the node state";
+}
+
+std::string subnetOf(const NodeState& state, const ResolvedEni& r) {
+  if (!r.subnet.empty()) return r.subnet;
+  auto record = state.enis.find(r.eniId);
+  return record == state.enis.end() ? "" : record->second.subnet;
+}
+
+/// Why the pod's ENI may not be acted on, or "".
+std::string eniProblem(const PodJob& job, const ResolvedEni& r, const TagObservation& obs,
+                       const TagPlanOptions& options) {
+  const std::string from = sourceName(r.source);
+  auto seen = obs.fresh.find(r.eniId);
+  if (seen == obs.fresh.end()) {
+    if (obs.gone.count(r.eniId) != 0)
+      return from + " names " + r.eniId + " for " + job.ip +
+             ", but EC2 has no such ENI; will retry";
+    if (!obs.readError.empty())
+      return "cannot read " + r.eniId + " from EC2 before tagging it: " + obs.readError +
+             "; will retry";
+    return "";  // not read this pass, and not written either
+  }
+  if (!seen->second.notOurs.empty()) {
+    return from + " names " + r.eniId + " for " + job.ip + ", but " + seen->second.notOurs +
+           "; eni-agent tags only the ENIs of its own node";
+  }
+  const auto& addresses = seen->second.addresses;
+  if (r.source == ResolveSource::PodAnnotation &&
+      std::find(addresses.begin(), addresses.end(), job.ip) == addresses.end()) {
+    return from + " names " + r.eniId + " for " + job.ip + ", but that ENI does not hold " +
+           job.ip + "; eni-agent tags only the ENI that holds the pod's IP";
+  }
+  if (!options.subnetIds.empty() && r.subnet.empty() && seen->second.subnet.empty()) {
+    return "cannot tell the subnet of " + r.eniId + " to apply --subnet-ids; will retry";
+  }
+  return "";
+}
+
+/// Records of ENIs that are not this node's: nothing may be done on their account.
+void dropForeignRecords(const TagObservation& obs, TagPassOutput& out) {
+  for (auto it = out.state.enis.begin(); it != out.state.enis.end();) {
+    auto seen = obs.fresh.find(it->first);
+    if (seen == obs.fresh.end() || seen->second.notOurs.empty()) {
+      ++it;
+      continue;
+    }
+    out.notes.push_back(
+        {"ignoring the record of an ENI that is not this node's", it->first, seen->second.notOurs});
+    it = out.state.enis.erase(it);
+  }
+}
+
+/// Each pod's ENI, verified against what the pass read.
+void verify(const std::vector<PodJob>& pods, const TagObservation& obs,
+            const TagPlanOptions& options, TagPassOutput& out) {
+  out.eniOf = obs.eniOf;
+  for (const auto& [key, verdict] : obs.lookups) out.verdicts[key] = verdict;
+  for (const auto& job : pods) {
+    auto it = out.eniOf.find(job.key);
+    if (it == out.eniOf.end()) continue;
+    ResolvedEni& r = it->second;
+    const std::string problem = eniProblem(job, r, obs, options);
+    if (problem.empty()) {
+      if (auto seen = obs.fresh.find(r.eniId); seen != obs.fresh.end() && r.subnet.empty())
+        r.subnet = seen->second.subnet;
+      continue;
+    }
+    out.verdicts[job.key] = {job.key, SyncReason::EniLookupFailed, problem};
+    // A missing or unreadable ENI may come right (IMDS refreshes, EC2 answers); a foreign one
+    // does not until the pod changes.
+    if (obs.fresh.count(r.eniId) == 0) out.retry = true;
+    out.eniOf.erase(it);
+  }
+}
+
+Desires gatherDesires(const std::vector<PodJob>& pods, const TagPlanOptions& options,
+                      PlanStage stage, TagPassOutput& out) {
+  Desires wanted;
+  for (const auto& job : pods) {
+    if (!job.desired) {
+      // Invalid now: keep what was applied for it, if it is a member.
+      out.verdicts[job.key] = {job.key, SyncReason::InvalidTags, job.desired.error().message};
+      const std::string eni = memberEni(out.state, job.key, job.uid, job.ip);
+      if (!eni.empty() && !job.lastAppliedHash.empty()) {
+        wanted[eni].push_back(
+            {job.key, job.uid, job.ip, job.lastApplied, job.lastApplied, job.lastAppliedHash});
+      }
+      continue;
+    }
+    auto it = out.eniOf.find(job.key);
+    if (it == out.eniOf.end()) continue;
+    const ResolvedEni& r = it->second;
+    const std::string subnet = subnetOf(out.state, r);
+    if (!options.subnetIds.empty() && std::find(options.subnetIds.begin(), options.subnetIds.end(),
+                                                subnet) == options.subnetIds.end()) {
+      continue;  // outside --subnet-ids (or its subnet unknown): not ours to tag
+    }
+    if (stage == PlanStage::Final) {
+      auto& record = out.state.enis[r.eniId];
+      if (!r.mac.empty()) record.mac = r.mac;
+      if (r.deviceIndex >= 0) record.deviceIndex = r.deviceIndex;
+      if (!r.subnet.empty()) record.subnet = r.subnet;
+    }
+    wanted[r.eniId].push_back(
+        {job.key, job.uid, job.ip, *job.desired, job.lastApplied, job.lastAppliedHash});
+  }
+  return wanted;
+}
+
+std::vector<EniPlan> planAll(const TagPassOutput& out, const Desires& wanted,
+                             const TagPlanOptions& options) {
+  std::set<std::string> ids;
+  for (const auto& [id, record] : out.state.enis) ids.insert(id);
+  for (const auto& [id, pods] : wanted) ids.insert(id);
+  std::vector<EniPlan> plans;
+  for (const auto& id : ids) {
+    auto record = out.state.enis.find(id);
+    const bool recorded = record != out.state.enis.end();
+    if (recorded && record->second.hasPending()) continue;  // its tags are unknown until read
+    EniInput input;
+    input.eniId = id;
+    const bool known = recorded && (!record->second.tags.empty() || !record->second.hash.empty() ||
+                                    !record->second.pods.empty());
+    input.record = known ? &record->second : nullptr;
+    auto seen = out.observed.find(id);
+    input.observed = seen == out.observed.end() ? nullptr : &seen->second;
+    if (auto d = wanted.find(id); d != wanted.end()) input.pods = d->second;
+    plans.push_back(planEni(input, PlanOptions{options.allowSharedEniTagging}));
+  }
+  return plans;
+}
+
+void noteDropped(const Desires& wanted, TagPassOutput& out) {
+  for (const auto& [id, record] : out.state.enis) {
+    auto d = wanted.find(id);
+    for (const auto& [key, member] : record.pods) {
+      const bool stays = d != wanted.end() && std::any_of(d->second.begin(), d->second.end(),
+                                                          [&](auto& p) { return p.key == key; });
+      if (!stays) out.droppedPods.insert(key);
+    }
+  }
+}
+
+/// Nothing is written to an ENI this pass has not read (or found not to be this node's). The
+/// plan before the read covers every writer; this only guards that promise.
+void keepToWhatWasRead(const TagObservation& obs, TagPassOutput& out) {
+  for (auto& plan : out.plans) {
+    auto seen = obs.fresh.find(plan.eniId);
+    if (!plan.writes() || (seen != obs.fresh.end() && seen->second.notOurs.empty())) continue;
+    out.notes.push_back(
+        {"not writing to an ENI this pass did not read, will retry", plan.eniId, ""});
+    withholdWrites(plan, out.state, "");
+    out.retry = true;
+  }
+}
+
+/// `state` as it may be while `plan` is written: its tags before and after, the write-ahead's
+/// keys, and its pods as members.
+void recordAhead(const EniPlan& plan, const std::map<std::string, const PodJob*>& jobs,
+                 NodeState& state) {
+  EniRecord& r = state.enis[plan.eniId];
+  for (const auto& [k, v] : plan.owned) r.tags[k] = v;
+  if (!plan.toSet.empty()) {
+    r.pendingHash = plan.hash;
+    for (const auto& [k, v] : plan.toSet) {
+      if (k != kHashTagKey) r.pendingKeys.push_back(k);
+    }
+  }
+  for (const auto& v : plan.verdicts) {
+    if (auto job = jobs.find(v.podKey); job != jobs.end())
+      r.pods[v.podKey] = PodRecord{job->second->uid, job->second->ip};
+  }
+}
+
+/// A tag is never written that the node state could not record: plans that would take it past
+/// its budget are withheld, their pods told why.
+void fitBudget(const std::vector<PodJob>& pods, TagPassOutput& out) {
+  std::map<std::string, const PodJob*> jobs;
+  for (const auto& job : pods) jobs[job.key] = &job;
+  NodeState trial = out.state;
+  for (const auto& plan : out.plans) recordAhead(plan, jobs, trial);
+  if (encodeNodeState(trial)) return;
+  // Over the budget: what creates nothing goes in first (it only shrinks the record), then each
+  // plan that creates tags while it still fits.
+  trial = out.state;
+  for (const auto& plan : out.plans) {
+    if (plan.toSet.empty()) recordAhead(plan, jobs, trial);
+  }
+  for (auto& plan : out.plans) {
+    if (plan.toSet.empty()) continue;
+    NodeState next = trial;
+    recordAhead(plan, jobs, next);
+    auto encoded = encodeNodeState(next);
+    if (encoded) {
+      trial = std::move(next);
+      continue;
+    }
+    out.notes.push_back({"not tagging an ENI: the node state could not record it", plan.eniId,
+                         encoded.error().message});
+    withholdWrites(plan, out.state,
+                   "not written: with these tags the node's " + std::string(kNodeStateAnnotation) +
+                       " annotation, eni-agent's record of what it owns, would exceed its 64 KiB "
+                       "budget (" +
+                       encoded.error().message +
+                       "), and eni-agent never writes a tag it cannot record. Fewer or shorter "
+                       "tags on this node's pods fit; it is tried again when a pod changes");
+  }
+}
+
+}  // namespace
+
+void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagObservation& obs,
+              const TagPlanOptions& options, PlanStage stage, TagPassOutput& out) {
+  out.state = base;
+  out.observed = obs.observed;
+  out.verdicts.clear();
+  out.droppedPods.clear();
+  out.notes.clear();
+  out.retry = obs.retry;
+  dropForeignRecords(obs, out);
+  verify(pods, obs, options, out);
+  const Desires wanted = gatherDesires(pods, options, stage, out);
+  out.plans = planAll(out, wanted, options);
+  noteDropped(wanted, out);
+  if (stage == PlanStage::BeforeRead) return;
+  keepToWhatWasRead(obs, out);
+  fitBudget(pods, out);
+}
+
+std::set<std::string> enisToRead(const TagPassOutput& planned, const TagObservation& obs,
+                                 const TagPlanOptions& options) {
+  std::set<std::string> ids;
+  for (const auto& [key, r] : obs.eniOf) {
+    if (obs.fresh.count(r.eniId) != 0) continue;
+    // An ENI named by the pod's annotation is checked before anything else: anyone who may edit
+    // the pod may write it. --subnet-ids needs the subnet, which that annotation does not give.
+    if (r.source == ResolveSource::PodAnnotation) ids.insert(r.eniId);
+    if (!options.subnetIds.empty() && subnetOf(planned.state, r).empty()) ids.insert(r.eniId);
+  }
+  for (const auto& plan : planned.plans) {
+    if (plan.writes() && obs.fresh.count(plan.eniId) == 0) ids.insert(plan.eniId);
+  }
+  return ids;
+}
+
+// ---------------------------------------------------------------- record
+
+namespace {
+
+PodVerdict dryRunVerdict(const EniPlan& plan, const std::string& podKey) {
+  std::string would;
+  if (!plan.toSet.empty()) would += "CreateTags " + tagsToJson(plan.toSet) + " ";
+  if (!plan.toDelete.empty()) {
+    would += "DeleteTags [";
+    bool first = true;
+    for (const auto& [k, v] : plan.toDelete) {
+      would += (first ? "" : ",") + k;
+      first = false;
+    }
+    would += "] ";
+  }
+  return {podKey, SyncReason::DryRun,
+          "dry run: would send " + (would.empty() ? std::string("nothing ") : would) + "on " +
+              plan.eniId};
+}
+
+/// What EC2 now holds, so that later passes still know whose tags are on each ENI.
+void noteWritten(const std::map<std::string, WriteFailure>& failed, TagPassOutput& out) {
+  for (const auto& plan : out.plans) {
+    auto seen = out.observed.find(plan.eniId);
+    auto f = failed.find(plan.eniId);
+    if (seen == out.observed.end() || (f != failed.end() && f->second.create)) continue;
+    for (const auto& [k, v] : plan.toSet) seen->second[k] = v;
+    if (f != failed.end()) continue;
+    for (const auto& [k, v] : plan.toDelete) seen->second.erase(k);
+  }
+}
+
+void recordVerdicts(const EniPlan& plan, const WriteFailure* failure, const TagPlanOptions& options,
+                    TagPassOutput& out) {
+  for (const auto& v : plan.verdicts) {
+    auto existing = out.verdicts.find(v.podKey);
+    if (existing != out.verdicts.end() && existing->second.reason == SyncReason::InvalidTags)
+      continue;
+    PodVerdict verdict = v;
+    if (failure != nullptr && v.reason == SyncReason::Synced) {
+      verdict = {v.podKey, SyncReason::TaggingFailed, failure->message};
+    } else if (options.dryRun && v.reason == SyncReason::Synced) {
+      verdict = dryRunVerdict(plan, v.podKey);
+    }
+    out.verdicts[v.podKey] = verdict;
+    if (verdict.reason == SyncReason::Synced && plan.writes()) out.wrotePods.insert(v.podKey);
+  }
+}
+
+void recordEni(const EniPlan& plan, const WriteFailure* failure, TagPassOutput& out) {
+  EniRecord& record = out.state.enis[plan.eniId];
+  if (failure == nullptr) {
+    record.tags = plan.owned;
+    record.hash = plan.hash;
+    record.pods.clear();
+    record.clearPending();
+    return;
+  }
+  if (failure->retryable) out.retry = true;
+  if (!failure->create) {
+    // CreateTags landed, DeleteTags did not: the ENI has the new hash and still the old keys,
+    // which stay owned so that a later pass removes them.
+    for (const auto& [k, v] : plan.owned) record.tags[k] = v;
+    if (plan.toSet.count(kHashTagKey) != 0) record.hash = plan.hash;
+    record.clearPending();
+  } else if (!failure->retryable) {
+    record.clearPending();  // EC2 refused the CreateTags: it did not land
+  }
+  // A CreateTags that failed on the way may have landed: its write-ahead stays for the next
+  // pass to read.
+}
+
+/// Membership: pods whose ENI plan succeeded (Synced, Conflict, InvalidTags) are the cache of
+/// next time.
+void recordMembers(const std::vector<PodJob>& pods, const NodeState& before,
+                   const std::map<std::string, WriteFailure>& failed, const TagPlanOptions& options,
+                   TagPassOutput& out) {
+  for (const auto& job : pods) {
+    auto v = out.verdicts.find(job.key);
+    if (v == out.verdicts.end()) continue;
+    const bool member = v->second.reason == SyncReason::Synced ||
+                        v->second.reason == SyncReason::Conflict ||
+                        v->second.reason == SyncReason::InvalidTags;
+    if (!member) continue;
+    std::string eni;
+    if (auto r = out.eniOf.find(job.key); r != out.eniOf.end()) eni = r->second.eniId;
+    if (eni.empty()) eni = memberEni(before, job.key, job.uid, job.ip);
+    if (eni.empty() || failed.count(eni) != 0 || options.dryRun) continue;
+    if (out.state.enis.count(eni) == 0) continue;  // dropped: not this node's
+    out.state.enis[eni].pods[job.key] = PodRecord{job.uid, job.ip};
+    out.droppedPods.erase(job.key);
+    if (v->second.reason == SyncReason::Synced) out.appliedByPod[job.key] = *job.desired;
+  }
+}
+
+}  // namespace
+
+void recordWrites(const std::vector<PodJob>& pods, const NodeState& before,
+                  const std::map<std::string, WriteFailure>& failed, const TagPlanOptions& options,
+                  TagPassOutput& out) {
+  if (!options.dryRun) noteWritten(failed, out);
+  for (auto& plan : out.plans) {
+    auto f = failed.find(plan.eniId);
+    const WriteFailure* failure = f == failed.end() ? nullptr : &f->second;
+    recordVerdicts(plan, failure, options, out);
+    if (!options.dryRun) recordEni(plan, failure, out);
+  }
+  recordMembers(pods, before, failed, options, out);
+  for (auto it = out.state.enis.begin(); it != out.state.enis.end();) {
+    const EniRecord& r = it->second;
+    const bool empty = r.pods.empty() && r.tags.empty() && !r.hasPending();
+    it = empty && failed.count(it->first) == 0 ? out.state.enis.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace eni

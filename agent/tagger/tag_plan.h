@@ -1,0 +1,123 @@
+#pragma once
+
+// The tagger's pass as pure functions over what the pass observed (the I/O is TagPass's): the
+// write-ahead settlement, which ENIs must be read, the verification of each pod's ENI, the desires
+// per ENI with the --subnet-ids filter, the plans, the node-state budget, and the record of the
+// writes' outcomes. No I/O and no logging: table-tested in tests/unit/tag_plan_test.cpp.
+#include <array>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/eni/planner.h"
+#include "agent/eni/tags.h"
+#include "agent/state/node_state.h"
+#include "agent/tagger/resolver.h"
+
+namespace eni {
+
+/// One eligible pod of a pass, as the loop thread saw it.
+struct PodJob {
+  std::string key;  // namespace/name
+  std::string uid;
+  std::string ns;
+  std::string ip;
+  Result<TagSet> desired = TagSet{};
+  TagSet lastApplied;
+  std::string lastAppliedHash;
+  std::string podEniAnnotation;
+};
+
+/// The ENI a pod is recorded on in `state` (same UID and IP), or "".
+std::string memberEni(const NodeState& state, const std::string& key, const std::string& uid,
+                      const std::string& ip);
+
+/// Turns `plan` into one that writes nothing and leaves the ENI's record as `state` has it; its
+/// Synced pods get TaggingFailed with `why`, or no verdict at all when `why` is empty.
+void withholdWrites(EniPlan& plan, const NodeState& state, const std::string& why);
+
+/// An ENI as a Describe of this pass showed it.
+struct SeenEni {
+  TagSet tags;
+  std::string subnet;
+  std::vector<std::string> addresses;  // private IPv4s, IPv6s
+  std::string notOurs;                 // why it is not this node's; "" when it is
+};
+
+/// What a pass has read. Filled by TagPass's I/O, consumed by the pure functions below.
+struct TagObservation {
+  std::map<std::string, SeenEni> fresh;       // ENIs a Describe of this pass showed
+  std::set<std::string> gone;                 // asked for by ID, and EC2 has no such ENI
+  bool describedAll = false;                  // the pass's observe-all Describe answered
+  std::string readError;                      // the read before the writes failed with this
+  std::map<std::string, ResolvedEni> eniOf;   // pod key -> its ENI, as resolved (unverified)
+  std::map<std::string, PodVerdict> lookups;  // pods no source could place
+  std::map<std::string, TagSet> observed;     // ENI tags: this pass's reads, else the cache
+  bool retry = false;                         // an I/O step asks for another pass
+};
+
+struct TagPlanOptions {
+  std::vector<std::string> subnetIds;  // empty: all
+  bool allowSharedEniTagging = false;
+  bool dryRun = false;
+};
+
+/// A pass's plan, and after write() its result.
+struct TagPassOutput {
+  NodeState state;
+  std::map<std::string, TagSet> observed;
+  std::map<std::string, PodVerdict> verdicts;  // by pod key
+  std::map<std::string, TagSet> appliedByPod;  // Synced pods: their own desired tags
+  std::set<std::string> wrotePods;             // pods whose ENI got a write this pass
+  std::set<std::string> droppedPods;           // members that left their ENI's record
+  bool retry = false;
+  std::map<std::string, ResolvedEni> eniOf;  // pod key -> its verified ENI
+  std::vector<EniPlan> plans;
+  /// What the plan decided that an operator should read: (message, ENI, detail), logged by the
+  /// pass as warnings.
+  std::vector<std::array<std::string, 3>> notes;
+  bool written = false;  // write() ran right after plan(): no CreateTags, no write-ahead
+  /// Whether a plan sends CreateTags: the pass then records its write-ahead before write().
+  bool creates() const;
+};
+
+/// Write-ahead records (pendingHash/pendingKeys) against what the pass read: the CreateTags
+/// landed when the ENI carries the pending hash, and then the agent owns the pending keys the ENI
+/// carries; an ENI EC2 no longer has owns nothing; without a read, the record waits (`retry`).
+void settleWriteAheads(NodeState& state, const TagObservation& obs, bool& retry);
+
+/// Before the read of the ENIs a pass writes, or after it.
+enum class PlanStage { BeforeRead, Final };
+
+/// Plans the pass from `base` (the node state, instance-checked and settled) and what it
+/// observed: drops the records of ENIs that are not this node's, verifies each pod's ENI (its
+/// source, this node's, holding the pod's IP, the subnet known for --subnet-ids), gathers each
+/// ENI's desires (an invalid annotation keeps what was applied for a member), plans every touched
+/// ENI with planEni, and notes the members that left. At the Final stage it also withholds any
+/// write to an ENI the pass did not read and keeps the node state within its budget.
+void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagObservation& obs,
+              const TagPlanOptions& options, PlanStage stage, TagPassOutput& out);
+
+/// The ENIs to read before the final plan, in one Describe: those the plan would write, those
+/// named by a pod's pod-eni annotation (verified before anything else), and those whose subnet
+/// --subnet-ids needs; none that this pass already read.
+std::set<std::string> enisToRead(const TagPassOutput& planned, const TagObservation& obs,
+                                 const TagPlanOptions& options);
+
+/// How the writes to one ENI failed.
+struct WriteFailure {
+  std::string message;
+  bool retryable = false;
+  bool create = false;  // the CreateTags failed (else only the DeleteTags)
+};
+
+/// The record of the writes' outcomes: the verdicts (TaggingFailed where a write failed, DryRun
+/// in a dry run), the ENI records (a CreateTags that landed with a failed DeleteTags is recorded
+/// as such; a retryable CreateTags failure keeps its write-ahead for the next read), the pods'
+/// memberships, and the tags EC2 now holds.
+void recordWrites(const std::vector<PodJob>& pods, const NodeState& before,
+                  const std::map<std::string, WriteFailure>& failed, const TagPlanOptions& options,
+                  TagPassOutput& out);
+
+}  // namespace eni

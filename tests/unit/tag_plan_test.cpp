@@ -1,0 +1,367 @@
+// The tagger's pass plan, table-driven: every kind of decision of tag_plan.h on a small world
+// built by hand (no I/O): write-ahead settlement, verification of each pod's ENI, the subnet
+// filter, desires and members, the reads before the writes, the withheld writes and the budget,
+// and the record of the writes' outcomes.
+#include "agent/tagger/tag_plan.h"
+
+#include <gtest/gtest.h>
+
+namespace eni {
+namespace {
+
+const std::string kMine = "eni-mine";
+
+PodJob job(const std::string& name, const std::string& ip, TagSet tags) {
+  PodJob j;
+  j.key = "ns/" + name;
+  j.uid = "uid-" + name;
+  j.ns = "ns";
+  j.ip = ip;
+  j.desired = std::move(tags);
+  return j;
+}
+
+SeenEni seen(TagSet tags, std::string subnet = "subnet-a", std::vector<std::string> ips = {},
+             std::string notOurs = "") {
+  return SeenEni{std::move(tags), std::move(subnet), std::move(ips), std::move(notOurs)};
+}
+
+ResolvedEni resolved(const std::string& eni, ResolveSource source, std::string subnet = "") {
+  ResolvedEni r;
+  r.eniId = eni;
+  r.subnet = std::move(subnet);
+  r.source = source;
+  return r;
+}
+
+/// Plans at the final stage, after the read.
+TagPassOutput planned(const std::vector<PodJob>& pods, const NodeState& base,
+                      const TagObservation& obs, const TagPlanOptions& options = {}) {
+  TagPassOutput out;
+  planTags(pods, base, obs, options, PlanStage::Final, out);
+  return out;
+}
+
+const EniPlan* planFor(const TagPassOutput& out, const std::string& eni) {
+  for (const auto& p : out.plans) {
+    if (p.eniId == eni) return &p;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- write-ahead settlement
+
+TEST(TagPlan, WriteAheadSettlement) {
+  const TagSet wrote{{"Team", "A"}};
+  struct Row {
+    const char* name;
+    bool read;          // the pass's Describe showed the ENI
+    bool describedAll;  // the observe-all Describe answered
+    std::string hashOnEni;
+    bool ownsTeam;  // afterwards the record owns Team
+    bool pendingLeft;
+    bool retry;
+  };
+  const std::vector<Row> rows = {
+      {"landed", true, true, tagHash(wrote), true, false, false},
+      {"did not land", true, true, "", false, false, false},
+      {"another hash", true, true, "ffffffffffffffff", false, false, false},
+      {"the ENI is gone", false, true, "", false, false, false},
+      {"unknown: no Describe answered", false, false, "", false, true, true},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    NodeState state;
+    state.enis[kMine].pendingHash = tagHash(wrote);
+    state.enis[kMine].pendingKeys = {"Team"};
+    TagObservation obs;
+    obs.describedAll = row.describedAll;
+    if (row.read) {
+      TagSet onEni{{"Team", "A"}};
+      if (!row.hashOnEni.empty()) onEni[kHashTagKey] = row.hashOnEni;
+      obs.fresh[kMine] = seen(onEni);
+    }
+    bool retry = false;
+    settleWriteAheads(state, obs, retry);
+    EXPECT_EQ(state.enis[kMine].tags.count("Team") == 1, row.ownsTeam);
+    EXPECT_EQ(state.enis[kMine].hasPending(), row.pendingLeft);
+    EXPECT_EQ(retry, row.retry);
+  }
+}
+
+// ---------------------------------------------------------------- verification
+
+TEST(TagPlan, EachPodsEniIsVerifiedBeforeAnythingIsPlannedForIt) {
+  struct Row {
+    const char* name;
+    ResolveSource source;
+    enum { NotRead, Ours, OursWithoutTheIp, NotOurs, Gone, ReadFailed } world;
+    SyncReason verdict;  // Synced: planned
+    const char* says;
+    bool retry;
+  };
+  const std::vector<Row> rows = {
+      {"annotation, this node's, holds the IP", ResolveSource::PodAnnotation, Row::Ours,
+       SyncReason::Synced, "", false},
+      {"annotation, does not hold the IP", ResolveSource::PodAnnotation, Row::OursWithoutTheIp,
+       SyncReason::EniLookupFailed, "does not hold 10.0.0.9", false},
+      {"annotation, another node's", ResolveSource::PodAnnotation, Row::NotOurs,
+       SyncReason::EniLookupFailed, "attached to instance i-other", false},
+      {"annotation, no such ENI", ResolveSource::PodAnnotation, Row::Gone,
+       SyncReason::EniLookupFailed, "EC2 has no such ENI", true},
+      {"annotation, the read failed", ResolveSource::PodAnnotation, Row::ReadFailed,
+       SyncReason::EniLookupFailed, "cannot read eni-mine", true},
+      {"IMDS, read, this node's", ResolveSource::Imds, Row::Ours, SyncReason::Synced, "", false},
+      {"IMDS, read, no longer this node's", ResolveSource::Imds, Row::NotOurs,
+       SyncReason::EniLookupFailed, "attached to instance i-other", false},
+      {"IMDS, IP not on the ENI is fine (IMDS placed it)", ResolveSource::Imds,
+       Row::OursWithoutTheIp, SyncReason::Synced, "", false},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    TagObservation obs;
+    obs.eniOf["ns/web"] = resolved(kMine, row.source);
+    const std::string notOurs =
+        row.world == Row::NotOurs ? "it is attached to instance i-other" : "";
+    if (row.world == Row::Ours || row.world == Row::NotOurs)
+      obs.fresh[kMine] = seen({}, "subnet-a", {"10.0.0.9"}, notOurs);
+    if (row.world == Row::OursWithoutTheIp) obs.fresh[kMine] = seen({}, "subnet-a", {"10.0.0.1"});
+    if (row.world == Row::Gone) obs.gone.insert(kMine);
+    if (row.world == Row::ReadFailed) obs.readError = "throttled";
+    obs.observed[kMine] = obs.fresh.count(kMine) ? obs.fresh[kMine].tags : TagSet{};
+    auto out = planned({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs);
+    ASSERT_EQ(out.verdicts.count("ns/web"), row.verdict == SyncReason::Synced ? 0u : 1u);
+    if (row.verdict == SyncReason::Synced) {
+      const EniPlan* p = planFor(out, kMine);
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(p->verdicts.at(0).reason, SyncReason::Synced);
+      EXPECT_TRUE(p->writes());
+    } else {
+      EXPECT_EQ(out.verdicts.at("ns/web").reason, row.verdict);
+      EXPECT_NE(out.verdicts.at("ns/web").message.find(row.says), std::string::npos)
+          << out.verdicts.at("ns/web").message;
+      EXPECT_EQ(planFor(out, kMine), nullptr) << "nothing planned for it";
+    }
+    EXPECT_EQ(out.retry, row.retry);
+  }
+}
+
+TEST(TagPlan, RecordsOfEnisThatAreNotThisNodesAreDropped) {
+  NodeState base;
+  base.enis[kMine].tags = {{"Owner", "x"}};
+  base.enis[kMine].hash = tagHash({{"Owner", "x"}});
+  base.enis[kMine].pods["gone/pod"] = PodRecord{"u", "10.0.0.2"};
+  TagObservation obs;
+  obs.fresh[kMine] = seen({{"Owner", "x"}}, "subnet-a", {}, "it is attached to instance i-other");
+  auto out = planned({}, base, obs);
+  EXPECT_EQ(out.state.enis.count(kMine), 0u);
+  EXPECT_EQ(planFor(out, kMine), nullptr) << "no removal on its account";
+  ASSERT_EQ(out.notes.size(), 1u);
+  EXPECT_EQ(out.notes[0][1], kMine);
+}
+
+// ---------------------------------------------------------------- the subnet filter
+
+TEST(TagPlan, SubnetFilter) {
+  struct Row {
+    const char* name;
+    std::vector<std::string> subnetIds;
+    std::string subnet;  // of the ENI, as its source said ("" unknown)
+    bool read;           // a Describe showed it
+    bool planned;
+    bool lookupFailed;
+  };
+  const std::vector<Row> rows = {
+      {"no filter", {}, "subnet-a", false, true, false},
+      {"inside", {"subnet-a"}, "subnet-a", false, true, false},
+      {"outside: not ours, no verdict", {"subnet-a"}, "subnet-b", false, false, false},
+      {"unknown, read shows it inside", {"subnet-a"}, "", true, true, false},
+      {"unknown and unread", {"subnet-a"}, "", false, false, false},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    TagObservation obs;
+    obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Imds, row.subnet);
+    if (row.read) obs.fresh[kMine] = seen({}, "subnet-a", {"10.0.0.9"});
+    TagPassOutput out;
+    planTags({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs,
+             TagPlanOptions{row.subnetIds}, PlanStage::BeforeRead, out);
+    EXPECT_EQ(planFor(out, kMine) != nullptr, row.planned);
+    EXPECT_EQ(out.verdicts.count("ns/web") == 1, row.lookupFailed);
+  }
+  // Read, and still no subnet: the pod is told, and retried.
+  TagObservation obs;
+  obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::PodAnnotation);
+  obs.fresh[kMine] = seen({}, "", {"10.0.0.9"});
+  auto out = planned({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs,
+                     TagPlanOptions{{"subnet-a"}});
+  ASSERT_EQ(out.verdicts.count("ns/web"), 1u);
+  EXPECT_NE(out.verdicts.at("ns/web").message.find("cannot tell the subnet"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- desires and members
+
+TEST(TagPlan, AnInvalidAnnotationKeepsWhatWasAppliedForAMemberAndAPodGoneIsDropped) {
+  const TagSet applied{{"Team", "A"}};
+  NodeState base;
+  base.enis[kMine].tags = applied;
+  base.enis[kMine].hash = tagHash(applied);
+  base.enis[kMine].pods["ns/web"] = PodRecord{"uid-web", "10.0.0.9"};
+  base.enis[kMine].pods["ns/gone"] = PodRecord{"uid-gone", "10.0.0.8"};
+  PodJob web = job("web", "10.0.0.9", {});
+  web.desired = fail(ErrorCode::Invalid, "malformed JSON");
+  web.lastApplied = applied;
+  web.lastAppliedHash = tagHash(applied);
+  TagObservation obs;
+  obs.fresh[kMine] = seen({{"Team", "A"}, {kHashTagKey, tagHash(applied)}});
+  obs.observed[kMine] = obs.fresh[kMine].tags;
+  auto out = planned({web}, base, obs);
+  EXPECT_EQ(out.verdicts.at("ns/web").reason, SyncReason::InvalidTags);
+  const EniPlan* p = planFor(out, kMine);
+  ASSERT_NE(p, nullptr);
+  EXPECT_FALSE(p->writes()) << "what was applied stays: the gone pod wanted the same";
+  EXPECT_EQ(out.droppedPods, std::set<std::string>{"ns/gone"});
+}
+
+// ---------------------------------------------------------------- reads before writes
+
+TEST(TagPlan, TheEnisToReadBeforeTheFinalPlan) {
+  struct Row {
+    const char* name;
+    ResolveSource source;
+    bool read;
+    std::vector<std::string> subnetIds;
+    bool toRead;
+  };
+  const std::vector<Row> rows = {
+      {"a writer not read", ResolveSource::Imds, false, {}, true},
+      {"a writer read already (cold start)", ResolveSource::Imds, true, {}, false},
+      {"named by the annotation", ResolveSource::PodAnnotation, false, {}, true},
+      {"subnet needed", ResolveSource::Cache, false, {"subnet-a"}, true},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    TagObservation obs;
+    obs.eniOf["ns/web"] = resolved(kMine, row.source);
+    if (row.read) obs.fresh[kMine] = seen({}, "subnet-a", {"10.0.0.9"});
+    TagPassOutput out;
+    const TagPlanOptions options{row.subnetIds};
+    planTags({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs, options,
+             PlanStage::BeforeRead, out);
+    EXPECT_EQ(enisToRead(out, obs, options).count(kMine) == 1, row.toRead);
+  }
+}
+
+TEST(TagPlan, NoWriteToAnEniThePassDidNotRead) {
+  TagObservation obs;
+  obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Imds);
+  auto out = planned({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs);
+  const EniPlan* p = planFor(out, kMine);
+  ASSERT_NE(p, nullptr);
+  EXPECT_FALSE(p->writes());
+  EXPECT_TRUE(p->verdicts.empty()) << "no verdict either: it is tried again";
+  EXPECT_TRUE(out.retry);
+}
+
+TEST(TagPlan, PlansPastTheNodeStateBudgetAreWithheld) {
+  // Seven pods, each wanting 9.7 KB of tags on its own ENI: with their write-aheads the node
+  // state holds four of them.
+  std::vector<PodJob> pods;
+  TagObservation obs;
+  for (int p = 0; p < 7; ++p) {
+    TagSet tags;
+    for (int t = 0; t < 26; ++t) {
+      std::string key = "pod" + std::to_string(p) + "tag" + std::to_string(t) + "-";
+      tags[key + std::string(127 - key.size(), 'k')] = std::string(240, 'v');
+    }
+    const std::string eni = "eni-" + std::to_string(p);
+    const std::string ip = "10.0.0." + std::to_string(10 + p);
+    pods.push_back(job("big" + std::to_string(p), ip, tags));
+    obs.eniOf[pods.back().key] = resolved(eni, ResolveSource::Imds);
+    obs.fresh[eni] = seen({}, "subnet-a", {ip});
+    obs.observed[eni] = {};
+  }
+  auto out = planned(pods, NodeState{}, obs);
+  int writing = 0, withheld = 0;
+  for (const auto& p : out.plans) {
+    if (p.writes()) {
+      ++writing;
+      continue;
+    }
+    ++withheld;
+    EXPECT_EQ(p.verdicts.at(0).reason, SyncReason::TaggingFailed);
+    EXPECT_NE(p.verdicts.at(0).message.find("64 KiB"), std::string::npos);
+  }
+  EXPECT_GE(writing, 3);
+  EXPECT_GE(withheld, 1);
+}
+
+// ---------------------------------------------------------------- record
+
+TEST(TagPlan, RecordingTheOutcomeOfTheWrites) {
+  const TagSet before{{"Team", "A"}, {"Env", "prod"}};
+  const TagSet want{{"Team", "B"}};
+  struct Row {
+    const char* name;
+    std::optional<WriteFailure> failure;
+    bool dryRun;
+    SyncReason verdict;
+    TagSet owned;  // the record's tags afterwards
+    std::string hash;
+    bool pendingLeft;
+    bool member;
+    bool retry;
+  };
+  const std::vector<Row> rows = {
+      {"written", std::nullopt, false, SyncReason::Synced, want, tagHash(want), false, true, false},
+      {"CreateTags failed, may have landed", WriteFailure{"throttled", true, true}, false,
+       SyncReason::TaggingFailed, before, tagHash(before), true, false, true},
+      {"CreateTags refused (4xx)", WriteFailure{"invalid", false, true}, false,
+       SyncReason::TaggingFailed, before, tagHash(before), false, false, false},
+      {"only DeleteTags failed",
+       WriteFailure{"throttled", true, false},
+       false,
+       SyncReason::TaggingFailed,
+       {{"Team", "B"}, {"Env", "prod"}},
+       tagHash(want),
+       false,
+       false,
+       true},
+      {"dry run", std::nullopt, true, SyncReason::DryRun, before, tagHash(before), true, false,
+       false},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    NodeState base;
+    base.enis[kMine].tags = before;
+    base.enis[kMine].hash = tagHash(before);
+    base.enis[kMine].pendingHash = tagHash(want);  // the write-ahead of this pass
+    base.enis[kMine].pendingKeys = {"Team"};
+    TagPassOutput out;
+    out.state = base;
+    out.eniOf["ns/web"] = resolved(kMine, ResolveSource::Imds);
+    EniPlan plan;
+    plan.eniId = kMine;
+    plan.toSet = {{"Team", "B"}, {kHashTagKey, tagHash(want)}};
+    plan.toDelete = {{"Env", "prod"}};
+    plan.owned = want;
+    plan.hash = tagHash(want);
+    plan.verdicts = {{"ns/web", SyncReason::Synced, ""}};
+    out.plans = {plan};
+    std::map<std::string, WriteFailure> failed;
+    if (row.failure) failed[kMine] = *row.failure;
+    recordWrites({job("web", "10.0.0.9", want)}, base, failed,
+                 TagPlanOptions{{}, false, row.dryRun}, out);
+    EXPECT_EQ(out.verdicts.at("ns/web").reason, row.verdict);
+    const EniRecord& r = out.state.enis.at(kMine);
+    EXPECT_EQ(r.tags, row.owned);
+    EXPECT_EQ(r.hash, row.hash);
+    EXPECT_EQ(r.hasPending(), row.pendingLeft);
+    EXPECT_EQ(r.pods.count("ns/web") == 1, row.member);
+    EXPECT_EQ(out.appliedByPod.count("ns/web") == 1, row.verdict == SyncReason::Synced);
+    EXPECT_EQ(out.retry, row.retry);
+  }
+}
+
+}  // namespace
+}  // namespace eni
