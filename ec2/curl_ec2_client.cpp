@@ -49,6 +49,14 @@ CurlEc2Client::Accept into(std::optional<T>& out, Decode decode) {
   };
 }
 
+// What `into` decoded once `call` succeeded: the call's error, or the value.
+template <class T>
+Result<T> decoded(const Result<void>& called, std::optional<T>& out, const std::string& action) {
+  if (!called) return fail(called.error());
+  if (!out) return fail(ErrorCode::Internal, action + ": no answer was decoded");
+  return std::move(*out);
+}
+
 }  // namespace
 
 std::string resultLabel(ErrorCode code) {
@@ -89,8 +97,7 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
                   if (auto ok = checkEc2Response(action, b); !ok) return fail(ok.error());
                   return std::string(b);
                 }));
-  if (!r) return fail(r.error());
-  return std::move(*body);
+  return decoded(r, body, action);
 }
 
 namespace {
@@ -208,10 +215,12 @@ Result<std::vector<NetworkInterface>> CurlEc2Client::describeNetworkInterfaces(
     if (ids.empty()) params.emplace_back("MaxResults", std::to_string(config_.describePageSize));
     if (!nextToken.empty()) params.emplace_back("NextToken", nextToken);
     std::optional<NetworkInterfacePage> page;
-    auto r = call("DescribeNetworkInterfaces", params, into(page, decodeDescribeNetworkInterfaces));
+    auto r = decoded(
+        call("DescribeNetworkInterfaces", params, into(page, decodeDescribeNetworkInterfaces)),
+        page, "DescribeNetworkInterfaces");
     if (!r) return fail(r.error());
-    for (auto& eni : page->interfaces) out.push_back(std::move(eni));
-    nextToken = page->nextToken;
+    for (auto& eni : r->interfaces) out.push_back(std::move(eni));
+    nextToken = r->nextToken;
   } while (!nextToken.empty());
   return out;
 }
@@ -256,8 +265,7 @@ Result<NetworkInterface> CurlEc2Client::createNetworkInterface(const CreateEniRe
   }
   std::optional<NetworkInterface> created;
   auto r = call("CreateNetworkInterface", params, into(created, decodeCreateNetworkInterface));
-  if (!r) return fail(r.error());
-  return std::move(*created);
+  return decoded(r, created, "CreateNetworkInterface");
 }
 
 Result<std::string> CurlEc2Client::attachNetworkInterface(const std::string& eniId,
@@ -269,8 +277,7 @@ Result<std::string> CurlEc2Client::attachNetworkInterface(const std::string& eni
                  {"InstanceId", instanceId},
                  {"DeviceIndex", std::to_string(deviceIndex)}},
                 into(attachmentId, decodeAttachNetworkInterface));
-  if (!r) return fail(r.error());
-  return std::move(*attachmentId);
+  return decoded(r, attachmentId, "AttachNetworkInterface");
 }
 
 Result<void> CurlEc2Client::detachNetworkInterface(const std::string& attachmentId, bool force) {
@@ -305,8 +312,7 @@ Result<std::vector<Subnet>> CurlEc2Client::describeSubnets(const std::vector<std
   addFilters(params, filters);
   std::optional<std::vector<Subnet>> subnets;
   auto r = call("DescribeSubnets", params, into(subnets, decodeDescribeSubnets));
-  if (!r) return fail(r.error());
-  return std::move(*subnets);
+  return decoded(r, subnets, "DescribeSubnets");
 }
 
 Result<std::vector<SecurityGroup>> CurlEc2Client::describeSecurityGroups(
@@ -316,18 +322,17 @@ Result<std::vector<SecurityGroup>> CurlEc2Client::describeSecurityGroups(
   addFilters(params, filters);
   std::optional<std::vector<SecurityGroup>> groups;
   auto r = call("DescribeSecurityGroups", params, into(groups, decodeDescribeSecurityGroups));
-  if (!r) return fail(r.error());
-  return std::move(*groups);
+  return decoded(r, groups, "DescribeSecurityGroups");
 }
 
 Result<Instance> CurlEc2Client::describeInstance(const std::string& instanceId) {
   std::optional<std::vector<Instance>> instances;
-  auto r = call("DescribeInstances", {{"InstanceId.1", instanceId}},
-                into(instances, decodeDescribeInstances));
+  auto r = decoded(call("DescribeInstances", {{"InstanceId.1", instanceId}},
+                        into(instances, decodeDescribeInstances)),
+                   instances, "DescribeInstances");
   if (!r) return fail(r.error());
-  if (instances->empty())
-    return fail(ErrorCode::NotFound, "DescribeInstances: no instance " + instanceId);
-  return std::move(instances->front());
+  if (r->empty()) return fail(ErrorCode::NotFound, "DescribeInstances: no instance " + instanceId);
+  return std::move(r->front());
 }
 
 }  // namespace eni

@@ -106,8 +106,8 @@ Result<InterfaceMap> readInterfaceMap(const ImdsGet& get) {
   for (const auto& mac : splitImdsList(*macs)) {
     auto one = readInterface(get, mac);
     if (!one) return fail(one.error());
-    if (one->interface) {
-      map.interfaces.push_back(std::move(*one->interface));
+    if (auto& interface = one->interface; interface) {
+      map.interfaces.push_back(std::move(*interface));
     } else {
       map.skippedMacs[mac] = std::move(one->skipped);
     }
