@@ -152,7 +152,7 @@ struct Reconcilers {
         tagger(kube, aws.ec2, base.imds, loop, *awsWorker, base.clock, stateStore,
                taggerOptionsFor(options)),
         linkReconciler(links, base.clock),
-        manager(kube, aws.ec2, base.imds, loop, *awsWorker, lifecycle, stateStore,
+        manager(kube, aws.ec2, base.imds, loop, base.clock, *awsWorker, lifecycle, stateStore,
                 options.manageLinks ? &linkReconciler : nullptr, managerOptionsFor(options)) {}
   // The threads are joined before the tagger and the ENI manager go: a pass or a release still
   // running on them uses them.

@@ -31,14 +31,15 @@ struct EniManager::Pass {
 };
 
 EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler,
-                       Executor& executor, EniLifecycle& lifecycle, NodeStateStore& store,
-                       LinkReconciler* links, EniManagerOptions options)
+                       const Clock& clock, Executor& executor, EniLifecycle& lifecycle,
+                       NodeStateStore& store, LinkReconciler* links, EniManagerOptions options)
     : kube_(kube),
       executor_(executor),
       lifecycle_(lifecycle),
       store_(store),
       links_(links),
       options_(std::move(options)),
+      events_(kube, clock, EventRecorderOptions{.nodeName = options_.nodeName}),
       worker_(ec2, imds, lifecycle),
       runner_(scheduler, {options_.debounce, options_.retryDelay},
               [this](PassRunner::Done done) { runPass(std::move(done)); }) {
@@ -495,25 +496,10 @@ void EniManager::reportProblems(const ManagerRecord& record) {
     if (reportedProblems_[name] == message) continue;
     auto it = nodeEnis_.find(name);
     if (it == nodeEnis_.end()) continue;
-    const Json::Value& meta = objectField(it->second, "metadata");
-    Json::Value event;
-    event["metadata"]["generateName"] = name + ".";
-    event["metadata"]["namespace"] = "default";
-    event["involvedObject"]["kind"] = "NodeENI";
-    event["involvedObject"]["apiVersion"] = "networking.k8s.aws/v1alpha1";
-    event["involvedObject"]["name"] = name;
-    event["involvedObject"]["uid"] = stringField(meta, "uid");
-    event["reason"] = "NodeENIInvalid";
-    event["message"] = "node " + options_.nodeName + ": " + message;
-    event["type"] = "Warning";
-    event["source"]["component"] = "eni-agent";
-    event["source"]["host"] = options_.nodeName;
-    event["firstTimestamp"] = nowRfc3339();
-    event["lastTimestamp"] = nowRfc3339();
-    event["count"] = 1;
-    ++kubeInFlight_;
-    kube_.create(ObjectRef{ResourceKind::events(), "default", "", ""}, event,
-                 [this](Result<Json::Value>) { --kubeInFlight_; });
+    auto meta = decodeMeta(it->second);
+    if (!meta) continue;
+    events_.record(ObjectReference::nodeEni(*meta), EventType::Warning, "NodeENIInvalid",
+                   "node " + options_.nodeName + ": " + message);
   }
   reportedProblems_ = std::move(now);
 }
