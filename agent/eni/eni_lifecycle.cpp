@@ -133,7 +133,10 @@ Result<void> EniLifecycle::waitDetached(const std::string& eniId) {
   for (int i = 0; i < options_.detachPolls; ++i) {
     if (stopping_) return fail(ErrorCode::Transient, "the agent is stopping");
     auto now = describeOne(eniId);
-    if (now && (!*now || (*now)->status == "available")) return {};
+    if (now) {
+      const std::optional<NetworkInterface>& shown = *now;
+      if (!shown || shown->status == "available") return {};
+    }
     sleeper_.sleepFor(options_.detachPollInterval);
   }
   return fail(ErrorCode::Transient, "ENI " + eniId + " is still attached after the detach");
@@ -148,8 +151,9 @@ ReleaseResult EniLifecycle::releaseNow(const ReleaseStep& step, const ReleaseGro
           "cannot check ENI " + r.eniId + " before releasing it: " + fresh.error().describe();
       return r;
     }
-    if (!*fresh) return {r.eniId, r.owner, ReleaseOutcome::Gone, "", step.eni};
-    r.eni = std::move(**fresh);
+    std::optional<NetworkInterface>& shown = *fresh;
+    if (!shown) return {r.eniId, r.owner, ReleaseOutcome::Gone, "", step.eni};
+    r.eni = std::move(*shown);
   }
   if (std::string why = refusal(r.eni, grounds); !why.empty()) {
     r.outcome = ReleaseOutcome::Refused;

@@ -42,13 +42,14 @@ Result<void> validateTag(const std::string& key, const std::string& value) {
   for (const auto* text : {&key, &value}) {
     for (unsigned char c : *text) {
       if (!allowedChar(c)) {
-        std::string shown = std::isprint(c)
-                                ? std::string(1, static_cast<char>(c))
-                                : "byte 0x" + std::string(1, "0123456789abcdef"[c >> 4]) +
-                                      std::string(1, "0123456789abcdef"[c & 15]);
-        return invalid(std::string(text == &key ? "tag key \"" : "the value of tag \"") + key +
-                       "\" contains \"" + shown +
-                       "\"; allowed are letters, digits, spaces and + = . _ : / @ -");
+        static constexpr char kHex[] = "0123456789abcdef";
+        std::string shown(1, static_cast<char>(c));
+        if (!std::isprint(c))
+          shown = {'b', 'y', 't', 'e', ' ', '0', 'x', kHex[c >> 4], kHex[c & 15]};
+        std::string why = text == &key ? "tag key \"" : "the value of tag \"";
+        why.append(key).append("\" contains \"").append(shown);
+        why.append("\"; allowed are letters, digits, spaces and + = . _ : / @ -");
+        return invalid(why);
       }
     }
   }
@@ -186,7 +187,7 @@ std::string sha256Hex(std::string_view input, std::size_t bytes) {
 
 std::string tagHash(const TagSet& tags) {
   std::string canonical;
-  for (const auto& [key, value] : tags) canonical += key + "=" + value + ",";
+  for (const auto& [key, value] : tags) canonical.append(key).append("=").append(value).append(",");
   return sha256Hex(canonical, 8);
 }
 
