@@ -44,8 +44,11 @@ Result<void> validateTag(const std::string& key, const std::string& value) {
       if (!allowedChar(c)) {
         static constexpr char kHex[] = "0123456789abcdef";
         std::string shown(1, static_cast<char>(c));
-        if (!std::isprint(c))
-          shown = {'b', 'y', 't', 'e', ' ', '0', 'x', kHex[c >> 4], kHex[c & 15]};
+        if (!std::isprint(c)) {
+          shown = "byte 0x";
+          shown += kHex[c >> 4];
+          shown += kHex[c & 15];
+        }
         std::string why = text == &key ? "tag key \"" : "the value of tag \"";
         why.append(key).append("\" contains \"").append(shown);
         why.append("\"; allowed are letters, digits, spaces and + = . _ : / @ -");
