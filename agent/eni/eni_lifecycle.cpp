@@ -26,6 +26,25 @@ Result<std::vector<NetworkInterface>> EniLifecycle::findOwned(const OwnedFilter&
   return ec2_.describeNetworkInterfaces({}, filter.filters);
 }
 
+std::string ensureFailureText(const EnsureResult& result, const EnsureStep& step) {
+  if (!result.failure) return "";
+  const Error& e = result.failure->error;
+  const std::string retry = e.retryable() ? "; will retry" : "";
+  std::string text;
+  switch (result.failure->step) {
+    case EniActionKind::Adopt:
+      text = "cannot adopt " + result.eni.id;
+      break;
+    case EniActionKind::Attach:
+      text = "cannot attach " + result.eni.id + " at device index " +
+             (step.attachAt ? std::to_string(*step.attachAt) : std::string("?"));
+      break;
+    default:
+      text = "cannot create an ENI in " + step.desired.subnetId;
+  }
+  return text + ": " + e.describe() + retry;
+}
+
 namespace {
 
 CreateEniRequest createRequest(const DesiredEni& d) {

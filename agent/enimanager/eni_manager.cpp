@@ -9,6 +9,7 @@
 
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/base/strings.h"
 
 namespace eni {
 namespace {
@@ -239,7 +240,7 @@ void EniManager::finish(const std::shared_ptr<Pass>& pass) {
   keepFinalizers(record);
   pruneDeadNodes();
   reportProblems(record);
-  if (!record.needWriteAhead.empty()) return recordWriteAhead(std::move(pass->done));
+  if (!record.needWriteAhead.empty()) return recordWriteAhead(pass->done);
   pass->done(record.retry);
 }
 
@@ -284,7 +285,7 @@ void EniManager::manageLinks(const std::vector<Attached>& attached) {
   for (const auto& mac : stale) links_->unmanage(mac);
 }
 
-void EniManager::recordWriteAhead(PassRunner::Done done) {
+void EniManager::recordWriteAhead(const PassRunner::Done& done) {
   if (!writeAhead_.begin()) return done(false);  // one in flight: its answer starts the next pass
   ++writeAheads_;
   publishAttachments();
@@ -302,9 +303,7 @@ void EniManager::publishAttachments() {
   std::vector<AttachmentRecord> records = attachments_;
   if (links_ != nullptr) {
     for (auto& r : records) {
-      std::string mac = macOf_[r.eniId];
-      std::transform(mac.begin(), mac.end(), mac.begin(),
-                     [](unsigned char c) { return std::tolower(c); });
+      const std::string mac = lower(macOf_[r.eniId]);
       auto link = links_->links().find(mac);
       if (link == links_->links().end()) continue;
       r.interfaceName = link->second.name;
@@ -452,7 +451,9 @@ void EniManager::pruneDeadNodes() {
       if (!node.empty() && node != options_.nodeName) others.insert(node);
     }
     for (const auto& node : others) {
-      if (pruning_.insert(name + "/" + node).second) pruneNode(name, node);
+      std::string key = name;
+      key.append("/").append(node);
+      if (pruning_.insert(std::move(key)).second) pruneNode(name, node);
     }
   }
 }

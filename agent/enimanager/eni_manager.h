@@ -98,7 +98,7 @@ class EniManager {
   void manageLinks(const std::vector<Attached>& attached);
   void publishAttachments();
   /// Stores the write-ahead and ends the pass; the store's answer starts the next one.
-  void recordWriteAhead(PassRunner::Done done);
+  void recordWriteAhead(const PassRunner::Done& done);
   void warnOnce(const std::string& eniId, const char* message, const std::string& reason);
   void writeStatus(const ManagerRecord& record);
   Json::Value statusEntries(const ManagerRecord& record, const std::string& name) const;

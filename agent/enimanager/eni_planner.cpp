@@ -102,6 +102,7 @@ DesiredEnis desiredEnis(const std::string& nodeName,
                         const std::map<std::string, std::string>& groupIdsByName) {
   DesiredEnis out;
   std::vector<const NodeEni*> sorted;
+  sorted.reserve(nodeEnis.size());
   for (const auto& n : nodeEnis) sorted.push_back(&n);
   std::sort(sorted.begin(), sorted.end(),
             [](auto* a, auto* b) { return a->meta.name < b->meta.name; });
