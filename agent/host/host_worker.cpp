@@ -109,12 +109,16 @@ void HostWorker::resolve(const HostPassInput& in, HostObservation& out) {
         auto subnets =
             ec2_.describeSubnets({}, {{"tag:Name", {want.subnetName}}, {"vpc-id", {vpcId}}});
         if (!subnets || subnets->size() != 1) {
-          out.problems.push_back(where +
-                                 (subnets ? std::to_string(subnets->size()) +
-                                                " subnets are tagged Name=" + want.subnetName +
-                                                " in " + vpcId + "; fix subnetName or use subnetID"
-                                          : "cannot look up subnet " + want.subnetName + ": " +
-                                                subnets.error().describe() + "; will retry"));
+          std::string why = where;
+          if (subnets) {
+            why.append(std::to_string(subnets->size())).append(" subnets are tagged Name=");
+            why.append(want.subnetName).append(" in ").append(vpcId);
+            why.append("; fix subnetName or use subnetID");
+          } else {
+            why.append("cannot look up subnet ").append(want.subnetName).append(": ");
+            why.append(subnets.error().describe()).append("; will retry");
+          }
+          out.problems.push_back(std::move(why));
           out.retry = out.retry || !subnets;
           out.lifecycle.problemOwners.insert(want.key());
           continue;
