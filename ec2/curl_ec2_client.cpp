@@ -49,6 +49,14 @@ CurlEc2Client::Accept into(std::optional<T>& out, Decode decode) {
   };
 }
 
+// What `into` decoded once `call` succeeded: the call's error, or the value.
+template <class T>
+Result<T> decoded(const Result<void>& called, std::optional<T>& out, const std::string& action) {
+  if (!called) return fail(called.error());
+  if (!out) return fail(ErrorCode::Internal, action + ": no answer was decoded");
+  return std::move(*out);
+}
+
 }  // namespace
 
 std::string resultLabel(ErrorCode code) {
@@ -89,17 +97,24 @@ Result<std::string> CurlEc2Client::call(const std::string& action, const Params&
                   if (auto ok = checkEc2Response(action, b); !ok) return fail(ok.error());
                   return std::string(b);
                 }));
-  if (!r) return fail(r.error());
-  return std::move(*body);
+  return decoded(r, body, action);
 }
+
+namespace {
+
+std::string queryBody(const std::string& action, const CurlEc2Client::Params& params) {
+  std::string body = "Action=" + action + "&Version=2016-11-15";
+  for (const auto& [key, value] : params)
+    body += "&" + percentEncode(key) + "=" + percentEncode(value);
+  return body;
+}
+
+}  // namespace
 
 Result<void> CurlEc2Client::call(const std::string& action, const Params& params,
                                  const Accept& accept) {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::string body = "Action=" + action + "&Version=2016-11-15";
-  for (const auto& [key, value] : params)
-    body += "&" + percentEncode(key) + "=" + percentEncode(value);
-
+  const std::string body = queryBody(action, params);
   backoff_.reset();
   char invocation[17];
   std::snprintf(invocation, sizeof invocation, "%016llx",
@@ -113,52 +128,66 @@ Result<void> CurlEc2Client::call(const std::string& action, const Params& params
       counters_.result(action, resultLabel(creds.error().code));
       return fail(creds.error());
     }
-    HttpRequest request;
-    request.method = "POST";
-    request.url = config_.endpoint + "/";
-    request.body = body;
-    request.connectTimeout = config_.connectTimeout;
-    request.timeout = config_.timeout;
-    request.maxBodyBytes = kEc2MaxBodyBytes;
-    request.headers.push_back("Content-Type: application/x-www-form-urlencoded; charset=utf-8");
-    // The AWS SDKs' retry headers: which call this is and which attempt of it, so a proxy or a
-    // server log can tell a client retry from a new call.
-    request.headers.push_back(std::string("amz-sdk-invocation-id: ") + invocation);
-    request.headers.push_back("amz-sdk-request: attempt=" + std::to_string(attempt + 1) +
-                              "; max=" + std::to_string(config_.maxAttempts));
-    request.awsSigV4 = "aws:amz:" + config_.region + ":ec2";
-    request.awsAccessKeyId = creds->accessKeyId;
-    request.awsSecretAccessKey = creds->secretAccessKey;
-    if (!creds->sessionToken.empty()) {
-      request.headers.push_back("X-Amz-Security-Token: " + creds->sessionToken);
+    auto failed = attemptOnce(action, signedRequest(body, *creds, invocation, attempt), accept);
+    if (!failed) {
+      counters_.result(action, "success");
+      return {};
     }
-    counters_.attempt(action);
-    // Per attempt, not per call: EC2's answer time, without our backoff and token-bucket waits
-    // (eni_agent_aws_api_calls_total already counts calls by their final result).
-    const TimePoint sent = clock_.now();
-    auto response = http_.perform(request);
-    counters_.duration(action, std::chrono::duration<double>(clock_.now() - sent).count());
-    if (!response) {
-      last = Error{ErrorCode::Transient, action + ": " + response.error().message};
-    } else if (response->status >= 200 && response->status < 300) {
-      auto accepted = accept(response->body);
-      if (accepted) {
-        limiter_.onSuccess();
-        health_.recordSuccess();
-        counters_.result(action, "success");
-        return {};
-      }
-      last = std::move(accepted.error());
-      last.httpStatus = response->status;
-    } else {
-      last = decodeEc2Error(action, response->status, response->body);
-      health_.recordRefusal(last, false);
-    }
+    last = std::move(*failed);
     if (last.code == ErrorCode::Throttled) limiter_.onThrottled();
     if (!last.retryable()) break;
   }
   counters_.result(action, resultLabel(last.code));
   return fail(std::move(last));
+}
+
+HttpRequest CurlEc2Client::signedRequest(const std::string& body, const Credentials& creds,
+                                         const char* invocation, int attempt) const {
+  HttpRequest request;
+  request.method = "POST";
+  request.url = config_.endpoint + "/";
+  request.body = body;
+  request.connectTimeout = config_.connectTimeout;
+  request.timeout = config_.timeout;
+  request.maxBodyBytes = kEc2MaxBodyBytes;
+  request.headers.push_back("Content-Type: application/x-www-form-urlencoded; charset=utf-8");
+  // The AWS SDKs' retry headers: which call this is and which attempt of it, so a proxy or a
+  // server log can tell a client retry from a new call.
+  request.headers.push_back(std::string("amz-sdk-invocation-id: ") + invocation);
+  request.headers.push_back("amz-sdk-request: attempt=" + std::to_string(attempt + 1) +
+                            "; max=" + std::to_string(config_.maxAttempts));
+  request.awsSigV4 = "aws:amz:" + config_.region + ":ec2";
+  request.awsAccessKeyId = creds.accessKeyId;
+  request.awsSecretAccessKey = creds.secretAccessKey;
+  if (!creds.sessionToken.empty()) {
+    request.headers.push_back("X-Amz-Security-Token: " + creds.sessionToken);
+  }
+  return request;
+}
+
+std::optional<Error> CurlEc2Client::attemptOnce(const std::string& action,
+                                                const HttpRequest& request, const Accept& accept) {
+  counters_.attempt(action);
+  // Per attempt, not per call: EC2's answer time, without our backoff and token-bucket waits
+  // (eni_agent_aws_api_calls_total already counts calls by their final result).
+  const TimePoint sent = clock_.now();
+  auto response = http_.perform(request);
+  counters_.duration(action, std::chrono::duration<double>(clock_.now() - sent).count());
+  if (!response) return Error{ErrorCode::Transient, action + ": " + response.error().message};
+  if (response->status < 200 || response->status >= 300) {
+    Error refused = decodeEc2Error(action, response->status, response->body);
+    health_.recordRefusal(refused, false);
+    return refused;
+  }
+  auto accepted = accept(response->body);
+  if (!accepted) {
+    Error rejected = std::move(accepted.error());
+    rejected.httpStatus = response->status;
+    return rejected;
+  }
+  limiter_.onSuccess();
+  health_.recordSuccess();
+  return std::nullopt;
 }
 
 Result<Credentials> CurlEc2Client::credentialsForAttempt() {
@@ -186,10 +215,12 @@ Result<std::vector<NetworkInterface>> CurlEc2Client::describeNetworkInterfaces(
     if (ids.empty()) params.emplace_back("MaxResults", std::to_string(config_.describePageSize));
     if (!nextToken.empty()) params.emplace_back("NextToken", nextToken);
     std::optional<NetworkInterfacePage> page;
-    auto r = call("DescribeNetworkInterfaces", params, into(page, decodeDescribeNetworkInterfaces));
+    auto r = decoded(
+        call("DescribeNetworkInterfaces", params, into(page, decodeDescribeNetworkInterfaces)),
+        page, "DescribeNetworkInterfaces");
     if (!r) return fail(r.error());
-    for (auto& eni : page->interfaces) out.push_back(std::move(eni));
-    nextToken = page->nextToken;
+    for (auto& eni : r->interfaces) out.push_back(std::move(eni));
+    nextToken = r->nextToken;
   } while (!nextToken.empty());
   return out;
 }
@@ -234,8 +265,7 @@ Result<NetworkInterface> CurlEc2Client::createNetworkInterface(const CreateEniRe
   }
   std::optional<NetworkInterface> created;
   auto r = call("CreateNetworkInterface", params, into(created, decodeCreateNetworkInterface));
-  if (!r) return fail(r.error());
-  return std::move(*created);
+  return decoded(r, created, "CreateNetworkInterface");
 }
 
 Result<std::string> CurlEc2Client::attachNetworkInterface(const std::string& eniId,
@@ -247,8 +277,7 @@ Result<std::string> CurlEc2Client::attachNetworkInterface(const std::string& eni
                  {"InstanceId", instanceId},
                  {"DeviceIndex", std::to_string(deviceIndex)}},
                 into(attachmentId, decodeAttachNetworkInterface));
-  if (!r) return fail(r.error());
-  return std::move(*attachmentId);
+  return decoded(r, attachmentId, "AttachNetworkInterface");
 }
 
 Result<void> CurlEc2Client::detachNetworkInterface(const std::string& attachmentId, bool force) {
@@ -283,8 +312,7 @@ Result<std::vector<Subnet>> CurlEc2Client::describeSubnets(const std::vector<std
   addFilters(params, filters);
   std::optional<std::vector<Subnet>> subnets;
   auto r = call("DescribeSubnets", params, into(subnets, decodeDescribeSubnets));
-  if (!r) return fail(r.error());
-  return std::move(*subnets);
+  return decoded(r, subnets, "DescribeSubnets");
 }
 
 Result<std::vector<SecurityGroup>> CurlEc2Client::describeSecurityGroups(
@@ -294,18 +322,17 @@ Result<std::vector<SecurityGroup>> CurlEc2Client::describeSecurityGroups(
   addFilters(params, filters);
   std::optional<std::vector<SecurityGroup>> groups;
   auto r = call("DescribeSecurityGroups", params, into(groups, decodeDescribeSecurityGroups));
-  if (!r) return fail(r.error());
-  return std::move(*groups);
+  return decoded(r, groups, "DescribeSecurityGroups");
 }
 
 Result<Instance> CurlEc2Client::describeInstance(const std::string& instanceId) {
   std::optional<std::vector<Instance>> instances;
-  auto r = call("DescribeInstances", {{"InstanceId.1", instanceId}},
-                into(instances, decodeDescribeInstances));
+  auto r = decoded(call("DescribeInstances", {{"InstanceId.1", instanceId}},
+                        into(instances, decodeDescribeInstances)),
+                   instances, "DescribeInstances");
   if (!r) return fail(r.error());
-  if (instances->empty())
-    return fail(ErrorCode::NotFound, "DescribeInstances: no instance " + instanceId);
-  return std::move(instances->front());
+  if (r->empty()) return fail(ErrorCode::NotFound, "DescribeInstances: no instance " + instanceId);
+  return std::move(r->front());
 }
 
 }  // namespace eni

@@ -88,6 +88,12 @@ class CurlEc2Client final : public Ec2Api {
   [[nodiscard]] Result<std::string> call(const std::string& action, const Params& params);
 
  private:
+  // The POST of one attempt, signed with `creds`.
+  HttpRequest signedRequest(const std::string& body, const Credentials& creds,
+                            const char* invocation, int attempt) const;
+  // One attempt: nullopt when EC2 answered and `accept` took the answer, else why not.
+  std::optional<Error> attemptOnce(const std::string& action, const HttpRequest& request,
+                                   const Accept& accept);
   // Credentials for the next attempt; fresh ones while AWS refuses the cached ones (see
   // Ec2ClientConfig::refusedCredentialsRefresh). A failed chain is recorded as a refusal.
   Result<Credentials> credentialsForAttempt();

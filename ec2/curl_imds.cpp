@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 #include "ec2/ec2_xml.h"
 #include "ec2/ip_prefix.h"
 
@@ -105,8 +106,8 @@ Result<InterfaceMap> readInterfaceMap(const ImdsGet& get) {
   for (const auto& mac : splitImdsList(*macs)) {
     auto one = readInterface(get, mac);
     if (!one) return fail(one.error());
-    if (one->interface) {
-      map.interfaces.push_back(std::move(*one->interface));
+    if (auto& interface = one->interface; interface) {
+      map.interfaces.push_back(std::move(*interface));
     } else {
       map.skippedMacs[mac] = std::move(one->skipped);
     }
@@ -148,8 +149,7 @@ ImdsConfig imdsConfigFromEnv(const EnvLookup& env) {
     while (!config.endpoint.empty() && config.endpoint.back() == '/') config.endpoint.pop_back();
   }
   if (auto disabled = env("AWS_EC2_METADATA_DISABLED")) {
-    std::string v = *disabled;
-    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+    const std::string v = lower(*disabled);
     config.disabled = v == "true" || v == "1";
   }
   return config;

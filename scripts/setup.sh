@@ -20,8 +20,9 @@ DEB_PACKAGES=(
   # scripts/lean-curl.sh: apt-get source, dpkg-source; HTTPS to the archive
   dpkg-dev ca-certificates
   # the format check and the fuzz stage: clang links libclang_rt.fuzzer/asan/ubsan from
-  # libclang-rt-14-dev, which clang only recommends
-  clang libclang-rt-14-dev clang-format clang-tidy
+  # libclang-rt-14-dev, which clang only recommends; the clang-tidy stage (clang-tidy 19: 14
+  # cannot parse C++20 lambdas that capture structured bindings; it brings clang++-19)
+  clang libclang-rt-14-dev clang-format clang-tidy-19
   # the test stack and the benchmarks (python3), systemd-analyze (packaging.systemd_*), file and
   # dpkg-shlibdeps (cpack's DEB generator, packaging.deb), ip (bench/run's network namespaces)
   python3 python3-pip systemd file iproute2

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test of eni-agent on this machine: installs what is missing, builds with -Werror,
-# builds (or reuses from $HOME/.cache) the test stack, then runs the unit, integration and netns
-# labels through ctest, the fault drills (label faults), the .deb under systemd as PID 1 (label
-# systemd, in a Debian root cached under $HOME/.cache), the unit tests again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, checks formatting, and runs the libFuzzer targets
-# when clang is present (FUZZ_SECONDS each, 60 by default). netns tests need root; CI runs as root.
+# Runs every test of eni-agent on this machine: installs what is missing, checks formatting, builds
+# with -Werror, runs clang-tidy on the sources and tests (scripts/clang_tidy.py; any finding fails
+# the run), builds (or reuses from $HOME/.cache) the test stack, then runs the unit, integration and
+# netns labels through ctest, the fault drills (label faults), the .deb under systemd as PID 1
+# (label systemd, in a Debian root cached under $HOME/.cache), the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and the libFuzzer targets when clang is present
+# (FUZZ_SECONDS each, 60 by default). netns tests need root; CI runs as root.
 # Each stage's wall time is printed at the end (and kept in $BUILD/ci-timings.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,10 +50,15 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENI_CURL_PRE
   -DENI_AGENT_WERROR=ON -DENI_AGENT_BUILD_TESTS=ON -DENI_AGENT_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j "$JOBS"
 
+status=0
+# After the build: it reads the build's compile_commands.json and generated headers. No function
+# over 60 lines and no bugprone, performance or static-analyzer finding (.clang-tidy).
+stage clang-tidy
+python3 scripts/clang_tidy.py "$BUILD" -j "$JOBS" || status=$?
+
 stage "test-stack binaries"
 bash tests/env/build-binaries.sh >/dev/null
 
-status=0
 stage "ctest unit+integration+netns"
 (cd "$BUILD" && ctest -L 'unit|integration|netns' -j "$JOBS" --output-on-failure --timeout 600) || status=$?
 # Show that the kube tests talked to the real kube-apiserver.

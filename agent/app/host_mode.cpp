@@ -7,33 +7,29 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
-#include "agent/app/aws_metrics.h"
 #include "agent/app/aws_probe.h"
 #include "agent/app/commands.h"
-#include "agent/app/imds_wait.h"
 #include "agent/app/run_as_user.h"
+#include "agent/app/wiring.h"
 #include "agent/base/env.h"
 #include "agent/base/event_loop.h"
 #include "agent/base/executor.h"
-#include "agent/base/heap_trimmer.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
+#include "agent/base/timer.h"
 #include "agent/base/worker_pool.h"
 #include "agent/eni/eni_lifecycle.h"
 #include "agent/eni/link_reconciler.h"
 #include "agent/host/host_addressing.h"
 #include "agent/host/host_config.h"
 #include "agent/host/host_reconciler.h"
-#include "agent/obs/health_server.h"
 #include "agent/obs/journald.h"
-#include "agent/obs/metrics.h"
 #include "agent/obs/readiness.h"
 #include "agent/obs/systemd_notify.h"
 #include "agent/state/file_state_store.h"
-#include "ec2/credentials.h"
-#include "ec2/curl_ec2_client.h"
-#include "ec2/curl_imds.h"
 #include "netlink/address_manager.h"
 #include "netlink/nl_link_manager.h"
 
@@ -97,6 +93,218 @@ class HostNotifications {
   bool readySent_ = false;
 };
 
+// The state directory, locked for this process, host.json and the saved node state. open() logs
+// what is wrong and fails; the agent then does not start.
+struct HostFiles {
+  explicit HostFiles(const eni::AgentOptions& options) : store(options.stateDir) {}
+
+  [[nodiscard]] bool open(const eni::AgentOptions& options) {
+    auto locked = eni::StateDirLock::acquire(options.stateDir);
+    if (!locked) {
+      eni::logError("cannot lock the state directory", {{"error", locked.error().message}});
+      return false;
+    }
+    lock = std::move(*locked);
+    auto loaded = eni::loadHostConfig(options.configPath);
+    if (!loaded) {
+      eni::logError("invalid host config, not starting; fix it and start again",
+                    {{"config", options.configPath}, {"error", loaded.error().message}});
+      return false;
+    }
+    config = std::move(*loaded);
+    auto state = store.load();
+    if (!state) {
+      eni::logError("cannot read the state file", {{"error", state.error().describe()}});
+      return false;
+    }
+    saved = std::move(*state);
+    if (!store.movedAside().empty()) {
+      eni::logWarn("the state file was unreadable; moved it aside and starting cold",
+                   {{"moved_to", store.movedAside()}, {"reason", store.movedAsideReason()}});
+    }
+    return true;
+  }
+
+  std::optional<eni::StateDirLock> lock;
+  eni::HostConfig config;
+  eni::FileStateStore store;
+  std::optional<eni::NodeState> saved;  // nullopt: a cold start
+};
+
+// SIGTERM and SIGINT stop the agent. SIGHUP reloads host.json: a valid one goes to the reconciler
+// or, while the agent still waits for IMDS, replaces the config it will start with.
+class HostSignals {
+ public:
+  HostSignals(eni::EventLoop& loop, const eni::AgentOptions& options,
+              eni::SystemdNotifier& notifier, eni::HostConfig& pending)
+      : loop_(loop),
+        options_(options),
+        notifier_(notifier),
+        pending_(pending),
+        signals_(loop, {SIGTERM, SIGINT, SIGHUP}, [this](int signal) { onSignal(signal); }) {}
+
+  void reloadInto(eni::HostReconciler& host) { host_ = &host; }
+
+ private:
+  void onSignal(int signal) {
+    if (signal == SIGHUP) return reload();
+    eni::logInfo("stopping", {{"signal", signal}});
+    notifier_.stopping("stopping on signal " + std::to_string(signal));
+    loop_.stop();
+  }
+
+  void reload() {
+    auto reloaded = eni::loadHostConfig(options_.configPath);
+    if (!reloaded) {
+      eni::logError("new host config rejected, the old one stays in force",
+                    {{"config", options_.configPath}, {"error", reloaded.error().message}});
+      notifier_.status("new config rejected, the old one stays in force: " +
+                       reloaded.error().message);
+      return;
+    }
+    eni::logInfo("host config reloaded", {{"config", options_.configPath},
+                                          {"interfaces", reloaded->interfaces.size()},
+                                          {"tags", reloaded->tags.size()}});
+    if (host_ != nullptr) {
+      host_->setConfig(std::move(*reloaded));
+    } else {
+      pending_ = std::move(*reloaded);  // still waiting for IMDS: start with this one
+    }
+  }
+
+  eni::EventLoop& loop_;
+  const eni::AgentOptions& options_;
+  eni::SystemdNotifier& notifier_;
+  eni::HostConfig& pending_;
+  eni::HostReconciler* host_ = nullptr;
+  eni::SignalWatcher signals_;
+};
+
+// WATCHDOG=1 from the loop at half of WATCHDOG_USEC, when systemd asks for it.
+class Watchdog {
+ public:
+  Watchdog(eni::Scheduler& scheduler, eni::SystemdNotifier& notifier)
+      : notifier_(notifier), timer_(scheduler, [this] { kick(); }) {
+    if (auto interval = notifier.watchdogInterval()) {
+      interval_ = *interval;
+      timer_.enable(interval_);
+    }
+  }
+
+ private:
+  void kick() {
+    notifier_.watchdog();
+    timer_.enable(interval_);
+  }
+
+  eni::SystemdNotifier& notifier_;
+  eni::Duration interval_{0};
+  eni::Timer timer_;
+};
+
+eni::HostReconcilerOptions hostOptionsFor(const eni::AgentOptions& options) {
+  eni::HostReconcilerOptions o;
+  o.dryRun = options.dryRun;
+  o.resyncInterval = options.resyncInterval;
+  return o;
+}
+
+eni::EniLifecycleOptions lifecycleOptionsFor(const eni::EnvLookup& env) {
+  eni::EniLifecycleOptions o;
+  o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
+  return o;
+}
+
+// The core: the host reconciler, the links it configures, its AWS worker, and the ENI lifecycle
+// with the threads its releases wait on (never the AWS worker).
+struct HostCore {
+  HostCore(const eni::AgentOptions& options, eni::EventLoop& loop, eni::BaseAdapters& base,
+           eni::Ec2Adapters& aws, eni::LinkManager& links, eni::NodeStateStore& store)
+      : linkReconciler(links, base.clock),
+        awsWorker(std::make_unique<eni::WorkerThread>(loop)),
+        releaseWorkers(std::make_unique<eni::WorkerPool>(
+            loop, lifecycleOptionsFor(base.env).releaseConcurrency)),
+        lifecycle(aws.ec2, *releaseWorkers, base.sleeper, lifecycleOptionsFor(base.env)),
+        host(aws.ec2, base.imds, loop, *awsWorker, lifecycle, store,
+             options.manageLinks ? &linkReconciler : nullptr, hostOptionsFor(options)) {}
+  // The threads are joined before the reconciler goes: a pass or a release still running on them
+  // uses it.
+  ~HostCore() {
+    lifecycle.stop();
+    releaseWorkers.reset();
+    awsWorker.reset();
+  }
+  HostCore(const HostCore&) = delete;
+  HostCore& operator=(const HostCore&) = delete;
+
+  eni::LinkReconciler linkReconciler;
+  std::unique_ptr<eni::WorkerThread> awsWorker;
+  std::unique_ptr<eni::WorkerPool> releaseWorkers;
+  eni::EniLifecycle lifecycle;
+  eni::HostReconciler host;
+};
+
+// Addresses and routing of the attached interfaces. Address events are subscribed to only once
+// host.json asks for addresses or routing.
+void wireAddressing(eni::HostReconciler& host, eni::HostAddressing& addressing,
+                    eni::NlAddressWatch& addressWatch) {
+  host.setOnLinks([&](const std::vector<eni::HostLink>& l) {
+    if (!addressWatch.started() && eni::HostAddressing::wantsAddresses(l)) {
+      auto watching = addressWatch.start([&](int ifindex) {
+        addressing.forget(ifindex);
+        addressing.update(host.hostLinks());
+      });
+      if (!watching) {
+        eni::logWarn(
+            "cannot watch address events, ignoring: an address or rule someone deletes "
+            "comes back only when its link reappears or the agent restarts",
+            {{"error", watching.error().message}});
+      }
+    }
+    addressing.update(l);
+  });
+}
+
+// READY=1 once every check passes; STATUS= carries the last pass and, while the agent is not
+// ready, why (systemd has no way back from READY=1, so STATUS= is what says it).
+void wireReadiness(eni::Readiness& readiness, eni::HostReconciler& host, eni::CurlEc2Client& ec2,
+                   HostNotifications& notifications, bool& reconciled) {
+  readiness.addCheck("host", [&reconciled] {
+    return reconciled ? "" : "FirstReconcile: waiting for the first full reconcile";
+  });
+  readiness.addCheck("aws", [&ec2] { return ec2.health().problem(); });
+  host.setOnPass([&](const eni::HostPassReport& report) {
+    reconciled = reconciled || report.complete;
+    notifications.pass(statusLine(report), readiness.reasons());
+  });
+}
+
+eni::Reporter::Hooks reportHooks(HostNotifications& notifications, HostCore& core) {
+  eni::Reporter::Hooks hooks;
+  hooks.onReadiness = [&notifications](const eni::ReadinessReport& report) {
+    notifications.readiness(report.detail);
+  };
+  hooks.addMetrics = [&core](eni::MetricsSnapshot& m) {
+    m.linkConfigure = core.linkReconciler.latencyHistogram();
+    m.managedEnis = core.host.state().attachments.size();
+    m.reconcileErrors = core.host.passes() - core.host.completePasses();
+  };
+  return hooks;
+}
+
+void logStarting(const eni::AgentOptions& options, const HostFiles& files,
+                 const std::string& region, const eni::Ec2Adapters& aws) {
+  eni::logInfo("starting", {{"mode", "host"},
+                            {"config", options.configPath},
+                            {"state_dir", options.stateDir},
+                            {"warm_start", files.saved.has_value() ? "true" : "false"},
+                            {"region", region},
+                            {"ec2_endpoint", aws.config.endpoint},
+                            {"credentials", aws.credentials.source()},
+                            {"dry_run", options.dryRun ? "true" : "false"},
+                            {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
+}
+
 }  // namespace
 
 int eni::runHost(const eni::AgentOptions& options) {
@@ -113,206 +321,43 @@ int eni::runHost(const eni::AgentOptions& options) {
     return kExitFailure;
   }
   if (!eni::applyRunAsUser(options)) return kExitFailure;
-  auto lock = eni::StateDirLock::acquire(options.stateDir);
-  if (!lock) {
-    eni::logError("cannot lock the state directory", {{"error", lock.error().message}});
-    return kExitFailure;
-  }
-  auto config = eni::loadHostConfig(options.configPath);
-  if (!config) {
-    eni::logError("invalid host config, not starting; fix it and start again",
-                  {{"config", options.configPath}, {"error", config.error().message}});
-    return kExitFailure;
-  }
-  eni::FileStateStore store(options.stateDir);
-  auto saved = store.load();
-  if (!saved) {
-    eni::logError("cannot read the state file", {{"error", saved.error().describe()}});
-    return kExitFailure;
-  }
-  if (!store.movedAside().empty()) {
-    eni::logWarn("the state file was unreadable; moved it aside and starting cold",
-                 {{"moved_to", store.movedAside()}, {"reason", store.movedAsideReason()}});
-  }
+  HostFiles files(options);
+  if (!files.open(options)) return kExitFailure;
 
-  const auto env = eni::processEnv();
-  eni::SystemClock clock;
-  eni::RealSleeper sleeper;
-  const eni::ImdsConfig imdsConfig = eni::imdsConfigFromEnv(env);
-  eni::CurlImds imds(imdsConfig, clock, sleeper);
+  eni::BaseAdapters base;
   eni::SystemdNotifier notifier;
   // Signals are blocked for the whole process, so the watcher comes before any thread starts
-  // (the AWS worker, civetweb); SIGHUP hands the new config to the reconciler made below.
-  std::function<void(eni::HostConfig)> onConfig;
-  eni::SignalWatcher signals(loop, {SIGTERM, SIGINT, SIGHUP}, [&](int signal) {
-    if (signal != SIGHUP) {
-      eni::logInfo("stopping", {{"signal", signal}});
-      notifier.stopping("stopping on signal " + std::to_string(signal));
-      loop.stop();
-      return;
-    }
-    auto reloaded = eni::loadHostConfig(options.configPath);
-    if (!reloaded) {
-      eni::logError("new host config rejected, the old one stays in force",
-                    {{"config", options.configPath}, {"error", reloaded.error().message}});
-      notifier.status("new config rejected, the old one stays in force: " +
-                      reloaded.error().message);
-      return;
-    }
-    eni::logInfo("host config reloaded", {{"config", options.configPath},
-                                          {"interfaces", reloaded->interfaces.size()},
-                                          {"tags", reloaded->tags.size()}});
-    if (onConfig) {
-      onConfig(std::move(*reloaded));
-    } else {
-      *config = std::move(*reloaded);  // still waiting for IMDS: start with this one
-    }
-  });
+  // (the AWS worker, civetweb).
+  HostSignals signals(loop, options, notifier, files.config);
   // Health and the watchdog come before the wait for IMDS: an agent that waits is alive and says
   // why it is not ready, and systemd does not kill it.
-  auto health = eni::HealthServer::start(options.healthProbeBindAddress);
-  if (!health) {
-    eni::logError("cannot serve health probes", {{"error", health.error().message}});
-    return kExitFailure;
-  }
-  // WATCHDOG=1 from the loop at half of WATCHDOG_USEC. The timer's function outlives this block,
-  // so it lives at function scope.
-  std::function<void()> kick;
-  if (auto interval = notifier.watchdogInterval()) {
-    kick = [&, interval] {
-      notifier.watchdog();
-      loop.runAfter(*interval, kick);
-    };
-    loop.runAfter(*interval, kick);
-  }
-  std::string region = options.region;
-  if (region.empty()) {
-    if (imdsConfig.disabled) {
-      eni::logError("cannot find the AWS region: set --region or AWS_REGION",
-                    {{"error", "IMDS is disabled by AWS_EC2_METADATA_DISABLED"}});
-      return kExitFailure;
-    }
-    notifier.status("waiting for IMDS to read the region");
-    auto resolved = eni::waitForRegion(loop, imds, health->get(), imdsConfig.endpoint);
-    if (!resolved) return 0;  // stopped by a signal while waiting
-    region = *resolved;
-  }
-  eni::DefaultCredentialChain credentials(env, region, &imds);
-  eni::Ec2ClientConfig ec2Config;
-  ec2Config.region = region;
-  ec2Config.endpoint = eni::ec2Endpoint(env, region);
-  ec2Config.qps = options.awsRateLimitQps;
-  ec2Config.burst = options.awsRateLimitBurst;
-  const eni::Duration probeInterval = eni::awsProbeInterval(env);
-  ec2Config.refusedCredentialsRefresh = probeInterval;
-  eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
+  auto servers = eni::Servers::startHealth(options);
+  if (!servers) return kExitFailure;
+  Watchdog watchdog(loop, notifier);
+  const eni::RegionLookup region =
+      eni::lookUpRegion(options.region, loop, base, servers->health.get(),
+                        [&notifier] { notifier.status("waiting for IMDS to read the region"); });
+  if (!region.region) return region.exitCode;
+  eni::Ec2Adapters aws(options, base, *region.region);
 
-  eni::LinkReconciler linkReconciler(links, clock);
-  // Joined before the reconciler goes (see the end): a pass still running on it uses it.
-  auto awsWorker = std::make_unique<eni::WorkerThread>(loop);
-  // ENI releases wait for detaches on threads of their own, never on the AWS worker.
-  eni::EniLifecycleOptions lifecycleOptions;
-  lifecycleOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  auto releaseWorkers =
-      std::make_unique<eni::WorkerPool>(loop, lifecycleOptions.releaseConcurrency);
-  eni::EniLifecycle lifecycle(ec2, *releaseWorkers, sleeper, lifecycleOptions);
-  eni::HostReconcilerOptions hostOptions;
-  hostOptions.dryRun = options.dryRun;
-  hostOptions.resyncInterval = options.resyncInterval;
-  eni::HostReconciler host(ec2, imds, loop, *awsWorker, lifecycle, store,
-                           options.manageLinks ? &linkReconciler : nullptr, hostOptions);
-
-  onConfig = [&host](eni::HostConfig c) { host.setConfig(std::move(c)); };
-  eni::HostAddressing addressing(addresses, linkReconciler);
-  // Address events are subscribed to only once host.json asks for addresses or routing.
-  if (options.manageLinks) {
-    host.setOnLinks([&](const std::vector<eni::HostLink>& l) {
-      if (!addressWatch.started() && eni::HostAddressing::wantsAddresses(l)) {
-        auto watching = addressWatch.start([&](int ifindex) {
-          addressing.forget(ifindex);
-          addressing.update(host.hostLinks());
-        });
-        if (!watching) {
-          eni::logWarn(
-              "cannot watch address events, ignoring: an address or rule someone deletes "
-              "comes back only when its link reappears or the agent restarts",
-              {{"error", watching.error().message}});
-        }
-      }
-      addressing.update(l);
-    });
-  }
-
-  if (options.manageLinks) {
-    if (auto started = links.start([&](const eni::LinkEvent& e) { linkReconciler.onEvent(e); });
-        !started) {
-      eni::logError("cannot watch network links", {{"error", started.error().message}});
-      return kExitFailure;
-    }
-  }
-
+  HostCore core(options, loop, base, aws, links, files.store);
+  signals.reloadInto(core.host);
+  eni::HostAddressing addressing(addresses, core.linkReconciler);
+  if (options.manageLinks) wireAddressing(core.host, addressing, addressWatch);
+  if (options.manageLinks && !eni::watchLinks(links, core.linkReconciler)) return kExitFailure;
   bool reconciled = false;
   eni::Readiness readiness;
-  readiness.addCheck("host", [&reconciled] {
-    return reconciled ? "" : "FirstReconcile: waiting for the first full reconcile";
-  });
-  readiness.addCheck("aws", [&ec2] { return ec2.health().problem(); });
-  eni::AwsProbe awsProbe(ec2, ec2.health(), *awsWorker, probeInterval);
-  // READY=1 once every check passes; STATUS= carries the last pass and, while the agent is not
-  // ready, why (systemd has no way back from READY=1, so STATUS= is what says it).
+  eni::AwsProbe awsProbe(aws.ec2, aws.ec2.health(), *core.awsWorker, aws.probeInterval);
   HostNotifications notifications(notifier);
-  host.setOnPass([&](const eni::HostPassReport& report) {
-    reconciled = reconciled || report.complete;
-    notifications.pass(statusLine(report), readiness.reasons());
-  });
-  auto metrics = eni::MetricsServer::start(options.metricsBindAddress);
-  if (!metrics) {
-    eni::logError("cannot serve metrics", {{"error", metrics.error().message}});
-    return kExitFailure;
-  }
+  wireReadiness(readiness, core.host, aws.ec2, notifications, reconciled);
+  if (!servers->startMetrics(options)) return kExitFailure;
 
-  eni::logInfo("starting", {{"mode", "host"},
-                            {"config", options.configPath},
-                            {"state_dir", options.stateDir},
-                            {"warm_start", saved->has_value() ? "true" : "false"},
-                            {"region", region},
-                            {"ec2_endpoint", ec2Config.endpoint},
-                            {"credentials", credentials.source()},
-                            {"dry_run", options.dryRun ? "true" : "false"},
-                            {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
-  host.start(std::move(*config));
-
-  // Freed heap goes back to the kernel after bursts (a relist, a pod churn); see HeapTrimmer.
-  eni::HeapTrimmer heapTrimmer;
-  std::function<void()> report = [&] {
-    heapTrimmer.tick();
-    awsProbe.tick();
-    const eni::ReadinessReport readinessNow = readiness.report();
-    notifications.readiness(readinessNow.detail);
-    if (*health) {
-      (*health)->heartbeat();
-      (*health)->setReady(readinessNow);
-    }
-    if (*metrics) {
-      eni::MetricsSnapshot m;
-      eni::addAwsMetrics(m, ec2, imds);
-      m.linkConfigure = linkReconciler.latencyHistogram();
-      m.managedEnis = host.state().attachments.size();
-      m.reconcileErrors = host.passes() - host.completePasses();
-      (*metrics)->publish(std::move(m));
-    }
-    loop.runAfter(eni::Duration(1000), report);
-  };
-  loop.runAfter(eni::Duration(1000), report);
+  logStarting(options, files, *region.region, aws);
+  core.host.start(std::move(files.config));
+  eni::Reporter reporter(loop, readiness, base, aws, awsProbe, *servers,
+                         reportHooks(notifications, core));
+  reporter.start();
   loop.run();
-  // Both servers at once, woken: civetweb would otherwise wait out its 2 s poll, one server
-  // after the other.
-  std::vector<eni::Stoppable> servers;
-  if (*health) servers.push_back((*health)->stopper());
-  if (*metrics) servers.push_back((*metrics)->stopper());
-  eni::stopTogether(std::move(servers));
-  lifecycle.stop();
-  releaseWorkers.reset();
-  awsWorker.reset();
+  servers->stop();
   return 0;
 }

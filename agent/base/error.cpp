@@ -27,7 +27,7 @@ std::string_view toString(ErrorCode code) {
 std::string Error::describe() const {
   std::string out = message;
   std::string extra;
-  auto add = [&extra](std::string part) {
+  auto add = [&extra](const std::string& part) {
     if (!extra.empty()) extra += ", ";
     extra += part;
   };

@@ -5,6 +5,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -102,13 +103,23 @@ void EventLoop::rearmTimerFd() {
 
 void EventLoop::runDueTimers() {
   const TimePoint now = std::chrono::steady_clock::now();
-  std::vector<std::function<void()>> due;
-  while (!timers_.empty() && timers_.begin()->first <= now) {
-    auto node = timers_.extract(timers_.begin());
-    timerDeadlines_.erase(node.mapped().id);
-    due.push_back(std::move(node.mapped().fn));
+  std::vector<TimerId> due;
+  for (auto t = timers_.begin(); t != timers_.end() && t->first <= now; ++t) {
+    due.push_back(t->second.id);
   }
-  for (auto& fn : due) fn();
+  // One at a time, each taken out just before it runs: a callback that cancels another due timer
+  // (or destroys the Timer that armed it) stops that one from running. Timers armed by these
+  // callbacks wait for the next round.
+  for (TimerId id : due) {
+    auto deadline = timerDeadlines_.find(id);
+    if (deadline == timerDeadlines_.end()) continue;  // cancelled by an earlier callback
+    auto [begin, end] = timers_.equal_range(deadline->second);
+    auto t = std::find_if(begin, end, [id](const auto& entry) { return entry.second.id == id; });
+    std::function<void()> fn = std::move(t->second.fn);
+    timers_.erase(t);
+    timerDeadlines_.erase(deadline);
+    fn();
+  }
   rearmTimerFd();
 }
 

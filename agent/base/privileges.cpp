@@ -108,12 +108,14 @@ Result<CapabilitySets> getCapabilities() {
 bool setCapabilities(const CapabilitySets& sets) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   std::array<__user_cap_data_struct, 2> data{};
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    const int shift = static_cast<int>(32 * i);
-    data[i].effective = static_cast<std::uint32_t>(sets.effective >> shift);
-    data[i].permitted = static_cast<std::uint32_t>(sets.permitted >> shift);
-    data[i].inheritable = static_cast<std::uint32_t>(sets.inheritable >> shift);
-  }
+  auto low = [](std::uint64_t bits) { return static_cast<std::uint32_t>(bits); };
+  auto high = [](std::uint64_t bits) { return static_cast<std::uint32_t>(bits >> 32); };
+  data[0].effective = low(sets.effective);
+  data[1].effective = high(sets.effective);
+  data[0].permitted = low(sets.permitted);
+  data[1].permitted = high(sets.permitted);
+  data[0].inheritable = low(sets.inheritable);
+  data[1].inheritable = high(sets.inheritable);
   return syscall(SYS_capset, &header, data.data()) == 0;
 }
 

@@ -13,4 +13,8 @@ std::string percentEncode(std::string_view text);
 /// stays. Nothing is cut, so a message with an embedded NUL is printed whole.
 std::string escapeControlBytes(std::string_view text);
 
+/// `text` with ASCII A-Z turned into a-z; every other byte stays (MAC addresses, tag keys,
+/// "true"/"TRUE"). Not locale-dependent.
+std::string lower(std::string_view text);
+
 }  // namespace eni

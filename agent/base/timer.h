@@ -17,7 +17,8 @@ class Timer {
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
 
-  /// Fires once after `delay`; a pending timeout is replaced.
+  /// Fires once after `delay`; a pending timeout is replaced. The callback may destroy this timer
+  /// (and its owner) as long as it touches neither afterwards.
   void enable(Duration delay);
   /// Fires after `delay` unless it is already armed (the earlier deadline stands).
   void enableIfDisabled(Duration delay) {

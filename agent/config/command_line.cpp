@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "ec2/region.h"
+#include "agent/config/region.h"
 #include "eni_agent_version.h"
 
 namespace eni {
@@ -60,19 +60,126 @@ Result<void> checkBindAddress(const std::string& v) {
   return {};
 }
 
-const std::vector<FlagSpec>& flagSpecs() {
-  static const std::vector<FlagSpec> specs = {
+Result<void> setMode(AgentOptions& o, const std::string& v) {
+  if (v == "kubernetes")
+    o.mode = RunMode::Kubernetes;
+  else if (v == "host")
+    o.mode = RunMode::Host;
+  else
+    return badValue(v, "want kubernetes or host");
+  return {};
+}
+
+Result<void> setRegion(AgentOptions& o, const std::string& v) {
+  if (!v.empty() && !isRegionName(v))
+    return badValue(v, "want an AWS region name such as us-east-1 or eu-central-2");
+  o.region = v;
+  return {};
+}
+
+Result<void> setAnnotationKey(AgentOptions& o, const std::string& v) {
+  if (v.empty() || v.find_first_of(" \t\n") != std::string::npos) {
+    return badValue(v, "want an annotation key such as eni-tagger.io/tags");
+  }
+  o.annotationKey = v;
+  return {};
+}
+
+std::string trimSpaces(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
+Result<void> setSubnetIds(AgentOptions& o, const std::string& v) {
+  std::vector<std::string> ids;
+  std::size_t start = 0;
+  while (start <= v.size() && !v.empty()) {
+    const auto comma = v.find(',', start);
+    std::string id =
+        trimSpaces(v.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (id.rfind("subnet-", 0) != 0 || id.size() == 7) {
+      return badValue(v,
+                      "each entry must be a subnet ID such as subnet-0abc1234, got \"" + id + "\"");
+    }
+    ids.push_back(id);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  o.subnetIds = std::move(ids);
+  return {};
+}
+
+Result<void> setRateLimitQps(AgentOptions& o, const std::string& v) {
+  char* end = nullptr;
+  const double qps = std::strtod(v.c_str(), &end);
+  if (v.empty() || end == nullptr || *end != '\0' || !std::isfinite(qps) || qps <= 0) {
+    return badValue(v, "want a number of requests per second greater than 0, e.g. 5");
+  }
+  o.awsRateLimitQps = qps;
+  return {};
+}
+
+Result<void> setRateLimitBurst(AgentOptions& o, const std::string& v) {
+  char* end = nullptr;
+  const long long burst = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || end == nullptr || *end != '\0' || burst < 1 || burst > 100000) {
+    return badValue(v, "want a whole number from 1 to 100000, e.g. 10");
+  }
+  o.awsRateLimitBurst = burst;
+  return {};
+}
+
+Result<void> setResyncInterval(AgentOptions& o, const std::string& v) {
+  auto d = parseDuration(v);
+  if (!d) return fail(d.error());
+  if (d->count() < 1000) return badValue(v, "must be at least 1s");
+  o.resyncInterval = *d;
+  return {};
+}
+
+Result<void> setWatchIdleTimeout(AgentOptions& o, const std::string& v) {
+  auto d = parseDuration(v);
+  if (!d) return fail(d.error());
+  if (d->count() != 0 && d->count() < 1000) return badValue(v, "must be 0s (off) or at least 1s");
+  o.watchIdleTimeout = *d;
+  return {};
+}
+
+Result<void> setRunAsUser(AgentOptions& o, const std::string& v) {
+  if (v.empty()) {
+    o.runAsUser.reset();
+    return {};
+  }
+  auto user = parseRunAsUser(v);
+  if (!user) return fail(user.error());
+  o.runAsUser = *user;
+  return {};
+}
+
+Setter bindAddressSetter(std::string AgentOptions::*field) {
+  return [field](AgentOptions& o, const std::string& v) -> Result<void> {
+    if (auto ok = checkBindAddress(v); !ok) return ok;
+    o.*field = v;
+    return {};
+  };
+}
+
+Result<void> setLogFormat(AgentOptions& o, const std::string& v) {
+  if (!logging::parseFormat(v, o.logFormat)) return badValue(v, "want json or text");
+  return {};
+}
+
+Result<void> setLogLevel(AgentOptions& o, const std::string& v) {
+  if (!logging::parseLevel(v, o.logLevel)) return badValue(v, "want debug, info, warn or error");
+  return {};
+}
+
+// Where the agent runs and what it tags, in the order --help lists them.
+std::vector<FlagSpec> placementAndTaggingFlags() {
+  return {
       {"mode", "kubernetes|host", "kubernetes if in-cluster or a kubeconfig is set, else host",
-       "which world the agent runs in",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (v == "kubernetes")
-           o.mode = RunMode::Kubernetes;
-         else if (v == "host")
-           o.mode = RunMode::Host;
-         else
-           return badValue(v, "want kubernetes or host");
-         return {};
-       }},
+       "which world the agent runs in", setMode},
       {"node-name", "NAME", "$NODE_NAME", "this node's name (downward API)",
        stringSetter(&AgentOptions::nodeName)},
       {"kubeconfig", "PATH", "$KUBECONFIG, else in-cluster", "Kubernetes client configuration",
@@ -81,90 +188,33 @@ const std::vector<FlagSpec>& flagSpecs() {
        stringSetter(&AgentOptions::configPath, false)},
       {"state-dir", "DIR", "/var/lib/eni-agent", "host-mode state file and lock",
        stringSetter(&AgentOptions::stateDir, false)},
-      {"region", "REGION", "$AWS_REGION, else IMDS placement/region", "AWS region",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (!v.empty() && !isRegionName(v))
-           return badValue(v, "want an AWS region name such as us-east-1 or eu-central-2");
-         o.region = v;
-         return {};
-       }},
+      {"region", "REGION", "$AWS_REGION, else IMDS placement/region", "AWS region", setRegion},
       {"annotation-key", "KEY", "eni-tagger.io/tags", "pod annotation with the desired tags",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (v.empty() || v.find_first_of(" \t\n") != std::string::npos) {
-           return badValue(v, "want an annotation key such as eni-tagger.io/tags");
-         }
-         o.annotationKey = v;
-         return {};
-       }},
+       setAnnotationKey},
       {"tag-namespace", "PREFIX", "empty",
        "prefix tag keys: a literal 'acme' gives acme:Key; 'pod-namespace' gives <ns>:Key",
        stringSetter(&AgentOptions::tagNamespace)},
-      {"subnet-ids", "ID,ID", "empty (all)", "only tag ENIs in these subnets",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         std::vector<std::string> ids;
-         std::size_t start = 0;
-         while (start <= v.size() && !v.empty()) {
-           const auto comma = v.find(',', start);
-           std::string id =
-               v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-           while (!id.empty() && std::isspace(static_cast<unsigned char>(id.front())))
-             id.erase(0, 1);
-           while (!id.empty() && std::isspace(static_cast<unsigned char>(id.back()))) id.pop_back();
-           if (id.rfind("subnet-", 0) != 0 || id.size() == 7) {
-             return badValue(
-                 v, "each entry must be a subnet ID such as subnet-0abc1234, got \"" + id + "\"");
-           }
-           ids.push_back(id);
-           if (comma == std::string::npos) break;
-           start = comma + 1;
-         }
-         o.subnetIds = std::move(ids);
-         return {};
-       }},
+      {"subnet-ids", "ID,ID", "empty (all)", "only tag ENIs in these subnets", setSubnetIds},
       {"allow-shared-eni-tagging", "", "false", "tag ENIs that several pods share",
        boolSetter(&AgentOptions::allowSharedEniTagging)},
       {"dry-run", "", "false", "compute and log every AWS write, send none",
        boolSetter(&AgentOptions::dryRun)},
+  };
+}
+
+// How the agent paces and checks its peers, what it runs, and what it serves and logs.
+std::vector<FlagSpec> operationFlags() {
+  return {
       {"aws-rate-limit-qps", "QPS", "5", "client-side token bucket rate for EC2 calls, per node",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         char* end = nullptr;
-         const double qps = std::strtod(v.c_str(), &end);
-         if (v.empty() || end == nullptr || *end != '\0' || !std::isfinite(qps) || qps <= 0) {
-           return badValue(v, "want a number of requests per second greater than 0, e.g. 5");
-         }
-         o.awsRateLimitQps = qps;
-         return {};
-       }},
+       setRateLimitQps},
       {"aws-rate-limit-burst", "N", "10", "client-side token bucket size for EC2 calls",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         char* end = nullptr;
-         const long long burst = std::strtoll(v.c_str(), &end, 10);
-         if (v.empty() || end == nullptr || *end != '\0' || burst < 1 || burst > 100000) {
-           return badValue(v, "want a whole number from 1 to 100000, e.g. 10");
-         }
-         o.awsRateLimitBurst = burst;
-         return {};
-       }},
+       setRateLimitBurst},
       {"resync-interval", "DURATION", "30m (with +-20% jitter)",
-       "drift check: reapply missing owned tags, re-verify links",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         auto d = parseDuration(v);
-         if (!d) return fail(d.error());
-         if (d->count() < 1000) return badValue(v, "must be at least 1s");
-         o.resyncInterval = *d;
-         return {};
-       }},
+       "drift check: reapply missing owned tags, re-verify links", setResyncInterval},
       {"watch-idle-timeout", "DURATION", "60s",
        "when every API-server watch was silent this long, check the connection (GET /version, "
        "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         auto d = parseDuration(v);
-         if (!d) return fail(d.error());
-         if (d->count() != 0 && d->count() < 1000)
-           return badValue(v, "must be 0s (off) or at least 1s");
-         o.watchIdleTimeout = *d;
-         return {};
-       }},
+       setWatchIdleTimeout},
       {"enable-tagger", "", "true", "tag pod ENIs from annotations",
        boolSetter(&AgentOptions::enableTagger)},
       {"enable-eni-manager", "", "true", "create and attach NodeENI interfaces",
@@ -176,42 +226,23 @@ const std::vector<FlagSpec>& flagSpecs() {
        stringSetter(&AgentOptions::linkNetns)},
       {"run-as-user", "UID[:GID]", "empty (keep the user it started as)",
        "drop to this user and group once netlink is open, keeping only CAP_NET_ADMIN",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (v.empty()) {
-           o.runAsUser.reset();
-           return {};
-         }
-         auto user = parseRunAsUser(v);
-         if (!user) return fail(user.error());
-         o.runAsUser = *user;
-         return {};
-       }},
+       setRunAsUser},
       {"metrics-bind-address", "ADDR", ":8090", "Prometheus /metrics; 0 disables",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (auto ok = checkBindAddress(v); !ok) return ok;
-         o.metricsBindAddress = v;
-         return {};
-       }},
+       bindAddressSetter(&AgentOptions::metricsBindAddress)},
       {"health-probe-bind-address", "ADDR", "127.0.0.1:8081",
        "/healthz and /readyz (unauthenticated: loopback by default); 0 disables",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (auto ok = checkBindAddress(v); !ok) return ok;
-         o.healthProbeBindAddress = v;
-         return {};
-       }},
-      {"log-format", "json|text", "json (text on a TTY)", "structured log format",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (!logging::parseFormat(v, o.logFormat)) return badValue(v, "want json or text");
-         return {};
-       }},
-      {"log-level", "LEVEL", "info", "debug, info, warn or error",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         if (!logging::parseLevel(v, o.logLevel)) {
-           return badValue(v, "want debug, info, warn or error");
-         }
-         return {};
-       }},
+       bindAddressSetter(&AgentOptions::healthProbeBindAddress)},
+      {"log-format", "json|text", "json (text on a TTY)", "structured log format", setLogFormat},
+      {"log-level", "LEVEL", "info", "debug, info, warn or error", setLogLevel},
   };
+}
+
+const std::vector<FlagSpec>& flagSpecs() {
+  static const std::vector<FlagSpec> specs = [] {
+    std::vector<FlagSpec> all = placementAndTaggingFlags();
+    for (auto& spec : operationFlags()) all.push_back(std::move(spec));
+    return all;
+  }();
   return specs;
 }
 
@@ -273,13 +304,10 @@ Result<Duration> parseDuration(const std::string& text) {
   return Duration(totalMs);
 }
 
-Result<Command> parseCommandLine(const std::vector<std::string>& args, const EnvLookup& env,
-                                 bool stdoutIsTty) {
-  Command command;
-  AgentOptions& o = command.options;
-  o.logFormat = stdoutIsTty ? LogFormat::Text : LogFormat::Json;
+namespace {
 
-  // Environment first, so that flags parsed afterwards win.
+// Environment first, so that flags parsed afterwards win.
+Result<void> applyEnvironment(AgentOptions& o, const EnvLookup& env) {
   for (const auto& spec : flagSpecs()) {
     const std::string var = envName(spec.name);
     if (auto value = env(var)) {
@@ -289,61 +317,94 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
       }
     }
   }
+  return {};
+}
 
-  bool sawCommand = false;
-  std::vector<std::string> positional;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "-h" || arg == "--help") {
-      command.kind = CommandKind::Help;
-      return command;
+// `eni-agent status --output table|json`: the one flag that is not an agent option.
+Result<void> setStatusOutput(Command& command, const std::optional<std::string>& value) {
+  if (!value) return fail(ErrorCode::Invalid, "flag --output needs a value: table or json");
+  if (*value != "table" && *value != "json") {
+    return fail(ErrorCode::Invalid,
+                "invalid value for --output: \"" + *value + "\": want table or json");
+  }
+  command.statusOutput = *value;
+  return {};
+}
+
+// The words of a command line, consumed from the front.
+class ArgCursor {
+ public:
+  explicit ArgCursor(const std::vector<std::string>& args) : args_(args) {}
+  bool done() const { return next_ >= args_.size(); }
+  const std::string& take() { return args_[next_++]; }
+  std::vector<std::string> rest() {
+    std::vector<std::string> out(args_.begin() + static_cast<long>(next_), args_.end());
+    next_ = args_.size();
+    return out;
+  }
+
+ private:
+  const std::vector<std::string>& args_;
+  std::size_t next_ = 0;
+};
+
+// One --flag[=value]; a value that is not attached is the next word.
+Result<void> parseFlag(const std::string& arg, ArgCursor& cursor, Command& command) {
+  std::string name = arg.substr(2);
+  std::optional<std::string> value;
+  if (const auto eq = name.find('='); eq != std::string::npos) {
+    value = name.substr(eq + 1);
+    name.resize(eq);
+  }
+  if (name == "output") {
+    if (!value && !cursor.done()) value = cursor.take();
+    return setStatusOutput(command, value);
+  }
+  const FlagSpec* spec = findFlag(name);
+  if (spec == nullptr) {
+    return fail(ErrorCode::Invalid,
+                "unknown flag --" + name + "; run 'eni-agent --help' for the list");
+  }
+  if (!value) {
+    if (spec->valueName.empty()) {
+      value = "true";
+    } else if (!cursor.done()) {
+      value = cursor.take();
+    } else {
+      return fail(ErrorCode::Invalid,
+                  "flag --" + name + " needs a value (" + spec->valueName + ")");
     }
-    if (arg == "--version") {
-      command.kind = CommandKind::Version;
-      return command;
+  }
+  if (auto ok = spec->set(command.options, *value); !ok) {
+    return fail(ErrorCode::Invalid, "invalid value for --" + name + ": " + ok.error().message);
+  }
+  return {};
+}
+
+struct Words {
+  std::vector<std::string> positional;  // the command's arguments
+  bool stopped = false;                 // by --help or --version: nothing else applies
+};
+
+// The words after the program name: flags, the command, its arguments.
+Result<Words> parseWords(const std::vector<std::string>& args, Command& command) {
+  bool sawCommand = false;
+  Words words;
+  std::vector<std::string>& positional = words.positional;
+  ArgCursor cursor(args);
+  while (!cursor.done()) {
+    const std::string& arg = cursor.take();
+    if (arg == "-h" || arg == "--help" || arg == "--version") {
+      command.kind = arg == "--version" ? CommandKind::Version : CommandKind::Help;
+      words.stopped = true;
+      return words;
     }
     if (arg == "--") {
-      positional.insert(positional.end(), args.begin() + static_cast<long>(i) + 1, args.end());
+      for (auto& word : cursor.rest()) positional.push_back(std::move(word));
       break;
     }
     if (arg.rfind("--", 0) == 0) {
-      std::string name = arg.substr(2);
-      std::optional<std::string> value;
-      if (const auto eq = name.find('='); eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name.resize(eq);
-      }
-      if (name == "output") {
-        if (!value) {
-          if (i + 1 >= args.size())
-            return fail(ErrorCode::Invalid, "flag --output needs a value: table or json");
-          value = args[++i];
-        }
-        if (*value != "table" && *value != "json") {
-          return fail(ErrorCode::Invalid,
-                      "invalid value for --output: \"" + *value + "\": want table or json");
-        }
-        command.statusOutput = *value;
-        continue;
-      }
-      const FlagSpec* spec = findFlag(name);
-      if (spec == nullptr) {
-        return fail(ErrorCode::Invalid,
-                    "unknown flag --" + name + "; run 'eni-agent --help' for the list");
-      }
-      if (!value) {
-        if (spec->valueName.empty()) {
-          value = "true";
-        } else if (i + 1 < args.size()) {
-          value = args[++i];
-        } else {
-          return fail(ErrorCode::Invalid,
-                      "flag --" + name + " needs a value (" + spec->valueName + ")");
-        }
-      }
-      if (auto ok = spec->set(o, *value); !ok) {
-        return fail(ErrorCode::Invalid, "invalid value for --" + name + ": " + ok.error().message);
-      }
+      if (auto ok = parseFlag(arg, cursor, command); !ok) return fail(ok.error());
       continue;
     }
     if (arg.size() > 1 && arg[0] == '-') {
@@ -359,7 +420,10 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
     }
     positional.push_back(arg);
   }
+  return words;
+}
 
+Result<void> checkArguments(const Command& command, const std::vector<std::string>& positional) {
   if (command.kind == CommandKind::ValidateTags) {
     if (positional.size() != 1) {
       return fail(ErrorCode::Invalid,
@@ -369,8 +433,12 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
   } else if (command.kind != CommandKind::Help && !positional.empty()) {
     return fail(ErrorCode::Invalid, "unexpected argument \"" + positional.front() + "\"");
   }
-  command.arguments = std::move(positional);
+  return {};
+}
 
+// What neither a flag nor ENI_AGENT_* set: the well-known variables, then the mode.
+Result<void> applyFallbacks(Command& command, const EnvLookup& env) {
+  AgentOptions& o = command.options;
   if (o.nodeName.empty()) o.nodeName = env("NODE_NAME").value_or("");
   if (o.kubeconfig.empty()) o.kubeconfig = env("KUBECONFIG").value_or("");
   if (o.region.empty()) {
@@ -388,6 +456,22 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
     const bool inCluster = env("KUBERNETES_SERVICE_HOST").has_value();
     o.mode = (inCluster || !o.kubeconfig.empty()) ? RunMode::Kubernetes : RunMode::Host;
   }
+  return {};
+}
+
+}  // namespace
+
+Result<Command> parseCommandLine(const std::vector<std::string>& args, const EnvLookup& env,
+                                 bool stdoutIsTty) {
+  Command command;
+  command.options.logFormat = stdoutIsTty ? LogFormat::Text : LogFormat::Json;
+  if (auto ok = applyEnvironment(command.options, env); !ok) return fail(ok.error());
+  auto words = parseWords(args, command);
+  if (!words) return fail(words.error());
+  if (words->stopped) return command;
+  if (auto ok = checkArguments(command, words->positional); !ok) return fail(ok.error());
+  command.arguments = std::move(words->positional);
+  if (auto ok = applyFallbacks(command, env); !ok) return fail(ok.error());
   return command;
 }
 

@@ -69,10 +69,10 @@ bool isRecorded(const std::string& eniId, const RecordedAttachments& records) {
 }
 
 // The first listed ENI that may serve `d`; refusals of ENIs whyNeverManaged() names go to `out`.
-const NetworkInterface* findFor(const DesiredEni& d, const LifecycleObservation& obs,
-                                EniActions& out) {
+const NetworkInterface* findFor(const DesiredEni& d, const std::vector<NetworkInterface>& listed,
+                                const LifecycleObservation& obs, EniActions& out) {
   const std::string& me = obs.owner.instanceId;
-  for (const auto& e : *obs.listed) {
+  for (const auto& e : listed) {
     if (tagValue(e, "NodeENI") != d.nodeEni || tagValue(e, "SubnetID") != d.subnetId) continue;
     if (!(ownedBy(e, me) || adoptable(e, obs.owner.nodeName)) || !ofThisMode(e, obs)) continue;
     if (out.wanted.count(e.id) != 0) continue;
@@ -86,13 +86,13 @@ const NetworkInterface* findFor(const DesiredEni& d, const LifecycleObservation&
 }
 
 // The step for a desired ENI that is not live: found (maybe adopted) or created, then attached.
-void planFoundOrCreated(const DesiredEni& d, const LifecycleObservation& obs,
-                        const DeleteOnTerminationMemo& memo, std::set<std::int64_t>& used,
-                        EniActions& out) {
+void planFoundOrCreated(const DesiredEni& d, const std::vector<NetworkInterface>& listed,
+                        const LifecycleObservation& obs, const DeleteOnTerminationMemo& memo,
+                        std::set<std::int64_t>& used, EniActions& out) {
   const std::string& me = obs.owner.instanceId;
   EnsureStep step;
   step.desired = d;
-  if (const NetworkInterface* found = findFor(d, obs, out); found != nullptr) {
+  if (const NetworkInterface* found = findFor(d, listed, obs, out); found != nullptr) {
     step.eni = *found;
     step.adopt = adoptable(*found, obs.owner.nodeName);
     step.recorded = isRecorded(found->id, obs.records);
@@ -103,14 +103,15 @@ void planFoundOrCreated(const DesiredEni& d, const LifecycleObservation& obs,
     step.create = true;
   }
   if (step.create || !attachedHere(step.eni, me)) {
-    step.attachAt = freeDeviceIndex(d.deviceIndex, used);
-    used.insert(*step.attachAt);
+    const std::int64_t index = freeDeviceIndex(d.deviceIndex, used);
+    step.attachAt = index;
+    used.insert(index);
   }
-  std::optional<bool> shown;
-  if (!step.attachAt) shown = step.eni.attachment->deleteOnTermination;
-  step.setDeleteOnTermination =
-      step.attachAt.has_value() ||
-      !memo.settled(step.eni.attachment->attachmentId, d.deleteOnTermination, shown);
+  // Attached here already (so EC2 showed the attachment): set only when the memo or EC2 says so.
+  const auto& attachment = step.eni.attachment;
+  step.setDeleteOnTermination = step.attachAt.has_value() || !attachment ||
+                                !memo.settled(attachment->attachmentId, d.deleteOnTermination,
+                                              attachment->deleteOnTermination);
   if (!step.create) out.wanted.insert(step.eni.id);
   out.ensure.push_back(std::move(step));
 }
@@ -121,7 +122,7 @@ EnsureStep liveStep(const DesiredEni& d, const NetworkInterface& eni,
   step.desired = d;
   step.eni = eni;
   step.recorded = true;
-  const std::string& attachment = eni.attachment->attachmentId;
+  const std::string attachment = eni.attachment ? eni.attachment->attachmentId : std::string();
   if (memo.known(attachment)) {
     step.setDeleteOnTermination = !memo.settled(attachment, d.deleteOnTermination, std::nullopt);
   } else {
@@ -145,12 +146,13 @@ void planDesired(const std::vector<DesiredEni>& desired, const LifecycleObservat
       out.problems.push_back({d.nodeEni, obs.listError, true});
       continue;
     }
-    planFoundOrCreated(d, obs, memo, used, out);
+    planFoundOrCreated(d, *obs.listed, obs, memo, used, out);
   }
 }
 
 // Listed ENIs nothing wants: eni-agent's by its tags and by its records, or left alone.
 void planUnwantedListed(const LifecycleObservation& obs, EniActions& out) {
+  if (!obs.listed) return;
   const std::string& me = obs.owner.instanceId;
   std::set<std::string> refused;  // already, as never to be adopted or attached
   for (const auto& n : out.refused) refused.insert(n.eni.id);

@@ -26,6 +26,25 @@ Result<std::vector<NetworkInterface>> EniLifecycle::findOwned(const OwnedFilter&
   return ec2_.describeNetworkInterfaces({}, filter.filters);
 }
 
+std::string ensureFailureText(const EnsureResult& result, const EnsureStep& step) {
+  if (!result.failure) return "";
+  const Error& e = result.failure->error;
+  const std::string retry = e.retryable() ? "; will retry" : "";
+  std::string text;
+  switch (result.failure->step) {
+    case EniActionKind::Adopt:
+      text = "cannot adopt " + result.eni.id;
+      break;
+    case EniActionKind::Attach:
+      text = "cannot attach " + result.eni.id + " at device index " +
+             (step.attachAt ? std::to_string(*step.attachAt) : std::string("?"));
+      break;
+    default:
+      text = "cannot create an ENI in " + step.desired.subnetId;
+  }
+  return text + ": " + e.describe() + retry;
+}
+
 namespace {
 
 CreateEniRequest createRequest(const DesiredEni& d) {
@@ -133,7 +152,10 @@ Result<void> EniLifecycle::waitDetached(const std::string& eniId) {
   for (int i = 0; i < options_.detachPolls; ++i) {
     if (stopping_) return fail(ErrorCode::Transient, "the agent is stopping");
     auto now = describeOne(eniId);
-    if (now && (!*now || (*now)->status == "available")) return {};
+    if (now) {
+      const std::optional<NetworkInterface>& shown = *now;
+      if (!shown || shown->status == "available") return {};
+    }
     sleeper_.sleepFor(options_.detachPollInterval);
   }
   return fail(ErrorCode::Transient, "ENI " + eniId + " is still attached after the detach");
@@ -148,8 +170,9 @@ ReleaseResult EniLifecycle::releaseNow(const ReleaseStep& step, const ReleaseGro
           "cannot check ENI " + r.eniId + " before releasing it: " + fresh.error().describe();
       return r;
     }
-    if (!*fresh) return {r.eniId, r.owner, ReleaseOutcome::Gone, "", step.eni};
-    r.eni = std::move(**fresh);
+    std::optional<NetworkInterface>& shown = *fresh;
+    if (!shown) return {r.eniId, r.owner, ReleaseOutcome::Gone, "", step.eni};
+    r.eni = std::move(*shown);
   }
   if (std::string why = refusal(r.eni, grounds); !why.empty()) {
     r.outcome = ReleaseOutcome::Refused;

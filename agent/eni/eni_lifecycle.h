@@ -56,6 +56,10 @@ struct EnsureResult {
   std::optional<Error> deleteOnTermination;  // the ModifyNetworkInterfaceAttribute failed
 };
 
+/// What stopped `step` (result.failure set): "cannot attach eni-... at device index 2: ...",
+/// ending "; will retry" when the error is one a later pass may get past. Both modes report it.
+std::string ensureFailureText(const EnsureResult& result, const EnsureStep& step);
+
 /// What licenses a release; release() checks it against a Describe of its own.
 struct ReleaseGrounds {
   std::string instanceId;

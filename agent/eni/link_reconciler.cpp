@@ -3,15 +3,9 @@
 #include <algorithm>
 #include <cctype>
 
+#include "agent/base/strings.h"
+
 namespace eni {
-namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-}  // namespace
 
 std::string_view toString(LinkState state) {
   switch (state) {

@@ -79,12 +79,17 @@ Merge mergeDesires(const EniInput& in, const TagSet& owned, const PlanOptions& o
     }
     std::string who;
     for (const auto& [value, pods] : byValue) {
-      for (const auto& p : pods) who += (who.empty() ? "" : ", ") + p + " wants \"" + value + "\"";
+      for (const auto& p : pods) {
+        if (!who.empty()) who += ", ";
+        who.append(p).append(" wants \"").append(value).append("\"");
+      }
     }
     for (const auto& [value, pods] : byValue) {
       for (const auto& p : pods) {
-        out.conflictOf[p] = "pods sharing ENI " + in.eniId + " disagree on tag " + key + " (" +
-                            who + "); give them the same value or move them to different ENIs";
+        std::string& why = out.conflictOf[p];
+        why = "pods sharing ENI " + in.eniId + " disagree on tag " + key;
+        why.append(" (").append(who).append(
+            "); give them the same value or move them to different ENIs");
       }
     }
     if (auto it = owned.find(key); it != owned.end()) out.tags[key] = it->second;

@@ -9,6 +9,7 @@
 #include <json/value.h>
 
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 
 namespace eni {
 namespace {
@@ -28,13 +29,6 @@ tl::unexpected<Error> invalid(std::string message) {
   return fail(ErrorCode::Invalid, std::move(message));
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
 Result<void> validateTag(const std::string& key, const std::string& value) {
   if (key.empty()) return invalid("a tag key is empty");
   if (key.size() > TagLimits::kMaxKeyLength) {
@@ -48,13 +42,17 @@ Result<void> validateTag(const std::string& key, const std::string& value) {
   for (const auto* text : {&key, &value}) {
     for (unsigned char c : *text) {
       if (!allowedChar(c)) {
-        std::string shown = std::isprint(c)
-                                ? std::string(1, static_cast<char>(c))
-                                : "byte 0x" + std::string(1, "0123456789abcdef"[c >> 4]) +
-                                      std::string(1, "0123456789abcdef"[c & 15]);
-        return invalid(std::string(text == &key ? "tag key \"" : "the value of tag \"") + key +
-                       "\" contains \"" + shown +
-                       "\"; allowed are letters, digits, spaces and + = . _ : / @ -");
+        static constexpr char kHex[] = "0123456789abcdef";
+        std::string shown(1, static_cast<char>(c));
+        if (!std::isprint(c)) {
+          shown = "byte 0x";
+          shown += kHex[c >> 4];
+          shown += kHex[c & 15];
+        }
+        std::string why = text == &key ? "tag key \"" : "the value of tag \"";
+        why.append(key).append("\" contains \"").append(shown);
+        why.append("\"; allowed are letters, digits, spaces and + = . _ : / @ -");
+        return invalid(why);
       }
     }
   }
@@ -192,7 +190,7 @@ std::string sha256Hex(std::string_view input, std::size_t bytes) {
 
 std::string tagHash(const TagSet& tags) {
   std::string canonical;
-  for (const auto& [key, value] : tags) canonical += key + "=" + value + ",";
+  for (const auto& [key, value] : tags) canonical.append(key).append("=").append(value).append(",");
   return sha256Hex(canonical, 8);
 }
 

@@ -53,6 +53,7 @@ std::set<std::string> CreateWriteAhead::stored() const {
 
 std::vector<std::string> CreateWriteAhead::names() const {
   std::vector<std::string> out;
+  out.reserve(owners_.size());
   for (const auto& [owner, state] : owners_) out.push_back(owner);
   return out;
 }

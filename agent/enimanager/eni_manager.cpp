@@ -9,6 +9,7 @@
 
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/base/strings.h"
 
 namespace eni {
 namespace {
@@ -31,14 +32,15 @@ struct EniManager::Pass {
 };
 
 EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler,
-                       Executor& executor, EniLifecycle& lifecycle, NodeStateStore& store,
-                       LinkReconciler* links, EniManagerOptions options)
+                       const Clock& clock, Executor& executor, EniLifecycle& lifecycle,
+                       NodeStateStore& store, LinkReconciler* links, EniManagerOptions options)
     : kube_(kube),
       executor_(executor),
       lifecycle_(lifecycle),
       store_(store),
       links_(links),
       options_(std::move(options)),
+      events_(kube, clock, EventRecorderOptions{.nodeName = options_.nodeName}),
       worker_(ec2, imds, lifecycle),
       runner_(scheduler, {options_.debounce, options_.retryDelay},
               [this](PassRunner::Done done) { runPass(std::move(done)); }) {
@@ -238,7 +240,7 @@ void EniManager::finish(const std::shared_ptr<Pass>& pass) {
   keepFinalizers(record);
   pruneDeadNodes();
   reportProblems(record);
-  if (!record.needWriteAhead.empty()) return recordWriteAhead(std::move(pass->done));
+  if (!record.needWriteAhead.empty()) return recordWriteAhead(pass->done);
   pass->done(record.retry);
 }
 
@@ -283,7 +285,7 @@ void EniManager::manageLinks(const std::vector<Attached>& attached) {
   for (const auto& mac : stale) links_->unmanage(mac);
 }
 
-void EniManager::recordWriteAhead(PassRunner::Done done) {
+void EniManager::recordWriteAhead(const PassRunner::Done& done) {
   if (!writeAhead_.begin()) return done(false);  // one in flight: its answer starts the next pass
   ++writeAheads_;
   publishAttachments();
@@ -301,9 +303,7 @@ void EniManager::publishAttachments() {
   std::vector<AttachmentRecord> records = attachments_;
   if (links_ != nullptr) {
     for (auto& r : records) {
-      std::string mac = macOf_[r.eniId];
-      std::transform(mac.begin(), mac.end(), mac.begin(),
-                     [](unsigned char c) { return std::tolower(c); });
+      const std::string mac = lower(macOf_[r.eniId]);
       auto link = links_->links().find(mac);
       if (link == links_->links().end()) continue;
       r.interfaceName = link->second.name;
@@ -451,7 +451,9 @@ void EniManager::pruneDeadNodes() {
       if (!node.empty() && node != options_.nodeName) others.insert(node);
     }
     for (const auto& node : others) {
-      if (pruning_.insert(name + "/" + node).second) pruneNode(name, node);
+      std::string key = name;
+      key.append("/").append(node);
+      if (pruning_.insert(std::move(key)).second) pruneNode(name, node);
     }
   }
 }
@@ -495,25 +497,10 @@ void EniManager::reportProblems(const ManagerRecord& record) {
     if (reportedProblems_[name] == message) continue;
     auto it = nodeEnis_.find(name);
     if (it == nodeEnis_.end()) continue;
-    const Json::Value& meta = objectField(it->second, "metadata");
-    Json::Value event;
-    event["metadata"]["generateName"] = name + ".";
-    event["metadata"]["namespace"] = "default";
-    event["involvedObject"]["kind"] = "NodeENI";
-    event["involvedObject"]["apiVersion"] = "networking.k8s.aws/v1alpha1";
-    event["involvedObject"]["name"] = name;
-    event["involvedObject"]["uid"] = stringField(meta, "uid");
-    event["reason"] = "NodeENIInvalid";
-    event["message"] = "node " + options_.nodeName + ": " + message;
-    event["type"] = "Warning";
-    event["source"]["component"] = "eni-agent";
-    event["source"]["host"] = options_.nodeName;
-    event["firstTimestamp"] = nowRfc3339();
-    event["lastTimestamp"] = nowRfc3339();
-    event["count"] = 1;
-    ++kubeInFlight_;
-    kube_.create(ObjectRef{ResourceKind::events(), "default", "", ""}, event,
-                 [this](Result<Json::Value>) { --kubeInFlight_; });
+    auto meta = decodeMeta(it->second);
+    if (!meta) continue;
+    events_.record(ObjectReference::nodeEni(*meta), EventType::Warning, "NodeENIInvalid",
+                   "node " + options_.nodeName + ": " + message);
   }
   reportedProblems_ = std::move(now);
 }

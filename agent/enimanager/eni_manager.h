@@ -15,6 +15,7 @@
 #include "agent/enimanager/eni_manager_pass.h"
 #include "agent/enimanager/eni_planner.h"
 #include "agent/enimanager/manager_worker.h"
+#include "agent/kube/event_recorder.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/objects.h"
 #include "agent/kube/reflector.h"
@@ -60,9 +61,9 @@ struct EniManagerOptions {
 /// Loop thread only, but for the worker's part.
 class EniManager {
  public:
-  EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
-             EniLifecycle& lifecycle, NodeStateStore& store, LinkReconciler* links,
-             EniManagerOptions options);
+  EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, const Clock& clock,
+             Executor& executor, EniLifecycle& lifecycle, NodeStateStore& store,
+             LinkReconciler* links, EniManagerOptions options);
   ~EniManager();
   EniManager(const EniManager&) = delete;
   EniManager& operator=(const EniManager&) = delete;
@@ -74,7 +75,7 @@ class EniManager {
   void start();
 
   const std::vector<AttachmentRecord>& attachments() const { return attachments_; }
-  bool idle() const { return runner_.idle() && kubeInFlight_ == 0; }
+  bool idle() const { return runner_.idle() && kubeInFlight_ == 0 && events_.inFlight() == 0; }
   std::uint64_t passes() const { return runner_.passes(); }
   /// Passes that confirmed the records against IMDS and read nothing from EC2.
   std::uint64_t confirmedPasses() const { return confirmedPasses_; }
@@ -97,7 +98,7 @@ class EniManager {
   void manageLinks(const std::vector<Attached>& attached);
   void publishAttachments();
   /// Stores the write-ahead and ends the pass; the store's answer starts the next one.
-  void recordWriteAhead(PassRunner::Done done);
+  void recordWriteAhead(const PassRunner::Done& done);
   void warnOnce(const std::string& eniId, const char* message, const std::string& reason);
   void writeStatus(const ManagerRecord& record);
   Json::Value statusEntries(const ManagerRecord& record, const std::string& name) const;
@@ -115,6 +116,7 @@ class EniManager {
   NodeStateStore& store_;
   LinkReconciler* links_;
   EniManagerOptions options_;
+  EventRecorder events_;
   ManagerWorker worker_;  // its AWS worker's part: used on that thread only
   PassRunner runner_;
 

@@ -28,9 +28,10 @@ void checkGroupVpcs(const DesiredEnis& desired, const ManagerObservation& observ
     for (const auto& g : d.securityGroupIds) {
       auto it = observed.groupVpcs.find(g);
       if (it != observed.groupVpcs.end() && it->second != vpc && bad.insert(d.nodeEni).second) {
-        plan.problems.push_back({d.nodeEni, "security group " + g + " is in " + it->second +
-                                                ", not in this instance's " + vpc +
-                                                "; use a group of the node's VPC"});
+        std::string why = "security group " + g;
+        why.append(" is in ").append(it->second).append(", not in this instance's ").append(vpc);
+        why.append("; use a group of the node's VPC");
+        plan.problems.push_back({d.nodeEni, std::move(why)});
       }
     }
   }
@@ -97,19 +98,6 @@ AttachmentRecord heldRecord(const NetworkInterface& eni, const std::string& owne
   return held;
 }
 
-std::string failureMessage(const EnsureResult& r, const EnsureStep& step) {
-  const Error& e = r.failure->error;
-  switch (r.failure->step) {
-    case EniActionKind::Adopt:
-      return "cannot adopt " + r.eni.id + ": " + e.describe() + "; will retry";
-    case EniActionKind::Attach:
-      return "cannot attach " + r.eni.id + " at device index " + std::to_string(*step.attachAt) +
-             ": " + e.describe() + "; will retry";
-    default:
-      return "cannot create an ENI in " + step.desired.subnetId + ": " + e.describe();
-  }
-}
-
 // Attached for every ensure that got there; a problem (and a retry) for every one that did not.
 void recordEnsured(const ManagerPlan& plan, const std::vector<EnsureResult>& ensured,
                    std::set<std::string>& unsettled, ManagerRecord& out) {
@@ -117,7 +105,7 @@ void recordEnsured(const ManagerPlan& plan, const std::vector<EnsureResult>& ens
     const EnsureResult& r = ensured[i];
     const EnsureStep& step = plan.actions.ensure[i];
     if (r.failure) {
-      out.problems.push_back({r.owner, failureMessage(r, step)});
+      out.problems.push_back({r.owner, ensureFailureText(r, step)});
       const bool create = r.failure->step == EniActionKind::Create;
       out.retry = out.retry || !create || r.failure->error.retryable();
       unsettled.insert(r.owner);

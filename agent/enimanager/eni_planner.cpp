@@ -5,17 +5,10 @@
 #include <functional>
 
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 #include "agent/eni/tags.h"
 
 namespace eni {
-namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-}  // namespace
 
 bool selectorMatches(const std::map<std::string, std::string>& selector,
                      const std::map<std::string, std::string>& labels) {
@@ -109,6 +102,7 @@ DesiredEnis desiredEnis(const std::string& nodeName,
                         const std::map<std::string, std::string>& groupIdsByName) {
   DesiredEnis out;
   std::vector<const NodeEni*> sorted;
+  sorted.reserve(nodeEnis.size());
   for (const auto& n : nodeEnis) sorted.push_back(&n);
   std::sort(sorted.begin(), sorted.end(),
             [](auto* a, auto* b) { return a->meta.name < b->meta.name; });

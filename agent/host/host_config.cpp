@@ -6,11 +6,12 @@
 
 #include "agent/base/files.h"
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 
 namespace eni {
 namespace {
 
-constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
+constexpr std::size_t kMaxConfigBytes = std::size_t{1024} * 1024;
 constexpr std::size_t kMaxDescription = 255;
 
 const std::set<std::string>& rootKeys() {
@@ -33,10 +34,6 @@ std::string joined(const std::set<std::string>& keys) {
 
 /// A key in a different case than the one we know: the likeliest typo (subnetId for subnetID).
 std::string caseHint(const std::string& key, const std::set<std::string>& known) {
-  auto lower = [](std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-    return s;
-  };
   for (const auto& k : known) {
     if (lower(k) == lower(key)) return " (did you mean \"" + k + "\"?)";
   }
@@ -77,8 +74,10 @@ class Checker {
                    const std::string& where) {
     for (const auto& name : object.getMemberNames()) {
       if (known.count(name) != 0) continue;
-      problem((where.empty() ? "" : where + ": ") + "unknown key \"" + name + "\"" +
-              caseHint(name, known) + "; the known keys are " + joined(known));
+      std::string text = where.empty() ? "" : where + ": ";
+      text.append("unknown key \"").append(name).append("\"").append(caseHint(name, known));
+      text.append("; the known keys are ").append(joined(known));
+      problem(std::move(text));
     }
   }
 

@@ -3,27 +3,10 @@
 #include <algorithm>
 #include <cctype>
 
+#include "agent/base/strings.h"
+
 namespace eni {
 namespace {
-
-std::string lowerMac(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-std::string failureText(const EnsureResult& r, const EnsureStep& step) {
-  const Error& e = r.failure->error;
-  const std::string retry = e.retryable() ? "; will retry" : "";
-  switch (r.failure->step) {
-    case EniActionKind::Adopt:
-      return "cannot adopt " + r.eni.id + ": " + e.describe() + retry;
-    case EniActionKind::Attach:
-      return "cannot attach " + r.eni.id + " at device index " + std::to_string(*step.attachAt) +
-             ": " + e.describe() + retry;
-    default:
-      return "cannot create an ENI in " + step.desired.subnetId + ": " + e.describe() + retry;
-  }
-}
 
 HostLink linkFor(const HostInterface& want, const AttachmentRecord& record, const std::string& mac,
                  const HostObservation& observed, const HostInterfaces& out) {
@@ -60,7 +43,7 @@ bool recordStep(const HostPassInput& in, const HostObservation& observed, const 
   const std::string where = "interface " + key + ": ";
   if (r == nullptr && (step.create || step.attachAt || step.adopt)) return false;  // dry run
   if (r != nullptr && r->failure) {
-    out.problems.push_back(where + failureText(*r, step));
+    out.problems.push_back(where + ensureFailureText(*r, step));
     out.retry = out.retry || r->failure->error.retryable();
     if (r->failure->step == EniActionKind::Attach) {
       AttachmentRecord unattached;  // recorded all the same: only a recorded ENI is released
@@ -90,7 +73,7 @@ bool recordStep(const HostPassInput& in, const HostObservation& observed, const 
   next.state = "attached";
   if (const AttachmentRecord* old = recordOf(in.state.attachments, eni.id); old != nullptr)
     next.interfaceName = old->interfaceName;
-  next.mac = lowerMac(eni.macAddress);  // eni-agent status finds the link by it
+  next.mac = lower(eni.macAddress);  // eni-agent status finds the link by it
   for (const auto& want : in.config.interfaces) {
     if (want.key() == key) out.links.push_back(linkFor(want, next, next.mac, observed, out));
   }

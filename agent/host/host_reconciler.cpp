@@ -23,7 +23,7 @@ HostReconciler::HostReconciler(Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Ex
       lifecycle_(lifecycle),
       store_(store),
       links_(links),
-      options_(std::move(options)),
+      options_(options),
       worker_(ec2, imds, lifecycle),
       runner_(scheduler, {options_.debounce, options_.retryDelay},
               [this](PassRunner::Done done) { runPass(std::move(done)); }),

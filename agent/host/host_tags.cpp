@@ -4,16 +4,12 @@
 #include <cctype>
 
 #include "agent/base/log.h"
+#include "agent/base/strings.h"
 
 namespace eni {
 namespace {
 
 constexpr const char* kHostDesireKey = "host.json";
-
-std::string lowerMac(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 TagSet tagsOf(const NetworkInterface& eni) {
   TagSet out;
@@ -59,11 +55,11 @@ void HostTagStage::collect(const InterfaceMap& attached,
                            const std::set<std::string>& leaving, NodeState& state) {
   for (const auto& i : attached.interfaces) {
     if (leaving.count(i.interfaceId) != 0) continue;
-    enis_[i.interfaceId] = {lowerMac(i.mac), i.deviceNumber, i.subnetId,
+    enis_[i.interfaceId] = {lower(i.mac), i.deviceNumber, i.subnetId,
                             i.localIpv4s.empty() ? "" : i.localIpv4s.front()};
   }
   for (const auto& [id, e] : attachedNow) {
-    enis_[id] = {lowerMac(e.macAddress), e.attachment ? e.attachment->deviceIndex : -1, e.subnetId,
+    enis_[id] = {lower(e.macAddress), e.attachment ? e.attachment->deviceIndex : -1, e.subnetId,
                  e.privateIpAddress};
   }
   // ENIs that left this instance leave the record.

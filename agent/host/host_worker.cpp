@@ -4,16 +4,12 @@
 #include <set>
 
 #include "agent/base/log.h"
+#include "agent/base/strings.h"
 #include "agent/host/host_tags.h"
 
 namespace eni {
 
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 // IMDS skipped these interfaces on this read (a stale key). EC2's view of the instance stands in
 // for them, so their records stay and their device indexes count as taken.
@@ -113,12 +109,16 @@ void HostWorker::resolve(const HostPassInput& in, HostObservation& out) {
         auto subnets =
             ec2_.describeSubnets({}, {{"tag:Name", {want.subnetName}}, {"vpc-id", {vpcId}}});
         if (!subnets || subnets->size() != 1) {
-          out.problems.push_back(where +
-                                 (subnets ? std::to_string(subnets->size()) +
-                                                " subnets are tagged Name=" + want.subnetName +
-                                                " in " + vpcId + "; fix subnetName or use subnetID"
-                                          : "cannot look up subnet " + want.subnetName + ": " +
-                                                subnets.error().describe() + "; will retry"));
+          std::string why = where;
+          if (subnets) {
+            why.append(std::to_string(subnets->size())).append(" subnets are tagged Name=");
+            why.append(want.subnetName).append(" in ").append(vpcId);
+            why.append("; fix subnetName or use subnetID");
+          } else {
+            why.append("cannot look up subnet ").append(want.subnetName).append(": ");
+            why.append(subnets.error().describe()).append("; will retry");
+          }
+          out.problems.push_back(std::move(why));
           out.retry = out.retry || !subnets;
           out.lifecycle.problemOwners.insert(want.key());
           continue;

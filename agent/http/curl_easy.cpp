@@ -9,7 +9,9 @@ void globalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-curl_slist* configureEasy(CURL* easy, const HttpRequest& r) {
+namespace {
+
+void setTransport(CURL* easy, const HttpRequest& r) {
   curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(r.connectTimeout.count()));
@@ -27,7 +29,9 @@ curl_slist* configureEasy(CURL* easy, const HttpRequest& r) {
   if (!r.onBodyChunk) {
     curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.maxBodyBytes));
   }
+}
 
+void setMethodAndBody(CURL* easy, const HttpRequest& r) {
   if (r.method == "GET") {
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
   } else if (r.method == "POST") {
@@ -41,7 +45,9 @@ curl_slist* configureEasy(CURL* easy, const HttpRequest& r) {
       curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
     }
   }
+}
 
+curl_slist* setHeaders(CURL* easy, const HttpRequest& r) {
   curl_slist* headers = nullptr;
   for (const auto& header : r.headers) headers = curl_slist_append(headers, header.c_str());
   if (!r.bearerToken.empty()) {
@@ -53,7 +59,10 @@ curl_slist* configureEasy(CURL* easy, const HttpRequest& r) {
   // without sending it, and the server's signature would not match (found against moto).
   if (r.awsSigV4.empty()) headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  return headers;
+}
 
+void setCredentials(CURL* easy, const HttpRequest& r) {
   if (!r.caPem.empty()) {
     curl_blob blob{const_cast<char*>(r.caPem.data()), r.caPem.size(), CURL_BLOB_COPY};
     curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob);
@@ -74,6 +83,15 @@ curl_slist* configureEasy(CURL* easy, const HttpRequest& r) {
     curl_easy_setopt(easy, CURLOPT_USERNAME, r.awsAccessKeyId.c_str());
     curl_easy_setopt(easy, CURLOPT_PASSWORD, r.awsSecretAccessKey.c_str());
   }
+}
+
+}  // namespace
+
+curl_slist* configureEasy(CURL* easy, const HttpRequest& r) {
+  setTransport(easy, r);
+  setMethodAndBody(easy, r);
+  curl_slist* headers = setHeaders(easy, r);
+  setCredentials(easy, r);
   return headers;
 }
 

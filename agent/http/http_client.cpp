@@ -17,6 +17,11 @@
 namespace eni {
 
 struct HttpClient::Transfer {
+  Transfer(RequestId transferId, Scheduler& scheduler, std::function<void()> onIdleCheck)
+      : id(transferId), idleCheck(scheduler, std::move(onIdleCheck)) {}
+  Transfer(const Transfer&) = delete;
+  Transfer& operator=(const Transfer&) = delete;
+
   RequestId id = 0;
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
@@ -27,8 +32,7 @@ struct HttpClient::Transfer {
   bool tooLarge = false;  // the body passed request.maxBodyBytes
   char errorBuffer[CURL_ERROR_SIZE] = {};
   TimePoint lastByte = std::chrono::steady_clock::now();
-  TimerId idleTimer = 0;
-  bool idleArmed = false;
+  Timer idleCheck;       // the next look at whether bytes still arrive (request.idleTimeout)
   bool started = false;  // onResponseStarted ran
   int localPort = 0;     // the two ends of the connection it runs on, once curl has one
   int remotePort = 0;
@@ -40,7 +44,8 @@ struct HttpClient::Transfer {
   }
 };
 
-HttpClient::HttpClient(EventLoop& loop) : loop_(loop) {
+HttpClient::HttpClient(EventLoop& loop)
+    : loop_(loop), curlTimer_(loop, [this] { socketAction(CURL_SOCKET_TIMEOUT, 0); }) {
   detail::globalInit();
   CURLM* multi = curl_multi_init();
   multi_ = multi;
@@ -51,11 +56,7 @@ HttpClient::HttpClient(EventLoop& loop) : loop_(loop) {
 }
 
 HttpClient::~HttpClient() {
-  if (timerArmed_) loop_.cancel(timer_);
   for (auto& [id, timer] : pendingRemovals_) loop_.cancel(timer);
-  for (auto& [id, transfer] : transfers_) {
-    if (transfer->idleArmed) loop_.cancel(transfer->idleTimer);
-  }
   auto* multi = static_cast<CURLM*>(multi_);
   for (auto& [id, transfer] : transfers_) curl_multi_remove_handle(multi, transfer->easy);
   transfers_.clear();
@@ -83,17 +84,12 @@ int HttpClient::onSocket(void*, int fd, int what, void* selfPtr, void*) {
 
 int HttpClient::onTimer(void*, long timeoutMs, void* selfPtr) {
   auto* self = static_cast<HttpClient*>(selfPtr);
-  if (self->timerArmed_) {
-    self->loop_.cancel(self->timer_);
-    self->timerArmed_ = false;
+  if (timeoutMs < 0) {
+    self->curlTimer_.disable();
+    return 0;
   }
-  if (timeoutMs < 0) return 0;
   // curl forbids driving the multi handle from inside this callback; the loop runs it later.
-  self->timerArmed_ = true;
-  self->timer_ = self->loop_.runAfter(Duration(timeoutMs), [self] {
-    self->timerArmed_ = false;
-    self->socketAction(CURL_SOCKET_TIMEOUT, 0);
-  });
+  self->curlTimer_.enable(Duration(timeoutMs));
   return 0;
 }
 
@@ -169,7 +165,7 @@ void HttpClient::collectFinished() {
     curl_multi_remove_handle(multi, msg->easy_handle);
     auto it = transfers_.find(raw->id);
     if (it == transfers_.end()) continue;
-    if (it->second->idleArmed) loop_.cancel(it->second->idleTimer);
+    it->second->idleCheck.disable();
     finished.emplace_back(std::move(it->second), code);
     transfers_.erase(it);
   }
@@ -197,8 +193,8 @@ void HttpClient::collectFinished() {
 }
 
 HttpClient::RequestId HttpClient::start(HttpRequest request, Done done) {
-  auto transfer = std::make_unique<Transfer>();
-  transfer->id = nextId_++;
+  const RequestId id = nextId_++;
+  auto transfer = std::make_unique<Transfer>(id, loop_, [this, id] { checkIdle(id); });
   transfer->request = std::move(request);
   transfer->done = std::move(done);
   CURL* easy = curl_easy_init();
@@ -224,30 +220,22 @@ HttpClient::RequestId HttpClient::start(HttpRequest request, Done done) {
   // at start: all of a node's API-server requests then share one HTTP/2 connection.
   curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
 
-  const RequestId id = transfer->id;
   Transfer& kept = *transfer;
   transfers_.emplace(id, std::move(transfer));
-  if (kept.request.idleTimeout.count() > 0) armIdleCheck(kept, kept.request.idleTimeout);
+  if (kept.request.idleTimeout.count() > 0) kept.idleCheck.enable(kept.request.idleTimeout);
   curl_multi_add_handle(static_cast<CURLM*>(multi_), easy);
   return id;
-}
-
-void HttpClient::armIdleCheck(Transfer& transfer, Duration delay) {
-  transfer.idleArmed = true;
-  const RequestId id = transfer.id;
-  transfer.idleTimer = loop_.runAfter(delay, [this, id] { checkIdle(id); });
 }
 
 void HttpClient::checkIdle(RequestId id) {
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
   Transfer& t = *it->second;
-  t.idleArmed = false;
   if (t.cancelled) return;
   const auto idle = std::chrono::steady_clock::now() - t.lastByte;
   if (idle < t.request.idleTimeout) {
-    armIdleCheck(t,
-                 std::chrono::duration_cast<Duration>(t.request.idleTimeout - idle) + Duration(1));
+    t.idleCheck.enable(std::chrono::duration_cast<Duration>(t.request.idleTimeout - idle) +
+                       Duration(1));
     return;
   }
   stall(id);
@@ -320,7 +308,6 @@ void HttpClient::remove(RequestId id) {
   pendingRemovals_.erase(id);
   auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
-  if (it->second->idleArmed) loop_.cancel(it->second->idleTimer);
   curl_multi_remove_handle(static_cast<CURLM*>(multi_), it->second->easy);
   transfers_.erase(it);
 }

@@ -11,6 +11,7 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/error.h"
+#include "agent/base/timer.h"
 
 namespace eni {
 
@@ -100,7 +101,6 @@ class HttpClient {
   void socketAction(int fd, int flags);
   void collectFinished();
   void remove(RequestId id);
-  void armIdleCheck(Transfer& transfer, Duration delay);
   void checkIdle(RequestId id);
   void stall(RequestId id);
   int socketOf(const Transfer& transfer) const;
@@ -109,8 +109,7 @@ class HttpClient {
   std::unordered_set<int> sockets_;  // every socket curl opened and has not closed yet
   std::uint64_t stalledConnections_ = 0;
   void* multi_ = nullptr;
-  TimerId timer_ = 0;
-  bool timerArmed_ = false;
+  Timer curlTimer_;  // the timeout curl asked for (CURLMOPT_TIMERFUNCTION)
   RequestId nextId_ = 1;
   std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers_;
   std::unordered_map<RequestId, TimerId> pendingRemovals_;

@@ -26,11 +26,11 @@ void BoundedWrites::update(const ObjectRef& ref, const Json::Value& object,
 }
 
 void BoundedWrites::submit(Send send, Callback<Json::Value> done) {
-  if (inFlight_ < limit_) return start(std::move(send), std::move(done));
+  if (inFlight_ < limit_) return start(send, std::move(done));
   queue_.emplace_back(std::move(send), std::move(done));
 }
 
-void BoundedWrites::start(Send send, Callback<Json::Value> done) {
+void BoundedWrites::start(const Send& send, Callback<Json::Value> done) {
   ++inFlight_;
   send([this, done = std::move(done)](Result<Json::Value> r) {
     --inFlight_;
@@ -39,7 +39,7 @@ void BoundedWrites::start(Send send, Callback<Json::Value> done) {
     if (!queue_.empty() && inFlight_ < limit_) {
       auto next = std::move(queue_.front());
       queue_.pop_front();
-      start(std::move(next.first), std::move(next.second));
+      start(next.first, std::move(next.second));
     }
     done(std::move(r));
   });

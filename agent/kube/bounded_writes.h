@@ -41,7 +41,7 @@ class BoundedWrites final : public KubeApi {
  private:
   using Send = std::function<void(Callback<Json::Value>)>;
   void submit(Send send, Callback<Json::Value> done);
-  void start(Send send, Callback<Json::Value> done);
+  void start(const Send& send, Callback<Json::Value> done);
 
   KubeApi& inner_;
   std::size_t limit_;

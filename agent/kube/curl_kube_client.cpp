@@ -90,21 +90,19 @@ Result<Json::Value> decodeKubeResponse(const std::string& what, const HttpRespon
 }
 
 CurlKubeClient::CurlKubeClient(HttpClient& http, KubeConfig config, KubeClientOptions options)
-    : http_(http), config_(std::move(config)), options_(options), tokens_(config_) {}
+    : http_(http),
+      config_(std::move(config)),
+      options_(options),
+      check_(http.scheduler(), [this] { checkConnection(); }),
+      tokens_(config_) {}
 
-CurlKubeClient::~CurlKubeClient() {
-  if (checkArmed_) http_.scheduler().cancel(checkTimer_);
-}
+CurlKubeClient::~CurlKubeClient() = default;
 
 void CurlKubeClient::received() { lastReceived_ = std::chrono::steady_clock::now(); }
 
 void CurlKubeClient::armConnectionCheck(Duration delay) {
-  if (checkArmed_ || options_.watchIdleTimeout.count() <= 0) return;
-  checkArmed_ = true;
-  checkTimer_ = http_.scheduler().runAfter(delay, [this] {
-    checkArmed_ = false;
-    checkConnection();
-  });
+  if (options_.watchIdleTimeout.count() <= 0) return;
+  check_.enableIfDisabled(delay);
 }
 
 void CurlKubeClient::checkConnection() {
@@ -128,7 +126,7 @@ void CurlKubeClient::checkConnection() {
   r->idleTimeout = timeout;
   checkInFlight_ = true;
   ++connectionChecks_;
-  http_.start(std::move(*r), [this](Result<HttpResponse> response) {
+  http_.start(std::move(*r), [this](const Result<HttpResponse>& response) {
     checkInFlight_ = false;
     if (response) {
       received();
@@ -174,8 +172,8 @@ void CurlKubeClient::list(const ResourceKind& kind, const std::string& ns,
 }
 
 void CurlKubeClient::listPage(const ResourceKind& kind, const std::string& ns,
-                              const ListOptions& options, std::string continueToken,
-                              std::shared_ptr<ObjectList> acc, Callback<ObjectList> done) {
+                              const ListOptions& options, const std::string& continueToken,
+                              const std::shared_ptr<ObjectList>& acc, Callback<ObjectList> done) {
   std::string path = collectionPath(kind, ns) + query(options);
   path += path.find('?') == std::string::npos ? "?limit=500" : "&limit=500";
   if (!continueToken.empty()) path += "&continue=" + percentEncode(continueToken);
@@ -202,6 +200,20 @@ void CurlKubeClient::listPage(const ResourceKind& kind, const std::string& ns,
        });
 }
 
+namespace {
+
+std::string watchPath(const ResourceKind& kind, const std::string& ns, const ListOptions& options,
+                      int timeoutSeconds) {
+  std::string path = collectionPath(kind, ns) + query(options);
+  path += path.find('?') == std::string::npos ? "?" : "&";
+  path += "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeoutSeconds);
+  if (!options.resourceVersion.empty())
+    path += "&resourceVersion=" + percentEncode(options.resourceVersion);
+  return path;
+}
+
+}  // namespace
+
 WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
                               const ListOptions& options, std::function<void(WatchEvent)> onEvent,
                               std::function<void(Result<void>)> onClosed) {
@@ -210,31 +222,34 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
   const int timeout = options.timeoutSeconds > 0
                           ? options.timeoutSeconds
                           : std::uniform_int_distribution<int>(300, 600)(rng_);
-  std::string path = collectionPath(kind, ns) + query(options);
-  path += path.find('?') == std::string::npos ? "?" : "&";
-  path += "watch=1&allowWatchBookmarks=true&timeoutSeconds=" + std::to_string(timeout);
-  if (!options.resourceVersion.empty())
-    path += "&resourceVersion=" + percentEncode(options.resourceVersion);
-
-  auto r = request("GET", path);
+  auto r = request("GET", watchPath(kind, ns, options, timeout));
   if (!r) {
     // An unreadable token file: reported at once, before watch() returns.
     onClosed(fail(r.error()));
     return id;
   }
   auto state = std::make_shared<Watch>();
-  std::weak_ptr<Watch> weak = state;
   r->timeout = Duration(0);
   // The API server ends the stream at `timeout`; silence well past it means the stream (or its
   // connection) is gone, whatever TCP says.
   r->idleTimeout = Duration(timeout * 1000LL) + options_.watchDeadlineMargin;
-  r->onResponseStarted = [this, weak, onEvent] {
-    if (weak.expired()) return;
+  streamEvents(*r, state, std::move(onEvent));
+  state->request = http_.start(std::move(*r),
+                               watchEnded(id, state, "watch " + kind.plural, std::move(onClosed)));
+  watches_[id] = std::move(state);
+  armConnectionCheck(options_.watchIdleTimeout);
+  return id;
+}
+
+void CurlKubeClient::streamEvents(HttpRequest& r, const std::weak_ptr<Watch>& watch,
+                                  std::function<void(WatchEvent)> onEvent) {
+  r.onResponseStarted = [this, watch, onEvent] {
+    if (watch.expired()) return;
     received();
     onEvent(WatchEvent{WatchEventType::Opened, Json::Value()});
   };
-  r->onBodyChunk = [this, weak, onEvent](std::string_view chunk) {
-    auto w = weak.lock();
+  r.onBodyChunk = [this, watch, onEvent = std::move(onEvent)](std::string_view chunk) {
+    auto w = watch.lock();
     if (!w) return false;
     received();
     auto fed = w->decoder.feed(chunk, onEvent);
@@ -244,29 +259,29 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
     }
     return true;
   };
-  const std::string what = "watch " + kind.plural;
-  state->request = http_.start(
-      std::move(*r),
-      [this, id, weak, what, onClosed = std::move(onClosed)](Result<HttpResponse> response) {
-        auto w = weak.lock();
-        watches_.erase(id);
-        if (w && w->streamError) {
-          onClosed(fail(*w->streamError));
-          return;
-        }
-        if (!response) {
-          onClosed(fail(response.error()));
-          return;
-        }
-        if (auto decoded = decodeKubeResponse(what, *response); !decoded) {
-          onClosed(fail(decoded.error()));
-          return;
-        }
-        onClosed({});
-      });
-  watches_[id] = std::move(state);
-  armConnectionCheck(options_.watchIdleTimeout);
-  return id;
+}
+
+HttpClient::Done CurlKubeClient::watchEnded(WatchId id, const std::weak_ptr<Watch>& watch,
+                                            std::string what,
+                                            std::function<void(Result<void>)> onClosed) {
+  return [this, id, watch, what = std::move(what),
+          onClosed = std::move(onClosed)](Result<HttpResponse> response) {
+    auto w = watch.lock();
+    watches_.erase(id);
+    if (w && w->streamError) {
+      onClosed(fail(*w->streamError));
+      return;
+    }
+    if (!response) {
+      onClosed(fail(response.error()));
+      return;
+    }
+    if (auto decoded = decodeKubeResponse(what, *response); !decoded) {
+      onClosed(fail(decoded.error()));
+      return;
+    }
+    onClosed({});
+  };
 }
 
 void CurlKubeClient::cancelWatch(WatchId id) {

@@ -4,6 +4,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "agent/base/timer.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/kube_config.h"
@@ -66,9 +67,15 @@ class CurlKubeClient final : public KubeApi {
   [[nodiscard]] Result<HttpRequest> request(const std::string& method, const std::string& path);
   void send(HttpRequest request, Callback<Json::Value> done);
   void listPage(const ResourceKind& kind, const std::string& ns, const ListOptions& options,
-                std::string continueToken, std::shared_ptr<ObjectList> acc,
+                const std::string& continueToken, const std::shared_ptr<ObjectList>& acc,
                 Callback<ObjectList> done);
   void received();
+  /// Hands the stream's events to `onEvent` while `watch` lives.
+  void streamEvents(HttpRequest& r, const std::weak_ptr<Watch>& watch,
+                    std::function<void(WatchEvent)> onEvent);
+  /// The end of a watch's request: forgets the watch and tells `onClosed` why it ended.
+  HttpClient::Done watchEnded(WatchId id, const std::weak_ptr<Watch>& watch, std::string what,
+                              std::function<void(Result<void>)> onClosed);
   void armConnectionCheck(Duration delay);
   void checkConnection();
 
@@ -76,8 +83,7 @@ class CurlKubeClient final : public KubeApi {
   KubeConfig config_;
   KubeClientOptions options_;
   std::chrono::steady_clock::time_point lastReceived_ = std::chrono::steady_clock::now();
-  TimerId checkTimer_ = 0;
-  bool checkArmed_ = false;
+  Timer check_;  // the next look at whether the watches' connection went silent
   bool checkInFlight_ = false;
   std::uint64_t connectionChecks_ = 0;
   std::uint64_t failedConnectionChecks_ = 0;

@@ -52,8 +52,61 @@ Result<std::string> pemField(const YAML::Node& node, const std::string& dir, con
   return *content;
 }
 
-Result<KubeConfig> parse(const std::string& path, const YAML::Node& root) {
+// clusters[name].cluster: the server URL and the CA that signs it.
+Result<void> readCluster(const YAML::Node& cluster, const std::string& clusterName,
+                         const std::string& path, KubeConfig& config) {
+  auto invalid = [&path](const std::string& why) {
+    return fail(ErrorCode::Invalid, "kubeconfig " + path + ": " + why);
+  };
+  config.server = scalar(cluster, "server");
+  if (config.server.empty())
+    return invalid("clusters[" + clusterName + "].cluster.server is empty");
+  if (config.server.rfind("https://", 0) != 0 && config.server.rfind("http://", 0) != 0) {
+    return invalid("clusters[" + clusterName + "].cluster.server \"" + config.server +
+                   "\" is not an http(s) URL");
+  }
+  while (!config.server.empty() && config.server.back() == '/') config.server.pop_back();
+  if (scalar(cluster, "insecure-skip-tls-verify") == "true") {
+    return invalid("clusters[" + clusterName +
+                   "].cluster.insecure-skip-tls-verify is set; eni-agent always verifies TLS, "
+                   "give certificate-authority-data instead");
+  }
+  auto ca = pemField(cluster, dirOf(path), "certificate-authority-data", "certificate-authority",
+                     "kubeconfig " + path + ": clusters[" + clusterName + "].cluster");
+  if (!ca) return fail(ca.error());
+  config.caPem = *ca;
+  return {};
+}
+
+// users[name].user: a token, a token file or a client certificate and its key.
+Result<void> readUser(const YAML::Node& user, const std::string& userName, const std::string& path,
+                      KubeConfig& config) {
   const std::string dir = dirOf(path);
+  const std::string where = "kubeconfig " + path + ": users[" + userName + "].user";
+  if (user["exec"] || user["auth-provider"]) {
+    return fail(ErrorCode::Invalid, where +
+                                        " uses an exec or auth-provider plugin, which eni-agent "
+                                        "does not run; use a token, tokenFile or client "
+                                        "certificate");
+  }
+  config.token = scalar(user, "token");
+  const std::string tokenFile = scalar(user, "tokenFile");
+  if (!tokenFile.empty()) config.tokenFile = resolve(dir, tokenFile);
+  auto cert = pemField(user, dir, "client-certificate-data", "client-certificate", where);
+  if (!cert) return fail(cert.error());
+  auto key = pemField(user, dir, "client-key-data", "client-key", where);
+  if (!key) return fail(key.error());
+  config.clientCertPem = *cert;
+  config.clientKeyPem = *key;
+  if (config.clientCertPem.empty() != config.clientKeyPem.empty()) {
+    return fail(ErrorCode::Invalid, where +
+                                        " has a client certificate without its key, or a key "
+                                        "without its certificate");
+  }
+  return {};
+}
+
+Result<KubeConfig> parse(const std::string& path, const YAML::Node& root) {
   auto invalid = [&path](const std::string& why) {
     return fail(ErrorCode::Invalid, "kubeconfig " + path + ": " + why);
   };
@@ -70,51 +123,13 @@ Result<KubeConfig> parse(const std::string& path, const YAML::Node& root) {
   if (!cluster || !cluster.IsMap()) {
     return invalid("clusters has no entry named \"" + clusterName + "\"");
   }
-
   KubeConfig config;
   config.source = path;
-  config.server = scalar(cluster, "server");
-  if (config.server.empty())
-    return invalid("clusters[" + clusterName + "].cluster.server is empty");
-  if (config.server.rfind("https://", 0) != 0 && config.server.rfind("http://", 0) != 0) {
-    return invalid("clusters[" + clusterName + "].cluster.server \"" + config.server +
-                   "\" is not an http(s) URL");
-  }
-  while (!config.server.empty() && config.server.back() == '/') config.server.pop_back();
-  if (scalar(cluster, "insecure-skip-tls-verify") == "true") {
-    return invalid("clusters[" + clusterName +
-                   "].cluster.insecure-skip-tls-verify is set; eni-agent always verifies TLS, "
-                   "give certificate-authority-data instead");
-  }
-  auto ca = pemField(cluster, dir, "certificate-authority-data", "certificate-authority",
-                     "kubeconfig " + path + ": clusters[" + clusterName + "].cluster");
-  if (!ca) return fail(ca.error());
-  config.caPem = *ca;
-
+  if (auto ok = readCluster(cluster, clusterName, path, config); !ok) return fail(ok.error());
   if (!userName.empty()) {
     const YAML::Node user = namedEntry(root["users"], userName, "user");
     if (!user || !user.IsMap()) return invalid("users has no entry named \"" + userName + "\"");
-    const std::string where = "kubeconfig " + path + ": users[" + userName + "].user";
-    if (user["exec"] || user["auth-provider"]) {
-      return fail(ErrorCode::Invalid,
-                  where +
-                      " uses an exec or auth-provider plugin, which eni-agent "
-                      "does not run; use a token, tokenFile or client certificate");
-    }
-    config.token = scalar(user, "token");
-    const std::string tokenFile = scalar(user, "tokenFile");
-    if (!tokenFile.empty()) config.tokenFile = resolve(dir, tokenFile);
-    auto cert = pemField(user, dir, "client-certificate-data", "client-certificate", where);
-    if (!cert) return fail(cert.error());
-    auto key = pemField(user, dir, "client-key-data", "client-key", where);
-    if (!key) return fail(key.error());
-    config.clientCertPem = *cert;
-    config.clientKeyPem = *key;
-    if (config.clientCertPem.empty() != config.clientKeyPem.empty()) {
-      return fail(ErrorCode::Invalid, where +
-                                          " has a client certificate without its key, or a key "
-                                          "without its certificate");
-    }
+    if (auto ok = readUser(user, userName, path, config); !ok) return fail(ok.error());
   }
   return config;
 }

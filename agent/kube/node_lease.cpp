@@ -88,14 +88,12 @@ std::string leaseIdentity(const std::string& podName) {
 NodeLease::NodeLease(KubeApi& api, Scheduler& scheduler, const Clock& clock,
                      NodeLeaseOptions options, Handlers handlers)
     : api_(api),
-      scheduler_(scheduler),
       clock_(clock),
       options_(std::move(options)),
-      handlers_(std::move(handlers)) {}
+      handlers_(std::move(handlers)),
+      next_(scheduler, [this] { (this->*nextStep_)(); }) {}
 
-NodeLease::~NodeLease() {
-  if (timerArmed_) scheduler_.cancel(timer_);
-}
+NodeLease::~NodeLease() = default;
 
 ObjectRef NodeLease::ref() const { return ObjectRef{leasesKind(), options_.ns, options_.name, ""}; }
 
@@ -104,12 +102,8 @@ void NodeLease::start() { attempt(); }
 std::string NodeLease::notReadyReason() const { return held_ ? std::string() : reason_; }
 
 void NodeLease::retryIn(Duration delay, void (NodeLease::*step)()) {
-  if (timerArmed_) scheduler_.cancel(timer_);
-  timerArmed_ = true;
-  timer_ = scheduler_.runAfter(delay, [this, step] {
-    timerArmed_ = false;
-    (this->*step)();
-  });
+  nextStep_ = step;
+  next_.enable(delay);
 }
 
 void NodeLease::attempt() {
@@ -251,8 +245,7 @@ void NodeLease::failed(const std::string& what, const Error& error) {
 void NodeLease::loseTo(const std::string& holder) {
   held_ = false;
   stopped_ = true;
-  if (timerArmed_) scheduler_.cancel(timer_);
-  timerArmed_ = false;
+  next_.disable();
   reason_ = "HeldByOther: taken over by " + holder;
   if (handlers_.lost) {
     handlers_.lost("another agent (" + holder + ") took lease " + options_.ns + "/" +
@@ -260,12 +253,11 @@ void NodeLease::loseTo(const std::string& holder) {
   }
 }
 
-void NodeLease::release(std::function<void(Result<void>)> done) {
+void NodeLease::release(const std::function<void(Result<void>)>& done) {
   const bool wasHeld = held_;
   held_ = false;
   stopped_ = true;
-  if (timerArmed_) scheduler_.cancel(timer_);
-  timerArmed_ = false;
+  next_.disable();
   reason_ = "Stopping: released";
   if (!wasHeld) return done({});
   // No holder: the next agent takes it at its next read. A renewal still in flight makes this

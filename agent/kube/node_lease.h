@@ -7,6 +7,7 @@
 #include <json/value.h>
 
 #include "agent/base/clock.h"
+#include "agent/base/timer.h"
 #include "agent/kube/kube_api.h"
 
 namespace eni {
@@ -61,7 +62,7 @@ class NodeLease {
   void start();
   /// Gives the lease up (no holder), so that the next agent takes it at its next read instead of
   /// after leaseDuration. Stops renewing. `done` runs once; at once when the lease is not held.
-  void release(std::function<void(Result<void>)> done);
+  void release(const std::function<void(Result<void>)>& done);
 
   bool held() const { return held_; }
   /// Empty while held; else why not, as a readiness reason: "HeldByOther: held by <pod>; ...",
@@ -84,15 +85,14 @@ class NodeLease {
   Json::Value record(Json::Value lease, bool taking) const;
 
   KubeApi& api_;
-  Scheduler& scheduler_;
   const Clock& clock_;
   NodeLeaseOptions options_;
   Handlers handlers_;
   bool held_ = false;
   bool everHeld_ = false;
   bool stopped_ = false;
-  bool timerArmed_ = false;
-  TimerId timer_ = 0;
+  Timer next_;  // runs nextStep_: the next read or renewal
+  void (NodeLease::*nextStep_)() = &NodeLease::attempt;
   Json::Value lease_;  // the last version read or written
   std::string reason_ = "Acquiring: reading the lease";
   // The other holder's record as last seen, and when it last changed on this agent's clock.

@@ -17,12 +17,18 @@ std::string versionOf(const Json::Value& object) {
 Reflector::Reflector(KubeApi& api, Scheduler& scheduler, ResourceKind kind, std::string ns,
                      ListOptions options, OnChange onChange, std::uint64_t seed)
     : api_(api),
-      scheduler_(scheduler),
       kind_(std::move(kind)),
       ns_(std::move(ns)),
       options_(std::move(options)),
       onChange_(std::move(onChange)),
-      backoff_(Duration(500), Duration(30000), seed) {}
+      backoff_(Duration(500), Duration(30000), seed),
+      retry_(scheduler, [this] {
+        if (!running_) return;
+        if (relistOnRetry_)
+          relist();
+        else
+          openWatch();
+      }) {}
 
 Reflector::~Reflector() { stop(); }
 
@@ -49,8 +55,7 @@ void Reflector::stop() {
   ++generation_;
   if (watchOpen_) api_.cancelWatch(watch_);
   watchOpen_ = false;
-  if (retryArmed_) scheduler_.cancel(retryTimer_);
-  retryArmed_ = false;
+  retry_.disable();
 }
 
 void Reflector::retryLater(bool relistNext, const Error& error) {
@@ -61,15 +66,8 @@ void Reflector::retryLater(bool relistNext, const Error& error) {
                                        {"error", lastError_},
                                        {"relist", relistNext ? "true" : "false"},
                                        {"delay_ms", delay.count()}});
-  retryArmed_ = true;
-  retryTimer_ = scheduler_.runAfter(delay, [this, relistNext] {
-    retryArmed_ = false;
-    if (!running_) return;
-    if (relistNext)
-      relist();
-    else
-      openWatch();
-  });
+  relistOnRetry_ = relistNext;
+  retry_.enable(delay);
 }
 
 void Reflector::relist() {

@@ -9,6 +9,7 @@
 
 #include "agent/base/backoff.h"
 #include "agent/base/clock.h"
+#include "agent/base/timer.h"
 #include "agent/kube/kube_api.h"
 
 namespace eni {
@@ -69,7 +70,6 @@ class Reflector {
   void applyEvent(WatchEvent event);
 
   KubeApi& api_;
-  Scheduler& scheduler_;
   ResourceKind kind_;
   std::string ns_;
   ListOptions options_;
@@ -85,8 +85,8 @@ class Reflector {
   std::uint64_t generation_ = 0;  // bumps on stop(), so late callbacks of an old run are ignored
   WatchId watch_ = 0;
   bool watchOpen_ = false;
-  TimerId retryTimer_ = 0;
-  bool retryArmed_ = false;
+  Timer retry_;                 // re-opens the watch, or relists, after a failure
+  bool relistOnRetry_ = false;  // what retry_ does when it fires
   std::uint64_t lists_ = 0;
   std::uint64_t watchRestarts_ = 0;
   std::uint64_t failures_ = 0;

@@ -8,9 +8,12 @@ bool isCodeChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-void append(std::string& out, const std::string& part) {
+// "name: text", after a "; " when `out` already holds a check.
+void append(std::string& out, const std::string& name, const std::string& text) {
   if (!out.empty()) out += "; ";
-  out += part;
+  out += name;
+  out += ": ";
+  out += text;
 }
 
 }  // namespace
@@ -25,8 +28,8 @@ ReadinessReport Readiness::report() const {
     const std::string why = check();
     if (why.empty()) continue;
     out.ready = false;
-    append(out.detail, name + ": " + why);
-    append(out.summary, name + ": " + reasonCode(why));
+    append(out.detail, name, why);
+    append(out.summary, name, reasonCode(why));
   }
   return out;
 }

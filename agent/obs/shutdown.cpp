@@ -19,8 +19,11 @@ void knock(const std::string& host, int port) {
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::inet_pton(AF_INET, host.c_str(), &address.sin_addr) == 1)
-    (void)::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+  if (::inet_pton(AF_INET, host.c_str(), &address.sin_addr) == 1) {
+    // Non-blocking: the attempt is the knock, whatever connect() answers.
+    const int knocked = ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
+    static_cast<void>(knocked);
+  }
   ::close(fd);
 }
 
@@ -29,6 +32,7 @@ void knock(const std::string& host, int port) {
 void stopTogether(std::vector<Stoppable> servers) {
   std::atomic<std::size_t> running{servers.size()};
   std::vector<std::thread> stops;
+  stops.reserve(servers.size());
   for (auto& server : servers) {
     stops.emplace_back([&running, stop = std::move(server.stop)] {
       if (stop) stop();

@@ -61,7 +61,7 @@ struct AttachmentRecord {
 /// state.json): the warm-start cache and the record of what the agent owns.
 struct NodeState {
   static constexpr int kVersion = 1;
-  static constexpr std::size_t kMaxBytes = 64 * 1024;
+  static constexpr std::size_t kMaxBytes = std::size_t{64} * 1024;
   std::string instanceId;
   std::map<std::string, EniRecord> enis;  // ENI ID -> record
   std::vector<AttachmentRecord> attachments;

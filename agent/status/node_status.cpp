@@ -1,20 +1,14 @@
 #include "agent/status/node_status.h"
 
 #include <algorithm>
-#include <cctype>
 #include <limits>
 #include <tuple>
 
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 
 namespace eni {
 namespace {
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
 
 PodStatus podOf(const std::string& key, const PodRecord& record) {
   PodStatus pod;
@@ -48,7 +42,9 @@ std::string joinTags(const std::map<std::string, std::string>& tags) {
   std::string out;
   for (const auto& [key, value] : tags) {
     if (!out.empty()) out += ",";
-    out += key + "=" + value;
+    out += key;
+    out += '=';
+    out += value;
   }
   return out;
 }

@@ -99,6 +99,7 @@ void EniResolver::fromEc2(const std::vector<const ResolveRequest*>& pending,
                           std::vector<NetworkInterface>& described) {
   // One filtered call for every IP still unknown.
   std::vector<std::string> ips;
+  ips.reserve(pending.size());
   for (const auto* r : pending) ips.push_back(r->ip);
   std::vector<Filter> filters{{"addresses.private-ip-address", ips}};
   if (!vpcId_.empty()) filters.push_back({"vpc-id", {vpcId_}});
@@ -118,8 +119,9 @@ void EniResolver::fromEc2(const std::vector<const ResolveRequest*>& pending,
              std::find(addrs.begin(), addrs.end(), r->ip) != addrs.end();
     });
     if (holder != answer->end()) {
-      out.emplace(r->podKey, ResolvedEni{holder->id, holder->subnetId, holder->macAddress,
-                                         holder->attachment ? holder->attachment->deviceIndex : -1,
+      const NetworkInterface& eni = *holder;
+      out.emplace(r->podKey, ResolvedEni{eni.id, eni.subnetId, eni.macAddress,
+                                         eni.attachment ? eni.attachment->deviceIndex : -1,
                                          ResolveSource::Ec2});
       continue;
     }

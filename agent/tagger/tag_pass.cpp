@@ -91,6 +91,7 @@ void TagPass::observeAll(NodeState& state, TagObservation& obs, bool cold) {
   const bool byRecords = !cold && !state.enis.empty();
   if (byRecords) {
     std::vector<std::string> ids;
+    ids.reserve(state.enis.size());
     for (const auto& [id, r] : state.enis) ids.push_back(id);
     filter.push_back({"network-interface-id", ids});
   } else {

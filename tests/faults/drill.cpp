@@ -5,11 +5,13 @@
 #include <thread>
 
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 #include "agent/enimanager/eni_planner.h"
 #include "agent/http/blocking_http_client.h"
 #include "agent/kube/kube_config.h"
 #include "agent/kube/objects.h"
 #include "agent/tagger/tagger.h"
+#include "tests/support/eventually.h"
 
 namespace eni::faults {
 
@@ -19,9 +21,7 @@ void Drill::SetUp() {
   c.region = stack().region;
   c.endpoint = stack().motoEndpoint;
   moto_ = std::make_unique<CurlEc2Client>(c, creds_, clock_, sleeper_);
-  name_ = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  std::transform(name_.begin(), name_.end(), name_.begin(),
-                 [](unsigned char ch) { return std::tolower(ch); });
+  name_ = lower(::testing::UnitTest::GetInstance()->current_test_info()->name());
   node_ = "fd-" + name_.substr(0, 40);
   ns_ = node_;
   env_ = testing::agentEnv();
@@ -300,11 +300,8 @@ double Drill::metric(const std::string& series) const {
 }
 
 bool Drill::eventually(const std::function<bool()>& done, int rounds, int everyMs) {
-  for (int i = 0; i < rounds; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(everyMs));
-  }
-  return done();
+  return testing::pollUntil(done, Duration(static_cast<std::int64_t>(rounds) * everyMs),
+                            Duration(everyMs));
 }
 
 }  // namespace eni::faults

@@ -11,11 +11,13 @@
 
 #include "agent/base/event_loop.h"
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
 #include "agent/kube/objects.h"
 #include "tests/support/admission_policy.h"
+#include "tests/support/eventually.h"
 #include "tests/support/test_stack.h"
 
 namespace eni {
@@ -33,9 +35,7 @@ constexpr const char* kOldFinalizer = "eni-tagger.io/finalizer";
 class AdmissionPolicyTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::transform(test.begin(), test.end(), test.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
+    const std::string test = lower(::testing::UnitTest::GetInstance()->current_test_info()->name());
     ns_ = "adm-" + test.substr(0, 30);
     nodeA_ = ns_ + "-a";
     nodeB_ = ns_ + "-b";
@@ -143,17 +143,16 @@ class AdmissionPolicyTest : public ::testing::Test {
   /// A new policy is enforced once the API server's informer has it: until another node's state
   /// annotation is refused (a harmless write while it is not).
   void waitUntilEnforced() {
-    for (int i = 0; i < 240; ++i) {
-      auto r = patch(*agent_, node(nodeB_), PatchType::Merge, statePatch("probe"));
-      if (!r && r.error().httpStatus == 403) {
-        ASSERT_TRUE(admin_);
-        // Undo the probes that landed before the policy did.
-        ASSERT_TRUE(patch(*admin_, node(nodeB_), PatchType::Merge, statePatch(Json::Value())));
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
-    FAIL() << "the admission policy " << sa_->objectName() << " was never enforced";
+    ASSERT_TRUE(testing::eventually(
+        [&] {
+          auto r = patch(*agent_, node(nodeB_), PatchType::Merge, statePatch("probe"));
+          return !r && r.error().httpStatus == 403;
+        },
+        Duration(90000), Duration(250)))
+        << "the admission policy " << sa_->objectName() << " was never enforced";
+    ASSERT_TRUE(admin_);
+    // Undo the probes that landed before the policy did.
+    ASSERT_TRUE(patch(*admin_, node(nodeB_), PatchType::Merge, statePatch(Json::Value())));
   }
 
   /// The write was refused by the policy (403 with its message), not by something else.

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "agent/http/blocking_http_client.h"
+#include "tests/support/eventually.h"
 #include "tests/support/test_stack.h"
 
 namespace eni {
@@ -207,11 +208,12 @@ TEST(AgentCli, ReadyAfterTheFirstListsUnderTheAgentsOwnRbac) {
       R"(eni_agent_aws_api_duration_seconds_count{operation="DescribeInstances"})";
   std::string text;
   // The first pass walks IMDS's interface map first (the stack's shared instance has many ENIs).
-  for (int i = 0; i < 300; ++i) {
-    text = probe(env, "/metrics").second;
-    if (value(text, describes) >= 1 && value(text, describeDurations) >= 1) break;
-    usleep(100000);
-  }
+  testing::pollUntil(
+      [&] {
+        text = probe(env, "/metrics").second;
+        return value(text, describes) >= 1 && value(text, describeDurations) >= 1;
+      },
+      Duration(30000), Duration(100));
   EXPECT_GE(value(text, describes), 1) << text;
   EXPECT_GE(value(text, describeDurations), 1) << text;
   EXPECT_LT(value(text, instances), 1) << "no DescribeInstances on a node no NodeENI selects\n"
@@ -283,7 +285,7 @@ TEST(AgentCli, ASecondAgentForTheSameNodeWaitsForTheLeaseThenTakesOver) {
   EXPECT_TRUE(b.running());
   // The first agent made its cold-start Describe (after its first walk of IMDS, which takes
   // seconds on the stack's shared instance); the second made no EC2 call and never started.
-  for (int i = 0; i < 300 && metric(envA, describes) < 1; ++i) usleep(100000);
+  testing::pollUntil([&] { return metric(envA, describes) >= 1; }, Duration(30000), Duration(100));
   EXPECT_GE(metric(envA, describes), 1);
   EXPECT_LT(metric(envB, describes), 1) << b.output();
   EXPECT_EQ(b.output().find("\"msg\":\"ready\""), std::string::npos) << b.output();
@@ -293,7 +295,7 @@ TEST(AgentCli, ASecondAgentForTheSameNodeWaitsForTheLeaseThenTakesOver) {
   ASSERT_TRUE(b.waitForOutput("acquired the node lease")) << b.output();
   ASSERT_TRUE(b.waitForOutput("\"msg\":\"ready\"")) << b.output();
   EXPECT_EQ(probe(envB, "/readyz").first, 200);
-  for (int i = 0; i < 300 && metric(envB, describes) < 1; ++i) usleep(100000);
+  testing::pollUntil([&] { return metric(envB, describes) >= 1; }, Duration(30000), Duration(100));
   EXPECT_GE(metric(envB, describes), 1) << "the second agent works now";
   EXPECT_EQ(b.terminate(), 0) << b.output();
 }

@@ -83,7 +83,7 @@ struct ManagerAgent {
         lifecycle(ec2, releases, sleeper, lifecycleOptions()),
         links(loop, netns),
         reconciler(links, clock),
-        manager(kube, ec2, imds, loop, worker, lifecycle, store, &reconciler, options(node)),
+        manager(kube, ec2, imds, loop, clock, worker, lifecycle, store, &reconciler, options(node)),
         view(kube, loop, node,
              {nullptr,
               [this](ChangeType t, const Json::Value& o) {

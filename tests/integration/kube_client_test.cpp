@@ -10,6 +10,7 @@
 
 #include "agent/base/event_loop.h"
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
@@ -40,8 +41,7 @@ class KubeClientTest : public ::testing::Test {
     ASSERT_TRUE(agentConfig) << agentConfig.error().message;
     admin_ = std::make_unique<CurlKubeClient>(http_, *adminConfig);
     agent_ = std::make_unique<CurlKubeClient>(http_, *agentConfig);
-    ns_ = "t-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name());
-    for (auto& c : ns_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    ns_ = "t-" + lower(::testing::UnitTest::GetInstance()->current_test_info()->name());
     Json::Value nsObject;
     nsObject["metadata"]["name"] = ns_;
     auto created = await<Json::Value>(loop_, [&](auto done) {

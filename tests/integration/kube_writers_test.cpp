@@ -10,6 +10,7 @@
 
 #include "agent/base/event_loop.h"
 #include "agent/base/json.h"
+#include "agent/base/strings.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/event_recorder.h"
@@ -18,6 +19,7 @@
 #include "agent/kube/objects.h"
 #include "agent/kube/pod_condition_writer.h"
 #include "tests/support/admission_policy.h"
+#include "tests/support/eventually.h"
 #include "tests/support/test_stack.h"
 
 namespace eni {
@@ -33,9 +35,7 @@ constexpr const char* kNodeEniFinalizer = "nodeeni.networking.k8s.aws/finalizer"
 class KubeWritersTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::transform(test.begin(), test.end(), test.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
+    const std::string test = lower(::testing::UnitTest::GetInstance()->current_test_info()->name());
     ns_ = "kw-" + test.substr(0, 30);
     nodeA_ = ns_ + "-a";
     nodeB_ = ns_ + "-b";
@@ -109,12 +109,13 @@ class KubeWritersTest : public ::testing::Test {
     probe.ns = ns_;
     probe.name = "probe-b";
     PodConditionWriter writer(*agent_, clock_);
-    for (int i = 0; i < 240; ++i) {
-      auto r = await<void>(loop_, [&](auto done) { writer.clearLastApplied(probe, done); });
-      if (!r && r.error().httpStatus == 403) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
-    FAIL() << "the admission policy " << sa_->objectName() << " was never enforced";
+    ASSERT_TRUE(testing::eventually(
+        [&] {
+          auto r = await<void>(loop_, [&](auto done) { writer.clearLastApplied(probe, done); });
+          return !r && r.error().httpStatus == 403;
+        },
+        Duration(90000), Duration(250)))
+        << "the admission policy " << sa_->objectName() << " was never enforced";
   }
   template <class Writer>
   void drain(const Writer& writer) {

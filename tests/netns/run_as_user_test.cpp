@@ -22,6 +22,7 @@
 #include "ec2/curl_ec2_client.h"
 #include "netlink/address_manager.h"
 #include "netlink/link_dump.h"
+#include "tests/support/eventually.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
@@ -124,14 +125,6 @@ class RunAsUserTest : public ::testing::Test {
     }
     return {};
   }
-  /// Polls until `done` holds; the limit bounds a failure, it is not a timing assertion.
-  static bool eventually(const std::function<bool()>& done) {
-    for (int i = 0; i < 300; ++i) {
-      if (done()) return true;
-      usleep(100 * 1000);
-    }
-    return false;
-  }
   /// Whether the kernel shows `address` on `name` and one rule looking up `table`.
   bool addressed(const std::string& name, const std::string& address, std::uint32_t table) {
     NlAddressManager kernel(ns_->path());
@@ -177,12 +170,12 @@ TEST_F(RunAsUserTest, AsNobodyWithNetAdminAloneTheAgentStillConfiguresItsLink) {
   // The kernel announces the ENI's interface, down at 1500: the agent, as 65532, brings it up
   // with its MTU through the socket it opened in the namespace as root.
   ASSERT_TRUE(ns_->addVeth("runas0", mine[0].macAddress, "runas0p", 1500));
-  EXPECT_TRUE(eventually([&] {
+  EXPECT_TRUE(testing::eventually([&] {
     const LinkInfo l = link("runas0");
     return l.adminUp() && l.mtu == 9001;
   })) << agent.output();
   const std::uint32_t table = 10000 + static_cast<std::uint32_t>(mine[0].attachment->deviceIndex);
-  EXPECT_TRUE(eventually([&] {
+  EXPECT_TRUE(testing::eventually([&] {
     return addressed("runas0", mine[0].privateIpAddress + "/17", table);
   })) << agent.output();
 
@@ -202,7 +195,8 @@ TEST_F(RunAsUserTest, AsNobodyWithNetAdminAloneTheAgentStillConfiguresItsLink) {
   writeConfig(R"({"interfaces": []})");
   ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
   ASSERT_TRUE(agent.waitForOutput("host config reloaded")) << agent.output();
-  EXPECT_TRUE(eventually([&] { return owned().empty() && noRules(table); })) << agent.output();
+  EXPECT_TRUE(testing::eventually([&] { return owned().empty() && noRules(table); }))
+      << agent.output();
   EXPECT_EQ(agent.terminate(), 0) << agent.output();
 }
 

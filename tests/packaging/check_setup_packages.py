@@ -39,6 +39,8 @@ PROGRAMS = {
     "clang": "scripts/test.sh (fuzz stage)",
     "clang++": "scripts/test.sh (fuzz stage)",
     "clang-format": "scripts/test.sh (format check)",
+    "clang-tidy-19": "scripts/clang_tidy.py (clang-tidy stage)",
+    "clang++-19": "scripts/clang_tidy.py (the cache key: the file as clang sees it)",
     "python3": "tests/env/*.py, tests/packaging/*.py, bench/*",
     "dpkg-source": "scripts/lean-curl.sh",
     "apt-get": "scripts/lean-curl.sh, scripts/setup.sh",

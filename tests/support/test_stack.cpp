@@ -18,6 +18,7 @@
 #include "agent/base/files.h"
 #include "agent/base/json.h"
 #include "agent/http/blocking_http_client.h"
+#include "tests/support/eventually.h"
 
 extern char** environ;
 
@@ -244,11 +245,8 @@ BackgroundProcess::~BackgroundProcess() {
 std::string BackgroundProcess::output() const { return readFile(logPath_).value_or(""); }
 
 bool BackgroundProcess::waitForOutput(const std::string& text, int limitMs) const {
-  for (int waited = 0; waited < limitMs; waited += 50) {
-    if (output().find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return output().find(text) != std::string::npos;
+  return pollUntil([&] { return output().find(text) != std::string::npos; }, Duration(limitMs),
+                   Duration(50));
 }
 
 bool BackgroundProcess::running() {

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <thread>
 
 #include "agent/base/backoff.h"
@@ -9,6 +10,7 @@
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/strings.h"
+#include "agent/base/timer.h"
 #include "agent/kube/objects.h"
 
 namespace eni {
@@ -41,6 +43,60 @@ TEST(EventLoop, TimersRunInDeadlineOrderAndCancelWorks) {
   EXPECT_EQ(order, (std::vector<int>{1, 11, 3}));
 }
 
+// Two timers fall due in the same round and the first cancels the second: the second must not
+// run (its owner may be gone: a Timer cancels itself in its destructor and trusts that).
+TEST(EventLoop, ATimerCancelledByAnotherDueInTheSameRoundDoesNotRun) {
+  EventLoop loop;
+  std::vector<int> ran;
+  TimerId second = 0;
+  loop.runAfter(Duration(0), [&] {
+    ran.push_back(1);
+    loop.cancel(second);
+  });
+  second = loop.runAfter(Duration(0), [&] { ran.push_back(2); });
+  loop.runAfter(Duration(20), [&] { ran.push_back(3); });
+  ASSERT_TRUE(loop.runUntil([&] { return !ran.empty() && ran.back() == 3; }, Duration(5000)));
+  EXPECT_EQ(ran, (std::vector<int>{1, 3}));
+}
+
+// A Timer destroyed by another timer's callback in the same round never calls back into it.
+TEST(Timer, DestroyedByAnotherTimerDueInTheSameRoundDoesNotFire) {
+  EventLoop loop;
+  int fired = 0;
+  bool done = false;
+  auto victim = std::make_unique<Timer>(loop, [&] { ++fired; });
+  Timer killer(loop, [&] { victim.reset(); });
+  killer.enable(Duration(0));
+  victim->enable(Duration(0));
+  Timer end(loop, [&] { done = true; });
+  end.enable(Duration(20));
+  ASSERT_TRUE(loop.runUntil([&] { return done; }, Duration(5000)));
+  EXPECT_EQ(victim, nullptr);
+  EXPECT_EQ(fired, 0);
+}
+
+TEST(Timer, EnableReplacesDisableCancelsAndItMayBeDestroyedFromItsOwnCallback) {
+  EventLoop loop;
+  std::vector<int> ran;
+  Timer a(loop, [&] { ran.push_back(1); });
+  a.enable(Duration(5000));
+  a.enable(Duration(0));  // replaces the 5 s timeout
+  EXPECT_TRUE(a.enabled());
+  Timer b(loop, [&] { ran.push_back(2); });
+  b.enable(Duration(0));
+  b.disable();
+  EXPECT_FALSE(b.enabled());
+  std::unique_ptr<Timer> self;
+  self = std::make_unique<Timer>(loop, [&] {
+    ran.push_back(3);
+    self.reset();
+  });
+  self->enable(Duration(10));
+  ASSERT_TRUE(loop.runUntil([&] { return self == nullptr; }, Duration(5000)));
+  EXPECT_FALSE(a.enabled());
+  EXPECT_EQ(ran, (std::vector<int>{1, 3}));
+}
+
 TEST(EventLoop, PostFromAnotherThreadWakesTheLoop) {
   EventLoop loop;
   int ran = 0;
@@ -62,6 +118,13 @@ TEST(Strings, EscapeControlBytesKeepsEveryByteVisible) {
   const std::string withNul("a\0b\n\x1b\x7f", 6);
   EXPECT_EQ(escapeControlBytes(withNul), R"(a\x00b\x0a\x1b\x7f)");
   EXPECT_EQ(escapeControlBytes("Team=caf\xc3\xa9 +=._:/@-"), "Team=caf\xc3\xa9 +=._:/@-");
+}
+
+TEST(Strings, LowerTurnsOnlyAsciiUppercaseIntoLowercase) {
+  EXPECT_EQ(lower("0A:1B:FF:zz"), "0a:1b:ff:zz");
+  EXPECT_EQ(lower("TRUE"), "true");
+  EXPECT_EQ(lower(""), "");
+  EXPECT_EQ(lower("\xC3\x89t\xC3\xA9-\x7F@[`{"), "\xC3\x89t\xC3\xA9-\x7F@[`{");
 }
 
 TEST(Json, ParseErrorsAreInvalidNotExceptions) {

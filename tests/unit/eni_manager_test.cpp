@@ -76,8 +76,8 @@ struct Agent {
     publishedCreating = store.current().creating;
     options.nodeName = kNode;
     options.writeAhead = writeAhead;
-    manager = std::make_unique<EniManager>(kube, ec2_, imds, scheduler, executor, lifecycle, store,
-                                           nullptr, options);
+    manager = std::make_unique<EniManager>(kube, ec2_, imds, scheduler, scheduler, executor,
+                                           lifecycle, store, nullptr, options);
   }
   void run(const Json::Value& node, const std::vector<Json::Value>& nodeEnis) {
     make(node);

@@ -1,4 +1,4 @@
-#include "ec2/region.h"
+#include "agent/config/region.h"
 
 #include <gtest/gtest.h>
 

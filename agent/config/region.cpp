@@ -1,4 +1,4 @@
-#include "ec2/region.h"
+#include "agent/config/region.h"
 
 #include <vector>
 
@@ -12,7 +12,7 @@ bool all(std::string_view part, bool (*is)(char)) {
   }
   return true;
 }
-bool lower(char c) { return c >= 'a' && c <= 'z'; }
+bool isLowerLetter(char c) { return c >= 'a' && c <= 'z'; }
 bool digit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
@@ -27,9 +27,10 @@ bool isRegionName(std::string_view text) {
     if (dash == std::string_view::npos) break;
     start = dash + 1;
   }
-  if (parts.size() < 3 || parts.front().size() != 2 || !all(parts.front(), lower)) return false;
+  if (parts.size() < 3 || parts.front().size() != 2 || !all(parts.front(), isLowerLetter))
+    return false;
   for (std::size_t i = 1; i + 1 < parts.size(); ++i) {
-    if (!all(parts[i], lower)) return false;
+    if (!all(parts[i], isLowerLetter)) return false;
   }
   return all(parts.back(), digit);
 }
