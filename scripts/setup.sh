@@ -25,6 +25,8 @@ DEB_PACKAGES=(
   # the test stack and the benchmarks (python3), systemd-analyze (packaging.systemd_*), file and
   # dpkg-shlibdeps (cpack's DEB generator, packaging.deb), ip (bench/run's network namespaces)
   python3 python3-pip systemd file iproute2
+  # the systemd label (tests/systemd): a Debian root made by debootstrap, booted by systemd-nspawn
+  debootstrap systemd-container
 )
 
 missing=()

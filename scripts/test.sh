@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of eni-agent on this machine: installs what is missing, builds with -Werror,
 # builds (or reuses from $HOME/.cache) the test stack, then runs the unit, integration and netns
-# labels through ctest, the fault drills (label faults), the unit tests again under
+# labels through ctest, the fault drills (label faults), the .deb under systemd as PID 1 (label
+# systemd, in a Debian root cached under $HOME/.cache), the unit tests again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, checks formatting, and runs the libFuzzer targets
 # when clang is present (FUZZ_SECONDS each, 60 by default). netns tests need root; CI runs as root.
 # Each stage's wall time is printed at the end (and kept in $BUILD/ci-timings.txt).
@@ -60,6 +61,12 @@ grep -h "kube-apiserver /version" "$BUILD/Testing/Temporary/LastTest.log" || tru
 # The fault drills get a stack of their own (stack.up runs again): a fresh moto and etcd.
 stage "ctest faults"
 (cd "$BUILD" && ctest -L faults --output-on-failure --timeout 900) || status=$?
+
+# The .deb under systemd as PID 1, with a stack of its own too. The first run on a machine makes
+# the Debian root it boots (debootstrap, cached under $HOME/.cache/eni-agent/systemd-root).
+stage "ctest systemd"
+(cd "$BUILD" && ctest -L systemd --output-on-failure --timeout 1800) || status=$?
+grep -h "^debian root: \(cached\|made\)" "$BUILD/Testing/Temporary/LastTest.log" || true
 
 stage "asan+ubsan unit tests"
 cmake -S . -B "$BUILD-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENI_AGENT_WERROR=ON -DENI_CURL_PREFIX="$CURL_PREFIX" \

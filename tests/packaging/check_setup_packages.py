@@ -53,6 +53,10 @@ PROGRAMS = {
     "bash": "scripts/*.sh, tests/env/stack.py",
     "sh": "packaging.deb (maintainer scripts' syntax)",
     "seq": "scripts/demo.sh",
+    "debootstrap": "tests/systemd/debian_root.py (the cached Debian root)",
+    "systemd-nspawn": "tests/systemd/container.py (systemd as PID 1)",
+    "nsenter": "tests/systemd (commands in the container)",
+    "tar": "tests/systemd/debian_root.py (the cached root's tarball)",
 }
 
 PYTHON_MODULES = {
