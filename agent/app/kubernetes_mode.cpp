@@ -72,6 +72,18 @@ void releaseThenStop(eni::EventLoop& loop, eni::NodeLease& lease) {
   });
 }
 
+eni::SharedEniPolicy sharedEniPolicy(eni::SharedEniTagging mode) {
+  switch (mode) {
+    case eni::SharedEniTagging::Merge:
+      return eni::SharedEniPolicy::Merge;
+    case eni::SharedEniTagging::Any:
+      return eni::SharedEniPolicy::Any;
+    case eni::SharedEniTagging::Refuse:
+      break;
+  }
+  return eni::SharedEniPolicy::Refuse;
+}
+
 }  // namespace
 
 int eni::runKubernetes(const eni::AgentOptions& options) {
@@ -165,9 +177,10 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   taggerOptions.annotationKey = options.annotationKey;
   taggerOptions.tagNamespace = eni::TagNamespace{options.tagNamespace};
   taggerOptions.subnetIds = options.subnetIds;
-  taggerOptions.allowSharedEniTagging = options.allowSharedEniTagging;
+  taggerOptions.sharedEnis = sharedEniPolicy(options.sharedEniTagging);
   taggerOptions.dryRun = options.dryRun;
   taggerOptions.resyncInterval = options.resyncInterval;
+  taggerOptions.eniTaggerCacheNamespace = options.eniTaggerCacheNamespace;
   // The node state's one keeper: the tagger and the ENI manager each change their slice of it.
   eni::AnnotationStateStore stateStore(kube, loop, {options.nodeName});
   eni::Tagger tagger(kube, ec2, imds, loop, *awsWorker, clock, stateStore, taggerOptions);
@@ -203,7 +216,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
                         if (options.enableTagger) tagger.start();
                         if (options.enableEniManager) manager.start();
                       }},
-                     options.enableEniManager);
+                     options.enableEniManager, options.watchNamespace);
   // One agent per node: nothing is read for the tagger and the ENI manager, so nothing written,
   // before this agent holds the node's lease (docs/operations.md, "One agent per node").
   int exitCode = 0;

@@ -18,11 +18,18 @@ namespace {
 using testing::FakeEc2;
 using testing::FakeImds;
 
-// eni-1, attached to the instance at device 0 in subnet-1, holding 10.0.0.5 and 10.0.0.6.
+// eni-1, attached to the instance at device 1 in subnet-1, holding 10.0.0.5 and 10.0.0.6: pods
+// share it, so the tests that use it run under --shared-eni-tagging=merge (mergeOptions).
 void oneEni(FakeEc2& ec2) {
-  auto& eni = ec2.addAttached("eni-1", 0, "subnet-1");
+  auto& eni = ec2.addAttached("eni-1", 1, "subnet-1");
   eni.privateIpAddress = "10.0.0.5";
   eni.privateIpAddresses = {"10.0.0.5", "10.0.0.6"};
+}
+
+TaggerOptions mergeOptions() {
+  TaggerOptions options;
+  options.sharedEnis = SharedEniPolicy::Merge;
+  return options;
 }
 
 std::map<std::string, std::string> tagsOf(const FakeEc2& ec2, const std::string& id) {
@@ -41,7 +48,7 @@ TEST(TaggerPodWrites, AFailedLastAppliedWriteBacksOffAndASucceededOneIsNotRepeat
   FakeEc2 ec2;
   oneEni(ec2);
   FakeImds imds(ec2);
-  TaggerOptions options;
+  TaggerOptions options = mergeOptions();
   options.nodeName = "n1";
   AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
@@ -121,7 +128,7 @@ TEST(TaggerLatency, APodJoiningAnAlreadyTaggedEniIsMeasuredOnce) {
   FakeEc2 ec2;
   oneEni(ec2);
   FakeImds imds(ec2);
-  TaggerOptions options;
+  TaggerOptions options = mergeOptions();
   options.nodeName = "n1";
   AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
@@ -271,7 +278,7 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
     stateAtCreateTags.push_back(stored);
   };
   FakeImds imds(ec2);
-  TaggerOptions options;
+  TaggerOptions options = mergeOptions();
   options.nodeName = "n1";
   std::string writeAhead;
   {
@@ -327,7 +334,7 @@ TEST(TaggerNodeState, ANewerAgentsStateIsNeitherReadNorOverwritten) {
   FakeEc2 ec2;
   oneEni(ec2);
   FakeImds imds(ec2);
-  TaggerOptions options;
+  TaggerOptions options = mergeOptions();
   options.nodeName = "n1";
   AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
