@@ -66,6 +66,9 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                          "--tag-namespace=acme",
                                          "--subnet-ids=subnet-1a,subnet-2b",
                                          "--allow-shared-eni-tagging",
+                                         "--shared-eni-tagging=any",
+                                         "--watch-namespace=payments",
+                                         "--eni-tagger-cache-namespace=tagger",
                                          "--dry-run=true",
                                          "--aws-rate-limit-qps=2.5",
                                          "--aws-rate-limit-burst=4",
@@ -93,6 +96,9 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                             {"ENI_AGENT_TAG_NAMESPACE", "acme"},
                                             {"ENI_AGENT_SUBNET_IDS", "subnet-1a, subnet-2b"},
                                             {"ENI_AGENT_ALLOW_SHARED_ENI_TAGGING", "true"},
+                                            {"ENI_AGENT_SHARED_ENI_TAGGING", "any"},
+                                            {"ENI_AGENT_WATCH_NAMESPACE", "payments"},
+                                            {"ENI_AGENT_ENI_TAGGER_CACHE_NAMESPACE", "tagger"},
                                             {"ENI_AGENT_DRY_RUN", "1"},
                                             {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "2.5"},
                                             {"ENI_AGENT_AWS_RATE_LIMIT_BURST", "4"},
@@ -122,6 +128,8 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
     EXPECT_EQ(o.tagNamespace, "acme");
     EXPECT_EQ(o.subnetIds, (std::vector<std::string>{"subnet-1a", "subnet-2b"}));
     EXPECT_EQ(o.sharedEniTagging, SharedEniTagging::Any);
+    EXPECT_EQ(o.watchNamespace, "payments");
+    EXPECT_EQ(o.eniTaggerCacheNamespace, "tagger");
     EXPECT_TRUE(o.dryRun);
     EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 2.5);
     EXPECT_EQ(o.awsRateLimitBurst, 4);
