@@ -409,6 +409,28 @@ TEST(TagPlan, SharedEniTagging) {
   }
 }
 
+// An agent that merged before (the old default) and now refuses: at its next read of a shared ENI
+// its member pods are refused and the tags it owns there are removed, with the value it wrote.
+TEST(TagPlan, RefuseRemovesWhatMergeOwnedOnASharedEni) {
+  const TagSet owned{{"Team", "A"}};
+  NodeState base;
+  base.enis[kMine].tags = owned;
+  base.enis[kMine].hash = tagHash(owned);
+  base.enis[kMine].pods["ns/web"] = PodRecord{"uid-web", "10.0.0.9"};
+  TagObservation obs;
+  obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Cache, "subnet-a");
+  obs.fresh[kMine] = seen({{"Team", "A"}, {kHashTagKey, tagHash(owned)}, {"Other", "x"}},
+                          "subnet-a", {"10.0.0.8", "10.0.0.9"});
+  obs.observed[kMine] = obs.fresh[kMine].tags;
+  auto out = planned({job("web", "10.0.0.9", owned)}, base, obs);
+  EXPECT_EQ(out.verdicts.at("ns/web").reason, SyncReason::EniValidationFailed);
+  const EniPlan* p = planFor(out, kMine);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->toDelete, (TagSet{{"Team", "A"}, {kHashTagKey, tagHash(owned)}}));
+  EXPECT_TRUE(p->toSet.empty());
+  EXPECT_EQ(out.droppedPods, std::set<std::string>{"ns/web"});
+}
+
 TEST(TagPlan, NoWriteToAnEniThePassDidNotRead) {
   TagObservation obs;
   obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Imds);

@@ -362,5 +362,36 @@ TEST(TaggerNodeState, ANewerAgentsStateIsNeitherReadNorOverwritten) {
   EXPECT_EQ(taggingFailed, 1) << "the pod says why";
 }
 
+// k8s-eni-tagger's ConfigMap is asked for once, before the first pass, and never written; one that
+// cannot be read (forbidden: RBAC not applied in that namespace) holds nothing up.
+TEST(TaggerEniTaggerCache, ReadOnceNeverWrittenAndAnUnreadableOneHoldsNothingUp) {
+  testing::FakeKubeApi kube;
+  kube.failNext.push_back(Error(ErrorCode::Permission, "configmaps is forbidden"));
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  const std::string ip = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  options.eniTaggerCacheNamespace = "kube-system";
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  tagger.start();
+  tagger.start();
+  tagger.onPod(ChangeType::Added, annotatedPod("web", ip));
+  for (int i = 0; i < 5; ++i) {
+    tagger.resync();
+    scheduler.advance(Duration(100));
+  }
+  EXPECT_EQ(ec2.calls["CreateTags"], 1);
+  EXPECT_EQ(kube.gets, 1) << "one get, at the first start";
+  for (const auto& [ref, body] : kube.patches) EXPECT_NE(ref.kind.plural, "configmaps");
+  for (const auto& [ref, body] : kube.updateBodies) EXPECT_NE(ref.kind.plural, "configmaps");
+}
+
 }  // namespace
 }  // namespace eni
