@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
     case eni::CommandKind::Run:
       break;
   }
+  for (const auto& line : eni::noEffectLines(options)) eni::logInfo(line);
   if (options.mode == eni::RunMode::Host) return eni::runHost(options);
   return eni::runKubernetes(options);
 }

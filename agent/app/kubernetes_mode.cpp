@@ -113,13 +113,26 @@ struct KubeAdapters {
   BoundedWrites writes;
 };
 
+SharedEniPolicy sharedEniPolicy(SharedEniTagging mode) {
+  switch (mode) {
+    case SharedEniTagging::Merge:
+      return SharedEniPolicy::Merge;
+    case SharedEniTagging::Any:
+      return SharedEniPolicy::Any;
+    case SharedEniTagging::Refuse:
+      break;
+  }
+  return SharedEniPolicy::Refuse;
+}
+
 TaggerOptions taggerOptionsFor(const AgentOptions& options) {
   TaggerOptions o;
   o.nodeName = options.nodeName;
   o.annotationKey = options.annotationKey;
   o.tagNamespace = TagNamespace{options.tagNamespace};
   o.subnetIds = options.subnetIds;
-  o.allowSharedEniTagging = options.allowSharedEniTagging;
+  o.sharedEnis = sharedEniPolicy(options.sharedEniTagging);
+  o.eniTaggerCacheNamespace = options.eniTaggerCacheNamespace;
   o.dryRun = options.dryRun;
   o.resyncInterval = options.resyncInterval;
   return o;
@@ -298,7 +311,7 @@ int runKubernetes(const AgentOptions& options) {
   Reconcilers core(options, loop, base, aws, kube.writes, links);
   if (linkEvents && !watchLinks(links, core.linkReconciler)) return kExitFailure;
   NodeView view(kube.writes, loop, options.nodeName, viewHandlers(options, core),
-                options.enableEniManager);
+                options.enableEniManager, options.watchNamespace);
   int exitCode = 0;
   NodeLease lease(kube.client, loop, base.clock, leaseOptionsFor(options.nodeName, base.env),
                   leaseHandlers(loop, view, exitCode));

@@ -1,8 +1,10 @@
 #include "agent/config/command_line.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 
 #include "agent/config/region.h"
 #include "eni_agent_version.h"
@@ -13,11 +15,22 @@ namespace {
 using Setter = std::function<Result<void>(AgentOptions&, const std::string&)>;
 
 struct FlagSpec {
+  FlagSpec(std::string name_, std::string valueName_, std::string defaultText_, std::string help_,
+           Setter set_, bool fromEniTagger_ = false, std::string noEffect_ = {})
+      : name(std::move(name_)),
+        valueName(std::move(valueName_)),
+        defaultText(std::move(defaultText_)),
+        help(std::move(help_)),
+        set(std::move(set_)),
+        fromEniTagger(fromEniTagger_),
+        noEffect(std::move(noEffect_)) {}
   std::string name;       // without the leading dashes
   std::string valueName;  // empty for a boolean flag
   std::string defaultText;
   std::string help;
   Setter set;
+  bool fromEniTagger = false;  // a k8s-eni-tagger flag: ENI_TAGGER_<NAME> is read after ENI_AGENT_
+  std::string noEffect;        // k8s-eni-tagger's flag that means nothing here: why (help, log)
 };
 
 tl::unexpected<Error> badValue(const std::string& value, const std::string& why) {
@@ -47,62 +60,70 @@ Setter stringSetter(std::string AgentOptions::*field, bool allowEmpty = true) {
   };
 }
 
-Result<void> checkBindAddress(const std::string& v) {
-  if (v == "0") return {};  // disabled
-  const auto colon = v.rfind(':');
-  if (colon == std::string::npos)
-    return badValue(v, "want [host]:port, e.g. :8090, or 0 to disable");
-  const std::string port = v.substr(colon + 1);
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) > 65535) {
+bool isPortNumber(const std::string& port) {
+  return !port.empty() && port.size() <= 5 &&
+         port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) <= 65535;
+}
+
+/// "[host]:port", "0" (disabled), or a bare port as k8s-eni-tagger takes it ("8090": every
+/// address, as ":8090"). The address as the servers take it.
+Result<std::string> bindAddress(const std::string& v) {
+  if (v == "0") return v;
+  if (v.find(':') == std::string::npos) {
+    if (isPortNumber(v)) return ":" + v;
+    return badValue(v,
+                    "want [host]:port, e.g. :8090, a port alone (every address), or 0 to disable");
+  }
+  if (!isPortNumber(v.substr(v.rfind(':') + 1)))
     return badValue(v, "the port must be a number from 0 to 65535");
+  return v;
+}
+
+Setter bindAddressSetter(std::string AgentOptions::*field) {
+  return [field](AgentOptions& o, const std::string& v) -> Result<void> {
+    auto address = bindAddress(v);
+    if (!address) return fail(address.error());
+    o.*field = *address;
+    return {};
+  };
+}
+
+Result<std::int64_t> parseWholeNumber(const std::string& v, std::int64_t min, std::int64_t max) {
+  char* end = nullptr;
+  const long long n = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || end == nullptr || *end != '\0' || n < min || n > max) {
+    return badValue(
+        v, "want a whole number from " + std::to_string(min) + " to " + std::to_string(max));
   }
-  return {};
+  return n;
 }
 
-Result<void> setMode(AgentOptions& o, const std::string& v) {
-  if (v == "kubernetes")
-    o.mode = RunMode::Kubernetes;
-  else if (v == "host")
-    o.mode = RunMode::Host;
-  else
-    return badValue(v, "want kubernetes or host");
-  return {};
-}
-
-Result<void> setRegion(AgentOptions& o, const std::string& v) {
-  if (!v.empty() && !isRegionName(v))
-    return badValue(v, "want an AWS region name such as us-east-1 or eu-central-2");
-  o.region = v;
-  return {};
-}
-
-Result<void> setAnnotationKey(AgentOptions& o, const std::string& v) {
-  if (v.empty() || v.find_first_of(" \t\n") != std::string::npos) {
-    return badValue(v, "want an annotation key such as eni-tagger.io/tags");
+Result<double> parseRate(const std::string& v, bool allowZero) {
+  char* end = nullptr;
+  const double n = std::strtod(v.c_str(), &end);
+  if (v.empty() || end == nullptr || *end != '\0' || !std::isfinite(n) || n < 0 ||
+      (n == 0 && !allowZero)) {
+    return badValue(v, allowZero ? "want a number of 0 or more"
+                                 : "want a number of requests per second greater than 0, e.g. 5");
   }
-  o.annotationKey = v;
-  return {};
-}
-
-std::string trimSpaces(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  return s;
+  return n;
 }
 
 Result<void> setSubnetIds(AgentOptions& o, const std::string& v) {
   std::vector<std::string> ids;
   std::size_t start = 0;
-  while (start <= v.size() && !v.empty()) {
+  while (start <= v.size()) {
     const auto comma = v.find(',', start);
     std::string id =
-        trimSpaces(v.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (id.rfind("subnet-", 0) != 0 || id.size() == 7) {
+        v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    while (!id.empty() && std::isspace(static_cast<unsigned char>(id.front()))) id.erase(0, 1);
+    while (!id.empty() && std::isspace(static_cast<unsigned char>(id.back()))) id.pop_back();
+    // Empty entries are skipped, as k8s-eni-tagger skips them ("subnet-a," from a template).
+    if (!id.empty() && (id.rfind("subnet-", 0) != 0 || id.size() == 7)) {
       return badValue(v,
                       "each entry must be a subnet ID such as subnet-0abc1234, got \"" + id + "\"");
     }
-    ids.push_back(id);
+    if (!id.empty()) ids.push_back(id);
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -110,76 +131,47 @@ Result<void> setSubnetIds(AgentOptions& o, const std::string& v) {
   return {};
 }
 
-Result<void> setRateLimitQps(AgentOptions& o, const std::string& v) {
-  char* end = nullptr;
-  const double qps = std::strtod(v.c_str(), &end);
-  if (v.empty() || end == nullptr || *end != '\0' || !std::isfinite(qps) || qps <= 0) {
-    return badValue(v, "want a number of requests per second greater than 0, e.g. 5");
-  }
-  o.awsRateLimitQps = qps;
+Result<void> setSharedEniTagging(AgentOptions& o, const std::string& v) {
+  if (v == "refuse")
+    o.sharedEniTagging = SharedEniTagging::Refuse;
+  else if (v == "merge")
+    o.sharedEniTagging = SharedEniTagging::Merge;
+  else if (v == "any")
+    o.sharedEniTagging = SharedEniTagging::Any;
+  else
+    return badValue(v, "want refuse, merge or any");
+  o.sharedEniTaggingGiven = true;
   return {};
 }
 
-Result<void> setRateLimitBurst(AgentOptions& o, const std::string& v) {
-  char* end = nullptr;
-  const long long burst = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || end == nullptr || *end != '\0' || burst < 1 || burst > 100000) {
-    return badValue(v, "want a whole number from 1 to 100000, e.g. 10");
-  }
-  o.awsRateLimitBurst = burst;
-  return {};
-}
-
-Result<void> setResyncInterval(AgentOptions& o, const std::string& v) {
-  auto d = parseDuration(v);
-  if (!d) return fail(d.error());
-  if (d->count() < 1000) return badValue(v, "must be at least 1s");
-  o.resyncInterval = *d;
-  return {};
-}
-
-Result<void> setWatchIdleTimeout(AgentOptions& o, const std::string& v) {
-  auto d = parseDuration(v);
-  if (!d) return fail(d.error());
-  if (d->count() != 0 && d->count() < 1000) return badValue(v, "must be 0s (off) or at least 1s");
-  o.watchIdleTimeout = *d;
-  return {};
-}
-
-Result<void> setRunAsUser(AgentOptions& o, const std::string& v) {
-  if (v.empty()) {
-    o.runAsUser.reset();
-    return {};
-  }
-  auto user = parseRunAsUser(v);
-  if (!user) return fail(user.error());
-  o.runAsUser = *user;
-  return {};
-}
-
-Setter bindAddressSetter(std::string AgentOptions::*field) {
+/// A Kubernetes namespace name (RFC 1123 label), or empty.
+Setter namespaceSetter(std::string AgentOptions::*field) {
   return [field](AgentOptions& o, const std::string& v) -> Result<void> {
-    if (auto ok = checkBindAddress(v); !ok) return ok;
+    const bool valid =
+        v.size() <= 63 &&
+        v.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos &&
+        (v.empty() || (v.front() != '-' && v.back() != '-'));
+    if (!valid) {
+      return badValue(v, "want a namespace name: lower-case letters, digits and '-', at most 63");
+    }
     o.*field = v;
     return {};
   };
 }
 
-Result<void> setLogFormat(AgentOptions& o, const std::string& v) {
-  if (!logging::parseFormat(v, o.logFormat)) return badValue(v, "want json or text");
-  return {};
-}
-
-Result<void> setLogLevel(AgentOptions& o, const std::string& v) {
-  if (!logging::parseLevel(v, o.logLevel)) return badValue(v, "want debug, info, warn or error");
-  return {};
-}
-
-// Where the agent runs and what it tags, in the order --help lists them.
-std::vector<FlagSpec> placementAndTaggingFlags() {
+std::vector<FlagSpec> whereAndWhoSpecs() {
   return {
       {"mode", "kubernetes|host", "kubernetes if in-cluster or a kubeconfig is set, else host",
-       "which world the agent runs in", setMode},
+       "which world the agent runs in",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (v == "kubernetes")
+           o.mode = RunMode::Kubernetes;
+         else if (v == "host")
+           o.mode = RunMode::Host;
+         else
+           return badValue(v, "want kubernetes or host");
+         return {};
+       }},
       {"node-name", "NAME", "$NODE_NAME", "this node's name (downward API)",
        stringSetter(&AgentOptions::nodeName)},
       {"kubeconfig", "PATH", "$KUBECONFIG, else in-cluster", "Kubernetes client configuration",
@@ -188,33 +180,90 @@ std::vector<FlagSpec> placementAndTaggingFlags() {
        stringSetter(&AgentOptions::configPath, false)},
       {"state-dir", "DIR", "/var/lib/eni-agent", "host-mode state file and lock",
        stringSetter(&AgentOptions::stateDir, false)},
-      {"region", "REGION", "$AWS_REGION, else IMDS placement/region", "AWS region", setRegion},
-      {"annotation-key", "KEY", "eni-tagger.io/tags", "pod annotation with the desired tags",
-       setAnnotationKey},
-      {"tag-namespace", "PREFIX", "empty",
-       "prefix tag keys: a literal 'acme' gives acme:Key; 'pod-namespace' gives <ns>:Key",
-       stringSetter(&AgentOptions::tagNamespace)},
-      {"subnet-ids", "ID,ID", "empty (all)", "only tag ENIs in these subnets", setSubnetIds},
-      {"allow-shared-eni-tagging", "", "false", "tag ENIs that several pods share",
-       boolSetter(&AgentOptions::allowSharedEniTagging)},
-      {"dry-run", "", "false", "compute and log every AWS write, send none",
-       boolSetter(&AgentOptions::dryRun)},
+      {"region", "REGION", "$AWS_REGION, else IMDS placement/region", "AWS region",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (!v.empty() && !isRegionName(v))
+           return badValue(v, "want an AWS region name such as us-east-1 or eu-central-2");
+         o.region = v;
+         return {};
+       }},
   };
 }
 
-// How the agent paces and checks its peers, what it runs, and what it serves and logs.
-std::vector<FlagSpec> operationFlags() {
+std::vector<FlagSpec> taggerSpecs() {
+  return {
+      {"annotation-key", "KEY", "eni-tagger.io/tags", "pod annotation with the desired tags",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (v.empty() || v.find_first_of(" \t\n") != std::string::npos) {
+           return badValue(v, "want an annotation key such as eni-tagger.io/tags");
+         }
+         o.annotationKey = v;
+         return {};
+       },
+       true},
+      {"tag-namespace", "PREFIX", "empty",
+       "prefix tag keys: 'enable' or 'pod-namespace' gives <pod namespace>:Key; any other value is "
+       "a literal prefix ('acme' gives acme:Key)",
+       stringSetter(&AgentOptions::tagNamespace), true},
+      {"subnet-ids", "ID,ID", "empty (all)",
+       "tag only ENIs in these subnets; pods on others get ENIValidationFailed", setSubnetIds,
+       true},
+      {"shared-eni-tagging", "refuse|merge|any", "refuse",
+       "ENIs several pods share: refuse (k8s-eni-tagger's rule: an ENI with more than one private "
+       "IP or a prefix, a trunk, the primary ENI), merge (the tags the pods agree on; not the "
+       "primary ENI), any (every ENI, no hash or agreement checks)",
+       setSharedEniTagging},
+      {"allow-shared-eni-tagging", "", "false", "k8s-eni-tagger's form of --shared-eni-tagging=any",
+       boolSetter(&AgentOptions::allowSharedEniTagging), true},
+      {"watch-namespace", "NAMESPACE", "empty (every namespace)",
+       "tag only the pods of this namespace", namespaceSetter(&AgentOptions::watchNamespace), true},
+      {"eni-tagger-cache-namespace", "NAMESPACE", "kube-system",
+       "where k8s-eni-tagger's ConfigMap eni-tagger-cache is read once at start (never written); "
+       "empty: not read",
+       namespaceSetter(&AgentOptions::eniTaggerCacheNamespace)},
+      {"dry-run", "", "false", "compute and log every AWS write, send none",
+       boolSetter(&AgentOptions::dryRun), true},
+  };
+}
+
+std::vector<FlagSpec> awsAndPartsSpecs() {
   return {
       {"aws-rate-limit-qps", "QPS", "5", "client-side token bucket rate for EC2 calls, per node",
-       setRateLimitQps},
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         auto qps = parseRate(v, false);
+         if (!qps) return fail(qps.error());
+         o.awsRateLimitQps = *qps;
+         return {};
+       },
+       true},
       {"aws-rate-limit-burst", "N", "10", "client-side token bucket size for EC2 calls",
-       setRateLimitBurst},
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         auto burst = parseWholeNumber(v, 1, 100000);
+         if (!burst) return fail(burst.error());
+         o.awsRateLimitBurst = *burst;
+         return {};
+       },
+       true},
       {"resync-interval", "DURATION", "30m (with +-20% jitter)",
-       "drift check: reapply missing owned tags, re-verify links", setResyncInterval},
+       "drift check: reapply missing owned tags, re-verify links",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         auto d = parseDuration(v);
+         if (!d) return fail(d.error());
+         if (d->count() < 1000) return badValue(v, "must be at least 1s");
+         o.resyncInterval = *d;
+         return {};
+       }},
       {"watch-idle-timeout", "DURATION", "60s",
        "when every API-server watch was silent this long, check the connection (GET /version, "
        "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",
-       setWatchIdleTimeout},
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         auto d = parseDuration(v);
+         if (!d) return fail(d.error());
+         if (d->count() != 0 && d->count() < 1000)
+           return badValue(v, "must be 0s (off) or at least 1s");
+         o.watchIdleTimeout = *d;
+         return {};
+       }},
       {"enable-tagger", "", "true", "tag pod ENIs from annotations",
        boolSetter(&AgentOptions::enableTagger)},
       {"enable-eni-manager", "", "true", "create and attach NodeENI interfaces",
@@ -224,30 +273,131 @@ std::vector<FlagSpec> operationFlags() {
       {"link-netns", "PATH", "empty (own namespace)",
        "network namespace whose links are managed (needs CAP_SYS_ADMIN)",
        stringSetter(&AgentOptions::linkNetns)},
+  };
+}
+
+std::vector<FlagSpec> processSpecs() {
+  return {
       {"run-as-user", "UID[:GID]", "empty (keep the user it started as)",
        "drop to this user and group once netlink is open, keeping only CAP_NET_ADMIN",
-       setRunAsUser},
-      {"metrics-bind-address", "ADDR", ":8090", "Prometheus /metrics; 0 disables",
-       bindAddressSetter(&AgentOptions::metricsBindAddress)},
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (v.empty()) {
+           o.runAsUser.reset();
+           return {};
+         }
+         auto user = parseRunAsUser(v);
+         if (!user) return fail(user.error());
+         o.runAsUser = *user;
+         return {};
+       }},
+      {"metrics-bind-address", "ADDR", ":8090",
+       "Prometheus /metrics: [host]:port, a port alone (every address); 0 disables",
+       bindAddressSetter(&AgentOptions::metricsBindAddress), true},
       {"health-probe-bind-address", "ADDR", "127.0.0.1:8081",
-       "/healthz and /readyz (unauthenticated: loopback by default); 0 disables",
-       bindAddressSetter(&AgentOptions::healthProbeBindAddress)},
-      {"log-format", "json|text", "json (text on a TTY)", "structured log format", setLogFormat},
-      {"log-level", "LEVEL", "info", "debug, info, warn or error", setLogLevel},
+       "/healthz and /readyz (unauthenticated: loopback by default; a port alone is every "
+       "address); 0 disables",
+       bindAddressSetter(&AgentOptions::healthProbeBindAddress), true},
+      {"log-format", "json|text", "json (text on a TTY)", "structured log format",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (!logging::parseFormat(v, o.logFormat)) return badValue(v, "want json or text");
+         return {};
+       }},
+      {"log-level", "LEVEL", "info", "debug, info, warn or error",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         if (!logging::parseLevel(v, o.logLevel)) {
+           return badValue(v, "want debug, info, warn or error");
+         }
+         return {};
+       }},
+  };
+}
+
+/// What a k8s-eni-tagger flag that means nothing here takes: its value is checked as that tool
+/// checked it, then only noted.
+enum class ValueKind { Bool, Count, Rate, Duration, Address };
+
+Setter noEffectSetter(const std::string& name, ValueKind kind) {
+  return [name, kind](AgentOptions& o, const std::string& v) -> Result<void> {
+    Result<void> ok;
+    switch (kind) {
+      case ValueKind::Bool:
+        if (auto b = parseBool(v); !b) ok = fail(b.error());
+        break;
+      case ValueKind::Count:
+        if (auto n = parseWholeNumber(v, 0, 1000000000); !n) ok = fail(n.error());
+        break;
+      case ValueKind::Rate:
+        if (auto r = parseRate(v, true); !r) ok = fail(r.error());
+        break;
+      case ValueKind::Duration:
+        if (auto d = parseDuration(v); !d) ok = fail(d.error());
+        break;
+      case ValueKind::Address:
+        if (auto a = bindAddress(v); !a) ok = fail(a.error());
+        break;
+    }
+    if (!ok) return ok;
+    auto& seen = o.noEffectFlags;
+    if (std::find(seen.begin(), seen.end(), name) == seen.end()) seen.push_back(name);
+    return {};
+  };
+}
+
+FlagSpec noEffect(const std::string& name, const std::string& valueName, ValueKind kind,
+                  const std::string& why) {
+  return {name, valueName, "-", "", noEffectSetter(name, kind), true, why};
+}
+
+std::vector<FlagSpec> eniTaggerNoEffectSpecs() {
+  const std::string noConfigMap =
+      "eni-agent writes no ConfigMap: its cache is its node state (the eni-agent.io/state "
+      "annotation), written by itself, debounced";
+  const std::string coalesced =
+      "pod changes are coalesced into passes (a 20 ms window, one pass at a time per node), so a "
+      "pod that changes often costs at most one pass per window; EC2 calls are limited by "
+      "--aws-rate-limit-qps and --aws-rate-limit-burst";
+  return {
+      noEffect("leader-elect", "", ValueKind::Bool,
+               "every node runs its own agent for its own pods, one per node by the node's "
+               "Lease; there is no leader to elect"),
+      noEffect("max-concurrent-reconciles", "N", ValueKind::Count,
+               "the agent tags its own node's pods only, in passes that take every changed pod "
+               "at once, one pass at a time"),
+      noEffect("enable-eni-cache", "", ValueKind::Bool,
+               "the node state always caches each pod's ENI: it is also eni-agent's record of "
+               "what it owns, so it cannot be turned off"),
+      noEffect("enable-cache-configmap", "", ValueKind::Bool,
+               noConfigMap + "; k8s-eni-tagger's eni-tagger-cache is read once at start when it "
+                             "exists (--eni-tagger-cache-namespace)"),
+      noEffect("cache-batch-interval", "DURATION", ValueKind::Duration, noConfigMap),
+      noEffect("cache-batch-size", "N", ValueKind::Count, noConfigMap),
+      noEffect("pprof-bind-address", "ADDR", ValueKind::Address,
+               "eni-agent is not a Go program and serves no pprof endpoint"),
+      noEffect("pod-rate-limit-qps", "QPS", ValueKind::Rate, coalesced),
+      noEffect("pod-rate-limit-burst", "N", ValueKind::Count, coalesced),
+      noEffect("rate-limiter-cleanup-interval", "DURATION", ValueKind::Duration,
+               "eni-agent keeps no per-pod rate limiters to clean up"),
+      noEffect("aws-health-max-successes", "N", ValueKind::Count,
+               "/readyz follows the answers to the EC2 calls the agent makes, and while AWS "
+               "refuses its credentials one cheap read a minute; there is no separate health "
+               "call to cache"),
   };
 }
 
 const std::vector<FlagSpec>& flagSpecs() {
   static const std::vector<FlagSpec> specs = [] {
-    std::vector<FlagSpec> all = placementAndTaggingFlags();
-    for (auto& spec : operationFlags()) all.push_back(std::move(spec));
+    std::vector<FlagSpec> all;
+    for (auto group : {whereAndWhoSpecs(), taggerSpecs(), awsAndPartsSpecs(), processSpecs(),
+                       eniTaggerNoEffectSpecs()}) {
+      all.insert(all.end(), group.begin(), group.end());
+    }
     return all;
   }();
   return specs;
 }
 
-std::string envName(const std::string& flag) {
-  std::string out = "ENI_AGENT_";
+std::string envName(const std::string& flag, const std::string& prefix = "ENI_AGENT_") {
+  std::string out = prefix;
   for (char c : flag)
     out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
@@ -270,7 +420,207 @@ Result<CommandKind> commandNamed(const std::string& word) {
               "unknown command \"" + word + "\"; commands are run, status, validate-tags, version");
 }
 
+/// ENI_AGENT_<FLAG>, else (for k8s-eni-tagger's flags) ENI_TAGGER_<FLAG>; flags parsed afterwards
+/// win over both.
+Result<void> applyEnvironment(AgentOptions& o, const EnvLookup& env) {
+  for (const auto& spec : flagSpecs()) {
+    std::string var = envName(spec.name);
+    auto value = env(var);
+    if (!value && spec.fromEniTagger) {
+      var = envName(spec.name, "ENI_TAGGER_");
+      value = env(var);
+    }
+    if (!value) continue;
+    if (auto ok = spec.set(o, *value); !ok) {
+      return fail(ErrorCode::Invalid,
+                  "invalid value in " + var + " for --" + spec.name + ": " + ok.error().message);
+    }
+  }
+  return {};
+}
+
+/// The state of the walk over argv.
+struct ArgWalk {
+  explicit ArgWalk(const std::vector<std::string>& args_) : args(args_) {}
+  const std::vector<std::string>& args;
+  std::size_t i = 0;
+  bool sawCommand = false;
+  bool done = false;  // --help or --version: nothing after it matters
+  std::vector<std::string> positional;
+};
+
+Result<void> applyOutputFlag(Command& command, ArgWalk& walk, std::optional<std::string> value) {
+  if (!value) {
+    if (walk.i + 1 >= walk.args.size())
+      return fail(ErrorCode::Invalid, "flag --output needs a value: table or json");
+    value = walk.args[++walk.i];
+  }
+  if (*value != "table" && *value != "json") {
+    return fail(ErrorCode::Invalid,
+                "invalid value for --output: \"" + *value + "\": want table or json");
+  }
+  command.statusOutput = *value;
+  return {};
+}
+
+/// --version, also k8s-eni-tagger's --version=true; --version=false is no request.
+Result<void> applyVersionFlag(Command& command, ArgWalk& walk,
+                              const std::optional<std::string>& value) {
+  auto wanted = value ? parseBool(*value) : Result<bool>(true);
+  if (!wanted)
+    return fail(ErrorCode::Invalid, "invalid value for --version: " + wanted.error().message);
+  if (*wanted) {
+    command.kind = CommandKind::Version;
+    walk.done = true;
+  }
+  return {};
+}
+
+Result<void> applyFlagArg(Command& command, ArgWalk& walk) {
+  std::string name = walk.args[walk.i].substr(2);
+  std::optional<std::string> value;
+  if (const auto eq = name.find('='); eq != std::string::npos) {
+    value = name.substr(eq + 1);
+    name.resize(eq);
+  }
+  if (name == "output") return applyOutputFlag(command, walk, value);
+  if (name == "version") return applyVersionFlag(command, walk, value);
+  const FlagSpec* spec = findFlag(name);
+  if (spec == nullptr) {
+    return fail(ErrorCode::Invalid,
+                "unknown flag --" + name + "; run 'eni-agent --help' for the list");
+  }
+  if (!value) {
+    if (spec->valueName.empty()) {
+      value = "true";
+    } else if (walk.i + 1 < walk.args.size()) {
+      value = walk.args[++walk.i];
+    } else {
+      return fail(ErrorCode::Invalid,
+                  "flag --" + name + " needs a value (" + spec->valueName + ")");
+    }
+  }
+  if (auto ok = spec->set(command.options, *value); !ok)
+    return fail(ErrorCode::Invalid, "invalid value for --" + name + ": " + ok.error().message);
+  return {};
+}
+
+Result<void> applyArg(Command& command, ArgWalk& walk) {
+  const std::string& arg = walk.args[walk.i];
+  if (arg == "-h" || arg == "--help") {
+    command.kind = CommandKind::Help;
+    walk.done = true;
+    return {};
+  }
+  if (arg == "--") {
+    walk.positional.insert(walk.positional.end(), walk.args.begin() + static_cast<long>(walk.i) + 1,
+                           walk.args.end());
+    walk.i = walk.args.size();
+    return {};
+  }
+  if (arg.rfind("--", 0) == 0) return applyFlagArg(command, walk);
+  if (arg.size() > 1 && arg[0] == '-') {
+    return fail(ErrorCode::Invalid,
+                "unknown flag " + arg + "; flags are spelled --name, run 'eni-agent --help'");
+  }
+  if (!walk.sawCommand && walk.positional.empty()) {
+    auto kind = commandNamed(arg);
+    if (!kind) return fail(kind.error());
+    command.kind = *kind;
+    walk.sawCommand = true;
+    return {};
+  }
+  walk.positional.push_back(arg);
+  return {};
+}
+
+Result<void> checkArguments(Command& command, std::vector<std::string> positional) {
+  if (command.kind == CommandKind::ValidateTags) {
+    if (positional.size() != 1) {
+      return fail(ErrorCode::Invalid,
+                  "validate-tags takes exactly one argument, the annotation value, e.g. "
+                  "eni-agent validate-tags '{\"Team\":\"Platform\"}'");
+    }
+  } else if (command.kind != CommandKind::Help && !positional.empty()) {
+    return fail(ErrorCode::Invalid, "unexpected argument \"" + positional.front() + "\"");
+  }
+  command.arguments = std::move(positional);
+  return {};
+}
+
+/// --allow-shared-eni-tagging is k8s-eni-tagger's name for --shared-eni-tagging=any.
+Result<void> foldSharedEniTagging(AgentOptions& o) {
+  if (!o.allowSharedEniTagging) return {};
+  if (o.sharedEniTaggingGiven && o.sharedEniTagging != SharedEniTagging::Any) {
+    return fail(ErrorCode::Invalid,
+                "--allow-shared-eni-tagging means --shared-eni-tagging=any, but "
+                "--shared-eni-tagging is " +
+                    std::string(toString(o.sharedEniTagging)) + "; keep one of them");
+  }
+  o.sharedEniTagging = SharedEniTagging::Any;
+  return {};
+}
+
+/// DESIGN.md's derived defaults: $NODE_NAME, $KUBECONFIG, $AWS_REGION and the mode.
+Result<void> applyDerivedDefaults(Command& command, const EnvLookup& env) {
+  AgentOptions& o = command.options;
+  if (o.nodeName.empty()) o.nodeName = env("NODE_NAME").value_or("");
+  if (o.kubeconfig.empty()) o.kubeconfig = env("KUBECONFIG").value_or("");
+  if (o.region.empty()) {
+    const char* variable = env("AWS_REGION") ? "AWS_REGION" : "AWS_DEFAULT_REGION";
+    o.region = env(variable).value_or("");
+    const bool usesRegion = command.kind == CommandKind::Run || command.kind == CommandKind::Status;
+    if (auto valid = checkRegionName(o.region, variable);
+        usesRegion && !o.region.empty() && !valid) {
+      return fail(ErrorCode::Invalid, valid.error().message +
+                                          "; set it to the node's region or "
+                                          "unset it to read IMDS");
+    }
+  }
+  if (o.mode == RunMode::Auto) {
+    const bool inCluster = env("KUBERNETES_SERVICE_HOST").has_value();
+    o.mode = (inCluster || !o.kubeconfig.empty()) ? RunMode::Kubernetes : RunMode::Host;
+  }
+  return {};
+}
+
+std::string helpLine(const FlagSpec& spec) {
+  std::string left = "  --" + spec.name;
+  if (!spec.valueName.empty()) left += " " + spec.valueName;
+  if (left.size() < 42)
+    left.resize(42, ' ');
+  else
+    left += "\n" + std::string(42, ' ');
+  std::string env = envName(spec.name);
+  if (spec.fromEniTagger) env += " or " + envName(spec.name, "ENI_TAGGER_");
+  return left + spec.help + "\n" + std::string(42, ' ') + "default: " + spec.defaultText +
+         "; env " + env + "\n";
+}
+
 }  // namespace
+
+std::string_view toString(SharedEniTagging mode) {
+  switch (mode) {
+    case SharedEniTagging::Refuse:
+      return "refuse";
+    case SharedEniTagging::Merge:
+      return "merge";
+    case SharedEniTagging::Any:
+      return "any";
+  }
+  return "refuse";
+}
+
+std::vector<std::string> noEffectLines(const AgentOptions& options) {
+  std::vector<std::string> lines;
+  for (const auto& name : options.noEffectFlags) {
+    const FlagSpec* spec = findFlag(name);
+    if (spec == nullptr || spec->noEffect.empty()) continue;
+    lines.push_back("flag --" + name + " of k8s-eni-tagger has no effect here, because " +
+                    spec->noEffect);
+  }
+  return lines;
+}
 
 Result<Duration> parseDuration(const std::string& text) {
   if (text.empty()) return badValue(text, "want a duration such as 30m, 90s or 1h30m");
@@ -304,174 +654,19 @@ Result<Duration> parseDuration(const std::string& text) {
   return Duration(totalMs);
 }
 
-namespace {
-
-// Environment first, so that flags parsed afterwards win.
-Result<void> applyEnvironment(AgentOptions& o, const EnvLookup& env) {
-  for (const auto& spec : flagSpecs()) {
-    const std::string var = envName(spec.name);
-    if (auto value = env(var)) {
-      if (auto ok = spec.set(o, *value); !ok) {
-        return fail(ErrorCode::Invalid,
-                    "invalid value in " + var + " for --" + spec.name + ": " + ok.error().message);
-      }
-    }
-  }
-  return {};
-}
-
-// `eni-agent status --output table|json`: the one flag that is not an agent option.
-Result<void> setStatusOutput(Command& command, const std::optional<std::string>& value) {
-  if (!value) return fail(ErrorCode::Invalid, "flag --output needs a value: table or json");
-  if (*value != "table" && *value != "json") {
-    return fail(ErrorCode::Invalid,
-                "invalid value for --output: \"" + *value + "\": want table or json");
-  }
-  command.statusOutput = *value;
-  return {};
-}
-
-// The words of a command line, consumed from the front.
-class ArgCursor {
- public:
-  explicit ArgCursor(const std::vector<std::string>& args) : args_(args) {}
-  bool done() const { return next_ >= args_.size(); }
-  const std::string& take() { return args_[next_++]; }
-  std::vector<std::string> rest() {
-    std::vector<std::string> out(args_.begin() + static_cast<long>(next_), args_.end());
-    next_ = args_.size();
-    return out;
-  }
-
- private:
-  const std::vector<std::string>& args_;
-  std::size_t next_ = 0;
-};
-
-// One --flag[=value]; a value that is not attached is the next word.
-Result<void> parseFlag(const std::string& arg, ArgCursor& cursor, Command& command) {
-  std::string name = arg.substr(2);
-  std::optional<std::string> value;
-  if (const auto eq = name.find('='); eq != std::string::npos) {
-    value = name.substr(eq + 1);
-    name.resize(eq);
-  }
-  if (name == "output") {
-    if (!value && !cursor.done()) value = cursor.take();
-    return setStatusOutput(command, value);
-  }
-  const FlagSpec* spec = findFlag(name);
-  if (spec == nullptr) {
-    return fail(ErrorCode::Invalid,
-                "unknown flag --" + name + "; run 'eni-agent --help' for the list");
-  }
-  if (!value) {
-    if (spec->valueName.empty()) {
-      value = "true";
-    } else if (!cursor.done()) {
-      value = cursor.take();
-    } else {
-      return fail(ErrorCode::Invalid,
-                  "flag --" + name + " needs a value (" + spec->valueName + ")");
-    }
-  }
-  if (auto ok = spec->set(command.options, *value); !ok) {
-    return fail(ErrorCode::Invalid, "invalid value for --" + name + ": " + ok.error().message);
-  }
-  return {};
-}
-
-struct Words {
-  std::vector<std::string> positional;  // the command's arguments
-  bool stopped = false;                 // by --help or --version: nothing else applies
-};
-
-// The words after the program name: flags, the command, its arguments.
-Result<Words> parseWords(const std::vector<std::string>& args, Command& command) {
-  bool sawCommand = false;
-  Words words;
-  std::vector<std::string>& positional = words.positional;
-  ArgCursor cursor(args);
-  while (!cursor.done()) {
-    const std::string& arg = cursor.take();
-    if (arg == "-h" || arg == "--help" || arg == "--version") {
-      command.kind = arg == "--version" ? CommandKind::Version : CommandKind::Help;
-      words.stopped = true;
-      return words;
-    }
-    if (arg == "--") {
-      for (auto& word : cursor.rest()) positional.push_back(std::move(word));
-      break;
-    }
-    if (arg.rfind("--", 0) == 0) {
-      if (auto ok = parseFlag(arg, cursor, command); !ok) return fail(ok.error());
-      continue;
-    }
-    if (arg.size() > 1 && arg[0] == '-') {
-      return fail(ErrorCode::Invalid,
-                  "unknown flag " + arg + "; flags are spelled --name, run 'eni-agent --help'");
-    }
-    if (!sawCommand && positional.empty()) {
-      auto kind = commandNamed(arg);
-      if (!kind) return fail(kind.error());
-      command.kind = *kind;
-      sawCommand = true;
-      continue;
-    }
-    positional.push_back(arg);
-  }
-  return words;
-}
-
-Result<void> checkArguments(const Command& command, const std::vector<std::string>& positional) {
-  if (command.kind == CommandKind::ValidateTags) {
-    if (positional.size() != 1) {
-      return fail(ErrorCode::Invalid,
-                  "validate-tags takes exactly one argument, the annotation value, e.g. "
-                  "eni-agent validate-tags '{\"Team\":\"Platform\"}'");
-    }
-  } else if (command.kind != CommandKind::Help && !positional.empty()) {
-    return fail(ErrorCode::Invalid, "unexpected argument \"" + positional.front() + "\"");
-  }
-  return {};
-}
-
-// What neither a flag nor ENI_AGENT_* set: the well-known variables, then the mode.
-Result<void> applyFallbacks(Command& command, const EnvLookup& env) {
-  AgentOptions& o = command.options;
-  if (o.nodeName.empty()) o.nodeName = env("NODE_NAME").value_or("");
-  if (o.kubeconfig.empty()) o.kubeconfig = env("KUBECONFIG").value_or("");
-  if (o.region.empty()) {
-    const char* variable = env("AWS_REGION") ? "AWS_REGION" : "AWS_DEFAULT_REGION";
-    o.region = env(variable).value_or("");
-    const bool usesRegion = command.kind == CommandKind::Run || command.kind == CommandKind::Status;
-    if (auto valid = checkRegionName(o.region, variable);
-        usesRegion && !o.region.empty() && !valid) {
-      return fail(ErrorCode::Invalid, valid.error().message +
-                                          "; set it to the node's region or "
-                                          "unset it to read IMDS");
-    }
-  }
-  if (o.mode == RunMode::Auto) {
-    const bool inCluster = env("KUBERNETES_SERVICE_HOST").has_value();
-    o.mode = (inCluster || !o.kubeconfig.empty()) ? RunMode::Kubernetes : RunMode::Host;
-  }
-  return {};
-}
-
-}  // namespace
-
 Result<Command> parseCommandLine(const std::vector<std::string>& args, const EnvLookup& env,
                                  bool stdoutIsTty) {
   Command command;
   command.options.logFormat = stdoutIsTty ? LogFormat::Text : LogFormat::Json;
   if (auto ok = applyEnvironment(command.options, env); !ok) return fail(ok.error());
-  auto words = parseWords(args, command);
-  if (!words) return fail(words.error());
-  if (words->stopped) return command;
-  if (auto ok = checkArguments(command, words->positional); !ok) return fail(ok.error());
-  command.arguments = std::move(words->positional);
-  if (auto ok = applyFallbacks(command, env); !ok) return fail(ok.error());
+  ArgWalk walk(args);
+  for (; walk.i < args.size() && !walk.done; ++walk.i) {
+    if (auto ok = applyArg(command, walk); !ok) return fail(ok.error());
+  }
+  if (walk.done) return command;  // --help, --version
+  if (auto ok = checkArguments(command, std::move(walk.positional)); !ok) return fail(ok.error());
+  if (auto ok = foldSharedEniTagging(command.options); !ok) return fail(ok.error());
+  if (auto ok = applyDerivedDefaults(command, env); !ok) return fail(ok.error());
   return command;
 }
 
@@ -487,20 +682,30 @@ std::string helpText() {
       "  eni-agent [run] [flags]                      run the daemon\n"
       "  eni-agent status [--output table|json]       print this node's ENIs, tags and links\n"
       "  eni-agent validate-tags '<annotation value>' check a tags annotation before deploying it\n"
-      "  eni-agent version                            print the version\n"
+      "  eni-agent version                            print the version (also --version)\n"
       "\n"
       "Flags (each can also be set as ENI_AGENT_<FLAG_IN_UPPER_SNAKE>; the flag wins):\n";
   for (const auto& spec : flagSpecs()) {
-    std::string left = "  --" + spec.name;
-    if (!spec.valueName.empty()) left += " " + spec.valueName;
-    if (left.size() < 42)
-      left.resize(42, ' ');
-    else
-      left += "\n" + std::string(42, ' ');
-    out += left + spec.help + "\n" + std::string(42, ' ') + "default: " + spec.defaultText +
-           "; env " + envName(spec.name) + "\n";
+    if (spec.noEffect.empty()) out += helpLine(spec);
   }
   out +=
+      "\n"
+      "Accepted for k8s-eni-tagger's Deployment arguments, with no effect (a log line at start "
+      "says why):\n ";
+  std::size_t column = 1;
+  for (const auto& spec : flagSpecs()) {
+    if (spec.noEffect.empty()) continue;
+    const std::string word = " --" + spec.name;
+    if (column + word.size() > 100) {
+      out += "\n ";
+      column = 1;
+    }
+    out += word;
+    column += word.size();
+  }
+  out +=
+      "\nk8s-eni-tagger's flags are also read from ENI_TAGGER_<FLAG_IN_UPPER_SNAKE>, after "
+      "ENI_AGENT_<...>.\n"
       "\n"
       "AWS settings follow the AWS SDK: AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/\n"
       "AWS_SESSION_TOKEN, AWS_ROLE_ARN+AWS_WEB_IDENTITY_TOKEN_FILE, "

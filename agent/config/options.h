@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/base/clock.h"
@@ -13,6 +14,19 @@ namespace eni {
 
 /// Which world the agent runs in.
 enum class RunMode { Auto, Kubernetes, Host };
+
+/// --shared-eni-tagging: which ENIs the tagger may tag besides those that are one pod's alone.
+enum class SharedEniTagging {
+  /// k8s-eni-tagger's rule: an ENI with more than one private IPv4 (or a delegated prefix), a
+  /// trunk ENI and the node's primary ENI (device index 0) are refused with ENIValidationFailed.
+  Refuse,
+  /// ENIs several pods share get the tags the pods agree on; the primary ENI is still refused.
+  Merge,
+  /// Every ENI, the primary included, without the hash and agreement checks: k8s-eni-tagger's
+  /// --allow-shared-eni-tagging.
+  Any,
+};
+std::string_view toString(SharedEniTagging mode);
 
 /// Every flag of DESIGN.md's command line, after flags and ENI_AGENT_* variables are applied.
 struct AgentOptions {
@@ -25,7 +39,12 @@ struct AgentOptions {
   std::string annotationKey = "eni-tagger.io/tags";
   std::string tagNamespace;
   std::vector<std::string> subnetIds;
-  bool allowSharedEniTagging = false;
+  SharedEniTagging sharedEniTagging = SharedEniTagging::Refuse;
+  bool sharedEniTaggingGiven = false;  // --shared-eni-tagging was set (flag or variable)
+  bool allowSharedEniTagging = false;  // as given; parseCommandLine folds it into the mode (Any)
+  std::string watchNamespace;          // pods of this namespace only; empty: every namespace
+  // Where k8s-eni-tagger's ConfigMap eni-tagger-cache is read from at start; empty: not read.
+  std::string eniTaggerCacheNamespace = "kube-system";
   bool dryRun = false;
   double awsRateLimitQps = 5;
   std::int64_t awsRateLimitBurst = 10;
@@ -42,6 +61,9 @@ struct AgentOptions {
   std::string healthProbeBindAddress = "127.0.0.1:8081";
   LogFormat logFormat = LogFormat::Json;
   LogLevel logLevel = LogLevel::Info;
+  /// k8s-eni-tagger's flags that were given and mean nothing here, by name, in the order given;
+  /// noEffectLines() says why for each.
+  std::vector<std::string> noEffectFlags;
 };
 
 /// What the command line asks for.

@@ -20,6 +20,8 @@ std::string_view toString(SyncReason reason) {
       return "TaggingFailed";
     case SyncReason::DryRun:
       return "DryRun";
+    case SyncReason::EniValidationFailed:
+      return "ENIValidationFailed";
   }
   return "Synced";
 }

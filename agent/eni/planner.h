@@ -10,7 +10,17 @@
 namespace eni {
 
 /// The reason of the pod condition eni-tagger.io/tagged.
-enum class SyncReason { Synced, InvalidTags, EniLookupFailed, Conflict, TaggingFailed, DryRun };
+/// EniValidationFailed ("ENIValidationFailed", k8s-eni-tagger's reason): the pod's ENI is one the
+/// agent may not tag (outside --subnet-ids, or shared as --shared-eni-tagging refuses).
+enum class SyncReason {
+  Synced,
+  InvalidTags,
+  EniLookupFailed,
+  Conflict,
+  TaggingFailed,
+  DryRun,
+  EniValidationFailed
+};
 std::string_view toString(SyncReason reason);
 
 /// One pod that wants tags on an ENI now: eligible, valid annotation, resolved.

@@ -146,7 +146,8 @@ std::string reservedTagReason(const std::string& key, const std::string& value) 
 
 std::string TagNamespace::apply(const std::string& key, const std::string& podNamespace) const {
   if (prefix.empty()) return key;
-  if (prefix == "pod-namespace") return podNamespace + ":" + key;
+  // k8s-eni-tagger's only working value is "enable"; "pod-namespace" is eni-agent's older name.
+  if (prefix == "enable" || prefix == "pod-namespace") return podNamespace + ":" + key;
   return prefix + ":" + key;
 }
 

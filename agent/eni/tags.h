@@ -27,7 +27,9 @@ struct TagLimits {
 
 /// How annotation keys become ENI tag keys: --tag-namespace.
 struct TagNamespace {
-  std::string prefix;  // "", a literal such as "acme", or "pod-namespace"
+  /// "": keys as they are; "enable" (k8s-eni-tagger's value) or "pod-namespace": <pod
+  /// namespace>:Key; any other value is a literal prefix, "acme" gives acme:Key (an extension).
+  std::string prefix;
   /// The tag key for `key` on a pod in `podNamespace`.
   std::string apply(const std::string& key, const std::string& podNamespace) const;
 };

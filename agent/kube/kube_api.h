@@ -21,6 +21,7 @@ struct ResourceKind {
   static ResourceKind nodes() { return {"/api/v1", "nodes", false}; }
   static ResourceKind events() { return {"/api/v1", "events", true}; }
   static ResourceKind secrets() { return {"/api/v1", "secrets", true}; }
+  static ResourceKind configMaps() { return {"/api/v1", "configmaps", true}; }
   static ResourceKind nodeEnis() {
     return {"/apis/networking.k8s.aws/v1alpha1", "nodeenis", false};
   }

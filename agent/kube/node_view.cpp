@@ -5,12 +5,12 @@
 namespace eni {
 
 NodeView::NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeName,
-                   Handlers handlers, bool watchNodeEnis) {
+                   Handlers handlers, bool watchNodeEnis, const std::string& podNamespace) {
   auto noop = [](ChangeType, const Json::Value&) {};
   ListOptions podOptions;
   podOptions.fieldSelector = "spec.nodeName=" + nodeName;
-  pods_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::pods(), "", podOptions,
-                                      handlers.pods ? handlers.pods : noop);
+  pods_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::pods(), podNamespace,
+                                      podOptions, handlers.pods ? handlers.pods : noop);
   ListOptions nodeOptions;
   nodeOptions.fieldSelector = "metadata.name=" + nodeName;
   node_ = std::make_unique<Reflector>(api, scheduler, ResourceKind::nodes(), "", nodeOptions,

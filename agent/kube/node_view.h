@@ -10,8 +10,9 @@
 namespace eni {
 
 /// This node's slice of the cluster: the pods scheduled to it (fieldSelector
-/// spec.nodeName=<node>), its own Node object, and the NodeENIs. Each is one Reflector. It is
-/// synced once all three initial lists succeeded; readiness waits for that. Loop thread only.
+/// spec.nodeName=<node>, in one namespace with --watch-namespace), its own Node object, and the
+/// NodeENIs. Each is one Reflector. It is synced once all three initial lists succeeded; readiness
+/// waits for that. Loop thread only.
 class NodeView {
  public:
   struct Handlers {
@@ -21,8 +22,10 @@ class NodeView {
     std::function<void()> synced;  // once, when every initial list is in
   };
 
+  /// `podNamespace` (--watch-namespace): only that namespace's pods are listed and watched (the
+  /// namespaced path, so the API server filters); empty: every namespace.
   NodeView(KubeApi& api, Scheduler& scheduler, const std::string& nodeName, Handlers handlers,
-           bool watchNodeEnis);
+           bool watchNodeEnis, const std::string& podNamespace = "");
 
   void start();
   void stop();

@@ -16,6 +16,8 @@ std::string_view toString(ResolveSource source) {
       return "ec2";
     case ResolveSource::Cache:
       return "cache";
+    case ResolveSource::EniTaggerCache:
+      return "eni-tagger-cache";
   }
   return "cache";
 }
@@ -70,7 +72,19 @@ std::map<std::string, Result<ResolvedEni>> EniResolver::resolve(
     out.emplace(r.podKey, e);
   }
   const std::string imdsError = fromImds(pending, out);
-  if (!pending.empty()) fromEc2(pending, imdsError, out, described);
+  // A hint saves the lookup by IP only: the pass reads the ENI it names before anything else.
+  std::vector<const ResolveRequest*> unhinted;
+  for (const auto* r : pending) {
+    if (r->hintedEni.empty()) {
+      unhinted.push_back(r);
+      continue;
+    }
+    ResolvedEni e;
+    e.eniId = r->hintedEni;
+    e.source = ResolveSource::EniTaggerCache;
+    out.emplace(r->podKey, e);
+  }
+  if (!unhinted.empty()) fromEc2(unhinted, imdsError, out, described);
   return out;
 }
 
@@ -84,7 +98,9 @@ std::string EniResolver::fromImds(std::vector<const ResolveRequest*>& pending, A
     for (const auto* r : pending) {
       if (const ImdsInterface* i = (*map)->findByIp(r->ip)) {
         out.emplace(r->podKey, ResolvedEni{i->interfaceId, i->subnetId, i->mac, i->deviceNumber,
-                                           ResolveSource::Imds});
+                                           ResolveSource::Imds,
+                                           static_cast<std::int64_t>(i->localIpv4s.size()),
+                                           static_cast<std::int64_t>(i->ipv4Prefixes.size())});
       } else {
         still.push_back(r);
       }

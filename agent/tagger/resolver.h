@@ -13,13 +13,16 @@
 namespace eni {
 
 /// Where an ENI was found: the labels of eni_agent_resolve_source_total.
-enum class ResolveSource { PodAnnotation, Imds, Ec2, Cache };
+/// EniTaggerCache: k8s-eni-tagger's ConfigMap eni-tagger-cache, read once at start (a hint, checked
+/// like the pod-eni annotation).
+enum class ResolveSource { PodAnnotation, Imds, Ec2, Cache, EniTaggerCache };
 std::string_view toString(ResolveSource source);
 
 struct ResolveRequest {
   std::string podKey;
   std::string ip;
   std::string podEniAnnotation;  // vpc.amazonaws.com/pod-eni, raw
+  std::string hintedEni;         // eni-tagger-cache's entry for this pod, unverified; or ""
 };
 
 struct ResolvedEni {
@@ -28,10 +31,14 @@ struct ResolvedEni {
   std::string mac;
   std::int64_t deviceIndex = -1;
   ResolveSource source = ResolveSource::Cache;
+  // As IMDS lists the interface (--shared-eni-tagging=refuse judges by them); -1: unknown.
+  std::int64_t ipv4Count = -1;
+  std::int64_t ipv4Prefixes = -1;
 };
 
 /// Resolves pod IPs to ENIs, cheapest source first: the pod-eni annotation, then IMDS (addresses
-/// and delegated prefixes, refreshed once per call on a miss), then one batched
+/// and delegated prefixes, refreshed once per call on a miss), then a request's hintedEni, then one
+/// batched
 /// DescribeNetworkInterfaces for everything still unknown (addresses.private-ip-address with
 /// every IP, plus vpc-id). Blocking; worker thread only.
 class EniResolver {

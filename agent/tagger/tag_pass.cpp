@@ -1,6 +1,7 @@
 #include "agent/tagger/tag_pass.h"
 
 #include <algorithm>
+#include <set>
 
 #include "agent/base/log.h"
 
@@ -32,7 +33,7 @@ void logNotes(const TagPassOutput& out) {
 }  // namespace
 
 TagPlanOptions TagPass::planOptions() const {
-  return {options_.subnetIds, options_.allowSharedEniTagging, options_.dryRun};
+  return {options_.subnetIds, options_.sharedEnis, options_.dryRun};
 }
 
 // ---------------------------------------------------------------- observe, then plan
@@ -55,7 +56,7 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out) {
   // all of them, with the ENIs still to be verified, and the final plan is made from what it shows.
   const TagPlanOptions options = planOptions();
   planTags(in.pods, base, obs, options, PlanStage::BeforeRead, out);
-  if (auto ids = enisToRead(out, obs, options); !ids.empty()) read(ids, obs);
+  if (auto ids = enisToRead(in.pods, out, obs, options); !ids.empty()) read(ids, obs);
   planTags(in.pods, base, obs, options, PlanStage::Final, out);
   logNotes(out);
 }
@@ -126,6 +127,12 @@ void TagPass::see(const NetworkInterface& eni, TagObservation& obs) {
   seen.addresses.push_back(eni.privateIpAddress);
   seen.addresses.insert(seen.addresses.end(), eni.ipv6Addresses.begin(), eni.ipv6Addresses.end());
   seen.notOurs = whyNotOurs(eni);
+  seen.interfaceType = eni.interfaceType;
+  std::set<std::string> ipv4s(eni.privateIpAddresses.begin(), eni.privateIpAddresses.end());
+  if (!eni.privateIpAddress.empty()) ipv4s.insert(eni.privateIpAddress);
+  seen.ipv4Count = ipv4s.size();
+  seen.ipv4Prefixes = eni.ipv4Prefixes.size();
+  if (eni.attachment) seen.deviceIndex = eni.attachment->deviceIndex;
   obs.observed[eni.id] = seen.tags;
   obs.fresh[eni.id] = std::move(seen);
 }
@@ -153,7 +160,7 @@ void TagPass::resolve(const TagPassInput& in, const NodeState& state, TagObserva
     if (!job.desired) continue;
     const std::string cached = memberEni(state, job.key, job.uid, job.ip);
     if (cached.empty()) {
-      requests.push_back({job.key, job.ip, job.podEniAnnotation});
+      requests.push_back({job.key, job.ip, job.podEniAnnotation, job.hintedEni});
       continue;
     }
     ResolvedEni r;

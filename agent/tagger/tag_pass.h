@@ -26,12 +26,14 @@ struct TaggerOptions {
   std::string nodeName;
   std::string annotationKey = "eni-tagger.io/tags";
   TagNamespace tagNamespace;
-  std::vector<std::string> subnetIds;  // empty: all
-  bool allowSharedEniTagging = false;
+  std::vector<std::string> subnetIds;                    // empty: all
+  SharedEniPolicy sharedEnis = SharedEniPolicy::Refuse;  // --shared-eni-tagging
   bool dryRun = false;
   Duration coalesceWindow{20};              // changes within it share one pass (and one CreateTags)
   Duration resyncInterval{30 * 60 * 1000};  // +-20% jitter; the first after start 0.5-1.5x
   Duration retryDelay{5000};  // after ENILookupFailed, TaggingFailed or a failed pod write
+  /// Where k8s-eni-tagger's ConfigMap eni-tagger-cache is read once at start; empty: not read.
+  std::string eniTaggerCacheNamespace;
 };
 
 /// What the tagger did, for metrics and tests. Thread-safe.

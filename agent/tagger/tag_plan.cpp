@@ -1,6 +1,7 @@
 #include "agent/tagger/tag_plan.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace eni {
 
@@ -58,9 +59,91 @@ void settleWriteAheads(NodeState& state, const TagObservation& obs, bool& retry)
   }
 }
 
+std::optional<std::string> sharedEniRefusal(const ResolvedEni& r, const SeenEni* seen,
+                                            const EniRecord* record, SharedEniPolicy policy) {
+  if (policy == SharedEniPolicy::Any) return "";
+  std::int64_t device = seen != nullptr ? seen->deviceIndex : -1;
+  if (device < 0) device = r.deviceIndex;
+  if (device < 0 && record != nullptr) device = record->deviceIndex;
+  if (device == 0) {
+    return r.eniId +
+           " is the node's primary ENI (device index 0), which k8s-eni-tagger never tagged; "
+           "--shared-eni-tagging=any tags it";
+  }
+  if (policy == SharedEniPolicy::Merge) return "";
+  std::size_t ipv4s = 0, prefixes = 0;
+  if (seen != nullptr) {
+    ipv4s = seen->ipv4Count;
+    prefixes = seen->ipv4Prefixes;
+  } else if (r.ipv4Count >= 0 && r.ipv4Prefixes >= 0) {
+    // IMDS lists the addresses of the instance's own interfaces, not their type; a trunk holds
+    // no pod's IP (its pods are on branch ENIs, always read), so the count is enough here.
+    ipv4s = static_cast<std::size_t>(r.ipv4Count);
+    prefixes = static_cast<std::size_t>(r.ipv4Prefixes);
+  } else {
+    return std::nullopt;
+  }
+  if (ipv4s > 1 || prefixes > 0) {
+    const std::string holds = prefixes > 0 ? std::to_string(prefixes) + " delegated IPv4 prefix(es)"
+                                           : std::to_string(ipv4s) + " private IPv4 addresses";
+    return r.eniId + " holds " + holds +
+           ", so pods may share it; eni-agent does not tag a shared ENI under "
+           "--shared-eni-tagging=refuse (the default, k8s-eni-tagger's rule); "
+           "--shared-eni-tagging=merge tags it with the tags its pods agree on";
+  }
+  if (seen != nullptr && seen->interfaceType == "trunk") {
+    return r.eniId +
+           " is a trunk ENI, shared by the branch ENIs of the node's pods; eni-agent does not tag "
+           "it under --shared-eni-tagging=refuse (the default, k8s-eni-tagger's rule)";
+  }
+  return "";
+}
+
 namespace {
 
 using Desires = std::map<std::string, std::vector<PodDesire>>;
+
+const SeenEni* seenOf(const TagObservation& obs, const std::string& id) {
+  auto it = obs.fresh.find(id);
+  return it == obs.fresh.end() ? nullptr : &it->second;
+}
+
+const EniRecord* recordOf(const NodeState& state, const std::string& id) {
+  auto it = state.enis.find(id);
+  return it == state.enis.end() ? nullptr : &it->second;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+/// Why the pod may not add its desire to the ENI `r` names, or "": the ENI outside --subnet-ids
+/// (once its subnet is known), or refused by --shared-eni-tagging. `unknown` when Refuse cannot
+/// judge an ENI the pod joins.
+PodVerdict eniValidation(const PodJob& job, const ResolvedEni& r, const std::string& subnet,
+                         const TagObservation& obs, const TagPlanOptions& options,
+                         const TagPassOutput& out) {
+  const auto& ids = options.subnetIds;
+  if (!ids.empty() && std::find(ids.begin(), ids.end(), subnet) == ids.end()) {
+    // Unknown subnet: the read of this pass tells, and verify() reports a failed one.
+    if (subnet.empty()) return {job.key, SyncReason::EniLookupFailed, ""};
+    return {job.key, SyncReason::EniValidationFailed,
+            r.eniId + " is in subnet " + subnet + ", which is not in --subnet-ids (" + joined(ids) +
+                "); eni-agent tags only the ENIs in those subnets"};
+  }
+  auto refusal =
+      sharedEniRefusal(r, seenOf(obs, r.eniId), recordOf(out.state, r.eniId), options.sharedEnis);
+  if (refusal && !refusal->empty()) return {job.key, SyncReason::EniValidationFailed, *refusal};
+  // A member was judged when it joined (the drift check judges it again).
+  if (!refusal && memberEni(out.state, job.key, job.uid, job.ip) != r.eniId) {
+    return {job.key, SyncReason::EniLookupFailed,
+            "cannot read " + r.eniId +
+                " from EC2 to tell whether it is shared (--shared-eni-tagging=refuse); will retry"};
+  }
+  return {job.key, SyncReason::Synced, ""};
+}
 
 std::string sourceName(ResolveSource source) {
   switch (source) {
@@ -72,8 +155,16 @@ std::string sourceName(ResolveSource source) {
       return "EC2";
     case ResolveSource::Cache:
       return "the node state";
+    case ResolveSource::EniTaggerCache:
+      return "k8s-eni-tagger's ConfigMap eni-tagger-cache";
   }
   return "the node state";
+}
+
+/// A source anyone who may edit a pod (or the ConfigMap) may have written: its ENI is read and
+/// checked before anything else.
+bool isHint(ResolveSource source) {
+  return source == ResolveSource::PodAnnotation || source == ResolveSource::EniTaggerCache;
 }
 
 std::string subnetOf(const NodeState& state, const ResolvedEni& r) {
@@ -101,7 +192,7 @@ std::string eniProblem(const PodJob& job, const ResolvedEni& r, const TagObserva
            "; eni-agent tags only the ENIs of its own node";
   }
   const auto& addresses = seen->second.addresses;
-  if (r.source == ResolveSource::PodAnnotation &&
+  if (isHint(r.source) &&
       std::find(addresses.begin(), addresses.end(), job.ip) == addresses.end()) {
     return from + " names " + r.eniId + " for " + job.ip + ", but that ENI does not hold " +
            job.ip + "; eni-agent tags only the ENI that holds the pod's IP";
@@ -143,14 +234,16 @@ void verify(const std::vector<PodJob>& pods, const TagObservation& obs,
     }
     out.verdicts[job.key] = {job.key, SyncReason::EniLookupFailed, problem};
     // A missing or unreadable ENI may come right (IMDS refreshes, EC2 answers); a foreign one
-    // does not until the pod changes.
-    if (obs.fresh.count(r.eniId) == 0) out.retry = true;
+    // does not until the pod changes. A false eni-tagger-cache hint is spent: the retry looks the
+    // pod up without it.
+    if (obs.fresh.count(r.eniId) == 0 || r.source == ResolveSource::EniTaggerCache)
+      out.retry = true;
     out.eniOf.erase(it);
   }
 }
 
-Desires gatherDesires(const std::vector<PodJob>& pods, const TagPlanOptions& options,
-                      PlanStage stage, TagPassOutput& out) {
+Desires gatherDesires(const std::vector<PodJob>& pods, const TagObservation& obs,
+                      const TagPlanOptions& options, PlanStage stage, TagPassOutput& out) {
   Desires wanted;
   for (const auto& job : pods) {
     if (!job.desired) {
@@ -167,9 +260,14 @@ Desires gatherDesires(const std::vector<PodJob>& pods, const TagPlanOptions& opt
     if (it == out.eniOf.end()) continue;
     const ResolvedEni& r = it->second;
     const std::string subnet = subnetOf(out.state, r);
-    if (!options.subnetIds.empty() && std::find(options.subnetIds.begin(), options.subnetIds.end(),
-                                                subnet) == options.subnetIds.end()) {
-      continue;  // outside --subnet-ids (or its subnet unknown): not ours to tag
+    PodVerdict valid = eniValidation(job, r, subnet, obs, options, out);
+    if (valid.reason != SyncReason::Synced) {
+      // Before the read, an unknown is what the read is for; after it, the pod is told.
+      if (stage == PlanStage::Final && !valid.message.empty()) {
+        if (valid.reason == SyncReason::EniLookupFailed) out.retry = true;
+        out.verdicts[job.key] = std::move(valid);
+      }
+      continue;
     }
     if (stage == PlanStage::Final) {
       auto& record = out.state.enis[r.eniId];
@@ -201,7 +299,7 @@ std::vector<EniPlan> planAll(const TagPassOutput& out, const Desires& wanted,
     auto seen = out.observed.find(id);
     input.observed = seen == out.observed.end() ? nullptr : &seen->second;
     if (auto d = wanted.find(id); d != wanted.end()) input.pods = d->second;
-    plans.push_back(planEni(input, PlanOptions{options.allowSharedEniTagging}));
+    plans.push_back(planEni(input, PlanOptions{options.sharedEnis == SharedEniPolicy::Any}));
   }
   return plans;
 }
@@ -295,7 +393,7 @@ void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagO
   out.retry = obs.retry;
   dropForeignRecords(obs, out);
   verify(pods, obs, options, out);
-  const Desires wanted = gatherDesires(pods, options, stage, out);
+  const Desires wanted = gatherDesires(pods, obs, options, stage, out);
   out.plans = planAll(out, wanted, options);
   noteDropped(wanted, out);
   if (stage == PlanStage::BeforeRead) return;
@@ -303,15 +401,25 @@ void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagO
   fitBudget(pods, out);
 }
 
-std::set<std::string> enisToRead(const TagPassOutput& planned, const TagObservation& obs,
-                                 const TagPlanOptions& options) {
+std::set<std::string> enisToRead(const std::vector<PodJob>& pods, const TagPassOutput& planned,
+                                 const TagObservation& obs, const TagPlanOptions& options) {
   std::set<std::string> ids;
   for (const auto& [key, r] : obs.eniOf) {
     if (obs.fresh.count(r.eniId) != 0) continue;
     // An ENI named by the pod's annotation is checked before anything else: anyone who may edit
     // the pod may write it. --subnet-ids needs the subnet, which that annotation does not give.
-    if (r.source == ResolveSource::PodAnnotation) ids.insert(r.eniId);
+    if (isHint(r.source)) ids.insert(r.eniId);
     if (!options.subnetIds.empty() && subnetOf(planned.state, r).empty()) ids.insert(r.eniId);
+  }
+  // Refuse judges an ENI a pod joins by its addresses and type, which only EC2 tells.
+  for (const auto& job : pods) {
+    auto it = obs.eniOf.find(job.key);
+    if (it == obs.eniOf.end() || obs.fresh.count(it->second.eniId) != 0 || !job.desired) continue;
+    const ResolvedEni& r = it->second;
+    if (!sharedEniRefusal(r, nullptr, recordOf(planned.state, r.eniId), options.sharedEnis) &&
+        memberEni(planned.state, job.key, job.uid, job.ip) != r.eniId) {
+      ids.insert(r.eniId);
+    }
   }
   for (const auto& plan : planned.plans) {
     if (plan.writes() && obs.fresh.count(plan.eniId) == 0) ids.insert(plan.eniId);

@@ -5,7 +5,10 @@
 // per ENI with the --subnet-ids filter, the plans, the node-state budget, and the record of the
 // writes' outcomes. No I/O and no logging: table-tested in tests/unit/tag_plan_test.cpp.
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -27,6 +30,7 @@ struct PodJob {
   TagSet lastApplied;
   std::string lastAppliedHash;
   std::string podEniAnnotation;
+  std::string hintedEni;  // k8s-eni-tagger's eni-tagger-cache names this ENI for it (unverified)
 };
 
 /// The ENI a pod is recorded on in `state` (same UID and IP), or "".
@@ -43,7 +47,30 @@ struct SeenEni {
   std::string subnet;
   std::vector<std::string> addresses;  // private IPv4s, IPv6s
   std::string notOurs;                 // why it is not this node's; "" when it is
+  std::string interfaceType;           // interface, trunk, branch, ...
+  std::size_t ipv4Count = 0;           // distinct private IPv4 addresses
+  std::size_t ipv4Prefixes = 0;        // delegated IPv4 prefixes
+  std::int64_t deviceIndex = -1;       // of its attachment; -1 when not attached
 };
+
+/// --shared-eni-tagging: which ENIs pods may get tags on.
+enum class SharedEniPolicy {
+  /// k8s-eni-tagger's rule: never an ENI with more than one private IPv4 or a delegated prefix,
+  /// a trunk ENI, or the node's primary ENI (device index 0).
+  Refuse,
+  /// Pods sharing an ENI get the tags they agree on; never the primary ENI.
+  Merge,
+  /// Every ENI, without the hash and agreement checks (k8s-eni-tagger's
+  /// --allow-shared-eni-tagging).
+  Any,
+};
+
+/// Why `policy` refuses the ENI `r` names: "" when it may be tagged, std::nullopt when that cannot
+/// be told without a Describe of it. Refuse judges by this pass's read (`seen`: addresses,
+/// prefixes, type), else by the addresses IMDS listed for it (`r`); the device index comes from
+/// either, or from the node state's `record`. `seen` and `record` may be null.
+std::optional<std::string> sharedEniRefusal(const ResolvedEni& r, const SeenEni* seen,
+                                            const EniRecord* record, SharedEniPolicy policy);
 
 /// What a pass has read. Filled by TagPass's I/O, consumed by the pure functions below.
 struct TagObservation {
@@ -59,7 +86,7 @@ struct TagObservation {
 
 struct TagPlanOptions {
   std::vector<std::string> subnetIds;  // empty: all
-  bool allowSharedEniTagging = false;
+  SharedEniPolicy sharedEnis = SharedEniPolicy::Refuse;
   bool dryRun = false;
 };
 
@@ -93,17 +120,20 @@ enum class PlanStage { BeforeRead, Final };
 /// Plans the pass from `base` (the node state, instance-checked and settled) and what it
 /// observed: drops the records of ENIs that are not this node's, verifies each pod's ENI (its
 /// source, this node's, holding the pod's IP, the subnet known for --subnet-ids), gathers each
-/// ENI's desires (an invalid annotation keeps what was applied for a member), plans every touched
-/// ENI with planEni, and notes the members that left. At the Final stage it also withholds any
-/// write to an ENI the pass did not read and keeps the node state within its budget.
+/// ENI's desires (an invalid annotation keeps what was applied for a member; a pod whose ENI is
+/// outside --subnet-ids or refused by --shared-eni-tagging gets EniValidationFailed and adds no
+/// desire; a pod joining an ENI Refuse cannot judge unread gets EniLookupFailed), plans every
+/// touched ENI with planEni, and notes the members that left. At the Final stage it also withholds
+/// any write to an ENI the pass did not read and keeps the node state within its budget.
 void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagObservation& obs,
               const TagPlanOptions& options, PlanStage stage, TagPassOutput& out);
 
 /// The ENIs to read before the final plan, in one Describe: those the plan would write, those
-/// named by a pod's pod-eni annotation (verified before anything else), and those whose subnet
-/// --subnet-ids needs; none that this pass already read.
-std::set<std::string> enisToRead(const TagPassOutput& planned, const TagObservation& obs,
-                                 const TagPlanOptions& options);
+/// named by a pod's pod-eni annotation (verified before anything else), those whose subnet
+/// --subnet-ids needs, and under SharedEniPolicy::Refuse those a pod joins (is not yet a member
+/// of) whose sharing is unknown; none that this pass already read.
+std::set<std::string> enisToRead(const std::vector<PodJob>& pods, const TagPassOutput& planned,
+                                 const TagObservation& obs, const TagPlanOptions& options);
 
 /// How the writes to one ENI failed.
 struct WriteFailure {

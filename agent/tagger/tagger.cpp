@@ -97,7 +97,8 @@ struct Tagger::Pass {
 
 Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
                const Clock& clock, NodeStateStore& store, TaggerOptions options)
-    : executor_(executor),
+    : kube_(kube),
+      executor_(executor),
       clock_(clock),
       store_(store),
       options_(std::move(options)),
@@ -150,6 +151,31 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
 void Tagger::start() {
   if (started_) return;
   started_ = true;
+  if (options_.eniTaggerCacheNamespace.empty()) return begin();
+  // Read once, never written: the first pass waits for the answer (the client's timeout bounds it).
+  const ObjectRef ref{ResourceKind::configMaps(), options_.eniTaggerCacheNamespace,
+                      kEniTaggerCacheName, ""};
+  kube_.get(ref, [this](Result<Json::Value> configMap) {
+    takeEniTaggerCache(configMap);
+    begin();
+  });
+}
+
+void Tagger::takeEniTaggerCache(const Result<Json::Value>& configMap) {
+  const std::string where = options_.eniTaggerCacheNamespace + "/" + kEniTaggerCacheName;
+  if (!configMap) {
+    if (configMap.error().code == ErrorCode::NotFound) return;  // no k8s-eni-tagger here before
+    logWarn("cannot read k8s-eni-tagger's ConfigMap, going on without its hints",
+            {{"configmap", where}, {"error", configMap.error().describe()}});
+    return;
+  }
+  std::size_t skipped = 0;
+  hints_ = parseEniTaggerCache(*configMap, skipped);
+  logInfo("read k8s-eni-tagger's ConfigMap once as hints (checked before use, never written)",
+          {{"configmap", where}, {"entries", hints_.size()}, {"skipped", skipped}});
+}
+
+void Tagger::begin() {
   // A cold start reads the instance's ENIs once, to see whose tags are on them; a warm start
   // needs no EC2 read at all.
   resyncDue_ = store_.current().enis.empty();
@@ -209,6 +235,9 @@ TagPassInput Tagger::snapshot() {
     if (auto it = ann.find(kLastAppliedHashAnnotation); it != ann.end())
       job.lastAppliedHash = it->second;
     if (auto it = ann.find(kPodEniAnnotation); it != ann.end()) job.podEniAnnotation = it->second;
+    // Once: a hint that fails its check is gone by the retry, which looks the pod up again.
+    job.hintedEni = cachedEniFor(hints_, job.ip, job.uid);
+    if (!job.hintedEni.empty()) hints_.erase(job.ip);
     in.pods.push_back(std::move(job));
   }
   return in;
@@ -424,7 +453,8 @@ void Tagger::report(const std::string& key, PodView& view, const PodVerdict& ver
       {SyncReason::InvalidTags, "InvalidTags"},
       {SyncReason::Conflict, "HashConflict"},
       {SyncReason::EniLookupFailed, "ENILookupFailed"},
-      {SyncReason::TaggingFailed, "TaggingFailed"}};
+      {SyncReason::TaggingFailed, "TaggingFailed"},
+      {SyncReason::EniValidationFailed, "ENIValidationFailed"}};
   const auto known = kEvents.find(verdict.reason);
   const bool emit = verdict.reason == SyncReason::Synced ? wrote : transition;
   if (known == kEvents.end() || !emit) return;

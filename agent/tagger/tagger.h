@@ -23,6 +23,7 @@
 #include "agent/kube/reflector.h"
 #include "agent/state/node_state.h"
 #include "agent/state/node_state_store.h"
+#include "agent/tagger/eni_tagger_cache.h"
 #include "agent/tagger/resolver.h"
 #include "agent/tagger/tag_pass.h"
 #include "ec2/ec2_api.h"
@@ -50,8 +51,9 @@ class Tagger {
 
   /// Wire to the NodeView's pod reflector.
   void onPod(ChangeType type, const Json::Value& object);
-  /// Call once the initial lists are in (the store is loaded then): the first pass runs, then the
-  /// resync timer starts.
+  /// Call once the initial lists are in (the store is loaded then): k8s-eni-tagger's ConfigMap is
+  /// read when options.eniTaggerCacheNamespace says where, then the first pass runs and the resync
+  /// timer starts.
   void start();
   /// Runs a drift check now (the resync timer calls this).
   void resync();
@@ -67,6 +69,9 @@ class Tagger {
   struct PodView;
   struct Pass;
 
+  void begin();
+  /// k8s-eni-tagger's eni-tagger-cache, as the get answered: hints by pod IP, or none.
+  void takeEniTaggerCache(const Result<Json::Value>& configMap);
   void markDirty();
   void scheduleResync(bool afterStart = false);
   void runPass(PassRunner::Done done);
@@ -92,6 +97,7 @@ class Tagger {
   bool backingOff(const std::string& podKey);  // a failed pod write waits for its retry time
   void backOff(const std::string& podKey);     // ... from now
 
+  KubeApi& kube_;
   Executor& executor_;
   const Clock& clock_;
   NodeStateStore& store_;
@@ -106,9 +112,10 @@ class Tagger {
   Timer kubeRetryTimer_;
 
   std::map<std::string, PodView> pods_;
-  std::set<std::string> annotationWrites_;        // pods whose last-applied patch is in flight
-  std::map<std::string, TimePoint> kubeRetryAt_;  // pods whose failed write backs off
-  std::map<std::string, TagSet> observed_;        // ENI -> its tags as EC2 last showed them
+  std::map<std::string, EniTaggerCacheEntry> hints_;  // by pod IP; each given to one pass once
+  std::set<std::string> annotationWrites_;            // pods whose last-applied patch is in flight
+  std::map<std::string, TimePoint> kubeRetryAt_;      // pods whose failed write backs off
+  std::map<std::string, TagSet> observed_;            // ENI -> its tags as EC2 last showed them
   std::map<std::string, std::pair<SyncReason, std::string>> reported_;  // last condition per pod
   bool started_ = false;
   bool resyncDue_ = false;

@@ -42,6 +42,22 @@ TEST(AgentCli, UsageErrorsExitWithStatus2AndSayWhatIsWrong) {
   auto env = runProcess({agentBinary()}, {"ENI_AGENT_AWS_RATE_LIMIT_BURST=lots"});
   EXPECT_EQ(env.status, 2);
   EXPECT_NE(env.err.find("ENI_AGENT_AWS_RATE_LIMIT_BURST"), std::string::npos) << env.err;
+  // k8s-eni-tagger's --subnet-ids rule: each entry starts with subnet-, also from its variable.
+  auto subnet = runProcess({agentBinary(), "--subnet-ids=subnet-0a,vpc-0b"});
+  EXPECT_EQ(subnet.status, 2);
+  EXPECT_NE(subnet.err.find("\"vpc-0b\""), std::string::npos) << subnet.err;
+  auto taggerEnv = runProcess({agentBinary()}, {"ENI_TAGGER_SUBNET_IDS=sn-1"});
+  EXPECT_EQ(taggerEnv.status, 2);
+  EXPECT_NE(taggerEnv.err.find("ENI_TAGGER_SUBNET_IDS"), std::string::npos) << taggerEnv.err;
+}
+
+// k8s-eni-tagger's --version (a boolean there) prints the version and exits 0.
+TEST(AgentCli, K8sEniTaggersVersionFlag) {
+  for (const std::string flag : {"--version", "--version=true"}) {
+    auto r = runProcess({agentBinary(), "--leader-elect", flag});
+    EXPECT_EQ(r.status, 0) << flag << ": " << r.err;
+    EXPECT_EQ(r.out.rfind("eni-agent ", 0), 0u) << flag << ": " << r.out;
+  }
 }
 
 TEST(AgentCli, MissingKubeconfigNamesTheFile) {

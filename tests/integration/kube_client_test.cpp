@@ -296,6 +296,27 @@ TEST_F(KubeClientTest, AgentTokenHasExactlyTheDesignedPermissions) {
        },
        false},
       {"list configmaps", listCall(ResourceKind{"/api/v1", "configmaps", true}, ""), false},
+      // Of ConfigMaps, only a get of k8s-eni-tagger's eni-tagger-cache in kube-system (read in
+      // TaggerTest.K8sEniTaggersConfigMapIsOnlyAHint).
+      {"get another configmap in kube-system",
+       [&](auto d) {
+         agent_->get(ObjectRef{ResourceKind::configMaps(), "kube-system", "kube-root-ca.crt", ""},
+                     d);
+       },
+       false},
+      {"get eni-tagger-cache in another namespace",
+       [&](auto d) {
+         agent_->get(ObjectRef{ResourceKind::configMaps(), ns_, "eni-tagger-cache", ""}, d);
+       },
+       false},
+      {"patch eni-tagger-cache",
+       [&](auto d) {
+         Json::Value patch;
+         patch["data"]["x"] = "y";
+         agent_->patch(ObjectRef{ResourceKind::configMaps(), "kube-system", "eni-tagger-cache", ""},
+                       PatchType::Merge, patch, {}, d);
+       },
+       false},
       {"list leases", listCall(leasesKind(), ""), false},
       // The node's lease: get, create and update in the agent's own namespace only (a Role).
       {"create lease in eni-agent",

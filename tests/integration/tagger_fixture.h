@@ -69,7 +69,9 @@ struct ImdsModesReset {
 
 /// One eni-agent (tagger part) for `node`, in-process, on its own loop.
 struct Agent {
-  explicit Agent(const std::string& node, TaggerOptions extra = {})
+  /// `watchNamespace`: --watch-namespace, the pods of that namespace only.
+  explicit Agent(const std::string& node, TaggerOptions extra = {},
+                 const std::string& watchNamespace = "")
       : imds(imdsConfigFromEnv(imdsEnv()), clock, sleeper),
         ec2(makeEc2Config(), credentials, clock, sleeper),
         kube(http, *loadKubeconfig(TestStack::get().agentKubeconfig)),
@@ -80,7 +82,7 @@ struct Agent {
              {[this](ChangeType t, const Json::Value& o) { tagger.onPod(t, o); },
               [this](ChangeType t, const Json::Value& o) { store.onNode(t, o); }, nullptr,
               [this] { tagger.start(); }},
-             false) {
+             false, watchNamespace) {
     view.start();
   }
   static Ec2ClientConfig makeEc2Config() {
@@ -214,8 +216,10 @@ class TaggerTest : public ::testing::Test {
     return tags;
   }
 
+  /// A running pod on this test's node, in `ns` (default: the test's namespace).
   void createPod(const std::string& name, const std::string& ip, const std::string& tags,
-                 std::map<std::string, std::string> extraAnnotations = {}) {
+                 std::map<std::string, std::string> extraAnnotations = {}, std::string ns = "") {
+    if (ns.empty()) ns = ns_;
     Json::Value pod;
     pod["metadata"]["name"] = name;
     if (!tags.empty()) pod["metadata"]["annotations"]["eni-tagger.io/tags"] = tags;
@@ -224,7 +228,7 @@ class TaggerTest : public ::testing::Test {
     pod["spec"]["containers"][0]["name"] = "c";
     pod["spec"]["containers"][0]["image"] = "registry.invalid/none";
     ASSERT_TRUE(call([&](auto done) {
-      admin_->create(ObjectRef{ResourceKind::pods(), ns_, "", ""}, pod, done);
+      admin_->create(ObjectRef{ResourceKind::pods(), ns, "", ""}, pod, done);
     }));
     // Play the kubelet: the pod gets its IP and runs.
     Json::Value status;
@@ -232,7 +236,7 @@ class TaggerTest : public ::testing::Test {
     status["status"]["podIP"] = ip;
     status["status"]["podIPs"][0]["ip"] = ip;
     ASSERT_TRUE(call([&](auto done) {
-      admin_->patch(ObjectRef{ResourceKind::pods(), ns_, name, "status"}, PatchType::Merge, status,
+      admin_->patch(ObjectRef{ResourceKind::pods(), ns, name, "status"}, PatchType::Merge, status,
                     {}, done);
     }));
   }
@@ -246,9 +250,9 @@ class TaggerTest : public ::testing::Test {
     }));
   }
 
-  Pod getPod(const std::string& name, Json::Value* raw = nullptr) {
+  Pod getPod(const std::string& name, Json::Value* raw = nullptr, const std::string& ns = "") {
     auto r = call([&](auto done) {
-      admin_->get(ObjectRef{ResourceKind::pods(), ns_, name, ""}, done);
+      admin_->get(ObjectRef{ResourceKind::pods(), ns.empty() ? ns_ : ns, name, ""}, done);
     });
     EXPECT_TRUE(r) << r.error().describe();
     if (raw != nullptr && r) *raw = *r;
@@ -256,9 +260,9 @@ class TaggerTest : public ::testing::Test {
   }
 
   /// The pod's eni-tagger.io/tagged condition: {status, reason, message}.
-  std::vector<std::string> condition(const std::string& name) {
+  std::vector<std::string> condition(const std::string& name, const std::string& ns = "") {
     Json::Value raw;
-    getPod(name, &raw);
+    getPod(name, &raw, ns);
     for (const auto& c : arrayField(objectField(raw, "status"), "conditions")) {
       if (stringField(c, "type") == kTaggedCondition) {
         return {stringField(c, "status"), stringField(c, "reason"), stringField(c, "message")};
@@ -278,6 +282,29 @@ class TaggerTest : public ::testing::Test {
       for (const auto& e : r->items) out.push_back(stringField(e, "reason"));
     }
     return out;
+  }
+  /// The type (Normal, Warning) of the pod's event with `reason`, or "" when it has none.
+  std::string eventType(const std::string& pod, const std::string& reason) {
+    auto r = await<ObjectList>(loop_, [&](auto done) {
+      ListOptions o;
+      o.fieldSelector = "involvedObject.name=" + pod;
+      admin_->list(ResourceKind::events(), ns_, o, done);
+    });
+    if (r) {
+      for (const auto& e : r->items) {
+        if (stringField(e, "reason") == reason) return stringField(e, "type");
+      }
+    }
+    return "";
+  }
+  /// A namespace of this test's besides ns_.
+  std::string otherNamespace() {
+    Json::Value nsObject;
+    nsObject["metadata"]["name"] = ns_ + "-other";
+    EXPECT_TRUE(call([&](auto done) {
+      admin_->create(ObjectRef{{"/api/v1", "namespaces", false}, "", "", ""}, nsObject, done);
+    }));
+    return ns_ + "-other";
   }
 
   void deletePod(const std::string& name) {

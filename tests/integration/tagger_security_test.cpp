@@ -35,7 +35,10 @@ class TaggerSecurityTest : public TaggerTest {
 // it. Those keys are reserved: the pod gets InvalidTags and nothing of it reaches the ENI.
 TEST_F(TaggerSecurityTest, APodCannotGiveItsEniTheEniManagersOwnershipTags) {
   auto [eni, ips] = attachedEni(2);
-  Agent agent(node_);
+  // Under merge, the mode that tags a shared ENI at all (the default refuses it outright).
+  TaggerOptions merge;
+  merge.sharedEnis = SharedEniPolicy::Merge;
+  Agent agent(node_, merge);
   createPod("innocent", ips[1], R"({"Team":"A"})");
   createPod("evil", ips[2],
             R"({"Node":")" + node_ + R"(","NodeENI":"ghost","SubnetID":")" +

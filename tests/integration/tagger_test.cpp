@@ -2,6 +2,10 @@
 // restarts, migration from k8s-eni-tagger.
 #include "tests/integration/tagger_fixture.h"
 
+#include <unistd.h>
+
+#include "agent/http/blocking_http_client.h"
+
 namespace eni::tagger_it {
 namespace {
 
@@ -332,10 +336,13 @@ TEST_F(TaggerTest, PodDeletedWhileTheAgentIsDownLosesOnlyItsOwnTags) {
   EXPECT_EQ(restarted.tagger.state().enis.count(eni), 0u);
 }
 
+// --shared-eni-tagging=merge: an ENI several pods share gets the tags they agree on.
 TEST_F(TaggerTest, SharedEniMergesAgreeingPodsAndFlagsTheDisagreement) {
   auto [eni, ips] = attachedEni(2);
   ASSERT_EQ(ips.size(), 3u);
-  Agent agent(node_);
+  TaggerOptions merge;
+  merge.sharedEnis = SharedEniPolicy::Merge;
+  Agent agent(node_, merge);
   createPod("a", ips[1], "Team=Platform,App=a");
   createPod("b", ips[2], "Team=Platform");
   ASSERT_TRUE(agent.settle());
@@ -405,8 +412,208 @@ TEST_F(TaggerTest, SubnetIdsLimitTaggingEvenForBranchEnis) {
   ASSERT_TRUE(agent.settle());
   EXPECT_EQ(eniTags(inside), withHash({{"Team", "Platform"}}));
   EXPECT_TRUE(eniTags(outside).empty());
-  EXPECT_EQ(condition("out")[0], "") << "a pod outside --subnet-ids is not ours: no condition";
+  // Not silence: the pod is told which subnet, as k8s-eni-tagger told it.
+  auto c = condition("out");
+  EXPECT_EQ(c[0], "False");
+  EXPECT_EQ(c[1], "ENIValidationFailed");
+  EXPECT_NE(c[2].find("subnet " + TestStack::get().subnetC), std::string::npos) << c[2];
+  EXPECT_EQ(eventType("out", "ENIValidationFailed"), "Warning");
   EXPECT_EQ(calls("DescribeNetworkInterfaces"), 1u) << "one Describe told both ENIs' subnets";
+  EXPECT_EQ(calls("CreateTags"), 1u) << "the inside ENI's only";
+}
+
+// --shared-eni-tagging=refuse, the default (k8s-eni-tagger's rule): a pod on an ENI with more
+// than one private IPv4 (VPC CNI's secondary-IP mode) gets ENIValidationFailed, a Warning event,
+// and its ENI no write, where eni-agent used to tag (merge) it.
+TEST_F(TaggerTest, ASharedEniIsRefusedByDefault) {
+  auto [eni, ips] = attachedEni(2);
+  ASSERT_EQ(ips.size(), 3u);
+  Agent agent(node_);
+  ASSERT_TRUE(agent.settle());
+  resetProxy();
+  createPod("web", ips[1], "Team=Platform");
+  ASSERT_TRUE(agent.settle());
+  auto c = condition("web");
+  EXPECT_EQ(c[0], "False");
+  EXPECT_EQ(c[1], "ENIValidationFailed");
+  EXPECT_NE(c[2].find("holds 3 private IPv4 addresses"), std::string::npos) << c[2];
+  EXPECT_EQ(eventType("web", "ENIValidationFailed"), "Warning");
+  EXPECT_EQ(calls("CreateTags") + calls("DeleteTags"), 0u);
+  EXPECT_TRUE(eniTags(eni).empty());
+  EXPECT_EQ(agent.tagger.counters().syncResult(SyncReason::EniValidationFailed), 1u);
+}
+
+// The node's primary ENI (device index 0) is tagged only under --shared-eni-tagging=any; merge
+// refuses it too.
+TEST_F(TaggerTest, ThePrimaryEniIsRefusedUnderMerge) {
+  auto attached = setupEc2_->describeNetworkInterfaces(
+      {}, {{"attachment.instance-id", {TestStack::get().instanceId}}});
+  ASSERT_TRUE(attached) << attached.error().describe();
+  auto primary = std::find_if(attached->begin(), attached->end(), [](const NetworkInterface& e) {
+    return e.attachment && e.attachment->deviceIndex == 0;
+  });
+  ASSERT_NE(primary, attached->end());
+  const std::string eni = primary->id;
+  const TagSet before = eniTags(eni);
+  TaggerOptions merge;
+  merge.sharedEnis = SharedEniPolicy::Merge;
+  Agent agent(node_, merge);
+  ASSERT_TRUE(agent.settle());
+  resetProxy();
+  createPod("web", primary->privateIpAddress, "Team=Platform");
+  ASSERT_TRUE(agent.settle());
+  auto c = condition("web");
+  EXPECT_EQ(c[1], "ENIValidationFailed");
+  EXPECT_NE(c[2].find("primary ENI (device index 0)"), std::string::npos) << c[2];
+  EXPECT_EQ(calls("CreateTags") + calls("DeleteTags"), 0u);
+  EXPECT_EQ(eniTags(eni), before);
+}
+
+// k8s-eni-tagger's ConfigMap eni-tagger-cache (pod IP -> {"info":{"ID",...},"pod_uid"}) is read
+// once at start and is only a hint, since anyone who may write it could name any ENI: the ENI it
+// names is read and checked before a write. A true entry places a pod IMDS does not know (a branch
+// ENI without its pod-eni annotation); a false one (naming an ENI that does not hold the pod's IP)
+// gets nothing written there, is dropped, and the pod is looked up in EC2 and tagged where it is.
+// The ConfigMap is never written.
+TEST_F(TaggerTest, K8sEniTaggersConfigMapIsOnlyAHint) {
+  auto [web, webIp] = branchEni();
+  auto [other, otherIp] = branchEni();
+  createPod("web", webIp, "Team=Web");
+  createPod("forged", otherIp, "Team=Forged");
+  auto entry = [](const std::string& eni, const std::string& uid) {
+    return R"({"info":{"ID":")" + eni + R"(","SubnetID":"subnet-x","IsShared":false},"pod_uid":")" +
+           uid + R"("})";
+  };
+  Json::Value cm;
+  cm["metadata"]["name"] = "eni-tagger-cache";
+  cm["data"][webIp] = entry(web, getPod("web").meta.uid);
+  cm["data"][otherIp] = entry(web, getPod("forged").meta.uid);  // names the wrong ENI
+  auto created = call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::configMaps(), "kube-system", "", ""}, cm, done);
+  });
+  ASSERT_TRUE(created) << created.error().describe();
+  struct Cleanup {
+    ~Cleanup() {
+      (void)testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
+                                 TestStack::get().adminKubeconfig, "-n", "kube-system", "delete",
+                                 "configmap", "eni-tagger-cache", "--ignore-not-found"});
+    }
+  } cleanup;
+  const std::string version = stringField(objectField(*created, "metadata"), "resourceVersion");
+  TaggerOptions options;
+  options.eniTaggerCacheNamespace = "kube-system";
+  Agent agent(node_, options);
+  ASSERT_TRUE(agent.settle());
+  EXPECT_EQ(condition("web")[1], "Synced");
+  EXPECT_EQ(eniTags(web), withHash({{"Team", "Web"}})) << "the forged hint wrote nothing here";
+  EXPECT_EQ(condition("forged")[1], "Synced") << condition("forged")[2];
+  EXPECT_EQ(eniTags(other), withHash({{"Team", "Forged"}})) << "found again, in EC2";
+  EXPECT_EQ(agent.tagger.counters().resolveSource(ResolveSource::EniTaggerCache), 2u);
+  EXPECT_EQ(agent.tagger.counters().resolveSource(ResolveSource::Ec2), 1u) << "the forged one";
+  auto after = call([&](auto done) {
+    admin_->get(ObjectRef{ResourceKind::configMaps(), "kube-system", "eni-tagger-cache", ""}, done);
+  });
+  ASSERT_TRUE(after);
+  EXPECT_EQ(stringField(objectField(*after, "metadata"), "resourceVersion"), version)
+      << "never written";
+}
+
+// The migration: k8s-eni-tagger's Deployment arguments as its Helm chart renders them (its
+// defaults, plus watchNamespace and leader election; subnetIDs through ENI_TAGGER_SUBNET_IDS, as
+// its values file suggests), given unchanged to the eni-agent binary, with the node's name and the
+// kubeconfig as the DaemonSet gives them. The cluster and EC2 as k8s-eni-tagger left them: a pod
+// it synced (its ENI carries the tags and the hash), a pod on a shared ENI and one outside the
+// subnets (it refused both), a pod of another namespace. eni-agent starts, adopts the synced pod
+// without a write, tags a new pod, refuses the same pods with the same reason, ignores the other
+// namespace, and says once for each flag that means nothing here why.
+TEST_F(TaggerTest, K8sEniTaggerChartArgumentsTagAsBefore) {
+  const TagSet platform{{"Team", "Platform"}};
+  auto [synced, syncedIps] =
+      attachedEni(0, {{"Team", "Platform"}, {kHashTagKey, tagHash(platform)}});
+  auto [fresh, freshIps] = attachedEni();
+  auto [shared, sharedIps] = attachedEni(2);
+  auto [outside, outsideIp] = branchEni(TestStack::get().subnetA);
+  auto [theirs, theirIps] = attachedEni();
+  const std::string other = otherNamespace();
+  createPod("legacy", syncedIps[0], R"({"Team":"Platform"})",
+            {{kLastAppliedTagsAnnotation, R"({"Team":"Platform"})"},
+             {kLastAppliedHashAnnotation, tagHash(platform)}});
+  createPod("fresh", freshIps[0], "Team=Platform");
+  createPod("shared", sharedIps[1], "Team=Platform");
+  createPod("outside", outsideIp, "Team=Platform", podEni(outside, outsideIp));
+  createPod("theirs", theirIps[0], "Team=Platform", {}, other);
+  resetProxy();
+  const std::string metricsPort = std::to_string(testing::freePort());
+  const std::string healthPort = std::to_string(testing::freePort());
+  std::vector<std::string> env;
+  for (const auto& kv : testing::agentEnv()) {
+    if (kv.rfind("ENI_AGENT_", 0) != 0) env.push_back(kv);  // only what the chart gives
+  }
+  env.push_back("NODE_NAME=" + node_);
+  env.push_back("KUBECONFIG=" + TestStack::get().agentKubeconfig);
+  env.push_back("ENI_TAGGER_SUBNET_IDS=" + TestStack::get().subnetC);
+  testing::BackgroundProcess agent(
+      {testing::agentBinary(), "--annotation-key=eni-tagger.io/tags",
+       "--max-concurrent-reconciles=1", "--metrics-bind-address=" + metricsPort,
+       "--health-probe-bind-address=:" + healthPort, "--watch-namespace=" + ns_, "--leader-elect",
+       "--cache-batch-interval=2s", "--cache-batch-size=20", "--aws-rate-limit-qps=10",
+       "--aws-rate-limit-burst=20", "--pprof-bind-address=0"},
+      env);
+  ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"", 60000)) << agent.output();
+  auto settled = [&] {
+    for (int i = 0; i < 600; ++i) {
+      if (condition("fresh")[1] == "Synced" && condition("legacy")[1] == "Synced" &&
+          !condition("shared")[1].empty() && !condition("outside")[1].empty())
+        return true;
+      usleep(100000);
+    }
+    return false;
+  };
+  ASSERT_TRUE(settled()) << agent.output();
+  EXPECT_EQ(eniTags(fresh), withHash(platform));
+  EXPECT_EQ(eniTags(synced), withHash(platform)) << "adopted as it was";
+  EXPECT_EQ(condition("shared")[1], "ENIValidationFailed") << condition("shared")[2];
+  EXPECT_TRUE(eniTags(shared).empty());
+  EXPECT_EQ(condition("outside")[1], "ENIValidationFailed");
+  EXPECT_NE(condition("outside")[2].find(TestStack::get().subnetA), std::string::npos);
+  EXPECT_TRUE(eniTags(outside).empty());
+  EXPECT_EQ(condition("theirs", other)[0], "") << "--watch-namespace";
+  EXPECT_TRUE(eniTags(theirs).empty());
+  EXPECT_EQ(calls("CreateTags"), 1u) << "the new pod's only";
+  EXPECT_EQ(calls("DeleteTags"), 0u);
+  const std::string out = agent.output();
+  for (const std::string flag :
+       {"leader-elect", "max-concurrent-reconciles", "cache-batch-interval", "cache-batch-size",
+        "pprof-bind-address"}) {
+    const std::string line = "flag --" + flag + " of k8s-eni-tagger has no effect here, because ";
+    const auto first = out.find(line);
+    EXPECT_NE(first, std::string::npos) << flag << "\n" << out;
+    EXPECT_EQ(out.find(line, first + 1), std::string::npos) << "once: " << flag;
+  }
+  // A bare port is every address, as k8s-eni-tagger bound it.
+  BlockingHttpClient http;
+  HttpRequest request;
+  request.url = "http://127.0.0.1:" + metricsPort + "/metrics";
+  auto metrics = http.perform(request);
+  ASSERT_TRUE(metrics) << metrics.error().message;
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_EQ(agent.terminate(), 0) << agent.output();
+}
+
+// --watch-namespace: only that namespace's pods are listed and watched.
+TEST_F(TaggerTest, WatchNamespaceTagsOnlyThatNamespacesPods) {
+  auto [mine, mineIps] = attachedEni();
+  auto [theirs, theirIps] = attachedEni();
+  const std::string other = otherNamespace();
+  Agent agent(node_, {}, ns_);
+  createPod("web", mineIps[0], "Team=Platform");
+  createPod("web", theirIps[0], "Team=Platform", {}, other);
+  ASSERT_TRUE(agent.settle());
+  EXPECT_EQ(condition("web")[1], "Synced");
+  EXPECT_EQ(eniTags(mine), withHash({{"Team", "Platform"}}));
+  EXPECT_EQ(condition("web", other)[0], "") << "a pod of another namespace is not seen";
+  EXPECT_TRUE(eniTags(theirs).empty());
+  EXPECT_EQ(agent.view.pods().objects().size(), 1u) << "the API server filtered, not the agent";
 }
 
 TEST_F(TaggerTest, K8sEniTaggerFinalizerIsRemovedAfterCleanup) {

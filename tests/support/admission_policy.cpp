@@ -71,6 +71,12 @@ Result<std::unique_ptr<PolicedServiceAccount>> PolicedServiceAccount::create(
                             "--role=eni-agent-lease", "--serviceaccount=" + ns + ":" + name});
       !r)
     return fail(r.error());
+  // k8s-eni-tagger's ConfigMap eni-tagger-cache: a get of that one name in kube-system.
+  if (auto r =
+          sa->kubectl({"-n", "kube-system", "create", "rolebinding", sa->objectName_,
+                       "--role=eni-agent-eni-tagger-cache", "--serviceaccount=" + ns + ":" + name});
+      !r)
+    return fail(r.error());
   return sa;
 }
 
@@ -79,6 +85,8 @@ PolicedServiceAccount::~PolicedServiceAccount() {
                  "validatingadmissionpolicybinding/" + objectName_,
                  "validatingadmissionpolicy/" + objectName_, "clusterrolebinding/" + objectName_});
   (void)kubectl({"-n", "eni-agent", "delete", "--ignore-not-found", "--wait=false",
+                 "rolebinding/" + objectName_});
+  (void)kubectl({"-n", "kube-system", "delete", "--ignore-not-found", "--wait=false",
                  "rolebinding/" + objectName_});
 }
 

@@ -15,8 +15,9 @@ namespace eni::testing {
 /// made (policy, binding, ClusterRoleBinding) on destruction.
 class PolicedServiceAccount {
  public:
-  /// Creates ServiceAccount ns/name (the namespace must exist), binds the ClusterRole eni-agent to
-  /// it and applies the policy for it. The policy may take a moment to be enforced.
+  /// Creates ServiceAccount ns/name (the namespace must exist), binds the ClusterRole eni-agent and
+  /// the Roles eni-agent-lease and eni-agent-eni-tagger-cache to it and applies the policy for it.
+  /// The policy may take a moment to be enforced.
   [[nodiscard]] static Result<std::unique_ptr<PolicedServiceAccount>> create(
       const std::string& ns, const std::string& name);
   ~PolicedServiceAccount();

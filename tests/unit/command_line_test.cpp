@@ -36,7 +36,10 @@ TEST(CommandLine, DefaultsMatchDesign) {
   EXPECT_TRUE(o.enableEniManager);
   EXPECT_TRUE(o.manageLinks);
   EXPECT_FALSE(o.dryRun);
-  EXPECT_FALSE(o.allowSharedEniTagging);
+  EXPECT_EQ(o.sharedEniTagging, SharedEniTagging::Refuse) << "k8s-eni-tagger's rule";
+  EXPECT_TRUE(o.watchNamespace.empty());
+  EXPECT_EQ(o.eniTaggerCacheNamespace, "kube-system");
+  EXPECT_TRUE(o.noEffectFlags.empty());
   EXPECT_EQ(o.metricsBindAddress, ":8090");
   // Loopback only: /healthz and /readyz are unauthenticated and the pod is on the host network.
   EXPECT_EQ(o.healthProbeBindAddress, "127.0.0.1:8081");
@@ -63,6 +66,9 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                          "--tag-namespace=acme",
                                          "--subnet-ids=subnet-1a,subnet-2b",
                                          "--allow-shared-eni-tagging",
+                                         "--shared-eni-tagging=any",
+                                         "--watch-namespace=payments",
+                                         "--eni-tagger-cache-namespace=tagger",
                                          "--dry-run=true",
                                          "--aws-rate-limit-qps=2.5",
                                          "--aws-rate-limit-burst=4",
@@ -90,6 +96,9 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                             {"ENI_AGENT_TAG_NAMESPACE", "acme"},
                                             {"ENI_AGENT_SUBNET_IDS", "subnet-1a, subnet-2b"},
                                             {"ENI_AGENT_ALLOW_SHARED_ENI_TAGGING", "true"},
+                                            {"ENI_AGENT_SHARED_ENI_TAGGING", "any"},
+                                            {"ENI_AGENT_WATCH_NAMESPACE", "payments"},
+                                            {"ENI_AGENT_ENI_TAGGER_CACHE_NAMESPACE", "tagger"},
                                             {"ENI_AGENT_DRY_RUN", "1"},
                                             {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "2.5"},
                                             {"ENI_AGENT_AWS_RATE_LIMIT_BURST", "4"},
@@ -118,7 +127,9 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
     EXPECT_EQ(o.annotationKey, "acme.io/tags");
     EXPECT_EQ(o.tagNamespace, "acme");
     EXPECT_EQ(o.subnetIds, (std::vector<std::string>{"subnet-1a", "subnet-2b"}));
-    EXPECT_TRUE(o.allowSharedEniTagging);
+    EXPECT_EQ(o.sharedEniTagging, SharedEniTagging::Any);
+    EXPECT_EQ(o.watchNamespace, "payments");
+    EXPECT_EQ(o.eniTaggerCacheNamespace, "tagger");
     EXPECT_TRUE(o.dryRun);
     EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 2.5);
     EXPECT_EQ(o.awsRateLimitBurst, 4);
@@ -148,6 +159,20 @@ TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
                            "tag-namespace",
                            "subnet-ids",
                            "allow-shared-eni-tagging",
+                           "shared-eni-tagging",
+                           "watch-namespace",
+                           "eni-tagger-cache-namespace",
+                           "leader-elect",
+                           "max-concurrent-reconciles",
+                           "enable-eni-cache",
+                           "enable-cache-configmap",
+                           "cache-batch-interval",
+                           "cache-batch-size",
+                           "pprof-bind-address",
+                           "pod-rate-limit-qps",
+                           "pod-rate-limit-burst",
+                           "rate-limiter-cleanup-interval",
+                           "aws-health-max-successes",
                            "dry-run",
                            "aws-rate-limit-qps",
                            "aws-rate-limit-burst",
@@ -165,6 +190,8 @@ TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
     EXPECT_NE(help.find(std::string("--") + flag), std::string::npos) << flag;
   }
   EXPECT_NE(help.find("ENI_AGENT_AWS_RATE_LIMIT_QPS"), std::string::npos);
+  EXPECT_NE(help.find("ENI_TAGGER_AWS_RATE_LIMIT_QPS"), std::string::npos);
+  EXPECT_EQ(help.find("ENI_TAGGER_MODE"), std::string::npos) << "not a k8s-eni-tagger flag";
 }
 
 TEST(CommandLine, FlagWinsOverEnvironment) {
@@ -235,6 +262,19 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{{"--log-format=xml"}, {}, "json or text"},
         BadInput{{"--subnet-ids=sn-1"}, {}, "subnet ID"},
         BadInput{{"--metrics-bind-address=localhost"}, {}, "[host]:port"},
+        BadInput{{"--metrics-bind-address=99999"}, {}, "[host]:port"},
+        BadInput{{"--subnet-ids=subnet-a,vpc-1"}, {}, "got \"vpc-1\""},
+        BadInput{{}, {{"ENI_TAGGER_SUBNET_IDS", "sn-1"}}, "ENI_TAGGER_SUBNET_IDS"},
+        BadInput{{"--shared-eni-tagging=sometimes"}, {}, "refuse, merge or any"},
+        BadInput{{"--shared-eni-tagging=merge", "--allow-shared-eni-tagging"}, {}, "keep one"},
+        BadInput{{"--watch-namespace=Team_A"}, {}, "namespace name"},
+        BadInput{{"--version=maybe"}, {}, "--version"},
+        BadInput{{"--max-concurrent-reconciles=many"}, {}, "--max-concurrent-reconciles"},
+        BadInput{{"--leader-elect=yes"}, {}, "true or false"},
+        BadInput{{"--cache-batch-interval=soon"}, {}, "--cache-batch-interval"},
+        BadInput{{"--pod-rate-limit-qps=-1"}, {}, "0 or more"},
+        BadInput{{"--pprof-bind-address=localhost"}, {}, "--pprof-bind-address"},
+        BadInput{{}, {{"ENI_TAGGER_LEADER_ELECT", "sure"}}, "ENI_TAGGER_LEADER_ELECT"},
         BadInput{{"--health-probe-bind-address=:99999"}, {}, "0 to 65535"},
         BadInput{{"--run-as-user=nobody"}, {}, "names are not looked up"},
         BadInput{{"--run-as-user=0"}, {}, "0 is root"},
@@ -284,6 +324,137 @@ TEST(CommandLine, SubCommands) {
   ASSERT_TRUE(validate);
   EXPECT_EQ(validate->kind, CommandKind::ValidateTags);
   EXPECT_EQ(validate->arguments, (std::vector<std::string>{"Team=a,Cost=1"}));
+}
+
+// k8s-eni-tagger's Deployment arguments, as its chart renders them, are accepted as they are.
+TEST(CommandLine, EveryK8sEniTaggerFlagIsAccepted) {
+  auto c = parse({"--metrics-bind-address=8090",
+                  "--health-probe-bind-address=8081",
+                  "--leader-elect",
+                  "--annotation-key=eni-tagger.io/tags",
+                  "--max-concurrent-reconciles=1",
+                  "--dry-run=false",
+                  "--watch-namespace=payments",
+                  "--subnet-ids=subnet-0a,subnet-0b,",
+                  "--allow-shared-eni-tagging=false",
+                  "--enable-eni-cache=true",
+                  "--enable-cache-configmap=true",
+                  "--cache-batch-interval=2s",
+                  "--cache-batch-size=20",
+                  "--aws-rate-limit-qps=10",
+                  "--aws-rate-limit-burst=20",
+                  "--pprof-bind-address=0",
+                  "--tag-namespace=enable",
+                  "--pod-rate-limit-qps=0.5",
+                  "--pod-rate-limit-burst=2",
+                  "--rate-limiter-cleanup-interval=5m",
+                  "--aws-health-max-successes=3"});
+  ASSERT_TRUE(c) << c.error().message;
+  const AgentOptions& o = c->options;
+  EXPECT_EQ(c->kind, CommandKind::Run);
+  EXPECT_EQ(o.metricsBindAddress, ":8090") << "a bare port is every address";
+  EXPECT_EQ(o.healthProbeBindAddress, ":8081");
+  EXPECT_EQ(o.watchNamespace, "payments");
+  EXPECT_EQ(o.subnetIds, (std::vector<std::string>{"subnet-0a", "subnet-0b"}));
+  EXPECT_EQ(o.sharedEniTagging, SharedEniTagging::Refuse);
+  EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 10);
+  EXPECT_EQ(o.awsRateLimitBurst, 20);
+  EXPECT_EQ(o.tagNamespace, "enable");
+  EXPECT_FALSE(o.dryRun);
+  EXPECT_EQ(
+      o.noEffectFlags,
+      (std::vector<std::string>{
+          "leader-elect", "max-concurrent-reconciles", "enable-eni-cache", "enable-cache-configmap",
+          "cache-batch-interval", "cache-batch-size", "pprof-bind-address", "pod-rate-limit-qps",
+          "pod-rate-limit-burst", "rate-limiter-cleanup-interval", "aws-health-max-successes"}));
+}
+
+TEST(CommandLine, FlagsThatMeanNothingHereSayWhyOnceEach) {
+  auto none = parse({});
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(noEffectLines(none->options).empty()) << "only flags that were given";
+  auto c = parse({"--leader-elect", "--leader-elect=false", "--pprof-bind-address=:6060"},
+                 {{"ENI_TAGGER_ENABLE_CACHE_CONFIGMAP", "true"}});
+  ASSERT_TRUE(c) << c.error().message;
+  const auto lines = noEffectLines(c->options);
+  ASSERT_EQ(lines.size(), 3u) << "--leader-elect twice is one line";
+  EXPECT_EQ(lines[0].rfind("flag --enable-cache-configmap of k8s-eni-tagger has no effect here, "
+                           "because ",
+                           0),
+            0u)
+      << lines[0];
+  EXPECT_NE(lines[1].find("--leader-elect"), std::string::npos);
+  EXPECT_NE(lines[1].find("Lease"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("pprof"), std::string::npos) << lines[2];
+}
+
+TEST(CommandLine, EniTaggerVariablesAreReadAfterEniAgentOnesAndOnlyForItsFlags) {
+  auto c = parse({}, {{"ENI_TAGGER_SUBNET_IDS", "subnet-0t"},
+                      {"ENI_TAGGER_AWS_RATE_LIMIT_QPS", "10"},
+                      {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "3"},
+                      {"ENI_TAGGER_WATCH_NAMESPACE", "payments"},
+                      {"ENI_TAGGER_METRICS_BIND_ADDRESS", "9090"},
+                      {"ENI_TAGGER_ALLOW_SHARED_ENI_TAGGING", "true"},
+                      {"ENI_TAGGER_MODE", "kubernetes"},
+                      {"ENI_TAGGER_LEADER_ELECT", "true"}});
+  ASSERT_TRUE(c) << c.error().message;
+  const AgentOptions& o = c->options;
+  EXPECT_EQ(o.subnetIds, (std::vector<std::string>{"subnet-0t"}));
+  EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 3) << "ENI_AGENT_ wins over ENI_TAGGER_";
+  EXPECT_EQ(o.watchNamespace, "payments");
+  EXPECT_EQ(o.metricsBindAddress, ":9090");
+  EXPECT_EQ(o.sharedEniTagging, SharedEniTagging::Any);
+  EXPECT_EQ(o.mode, RunMode::Host) << "--mode is not k8s-eni-tagger's: ENI_TAGGER_MODE is not read";
+  EXPECT_EQ(o.noEffectFlags, std::vector<std::string>{"leader-elect"});
+  auto flagWins = parse({"--subnet-ids=subnet-0f"}, {{"ENI_TAGGER_SUBNET_IDS", "subnet-0t"},
+                                                     {"ENI_AGENT_SUBNET_IDS", "subnet-0a"}});
+  ASSERT_TRUE(flagWins);
+  EXPECT_EQ(flagWins->options.subnetIds, std::vector<std::string>{"subnet-0f"});
+}
+
+TEST(CommandLine, BindAddresses) {
+  struct Row {
+    std::string given;
+    std::string bound;
+  };
+  for (const Row& row : std::vector<Row>{{"8090", ":8090"},
+                                         {":8090", ":8090"},
+                                         {"0", "0"},
+                                         {"127.0.0.1:9000", "127.0.0.1:9000"},
+                                         {"[::1]:9000", "[::1]:9000"}}) {
+    auto c =
+        parse({"--metrics-bind-address=" + row.given, "--health-probe-bind-address", row.given});
+    ASSERT_TRUE(c) << row.given << ": " << c.error().message;
+    EXPECT_EQ(c->options.metricsBindAddress, row.bound) << row.given;
+    EXPECT_EQ(c->options.healthProbeBindAddress, row.bound) << row.given;
+  }
+}
+
+TEST(CommandLine, SharedEniTagging) {
+  struct Row {
+    std::vector<std::string> args;
+    SharedEniTagging mode;
+  };
+  for (const Row& row : std::vector<Row>{
+           {{}, SharedEniTagging::Refuse},
+           {{"--shared-eni-tagging=refuse"}, SharedEniTagging::Refuse},
+           {{"--shared-eni-tagging=merge"}, SharedEniTagging::Merge},
+           {{"--shared-eni-tagging", "any"}, SharedEniTagging::Any},
+           {{"--allow-shared-eni-tagging"}, SharedEniTagging::Any},
+           {{"--allow-shared-eni-tagging=false"}, SharedEniTagging::Refuse},
+           {{"--allow-shared-eni-tagging", "--shared-eni-tagging=any"}, SharedEniTagging::Any},
+           {{"--shared-eni-tagging=merge", "--allow-shared-eni-tagging=false"},
+            SharedEniTagging::Merge}}) {
+    auto c = parse(row.args);
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->options.sharedEniTagging, row.mode);
+  }
+}
+
+TEST(CommandLine, VersionAsK8sEniTaggersBooleanFlag) {
+  EXPECT_EQ(parse({"--version=true"})->kind, CommandKind::Version);
+  EXPECT_EQ(parse({"--leader-elect", "--version"})->kind, CommandKind::Version);
+  EXPECT_EQ(parse({"--version=false"})->kind, CommandKind::Run);
 }
 
 TEST(Duration, ParsesGoForm) {

@@ -23,7 +23,14 @@ PodJob job(const std::string& name, const std::string& ip, TagSet tags) {
 
 SeenEni seen(TagSet tags, std::string subnet = "subnet-a", std::vector<std::string> ips = {},
              std::string notOurs = "") {
-  return SeenEni{std::move(tags), std::move(subnet), std::move(ips), std::move(notOurs)};
+  SeenEni s;
+  s.tags = std::move(tags);
+  s.subnet = std::move(subnet);
+  s.addresses = std::move(ips);
+  s.notOurs = std::move(notOurs);
+  s.interfaceType = "interface";
+  s.ipv4Count = s.addresses.size();
+  return s;
 }
 
 ResolvedEni resolved(const std::string& eni, ResolveSource source, std::string subnet = "") {
@@ -111,6 +118,11 @@ TEST(TagPlan, EachPodsEniIsVerifiedBeforeAnythingIsPlannedForIt) {
        SyncReason::EniLookupFailed, "EC2 has no such ENI", true},
       {"annotation, the read failed", ResolveSource::PodAnnotation, Row::ReadFailed,
        SyncReason::EniLookupFailed, "cannot read eni-mine", true},
+      {"eni-tagger-cache hint, this node's, holds the IP", ResolveSource::EniTaggerCache, Row::Ours,
+       SyncReason::Synced, "", false},
+      {"eni-tagger-cache hint, does not hold the IP: spent, looked up again",
+       ResolveSource::EniTaggerCache, Row::OursWithoutTheIp, SyncReason::EniLookupFailed,
+       "eni-tagger-cache names eni-mine for 10.0.0.9, but that ENI does not hold", true},
       {"IMDS, read, this node's", ResolveSource::Imds, Row::Ours, SyncReason::Synced, "", false},
       {"IMDS, read, no longer this node's", ResolveSource::Imds, Row::NotOurs,
        SyncReason::EniLookupFailed, "attached to instance i-other", false},
@@ -182,12 +194,29 @@ TEST(TagPlan, SubnetFilter) {
     SCOPED_TRACE(row.name);
     TagObservation obs;
     obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Imds, row.subnet);
+    obs.eniOf["ns/web"].ipv4Count = 1;  // IMDS lists one address: not shared
+    obs.eniOf["ns/web"].ipv4Prefixes = 0;
     if (row.read) obs.fresh[kMine] = seen({}, "subnet-a", {"10.0.0.9"});
     TagPassOutput out;
     planTags({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs,
              TagPlanOptions{row.subnetIds}, PlanStage::BeforeRead, out);
     EXPECT_EQ(planFor(out, kMine) != nullptr, row.planned);
     EXPECT_EQ(out.verdicts.count("ns/web") == 1, row.lookupFailed);
+  }
+  // After the read, a pod whose ENI is outside is told which subnet, not left in silence.
+  {
+    TagObservation obs;
+    obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Imds, "subnet-b");
+    obs.fresh[kMine] = seen({}, "subnet-b", {"10.0.0.9"});
+    auto out = planned({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs,
+                       TagPlanOptions{{"subnet-a", "subnet-c"}});
+    ASSERT_EQ(out.verdicts.count("ns/web"), 1u);
+    EXPECT_EQ(out.verdicts.at("ns/web").reason, SyncReason::EniValidationFailed);
+    EXPECT_NE(out.verdicts.at("ns/web").message.find("subnet subnet-b"), std::string::npos)
+        << out.verdicts.at("ns/web").message;
+    EXPECT_NE(out.verdicts.at("ns/web").message.find("subnet-a,subnet-c"), std::string::npos);
+    EXPECT_EQ(planFor(out, kMine), nullptr) << "nothing written";
+    EXPECT_FALSE(out.retry) << "it does not come right by itself";
   }
   // Read, and still no subnet: the pod is told, and retried.
   TagObservation obs;
@@ -237,6 +266,7 @@ TEST(TagPlan, TheEnisToReadBeforeTheFinalPlan) {
       {"a writer not read", ResolveSource::Imds, false, {}, true},
       {"a writer read already (cold start)", ResolveSource::Imds, true, {}, false},
       {"named by the annotation", ResolveSource::PodAnnotation, false, {}, true},
+      {"named by eni-tagger-cache", ResolveSource::EniTaggerCache, false, {}, true},
       {"subnet needed", ResolveSource::Cache, false, {"subnet-a"}, true},
   };
   for (const auto& row : rows) {
@@ -248,14 +278,167 @@ TEST(TagPlan, TheEnisToReadBeforeTheFinalPlan) {
     const TagPlanOptions options{row.subnetIds};
     planTags({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs, options,
              PlanStage::BeforeRead, out);
-    EXPECT_EQ(enisToRead(out, obs, options).count(kMine) == 1, row.toRead);
+    EXPECT_EQ(
+        enisToRead({job("web", "10.0.0.9", {{"Team", "A"}})}, out, obs, options).count(kMine) == 1,
+        row.toRead);
   }
+}
+
+// A pod joining an ENI that already carries its tags (adoption) writes nothing: Refuse still reads
+// the ENI once to judge it, Merge does not; a member is not read again (it was judged when it
+// joined; the drift check reads it).
+TEST(TagPlan, RefuseReadsTheEniAPodJoinsAndNoOther) {
+  const TagSet tags{{"Team", "A"}};
+  struct Row {
+    const char* name;
+    SharedEniPolicy policy;
+    bool member;
+    bool imdsListedItsAddresses;
+    bool toRead;
+  };
+  const std::vector<Row> rows = {
+      {"refuse, joining", SharedEniPolicy::Refuse, false, false, true},
+      {"refuse, joining, IMDS listed its one address", SharedEniPolicy::Refuse, false, true, false},
+      {"refuse, a member", SharedEniPolicy::Refuse, true, false, false},
+      {"merge, joining", SharedEniPolicy::Merge, false, false, false},
+      {"any, joining", SharedEniPolicy::Any, false, false, false},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    NodeState base;
+    base.enis[kMine].tags = tags;
+    base.enis[kMine].hash = tagHash(tags);
+    if (row.member) base.enis[kMine].pods["ns/web"] = PodRecord{"uid-web", "10.0.0.9"};
+    TagObservation obs;
+    obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Imds, "subnet-a");
+    if (row.imdsListedItsAddresses) {
+      obs.eniOf["ns/web"].ipv4Count = 1;
+      obs.eniOf["ns/web"].ipv4Prefixes = 0;
+    }
+    obs.observed[kMine] = {{"Team", "A"}, {kHashTagKey, tagHash(tags)}};
+    TagPlanOptions options;
+    options.sharedEnis = row.policy;
+    const std::vector<PodJob> pods{job("web", "10.0.0.9", tags)};
+    TagPassOutput out;
+    planTags(pods, base, obs, options, PlanStage::BeforeRead, out);
+    EXPECT_EQ(enisToRead(pods, out, obs, options).count(kMine) == 1, row.toRead);
+  }
+}
+
+// --shared-eni-tagging: k8s-eni-tagger's refusals (more than one private IPv4, a prefix, a trunk,
+// the primary ENI) under refuse; only the primary ENI under merge; nothing under any.
+TEST(TagPlan, SharedEniTagging) {
+  enum World {
+    Single,
+    TwoIps,
+    Prefix,
+    Trunk,
+    Primary,
+    PrimaryByImdsUnread,
+    TwoIpsByImdsUnread,
+    UnreadJoining
+  };
+  struct Row {
+    const char* name;
+    SharedEniPolicy policy;
+    World world;
+    SyncReason verdict;  // Synced: planned, with a write
+    const char* says;
+  };
+  const auto R = SharedEniPolicy::Refuse;
+  const auto M = SharedEniPolicy::Merge;
+  const auto A = SharedEniPolicy::Any;
+  const auto ok = SyncReason::Synced;
+  const auto refused = SyncReason::EniValidationFailed;
+  const std::vector<Row> rows = {
+      {"refuse, one pod's own ENI", R, Single, ok, ""},
+      {"refuse, two private IPv4s", R, TwoIps, refused, "holds 2 private IPv4 addresses"},
+      {"refuse, a delegated prefix", R, Prefix, refused, "delegated IPv4 prefix"},
+      {"refuse, a trunk", R, Trunk, refused, "is a trunk ENI"},
+      {"refuse, the primary ENI", R, Primary, refused, "primary ENI (device index 0)"},
+      {"refuse, the primary ENI as IMDS tells", R, PrimaryByImdsUnread, refused, "device index 0"},
+      {"refuse, two private IPv4s as IMDS lists them", R, TwoIpsByImdsUnread, refused,
+       "holds 2 private IPv4 addresses"},
+      {"refuse, unread and joining", R, UnreadJoining, SyncReason::EniLookupFailed,
+       "whether it is shared"},
+      {"merge, two private IPv4s", M, TwoIps, ok, ""},
+      {"merge, a trunk", M, Trunk, ok, ""},
+      {"merge, the primary ENI", M, Primary, refused, "--shared-eni-tagging=any tags it"},
+      {"merge, the primary ENI as IMDS tells", M, PrimaryByImdsUnread, refused, "device index 0"},
+      {"any, two private IPv4s", A, TwoIps, ok, ""},
+      {"any, the primary ENI", A, Primary, ok, ""},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    TagObservation obs;
+    ResolvedEni r = resolved(kMine, ResolveSource::Imds, "subnet-a");
+    SeenEni s = seen({}, "subnet-a", {"10.0.0.9"});
+    s.deviceIndex = 2;
+    if (row.world == TwoIps) s.ipv4Count = 2;
+    if (row.world == Prefix) s.ipv4Prefixes = 1;
+    if (row.world == Trunk) s.interfaceType = "trunk";
+    if (row.world == Primary) s.deviceIndex = 0;
+    if (row.world == PrimaryByImdsUnread) r.deviceIndex = 0;
+    if (row.world == TwoIpsByImdsUnread) {
+      r.ipv4Count = 2;
+      r.ipv4Prefixes = 0;
+    }
+    obs.eniOf["ns/web"] = r;
+    const bool unread = row.world == PrimaryByImdsUnread || row.world == TwoIpsByImdsUnread ||
+                        row.world == UnreadJoining;
+    if (!unread) {
+      obs.fresh[kMine] = s;
+      obs.observed[kMine] = {};
+    }
+    TagPlanOptions options;
+    options.sharedEnis = row.policy;
+    auto out = planned({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs, options);
+    if (row.verdict == ok) {
+      EXPECT_EQ(out.verdicts.count("ns/web"), 0u);
+      const EniPlan* p = planFor(out, kMine);
+      ASSERT_NE(p, nullptr);
+      EXPECT_TRUE(p->writes());
+      continue;
+    }
+    ASSERT_EQ(out.verdicts.count("ns/web"), 1u);
+    EXPECT_EQ(out.verdicts.at("ns/web").reason, row.verdict);
+    EXPECT_NE(out.verdicts.at("ns/web").message.find(row.says), std::string::npos)
+        << out.verdicts.at("ns/web").message;
+    EXPECT_EQ(planFor(out, kMine), nullptr) << "no write";
+    EXPECT_EQ(out.retry, row.verdict == SyncReason::EniLookupFailed);
+  }
+}
+
+// An agent that merged before (the old default) and now refuses: at its next read of a shared ENI
+// its member pods are refused and the tags it owns there are removed, with the value it wrote.
+TEST(TagPlan, RefuseRemovesWhatMergeOwnedOnASharedEni) {
+  const TagSet owned{{"Team", "A"}};
+  NodeState base;
+  base.enis[kMine].tags = owned;
+  base.enis[kMine].hash = tagHash(owned);
+  base.enis[kMine].pods["ns/web"] = PodRecord{"uid-web", "10.0.0.9"};
+  TagObservation obs;
+  obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Cache, "subnet-a");
+  obs.fresh[kMine] = seen({{"Team", "A"}, {kHashTagKey, tagHash(owned)}, {"Other", "x"}},
+                          "subnet-a", {"10.0.0.8", "10.0.0.9"});
+  obs.observed[kMine] = obs.fresh[kMine].tags;
+  auto out = planned({job("web", "10.0.0.9", owned)}, base, obs);
+  EXPECT_EQ(out.verdicts.at("ns/web").reason, SyncReason::EniValidationFailed);
+  const EniPlan* p = planFor(out, kMine);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->toDelete, (TagSet{{"Team", "A"}, {kHashTagKey, tagHash(owned)}}));
+  EXPECT_TRUE(p->toSet.empty());
+  EXPECT_EQ(out.droppedPods, std::set<std::string>{"ns/web"});
 }
 
 TEST(TagPlan, NoWriteToAnEniThePassDidNotRead) {
   TagObservation obs;
   obs.eniOf["ns/web"] = resolved(kMine, ResolveSource::Imds);
-  auto out = planned({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs);
+  // Under refuse (the default) a pod joining an unread ENI stops earlier (SharedEniTagging): the
+  // guard is for every writer, so it is shown under merge.
+  TagPlanOptions merge;
+  merge.sharedEnis = SharedEniPolicy::Merge;
+  auto out = planned({job("web", "10.0.0.9", {{"Team", "A"}})}, NodeState{}, obs, merge);
   const EniPlan* p = planFor(out, kMine);
   ASSERT_NE(p, nullptr);
   EXPECT_FALSE(p->writes());
@@ -351,7 +534,7 @@ TEST(TagPlan, RecordingTheOutcomeOfTheWrites) {
     std::map<std::string, WriteFailure> failed;
     if (row.failure) failed[kMine] = *row.failure;
     recordWrites({job("web", "10.0.0.9", want)}, base, failed,
-                 TagPlanOptions{{}, false, row.dryRun}, out);
+                 TagPlanOptions{{}, SharedEniPolicy::Refuse, row.dryRun}, out);
     EXPECT_EQ(out.verdicts.at("ns/web").reason, row.verdict);
     const EniRecord& r = out.state.enis.at(kMine);
     EXPECT_EQ(r.tags, row.owned);

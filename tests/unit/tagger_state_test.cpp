@@ -18,11 +18,18 @@ namespace {
 using testing::FakeEc2;
 using testing::FakeImds;
 
-// eni-1, attached to the instance at device 0 in subnet-1, holding 10.0.0.5 and 10.0.0.6.
+// eni-1, attached to the instance at device 1 in subnet-1, holding 10.0.0.5 and 10.0.0.6: pods
+// share it, so the tests that use it run under --shared-eni-tagging=merge (mergeOptions).
 void oneEni(FakeEc2& ec2) {
-  auto& eni = ec2.addAttached("eni-1", 0, "subnet-1");
+  auto& eni = ec2.addAttached("eni-1", 1, "subnet-1");
   eni.privateIpAddress = "10.0.0.5";
   eni.privateIpAddresses = {"10.0.0.5", "10.0.0.6"};
+}
+
+TaggerOptions mergeOptions() {
+  TaggerOptions options;
+  options.sharedEnis = SharedEniPolicy::Merge;
+  return options;
 }
 
 std::map<std::string, std::string> tagsOf(const FakeEc2& ec2, const std::string& id) {
@@ -41,7 +48,7 @@ TEST(TaggerPodWrites, AFailedLastAppliedWriteBacksOffAndASucceededOneIsNotRepeat
   FakeEc2 ec2;
   oneEni(ec2);
   FakeImds imds(ec2);
-  TaggerOptions options;
+  TaggerOptions options = mergeOptions();
   options.nodeName = "n1";
   AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
@@ -121,7 +128,7 @@ TEST(TaggerLatency, APodJoiningAnAlreadyTaggedEniIsMeasuredOnce) {
   FakeEc2 ec2;
   oneEni(ec2);
   FakeImds imds(ec2);
-  TaggerOptions options;
+  TaggerOptions options = mergeOptions();
   options.nodeName = "n1";
   AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
@@ -271,7 +278,7 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
     stateAtCreateTags.push_back(stored);
   };
   FakeImds imds(ec2);
-  TaggerOptions options;
+  TaggerOptions options = mergeOptions();
   options.nodeName = "n1";
   std::string writeAhead;
   {
@@ -327,7 +334,7 @@ TEST(TaggerNodeState, ANewerAgentsStateIsNeitherReadNorOverwritten) {
   FakeEc2 ec2;
   oneEni(ec2);
   FakeImds imds(ec2);
-  TaggerOptions options;
+  TaggerOptions options = mergeOptions();
   options.nodeName = "n1";
   AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
   Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
@@ -353,6 +360,37 @@ TEST(TaggerNodeState, ANewerAgentsStateIsNeitherReadNorOverwritten) {
       ++taggingFailed;
   }
   EXPECT_EQ(taggingFailed, 1) << "the pod says why";
+}
+
+// k8s-eni-tagger's ConfigMap is asked for once, before the first pass, and never written; one that
+// cannot be read (forbidden: RBAC not applied in that namespace) holds nothing up.
+TEST(TaggerEniTaggerCache, ReadOnceNeverWrittenAndAnUnreadableOneHoldsNothingUp) {
+  testing::FakeKubeApi kube;
+  kube.failNext.push_back(Error(ErrorCode::Permission, "configmaps is forbidden"));
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  const std::string ip = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  options.eniTaggerCacheNamespace = "kube-system";
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  tagger.start();
+  tagger.start();
+  tagger.onPod(ChangeType::Added, annotatedPod("web", ip));
+  for (int i = 0; i < 5; ++i) {
+    tagger.resync();
+    scheduler.advance(Duration(100));
+  }
+  EXPECT_EQ(ec2.calls["CreateTags"], 1);
+  EXPECT_EQ(kube.gets, 1) << "one get, at the first start";
+  for (const auto& [ref, body] : kube.patches) EXPECT_NE(ref.kind.plural, "configmaps");
+  for (const auto& [ref, body] : kube.updateBodies) EXPECT_NE(ref.kind.plural, "configmaps");
 }
 
 }  // namespace

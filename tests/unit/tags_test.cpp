@@ -32,6 +32,9 @@ TEST(TagAnnotation, Namespaces) {
             (TagSet{{"acme:Team", "Dev"}}));
   EXPECT_EQ(parseTagAnnotation("Team=Dev", TagNamespace{"pod-namespace"}, "shop").value(),
             (TagSet{{"shop:Team", "Dev"}}));
+  // k8s-eni-tagger's --tag-namespace=enable is the pod's namespace, not a literal "enable:".
+  EXPECT_EQ(parseTagAnnotation("Team=Dev", TagNamespace{"enable"}, "shop").value(),
+            (TagSet{{"shop:Team", "Dev"}}));
   // The prefix counts towards the key limit.
   auto tooLong = parseTagAnnotation(std::string(125, 'k') + "=v", TagNamespace{"acme"}, "");
   ASSERT_FALSE(tooLong);
