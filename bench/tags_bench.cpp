@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "agent/tagger/tags.h"
+#include "agent/eni/tags.h"
 
 namespace {
 

@@ -13,7 +13,8 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION share/doc/eni-agent/do
 
 set(CPACK_PACKAGE_NAME eni-agent)
 set(CPACK_PACKAGE_VENDOR "eni-agent")
-set(CPACK_PACKAGE_CONTACT "eni-agent maintainers <eni-agent@example.invalid>")
+# The package's Maintainer: the project's own domain (the one its label and tag keys use).
+set(CPACK_PACKAGE_CONTACT "eni-agent maintainers <maintainers@eni-agent.io>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
   "node agent for AWS: tags pod ENIs and manages secondary ENIs and their links")
 set(CPACK_PACKAGE_DESCRIPTION
@@ -27,7 +28,9 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # systemd-sysusers (postinst) and the unit's directives come with systemd; adduser is the fallback.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd (>= 247) | adduser")
+# procps has /bin/kill, the unit's ExecReload (a minimal Debian root lacks it, and reload failed
+# there with status=203/EXEC).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd (>= 247) | adduser, procps")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${PROJECT_SOURCE_DIR}/systemd/deb/postinst
   ${PROJECT_SOURCE_DIR}/systemd/deb/prerm

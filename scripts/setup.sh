@@ -29,6 +29,8 @@ DEB_PACKAGES=(
   # the image (scripts/image.sh: buildah, vfs storage) and the real one-node cluster of the
   # realcluster label (containerd 1.6 with its ctr, runc, the CNI plugins in /usr/lib/cni)
   buildah containerd runc containernetworking-plugins
+  # the systemd label (tests/systemd): a Debian root made by debootstrap, booted by systemd-nspawn
+  debootstrap systemd-container
 )
 
 missing=()

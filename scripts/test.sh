@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of eni-agent on this machine: installs what is missing, builds with -Werror,
 # builds (or reuses from $HOME/.cache) the test stack, then runs the unit, integration and netns
-# labels through ctest, the fault drills (label faults), builds the container image
+# labels through ctest, the fault drills (label faults), the .deb under systemd as PID 1 (label
+# systemd, in a Debian root cached under $HOME/.cache), builds the container image
 # (scripts/image.sh) and runs it on a real one-node cluster (label realcluster), the unit tests
-# again under
-# AddressSanitizer + UndefinedBehaviorSanitizer, checks formatting, and runs the libFuzzer targets
-# when clang is present (FUZZ_SECONDS each, 60 by default). netns tests need root; CI runs as root.
+# again under AddressSanitizer + UndefinedBehaviorSanitizer, checks formatting, and runs the
+# libFuzzer targets when clang is present (FUZZ_SECONDS each, 60 by default). netns tests need root; CI runs as root.
 # Each stage's wall time is printed at the end (and kept in $BUILD/ci-timings.txt), with the cold
 # build time of each test-stack tool built in this run and the image's size.
 set -euo pipefail
@@ -72,14 +72,15 @@ grep -h "kube-apiserver /version" "$BUILD/Testing/Temporary/LastTest.log" || tru
 stage "ctest faults"
 (cd "$BUILD" && ctest -L faults --output-on-failure --timeout 900) || status=$?
 
-# The image the DaemonSet runs (Release, lean libcurl; buildah, offline), and a second tag of it for
-# the rolling update; then the real one-node cluster runs it (a stack of its own, label
-# realcluster): the kustomization, the Helm chart, the image under containerd.
-stage "image"
-# shellcheck disable=SC1091
-source "$BUILD/image.env"
-bash scripts/image.sh --tag "$ENI_IMAGE_TAG-rollout" >/dev/null || status=$?
+# The .deb under systemd as PID 1, with a stack of its own too. The first run on a machine makes
+# the Debian root it boots (debootstrap, cached under $HOME/.cache/eni-agent/systemd-root).
+stage "ctest systemd"
+(cd "$BUILD" && ctest -L systemd --output-on-failure --timeout 1800) || status=$?
+grep -h "^debian root: \(cached\|made\)" "$BUILD/Testing/Temporary/LastTest.log" || true
 
+# The real one-node cluster (a stack of its own, label realcluster): its fixture builds the image the
+# DaemonSet runs (scripts/image.sh: Release, lean libcurl; buildah, offline) with a second tag for
+# the rolling update, then runs the image under containerd, the kustomization and the Helm chart.
 stage "ctest realcluster"
 (cd "$BUILD" && ctest -L realcluster --output-on-failure --timeout 2400) || status=$?
 

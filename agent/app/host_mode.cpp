@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -18,16 +19,18 @@
 #include "agent/base/heap_trimmer.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/base/worker_pool.h"
+#include "agent/eni/eni_lifecycle.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/host/host_addressing.h"
 #include "agent/host/host_config.h"
 #include "agent/host/host_reconciler.h"
-#include "agent/host/state_file.h"
 #include "agent/obs/health_server.h"
 #include "agent/obs/journald.h"
 #include "agent/obs/metrics.h"
 #include "agent/obs/readiness.h"
 #include "agent/obs/systemd_notify.h"
+#include "agent/state/file_state_store.h"
 #include "ec2/credentials.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
@@ -205,12 +208,18 @@ int eni::runHost(const eni::AgentOptions& options) {
   eni::CurlEc2Client ec2(ec2Config, credentials, clock, sleeper);
 
   eni::LinkReconciler linkReconciler(links, clock);
-  eni::WorkerThread awsWorker(loop);
+  // Joined before the reconciler goes (see the end): a pass still running on it uses it.
+  auto awsWorker = std::make_unique<eni::WorkerThread>(loop);
+  // ENI releases wait for detaches on threads of their own, never on the AWS worker.
+  eni::EniLifecycleOptions lifecycleOptions;
+  lifecycleOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
+  auto releaseWorkers =
+      std::make_unique<eni::WorkerPool>(loop, lifecycleOptions.releaseConcurrency);
+  eni::EniLifecycle lifecycle(ec2, *releaseWorkers, sleeper, lifecycleOptions);
   eni::HostReconcilerOptions hostOptions;
   hostOptions.dryRun = options.dryRun;
   hostOptions.resyncInterval = options.resyncInterval;
-  hostOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  eni::HostReconciler host(ec2, imds, loop, awsWorker, sleeper, store,
+  eni::HostReconciler host(ec2, imds, loop, *awsWorker, lifecycle, store,
                            options.manageLinks ? &linkReconciler : nullptr, hostOptions);
 
   onConfig = [&host](eni::HostConfig c) { host.setConfig(std::move(c)); };
@@ -248,7 +257,7 @@ int eni::runHost(const eni::AgentOptions& options) {
     return reconciled ? "" : "FirstReconcile: waiting for the first full reconcile";
   });
   readiness.addCheck("aws", [&ec2] { return ec2.health().problem(); });
-  eni::AwsProbe awsProbe(ec2, ec2.health(), awsWorker, probeInterval);
+  eni::AwsProbe awsProbe(ec2, ec2.health(), *awsWorker, probeInterval);
   // READY=1 once every check passes; STATUS= carries the last pass and, while the agent is not
   // ready, why (systemd has no way back from READY=1, so STATUS= is what says it).
   HostNotifications notifications(notifier);
@@ -271,7 +280,7 @@ int eni::runHost(const eni::AgentOptions& options) {
                             {"credentials", credentials.source()},
                             {"dry_run", options.dryRun ? "true" : "false"},
                             {"link_netns", options.linkNetns.empty() ? "own" : options.linkNetns}});
-  host.start(std::move(*config), std::move(*saved));
+  host.start(std::move(*config));
 
   // Freed heap goes back to the kernel after bursts (a relist, a pod churn); see HeapTrimmer.
   eni::HeapTrimmer heapTrimmer;
@@ -296,5 +305,14 @@ int eni::runHost(const eni::AgentOptions& options) {
   };
   loop.runAfter(eni::Duration(1000), report);
   loop.run();
+  // Both servers at once, woken: civetweb would otherwise wait out its 2 s poll, one server
+  // after the other.
+  std::vector<eni::Stoppable> servers;
+  if (*health) servers.push_back((*health)->stopper());
+  if (*metrics) servers.push_back((*metrics)->stopper());
+  eni::stopTogether(std::move(servers));
+  lifecycle.stop();
+  releaseWorkers.reset();
+  awsWorker.reset();
   return 0;
 }

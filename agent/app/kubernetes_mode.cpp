@@ -23,8 +23,10 @@
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
+#include "agent/base/worker_pool.h"
+#include "agent/eni/eni_lifecycle.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_manager.h"
-#include "agent/enimanager/link_reconciler.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/bounded_writes.h"
 #include "agent/kube/curl_kube_client.h"
@@ -151,6 +153,12 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   // Joined before the tagger and the ENI manager go (see the end): a pass still running on it uses
   // them.
   auto awsWorker = std::make_unique<eni::WorkerThread>(loop);
+  // ENI releases wait for detaches on threads of their own, never on the AWS worker that tags.
+  eni::EniLifecycleOptions lifecycleOptions;
+  lifecycleOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
+  auto releaseWorkers =
+      std::make_unique<eni::WorkerPool>(loop, lifecycleOptions.releaseConcurrency);
+  eni::EniLifecycle lifecycle(ec2, *releaseWorkers, sleeper, lifecycleOptions);
 
   eni::TaggerOptions taggerOptions;
   taggerOptions.nodeName = options.nodeName;
@@ -169,21 +177,7 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   managerOptions.nodeName = options.nodeName;
   managerOptions.dryRun = options.dryRun;
   managerOptions.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
-  managerOptions.onAttachments = [&stateStore](const std::vector<eni::AttachmentRecord>& a,
-                                               const std::vector<std::string>& unowned,
-                                               const std::vector<std::string>& creating) {
-    stateStore.update([&](eni::NodeState& s) {
-      s.attachments = a;
-      s.unownedEnis = unowned;
-      s.creating = creating;
-    });
-  };
-  managerOptions.recordCreating = [&stateStore](std::vector<std::string> creating,
-                                                std::function<void(bool)> done) {
-    stateStore.update([&](eni::NodeState& s) { s.creating = std::move(creating); });
-    stateStore.writeAhead(std::move(done));
-  };
-  eni::EniManager manager(kube, ec2, imds, loop, *awsWorker, sleeper,
+  eni::EniManager manager(kube, ec2, imds, loop, *awsWorker, lifecycle, stateStore,
                           options.manageLinks ? &reconciler : nullptr, managerOptions);
   if (watchLinks) {
     if (auto started = links.start([&](const eni::LinkEvent& e) { reconciler.onEvent(e); });
@@ -284,7 +278,15 @@ int eni::runKubernetes(const eni::AgentOptions& options) {
   };
   loop.runAfter(eni::Duration(1000), report);
   loop.run();
+  // Both servers at once, woken: civetweb would otherwise wait out its 2 s poll, one server
+  // after the other.
+  std::vector<eni::Stoppable> servers;
+  if (*health) servers.push_back((*health)->stopper());
+  if (*metrics) servers.push_back((*metrics)->stopper());
+  eni::stopTogether(std::move(servers));
   view.stop();
+  lifecycle.stop();
+  releaseWorkers.reset();
   awsWorker.reset();
   return exitCode;
 }

@@ -4,7 +4,7 @@
 
 #include "agent/app/commands.h"
 #include "agent/base/strings.h"
-#include "agent/tagger/tags.h"
+#include "agent/eni/tags.h"
 
 namespace {
 

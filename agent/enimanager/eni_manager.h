@@ -1,19 +1,25 @@
 #pragma once
 
 #include <map>
-#include <optional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "agent/base/clock.h"
 #include "agent/base/executor.h"
+#include "agent/base/pass_runner.h"
+#include "agent/eni/eni_lifecycle.h"
+#include "agent/eni/link_reconciler.h"
+#include "agent/eni/write_ahead.h"
+#include "agent/enimanager/eni_manager_pass.h"
 #include "agent/enimanager/eni_planner.h"
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/enimanager/manager_worker.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/objects.h"
 #include "agent/kube/reflector.h"
 #include "agent/state/node_state.h"
+#include "agent/state/node_state_store.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
 
@@ -24,91 +30,93 @@ struct EniManagerOptions {
   bool dryRun = false;  // compute and log every write, send none
   Duration debounce{100};
   Duration retryDelay{5000};
-  /// Test hook for the crash-safety tests: "created", "attached" or "before-status" makes the
-  /// agent SIGKILL itself right there. Empty in production (ENI_AGENT_CRASH_POINT sets it).
+  /// Test hook for the crash-safety tests: "before-status" makes the agent SIGKILL itself right
+  /// before it writes the NodeENI status ("created" and "attached" are EniLifecycle's). Empty in
+  /// production (ENI_AGENT_CRASH_POINT sets it).
   std::string crashPoint;
-  /// Called with this node's attachments, the attached ENIs EC2 showed to be unowned (sorted) and
-  /// the NodeENIs whose ENIs may still be being created (NodeState::creating), after every pass;
-  /// the node-state annotation records all three.
-  std::function<void(const std::vector<AttachmentRecord>&, const std::vector<std::string>&,
-                     const std::vector<std::string>&)>
-      onAttachments;
-  /// The write-ahead before CreateNetworkInterface: records the NodeENIs about to get an ENI
-  /// (NodeState::creating) and answers whether that is stored. A pass creates an ENI only for a
-  /// NodeENI so recorded, so a kill right after a create never leaves an ENI that a restart,
-  /// trusting its records, would not look for. Unset: no write-ahead (unit tests of other
-  /// behaviour).
-  std::function<void(std::vector<std::string> creating, std::function<void(bool stored)> done)>
-      recordCreating;
-  int detachPolls = 30;  // waiting for "available" after a detach, one poll a second
-  Duration detachPollInterval{1000};
+  /// The write-ahead before CreateNetworkInterface (NodeStateStore::writeAhead): a pass creates an
+  /// ENI only for a NodeENI the node state names in `creating`, so a kill right after a create
+  /// never leaves an ENI that a restart, trusting its records, would not look for. Off only in
+  /// unit tests of other behaviour.
+  bool writeAhead = true;
 };
 
-/// Gives this node the ENIs that NodeENIs ask for. NodeENI and Node events mark it dirty. A pass
-/// first checks the recorded attachments (the last pass's, or the node-state annotation's after a
-/// restart) against IMDS (confirmFromRecords): when they agree, nothing needs doing and EC2 is not
-/// read. Otherwise it reads the instance and its ENIs (filtered Describes), creates what is
-/// missing (found by ownership tags first, so a crash never duplicates; ClientToken too), attaches
-/// at a free device index, sets DeleteOnTermination, and detaches and deletes the ENIs nobody
-/// wants any more that releasable() allows: its own by its records (or the write-ahead), never
-/// by tags alone. ENIs whyNeverManaged() names are never adopted, attached or released. A pass
-/// that leaves something to retry makes the next one read EC2.
-/// The loop thread then hands MACs and MTUs to the LinkReconciler, writes this node's NodeENI
-/// status entries by server-side apply (field manager eni-agent/<node>) and keeps the finalizer.
-/// Loop thread only, but for the executor's work.
+/// Gives this node the ENIs that NodeENIs ask for. NodeENI and Node events mark it dirty; one
+/// PassRunner runs the passes, each observe -> plan -> apply -> record:
+/// - observe (AWS worker, ManagerWorker): the recorded attachments (the last pass's, or the node
+///   state's after a restart) checked against IMDS (confirmFromRecords): when they agree, EC2 is
+///   not read. Otherwise the instance and this node's ENIs (filtered Describes).
+/// - plan (pure, planManagerPass): the desired ENIs and the lifecycle actions: find by ownership
+///   tags (so a crash never duplicates), adopt aws-multi-eni-controller's, create (ClientToken, and
+///   only once the write-ahead is stored), attach at a free device index, DeleteOnTermination;
+///   release only what releasable() allows: its own by its records (or the write-ahead), never by
+///   tags alone. ENIs whyNeverManaged() names are never adopted, attached or released.
+/// - apply: the ensure steps on the AWS worker, then the releases through EniLifecycle::release
+///   (concurrently, on its own executor: the AWS worker and tagging never wait for a detach).
+/// - record (pure, recordManagerPass): the new records; the loop thread then stores its slice of
+///   the node state, hands MACs and MTUs to the LinkReconciler, writes this node's NodeENI status
+///   entries by server-side apply (field manager eni-agent/<node>) and keeps the finalizer.
+/// A pass that leaves something to retry makes the next one read EC2.
+/// Loop thread only, but for the worker's part.
 class EniManager {
  public:
   EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
-             Sleeper& sleeper, LinkReconciler* links, EniManagerOptions options);
+             EniLifecycle& lifecycle, NodeStateStore& store, LinkReconciler* links,
+             EniManagerOptions options);
   ~EniManager();
+  EniManager(const EniManager&) = delete;
+  EniManager& operator=(const EniManager&) = delete;
 
-  /// The first Node event also loads the node-state annotation's attachments (the records a warm
-  /// start confirms against IMDS).
   void onNode(ChangeType type, const Json::Value& object);
   void onNodeEni(ChangeType type, const Json::Value& object);
+  /// Passes may run from now on. The first one takes the ENI manager's records from the store
+  /// (NodeStateStore::current(): attachments, unownedEnis, creating).
   void start();
 
   const std::vector<AttachmentRecord>& attachments() const { return attachments_; }
-  bool idle() const { return !passRunning_ && !passScheduled_ && !dirty_ && kubeInFlight_ == 0; }
-  std::uint64_t passes() const { return passes_; }
+  bool idle() const { return runner_.idle() && kubeInFlight_ == 0; }
+  std::uint64_t passes() const { return runner_.passes(); }
   /// Passes that confirmed the records against IMDS and read nothing from EC2.
   std::uint64_t confirmedPasses() const { return confirmedPasses_; }
   /// CreateNetworkInterface calls held back until their write-ahead was stored.
   std::uint64_t writeAheads() const { return writeAheads_; }
 
  private:
-  struct PassInput;
-  struct PassOutput;
-  void markDirty();
-  /// Arms the one pass timer: a pass runs after `delay`.
-  void schedulePass(Duration delay);
-  void runPass();
-  void work(PassInput& in, PassOutput& out);
-  bool confirmRecords(const PassInput& in, PassOutput& out, std::optional<InterfaceMap>& imdsView);
-  /// Detaches and deletes the unwanted ENIs `decisions` allow (releasable), never another.
-  void releaseUnwanted(const std::vector<NetworkInterface>& mine,
-                       const std::map<std::string, ReleaseDecision>& decisions, PassOutput& out);
-  /// Detach, wait until available, delete; false when that did not finish (retried).
-  bool releaseEni(const NetworkInterface& eni);
-  /// Whether an ENI found by its tags may be adopted or attached for a desired one.
-  bool usable(const NetworkInterface& eni, const std::string& me);
-  void warnOnce(const std::string& eniId, const char* message, const std::string& reason);
-  void finish(PassOutput& out);
-  void writeStatus(const PassOutput& out);
-  void keepFinalizers(const PassOutput& out);
-  void pruneDeadNodes();
-  void reportProblems(const PassOutput& out);
-  void crashPoint(const char* where) const;
+  struct Pass;
+  void takeRecords();
+  ManagerPassInput snapshot() const;
+  bool nothingHere(const std::vector<NodeEni>& nodeEnis,
+                   const std::map<std::string, std::string>& labels) const;
+  void runPass(PassRunner::Done done);
+  void release(const std::shared_ptr<Pass>& pass);
+  void readInterfaces(const std::shared_ptr<Pass>& pass);
+  static bool wantsInterfaces(const Pass& pass);
+  void finish(const std::shared_ptr<Pass>& pass);
+  void logOutcomes(const Pass& pass);
+  void keepRecords(ManagerRecord& record);
+  void manageLinks(const std::vector<Attached>& attached);
   void publishAttachments();
+  /// Stores the write-ahead and ends the pass; the store's answer starts the next one.
+  void recordWriteAhead(PassRunner::Done done);
+  void warnOnce(const std::string& eniId, const char* message, const std::string& reason);
+  void writeStatus(const ManagerRecord& record);
+  Json::Value statusEntries(const ManagerRecord& record, const std::string& name) const;
+  void applyStatus(const std::string& name, Json::Value entries);
+  void keepFinalizers(const ManagerRecord& record);
+  void updateFinalizer(const std::string& name, bool want);
+  void pruneDeadNodes();
+  void pruneNode(const std::string& name, const std::string& node);
+  void reportProblems(const ManagerRecord& record);
+  void crashPoint(const char* where) const;
 
   KubeApi& kube_;
-  Ec2Api& ec2_;
-  Imds& imds_;
-  Scheduler& scheduler_;
   Executor& executor_;
-  Sleeper& sleeper_;
+  EniLifecycle& lifecycle_;
+  NodeStateStore& store_;
   LinkReconciler* links_;
   EniManagerOptions options_;
+  ManagerWorker worker_;  // its AWS worker's part: used on that thread only
+  PassRunner runner_;
 
   std::map<std::string, std::string> nodeLabels_;
   std::map<std::string, Json::Value> nodeEnis_;  // by name, as the API server last showed them
@@ -116,34 +124,18 @@ class EniManager {
   std::vector<AttachmentRecord> attachments_;
   // What the last complete pass left, or the node state's record before one has run.
   RecordedAttachments recorded_;
-  bool stateLoaded_ = false;
-  bool readEc2Next_ = false;              // the last pass left something to retry
-  std::set<std::string> creating_;        // NodeState::creating: recorded, or being recorded
-  std::set<std::string> createRecorded_;  // ... of which the node state holds these
-  bool recordInFlight_ = false;
+  bool recordsTaken_ = false;
+  bool readEc2Next_ = false;  // the last pass left something to retry
+  CreateWriteAhead writeAhead_;
   std::map<std::string, std::string> macOf_;             // ENI ID -> MAC
   std::map<std::string, std::string> appliedStatus_;     // NodeENI -> the entries we last applied
   std::map<std::string, std::string> reportedProblems_;  // NodeENI -> the problem last reported
   std::set<std::string> pruning_;                        // "nodeeni/node" checks in flight
-  // Worker thread only: names and groups resolved once.
-  std::map<std::string, std::string> subnetNameCache_;  // Name tag -> subnet ID
-  std::map<std::string, std::string> groupNameCache_;   // group name -> group ID
-  std::map<std::string, std::string> groupVpcCache_;    // group ID -> VPC ID
-  // Attachment ID -> the DeleteOnTermination this process set on it (worker thread only).
-  // Describe is eventually consistent (and moto never shows it), so without this every pass
-  // would send the same ModifyNetworkInterfaceAttribute again.
-  std::map<std::string, bool> deleteOnTerminationSet_;
-  std::set<std::string> refusedEnis_;  // ENIs refused and warned about once (worker thread only)
+  std::set<std::string> refusedEnis_;                    // ENIs refused and warned about once
   // Records published besides attachments_: ENIs whose release has not finished, or after a
   // pass that stopped early, every record it left unchanged.
   std::vector<AttachmentRecord> heldRecords_;
-  bool started_ = false;
-  bool passRunning_ = false;
-  bool passScheduled_ = false;
-  bool dirty_ = false;
-  TimerId timer_ = 0;
   int kubeInFlight_ = 0;
-  std::uint64_t passes_ = 0;
   std::uint64_t confirmedPasses_ = 0;
   std::uint64_t writeAheads_ = 0;
 };

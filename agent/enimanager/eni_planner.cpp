@@ -1,29 +1,14 @@
 #include "agent/enimanager/eni_planner.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <functional>
 
 #include "agent/base/json.h"
+#include "agent/eni/tags.h"
 
 namespace eni {
 namespace {
-
-// The first `bytes` bytes of SHA-256(input), in hex.
-std::string sha256Hex(const std::string& input, unsigned int bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < bytes && i < length; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
-}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -39,100 +24,6 @@ bool selectorMatches(const std::map<std::string, std::string>& selector,
     if (it == labels.end() || it->second != v) return false;
   }
   return true;
-}
-
-std::string clientTokenFor(const std::string& nodeEni, const std::string& nodeName,
-                           const std::string& subnetId, std::int64_t deviceIndex) {
-  return sha256Hex(nodeEni + "|" + nodeName + "|" + subnetId + "|" + std::to_string(deviceIndex),
-                   16);
-}
-
-std::vector<Tag> ownershipTags(const std::string& nodeEni, const std::string& nodeName,
-                               const std::string& subnetId, const std::string& instanceId) {
-  const std::string suffix = subnetId.size() > 8 ? subnetId.substr(subnetId.size() - 8) : subnetId;
-  return {{"Name", "nodeeni-" + nodeEni + "-" + nodeName + "-" + suffix},
-          {"NodeENI", nodeEni},
-          {"Node", nodeName},
-          {"SubnetID", subnetId},
-          {kNoManageTag, "true"},
-          {kManagedByTag, "eni-agent"},
-          {kInstanceIdTag, instanceId}};
-}
-
-std::int64_t freeDeviceIndex(std::int64_t wanted, const std::set<std::int64_t>& used) {
-  while (used.count(wanted) != 0) ++wanted;
-  return wanted;
-}
-
-std::string tagValue(const NetworkInterface& eni, const std::string& key) {
-  for (const auto& t : eni.tags) {
-    if (t.key == key) return t.value;
-  }
-  return {};
-}
-
-bool ownedBy(const NetworkInterface& eni, const std::string& instanceId) {
-  return tagValue(eni, kManagedByTag) == "eni-agent" && tagValue(eni, kInstanceIdTag) == instanceId;
-}
-
-bool adoptable(const NetworkInterface& eni, const std::string& nodeName) {
-  return tagValue(eni, kManagedByTag).empty() && !tagValue(eni, "NodeENI").empty() &&
-         tagValue(eni, "Node") == nodeName &&
-         tagValue(eni, kLegacyManagedByTag) == kLegacyManagedByValue &&
-         whyNeverManaged(eni).empty();
-}
-
-std::string whyNeverManaged(const NetworkInterface& eni) {
-  if (eni.attachment && eni.attachment->deviceIndex == 0 && eni.attachment->status != "detached") {
-    return "attached at device index 0 (an instance's primary ENI)";
-  }
-  // The set lists the primary address too.
-  if (eni.privateIpAddresses.size() > 1) {
-    return "carries " + std::to_string(eni.privateIpAddresses.size() - 1) +
-           " secondary private IPs (pod addresses)";
-  }
-  if (!eni.ipv4Prefixes.empty()) return "carries IPv4 prefixes (pod addresses)";
-  if (eni.interfaceType == "trunk" || eni.interfaceType == "branch") {
-    return "has interface type " + eni.interfaceType + " (pod ENIs)";
-  }
-  for (const auto& t : eni.tags) {
-    if (t.key == kVpcCniInstanceTag) return std::string("carries VPC CNI's tag ") + t.key;
-  }
-  if (eni.description.rfind(kVpcCniDescriptionPrefix, 0) == 0) {
-    return std::string("its description starts with ") + kVpcCniDescriptionPrefix + " (VPC CNI's)";
-  }
-  return {};
-}
-
-ReleaseDecision releasable(const NetworkInterface& eni, const RecordedAttachments& records,
-                           const std::string& instanceId, const std::set<std::string>& creating) {
-  if (std::string why = whyNeverManaged(eni); !why.empty()) return {false, why};
-  if (instanceId.empty()) return {false, "this instance's ID is unknown"};
-  if (!ownedBy(eni, instanceId)) {
-    return {false, "it lacks eni-agent's ownership tags for instance " + instanceId};
-  }
-  if (eni.attachment && eni.attachment->status != "detached" &&
-      eni.attachment->instanceId != instanceId) {
-    return {false, "it is attached to another instance (" + eni.attachment->instanceId + ")"};
-  }
-  // Records that name no instance (a node state written with the tagger off carries none) count
-  // only for an ENI this pass's Describe shows attached here.
-  const bool attachedHere = eni.attachment && eni.attachment->status != "detached" &&
-                            eni.attachment->instanceId == instanceId;
-  if (records.instanceId == instanceId || (records.instanceId.empty() && attachedHere)) {
-    for (const auto& r : records.attachments) {
-      if (r.eniId == eni.id) return {true, "recorded as this agent's"};
-    }
-  }
-  const std::string nodeEni = tagValue(eni, "NodeENI");
-  if (!nodeEni.empty() && creating.count(nodeEni) != 0) {
-    return {true, "created under the write-ahead of NodeENI " + nodeEni};
-  }
-  if (!records.instanceId.empty() && records.instanceId != instanceId) {
-    return {false, "it is not in this instance's records (the records are instance " +
-                       records.instanceId + "'s, ignored); its tags alone prove nothing"};
-  }
-  return {false, "it is not in this agent's records; its tags alone prove nothing"};
 }
 
 namespace {
@@ -259,110 +150,133 @@ std::size_t subnetCount(const NodeEniSpec& spec) {
          (spec.subnetName.empty() ? 0 : 1) + spec.subnetNames.size();
 }
 
-Confirmation confirmFromRecords(const std::string& nodeName,
-                                const std::map<std::string, std::string>& nodeLabels,
-                                const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
-                                const std::map<std::string, std::string>& specHashes,
-                                const RecordedAttachments& recorded, const InterfaceMap& imds) {
-  Confirmation out;
-  auto disagree = [&out](std::string why) {
-    out.attached.clear();
-    out.disagreement = std::move(why);
-    return out;
-  };
-  if (!recorded.instanceId.empty() && recorded.instanceId != instanceId) {
-    return disagree("the records are for instance " + recorded.instanceId);
+namespace {
+
+using RecordsByNodeEni = std::map<std::string, std::vector<const AttachmentRecord*>>;
+
+// Why one NodeENI's records cannot stand for EC2, or "".
+std::string nodeEniDisagrees(const NodeEni& n, const std::string& nodeName,
+                             const std::map<std::string, std::string>& nodeLabels,
+                             const std::map<std::string, std::string>& specHashes,
+                             const std::vector<const AttachmentRecord*>& records,
+                             const std::set<std::string>& recordedEnis) {
+  const bool matches = selectorMatches(n.spec.nodeSelector, nodeLabels);
+  std::vector<const NodeEniAttachment*> entries;  // this node's status entries
+  for (const auto& a : n.attachments) {
+    if (a.nodeId == nodeName) entries.push_back(&a);
   }
+  if (n.meta.deleting) {
+    // Its ENIs on this node must go, and a kill may have left one EC2 knows and no record does.
+    const bool any = matches || !entries.empty() || !records.empty();
+    return any ? "NodeENI " + n.meta.name + " is being deleted" : "";
+  }
+  if (!matches) {
+    const bool any = !entries.empty() || !records.empty();
+    return any ? "NodeENI " + n.meta.name + " no longer selects this node" : "";
+  }
+  auto hash = specHashes.find(n.meta.name);
+  const std::size_t wanted = subnetCount(n.spec);
+  if (wanted == 0 || records.size() != wanted) {
+    return "NodeENI " + n.meta.name + " has " + std::to_string(records.size()) +
+           " recorded ENIs, its spec asks for " + std::to_string(wanted);
+  }
+  for (const auto* r : records) {
+    if (hash == specHashes.end() || r->specHash.empty() || r->specHash != hash->second) {
+      return "NodeENI " + n.meta.name +
+             " changed, or was not fully satisfied, since it was recorded";
+    }
+  }
+  for (const auto* e : entries) {
+    if (e->status != "attached" || recordedEnis.count(e->eniId) == 0) {
+      return "this node's status entry of NodeENI " + n.meta.name + " (" + e->eniId + ", " +
+             e->status + ") is not recorded";
+    }
+  }
+  return "";
+}
+
+// IMDS against the records: every recorded ENI where recorded, and no unknown one attached.
+std::string imdsDisagrees(const RecordedAttachments& recorded, const InterfaceMap& imds,
+                          const std::set<std::string>& recordedEnis,
+                          std::vector<ConfirmedAttachment>& attached) {
   if (!imds.skippedMacs.empty()) {
     // A stale IMDS key hides one interface: it may be an ENI the records do not know.
     const auto& [mac, why] = *imds.skippedMacs.begin();
-    return disagree("IMDS could not show interface " + mac + " on this read: " + why);
-  }
-  std::map<std::string, std::vector<const AttachmentRecord*>> byNodeEni;
-  std::set<std::string> recordedEnis;
-  for (const auto& r : recorded.attachments) {
-    if (r.eniId.empty() || !recordedEnis.insert(r.eniId).second) {
-      return disagree("a record without an ENI, or an ENI recorded twice: " + r.eniId);
-    }
-    byNodeEni[r.nodeEni].push_back(&r);
-  }
-  std::set<std::string> known;  // NodeENIs that exist
-  for (const auto& n : nodeEnis) {
-    known.insert(n.meta.name);
-    const auto& records = byNodeEni[n.meta.name];
-    const bool matches = selectorMatches(n.spec.nodeSelector, nodeLabels);
-    std::vector<const NodeEniAttachment*> entries;  // this node's status entries
-    for (const auto& a : n.attachments) {
-      if (a.nodeId == nodeName) entries.push_back(&a);
-    }
-    if (n.meta.deleting) {
-      // Its ENIs on this node must go, and a kill may have left one EC2 knows and no record does.
-      if (matches || !entries.empty() || !records.empty()) {
-        return disagree("NodeENI " + n.meta.name + " is being deleted");
-      }
-      continue;
-    }
-    if (!matches) {
-      if (!entries.empty() || !records.empty()) {
-        return disagree("NodeENI " + n.meta.name + " no longer selects this node");
-      }
-      continue;
-    }
-    auto hash = specHashes.find(n.meta.name);
-    const std::size_t wanted = subnetCount(n.spec);
-    if (wanted == 0 || records.size() != wanted) {
-      return disagree("NodeENI " + n.meta.name + " has " + std::to_string(records.size()) +
-                      " recorded ENIs, its spec asks for " + std::to_string(wanted));
-    }
-    for (const auto* r : records) {
-      if (hash == specHashes.end() || r->specHash.empty() || r->specHash != hash->second) {
-        return disagree("NodeENI " + n.meta.name +
-                        " changed, or was not fully satisfied, since it was recorded");
-      }
-    }
-    for (const auto* e : entries) {
-      if (e->status != "attached" || recordedEnis.count(e->eniId) == 0) {
-        return disagree("this node's status entry of NodeENI " + n.meta.name + " (" + e->eniId +
-                        ", " + e->status + ") is not recorded");
-      }
-    }
-  }
-  for (const auto& [name, records] : byNodeEni) {
-    if (!records.empty() && known.count(name) == 0) {
-      return disagree("NodeENI " + name + " is gone");
-    }
+    return "IMDS could not show interface " + mac + " on this read: " + why;
   }
   for (const auto& r : recorded.attachments) {
     const ImdsInterface* seen = nullptr;
     for (const auto& i : imds.interfaces) {
       if (i.interfaceId == r.eniId) seen = &i;
     }
-    if (seen == nullptr) return disagree("IMDS does not show " + r.eniId + " attached");
+    if (seen == nullptr) return "IMDS does not show " + r.eniId + " attached";
     if (r.mac.empty() || lower(seen->mac) != lower(r.mac) || seen->deviceNumber != r.deviceIndex ||
         r.attachmentId.empty()) {
-      return disagree("IMDS shows " + r.eniId + " at device " + std::to_string(seen->deviceNumber) +
-                      " with MAC " + seen->mac + ", not as recorded");
+      return "IMDS shows " + r.eniId + " at device " + std::to_string(seen->deviceNumber) +
+             " with MAC " + seen->mac + ", not as recorded";
     }
     ConfirmedAttachment c;
-    c.record.nodeEni = r.nodeEni;
-    c.record.eniId = r.eniId;
-    c.record.attachmentId = r.attachmentId;
-    c.record.deviceIndex = r.deviceIndex;
-    c.record.mtu = r.mtu;
+    c.record = r;
+    c.record.interfaceName.clear();
     c.record.state = "attached";
-    c.record.mac = r.mac;
-    c.record.specHash = r.specHash;
     c.subnetId = seen->subnetId;
-    out.attached.push_back(std::move(c));
+    attached.push_back(std::move(c));
   }
   for (const auto& i : imds.interfaces) {
     if (i.deviceNumber == 0 && !i.interfaceId.empty()) continue;  // the primary ENI
     if (recordedEnis.count(i.interfaceId) != 0 || recorded.otherEnis.count(i.interfaceId) != 0)
       continue;
     // Maybe an ENI a killed agent attached and never recorded: only EC2's tags tell.
-    return disagree("IMDS shows an attached ENI the records do not know: " +
-                    (i.interfaceId.empty() ? i.mac : i.interfaceId));
+    return "IMDS shows an attached ENI the records do not know: " +
+           (i.interfaceId.empty() ? i.mac : i.interfaceId);
   }
+  return "";
+}
+
+}  // namespace
+
+std::string recordsDisagree(const std::string& nodeName,
+                            const std::map<std::string, std::string>& nodeLabels,
+                            const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
+                            const std::map<std::string, std::string>& specHashes,
+                            const RecordedAttachments& recorded) {
+  if (!recorded.instanceId.empty() && recorded.instanceId != instanceId) {
+    return "the records are for instance " + recorded.instanceId;
+  }
+  RecordsByNodeEni byNodeEni;
+  std::set<std::string> recordedEnis;
+  for (const auto& r : recorded.attachments) {
+    if (r.eniId.empty() || !recordedEnis.insert(r.eniId).second) {
+      return "a record without an ENI, or an ENI recorded twice: " + r.eniId;
+    }
+    byNodeEni[r.nodeEni].push_back(&r);
+  }
+  std::set<std::string> known;  // NodeENIs that exist
+  for (const auto& n : nodeEnis) {
+    known.insert(n.meta.name);
+    std::string why =
+        nodeEniDisagrees(n, nodeName, nodeLabels, specHashes, byNodeEni[n.meta.name], recordedEnis);
+    if (!why.empty()) return why;
+  }
+  for (const auto& [name, records] : byNodeEni) {
+    if (!records.empty() && known.count(name) == 0) return "NodeENI " + name + " is gone";
+  }
+  return "";
+}
+
+Confirmation confirmFromRecords(const std::string& nodeName,
+                                const std::map<std::string, std::string>& nodeLabels,
+                                const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
+                                const std::map<std::string, std::string>& specHashes,
+                                const RecordedAttachments& recorded, const InterfaceMap& imds) {
+  Confirmation out;
+  out.disagreement =
+      recordsDisagree(nodeName, nodeLabels, instanceId, nodeEnis, specHashes, recorded);
+  if (!out.disagreement.empty()) return out;
+  std::set<std::string> recordedEnis;
+  for (const auto& r : recorded.attachments) recordedEnis.insert(r.eniId);
+  out.disagreement = imdsDisagrees(recorded, imds, recordedEnis, out.attached);
+  if (!out.disagreement.empty()) out.attached.clear();
   return out;
 }
 

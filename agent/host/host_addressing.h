@@ -1,11 +1,12 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
-#include "agent/enimanager/link_reconciler.h"
-#include "agent/host/host_reconciler.h"
+#include "agent/eni/link_reconciler.h"
+#include "agent/host/host_pass.h"
 #include "netlink/address_manager.h"
 
 namespace eni {
@@ -34,6 +35,11 @@ class HostAddressing {
   std::uint64_t failures() const { return failures_; }
 
  private:
+  /// Applies one interface's addressing once its link is Configured (old addressing first goes).
+  void applyTo(const HostLink& link);
+  /// Removes what was applied for interfaces no longer in `keys`.
+  void removeLeft(const std::set<std::string>& keys);
+
   AddressManager& addresses_;
   const LinkReconciler& links_;
   std::map<std::string, InterfaceAddressing> applied_;

@@ -122,14 +122,8 @@ class Checker {
   std::vector<std::string> problems_;
 };
 
-HostInterface parseInterface(Checker& check, const Json::Value& v, const std::string& where) {
-  HostInterface out;
-  if (!v.isObject()) {
-    check.problem(where + ": must be an object such as {\"subnetID\": \"subnet-...\"}, not " +
-                  typeName(v));
-    return out;
-  }
-  check.unknownKeys(v, interfaceKeys(), where);
+void parseSubnet(Checker& check, const Json::Value& v, const std::string& where,
+                 HostInterface& out) {
   const bool hasId = check.string(v, "subnetID", where, out.subnetId);
   const bool hasName = check.string(v, "subnetName", where, out.subnetName);
   if (hasId && hasName) {
@@ -144,25 +138,40 @@ HostInterface parseInterface(Checker& check, const Json::Value& v, const std::st
   if (hasName && out.subnetName.empty()) {
     check.problem(where + ".subnetName: is empty; give the subnet's Name tag");
   }
-  if (v.isMember("securityGroupIDs")) {
-    const Json::Value& groups = v["securityGroupIDs"];
-    if (!groups.isArray()) {
-      check.problem(where + ".securityGroupIDs: must be a list of \"sg-...\" strings, not " +
-                    typeName(groups));
+}
+
+void parseGroups(Checker& check, const Json::Value& v, const std::string& where,
+                 HostInterface& out) {
+  if (!v.isMember("securityGroupIDs")) return;
+  const Json::Value& groups = v["securityGroupIDs"];
+  if (!groups.isArray()) {
+    check.problem(where + ".securityGroupIDs: must be a list of \"sg-...\" strings, not " +
+                  typeName(groups));
+    return;
+  }
+  for (Json::ArrayIndex i = 0; i < groups.size(); ++i) {
+    const std::string at = where + ".securityGroupIDs[" + std::to_string(i) + "]";
+    if (!groups[i].isString()) {
+      check.problem(at + ": must be a string, not " + typeName(groups[i]));
+    } else if (groups[i].asString().rfind("sg-", 0) != 0) {
+      check.problem(at + ": \"" + groups[i].asString() +
+                    "\" is not a security group ID; it starts with \"sg-\"");
     } else {
-      for (Json::ArrayIndex i = 0; i < groups.size(); ++i) {
-        const std::string at = where + ".securityGroupIDs[" + std::to_string(i) + "]";
-        if (!groups[i].isString()) {
-          check.problem(at + ": must be a string, not " + typeName(groups[i]));
-        } else if (groups[i].asString().rfind("sg-", 0) != 0) {
-          check.problem(at + ": \"" + groups[i].asString() +
-                        "\" is not a security group ID; it starts with \"sg-\"");
-        } else {
-          out.securityGroupIds.push_back(groups[i].asString());
-        }
-      }
+      out.securityGroupIds.push_back(groups[i].asString());
     }
   }
+}
+
+HostInterface parseInterface(Checker& check, const Json::Value& v, const std::string& where) {
+  HostInterface out;
+  if (!v.isObject()) {
+    check.problem(where + ": must be an object such as {\"subnetID\": \"subnet-...\"}, not " +
+                  typeName(v));
+    return out;
+  }
+  check.unknownKeys(v, interfaceKeys(), where);
+  parseSubnet(check, v, where, out);
+  parseGroups(check, v, where, out);
   std::int64_t index = 1;
   if (check.integer(v, "deviceIndex", where, index)) {
     if (index < 1) {

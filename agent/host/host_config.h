@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "agent/base/error.h"
-#include "agent/tagger/tags.h"
+#include "agent/eni/tags.h"
 
 namespace eni {
 

@@ -53,6 +53,7 @@ Result<std::unique_ptr<HealthServer>> HealthServer::start(const std::string& bin
     return fail(ErrorCode::Invalid,
                 "cannot listen on --health-probe-bind-address " + bindAddress + ": " + e.what());
   }
+  server->wakeHost_ = localAddressOf(bindAddress);
   server->server_->addHandler("/healthz", *server->healthz_);
   server->server_->addHandler("/readyz", *server->readyz_);
   return server;
@@ -60,6 +61,22 @@ Result<std::unique_ptr<HealthServer>> HealthServer::start(const std::string& bin
 
 HealthServer::~HealthServer() {
   if (server_) server_->close();
+}
+
+Stoppable HealthServer::stopper() {
+  Stoppable s;
+  s.host = wakeHost_;
+  if (server_) s.ports = server_->getListeningPorts();
+  s.stop = [this] {
+    if (server_) server_->close();
+  };
+  return s;
+}
+
+std::string localAddressOf(const std::string& bindAddress) {
+  const auto colon = bindAddress.rfind(':');
+  const std::string host = colon == std::string::npos ? "" : bindAddress.substr(0, colon);
+  return host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host;
 }
 
 void HealthServer::setReady(const ReadinessReport& report) {

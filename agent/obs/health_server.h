@@ -7,6 +7,7 @@
 #include "agent/base/clock.h"
 #include "agent/base/error.h"
 #include "agent/obs/readiness.h"
+#include "agent/obs/shutdown.h"
 
 class CivetServer;
 
@@ -27,6 +28,8 @@ class HealthServer {
   HealthServer(const HealthServer&) = delete;
   HealthServer& operator=(const HealthServer&) = delete;
 
+  /// Stops serving (idempotent); for stopTogether().
+  Stoppable stopper();
   /// Publishes a readiness evaluation; /readyz shows only its summary.
   void setReady(const ReadinessReport& report);
   void heartbeat();
@@ -42,7 +45,12 @@ class HealthServer {
   std::unique_ptr<Handler> healthz_;
   std::unique_ptr<Handler> readyz_;
   std::unique_ptr<CivetServer> server_;
+  std::string wakeHost_;  // an address it listens on
 };
+
+/// The address to reach a server bound to `bindAddress` on this machine ("127.0.0.1" for one
+/// bound to every address).
+std::string localAddressOf(const std::string& bindAddress);
 
 /// ":8081" -> "8081", "127.0.0.1:8081" unchanged: civetweb's listening_ports form.
 std::string civetPorts(const std::string& bindAddress);

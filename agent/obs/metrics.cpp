@@ -104,10 +104,19 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& b
                 "cannot listen on --metrics-bind-address " + bindAddress + ": " + e.what());
   }
   server->exposer_->RegisterCollectable(server->collector_);
+  server->wakeHost_ = localAddressOf(bindAddress);
   return server;
 }
 
 MetricsServer::~MetricsServer() = default;
+
+Stoppable MetricsServer::stopper() {
+  Stoppable s;
+  s.host = wakeHost_;
+  if (exposer_) s.ports = exposer_->GetListeningPorts();
+  s.stop = [this] { exposer_.reset(); };
+  return s;
+}
 
 void MetricsServer::publish(MetricsSnapshot snapshot) { collector_->set(std::move(snapshot)); }
 

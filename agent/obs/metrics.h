@@ -14,6 +14,8 @@ namespace prometheus {
 class Exposer;
 }
 
+#include "agent/obs/shutdown.h"
+
 namespace eni {
 
 /// Everything /metrics reports, gathered by the loop thread from the components' own counters.
@@ -40,12 +42,15 @@ class MetricsServer {
   [[nodiscard]] static Result<std::unique_ptr<MetricsServer>> start(const std::string& bindAddress);
   ~MetricsServer();
   void publish(MetricsSnapshot snapshot);
+  /// Stops serving (idempotent); for stopTogether().
+  Stoppable stopper();
 
  private:
   class Collector;
   MetricsServer() = default;
   std::shared_ptr<Collector> collector_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string wakeHost_;  // an address it listens on
 };
 
 }  // namespace eni

@@ -9,11 +9,11 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/histogram.h"
+#include "agent/eni/planner.h"
+#include "agent/eni/tags.h"
 #include "agent/state/node_state.h"
-#include "agent/tagger/planner.h"
 #include "agent/tagger/resolver.h"
 #include "agent/tagger/tag_plan.h"
-#include "agent/tagger/tags.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
 

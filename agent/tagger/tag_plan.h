@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "agent/eni/planner.h"
+#include "agent/eni/tags.h"
 #include "agent/state/node_state.h"
-#include "agent/tagger/planner.h"
 #include "agent/tagger/resolver.h"
-#include "agent/tagger/tags.h"
 
 namespace eni {
 

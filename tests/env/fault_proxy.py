@@ -7,10 +7,16 @@ form body (or the query string) so that faults can be aimed at one API.
 
 Control endpoints (loopback only, never forwarded, never counted):
   GET  /_proxy/stats     {"requests": {Action: n}, "faults": {Action: n}, "peak_rate": {Action: n},
-                          "log": [{"action", "status", "fault", "invocation", "attempt"}, ...]}
+                          "log": [{"action", "status", "fault", "invocation", "attempt", "enis"},
+                                  ...]}
                          (last 10000, arrival order; "invocation" and "attempt" come from the
                          AWS SDK retry headers amz-sdk-invocation-id and amz-sdk-request:
-                         attempt=N, empty and 0 when the client sent none)
+                         attempt=N, empty and 0 when the client sent none; "enis" lists the ENI
+                         IDs a call names: NetworkInterfaceId(.N), ResourceId.N starting "eni-"
+                         (CreateTags, DeleteTags) and network-interface-id filter values, and for
+                         DetachNetworkInterface the ENI of its AttachmentId as the proxy learnt it
+                         from earlier answers (Describe*, AttachNetworkInterface); sorted, empty
+                         when none)
   POST /_proxy/reset     clear stats, rules and buckets
   GET  /_proxy/rules     the live rules, with what is left of their counts
   POST /_proxy/rules     JSON list replacing the rules; a rule:
@@ -21,6 +27,9 @@ Control endpoints (loopback only, never forwarded, never counted):
                          (default 1) draws from random.Random(seed). The first live rule whose action
                          matches and whose draw succeeds wins. "*" matches every EC2 call (one with
                          an Action), never a request without one.
+  POST /_proxy/detaching {"ms": M} (0: off) makes a detach take time, as on EC2: for M ms after a
+                         DetachNetworkInterface succeeds, DescribeNetworkInterfaces shows that ENI
+                         with status "in-use" (moto detaches at once). /_proxy/reset turns it off.
   POST /_proxy/buckets   {"describe": {"capacity": C, "refill_per_sec": R}, "mutate": {...}} turns on
                          EC2-like token buckets: Describe* calls take a token from "describe", all
                          others from "mutate"; an empty bucket answers the throttle fault. {} turns
@@ -45,6 +54,7 @@ import http.client
 import json
 import os
 import random
+import re
 import socket
 import struct
 import threading
@@ -173,8 +183,11 @@ class State:
             self.peak = {}
             self.rules = []
             self.buckets = None
+            self.attachments = {}  # attachment ID -> ENI ID, learnt from answers
+            self.detaching = {}  # ENI ID -> monotonic time until which it shows "in-use"
+            self.detach_ms = 0
 
-    def arrive(self, action, invocation="", attempt=0):
+    def arrive(self, action, invocation="", attempt=0, enis=()):
         """Count an arriving call, pick its fault, and return (log entry, fault, rule or None)."""
         now = time.monotonic()
         with self.lock:
@@ -193,13 +206,38 @@ class State:
             if fault:
                 self.faults[action] += 1
             entry = {"action": action, "status": None, "fault": fault, "invocation": invocation,
-                     "attempt": attempt}
+                     "attempt": attempt, "enis": list(enis)}
             self.log.append(entry)
             return entry, fault, rule
 
     def finish(self, entry, status):
         with self.lock:
             entry["status"] = status
+
+    def eni_of(self, attachment):
+        with self.lock:
+            return self.attachments.get(attachment, "")
+
+    def learn(self, pairs):
+        with self.lock:
+            self.attachments.update(pairs)
+
+    def detached(self, eni):
+        with self.lock:
+            if self.detach_ms > 0 and eni:
+                self.detaching[eni] = time.monotonic() + self.detach_ms / 1000.0
+
+    def still_detaching(self):
+        now = time.monotonic()
+        with self.lock:
+            return {e for e, until in self.detaching.items() if until > now}
+
+    def set_detaching(self, spec):
+        if not isinstance(spec, dict) or not isinstance(spec.get("ms", 0), int):
+            raise BadRequest('detaching needs {"ms": M}')
+        with self.lock:
+            self.detach_ms = max(0, spec.get("ms", 0))
+            self.detaching = {}
 
     def next_request_id(self):
         with self.lock:
@@ -236,14 +274,71 @@ class State:
 
 
 def action_of(method, path, headers, body):
+    fields = form_fields(method, path, headers, body)
+    return (fields.get("Action") or [NO_ACTION])[0] or NO_ACTION
+
+
+def form_fields(method, path, headers, body):
     fields = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
-    ctype = headers.get("Content-Type", "")
-    if body and (method == "POST" or "x-www-form-urlencoded" in ctype):
+    if body and (method == "POST" or "x-www-form-urlencoded" in headers.get("Content-Type", "")):
         try:
             fields.update(urllib.parse.parse_qs(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
             pass
-    return (fields.get("Action") or [NO_ACTION])[0] or NO_ACTION
+    return fields
+
+
+def enis_named(fields):
+    """The ENI IDs a call names: NetworkInterfaceId(.N), ENI ResourceId.N and network-interface-id
+    filter values."""
+    out = [v for k, vs in fields.items() if k == "NetworkInterfaceId" or k.startswith("NetworkInterfaceId.")
+           for v in vs]
+    out += [v for k, vs in fields.items() if k.startswith("ResourceId.") for v in vs if v.startswith("eni-")]
+    for k, vs in fields.items():
+        if k.startswith("Filter.") and k.endswith(".Name") and vs and vs[0] == "network-interface-id":
+            prefix = k[:-len("Name")] + "Value."
+            out += [v for key, values in fields.items() if key.startswith(prefix) for v in values]
+    return sorted(set(out))
+
+
+def attachments_in(data):
+    """(attachment ID, ENI ID) pairs in an EC2 answer: every networkInterfaceId with an attachmentId
+    in the same element, and an AttachNetworkInterface's own attachmentId (paired by the caller)."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return {}
+    pairs = {}
+    for item in root.iter():
+        eni = attachment = None
+        for child in item:
+            tag = child.tag.rsplit("}", 1)[-1]
+            if tag == "networkInterfaceId":
+                eni = child.text
+            elif tag == "attachment":
+                for sub in child:
+                    if sub.tag.rsplit("}", 1)[-1] == "attachmentId":
+                        attachment = sub.text
+        if eni and attachment:
+            pairs[attachment] = eni
+    return pairs
+
+
+def show_in_use(data, enis):
+    """DescribeNetworkInterfaces' answer with `enis` shown "in-use" (still detaching)."""
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(data)
+    ns = root.tag[1:root.tag.index("}")] if root.tag.startswith("{") else ""
+    ET.register_namespace("", ns)
+    q = f"{{{ns}}}" if ns else ""
+    item_set = root.find(f"{q}networkInterfaceSet")
+    if item_set is None:
+        return data
+    for item in item_set:
+        if item.findtext(f"{q}networkInterfaceId") in enis and item.find(f"{q}status") is not None:
+            item.find(f"{q}status").text = "in-use"
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 def sdk_attempt(headers):
@@ -340,7 +435,11 @@ def make_handler(state):
             if path.startswith("/_proxy/"):
                 return self.control(path, body)
             action = action_of(self.command, self.path, self.headers, body)
-            entry, fault, rule = state.arrive(action, *sdk_attempt(self.headers))
+            fields = form_fields(self.command, self.path, self.headers, body)
+            enis = enis_named(fields)
+            if action == "DetachNetworkInterface":
+                enis = [e for e in [state.eni_of((fields.get("AttachmentId") or [""])[0])] if e]
+            entry, fault, rule = state.arrive(action, *sdk_attempt(self.headers), enis=enis)
             if fault == "reset":
                 state.finish(entry, None)
                 return self.reset_connection()
@@ -358,9 +457,12 @@ def make_handler(state):
                 return self.huge(action)
             if fault == "delay" and rule is not None:
                 time.sleep(rule.delay_ms / 1000.0)
-            state.finish(entry, self.forward(body, action))
+            status = self.forward(body, action, fields)
+            if action == "DetachNetworkInterface" and status == 200 and enis:
+                state.detached(enis[0])
+            state.finish(entry, status)
 
-        def forward(self, body, action=None):
+        def forward(self, body, action=None, fields=None):
             """Send the request upstream as it came and relay the answer; returns the status sent."""
             drop = {h.strip().lower() for h in self.headers.get("Connection", "").split(",")} | HOP_BY_HOP
             headers = [(k, v) for k, v in self.headers.items() if k.lower() not in drop]
@@ -382,9 +484,19 @@ def make_handler(state):
                 return 502
             finally:
                 conn.close()
+            if status == 200 and action in ("DescribeNetworkInterfaces", "DescribeInstances"):
+                state.learn(attachments_in(data))
+            if status == 200 and action == "AttachNetworkInterface" and fields:
+                attached = re.search(rb"<attachmentId>([^<]+)</attachmentId>", data)
+                eni = (fields.get("NetworkInterfaceId") or [""])[0]
+                if attached and eni:
+                    state.learn({attached.group(1).decode(): eni})
             if action == "DescribeNetworkInterfaces" and status == 200:
                 fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
                 data = paginate_enis(data, fields)
+                detaching = state.still_detaching()
+                if detaching:
+                    data = show_in_use(data, detaching)
             ctype = next((v for k, v in relay if k.lower() == "content-type"), None)
             relay = [(k, v) for k, v in relay if k.lower() != "content-type"]
             self.send_response(status)
@@ -442,6 +554,9 @@ def make_handler(state):
                 if self.command == "POST" and path == "/_proxy/rules":
                     state.set_rules(json.loads(body or b"[]"))
                     return self.reply(200, json.dumps(state.rule_list()), "application/json")
+                if self.command == "POST" and path == "/_proxy/detaching":
+                    state.set_detaching(json.loads(body or b"{}"))
+                    return self.reply(200, "{}", "application/json")
                 if self.command == "POST" and path == "/_proxy/buckets":
                     state.set_buckets(json.loads(body or b"{}"))
                     return self.reply(200, "{}", "application/json")

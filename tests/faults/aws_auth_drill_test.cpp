@@ -54,11 +54,11 @@ class AwsAuthDrill : public Drill {
     stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/answers", toJson(answers));
   }
 
-  /// A branch ENI in the signature-checking moto, for a pod to come. That moto is an EC2 of its
-  /// own, without this node's instance: the branch names the trunk IMDS lists for this instance
-  /// (the main stack's), and its association with a trunk of that moto's makes Describe show it
-  /// as a branch, which is what the agent checks before it tags an ENI named by a pod.
-  std::string authEni() {
+  /// A branch ENI in the signature-checking moto, for a pod to come: {id, IP}. That moto is an EC2
+  /// of its own, without this node's instance: the branch names the trunk IMDS lists for this
+  /// instance (the main stack's), and its association with a trunk of that moto's makes Describe
+  /// show it as a branch, which is what the agent checks before it tags an ENI named by a pod.
+  std::pair<std::string, std::string> authEni() {
     auto vpc = authEc2_->call("CreateVpc", {{"CidrBlock", "10.77.0.0/16"}});
     EXPECT_TRUE(vpc) << vpc.error().describe();
     auto subnet =
@@ -74,7 +74,7 @@ class AwsAuthDrill : public Drill {
     request.tags = {{"vpcresources.k8s.aws/trunk-eni-id", stack().trunkEniId}};
     auto eni = authEc2_->createNetworkInterface(request);
     EXPECT_TRUE(eni) << eni.error().describe();
-    if (!eni) return "";
+    if (!eni) return {};
     auto associated = authEc2_->call(
         "AssociateTrunkInterface",
         {{"BranchInterfaceId", eni->id},
@@ -82,7 +82,7 @@ class AwsAuthDrill : public Drill {
           between(trunk.value_or(""), "<networkInterfaceId>", "</networkInterfaceId>")},
          {"VlanId", "1"}});
     EXPECT_TRUE(associated) << associated.error().describe();
-    return eni->id;
+    return {eni->id, eni->privateIpAddress};
   }
   std::string tagOnAuthEni(const std::string& eni, const std::string& key) {
     auto described = authEc2_->describeNetworkInterfaces({eni}, {});
@@ -123,7 +123,7 @@ class AwsAuthDrill : public Drill {
 TEST_F(AwsAuthDrill, RefusedCredentialsAreNotReadyUntilTheRefreshedRoleWorks) {
   createNamespace();
   createNode();
-  const std::string eni = authEni();
+  const auto [eni, eniIp] = authEni();
   ASSERT_FALSE(eni.empty());
   serveRoleSecret("not-the-secret");
   auto agent = startRefusedAgent();
@@ -167,7 +167,7 @@ TEST_F(AwsAuthDrill, RefusedCredentialsAreNotReadyUntilTheRefreshedRoleWorks) {
   DrillPod pod;
   pod.name = "auth-0";
   pod.eni = eni;
-  pod.ip = "10.77.1.10";
+  pod.ip = eniIp;  // the pod-eni annotation is used only for the ENI that holds the pod's IP
   createPod(pod, R"({"Team":"Platform"})");
   ASSERT_TRUE(eventually([&] { return tagOnAuthEni(eni, "Team") == "Platform"; }))
       << agent->output();

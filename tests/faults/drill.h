@@ -14,10 +14,10 @@
 
 #include "agent/base/clock.h"
 #include "agent/base/event_loop.h"
+#include "agent/eni/tags.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/objects.h"
-#include "agent/tagger/tags.h"
 #include "ec2/curl_ec2_client.h"
 #include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"

@@ -281,8 +281,9 @@ TEST(AgentCli, ASecondAgentForTheSameNodeWaitsForTheLeaseThenTakesOver) {
   EXPECT_EQ(waiting.first, 503);
   EXPECT_NE(waiting.second.find("lease: HeldByOther"), std::string::npos) << waiting.second;
   EXPECT_TRUE(b.running());
-  // The first agent made its cold-start Describe; the second made no EC2 call and never started.
-  for (int i = 0; i < 50 && metric(envA, describes) < 1; ++i) usleep(100000);
+  // The first agent made its cold-start Describe (after its first walk of IMDS, which takes
+  // seconds on the stack's shared instance); the second made no EC2 call and never started.
+  for (int i = 0; i < 300 && metric(envA, describes) < 1; ++i) usleep(100000);
   EXPECT_GE(metric(envA, describes), 1);
   EXPECT_LT(metric(envB, describes), 1) << b.output();
   EXPECT_EQ(b.output().find("\"msg\":\"ready\""), std::string::npos) << b.output();
@@ -292,7 +293,7 @@ TEST(AgentCli, ASecondAgentForTheSameNodeWaitsForTheLeaseThenTakesOver) {
   ASSERT_TRUE(b.waitForOutput("acquired the node lease")) << b.output();
   ASSERT_TRUE(b.waitForOutput("\"msg\":\"ready\"")) << b.output();
   EXPECT_EQ(probe(envB, "/readyz").first, 200);
-  for (int i = 0; i < 50 && metric(envB, describes) < 1; ++i) usleep(100000);
+  for (int i = 0; i < 300 && metric(envB, describes) < 1; ++i) usleep(100000);
   EXPECT_GE(metric(envB, describes), 1) << "the second agent works now";
   EXPECT_EQ(b.terminate(), 0) << b.output();
 }

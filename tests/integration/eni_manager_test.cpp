@@ -15,8 +15,9 @@
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/base/worker_pool.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_manager.h"
-#include "agent/enimanager/link_reconciler.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
@@ -26,6 +27,7 @@
 #include "ec2/curl_imds.h"
 #include "netlink/link_dump.h"
 #include "netlink/nl_link_manager.h"
+#include "tests/support/fake_state_store.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
@@ -77,14 +79,24 @@ struct ManagerAgent {
         ec2(config(), credentials, clock, sleeper),
         kube(http, *loadKubeconfig(TestStack::get().agentKubeconfig)),
         worker(loop),
+        releases(loop, 3),
+        lifecycle(ec2, releases, sleeper, lifecycleOptions()),
         links(loop, netns),
         reconciler(links, clock),
-        manager(kube, ec2, imds, loop, worker, sleeper, &reconciler, options(node, &published)),
+        manager(kube, ec2, imds, loop, worker, lifecycle, store, &reconciler, options(node)),
         view(kube, loop, node,
-             {nullptr, [this](ChangeType t, const Json::Value& o) { manager.onNode(t, o); },
+             {nullptr,
+              [this](ChangeType t, const Json::Value& o) {
+                // The node state is the Node's annotation, as its first event shows it.
+                if (!store.loaded())
+                  store.loadAnnotation(
+                      o["metadata"]["annotations"].get(kNodeStateAnnotation, "").asString());
+                manager.onNode(t, o);
+              },
               [this](ChangeType t, const Json::Value& o) { manager.onNodeEni(t, o); },
               [this] { manager.start(); }},
              true) {
+    store.onSave = [this](const NodeState& s) { published = s.attachments; };
     EXPECT_TRUE(links.start([this](const LinkEvent& e) { reconciler.onEvent(e); }));
     view.start();
   }
@@ -94,16 +106,18 @@ struct ManagerAgent {
     c.endpoint = TestStack::get().ec2ProxyEndpoint;
     return c;
   }
-  static EniManagerOptions options(const std::string& node,
-                                   std::vector<AttachmentRecord>* published) {
+  static EniManagerOptions options(const std::string& node) {
     EniManagerOptions o;
     o.nodeName = node;
-    o.onAttachments = [published](const std::vector<AttachmentRecord>& a,
-                                  const std::vector<std::string>&,
-                                  const std::vector<std::string>&) { *published = a; };
+    o.writeAhead = false;  // the binary's crash tests cover it
+    return o;
+  }
+  static EniLifecycleOptions lifecycleOptions() {
+    EniLifecycleOptions o;
     o.detachPollInterval = Duration(100);
     return o;
   }
+
   bool runUntil(const std::function<bool()>& done, int limitMs = 60000) {
     return loop.runUntil(done, Duration(limitMs));
   }
@@ -125,6 +139,9 @@ struct ManagerAgent {
   HttpClient http{loop};
   CurlKubeClient kube;
   WorkerThread worker;
+  WorkerPool releases;  // EniLifecycle's release executor
+  EniLifecycle lifecycle;
+  testing::FakeStateStore store{testing::FakeStateStore::unloaded()};
   NlLinkManager links;
   LinkReconciler reconciler;
   EniManager manager;
@@ -910,7 +927,8 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
     auto crashing = env;
     crashing.push_back("ENI_AGENT_CRASH_POINT=" + point);
     testing::BackgroundProcess agent(args, crashing);
-    ASSERT_TRUE(agent.waitForOutput("crash point reached")) << agent.output();
+    // The first passes walk IMDS (the stack's shared instance collects many ENIs over a run).
+    ASSERT_TRUE(agent.waitForOutput("crash point reached", 120000)) << agent.output();
     for (int i = 0; i < 100 && agent.running(); ++i) usleep(50000);
     EXPECT_EQ(agent.terminate(), 128 + 9) << "killed by SIGKILL at " << point;
   }
@@ -990,6 +1008,219 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
   EXPECT_GE(fallback["requests"].get("DescribeNetworkInterfaces", 0).asInt(), 1);
   EXPECT_EQ(fallback["requests"].get("CreateNetworkInterface", 0).asInt(), 0);
   EXPECT_EQ(fallback["requests"].get("AttachNetworkInterface", 0).asInt(), 1);
+}
+
+// The subnet of the stack's VPC tagged Name=`name`, created with `cidr` when there is none yet
+// (the stack has three; a NodeENI with eight subnets needs five more).
+std::string ensureSubnet(CurlEc2Client& ec2, const std::string& name, const std::string& cidr) {
+  const auto& stack = TestStack::get();
+  auto found = ec2.describeSubnets({}, {{"tag:Name", {name}}, {"vpc-id", {stack.vpcId}}});
+  EXPECT_TRUE(found) << found.error().describe();
+  if (found && !found->empty()) return (*found)[0].id;
+  auto created =
+      ec2.call("CreateSubnet",
+               {{"VpcId", stack.vpcId}, {"CidrBlock", cidr}, {"AvailabilityZone", "us-east-1a"}});
+  EXPECT_TRUE(created) << created.error().describe();
+  const std::string xml = created.value_or("");
+  const auto at = xml.find("<subnetId>");
+  if (at == std::string::npos) return "";
+  const std::string id = xml.substr(at + 10, xml.find("</subnetId>", at) - at - 10);
+  EXPECT_TRUE(ec2.createTags({id}, {{"Name", name}}));
+  return id;
+}
+
+// Deleting a NodeENI with eight ENIs while pods are annotated, with the real binary (tagger and
+// ENI manager in one process, one EC2 client). The fault proxy makes each detach take 1.5 s, as
+// EC2's does (moto's is instant). At the EC2 endpoint, in arrival order: the ENIs are released
+// concurrently (more than one, never more than three, between their detach and their delete),
+// and a pod annotated after the first detach is tagged before the last ENI is deleted: waiting
+// for detaches does not hold up tagging.
+TEST_F(EniManagerTest, DeletingEightEnisReleasesThreeAtOnceWhileTaggingGoesOn) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-delete-8";
+  const std::string ns = "nm-delete-8";
+  createNode(node, {{"delete8", "yes"}});
+  std::vector<std::string> subnets = {stack.subnetA, stack.subnetB, stack.subnetC};
+  for (int i = 1; i <= 5; ++i) {
+    subnets.push_back(ensureSubnet(*ec2_, "eni-agent-test-delete8-" + std::to_string(i),
+                                   "10.0." + std::to_string(16 * i) + ".0/20"));
+    ASSERT_FALSE(subnets.back().empty());
+  }
+  // The pods' ENI: attached here with two secondary IPs, one per pod.
+  CreateEniRequest podRequest;
+  podRequest.subnetId = stack.subnetC;
+  auto podEni = ec2_->createNetworkInterface(podRequest);
+  ASSERT_TRUE(podEni) << podEni.error().describe();
+  auto instance = ec2_->describeInstance(stack.instanceId);
+  ASSERT_TRUE(instance);
+  std::set<std::int64_t> used;
+  for (const auto& n : instance->networkInterfaces) {
+    if (n.attachment) used.insert(n.attachment->deviceIndex);
+  }
+  ASSERT_TRUE(
+      ec2_->attachNetworkInterface(podEni->id, stack.instanceId, freeDeviceIndex(60, used)));
+  ASSERT_TRUE(ec2_->call("AssignPrivateIpAddresses", {{"NetworkInterfaceId", podEni->id},
+                                                      {"SecondaryPrivateIpAddressCount", "2"}}));
+  auto podView = ec2_->describeNetworkInterfaces({podEni->id}, {});
+  ASSERT_TRUE(podView && podView->size() == 1u);
+  std::vector<std::string> podIps;
+  for (const auto& ip : (*podView)[0].privateIpAddresses) {
+    if (ip != podEni->privateIpAddress) podIps.push_back(ip);
+  }
+  ASSERT_EQ(podIps.size(), 2u);
+  Json::Value nsObject;
+  nsObject["metadata"]["name"] = ns;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{{"/api/v1", "namespaces", false}, "", "", ""}, nsObject, done);
+  }));
+  auto createPod = [&](const std::string& name, const std::string& ip, const std::string& tags) {
+    Json::Value pod;
+    pod["metadata"]["name"] = name;
+    if (!tags.empty()) pod["metadata"]["annotations"]["eni-tagger.io/tags"] = tags;
+    pod["spec"]["nodeName"] = node;
+    pod["spec"]["containers"][0]["name"] = "c";
+    pod["spec"]["containers"][0]["image"] = "registry.invalid/none";
+    ASSERT_TRUE(call([&](auto done) {
+      admin_->create(ObjectRef{ResourceKind::pods(), ns, "", ""}, pod, done);
+    }));
+    Json::Value status;  // the kubelet's part
+    status["status"]["phase"] = "Running";
+    status["status"]["podIP"] = ip;
+    status["status"]["podIPs"][0]["ip"] = ip;
+    ASSERT_TRUE(call([&](auto done) {
+      admin_->patch(ObjectRef{ResourceKind::pods(), ns, name, "status"}, PatchType::Merge, status,
+                    {}, done);
+    }));
+  };
+  auto synced = [&](const std::string& name) {
+    auto pod = call([&](auto done) {
+      admin_->get(ObjectRef{ResourceKind::pods(), ns, name, ""}, done);
+    });
+    if (!pod) return false;
+    for (const auto& c : arrayField(objectField(*pod, "status"), "conditions")) {
+      if (stringField(c, "type") == "eni-tagger.io/tagged" && stringField(c, "reason") == "Synced")
+        return true;
+    }
+    return false;
+  };
+  createPod("before", podIps[0], R"({"Team":"Platform"})");
+  createPod("after", podIps[1], "");
+
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = "delete-8";
+  neni["spec"]["nodeSelector"]["delete8"] = "yes";
+  for (const auto& s : subnets) neni["spec"]["subnetIDs"].append(s);
+  neni["spec"]["deviceIndex"] = 100;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  testing::BackgroundProcess agent(
+      {testing::agentBinary(), "--kubeconfig=" + stack.agentKubeconfig, "--node-name=" + node,
+       "--manage-links=false", "--log-format=json"},
+      testing::agentEnv());
+  std::set<std::string> enis;
+  bool ready = false;
+  for (int i = 0; i < 600 && !ready; ++i) {  // a bound, not a timing assertion
+    Json::Value raw;
+    auto status = getNodeEni("delete-8", &raw);
+    enis.clear();
+    if (status) {
+      for (const auto& a : status->attachments) {
+        if (a.status == "attached" && a.nodeId == node) enis.insert(a.eniId);
+      }
+    }
+    // The finalizer too: deleted without it, the NodeENI would be gone before any release.
+    bool finalizer = false;
+    for (const auto& f : arrayField(objectField(raw, "metadata"), "finalizers")) {
+      finalizer = finalizer || f.asString() == kNodeEniFinalizer;
+    }
+    ready = enis.size() == 8 && finalizer && synced("before");
+    if (!ready) usleep(100000);
+  }
+  ASSERT_TRUE(ready) << agent.output().substr(0, 20000);
+
+  const std::string proxy = stack.ec2ProxyEndpoint;
+  stack.controlHttp("POST", proxy + "/_proxy/reset");
+  stack.controlHttp("POST", proxy + "/_proxy/detaching", R"({"ms": 1500})");
+  auto del = testing::runProcess({stack.kubectl, "--kubeconfig", stack.adminKubeconfig, "delete",
+                                  "nodeeni", "delete-8", "--wait=false"});
+  ASSERT_EQ(del.status, 0) << del.err;
+  auto log = [&] { return (*parseJson(stack.controlHttp("GET", proxy + "/_proxy/stats")))["log"]; };
+  auto names = [](const Json::Value& entry, const std::set<std::string>& of) {
+    for (const auto& e : entry["enis"]) {
+      if (of.count(e.asString()) != 0) return true;
+    }
+    return false;
+  };
+  bool detaching = false;
+  for (int i = 0; i < 600 && !detaching; ++i) {
+    for (const auto& e : log()) {
+      detaching =
+          detaching || (e["action"].asString() == "DetachNetworkInterface" && names(e, enis));
+    }
+    if (!detaching) usleep(20000);
+  }
+  ASSERT_TRUE(detaching) << agent.output().substr(0, 20000);
+  // The deletion has begun at EC2: now a pod is annotated.
+  Json::Value patch;
+  patch["metadata"]["annotations"]["eni-tagger.io/tags"] = R"({"Team":"Platform","Shift":"late"})";
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->patch(ObjectRef{ResourceKind::pods(), ns, "after", ""}, PatchType::Merge, patch, {},
+                  done);
+  }));
+  auto left = [&] {
+    std::size_t n = 0;
+    for (const auto& id : enis) {
+      auto now = ec2_->describeNetworkInterfaces({}, {{"network-interface-id", {id}}});
+      n += !now || !now->empty() ? 1 : 0;
+    }
+    return n;
+  };
+  bool gone = false;
+  for (int i = 0; i < 600 && !gone; ++i) {
+    auto r = getNodeEni("delete-8");
+    gone = !r && r.error().code == ErrorCode::NotFound && synced("after") && left() == 0;
+    if (!gone) usleep(100000);
+  }
+  ASSERT_TRUE(gone) << left() << " ENIs left\n" << agent.output().substr(0, 20000);
+
+  // In arrival order: ENIs between their detach and their delete, at each point; and where the
+  // pod's tags went out.
+  std::set<std::string> releasing;
+  std::size_t most = 0;
+  int firstDetach = -1, podTagged = -1, lastDelete = -1, deletes = 0;
+  const Json::Value entries = log();
+  for (Json::ArrayIndex i = 0; i < entries.size(); ++i) {
+    const Json::Value& e = entries[i];
+    const std::string action = e["action"].asString();
+    if (!names(e, enis) && !(action == "CreateTags" && names(e, {podEni->id}))) continue;
+    if (action == "DetachNetworkInterface") {
+      if (firstDetach < 0) firstDetach = static_cast<int>(i);
+      releasing.insert(e["enis"][0].asString());
+      most = std::max(most, releasing.size());
+    } else if (action == "DeleteNetworkInterface") {
+      releasing.erase(e["enis"][0].asString());
+      lastDelete = static_cast<int>(i);
+      ++deletes;
+    } else if (action == "CreateTags" && firstDetach >= 0 && podTagged < 0) {
+      podTagged = static_cast<int>(i);
+    }
+  }
+  EXPECT_EQ(deletes, 8);
+  EXPECT_GT(most, 1u) << "released concurrently";
+  EXPECT_LE(most, 3u) << "at most three at once";
+  ASSERT_GE(podTagged, 0) << "the pod annotated during the cleanup was tagged";
+  EXPECT_GT(podTagged, firstDetach);
+  EXPECT_LT(podTagged, lastDelete) << "tagged before the last ENI was deleted";
+  EXPECT_EQ(agent.terminate(), 0) << agent.output().substr(0, 20000);
+  stack.controlHttp("POST", proxy + "/_proxy/reset");
+  auto podNow = ec2_->describeNetworkInterfaces({podEni->id}, {});
+  if (podNow && podNow->size() == 1u && (*podNow)[0].attachment) {
+    EXPECT_TRUE(ec2_->detachNetworkInterface((*podNow)[0].attachment->attachmentId, true));
+  }
+  EXPECT_TRUE(ec2_->deleteNetworkInterface(podEni->id));
 }
 
 std::string pointName(const ::testing::TestParamInfo<const char*>& param) {

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "agent/base/event_loop.h"
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/eni/link_reconciler.h"
 #include "netlink/link_dump.h"
 #include "netlink/nl_link_manager.h"
 #include "tests/support/netns_fixture.h"

@@ -5,6 +5,7 @@ check_deb.py <build dir> <source dir>
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,14 @@ def main():
         arch = run(["dpkg", "--print-architecture"]).strip()
         check(fields["Architecture"] == arch, "Architecture is this machine's (%s)" % arch)
         check(fields["Version"] != "", "Version is set")
-        check(fields["Maintainer"] != "", "Maintainer is set")
+        maintainer = re.fullmatch(r"[^<>@]+ <[^<>@\s]+@([a-z0-9-]+(\.[a-z0-9-]+)+)>",
+                                  fields["Maintainer"])
+        check(maintainer is not None and maintainer.group(1).rsplit(".", 1)[-1] not in
+              ("invalid", "example", "test", "localhost", "local") and
+              not maintainer.group(1).startswith("example."),
+              "Maintainer is 'Name <address>' at a real-looking domain")
+        check("procps" in fields["Depends"],
+              "Depends names procps (/bin/kill, the unit's ExecReload)")
         for lib in ["libssl3", "libnl-route-3", "libjsoncpp", "libprometheus-cpp", "libc6"]:
             check(lib in fields["Depends"], "Depends (computed by dpkg-shlibdeps) names " + lib)
 
@@ -90,6 +98,16 @@ def main():
             check(True, "host.json.example is valid JSON")
         except ValueError as e:
             check(False, "host.json.example is valid JSON: %s" % e)
+        # The sysusers file as postinst applies it, into an empty root of the test's.
+        users = os.path.join(out, "users")
+        os.makedirs(os.path.join(users, "etc"))
+        sysusers = subprocess.run(["systemd-sysusers", "--root=" + users,
+                                   os.path.join(root, "usr/lib/sysusers.d/eni-agent.conf")],
+                                  capture_output=True, text=True, timeout=60)
+        passwd = open(os.path.join(users, "etc/passwd")).read() if sysusers.returncode == 0 else ""
+        check(sysusers.returncode == 0 and passwd.startswith("eni-agent:") and
+              passwd.rstrip().endswith(":/var/lib/eni-agent:/usr/sbin/nologin"),
+              "systemd-sysusers accepts eni-agent.conf: %s" % (sysusers.stderr.strip() or passwd))
         version = subprocess.run([os.path.join(root, "usr/bin/eni-agent"), "version"],
                                  capture_output=True, text=True, timeout=30)
         check(version.returncode == 0 and version.stdout.startswith("eni-agent "),

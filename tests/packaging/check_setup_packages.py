@@ -59,8 +59,11 @@ PROGRAMS = {
     "containerd-shim-runc-v2": "tests/env/node.py (containerd's runc shim)",
     "ctr": "tests/env/node.py, tests/realcluster (images, tasks, events)",
     "runc": "containerd on the real node",
-    "nsenter": "tests/env/node.py (containerd and the kubelet in the node's namespace)",
+    "nsenter": "tests/env/node.py (containerd and the kubelet in the node's namespace), tests/systemd (commands in the container)",
     "umount": "tests/env/node.py (the kubelet's and containerd's mounts on teardown)",
+    "debootstrap": "tests/systemd/debian_root.py (the cached Debian root)",
+    "systemd-nspawn": "tests/systemd/container.py (systemd as PID 1)",
+    "tar": "tests/systemd/debian_root.py (the cached root's tarball)",
 }
 
 PYTHON_MODULES = {

@@ -27,6 +27,8 @@ class FakeEc2 final : public Ec2Api {
   std::vector<Tag> deleteRequests;  // every tag a DeleteTags named, in order
   /// Called at each CreateTags before it applies (a test notes what the world held then).
   std::function<void(const std::vector<std::string>&, const std::vector<Tag>&)> onCreateTags;
+  /// Called with the action of every call, in order (a test notes the order of calls).
+  std::function<void(const std::string&)> onCall;
 
   int reads() const {
     int n = 0;
@@ -213,6 +215,7 @@ class FakeEc2 final : public Ec2Api {
  private:
   std::optional<Error> take(const std::string& action) {
     ++calls[action];
+    if (onCall) onCall(action);
     auto it = failNext.find(action);
     if (it == failNext.end()) return std::nullopt;
     Error e = it->second;
@@ -230,6 +233,7 @@ class FakeImds final : public Imds {
   bool down = false;
   /// MACs whose keys answer 404 on this read (a stale listing): interfaces() skips them.
   std::set<std::string> staleMacs;
+  std::function<void()> onWalk;  // called at each interfaces()
   Result<std::string> get(const std::string& path) override {
     ++requests;
     if (path.find("subnet-ipv4-cidr-block") != std::string::npos) return std::string("10.0.1.0/24");
@@ -243,6 +247,7 @@ class FakeImds final : public Imds {
   Result<InterfaceMap> interfaces() override {
     ++requests;
     ++walks;
+    if (onWalk) onWalk();
     if (down) return fail(ErrorCode::Transient, "IMDS is down");
     InterfaceMap map;
     for (const auto& [id, e] : ec2_.enis) {

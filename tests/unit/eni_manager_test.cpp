@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "agent/base/executor.h"
@@ -13,6 +14,7 @@
 #include "agent/base/log.h"
 #include "tests/support/fake_ec2.h"
 #include "tests/support/fake_kube_api.h"
+#include "tests/support/fake_state_store.h"
 #include "tests/support/manual_scheduler.h"
 
 namespace eni {
@@ -49,30 +51,36 @@ Json::Value nodeEniObject(std::int64_t mtu = 9001) {
   return n;
 }
 
-// One agent process: a manager fed a Node and NodeENIs, started, and run until it is idle.
+// One agent process: a manager fed a Node and NodeENIs, started, and run until it is idle. Its
+// node state is a FakeStateStore loaded from the Node's annotation.
 struct Agent {
-  explicit Agent(testing::FakeEc2& ec2) : imds(ec2), ec2_(ec2) {}
+  explicit Agent(testing::FakeEc2& ec2)
+      : imds(ec2), lifecycle(ec2, executor, sleeper, EniLifecycleOptions{}), ec2_(ec2) {}
 
-  void run(const Json::Value& node, const std::vector<Json::Value>& nodeEnis) {
-    EniManagerOptions options;
-    options.nodeName = kNode;
-    options.onAttachments = [this](const std::vector<AttachmentRecord>& a,
-                                   const std::vector<std::string>& unowned,
-                                   const std::vector<std::string>& creating) {
-      published = a;
-      publishedUnowned = unowned;
-      publishedCreating = creating;
+  // The manager, with the store loaded from `node`'s annotation, not yet fed or started.
+  void make(const Json::Value& node, EniManagerOptions options = {}) {
+    store = testing::FakeStateStore::fromAnnotation(
+        node["metadata"]["annotations"].get(kNodeStateAnnotation, "").asString());
+    store.onSave = [this](const NodeState& s) {
+      published = s.attachments;
+      publishedUnowned = s.unownedEnis;
+      publishedCreating = s.creating;
     };
-    if (writeAhead) {
-      options.recordCreating = [this](std::vector<std::string> creating,
-                                      std::function<void(bool)> done) {
-        recorded.push_back(creating);
-        publishedCreating = creating;
-        done(storeWriteAhead);
-      };
-    }
-    manager = std::make_unique<EniManager>(kube, ec2_, imds, scheduler, executor, sleeper, nullptr,
-                                           options);
+    store.onWriteAhead = [this](const NodeState& s) {
+      recorded.push_back(s.creating);
+      publishedCreating = s.creating;
+    };
+    if (!storeWriteAhead) store.storeWriteAhead = false;
+    published = store.current().attachments;
+    publishedUnowned = store.current().unownedEnis;
+    publishedCreating = store.current().creating;
+    options.nodeName = kNode;
+    options.writeAhead = writeAhead;
+    manager = std::make_unique<EniManager>(kube, ec2_, imds, scheduler, executor, lifecycle, store,
+                                           nullptr, options);
+  }
+  void run(const Json::Value& node, const std::vector<Json::Value>& nodeEnis) {
+    make(node);
     manager->onNode(ChangeType::Added, node);
     for (const auto& n : nodeEnis) manager->onNodeEni(ChangeType::Added, n);
     manager->start();
@@ -107,11 +115,13 @@ struct Agent {
   InlineExecutor executor;
   NoSleeper sleeper;
   testing::FakeImds imds;
+  EniLifecycle lifecycle;
+  testing::FakeStateStore store;
   std::unique_ptr<EniManager> manager;
   std::vector<AttachmentRecord> published;
   std::vector<std::string> publishedUnowned;
   std::vector<std::string> publishedCreating;
-  bool writeAhead = false;  // wire recordCreating, answering storeWriteAhead
+  bool writeAhead = false;  // creates wait for the store's write-ahead, answered storeWriteAhead
   bool storeWriteAhead = true;
   std::vector<std::vector<std::string>> recorded;  // what each write-ahead asked to record
 
@@ -329,6 +339,32 @@ TEST(EniManagerWriteAhead, AWriteAheadNotStoredCreatesNothing) {
   EXPECT_TRUE(agent.published.empty());
 }
 
+// IMDS's walk (a dozen local requests per interface) is what the records' unowned ENIs come from.
+// A pass that attaches walks before it attaches, so its new links need not wait for a walk over
+// them; a pass that releases walks after the releases, so they need not wait for it.
+TEST(EniManagerImdsWalk, BeforeTheAttachesAndAfterTheReleases) {
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  std::vector<std::string> calls;
+  ec2.onCall = [&](const std::string& action) { calls.push_back(action); };
+  Agent agent(ec2);
+  agent.imds.onWalk = [&] { calls.push_back("imds"); };
+  agent.run(nodeObject(""), {nodeEniObject()});
+  auto at = [&](const std::string& action) {
+    return std::find(calls.begin(), calls.end(), action) - calls.begin();
+  };
+  ASSERT_LT(at("AttachNetworkInterface"), static_cast<long>(calls.size()));
+  EXPECT_EQ(calls[at("CreateNetworkInterface") - 1], "imds")
+      << "the creating pass walks after its reads, before it creates";
+
+  calls.clear();
+  agent.manager->onNodeEni(ChangeType::Deleted, nodeEniObject());
+  for (int i = 0; i < 20 && !agent.manager->idle(); ++i) agent.scheduler.advance(Duration(1000));
+  ASSERT_LT(at("DeleteNetworkInterface"), static_cast<long>(calls.size()));
+  EXPECT_EQ(calls.back(), "imds") << "the releasing pass walks after its delete";
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), "imds"), 1);
+}
+
 // Killed after the write-ahead (and maybe after the create): the restart trusts no record while
 // the state says a create may have been in flight, even with every other record confirmed.
 TEST_F(EniManagerRestart, ARecordedWriteAheadMakesTheRestartReadEc2AndFindTheEni) {
@@ -370,14 +406,8 @@ TEST_F(EniManagerRestart, AReleaseThatDidNotFinishStaysRecordedUntilTheEniIsGone
   // The NodeENI is gone: its ENI is detached, the delete fails, and the agent is killed before
   // the retry (run() stops at idle; the retry waits 5 s, so stop the scheduler first).
   EniManagerOptions options;
-  options.nodeName = kNode;
-  options.onAttachments = [&](const std::vector<AttachmentRecord>& a,
-                              const std::vector<std::string>&,
-                              const std::vector<std::string>&) { restarted.published = a; };
   options.retryDelay = Duration(3600 * 1000);
-  restarted.manager =
-      std::make_unique<EniManager>(restarted.kube, ec2_, restarted.imds, restarted.scheduler,
-                                   restarted.executor, restarted.sleeper, nullptr, options);
+  restarted.make(nodeObject(first_.state()), options);
   restarted.manager->onNode(ChangeType::Added, nodeObject(first_.state()));
   restarted.manager->start();
   restarted.scheduler.advance(Duration(1000));
@@ -402,14 +432,8 @@ TEST_F(EniManagerRestart, APassThatStoppedEarlyKeepsTheRecords) {
   ec2_.failNext["DescribeInstances"] = Error{ErrorCode::Transient, "injected"};
   Agent restarted(ec2_);
   EniManagerOptions options;
-  options.nodeName = kNode;
-  options.onAttachments = [&](const std::vector<AttachmentRecord>& a,
-                              const std::vector<std::string>&,
-                              const std::vector<std::string>&) { restarted.published = a; };
   options.retryDelay = Duration(3600 * 1000);
-  restarted.manager =
-      std::make_unique<EniManager>(restarted.kube, ec2_, restarted.imds, restarted.scheduler,
-                                   restarted.executor, restarted.sleeper, nullptr, options);
+  restarted.make(nodeObject(first_.state()), options);
   restarted.manager->onNode(ChangeType::Added, nodeObject(first_.state()));
   restarted.manager->onNodeEni(ChangeType::Added, first_.nodeEniAfter(nodeEniObject()));
   restarted.manager->start();

@@ -8,9 +8,10 @@
 
 #include "agent/base/executor.h"
 #include "agent/base/log.h"
-#include "agent/enimanager/eni_planner.h"
+#include "agent/eni/ownership.h"
 #include "agent/host/host_reconciler.h"
 #include "tests/support/fake_ec2.h"
+#include "tests/support/fake_state_store.h"
 #include "tests/support/manual_scheduler.h"
 
 namespace eni {
@@ -20,21 +21,7 @@ using testing::FakeEc2;
 using testing::FakeImds;
 using testing::ManualScheduler;
 
-class MemoryStore final : public StateStore {
- public:
-  Result<std::optional<NodeState>> load() override { return saved; }
-  Result<void> save(const NodeState& state) override {
-    ++saves;
-    if (failSaves) return fail(ErrorCode::Transient, "disk full");
-    saved = state;
-    if (onSave) onSave(state);
-    return {};
-  }
-  std::optional<NodeState> saved;
-  int saves = 0;
-  std::function<void(const NodeState&)> onSave;
-  bool failSaves = false;
-};
+using MemoryStore = testing::FakeStateStore;
 
 class NoSleep final : public Sleeper {
  public:
@@ -63,6 +50,7 @@ struct Harness {
   ManualScheduler scheduler;
   InlineExecutor executor;
   NoSleep sleeper;
+  EniLifecycle lifecycle{ec2, executor, sleeper, EniLifecycleOptions{}};
   MemoryStore store;
   std::vector<HostPassReport> reports;
   std::unique_ptr<HostReconciler> reconciler;
@@ -70,10 +58,11 @@ struct Harness {
   void start(HostConfig c) {
     HostReconcilerOptions o;
     o.resyncInterval = Duration(0);
-    reconciler = std::make_unique<HostReconciler>(ec2, imds, scheduler, executor, sleeper, store,
+    reconciler = std::make_unique<HostReconciler>(ec2, imds, scheduler, executor, lifecycle, store,
                                                   nullptr, o);
     reconciler->setOnPass([this](const HostPassReport& r) { reports.push_back(r); });
-    reconciler->start(std::move(c), store.saved);
+    store.reload();  // a restart reads what the last run saved
+    reconciler->start(std::move(c));
     settle();
   }
   void settle() {
@@ -283,8 +272,8 @@ TEST(HostReconciler, TheDriftCheckDescribesOnceAndReappliesAnOwnedTagSomeoneRemo
   h.ec2.addAttached("eni-primary", 0);
   HostReconcilerOptions o;
   o.resyncInterval = std::chrono::minutes(30);
-  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
-  r.start(config({{"Team", "Platform"}}), std::nullopt);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.lifecycle, h.store, nullptr, o);
+  r.start(config({{"Team", "Platform"}}));
   h.scheduler.advance(Duration(100));
   ASSERT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "Platform");
   auto& tags = h.ec2.enis.at("eni-primary").tags;
@@ -303,12 +292,12 @@ TEST(HostReconciler, APassThatCannotReadImdsKeepsTheLinksItHad) {
   h.ec2.addAttached("eni-primary", 0);
   HostReconcilerOptions o;
   o.resyncInterval = Duration(0);
-  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.lifecycle, h.store, nullptr, o);
   std::vector<std::size_t> linkCounts;
   r.setOnLinks([&](const std::vector<HostLink>& l) { linkCounts.push_back(l.size()); });
   HostInterface want = iface(1, "subnet-a");
   want.configureAddress = true;
-  r.start(config({}, {want}), std::nullopt);
+  r.start(config({}, {want}));
   h.scheduler.advance(Duration(100));
   ASSERT_EQ(r.hostLinks().size(), 1u);
   EXPECT_EQ(r.hostLinks()[0].subnetCidr, "10.0.1.0/24");
@@ -328,8 +317,8 @@ TEST(HostReconciler, DryRunWritesNothing) {
   HostReconcilerOptions o;
   o.dryRun = true;
   o.resyncInterval = Duration(0);
-  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
-  r.start(config({{"Team", "Platform"}}, {iface(1, "subnet-a")}), std::nullopt);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.lifecycle, h.store, nullptr, o);
+  r.start(config({{"Team", "Platform"}}, {iface(1, "subnet-a")}));
   h.scheduler.advance(Duration(100));
   EXPECT_EQ(h.ec2.writes(), 0);
   EXPECT_EQ(FakeEc2::tagOf(h.ec2.enis.at("eni-primary"), "Team"), "");
@@ -356,10 +345,10 @@ TEST(HostReconciler, ImdsDownIsRetriedAndNothingIsWritten) {
   h.imds.down = true;
   HostReconcilerOptions o;
   o.resyncInterval = Duration(0);
-  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.lifecycle, h.store, nullptr, o);
   std::vector<HostPassReport> reports;
   r.setOnPass([&](const HostPassReport& p) { reports.push_back(p); });
-  r.start(config({{"Team", "Platform"}}), std::nullopt);
+  r.start(config({{"Team", "Platform"}}));
   h.scheduler.advance(Duration(100));
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_FALSE(reports[0].complete);
@@ -378,8 +367,8 @@ TEST(HostReconciler, AFailedTagWriteKeepsTheOldRecordAndRetries) {
   h.ec2.failNext["CreateTags"] = Error{ErrorCode::Throttled, "slow down"};
   HostReconcilerOptions o;
   o.resyncInterval = Duration(0);
-  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
-  r.start(config({{"Team", "Platform"}}), std::nullopt);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.lifecycle, h.store, nullptr, o);
+  r.start(config({{"Team", "Platform"}}));
   h.scheduler.advance(Duration(100));
   EXPECT_TRUE(r.state().enis.at("eni-primary").tags.empty());
   h.scheduler.advance(Duration(10000));
@@ -431,8 +420,8 @@ TEST(HostReconciler, AWriteAheadThatCannotBeSavedCreatesNothingUntilItIs) {
   h.store.failSaves = true;
   HostReconcilerOptions o;
   o.resyncInterval = Duration(0);
-  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.sleeper, h.store, nullptr, o);
-  r.start(config({}, {iface(1, "subnet-a")}), std::nullopt);
+  HostReconciler r(h.ec2, h.imds, h.scheduler, h.executor, h.lifecycle, h.store, nullptr, o);
+  r.start(config({}, {iface(1, "subnet-a")}));
   h.scheduler.advance(Duration(20000));  // the first pass and a few retries
   EXPECT_GE(h.store.saves, 2);
   EXPECT_EQ(h.ec2.calls["CreateNetworkInterface"], 0);

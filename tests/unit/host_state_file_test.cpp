@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "agent/base/files.h"
-#include "agent/host/state_file.h"
+#include "agent/state/file_state_store.h"
 
 namespace eni {
 namespace {
@@ -127,6 +127,33 @@ TEST(HostStateFile, SaveCreatesAMissingDirectory) {
   EXPECT_TRUE(readFile(sub + "/state.json"));
   ::unlink((sub + "/state.json").c_str());
   ::rmdir(sub.c_str());
+}
+
+// As host mode's NodeStateStore: load() makes current(), update() writes only what changed, and
+// writeAhead() answers at once whether the state as it is now is on disk.
+TEST(HostStateFile, AsTheNodeStateStoreItWritesOnlyChangesAndAnswersWriteAheads) {
+  TempDir dir;
+  {
+    FileStateStore store(dir.path);
+    ASSERT_TRUE(store.save(sample()));
+  }
+  FileStateStore store(dir.path);
+  EXPECT_FALSE(store.loaded());
+  ASSERT_TRUE(store.load());
+  EXPECT_TRUE(store.loaded());
+  EXPECT_EQ(store.current(), sample());
+  store.update([](NodeState&) {});
+  EXPECT_EQ(store.saves(), 0) << "nothing changed, nothing written";
+  store.update([](NodeState& s) { s.creating = {"host-1"}; });
+  EXPECT_EQ(store.saves(), 1);
+  bool stored = false;
+  store.writeAhead([&](bool ok) { stored = ok; });
+  EXPECT_TRUE(stored);
+  EXPECT_EQ(store.saves(), 1) << "already on disk";
+  auto reloaded = FileStateStore(dir.path).load();
+  ASSERT_TRUE(reloaded && reloaded->has_value());
+  EXPECT_EQ((*reloaded)->creating, std::vector<std::string>{"host-1"});
+  EXPECT_EQ(store.problem(), "");
 }
 
 }  // namespace

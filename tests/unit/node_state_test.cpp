@@ -61,5 +61,65 @@ TEST(NodeState, StaysUnder64KiB) {
   EXPECT_NE(tooBig.error().message.find("64 KiB"), std::string::npos);
 }
 
+/// A node of `pods` pods spread over `enis` ENIs, each ENI carrying `tags` tags of 32-character
+/// keys and 64-character values, recorded as a pass that writes them all leaves it during its
+/// write-ahead (the tags owned before, plus the pending keys): the worst moment for the budget.
+/// Pods have realistic names (40 characters with the namespace), UIDs and IPs; ENIs real-looking
+/// IDs, MACs and subnets; plus 8 NodeENI attachments.
+NodeState nodeOf(int pods, int enis, int tags) {
+  NodeState s;
+  s.instanceId = "i-0123456789abcdef0";
+  for (int e = 0; e < enis; ++e) {
+    char id[32];
+    std::snprintf(id, sizeof id, "eni-%017x", e + 0x100);
+    EniRecord& r = s.enis[id];
+    r.mac = "02:1a:2b:3c:4d:" + std::to_string(10 + e % 90);
+    r.deviceIndex = 1 + e % 15;
+    r.subnet = "subnet-0123456789abcdef0";
+    for (int t = 0; t < tags; ++t) {
+      std::string key = "example.com/tag-" + std::to_string(t) + "-";
+      key += std::string(32 - key.size(), 'k');
+      r.tags[key] = std::string(64, 'v');
+      r.pendingKeys.push_back(key);
+    }
+    r.hash = "adee2f3e0055a9f5";
+    r.pendingHash = "bdee2f3e0055a9f5";
+  }
+  for (int p = 0; p < pods; ++p) {
+    char id[32];
+    std::snprintf(id, sizeof id, "eni-%017x", (p % enis) + 0x100);
+    char name[64];
+    std::snprintf(name, sizeof name, "team-namespace-%02d/checkout-7d9f8c6b5-%05d", p % 10, p);
+    s.enis[id].pods[name] =
+        PodRecord{"6a1c2e0e-1b2c-4d3e-8f4a-" + std::to_string(100000000000 + p),
+                  "10.0." + std::to_string(100 + p / 250) + "." + std::to_string(p % 250)};
+  }
+  for (int a = 0; a < 8; ++a) {
+    s.attachments.push_back(
+        {"storage-" + std::to_string(a), "eni-0aaaaaaaaaaaaaaa" + std::to_string(a),
+         "eni-attach-0bbbbbbbbbbbbbbb" + std::to_string(a), 2 + a, "ens" + std::to_string(6 + a),
+         9001, "Configured", "02:aa:bb:cc:dd:0" + std::to_string(a), "0123456789abcdef"});
+  }
+  return s;
+}
+
+// The worst cases of one node that fit the 64 KiB budget, as docs/tagging.md ("Limits") states
+// them; one step past each does not, and there the pods that do not fit get TaggingFailed and
+// nothing is written for them (tag_plan_test, the security tests).
+TEST(NodeState, TheDocumentedWorstCasesFit) {
+  const auto fits = [](int pods, int enis, int tags) {
+    return static_cast<bool>(encodeNodeState(nodeOf(pods, enis, tags)));
+  };
+  // 110 pods (the kubelet's default maxPods) in secondary-IP mode on 8 ENIs: 40 tags per ENI.
+  EXPECT_TRUE(fits(110, 8, 40));
+  EXPECT_FALSE(fits(110, 8, 49));
+  // 110 pods each on its own ENI (branch ENIs, security groups for pods): 1 tag each.
+  EXPECT_TRUE(fits(110, 110, 1));
+  EXPECT_FALSE(fits(110, 110, 2));
+  // 50 pods each on its own ENI: 5 tags each.
+  EXPECT_TRUE(fits(50, 50, 5));
+  EXPECT_FALSE(fits(50, 50, 8));
+}
+
 }  // namespace
 }  // namespace eni

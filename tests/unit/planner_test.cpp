@@ -1,4 +1,4 @@
-#include "agent/tagger/planner.h"
+#include "agent/eni/planner.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "agent/tagger/tags.h"
+#include "agent/eni/tags.h"
 
 #include <gtest/gtest.h>
 

@@ -4,8 +4,8 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/eni/tags.h"
 #include "agent/state/node_state.h"
-#include "agent/tagger/tags.h"
 
 namespace eni {
 

@@ -50,6 +50,9 @@ std::string reservedTagReason(const std::string& key, const std::string& value);
 
 /// First 16 hex characters of SHA-256 over the sorted "key=value," pairs, as k8s-eni-tagger.
 std::string tagHash(const TagSet& tags);
+/// The first `bytes` bytes of SHA-256(`input`), in lower-case hex (the tag hash, ClientTokens and
+/// NodeENI spec fingerprints).
+std::string sha256Hex(std::string_view input, std::size_t bytes);
 
 /// The minimal writes from `applied` to `desired`: keys to set (new or changed values) and keys
 /// to delete (applied, no longer desired).

@@ -1,4 +1,4 @@
-#include "agent/host/state_file.h"
+#include "agent/state/file_state_store.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -11,6 +11,7 @@
 #include <ctime>
 
 #include "agent/base/files.h"
+#include "agent/base/log.h"
 
 namespace eni {
 namespace {
@@ -48,13 +49,21 @@ FileStateStore::FileStateStore(std::string dir)
 Result<std::optional<NodeState>> FileStateStore::load() {
   movedAside_.clear();
   movedAsideReason_.clear();
+  state_ = NodeState{};
+  written_.clear();
   auto text = readFile(path_);
   if (!text) {
-    if (text.error().code == ErrorCode::NotFound) return std::optional<NodeState>{};
-    return fail(text.error());
+    if (text.error().code != ErrorCode::NotFound) return fail(text.error());
+    loaded_ = true;
+    return std::optional<NodeState>{};
   }
   auto state = decodeNodeState(*text);
-  if (state) return std::optional<NodeState>(std::move(*state));
+  if (state) {
+    loaded_ = true;
+    state_ = *state;
+    if (auto encoded = encodeNodeState(state_); encoded) written_ = *encoded;
+    return std::optional<NodeState>(std::move(*state));
+  }
   // Keep the bad file for a human to look at; the agent starts cold and rebuilds its state.
   std::string aside = path_ + ".corrupt-" + std::to_string(std::time(nullptr));
   for (int i = 1; i < 100 && ::access(aside.c_str(), F_OK) == 0; ++i) {
@@ -67,7 +76,34 @@ Result<std::optional<NodeState>> FileStateStore::load() {
   }
   movedAside_ = aside;
   movedAsideReason_ = state.error().message;
+  loaded_ = true;
   return std::optional<NodeState>{};
+}
+
+void FileStateStore::update(const std::function<void(NodeState&)>& change) {
+  change(state_);
+  writeCurrent();
+}
+
+void FileStateStore::writeAhead(std::function<void(bool stored)> done) { done(writeCurrent()); }
+
+bool FileStateStore::writeCurrent() {
+  auto text = encodeNodeState(state_);
+  if (!text) {
+    problem_ = "StateTooLarge: " + text.error().message;
+    logWarn("cannot encode the state, not saving it", {{"error", text.error().message}});
+    return false;
+  }
+  if (*text == written_) return true;
+  if (auto ok = save(state_); !ok) {
+    problem_ = "StateFileUnwritable: " + ok.error().describe();
+    logWarn("cannot save the state file, will retry with the next change",
+            {{"error", ok.error().describe()}});
+    return false;
+  }
+  written_ = *text;
+  problem_.clear();
+  return true;
 }
 
 Result<void> FileStateStore::save(const NodeState& state) {

@@ -1,4 +1,4 @@
-#include "agent/enimanager/link_reconciler.h"
+#include "agent/eni/link_reconciler.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,4 +1,4 @@
-#include "agent/tagger/tags.h"
+#include "agent/eni/tags.h"
 
 #include <openssl/evp.h>
 
@@ -177,19 +177,23 @@ Result<TagSet> parseTagAnnotation(std::string_view value, const TagNamespace& ns
   return tags;
 }
 
-std::string tagHash(const TagSet& tags) {
-  std::string canonical;
-  for (const auto& [key, value] : tags) canonical += key + "=" + value + ",";
+std::string sha256Hex(std::string_view input, std::size_t bytes) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(canonical.data(), canonical.size(), digest, &length, EVP_sha256(), nullptr);
+  EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr);
   static const char* kHex = "0123456789abcdef";
   std::string hex;
-  for (unsigned int i = 0; i < 8 && i < length; ++i) {
+  for (std::size_t i = 0; i < bytes && i < length; ++i) {
     hex += kHex[digest[i] >> 4];
     hex += kHex[digest[i] & 15];
   }
   return hex;
+}
+
+std::string tagHash(const TagSet& tags) {
+  std::string canonical;
+  for (const auto& [key, value] : tags) canonical += key + "=" + value + ",";
+  return sha256Hex(canonical, 8);
 }
 
 TagDiff diffTags(const TagSet& applied, const TagSet& desired) {
