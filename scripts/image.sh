@@ -9,7 +9,11 @@
 # and is committed with buildah (vfs storage under the build directory) and written as an OCI
 # archive. The name and tag come from the CMake project version (BUILD/image-release/image.env).
 #
-#   scripts/image.sh [--tag TAG]...      build; prints the archive's path on stdout
+#   scripts/image.sh [--tag TAG]... [--binary BIN]
+#                                        build; prints the archive's path on stdout. --binary
+#                                        takes BIN (stripped here) instead of a Release build of
+#                                        its own: the realcluster tests pass the binary the test
+#                                        build made and tested, which saves CI a second compile
 #   scripts/image.sh packages BINARY     the Debian packages that provide BINARY's libraries, one a
 #                                        line (daemonset/Containerfile names the same; checked by
 #                                        packaging.image_packages)
@@ -103,22 +107,28 @@ release_binary() {
 }
 
 cmd_build() {
-  local tags=()
+  local tags=() binary=""
   while (($#)); do
     case $1 in
       --tag) tags+=("$2"); shift 2 ;;
+      --binary) binary=$(readlink -f "$2"); shift 2 ;;
       *) echo "image: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
     esac
   done
   local build=${BUILD_DIR:-$PWD/build}
-  local rel=$build/image-release out=$build/image
-  release_binary "$rel"
+  local rel=$build/image-release out=$build/image env=$build/image.env
+  if [[ -z $binary ]]; then
+    release_binary "$rel"
+    binary=$rel/agent/eni-agent env=$rel/image.env
+  fi
+  [[ -x $binary && -f $env ]] ||
+    { echo "image: $binary or $env is missing (configure and build $build first)" >&2; exit 1; }
   # ENI_IMAGE_NAME, ENI_IMAGE_TAG: written by CMake from the project version.
-  # shellcheck disable=SC1091
-  source "$rel/image.env"
+  # shellcheck disable=SC1090
+  source "$env"
   local ref="$ENI_IMAGE_NAME:$ENI_IMAGE_TAG"
   mkdir -p "$out/debs"
-  strip -o "$out/eni-agent" "$rel/agent/eni-agent"
+  strip -o "$out/eni-agent" "$binary"
 
   local pkgs=() debs=() p version file
   mapfile -t pkgs < <(cmd_packages "$out/eni-agent")

@@ -98,17 +98,21 @@ class Cluster:
 
     def image_env(self):
         env = {}
-        with open(os.path.join(os.environ["ENI_BUILD_DIR"], "image-release", "image.env")) as f:
+        with open(os.path.join(os.environ["ENI_BUILD_DIR"], "image.env")) as f:
             for line in f:
                 k, _, v = line.strip().partition("=")
                 env[k] = v
         return env["ENI_IMAGE_NAME"], env["ENI_IMAGE_TAG"]
 
+    def agent_archive(self, tag):
+        archive = os.path.join(os.environ["ENI_BUILD_DIR"], "image", f"eni-agent-{tag}.oci.tar")
+        check(os.path.exists(archive), f"{archive} is missing: scripts/image.sh makes it")
+        return archive
+
     def import_agent_image(self, name, tag, archive_tag):
         """Loads scripts/image.sh's archive into the node's containerd as name:tag, as a user's
         registry would serve it."""
-        archive = os.path.join(os.environ["ENI_BUILD_DIR"], "image", f"eni-agent-{archive_tag}.oci.tar")
-        check(os.path.exists(archive), f"{archive} is missing: scripts/image.sh makes it")
+        archive = self.agent_archive(archive_tag)
         self.ctr("images", "import", "--index-name", f"{name}:{tag}", archive)
 
     # ------------------------------------------------------------ the agent's pod

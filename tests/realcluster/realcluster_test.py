@@ -13,9 +13,10 @@ eni-test-netns helper). Exits non-zero on the first failed check; never skips.
 """
 import json
 import os
-import sys
-import threading
 import subprocess
+import sys
+import tarfile
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import NAMESPACE, Cluster, Failure, check, log, temp_values, write_overlay  # noqa: E402
@@ -24,6 +25,8 @@ CAP_NET_ADMIN = 1 << 12
 CAP_SETGID = 1 << 6
 CAP_SETUID = 1 << 7
 ROLLOUT_SUFFIX = "-rollout"
+# aws-multi-eni-controller's image: 22 MB.
+MAX_IMAGE_BYTES = 22 * 1000 * 1000
 # containerd's default capability set (ctr run without flags).
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
                 "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
@@ -181,6 +184,20 @@ def delete_and_check_exit(c, pod, delete):
 
 # ---------------------------------------------------------------- the tests
 
+def image_bytes(archive):
+    """The bytes of the files in an OCI archive's image, its layers unpacked (what a node stores)."""
+    with tarfile.open(archive) as oci:
+        def blob(digest):
+            return oci.extractfile("blobs/" + digest.replace(":", "/"))
+        index = json.load(oci.extractfile("index.json"))
+        manifest = json.load(blob(index["manifests"][0]["digest"]))
+        total = 0
+        for layer in manifest["layers"]:
+            with tarfile.open(fileobj=blob(layer["digest"]), mode="r:*") as t:
+                total += sum(m.size for m in t.getmembers() if m.isfile())
+    return total
+
+
 def test_image(c):
     """`eni-agent version` inside the image, run by containerd with the DaemonSet's securityContext
     as ctr can say it (the image's user 0, only NET_ADMIN, SETUID and SETGID, read-only root,
@@ -194,6 +211,9 @@ def test_image(c):
                 ref, "eni-agent-version", "/usr/bin/eni-agent", "version")
     check(tag in out, f"`eni-agent version` in the image printed {out!r}, without {tag}")
     log(f"image {name}:{tag}: `eni-agent version` -> {out.strip()}")
+    size = image_bytes(c.agent_archive(tag))
+    check(size <= MAX_IMAGE_BYTES, f"the image holds {size} bytes, more than {MAX_IMAGE_BYTES}")
+    log(f"image {name}:{tag}: {size} bytes unpacked (at most {MAX_IMAGE_BYTES})")
 
 
 def test_kustomize(c, netns_tool):
