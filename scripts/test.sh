@@ -5,7 +5,8 @@
 # systemd, in a Debian root cached under $HOME/.cache), builds the container image
 # (scripts/image.sh) and runs it on a real one-node cluster (label realcluster), the unit tests
 # again under AddressSanitizer + UndefinedBehaviorSanitizer, checks formatting, and runs the
-# libFuzzer targets when clang is present (FUZZ_SECONDS each, 60 by default). netns tests need root; CI runs as root.
+# libFuzzer targets when clang is present (FUZZ_SECONDS each, 60 by default). netns tests need
+# root; CI runs as root.
 # Each stage's wall time is printed at the end (and kept in $BUILD/ci-timings.txt), with the cold
 # build time of each test-stack tool built in this run and the image's size.
 set -euo pipefail
@@ -78,9 +79,10 @@ stage "ctest systemd"
 (cd "$BUILD" && ctest -L systemd --output-on-failure --timeout 1800) || status=$?
 grep -h "^debian root: \(cached\|made\)" "$BUILD/Testing/Temporary/LastTest.log" || true
 
-# The real one-node cluster (a stack of its own, label realcluster): its fixture builds the image the
-# DaemonSet runs (scripts/image.sh: Release, lean libcurl; buildah, offline) with a second tag for
-# the rolling update, then runs the image under containerd, the kustomization and the Helm chart.
+# The real one-node cluster (a stack of its own, label realcluster): its fixture builds the image
+# the DaemonSet runs (scripts/image.sh --binary: the binary built and tested above; buildah,
+# offline) with a second tag for the rolling update; then the image under containerd, the
+# kustomization and the Helm chart on the real kubelet.
 stage "ctest realcluster"
 (cd "$BUILD" && ctest -L realcluster --output-on-failure --timeout 2400) || status=$?
 
