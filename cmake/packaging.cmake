@@ -38,3 +38,10 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_GENERATOR DEB)
 include(CPack)
+
+# The container image (scripts/image.sh): its name and tag come from here, the project version.
+# daemonset/daemonset.yaml and the Helm chart name the same (checked by packaging.image_refs).
+set(ENI_AGENT_IMAGE_NAME "ghcr.io/eni-agent/eni-agent" CACHE STRING
+  "The image's repository, as daemonset/daemonset.yaml names it")
+file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/image.env
+  CONTENT "ENI_IMAGE_NAME=${ENI_AGENT_IMAGE_NAME}\nENI_IMAGE_TAG=${PROJECT_VERSION}\n")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what building and testing eni-agent needs, idempotently: Debian packages, the pinned
-# Python tools of the test stack, a check that Go is there to build kube-apiserver and etcd
+# Installs what building and testing eni-agent needs, idempotently: Debian packages (buildah,
+# containerd, runc and the CNI plugins among them, for the image and the real node), the pinned
+# Python tools of the test stack, a check that Go is there to build the Kubernetes tools, etcd and helm
 # (tests/env/build-binaries.sh pins their versions), and the static HTTP(S)-only libcurl the agent
 # links (scripts/lean-curl.sh, cached under $HOME/.cache). Safe to run again; it only installs what
 # is missing.
@@ -26,6 +27,9 @@ DEB_PACKAGES=(
   # the test stack and the benchmarks (python3), systemd-analyze (packaging.systemd_*), file and
   # dpkg-shlibdeps (cpack's DEB generator, packaging.deb), ip (bench/run's network namespaces)
   python3 python3-pip systemd file iproute2
+  # the image (scripts/image.sh: buildah, vfs storage) and the real one-node cluster of the
+  # realcluster label (containerd 1.6 with its ctr, runc, the CNI plugins in /usr/lib/cni)
+  buildah containerd runc containernetworking-plugins
   # the systemd label (tests/systemd): a Debian root made by debootstrap, booted by systemd-nspawn
   debootstrap systemd-container
 )

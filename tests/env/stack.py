@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """The test stack: real peers on 127.0.0.1, started once per ctest run.
 
-  stack.py up --dir DIR        build or reuse the binaries, start etcd, kube-apiserver, moto_server,
+  stack.py up --dir DIR [--real-node]
+                               build or reuse the binaries, start etcd, kube-apiserver, moto_server,
                                the EC2 fault proxy in front of it and the IMDS emulator, bootstrap
                                RBAC from daemonset/ and EC2 state, and write DIR/stack.json and
                                DIR/stack.env. Also: a signature-checking moto with its own fault
                                proxy (auth-proxy), and a TCP stall proxy in front of the
                                kube-apiserver (stall-proxy) with a kubeconfig through it.
+                               --real-node: instead of the extra proxies and the bootstrap of
+                               daemonset/, a real one-node cluster (tests/env/node.py): the Node
+                               authorizer, NodeRestriction and ServiceAccount admission,
+                               kube-controller-manager, kube-scheduler, and containerd + kubelet
+                               in a network namespace of the stack's own (label realcluster).
   stack.py down --dir DIR      stop every process of the stack (always safe to run)
   stack.py restart kube-apiserver|etcd|imds|fault-proxy --dir DIR
   stack.py compact --dir DIR   compact etcd at its current revision (forces 410 on old versions)
   stack.py version --dir DIR   print kube-apiserver's /version
 
-No traffic leaves 127.0.0.1.
+No traffic leaves the machine: everything listens on 127.0.0.1, except the real node's relay,
+on the host end of the node namespace's veth.
 """
 import argparse
 import base64
@@ -27,6 +34,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+import node
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -115,7 +124,7 @@ def kill(d, name):
 
 # ---------------------------------------------------------------- certificates
 
-def make_pki(d):
+def make_pki(d, extra_ips=(), node_name=None):
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa, ec
@@ -166,7 +175,8 @@ def make_pki(d):
     srv_key = key()
     srv = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]), srv_key.public_key(),
                ca_name, ca_key,
-               sans=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+               sans=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] +
+               [x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips])
     write_key(srv_key, f"{pki}/apiserver.key")
     write_cert(srv, f"{pki}/apiserver.crt")
 
@@ -176,6 +186,15 @@ def make_pki(d):
                adm_key.public_key(), ca_name, ca_key, client=True)
     write_key(adm_key, f"{pki}/admin.key")
     write_cert(adm, f"{pki}/admin.crt")
+
+    if node_name:
+        # The kubelet's identity for the Node authorizer and NodeRestriction.
+        kl_key = key()
+        kl = cert(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:nodes"),
+                             x509.NameAttribute(NameOID.COMMON_NAME, f"system:node:{node_name}")]),
+                  kl_key.public_key(), ca_name, ca_key, client=True)
+        write_key(kl_key, f"{pki}/kubelet.key")
+        write_cert(kl, f"{pki}/kubelet.crt")
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     write_key(sa_key, f"{pki}/sa.key")
@@ -206,8 +225,7 @@ def write_kubeconfig(path, server, ca_path, user):
 def binaries():
     out = subprocess.run(["bash", os.path.join(HERE, "build-binaries.sh")], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
-    paths = dict(line.split("=", 1) for line in out.split() if "=" in line)
-    return paths["KUBE_BIN_DIR"], paths["ETCD_BIN_DIR"]
+    return dict(line.split("=", 1) for line in out.split() if "=" in line)
 
 
 def start_etcd(d, st):
@@ -233,6 +251,15 @@ def apiserver_ssl(d):
     return ctx
 
 
+def admission_args(st):
+    if st.get("real_node"):
+        # A real node: the kubelet's writes are limited to its own Node and pods, and pods get
+        # their ServiceAccount's projected token (the controller-manager makes the accounts).
+        return ["--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction"]
+    # No controller-manager runs here, so nothing creates namespaces' default ServiceAccount.
+    return ["--authorization-mode", "RBAC", "--disable-admission-plugins", "ServiceAccount"]
+
+
 def start_apiserver(d, st):
     pki = os.path.join(d, "pki")
     spawn(d, "kube-apiserver", [
@@ -245,11 +272,9 @@ def start_apiserver(d, st):
         "--service-account-key-file", f"{pki}/sa.pub",
         "--service-account-signing-key-file", f"{pki}/sa.key",
         "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-        "--authorization-mode", "RBAC",
         "--service-cluster-ip-range", "10.96.0.0/24",
         "--endpoint-reconciler-type", "none",
-        # No controller-manager runs here, so nothing creates namespaces' default ServiceAccount.
-        "--disable-admission-plugins", "ServiceAccount",
+        *admission_args(st),
         "--enable-priority-and-fairness=false", "--profiling=false",
         "--cert-dir", os.path.join(d, "apiserver-certs"),
         "--v", "1",
@@ -400,6 +425,16 @@ def bootstrap_ec2(st):
     ec2.attach_network_interface(NetworkInterfaceId=trunk, InstanceId=inst["InstanceId"], DeviceIndex=99)
     st.update(vpc_id=vpc, subnet_a=subnets["a"], subnet_b=subnets["b"], subnet_c=subnets["c"], security_group_id=sg,
               instance_id=inst["InstanceId"], trunk_eni_id=trunk)
+    if st.get("real_node"):
+        # The real node's pod ENI, as the VPC CNI attaches one: its secondary IPs are the CNI's
+        # host-local range (node.write_cni), so a pod's real IP resolves through IMDS to it.
+        ips = ["10.0.2.10", "10.0.2.11", "10.0.2.12", "10.0.2.13"]
+        eni = ec2.create_network_interface(
+            SubnetId=subnets["b"], Description="real node pod ENI",
+            PrivateIpAddresses=[{"PrivateIpAddress": ip, "Primary": i == 0} for i, ip in enumerate(ips)])
+        eni = eni["NetworkInterface"]["NetworkInterfaceId"]
+        ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=inst["InstanceId"], DeviceIndex=2)
+        st.update(pod_eni_id=eni, pod_eni_ips=ips[1:], pod_eni_cidr="10.0.2.0/24")
 
 
 def write_outputs(d, st):
@@ -417,17 +452,20 @@ def load(d):
 
 # ---------------------------------------------------------------- commands
 
-def cmd_up(d):
+def cmd_up(d, real_node=False):
     d = os.path.abspath(d)
     cmd_down(d, quiet=True)
     # Every run starts from empty etcd, moto and PKI state.
     if os.path.isdir(d):
-        shutil.rmtree(d)
+        node.remove_tree(d)
     os.makedirs(d)
-    kube_bin, etcd_bin = binaries()
+    bins = binaries()
+    kube_bin, etcd_bin = bins["KUBE_BIN_DIR"], bins["ETCD_BIN_DIR"]
     kubectl_bin = os.path.join(kube_bin, "kubectl")
     st = {
         "dir": d, "region": REGION, "kube_bin_dir": kube_bin, "etcd_bin_dir": etcd_bin, "kubectl": kubectl_bin,
+        "kube_node_bin_dir": bins["KUBE_NODE_BIN_DIR"], "helm": os.path.join(bins["HELM_BIN_DIR"], "helm"),
+        "real_node": real_node,
         "etcd_port": free_port(), "etcd_peer_port": free_port(), "apiserver_port": free_port(),
         "moto_port": free_port(), "moto_auth_port": free_port(),
         "admin_kubeconfig": os.path.join(d, "admin.kubeconfig"),
@@ -437,7 +475,12 @@ def cmd_up(d):
     st["etcd_endpoint"] = f"http://127.0.0.1:{st['etcd_port']}"
     st["moto_endpoint"] = f"http://127.0.0.1:{st['moto_port']}"
     t0 = time.time()
-    make_pki(d)
+    if real_node:
+        node.plan(d, st)
+        write_outputs(d, st)  # so that `down` finds the node's namespace, whatever happens next
+        make_pki(d, extra_ips=[st["node_host_ip"], st["service_vip"]], node_name=st["node_name"])
+    else:
+        make_pki(d)
     write_kubeconfig(st["admin_kubeconfig"], st["apiserver_url"], f"{d}/pki/ca.crt",
                      {"client-certificate-data": b64file(f"{d}/pki/admin.crt"),
                       "client-key-data": b64file(f"{d}/pki/admin.key")})
@@ -446,13 +489,21 @@ def cmd_up(d):
         start_apiserver(d, st)
         start_moto(d, st)
         start_fault_proxy(d, st)
-        start_moto_auth(d, st)
-        start_auth_proxy(d, st)
-        start_stall_proxy(d, st)
-        bootstrap_ec2(st)
-        start_imds(d, st)
-        bootstrap_kube(d, st)
+        if real_node:
+            bootstrap_ec2(st)
+            start_imds(d, st)
+            node.up(d, st, {"spawn": spawn, "wait_for": wait_for, "kubectl": kubectl,
+                            "write_kubeconfig": write_kubeconfig})
+        else:
+            start_moto_auth(d, st)
+            start_auth_proxy(d, st)
+            start_stall_proxy(d, st)
+            bootstrap_ec2(st)
+            start_imds(d, st)
+            bootstrap_kube(d, st)
     except BaseException:
+        if real_node:
+            node.down(d, st, kill)
         cmd_down(d, quiet=True)
         raise
     write_outputs(d, st)
@@ -464,6 +515,12 @@ def cmd_up(d):
 
 def cmd_down(d, quiet=False):
     d = os.path.abspath(d)
+    try:
+        st = load(d)
+    except (OSError, ValueError):
+        st = {}
+    if st.get("real_node"):
+        node.down(d, st, kill)
     for name in ("stall-proxy", "auth-proxy", "fault-proxy", "imds", "moto-auth", "moto", "kube-apiserver",
                  "etcd"):
         if os.path.exists(pid_file(d, name)):
@@ -515,9 +572,10 @@ def main():
     ap.add_argument("command", choices=["up", "down", "restart", "stop", "compact", "version"])
     ap.add_argument("name", nargs="?")
     ap.add_argument("--dir", required=True)
+    ap.add_argument("--real-node", action="store_true", help="up: a real one-node cluster (label realcluster)")
     a = ap.parse_args()
     if a.command == "up":
-        cmd_up(a.dir)
+        cmd_up(a.dir, a.real_node)
     elif a.command == "down":
         cmd_down(a.dir)
     elif a.command == "restart":

@@ -45,7 +45,7 @@ PROGRAMS = {
     "dpkg-source": "scripts/lean-curl.sh",
     "apt-get": "scripts/lean-curl.sh, scripts/setup.sh",
     "dpkg-query": "scripts/lean-curl.sh, scripts/setup.sh",
-    "dpkg-deb": "packaging.deb",
+    "dpkg-deb": "packaging.deb, scripts/image.sh (dpkg-deb -x of the runtime packages)",
     "dpkg-shlibdeps": "cpack's DEB generator (CPACK_DEBIAN_PACKAGE_SHLIBDEPS)",
     "file": "cpack's DEB generator",
     "systemd-analyze": "packaging.systemd_verify, packaging.systemd_security",
@@ -55,9 +55,16 @@ PROGRAMS = {
     "bash": "scripts/*.sh, tests/env/stack.py",
     "sh": "packaging.deb (maintainer scripts' syntax)",
     "seq": "scripts/demo.sh",
+    "buildah": "scripts/image.sh, tests/env/node.py (the pause and test images)",
+    "ldd": "scripts/image.sh (the binary's libraries)",
+    "containerd": "tests/env/node.py (the real node, label realcluster)",
+    "containerd-shim-runc-v2": "tests/env/node.py (containerd's runc shim)",
+    "ctr": "tests/env/node.py, tests/realcluster (images, tasks, events)",
+    "runc": "containerd on the real node",
+    "nsenter": "tests/env/node.py (containerd and the kubelet in the node's namespace), tests/systemd (commands in the container)",
+    "umount": "tests/env/node.py (the kubelet's and containerd's mounts on teardown)",
     "debootstrap": "tests/systemd/debian_root.py (the cached Debian root)",
     "systemd-nspawn": "tests/systemd/container.py (systemd as PID 1)",
-    "nsenter": "tests/systemd (commands in the container)",
     "tar": "tests/systemd/debian_root.py (the cached root's tarball)",
 }
 
@@ -173,6 +180,12 @@ def main():
             files[path] = "%s, used by %s" % (program, used_by)
             if program in NOT_DEBIAN_OK and owner(path) is None:
                 del files[path]
+    for plugin in ("bridge", "host-local", "loopback"):
+        path = "/usr/lib/cni/" + plugin
+        if os.path.exists(path):
+            files[path] = "the real node's CNI (tests/env/node.py)"
+        else:
+            failures.append("%s is missing (the real node's CNI, tests/env/node.py)" % path)
     for path, used_by in runtime_files().items():
         if not os.path.exists(path):
             failures.append("%s is missing (%s)" % (path, used_by))
