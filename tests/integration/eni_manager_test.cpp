@@ -479,6 +479,9 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   }));
 }
 
+// A node that died for good (its Node object is gone, its agent too) left its NodeENIAttachment
+// and, from an older agent, a status entry. No garbage collector runs on the test stack, so the
+// live node that takes part in the deletion prunes the dead node's object: the deletion completes.
 TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
   const std::string name = "dead-node-eni";
   Json::Value neni;
@@ -486,12 +489,13 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
   neni["kind"] = "NodeENI";
   neni["metadata"]["name"] = name;
   neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
-  neni["spec"]["nodeSelector"]["ng"] = "nobody-matches";
-  neni["spec"]["subnetID"] = TestStack::get().subnetB;
+  neni["spec"]["nodeSelector"]["ng"] = "dead-node-test";
+  neni["spec"]["subnetName"] = "no-such-subnet";  // the live node gets a problem, no ENI
   ASSERT_TRUE(call([&](auto done) {
     admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
   }));
-  // A node that had an ENI for it, then died for good (its Node object is gone, its agent too).
+  auto created = getNodeEni(name);
+  ASSERT_TRUE(created);
   Json::Value ghost;
   ghost["apiVersion"] = "networking.k8s.aws/v1alpha1";
   ghost["kind"] = "NodeENI";
@@ -503,8 +507,20 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
     admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, PatchType::Apply, ghost,
                   PatchOptions{"eni-agent/ghost-node", true}, done);
   }));
-  createNode("nm-alive", {});
+  NodeEniAttachmentWriter dead(*admin_, clock_, "ghost-node");
+  NodeEniAttachmentObject o;
+  o.nodeEni = name;
+  o.nodeEniUid = created->meta.uid;
+  o.entries.push_back(
+      NodeEniAttachment{"", "", "eni-0ghost", "", "", "", 1, 0, "attached", "", ""});
+  ASSERT_TRUE(call([&](auto done) {
+    dead.apply(o, [done](Result<void> r) {
+      done(r ? Result<Json::Value>(Json::Value()) : fail(r.error()));
+    });
+  }));
+  createNode("nm-alive", {{"ng", "dead-node-test"}});
   ManagerAgent agent("nm-alive", ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] { return recordsOf(name).size() == 2; }));
   ASSERT_TRUE(agent.settle());
   auto del = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
                                   TestStack::get().adminKubeconfig, "delete", "nodeeni", name,
@@ -513,7 +529,8 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
   ASSERT_TRUE(agent.runUntil([&] {
     auto r = getNodeEni(name);
     return !r && r.error().code == ErrorCode::NotFound;
-  })) << "the dead node's entry was pruned and the finalizer removed";
+  })) << "the dead node's object was pruned and the finalizer removed";
+  EXPECT_TRUE(recordsOf(name).empty());
 }
 
 TEST_F(EniManagerTest, AnUnknownSubnetNameIsAWarningAndAStatusEntryAndNothingElse) {
@@ -987,6 +1004,7 @@ TEST_F(EniManagerTest, NodesRecordInTheirOwnObjectsAndTheLastOneEndsTheDeletion)
       bool recorded = false;
       nodes.back()->record(*start, {e}, [&] { recorded = true; });
       ASSERT_TRUE(loop_.runUntil([&] { return recorded; }, Duration(30000)));
+      EXPECT_EQ(nodes.back()->writes(), 2u) << "its object and one (refused) finalizer try";
     }
     drain();
     EXPECT_EQ(events, afterA) << "other nodes' records never reach an agent's NodeENI watch";
@@ -1035,7 +1053,10 @@ TEST_F(EniManagerTest, NodesRecordInTheirOwnObjectsAndTheLastOneEndsTheDeletion)
     EXPECT_TRUE(recordsOf(name).empty()) << "the dead node's object was pruned by the last node";
     auto gone = getNodeEni(name);
     EXPECT_TRUE(!gone && gone.error().code == ErrorCode::NotFound);
-    for (const auto& n : nodes) EXPECT_LE(n->writes(), 3u) << "object, finalizer try, delete";
+    // Deletion: each deletes its object; the last one also the dead node's, and the finalizer.
+    EXPECT_EQ(nodes[0]->writes(), 3u);
+    EXPECT_EQ(nodes[1]->writes(), 3u);
+    EXPECT_EQ(nodes[2]->writes(), 5u);
   }
   agentKube.cancelWatch(watch);
   std::cout << "[ figures  ] NodeENI watch events " << events << ", bytes " << bytes << "\n";
@@ -1174,6 +1195,16 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
         TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
   };
   TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  auto recordVersion = [&] {
+    auto o = call([&](auto done) {
+      admin_->get(
+          ObjectRef{ResourceKind::nodeEniAttachments(), "", nodeEniAttachmentName(name, node), ""},
+          done);
+    });
+    return o ? stringField(objectField(*o, "metadata"), "resourceVersion") : std::string();
+  };
+  const std::string versionBefore = recordVersion();
+  ASSERT_FALSE(versionBefore.empty());
   {
     testing::BackgroundProcess warm(args, env);
     ASSERT_TRUE(warm.waitForOutput("confirmed the NodeENI attachments")) << warm.output();
@@ -1183,6 +1214,8 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
         << "a warm restart makes no EC2 call: " << stats()["requests"].toStyledString()
         << warm.output();
   }
+  EXPECT_EQ(recordVersion(), versionBefore)
+      << "nor an API write: its NodeENIAttachment already held what it would write";
 
   // The ENI detached while the agent was down: IMDS no longer shows it, so the restart reads EC2,
   // finds the same ENI by its ownership tags and attaches it again; nothing is created.
