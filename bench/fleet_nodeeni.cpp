@@ -8,7 +8,9 @@
 //                     --design new|old [--watchers K] [--nodeeni NAME] [--label KEY=VALUE]
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +33,7 @@ struct Args {
   std::string subnet = "subnet-0fleetbench0000";
   std::vector<std::string> realNodes;  // real agents' nodes the NodeENI also selects
   int nodes = 100, watchers = 3;
+  int limitSeconds = 600;  // the rollout's bound: what is not recorded by then is reported
 };
 
 struct Watcher {
@@ -193,28 +196,58 @@ double Bench::waitGone(int limitMs) {
   return -1;
 }
 
+NodeEniAttachment entryOf(int i) {
+  NodeEniAttachment e;
+  e.instanceId = "i-0" + std::to_string(100000000 + i);
+  e.eniId = "eni-0" + std::to_string(100000000 + i);
+  e.attachmentId = "eni-attach-0" + std::to_string(100000000 + i);
+  e.subnetId = "subnet-0fleetbench0000";
+  e.deviceIndex = 1;
+  e.mtu = 9001;
+  e.status = "attached";
+  return e;
+}
+
 std::uint64_t Bench::rollout(const NodeEni& start, Json::Value& out) {
+  std::uint64_t retries = 0;
   // The rollout: every node attached its ENI and records it, from the version its watch showed.
   const auto t0 = Clock::now();
-  const int recorded = forAll(
-      [&](int i, std::function<void()> done) {
-        NodeEniAttachment e;
-        e.instanceId = "i-0" + std::to_string(100000000 + i);
-        e.eniId = "eni-0" + std::to_string(100000000 + i);
-        e.attachmentId = "eni-attach-0" + std::to_string(100000000 + i);
-        e.subnetId = "subnet-0fleetbench0000";
-        e.deviceIndex = 1;
-        e.mtu = 9001;
-        e.status = "attached";
-        nodes_[i]->record(start, {e}, std::move(done));
-      },
-      1800000);
+  // Every node until its record is written; a failed one tries again, as an agent's retry does
+  // (sooner: the agent waits 5 s), at most 30 rounds.
+  std::vector<int> pending(a_.nodes);
+  for (int i = 0; i < a_.nodes; ++i) pending[i] = i;
+  int rounds = 0;
+  const int limitMs = a_.limitSeconds * 1000;
+  for (; !pending.empty() && rounds < 30 && since(t0) * 1000 < limitMs; ++rounds) {
+    // Shared: answers that come after the bound land here, not in a finished frame.
+    struct Round {
+      std::vector<int> failed;
+      std::size_t answered = 0;
+    };
+    auto round = std::make_shared<Round>();
+    for (int i : pending) {
+      nodes_[i]->record(start, {entryOf(i)}, [round, i](bool ok) {
+        ++round->answered;
+        if (!ok) round->failed.push_back(i);
+      });
+    }
+    const int left = std::max(limitMs - static_cast<int>(since(t0) * 1000), 1);
+    if (!loop_.runUntil([&] { return round->answered == pending.size(); }, Duration(left))) {
+      out["rollout_cut_at_limit"] = true;
+      out["unanswered"] = static_cast<Json::UInt64>(pending.size() - round->answered);
+      pending.resize(pending.size() - round->answered + round->failed.size());
+      break;
+    }
+    retries += round->failed.size();
+    pending = round->failed;
+  }
+  out["recorded"] = a_.nodes - static_cast<int>(pending.size());
+  out["retried_writes"] = static_cast<Json::UInt64>(retries);
   out["seconds_to_recorded"] = since(t0);
   if (!a_.realNodes.empty()) {
     out["real_agents"] = static_cast<Json::UInt64>(a_.realNodes.size());
     out["real_seconds_to_attached_and_recorded"] = waitRealAttached(t0, 600000);
   }
-  out["recorded"] = recorded;
   loop_.runUntil([] { return false; }, Duration(2000));  // what the watches still bring
   out["max_object_bytes"] = static_cast<Json::UInt64>(maxObjectBytes());
   std::uint64_t writes = 0;
@@ -238,14 +271,19 @@ void Bench::deletion(std::uint64_t writes, Json::Value& out) {
   });
   auto deleting = getNodeEni();
   const auto t1 = Clock::now();
-  if (deleting) {
+  // Rounds until the NodeENI is gone, as agents retry (the old design's writes fail under
+  // contention), bounded by --limit-seconds.
+  double gone = -1;
+  for (int round = 0; deleting && round < 10 && gone < 0; ++round) {
+    if (since(t1) > a_.limitSeconds) break;
     forAll(
         [&](int i, std::function<void()> done) {
           nodes_[i]->cleanUp(*deleting, [done](bool) { done(); });
         },
-        1800000);
+        a_.limitSeconds * 1000);
+    gone = waitGone(5000);
+    deleting = getNodeEni();
   }
-  const double gone = waitGone(120000);
   out["seconds_to_deletion_complete"] = gone < 0 ? -1.0 : since(t1);
   std::uint64_t total = 0;
   for (const auto& n : nodes_) total += n->writes();
@@ -284,28 +322,38 @@ Json::Value Bench::run() {
   return out;
 }
 
+std::vector<std::string> splitCommas(const std::string& v) {
+  std::vector<std::string> out;
+  for (std::size_t at = 0; at <= v.size();) {
+    const auto comma = std::min(v.find(',', at), v.size());
+    if (comma > at) out.push_back(v.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return out;
+}
+
 bool parse(int argc, char** argv, Args& a) {
+  const std::map<std::string, std::function<void(const std::string&)>> flags = {
+      {"--admin-kubeconfig", [&](const std::string& v) { a.adminKubeconfig = v; }},
+      {"--agent-kubeconfig", [&](const std::string& v) { a.agentKubeconfig = v; }},
+      {"--virtual-nodes", [&](const std::string& v) { a.nodes = std::stoi(v); }},
+      {"--design", [&](const std::string& v) { a.design = v; }},
+      {"--watchers", [&](const std::string& v) { a.watchers = std::stoi(v); }},
+      {"--nodeeni", [&](const std::string& v) { a.nodeEni = v; }},
+      {"--prefix", [&](const std::string& v) { a.prefix = v; }},
+      {"--subnet", [&](const std::string& v) { a.subnet = v; }},
+      {"--limit-seconds", [&](const std::string& v) { a.limitSeconds = std::stoi(v); }},
+      {"--real-nodes", [&](const std::string& v) { a.realNodes = splitCommas(v); }},
+      {"--label",
+       [&](const std::string& v) {
+         a.labelKey = v.substr(0, v.find('='));
+         a.labelValue = v.substr(v.find('=') + 1);
+       }},
+  };
   for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--admin-kubeconfig")
-      a.adminKubeconfig = v;
-    else if (k == "--agent-kubeconfig")
-      a.agentKubeconfig = v;
-    else if (k == "--virtual-nodes")
-      a.nodes = std::stoi(v);
-    else if (k == "--design")
-      a.design = v;
-    else if (k == "--watchers")
-      a.watchers = std::stoi(v);
-    else if (k == "--nodeeni")
-      a.nodeEni = v;
-    else if (k == "--prefix")
-      a.prefix = v;
-    else if (k == "--label") {
-      a.labelKey = v.substr(0, v.find('='));
-      a.labelValue = v.substr(v.find('=') + 1);
-    } else
-      return false;
+    auto flag = flags.find(argv[i]);
+    if (flag == flags.end()) return false;
+    flag->second(argv[i + 1]);
   }
   return !a.adminKubeconfig.empty() && !a.agentKubeconfig.empty() &&
          (a.design == "new" || a.design == "old");

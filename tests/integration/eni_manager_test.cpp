@@ -1002,7 +1002,7 @@ TEST_F(EniManagerTest, NodesRecordInTheirOwnObjectsAndTheLastOneEndsTheDeletion)
       e.deviceIndex = 70;
       e.status = "attached";
       bool recorded = false;
-      nodes.back()->record(*start, {e}, [&] { recorded = true; });
+      nodes.back()->record(*start, {e}, [&](bool ok) { recorded = ok; });
       ASSERT_TRUE(loop_.runUntil([&] { return recorded; }, Duration(30000)));
       EXPECT_EQ(nodes.back()->writes(), 2u) << "its object and one (refused) finalizer try";
     }

@@ -1,5 +1,6 @@
 #include "tests/support/virtual_node.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "agent/base/json.h"
@@ -18,14 +19,31 @@ VirtualNode::VirtualNode(KubeApi& kube, const Clock& clock, std::string node, st
       status_(kube, clock, node_) {}
 
 void VirtualNode::record(const NodeEni& nodeEni, std::vector<NodeEniAttachment> entries,
-                         std::function<void()> done) {
+                         std::function<void(bool)> done) {
   auto left = std::make_shared<int>(1);
-  auto one = [left, done] {
-    if (--*left == 0) done();
+  auto ok = std::make_shared<bool>(true);
+  auto one = [left, ok, done] {
+    if (--*left == 0) done(*ok);
+  };
+  auto written = [ok, one](bool success) {
+    *ok = *ok && success;
+    one();
   };
   if (oldDesign_) {
+    // As the agent did: its status apply, then the finalizer on the NodeENI the answer showed.
     ++writes_;
-    status_.applyEntries(nodeEni.meta.name, entries, [one](Result<NodeEni>) { one(); });
+    const bool sent =
+        status_.applyEntries(nodeEni.meta.name, entries, [this, done](Result<NodeEni> r) {
+          if (!r) return done(false);
+          const auto& held = r->meta.finalizers;
+          if (std::find(held.begin(), held.end(), kNodeEniFinalizer) != held.end())
+            return done(true);
+          ++writes_;
+          status_.setFinalizer(*r, kNodeEniFinalizer, true,
+                               [done](Result<NodeEni>) { done(true); });
+        });
+    if (!sent) done(true);
+    return;
   } else {
     BookkeepingInput in;
     in.nodeName = node_;
@@ -36,7 +54,9 @@ void VirtualNode::record(const NodeEni& nodeEni, std::vector<NodeEniAttachment> 
     BookkeepingPlan plan = planBookkeeping(in);
     for (auto& o : plan.apply) {
       ++*left;
-      records_.apply(std::move(o), [one](Result<void>) { one(); });
+      const bool sent = records_.apply(
+          std::move(o), [written](Result<void> r) { written(static_cast<bool>(r)); });
+      if (!sent) written(true);
     }
     if (plan.addFinalizer.empty()) return one();
   }
@@ -45,7 +65,7 @@ void VirtualNode::record(const NodeEni& nodeEni, std::vector<NodeEniAttachment> 
   ++writes_;
   status_.setFinalizer(nodeEni, kNodeEniFinalizer, true,
                        [this, name = nodeEni.meta.name, one](Result<NodeEni> r) {
-                         if (!r || oldDesign_) return one();
+                         if (!r) return one();
                          status_.markAttachmentsRecorded(name, [one](Result<NodeEni>) { one(); });
                          ++writes_;
                        });
@@ -54,10 +74,14 @@ void VirtualNode::record(const NodeEni& nodeEni, std::vector<NodeEniAttachment> 
 void VirtualNode::cleanUp(const NodeEni& nodeEni, std::function<void(bool)> done) {
   if (oldDesign_) {
     ++writes_;
-    status_.applyEntries(nodeEni.meta.name, {}, [this, done](Result<NodeEni> r) {
+    const bool sent = status_.applyEntries(nodeEni.meta.name, {}, [this, done](Result<NodeEni> r) {
       if (!r || !r->attachments.empty()) return done(false);
       removeFinalizer(r->meta.name, done);
     });
+    if (!sent) {
+      --writes_;
+      removeFinalizer(nodeEni.meta.name, done);  // its entries went before: the last one left?
+    }
     return;
   }
   const bool sent = records_.remove(nodeEni.meta.name, [this, nodeEni, done](Result<void> r) {

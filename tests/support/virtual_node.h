@@ -24,9 +24,11 @@ class VirtualNode {
               bool oldDesign);
 
   /// What a pass that attached `entries` of `nodeEni` (as the node's watch shows it) writes:
-  /// its object (or status entries), and the finalizer when missing. `done` once all answered.
+  /// its object (or status entries), and the finalizer when missing. `done` once all answered:
+  /// true when the record was written (a refused finalizer attempt is no failure: another node
+  /// added it), false when it must be tried again (as an agent's retry would).
   void record(const NodeEni& nodeEni, std::vector<NodeEniAttachment> entries,
-              std::function<void()> done);
+              std::function<void(bool)> done);
   /// The deletion protocol once its ENIs are released: its object goes (old design: its status
   /// entries), then the finalizer when nothing of any node remains (the old design: when the
   /// answer shows status.attachments empty). Reads the NodeENI by GET where an agent has its
