@@ -243,6 +243,10 @@ std::uint64_t Bench::rollout(const NodeEni& start, Json::Value& out) {
   }
   out["recorded"] = a_.nodes - static_cast<int>(pending.size());
   out["retried_writes"] = static_cast<Json::UInt64>(retries);
+  for (const auto& n : nodes_) {
+    if (!n->lastError().empty())
+      out["write_errors"][n->lastError()] = out["write_errors"].get(n->lastError(), 0).asInt() + 1;
+  }
   out["seconds_to_recorded"] = since(t0);
   if (!a_.realNodes.empty()) {
     out["real_agents"] = static_cast<Json::UInt64>(a_.realNodes.size());
@@ -274,6 +278,10 @@ void Bench::deletion(std::uint64_t writes, Json::Value& out) {
   // Rounds until the NodeENI is gone, as agents retry (the old design's writes fail under
   // contention), bounded by --limit-seconds.
   double gone = -1;
+  if (!deleting && deleting.error().code == ErrorCode::NotFound) {
+    gone = since(t1);  // no finalizer was ever added: deleted at once, nobody cleaned up
+    out["deleted_without_finalizer"] = true;
+  }
   for (int round = 0; deleting && round < 10 && gone < 0; ++round) {
     if (since(t1) > a_.limitSeconds) break;
     forAll(

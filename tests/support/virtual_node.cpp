@@ -54,8 +54,13 @@ void VirtualNode::record(const NodeEni& nodeEni, std::vector<NodeEniAttachment> 
     BookkeepingPlan plan = planBookkeeping(in);
     for (auto& o : plan.apply) {
       ++*left;
-      const bool sent = records_.apply(
-          std::move(o), [written](Result<void> r) { written(static_cast<bool>(r)); });
+      const bool sent = records_.apply(std::move(o), [this, written](Result<void> r) {
+        if (!r) {
+          lastError_ =
+              std::string(toString(r.error().code)) + " " + std::to_string(r.error().httpStatus);
+        }
+        written(static_cast<bool>(r));
+      });
       if (!sent) written(true);
     }
     if (plan.addFinalizer.empty()) return one();

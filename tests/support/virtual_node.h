@@ -37,6 +37,8 @@ class VirtualNode {
 
   /// API-server writes sent (applies, deletes, finalizer updates, refused ones too).
   std::uint64_t writes() const { return writes_ + records_.writes(); }
+  /// The last write error's code and HTTP status ("Transient 504"), or "" when none failed.
+  const std::string& lastError() const { return lastError_; }
 
  private:
   void checkRemaining(const NodeEni& nodeEni, std::function<void(bool)> done);
@@ -51,6 +53,7 @@ class VirtualNode {
   NodeEniAttachmentWriter records_;
   NodeEniStatusWriter status_;
   std::uint64_t writes_ = 0;
+  std::string lastError_;
 };
 
 }  // namespace eni::testing
