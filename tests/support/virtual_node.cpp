@@ -34,7 +34,11 @@ void VirtualNode::record(const NodeEni& nodeEni, std::vector<NodeEniAttachment> 
     ++writes_;
     const bool sent =
         status_.applyEntries(nodeEni.meta.name, entries, [this, done](Result<NodeEni> r) {
-          if (!r) return done(false);
+          if (!r) {
+            lastError_ =
+                std::string(toString(r.error().code)) + " " + std::to_string(r.error().httpStatus);
+            return done(false);
+          }
           const auto& held = r->meta.finalizers;
           if (std::find(held.begin(), held.end(), kNodeEniFinalizer) != held.end())
             return done(true);
