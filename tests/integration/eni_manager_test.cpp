@@ -518,10 +518,27 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
       done(r ? Result<Json::Value>(Json::Value()) : fail(r.error()));
     });
   }));
+  // The live node's own entry, as the agent before NodeENIAttachments wrote it: the upgraded agent
+  // takes it out (its old field manager), and leaves the dead node's alone.
+  Json::Value before = ghost;
+  before["status"]["attachments"][0]["nodeID"] = "nm-alive";
+  before["status"]["attachments"][0]["eniID"] = "eni-0before";
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, PatchType::Apply, before,
+                  PatchOptions{"eni-agent/nm-alive", true}, done);
+  }));
   createNode("nm-alive", {{"ng", "dead-node-test"}});
   ManagerAgent agent("nm-alive", ns_->path());
   ASSERT_TRUE(agent.runUntil([&] { return recordsOf(name).size() == 2; }));
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto n = getNodeEni(name);
+    return n && n->attachments.size() == 1;
+  })) << "the upgraded agent's old entry is gone";
   ASSERT_TRUE(agent.settle());
+  auto legacy = getNodeEni(name);
+  ASSERT_TRUE(legacy);
+  ASSERT_EQ(legacy->attachments.size(), 1u);
+  EXPECT_EQ(legacy->attachments[0].nodeId, "ghost-node");
   auto del = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
                                   TestStack::get().adminKubeconfig, "delete", "nodeeni", name,
                                   "--wait=false"});
