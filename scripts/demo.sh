@@ -165,8 +165,9 @@ for eni in "${ENI_OF[1]}" "${ENI_OF[2]}" "$STORAGE_ENI"; do
   echo "  $eni"
   ec2 "'\n'.join('    %s=%s' % (t['Key'], t['Value']) for t in sorted(c.describe_network_interfaces(NetworkInterfaceIds=['$eni'])['NetworkInterfaces'][0]['TagSet'], key=lambda t: t['Key']))"
 done
-echo "== the NodeENI's status"
-kc get nodeeni storage -o jsonpath='{range .status.attachments[*]}  node={.nodeID} eni={.eniID} device={.deviceIndex} mtu={.mtu} status={.status}{"\n"}{end}'
+echo "== the node's NodeENIAttachment (per-node status)"
+kc get nodeeniattachments --field-selector spec.nodeENI=storage
+kc get nodeeniattachments --field-selector spec.nodeENI=storage -o jsonpath='{range .items[*]}{range .status.attachments[*]}  eni={.eniID} device={.deviceIndex} mtu={.mtu} status={.status}{"\n"}{end}{end}'
 echo "== EC2 latency per attempt (eni_agent_aws_api_duration_seconds, from /metrics)"
 python3 -c "
 import re, urllib.request

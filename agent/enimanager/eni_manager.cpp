@@ -43,7 +43,9 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
       events_(kube, clock, EventRecorderOptions{.nodeName = options_.nodeName}),
       worker_(ec2, imds, lifecycle),
       runner_(scheduler, {options_.debounce, options_.retryDelay},
-              [this](PassRunner::Done done) { runPass(std::move(done)); }) {
+              [this](PassRunner::Done done) { runPass(std::move(done)); }),
+      records_(kube, clock_, options_.nodeName),
+      status_(kube, clock_, options_.nodeName) {
   if (links_ != nullptr) links_->setOnChange([this] { publishAttachments(); });
 }
 
@@ -54,7 +56,9 @@ EniManager::~EniManager() {
 void EniManager::onNode(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) return;
   auto node = decodeNode(object);
-  if (!node || node->meta.labels == nodeLabels_) return;
+  if (!node) return;
+  nodeUid_ = node->meta.uid;
+  if (node->meta.labels == nodeLabels_) return;
   nodeLabels_ = node->meta.labels;
   runner_.markDirty();
 }
@@ -81,6 +85,7 @@ void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
 
 void EniManager::start() {
   takeRecords();
+  loadRecords();
   runner_.markDirty();
   runner_.start();
 }
@@ -114,7 +119,22 @@ ManagerPassInput EniManager::snapshot() const {
   in.labels = nodeLabels_;
   in.instanceId = instanceId_;
   for (const auto& [name, object] : nodeEnis_) {
-    if (auto n = decodeNodeEni(object); n) in.nodeEnis.push_back(std::move(*n));
+    auto n = decodeNodeEni(object);
+    if (!n) continue;
+    // This node's entries as its NodeENIAttachment records them (and any an older agent left in
+    // the NodeENI's status): what the planner compares its records against.
+    std::erase_if(n->attachments,
+                  [&](const NodeEniAttachment& a) { return a.nodeId != options_.nodeName; });
+    if (auto own = records_.own().find(name); own != records_.own().end()) {
+      for (auto e : own->second.entries) {
+        e.nodeId = options_.nodeName;
+        n->attachments.push_back(std::move(e));
+      }
+      if (!own->second.reason.empty())
+        n->attachments.push_back(
+            {options_.nodeName, "", "", "", "", "", 0, 0, "failed", own->second.reason, ""});
+    }
+    in.nodeEnis.push_back(std::move(*n));
     in.specHashes[name] = specHashFor(objectField(object, "spec"));
   }
   in.recorded = recorded_;
@@ -143,6 +163,11 @@ bool EniManager::nothingHere(const std::vector<NodeEni>& nodeEnis,
 
 void EniManager::runPass(PassRunner::Done done) {
   takeRecords();
+  // This node's NodeENIAttachment objects are part of its records: no pass before they are read.
+  if (!records_.loaded()) {
+    loadRecords();
+    return done(false);
+  }
   auto pass = std::make_shared<Pass>();
   pass->in = snapshot();
   pass->done = std::move(done);
@@ -236,9 +261,7 @@ void EniManager::finish(const std::shared_ptr<Pass>& pass) {
     logWarn("NodeENI not satisfied on this node", {{"nodeeni", p.nodeEni}, {"reason", p.message}});
   }
   crashPoint("before-status");
-  writeStatus(record);
-  keepFinalizers(record);
-  pruneDeadNodes();
+  if (record.complete || pass->plan.kind == ObservationKind::NothingHere) keepBooks(record);
   reportProblems(record);
   if (!record.needWriteAhead.empty()) return recordWriteAhead(pass->done);
   pass->done(record.retry);
@@ -320,174 +343,10 @@ void EniManager::publishAttachments() {
   });
 }
 
-Json::Value EniManager::statusEntries(const ManagerRecord& record, const std::string& name) const {
-  Json::Value entries(Json::arrayValue);
-  for (const auto& a : record.attached) {
-    if (a.record.nodeEni != name) continue;
-    Json::Value e;
-    e["nodeID"] = options_.nodeName;
-    e["instanceID"] = instanceId_;
-    e["eniID"] = a.record.eniId;
-    e["attachmentID"] = a.record.attachmentId;
-    e["subnetID"] = a.subnetId;
-    e["deviceIndex"] = static_cast<Json::Int64>(a.record.deviceIndex);
-    if (a.mtu > 0) e["mtu"] = static_cast<Json::Int64>(a.mtu);
-    e["status"] = a.record.state;
-    entries.append(e);
-  }
-  for (const auto& p : record.problems) {
-    if (p.nodeEni != name) continue;
-    auto it = nodeEnis_.find(p.nodeEni);
-    Json::Value e;
-    e["nodeID"] = options_.nodeName;
-    e["deviceIndex"] = static_cast<Json::Int64>(
-        it == nodeEnis_.end() ? 1 : intField(objectField(it->second, "spec"), "deviceIndex", 1));
-    e["status"] = "failed";
-    e["message"] = p.message;
-    entries.append(e);
-  }
-  return entries;
-}
-
-void EniManager::writeStatus(const ManagerRecord& record) {
-  for (const auto& [name, object] : nodeEnis_) {
-    Json::Value entries = statusEntries(record, name);
-    if (appliedStatus_[name] == toJson(entries)) continue;
-    applyStatus(name, std::move(entries));
-  }
-}
-
-void EniManager::applyStatus(const std::string& name, Json::Value entries) {
-  const std::string text = toJson(entries);
-  Json::Value apply;
-  apply["apiVersion"] = "networking.k8s.aws/v1alpha1";
-  apply["kind"] = "NodeENI";
-  apply["metadata"]["name"] = name;
-  for (auto& e : entries) e["lastUpdated"] = nowRfc3339();
-  apply["status"]["attachments"] = entries;
-  ++kubeInFlight_;
-  kube_.patch(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, PatchType::Apply, apply,
-              PatchOptions{"eni-agent/" + options_.nodeName, true},
-              [this, name, text](Result<Json::Value> r) {
-                --kubeInFlight_;
-                if (r) {
-                  appliedStatus_[name] = text;
-                  auto& object = nodeEnis_[name];
-                  object["status"] = objectField(*r, "status");
-                  // Only a NodeENI being deleted may lose its finalizer now; a pass for any
-                  // other would only confirm what this one did.
-                  if (!stringField(objectField(object, "metadata"), "deletionTimestamp").empty())
-                    runner_.markDirty();
-                } else if (r.error().code != ErrorCode::NotFound) {
-                  logWarn("cannot write NodeENI status, will retry",
-                          {{"nodeeni", name}, {"error", r.error().describe()}});
-                }
-              });
-}
-
-void EniManager::keepFinalizers(const ManagerRecord& record) {
-  for (const auto& [name, object] : nodeEnis_) {
-    const Json::Value& meta = objectField(object, "metadata");
-    bool has = false;
-    for (const auto& f : arrayField(meta, "finalizers")) {
-      has = has || (f.isString() && f.asString() == kNodeEniFinalizer);
-    }
-    const bool deleting = !stringField(meta, "deletionTimestamp").empty();
-    const bool ours = std::any_of(record.attached.begin(), record.attached.end(),
-                                  [&](const Attached& a) { return a.record.nodeEni == name; });
-    bool want = has;
-    if (!deleting && ours && !has) want = true;
-    if (deleting && has && arrayField(objectField(object, "status"), "attachments").empty())
-      want = false;
-    if (want != has) updateFinalizer(name, want);
-  }
-}
-
-void EniManager::updateFinalizer(const std::string& name, bool want) {
-  const Json::Value& object = nodeEnis_[name];
-  const Json::Value& meta = objectField(object, "metadata");
-  Json::Value updated = object;
-  Json::Value list(Json::arrayValue);
-  for (const auto& f : arrayField(meta, "finalizers")) {
-    if (f.isString() && f.asString() != kNodeEniFinalizer) list.append(f);
-  }
-  if (want) list.append(kNodeEniFinalizer);
-  updated["metadata"]["finalizers"] = list;
-  const std::string sentVersion = stringField(meta, "resourceVersion");
-  ++kubeInFlight_;
-  kube_.update(ObjectRef{ResourceKind::nodeEnis(), "", name, ""}, updated,
-               [this, name, want, sentVersion](Result<Json::Value> r) {
-                 --kubeInFlight_;
-                 if (r) {
-                   logInfo(want ? "added the NodeENI finalizer" : "removed the NodeENI finalizer",
-                           {{"nodeeni", name}});
-                   // Keep what the server answered, unless a newer version came meanwhile: its
-                   // watch event then changes nothing that needs a pass.
-                   auto it = nodeEnis_.find(name);
-                   if (it != nodeEnis_.end() && stringField(objectField(it->second, "metadata"),
-                                                            "resourceVersion") == sentVersion) {
-                     it->second = *r;
-                   }
-                 } else if (r.error().code == ErrorCode::Conflict) {
-                   runner_.markDirty();  // the object moved on; the watch brings the new version
-                 }
-               });
-}
-
 void EniManager::crashPoint(const char* where) const {
   if (options_.crashPoint != where) return;
   logWarn("crash point reached, killing myself (test hook)", {{"point", where}});
   raise(SIGKILL);
-}
-
-void EniManager::pruneDeadNodes() {
-  // A NodeENI being deleted waits for every node's entries to go; a node whose Node object is gone
-  // will never remove its own, so any agent prunes them.
-  for (const auto& [name, object] : nodeEnis_) {
-    if (stringField(objectField(object, "metadata"), "deletionTimestamp").empty()) continue;
-    std::set<std::string> others;
-    for (const auto& a : arrayField(objectField(object, "status"), "attachments")) {
-      const std::string node = stringField(a, "nodeID");
-      if (!node.empty() && node != options_.nodeName) others.insert(node);
-    }
-    for (const auto& node : others) {
-      std::string key = name;
-      key.append("/").append(node);
-      if (pruning_.insert(std::move(key)).second) pruneNode(name, node);
-    }
-  }
-}
-
-void EniManager::pruneNode(const std::string& name, const std::string& node) {
-  const std::string key = name + "/" + node;
-  ++kubeInFlight_;
-  kube_.get(ObjectRef{ResourceKind::nodes(), "", node, ""}, [this, name, node,
-                                                             key](Result<Json::Value> r) {
-    --kubeInFlight_;
-    auto it = nodeEnis_.find(name);
-    if (r || r.error().code != ErrorCode::NotFound || it == nodeEnis_.end()) {
-      pruning_.erase(key);
-      return;
-    }
-    Json::Value updated = it->second;
-    Json::Value kept(Json::arrayValue);
-    for (const auto& a : arrayField(objectField(updated, "status"), "attachments")) {
-      if (stringField(a, "nodeID") != node) kept.append(a);
-    }
-    updated["status"]["attachments"] = kept;
-    ++kubeInFlight_;
-    kube_.update(
-        ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, updated,
-        [this, name, node, key](Result<Json::Value> done) {
-          --kubeInFlight_;
-          pruning_.erase(key);
-          if (done) {
-            logInfo("pruned a deleted node's NodeENI entries", {{"nodeeni", name}, {"node", node}});
-            nodeEnis_[name] = *done;
-          }
-          runner_.markDirty();
-        });
-  });
 }
 
 void EniManager::reportProblems(const ManagerRecord& record) {

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,8 +16,11 @@
 #include "agent/enimanager/eni_manager_pass.h"
 #include "agent/enimanager/eni_planner.h"
 #include "agent/enimanager/manager_worker.h"
+#include "agent/enimanager/nodeeni_bookkeeping.h"
 #include "agent/kube/event_recorder.h"
 #include "agent/kube/kube_api.h"
+#include "agent/kube/nodeeni_attachment_writer.h"
+#include "agent/kube/nodeeni_status_writer.h"
 #include "agent/kube/objects.h"
 #include "agent/kube/reflector.h"
 #include "agent/state/node_state.h"
@@ -55,8 +59,10 @@ struct EniManagerOptions {
 /// - apply: the ensure steps on the AWS worker, then the releases through EniLifecycle::release
 ///   (concurrently, on its own executor: the AWS worker and tagging never wait for a detach).
 /// - record (pure, recordManagerPass): the new records; the loop thread then stores its slice of
-///   the node state, hands MACs and MTUs to the LinkReconciler, writes this node's NodeENI status
-///   entries by server-side apply (field manager eni-agent/<node>) and keeps the finalizer.
+///   the node state, hands MACs and MTUs to the LinkReconciler, and keeps the books
+///   (planBookkeeping): this node's NodeENIAttachment object per NodeENI (never another node's,
+///   never a watch of them), the finalizer (asked for once, by a node with ENIs), and the
+///   deletion protocol (the finalizer goes when no node's object is left).
 /// A pass that leaves something to retry makes the next one read EC2.
 /// Loop thread only, but for the worker's part.
 class EniManager {
@@ -75,7 +81,12 @@ class EniManager {
   void start();
 
   const std::vector<AttachmentRecord>& attachments() const { return attachments_; }
-  bool idle() const { return runner_.idle() && kubeInFlight_ == 0 && events_.inFlight() == 0; }
+  bool idle() const {
+    return runner_.idle() && kubeInFlight_ == 0 && records_.inFlight() == 0 &&
+           status_.inFlight() == 0 && checking_.empty() && events_.inFlight() == 0;
+  }
+  /// This node's NodeENIAttachment writes (applies and deletes) so far.
+  std::uint64_t recordWrites() const { return records_.writes(); }
   std::uint64_t passes() const { return runner_.passes(); }
   /// Passes that confirmed the records against IMDS and read nothing from EC2.
   std::uint64_t confirmedPasses() const { return confirmedPasses_; }
@@ -100,13 +111,21 @@ class EniManager {
   /// Stores the write-ahead and ends the pass; the store's answer starts the next one.
   void recordWriteAhead(const PassRunner::Done& done);
   void warnOnce(const std::string& eniId, const char* message, const std::string& reason);
-  void writeStatus(const ManagerRecord& record);
-  Json::Value statusEntries(const ManagerRecord& record, const std::string& name) const;
-  void applyStatus(const std::string& name, Json::Value entries);
-  void keepFinalizers(const ManagerRecord& record);
-  void updateFinalizer(const std::string& name, bool want);
-  void pruneDeadNodes();
-  void pruneNode(const std::string& name, const std::string& node);
+  void loadRecords();
+  void keepBooks(const ManagerRecord& record);
+  BookkeepingInput bookkeepingInput(const ManagerRecord& record) const;
+  void writeRecord(NodeEniAttachmentObject object);
+  void removeRecord(const std::string& name);
+  void addFinalizer(const std::string& name);
+  void checkRemaining(const std::string& name);
+  void onRemaining(const std::string& name, const std::optional<NodeEniAttachmentObject>& found,
+                   std::optional<bool> nodeGone);
+  void checkNode(const std::string& name, const NodeEniAttachmentObject& found);
+  void pruneOrphan(const std::string& name, const NodeEniAttachmentObject& found);
+  void removeFinalizer(const std::string& name);
+  void dropOldEntries(const std::string& name);
+  std::optional<NodeEni> typedNodeEni(const std::string& name) const;
+  void retryBooks(const char* what, const std::string& name, const Error& error);
   void reportProblems(const ManagerRecord& record);
   void crashPoint(const char* where) const;
 
@@ -130,10 +149,19 @@ class EniManager {
   bool readEc2Next_ = false;  // the last pass left something to retry
   CreateWriteAhead writeAhead_;
   std::map<std::string, std::string> macOf_;             // ENI ID -> MAC
-  std::map<std::string, std::string> appliedStatus_;     // NodeENI -> the entries we last applied
   std::map<std::string, std::string> reportedProblems_;  // NodeENI -> the problem last reported
-  std::set<std::string> pruning_;                        // "nodeeni/node" checks in flight
-  std::set<std::string> refusedEnis_;                    // ENIs refused and warned about once
+  SystemClock clock_;
+  NodeEniAttachmentWriter records_;
+  NodeEniStatusWriter status_;
+  std::string nodeUid_;
+  bool loading_ = false;
+  // NodeENI -> the resourceVersion at which this node asked for the finalizer / checked what
+  // remains of a deletion: once per version, so a fleet does not repeat them.
+  std::map<std::string, std::string> finalizerTriedAt_;
+  std::map<std::string, std::string> remainingCheckedAt_;
+  std::set<std::string> removedOwn_;   // NodeENIs whose object this node removed in this run
+  std::set<std::string> checking_;     // deletion checks in flight
+  std::set<std::string> refusedEnis_;  // ENIs refused and warned about once
   // Records published besides attachments_: ENIs whose release has not finished, or after a
   // pass that stopped early, every record it left unchanged.
   std::vector<AttachmentRecord> heldRecords_;

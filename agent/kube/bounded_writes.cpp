@@ -25,6 +25,11 @@ void BoundedWrites::update(const ObjectRef& ref, const Json::Value& object,
       std::move(done));
 }
 
+void BoundedWrites::remove(const ObjectRef& ref, Callback<Json::Value> done) {
+  submit([this, ref](Callback<Json::Value> cb) { inner_.remove(ref, std::move(cb)); },
+         std::move(done));
+}
+
 void BoundedWrites::submit(Send send, Callback<Json::Value> done) {
   if (inFlight_ < limit_) return start(send, std::move(done));
   queue_.emplace_back(std::move(send), std::move(done));

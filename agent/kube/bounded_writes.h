@@ -8,8 +8,8 @@
 
 namespace eni {
 
-/// A KubeApi that keeps at most `limit` writes (patch, create, update) in flight on `inner` and
-/// queues the rest in order. A node agent that sends hundreds at once (110 pods synced in one
+/// A KubeApi that keeps at most `limit` writes (patch, create, update, remove) in flight on `inner`
+/// and queues the rest in order. A node agent that sends hundreds at once (110 pods synced in one
 /// pass: last-applied, condition and event each) only meets the API server's in-flight limit
 /// (HTTP 429) and crowds out other clients. Reads and watches pass straight through. Loop
 /// thread only, like the client it wraps.
@@ -34,6 +34,7 @@ class BoundedWrites final : public KubeApi {
              const PatchOptions& options, Callback<Json::Value> done) override;
   void create(const ObjectRef& ref, const Json::Value& object, Callback<Json::Value> done) override;
   void update(const ObjectRef& ref, const Json::Value& object, Callback<Json::Value> done) override;
+  void remove(const ObjectRef& ref, Callback<Json::Value> done) override;
 
   std::size_t inFlight() const { return inFlight_; }
   std::size_t queued() const { return queue_.size(); }

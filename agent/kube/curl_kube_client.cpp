@@ -175,7 +175,9 @@ void CurlKubeClient::listPage(const ResourceKind& kind, const std::string& ns,
                               const ListOptions& options, const std::string& continueToken,
                               const std::shared_ptr<ObjectList>& acc, Callback<ObjectList> done) {
   std::string path = collectionPath(kind, ns) + query(options);
-  path += path.find('?') == std::string::npos ? "?limit=500" : "&limit=500";
+  const int limit = options.limit > 0 ? options.limit : 500;
+  path += path.find('?') == std::string::npos ? "?limit=" : "&limit=";
+  path += std::to_string(limit);
   if (!continueToken.empty()) path += "&continue=" + percentEncode(continueToken);
   auto r = request("GET", path);
   if (!r) {
@@ -192,7 +194,11 @@ void CurlKubeClient::listPage(const ResourceKind& kind, const std::string& ns,
          const Json::Value& meta = objectField(*page, "metadata");
          acc->resourceVersion = stringField(meta, "resourceVersion");
          const std::string next = stringField(meta, "continue");
-         if (next.empty()) {
+         if (options.limit > 0) {
+           acc->more = !next.empty();
+           acc->remainingItemCount = intField(meta, "remainingItemCount", acc->more ? -1 : 0);
+         }
+         if (next.empty() || options.limit > 0) {
            done(std::move(*acc));
            return;
          }
@@ -334,6 +340,12 @@ void CurlKubeClient::create(const ObjectRef& ref, const Json::Value& object,
   if (!r) return done(fail(r.error()));
   r->headers.push_back("Content-Type: application/json");
   r->body = toJson(object);
+  send(std::move(*r), std::move(done));
+}
+
+void CurlKubeClient::remove(const ObjectRef& ref, Callback<Json::Value> done) {
+  auto r = request("DELETE", objectPath(ref));
+  if (!r) return done(fail(r.error()));
   send(std::move(*r), std::move(done));
 }
 

@@ -51,6 +51,7 @@ class CurlKubeClient final : public KubeApi {
              const PatchOptions& options, Callback<Json::Value> done) override;
   void create(const ObjectRef& ref, const Json::Value& object, Callback<Json::Value> done) override;
   void update(const ObjectRef& ref, const Json::Value& object, Callback<Json::Value> done) override;
+  void remove(const ObjectRef& ref, Callback<Json::Value> done) override;
 
   /// GET of a raw path such as /version; the body is returned as JSON.
   void getPath(const std::string& path, Callback<Json::Value> done);

@@ -25,6 +25,9 @@ struct ResourceKind {
   static ResourceKind nodeEnis() {
     return {"/apis/networking.k8s.aws/v1alpha1", "nodeenis", false};
   }
+  static ResourceKind nodeEniAttachments() {
+    return {"/apis/networking.k8s.aws/v1alpha1", "nodeeniattachments", false};
+  }
 };
 
 /// One object, or a subresource of it ("status").
@@ -40,11 +43,18 @@ struct ListOptions {
   std::string labelSelector;
   std::string resourceVersion;  // watch: the version to start after
   int timeoutSeconds = 0;       // watch: server-side stream lifetime; 0 picks 5-10 minutes
+  /// list: > 0 asks for one page of at most `limit` items and follows no `continue` (a count or
+  /// an existence check that must not read a whole collection); 0 reads every page.
+  int limit = 0;
 };
 
 struct ObjectList {
   std::vector<Json::Value> items;
   std::string resourceVersion;
+  /// With ListOptions::limit: how many more items the API server counted past the page (its
+  /// metadata.remainingItemCount), -1 when it did not say (then `more` still tells).
+  std::int64_t remainingItemCount = -1;
+  bool more = false;  // with ListOptions::limit: the page had a `continue` token
 };
 
 /// Opened carries no object: the API server accepted the watch (its answer's headers are in), so
@@ -104,6 +114,9 @@ class KubeApi {
   /// Replaces `object` (PUT); metadata.resourceVersion makes it conditional.
   virtual void update(const ObjectRef& ref, const Json::Value& object,
                       Callback<Json::Value> done) = 0;
+  /// Deletes `ref` (DELETE); answers what the API server returned (the object or a Status).
+  /// NotFound when it is already gone.
+  virtual void remove(const ObjectRef& ref, Callback<Json::Value> done) = 0;
 };
 
 }  // namespace eni

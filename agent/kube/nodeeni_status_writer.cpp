@@ -101,6 +101,27 @@ void NodeEniStatusWriter::pruneNode(const NodeEni& nodeEni, const std::string& d
                });
 }
 
+void NodeEniStatusWriter::markAttachmentsRecorded(const std::string& name, Callback<NodeEni> done) {
+  Json::Value condition;
+  condition["type"] = kAttachmentsRecordedCondition;
+  condition["status"] = "True";
+  condition["reason"] = "NodeENIAttachments";
+  condition["message"] =
+      "status.attachments is not written: each node records its attachments in its own "
+      "NodeENIAttachment object (kubectl get nodeeniattachments "
+      "--field-selector spec.nodeENI=" +
+      name + ")";
+  condition["lastTransitionTime"] = formatTimestamp(clock_.wallSeconds());
+  Json::Value apply;
+  apply["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  apply["kind"] = "NodeENI";
+  apply["metadata"]["name"] = name;
+  apply["status"]["conditions"].append(condition);
+  ++inFlight_;
+  kube_.patch(nodeEniRef(name, "status"), PatchType::Apply, apply, PatchOptions{"eni-agent", true},
+              decodeAnswer(std::move(done)));
+}
+
 Callback<Json::Value> NodeEniStatusWriter::decodeAnswer(Callback<NodeEni> done) {
   return [this, done = std::move(done)](Result<Json::Value> answer) {
     --inFlight_;

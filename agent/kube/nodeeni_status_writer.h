@@ -12,6 +12,10 @@
 
 namespace eni {
 
+/// The NodeENI status condition that points readers of status.attachments to the per-node
+/// NodeENIAttachment objects.
+inline constexpr const char* kAttachmentsRecordedCondition = "AttachmentsRecorded";
+
 /// One node agent's writes to NodeENIs: its own entries of status.attachments, the NodeENI
 /// finalizer, and the removal of a dead node's entries, from typed inputs. Each call that sends
 /// runs `done` once with the NodeENI as the API server answered it (decoded; Internal when the
@@ -49,6 +53,13 @@ class NodeEniStatusWriter {
   /// dropped and every other entry sent back as it was, conditional on its resourceVersion.
   /// Invalid when nodeEni has no source.
   void pruneNode(const NodeEni& nodeEni, const std::string& deadNode, Callback<NodeEni> done);
+
+  /// Says in NodeENI `name`'s status that per-node attachments are recorded elsewhere: the
+  /// condition kAttachmentsRecordedCondition (status True, reason "NodeENIAttachments", a
+  /// message naming the NodeENIAttachment objects and how to list them), by server-side apply
+  /// of the status subresource under field manager "eni-agent" (forced), so any agent may write
+  /// it again. status.attachments is left as it is: agents no longer write it.
+  void markAttachmentsRecorded(const std::string& name, Callback<NodeEni> done);
 
   /// Writes sent and not yet answered: part of a caller's idle().
   std::size_t inFlight() const { return inFlight_; }

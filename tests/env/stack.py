@@ -388,7 +388,8 @@ def bootstrap_kube(d, st):
     # below. tests/integration/admission_policy_test.cpp applies it for a ServiceAccount of its own.
     kubectl(st, "apply", "-k", os.path.join(ROOT, "daemonset"),
             "--selector", "eni-agent.io/component!=admission-policy")
-    kubectl(st, "wait", "--for=condition=Established", "crd/nodeenis.networking.k8s.aws", "--timeout=60s")
+    kubectl(st, "wait", "--for=condition=Established", "crd/nodeenis.networking.k8s.aws",
+            "crd/nodeeniattachments.networking.k8s.aws", "--timeout=60s")
     token = kubectl(st, "create", "token", AGENT_SA, "-n", AGENT_NS, "--duration=48h").strip()
     token_file = os.path.join(d, "agent.token")
     with open(token_file, "w") as f:

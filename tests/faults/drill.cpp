@@ -9,6 +9,7 @@
 #include "agent/enimanager/eni_planner.h"
 #include "agent/http/blocking_http_client.h"
 #include "agent/kube/kube_config.h"
+#include "agent/kube/nodeeni_attachment_writer.h"
 #include "agent/kube/objects.h"
 #include "agent/tagger/tagger.h"
 #include "tests/support/eventually.h"
@@ -143,12 +144,22 @@ Result<NodeEni> Drill::getNodeEni(const std::string& name) {
 }
 
 std::vector<NodeEniAttachment> Drill::statusOf(const std::string& name) {
+  // This node's NodeENIAttachment object (agents no longer write status.attachments).
   std::vector<NodeEniAttachment> out;
-  if (auto neni = getNodeEni(name)) {
-    for (const auto& a : neni->attachments) {
-      if (a.nodeId == node_) out.push_back(a);
-    }
+  auto r = call([&](auto done) {
+    admin_->get(
+        ObjectRef{ResourceKind::nodeEniAttachments(), "", nodeEniAttachmentName(name, node_), ""},
+        done);
+  });
+  if (!r) return out;
+  auto record = decodeNodeEniAttachment(*r);
+  if (!record) return out;
+  for (auto a : record->entries) {
+    a.nodeId = node_;
+    out.push_back(a);
   }
+  if (!record->reason.empty())
+    out.push_back({node_, "", "", "", "", "", 0, 0, "failed", record->reason, ""});
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
+#include "agent/kube/nodeeni_attachment_writer.h"
 #include "agent/kube/objects.h"
 #include "tests/support/admission_policy.h"
 #include "tests/support/eventually.h"
@@ -172,6 +173,52 @@ class AdmissionPolicyTest : public ::testing::Test {
   std::string nodeA_;
   std::string nodeB_;
 };
+
+// NodeENIAttachments, written by the agent's own writer: its node's, yes; another node's (a
+// forged spec.nodeName, or moving one of its objects to another node), no; deleting another
+// node's (the dead-node prune), yes.
+TEST_F(AdmissionPolicyTest, ItsOwnNodesNodeEniAttachmentsOnly) {
+  SystemClock clock;
+  auto write = [&](NodeEniAttachmentWriter& w, const std::string& nodeEni) {
+    NodeEniAttachmentObject o;
+    o.nodeEni = nodeEni;
+    o.nodeEniUid = "uid-" + nodeEni;
+    o.entries.push_back(
+        NodeEniAttachment{"", "", "eni-0adm", "", "", "", 1, 0, "attached", "", ""});
+    return await<Json::Value>(loop_, [&](auto done) {
+      w.apply(o, [done](Result<void> r) {
+        done(r ? Result<Json::Value>(Json::Value()) : fail(r.error()));
+      });
+    });
+  };
+  NodeEniAttachmentWriter own(*agent_, clock, nodeA_);
+  auto mine = write(own, ns_);
+  ASSERT_TRUE(mine) << mine.error().describe();
+  NodeEniAttachmentWriter forged(*agent_, clock, nodeB_);
+  expectRefused(write(forged, ns_), "another node's NodeENIAttachment");
+  Json::Value move;
+  move["spec"]["nodeName"] = nodeB_;
+  expectRefused(patch(*agent_,
+                      ObjectRef{ResourceKind::nodeEniAttachments(), "",
+                                nodeEniAttachmentName(ns_, nodeA_), ""},
+                      PatchType::Merge, move),
+                "moving its object to another node");
+  // Node B's object, as its own agent wrote it; node A's agent may delete it (a dead node's).
+  NodeEniAttachmentWriter asAdmin(*admin_, clock, nodeB_);
+  ASSERT_TRUE(write(asAdmin, ns_ + "-b"));
+  auto pruned = await<Json::Value>(loop_, [&](auto done) {
+    agent_->remove(ObjectRef{ResourceKind::nodeEniAttachments(), "",
+                             nodeEniAttachmentName(ns_ + "-b", nodeB_), ""},
+                   done);
+  });
+  EXPECT_TRUE(pruned) << pruned.error().describe();
+  auto gone = await<Json::Value>(loop_, [&](auto done) {
+    agent_->remove(
+        ObjectRef{ResourceKind::nodeEniAttachments(), "", nodeEniAttachmentName(ns_, nodeA_), ""},
+        done);
+  });
+  EXPECT_TRUE(gone) << gone.error().describe();
+}
 
 TEST_F(AdmissionPolicyTest, ItsOwnNodesStateAnnotationOnly) {
   auto own = patch(*agent_, node(nodeA_), PatchType::Merge, statePatch(R"({"v":1})"));

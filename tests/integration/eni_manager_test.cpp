@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -22,6 +23,7 @@
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
 #include "agent/kube/node_view.h"
+#include "agent/kube/nodeeni_attachment_writer.h"
 #include "agent/state/node_state.h"
 #include "ec2/curl_ec2_client.h"
 #include "ec2/curl_imds.h"
@@ -31,6 +33,7 @@
 #include "tests/support/netns_fixture.h"
 #include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
+#include "tests/support/virtual_node.h"
 
 namespace eni {
 namespace {
@@ -39,6 +42,7 @@ using testing::await;
 using testing::TestStack;
 
 using testing::StaticCredentials;
+using testing::VirtualNode;
 
 // The agent's log lines while it lives (the manager logs from its worker thread too).
 class LogCapture {
@@ -287,6 +291,58 @@ class EniManagerTest : public ::testing::Test {
     return decodeNodeEni(*r);
   }
 
+  // Every node's NodeENIAttachment objects of NodeENI `name`, as a person finds them
+  // (kubectl get nodeeniattachments --field-selector spec.nodeENI=<name>).
+  std::vector<NodeEniAttachmentObject> recordsOf(const std::string& name) {
+    auto r = await<ObjectList>(loop_, [&](auto done) {
+      ListOptions o;
+      o.fieldSelector = "spec.nodeENI=" + name;
+      admin_->list(ResourceKind::nodeEniAttachments(), "", o, done);
+    });
+    EXPECT_TRUE(r) << r.error().describe();
+    std::vector<NodeEniAttachmentObject> out;
+    for (const auto& item : r ? r->items : std::vector<Json::Value>{}) {
+      auto o = decodeNodeEniAttachment(item);
+      EXPECT_TRUE(o);
+      if (o) out.push_back(*o);
+    }
+    return out;
+  }
+  // Those objects' entries, each with its node as nodeId, and a "failed" entry with the reason of
+  // an object that has one: the per-node status that status.attachments used to hold.
+  std::vector<NodeEniAttachment> entriesOf(const std::string& name) {
+    std::vector<NodeEniAttachment> out;
+    for (const auto& o : recordsOf(name)) {
+      for (auto e : o.entries) {
+        e.nodeId = o.nodeName;
+        out.push_back(e);
+      }
+      if (!o.reason.empty()) {
+        NodeEniAttachment failed;
+        failed.nodeId = o.nodeName;
+        failed.status = "failed";
+        failed.message = o.reason;
+        out.push_back(failed);
+      }
+    }
+    return out;
+  }
+  // The NodeENI carries no per-node entry (agents do not write status.attachments) and, once a
+  // node added the finalizer, the condition that says where they are.
+  void expectPointerNotEntries(const std::string& name) {
+    Json::Value raw;
+    auto n = getNodeEni(name, &raw);
+    ASSERT_TRUE(n);
+    EXPECT_TRUE(n->attachments.empty()) << toJson(raw);
+    bool condition = false;
+    for (const auto& c : arrayField(objectField(raw, "status"), "conditions")) {
+      condition =
+          condition || (stringField(c, "type") == kAttachmentsRecordedCondition &&
+                        stringField(c, "message").find("nodeeniattachments") != std::string::npos);
+    }
+    EXPECT_TRUE(condition) << toJson(raw);
+  }
+
   EventLoop loop_;
   HttpClient http_{loop_};
   std::unique_ptr<CurlKubeClient> admin_;
@@ -386,23 +442,32 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   EXPECT_EQ(macs, (std::set<std::string>{enis[0].macAddress, enis[1].macAddress}))
       << "the record carries each ENI's MAC, so readers find its link by MAC";
 
-  Json::Value raw;
-  auto status = getNodeEni("multi-subnet-eni", &raw);
+  // This node's status: one NodeENIAttachment object with both ENIs; the NodeENI holds the
+  // finalizer and a pointer to the objects, no per-node entry.
+  auto records = recordsOf("multi-subnet-eni");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].name, "multi-subnet-eni." + node);
+  EXPECT_EQ(records[0].nodeName, node);
+  EXPECT_EQ(records[0].phase(), "Attached");
+  ASSERT_EQ(records[0].entries.size(), 2u);
+  for (const auto& e : records[0].entries) EXPECT_EQ(e.mtu, 9000);
+  auto status = getNodeEni("multi-subnet-eni");
   ASSERT_TRUE(status);
-  EXPECT_EQ(status->attachments.size(), 2u);
-  for (const auto& a : status->attachments) EXPECT_EQ(a.nodeId, node);
+  EXPECT_EQ(records[0].nodeEniUid, status->meta.uid);
   EXPECT_NE(
       std::find(status->meta.finalizers.begin(), status->meta.finalizers.end(), kNodeEniFinalizer),
       status->meta.finalizers.end());
+  expectPointerNotEntries("multi-subnet-eni");
+  // Creating the object, and the link states changing after: one write (the entries record what
+  // EC2 attached; the link state is the node state's).
+  EXPECT_EQ(agent.manager.recordWrites(), 1u);
 
-  // The node stops matching: both ENIs are detached and deleted, and its entries go.
+  // The node stops matching: both ENIs are detached and deleted, and its object goes.
   setLabel(node, "ng", Json::Value());
   ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().empty(); }));
   ASSERT_TRUE(agent.settle());
   EXPECT_TRUE(enisOf("multi-subnet-eni", node).empty());
-  status = getNodeEni("multi-subnet-eni");
-  ASSERT_TRUE(status);
-  EXPECT_TRUE(status->attachments.empty());
+  EXPECT_TRUE(recordsOf("multi-subnet-eni").empty());
 
   // Deleting the NodeENI: the finalizer clears and the object goes.
   auto del = testing::runProcess({stack.kubectl, "--kubeconfig", stack.adminKubeconfig, "delete",
@@ -414,6 +479,9 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   }));
 }
 
+// A node that died for good (its Node object is gone, its agent too) left its NodeENIAttachment
+// and, from an older agent, a status entry. No garbage collector runs on the test stack, so the
+// live node that takes part in the deletion prunes the dead node's object: the deletion completes.
 TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
   const std::string name = "dead-node-eni";
   Json::Value neni;
@@ -421,12 +489,13 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
   neni["kind"] = "NodeENI";
   neni["metadata"]["name"] = name;
   neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
-  neni["spec"]["nodeSelector"]["ng"] = "nobody-matches";
-  neni["spec"]["subnetID"] = TestStack::get().subnetB;
+  neni["spec"]["nodeSelector"]["ng"] = "dead-node-test";
+  neni["spec"]["subnetName"] = "no-such-subnet";  // the live node gets a problem, no ENI
   ASSERT_TRUE(call([&](auto done) {
     admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
   }));
-  // A node that had an ENI for it, then died for good (its Node object is gone, its agent too).
+  auto created = getNodeEni(name);
+  ASSERT_TRUE(created);
   Json::Value ghost;
   ghost["apiVersion"] = "networking.k8s.aws/v1alpha1";
   ghost["kind"] = "NodeENI";
@@ -438,9 +507,38 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
     admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, PatchType::Apply, ghost,
                   PatchOptions{"eni-agent/ghost-node", true}, done);
   }));
-  createNode("nm-alive", {});
+  NodeEniAttachmentWriter dead(*admin_, clock_, "ghost-node");
+  NodeEniAttachmentObject o;
+  o.nodeEni = name;
+  o.nodeEniUid = created->meta.uid;
+  o.entries.push_back(
+      NodeEniAttachment{"", "", "eni-0ghost", "", "", "", 1, 0, "attached", "", ""});
+  ASSERT_TRUE(call([&](auto done) {
+    dead.apply(o, [done](Result<void> r) {
+      done(r ? Result<Json::Value>(Json::Value()) : fail(r.error()));
+    });
+  }));
+  // The live node's own entry, as the agent before NodeENIAttachments wrote it: the upgraded agent
+  // takes it out (its old field manager), and leaves the dead node's alone.
+  Json::Value before = ghost;
+  before["status"]["attachments"][0]["nodeID"] = "nm-alive";
+  before["status"]["attachments"][0]["eniID"] = "eni-0before";
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, PatchType::Apply, before,
+                  PatchOptions{"eni-agent/nm-alive", true}, done);
+  }));
+  createNode("nm-alive", {{"ng", "dead-node-test"}});
   ManagerAgent agent("nm-alive", ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] { return recordsOf(name).size() == 2; }));
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto n = getNodeEni(name);
+    return n && n->attachments.size() == 1;
+  })) << "the upgraded agent's old entry is gone";
   ASSERT_TRUE(agent.settle());
+  auto legacy = getNodeEni(name);
+  ASSERT_TRUE(legacy);
+  ASSERT_EQ(legacy->attachments.size(), 1u);
+  EXPECT_EQ(legacy->attachments[0].nodeId, "ghost-node");
   auto del = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
                                   TestStack::get().adminKubeconfig, "delete", "nodeeni", name,
                                   "--wait=false"});
@@ -448,7 +546,8 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
   ASSERT_TRUE(agent.runUntil([&] {
     auto r = getNodeEni(name);
     return !r && r.error().code == ErrorCode::NotFound;
-  })) << "the dead node's entry was pruned and the finalizer removed";
+  })) << "the dead node's object was pruned and the finalizer removed";
+  EXPECT_TRUE(recordsOf(name).empty());
 }
 
 TEST_F(EniManagerTest, AnUnknownSubnetNameIsAWarningAndAStatusEntryAndNothingElse) {
@@ -465,18 +564,17 @@ TEST_F(EniManagerTest, AnUnknownSubnetNameIsAWarningAndAStatusEntryAndNothingEls
   }));
   TestStack::get().controlHttp("POST", TestStack::get().ec2ProxyEndpoint + "/_proxy/reset");
   ManagerAgent agent(node, ns_->path());
-  ASSERT_TRUE(agent.runUntil([&] {
-    auto r = getNodeEni("unknown-subnet-eni");
-    return r && !r->attachments.empty();
-  }));
+  ASSERT_TRUE(agent.runUntil([&] { return !entriesOf("unknown-subnet-eni").empty(); }));
   ASSERT_TRUE(agent.settle());
+  auto records = recordsOf("unknown-subnet-eni");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].phase(), "Failed");
+  EXPECT_TRUE(records[0].entries.empty());
+  EXPECT_NE(records[0].reason.find("Name=no-such-subnet"), std::string::npos) << records[0].reason;
   auto status = getNodeEni("unknown-subnet-eni");
   ASSERT_TRUE(status);
-  ASSERT_EQ(status->attachments.size(), 1u);
-  EXPECT_EQ(status->attachments[0].status, "failed");
-  Json::Value raw;
-  ASSERT_TRUE(getNodeEni("unknown-subnet-eni", &raw));
-  EXPECT_NE(toJson(raw).find("Name=no-such-subnet"), std::string::npos) << toJson(raw);
+  EXPECT_TRUE(status->attachments.empty());
+  EXPECT_TRUE(status->meta.finalizers.empty()) << "no ENI on any node: nothing to clean up";
   auto events = await<ObjectList>(loop_, [&](auto done) {
     ListOptions o;
     o.fieldSelector = "involvedObject.name=unknown-subnet-eni";
@@ -628,13 +726,11 @@ TEST_F(EniManagerTest, ASecurityGroupOfAnotherVpcIsAProblemNotACreate) {
     admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
   }));
   ManagerAgent agent(node, ns_->path());
-  ASSERT_TRUE(agent.runUntil([&] {
-    auto r = getNodeEni("other-vpc-eni");
-    return r && !r->attachments.empty();
-  }));
-  Json::Value raw;
-  ASSERT_TRUE(getNodeEni("other-vpc-eni", &raw));
-  EXPECT_NE(toJson(raw).find("is in " + vpcId), std::string::npos) << toJson(raw);
+  ASSERT_TRUE(agent.runUntil([&] { return !entriesOf("other-vpc-eni").empty(); }));
+  auto entries = entriesOf("other-vpc-eni");
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].status, "failed");
+  EXPECT_NE(entries[0].message.find("is in " + vpcId), std::string::npos) << entries[0].message;
   EXPECT_TRUE(enisOf("other-vpc-eni", node).empty());
 }
 
@@ -837,6 +933,152 @@ TEST_F(EniManagerTest, NodeStateRecordsOfAnotherInstanceAreIgnored) {
   removeForged(forged);
 }
 
+// Several nodes on one NodeENI: the real agent (node A, real ENI in moto) and three more nodes that
+// run the agent's own bookkeeping code (VirtualNode) under the agent's ServiceAccount, plus a node
+// that died (its object is there, its Node is not). Each node writes only its own
+// NodeENIAttachment; none of those writes reaches an agent's NodeENI watch; agents may not watch
+// the objects at all; the finalizer is added once; and the deletion completes only when the last
+// live node has cleaned up, the dead node's object pruned on the way.
+TEST_F(EniManagerTest, NodesRecordInTheirOwnObjectsAndTheLastOneEndsTheDeletion) {
+  const auto& stack = TestStack::get();
+  const std::string name = "fleet-eni";
+  const std::string nodeA = "nm-fleet-a";
+  createNode(nodeA, {{"fleet", "yes"}});
+  const std::vector<std::string> others = {"nm-fleet-b1", "nm-fleet-b2", "nm-fleet-b3"};
+  for (const auto& n : others) createNode(n, {{"fleet", "yes"}});
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = name;
+  neni["spec"]["nodeSelector"]["fleet"] = "yes";
+  neni["spec"]["subnetID"] = stack.subnetC;
+  neni["spec"]["deviceIndex"] = 70;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  CurlKubeClient agentKube(http_, *loadKubeconfig(stack.agentKubeconfig));
+  // What one more agent's NodeENI watch receives from here on: every event about this NodeENI.
+  auto start = getNodeEni(name);
+  ASSERT_TRUE(start);
+  int events = 0;
+  std::size_t bytes = 0;
+  ListOptions from;
+  from.resourceVersion = start->meta.resourceVersion;
+  from.fieldSelector = "metadata.name=" + name;
+  const WatchId watch = agentKube.watch(
+      ResourceKind::nodeEnis(), "", from,
+      [&](WatchEvent e) {
+        if (e.type == WatchEventType::Added || e.type == WatchEventType::Modified ||
+            e.type == WatchEventType::Deleted) {
+          ++events;
+          bytes += toJson(e.object).size();
+        }
+      },
+      [](Result<void>) {});
+  auto drain = [&] { loop_.runUntil([] { return false; }, Duration(1500)); };
+
+  // Agents may not watch NodeENIAttachments: RBAC grants no watch.
+  auto refused = await<ObjectList>(loop_, [&](auto done) {
+    agentKube.watch(
+        ResourceKind::nodeEniAttachments(), "", {}, [](WatchEvent) {},
+        [done](Result<void> r) { done(r ? Result<ObjectList>(ObjectList{}) : fail(r.error())); });
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::Permission) << refused.error().describe();
+
+  {
+    ManagerAgent agent(nodeA, ns_->path());
+    ASSERT_TRUE(agent.runUntil([&] { return recordsOf(name).size() == 1; }));
+    ASSERT_TRUE(agent.settle());
+    drain();
+    // Node A's rollout: its object, the finalizer and the condition.
+    EXPECT_EQ(agent.manager.recordWrites(), 1u);
+    const int afterA = events;
+    EXPECT_LE(afterA, 2) << "the finalizer and the condition, each once";
+    auto withFinalizer = getNodeEni(name);
+    ASSERT_TRUE(withFinalizer);
+    EXPECT_EQ(std::count(withFinalizer->meta.finalizers.begin(),
+                         withFinalizer->meta.finalizers.end(), kNodeEniFinalizer),
+              1);
+    expectPointerNotEntries(name);
+
+    // Three more nodes record theirs, from the version they saw before the finalizer: each asks
+    // for it once and is refused; none of their writes reaches the NodeENI watch.
+    std::vector<std::unique_ptr<VirtualNode>> nodes;
+    for (const auto& n : others) {
+      auto node = call([&](auto done) {
+        admin_->get(ObjectRef{ResourceKind::nodes(), "", n, ""}, done);
+      });
+      ASSERT_TRUE(node);
+      nodes.push_back(std::make_unique<VirtualNode>(
+          agentKube, clock_, n, stringField(objectField(*node, "metadata"), "uid"), false));
+      NodeEniAttachment e;
+      e.eniId = "eni-0fleet" + n.substr(n.size() - 2);
+      e.attachmentId = "eni-attach-0fleet";
+      e.subnetId = stack.subnetC;
+      e.deviceIndex = 70;
+      e.status = "attached";
+      bool recorded = false;
+      nodes.back()->record(*start, {e}, [&](bool ok) { recorded = ok; });
+      ASSERT_TRUE(loop_.runUntil([&] { return recorded; }, Duration(30000)));
+      EXPECT_EQ(nodes.back()->writes(), 2u) << "its object and one (refused) finalizer try";
+    }
+    drain();
+    EXPECT_EQ(events, afterA) << "other nodes' records never reach an agent's NodeENI watch";
+    auto finalizers = getNodeEni(name)->meta.finalizers;
+    EXPECT_EQ(std::count(finalizers.begin(), finalizers.end(), kNodeEniFinalizer), 1);
+    EXPECT_EQ(recordsOf(name).size(), 4u);
+    for (const auto& r : recordsOf(name)) {
+      EXPECT_LT(r.entries.size(), 2u);
+    }
+
+    // A node that died: its object stays, its Node is gone (no garbage collector runs here).
+    NodeEniAttachmentWriter ghost(*admin_, clock_, "nm-fleet-ghost");
+    NodeEniAttachmentObject o;
+    o.nodeEni = name;
+    o.nodeEniUid = start->meta.uid;
+    o.entries.push_back(
+        NodeEniAttachment{"", "", "eni-0ghost", "", "", "", 70, 0, "attached", "", ""});
+    ASSERT_TRUE(call([&](auto done) {
+      ghost.apply(o, [done](Result<void> r) {
+        done(r ? Result<Json::Value>(Json::Value()) : fail(r.error()));
+      });
+    }));
+
+    // Delete: node A releases its ENI, deletes its object, finds the others' and waits.
+    auto del = testing::runProcess({stack.kubectl, "--kubeconfig", stack.adminKubeconfig, "delete",
+                                    "nodeeni", name, "--wait=false"});
+    ASSERT_EQ(del.status, 0) << del.err;
+    ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().empty(); }));
+    ASSERT_TRUE(agent.settle());
+    EXPECT_TRUE(enisOf(name, nodeA).empty());
+    EXPECT_EQ(recordsOf(name).size(), 4u) << "three live nodes and the dead one";
+    ASSERT_TRUE(getNodeEni(name)) << "not before every node cleaned up";
+
+    auto deleting = getNodeEni(name);
+    ASSERT_TRUE(deleting);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      std::optional<bool> removed;
+      nodes[i]->cleanUp(*deleting, [&](bool r) { removed = r; });
+      ASSERT_TRUE(loop_.runUntil([&] { return removed.has_value(); }, Duration(30000)));
+      const bool last = i + 1 == nodes.size();
+      EXPECT_EQ(*removed, last) << others[i];
+      if (!last) {
+        ASSERT_TRUE(getNodeEni(name)) << "still waiting after " << others[i];
+      }
+    }
+    EXPECT_TRUE(recordsOf(name).empty()) << "the dead node's object was pruned by the last node";
+    auto gone = getNodeEni(name);
+    EXPECT_TRUE(!gone && gone.error().code == ErrorCode::NotFound);
+    // Deletion: each deletes its object; the last one also the dead node's, and the finalizer.
+    EXPECT_EQ(nodes[0]->writes(), 3u);
+    EXPECT_EQ(nodes[1]->writes(), 3u);
+    EXPECT_EQ(nodes[2]->writes(), 5u);
+  }
+  agentKube.cancelWatch(watch);
+  std::cout << "[ figures  ] NodeENI watch events " << events << ", bytes " << bytes << "\n";
+}
+
 // The many nodes no NodeENI selects cost nothing: no EC2 read when the agent starts (so a
 // restart is free), and no pass at all when another node's agent writes its status entry (each
 // such write reaches every agent in the fleet).
@@ -938,10 +1180,8 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
   // late in a run: a bound of 120 s, like the crash point's.
   bool converged = false;
   for (int i = 0; i < 1200 && !converged; ++i) {
-    auto status = getNodeEni(name);
-    converged = status && status->attachments.size() == 1 &&
-                !status->attachments[0].eniId.empty() &&
-                status->attachments[0].status == "attached";
+    auto entries = entriesOf(name);
+    converged = entries.size() == 1 && !entries[0].eniId.empty() && entries[0].status == "attached";
     if (!converged) usleep(100000);
   }
   ASSERT_TRUE(converged) << agent.output();
@@ -949,7 +1189,7 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
   ASSERT_EQ(enis.size(), 1u) << "no duplicate, no leak";
   ASSERT_TRUE(enis[0].attachment);
   EXPECT_EQ(enis[0].attachment->instanceId, stack.instanceId);
-  EXPECT_EQ(getNodeEni(name)->attachments[0].eniId, enis[0].id);
+  EXPECT_EQ(entriesOf(name)[0].eniId, enis[0].id);
   const std::string eniId = enis[0].id;
 
   // A warm restart: the node state records the attachment (and the instance's other ENIs as
@@ -974,6 +1214,16 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
         TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
   };
   TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  auto recordVersion = [&] {
+    auto o = call([&](auto done) {
+      admin_->get(
+          ObjectRef{ResourceKind::nodeEniAttachments(), "", nodeEniAttachmentName(name, node), ""},
+          done);
+    });
+    return o ? stringField(objectField(*o, "metadata"), "resourceVersion") : std::string();
+  };
+  const std::string versionBefore = recordVersion();
+  ASSERT_FALSE(versionBefore.empty());
   {
     testing::BackgroundProcess warm(args, env);
     ASSERT_TRUE(warm.waitForOutput("confirmed the NodeENI attachments")) << warm.output();
@@ -983,6 +1233,8 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
         << "a warm restart makes no EC2 call: " << stats()["requests"].toStyledString()
         << warm.output();
   }
+  EXPECT_EQ(recordVersion(), versionBefore)
+      << "nor an API write: its NodeENIAttachment already held what it would write";
 
   // The ENI detached while the agent was down: IMDS no longer shows it, so the restart reads EC2,
   // finds the same ENI by its ownership tags and attaches it again; nothing is created.
@@ -1126,12 +1378,10 @@ TEST_F(EniManagerTest, DeletingEightEnisReleasesThreeAtOnceWhileTaggingGoesOn) {
   bool ready = false;
   for (int i = 0; i < 600 && !ready; ++i) {  // a bound, not a timing assertion
     Json::Value raw;
-    auto status = getNodeEni("delete-8", &raw);
+    (void)getNodeEni("delete-8", &raw);
     enis.clear();
-    if (status) {
-      for (const auto& a : status->attachments) {
-        if (a.status == "attached" && a.nodeId == node) enis.insert(a.eniId);
-      }
+    for (const auto& a : entriesOf("delete-8")) {
+      if (a.status == "attached" && a.nodeId == node) enis.insert(a.eniId);
     }
     // The finalizer too: deleted without it, the NodeENI would be gone before any release.
     bool finalizer = false;

@@ -94,6 +94,19 @@ class FakeKubeApi final : public KubeApi {
     done(store(ref, object));
   }
 
+  void remove(const ObjectRef& ref, Callback<Json::Value> done) override {
+    ++removes;
+    removed.push_back(ref);
+    if (onRemove) onRemove(ref);
+    if (auto e = injected()) return done(fail(*e));
+    if (!storeObjects) return done(Json::Value(Json::objectValue));
+    auto it = objects.find(keyOf(ref));
+    if (it == objects.end()) return done(fail(ErrorCode::NotFound, "fake: not found"));
+    Json::Value gone = it->second;
+    objects.erase(it);
+    done(gone);
+  }
+
   /// Writes `object` as the API server would: a new resourceVersion; returns what was stored.
   Json::Value store(const ObjectRef& ref, Json::Value object) {
     object["metadata"]["resourceVersion"] = std::to_string(++lastVersion_);
@@ -129,6 +142,7 @@ class FakeKubeApi final : public KubeApi {
   std::vector<std::pair<ObjectRef, Json::Value>> updateBodies;  // every update, failed ones too
   /// When set, the answer to each patch (every patch is still recorded); else the body echoed.
   std::function<Result<Json::Value>(const ObjectRef&, const Json::Value&)> patchAnswer;
+  std::function<void(const ObjectRef&)> onRemove;  // runs for every remove, before its answer
   int failStatusPatches = 0;  // this many patches of a status subresource fail (Transient)
   int cancelled = 0;
   /// When set, get/create/update act on `objects` (keyed by keyOf) like the API server: create
@@ -137,11 +151,14 @@ class FakeKubeApi final : public KubeApi {
   /// NotFound and create/update echo the object.
   bool storeObjects = false;
   std::map<std::string, Json::Value> objects;
-  /// Each of the next get/create/update calls fails with the first of these, which is removed.
+  /// Each of the next get/create/update/remove calls fails with the first of these, which is
+  /// removed.
   std::deque<Error> failNext;
   int gets = 0;
   int creates = 0;
   int updates = 0;
+  int removes = 0;
+  std::vector<ObjectRef> removed;  // every remove, failed ones too
 
  private:
   std::optional<Error> injected() {

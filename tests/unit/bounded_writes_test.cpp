@@ -34,6 +34,9 @@ class HeldKubeApi final : public KubeApi {
   void update(const ObjectRef& ref, const Json::Value&, Callback<Json::Value> done) override {
     held.push_back({ref.name, std::move(done)});
   }
+  void remove(const ObjectRef& ref, Callback<Json::Value> done) override {
+    held.push_back({ref.name, std::move(done)});
+  }
   void answerFirst() {
     auto w = std::move(held.front());
     held.erase(held.begin());

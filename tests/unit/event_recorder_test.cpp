@@ -45,6 +45,9 @@ class DeferredKube final : public KubeApi {
               Callback<Json::Value> done) override {
     held.push_back([=, this] { inner_.update(ref, object, done); });
   }
+  void remove(const ObjectRef& ref, Callback<Json::Value> done) override {
+    held.push_back([=, this] { inner_.remove(ref, done); });
+  }
   void releaseAll() {
     while (!held.empty()) {
       auto next = std::move(held.front());

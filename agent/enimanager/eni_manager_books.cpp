@@ -1,0 +1,212 @@
+// The ENI manager's NodeENI bookkeeping: this node's NodeENIAttachment objects, the finalizer and
+// the deletion protocol (nodeeni_bookkeeping.h decides; this file sends and handles answers).
+#include <algorithm>
+
+#include "agent/base/json.h"
+#include "agent/base/log.h"
+#include "agent/enimanager/eni_manager.h"
+
+namespace eni {
+
+namespace {
+
+std::string versionOf(const Json::Value& object) {
+  return stringField(objectField(object, "metadata"), "resourceVersion");
+}
+
+}  // namespace
+
+void EniManager::loadRecords() {
+  if (loading_ || records_.loaded()) return;
+  loading_ = true;
+  records_.load([this](Result<void> r) {
+    loading_ = false;
+    if (r) return runner_.markDirty();
+    logWarn("cannot read this node's NodeENIAttachment objects, will retry",
+            {{"node", options_.nodeName}, {"error", r.error().describe()}});
+    runner_.runAfter(options_.retryDelay);
+  });
+}
+
+BookkeepingInput EniManager::bookkeepingInput(const ManagerRecord& record) const {
+  BookkeepingInput in;
+  in.nodeName = options_.nodeName;
+  in.nodeUid = nodeUid_;
+  in.instanceId = instanceId_;
+  in.labels = nodeLabels_;
+  for (const auto& [name, object] : nodeEnis_) {
+    auto n = decodeNodeEni(object);
+    if (!n) continue;
+    const std::string version = versionOf(object);
+    if (auto it = finalizerTriedAt_.find(name);
+        it != finalizerTriedAt_.end() && it->second == version)
+      in.finalizerTried.insert(name);
+    if (auto it = remainingCheckedAt_.find(name);
+        (it != remainingCheckedAt_.end() && it->second == version) || checking_.count(name))
+      in.remainingChecked.insert(name);
+    in.nodeEnis.push_back(std::move(*n));
+  }
+  in.entries = entriesOf(record);
+  for (const auto& p : record.problems) in.problems[p.nodeEni] = p.message;
+  in.own = records_.own();
+  in.removedOwn = removedOwn_;
+  return in;
+}
+
+void EniManager::keepBooks(const ManagerRecord& record) {
+  if (options_.dryRun || !records_.loaded()) return;
+  BookkeepingPlan plan = planBookkeeping(bookkeepingInput(record));
+  for (auto& o : plan.apply) writeRecord(std::move(o));
+  for (const auto& name : plan.remove) removeRecord(name);
+  for (const auto& name : plan.addFinalizer) addFinalizer(name);
+  for (const auto& name : plan.checkRemaining) checkRemaining(name);
+  for (const auto& name : plan.dropOldEntries) dropOldEntries(name);
+}
+
+void EniManager::retryBooks(const char* what, const std::string& name, const Error& error) {
+  logWarn(what, {{"nodeeni", name}, {"error", error.describe()}});
+  runner_.runAfter(options_.retryDelay);
+}
+
+void EniManager::writeRecord(NodeEniAttachmentObject object) {
+  const std::string name = object.nodeEni;
+  records_.apply(std::move(object), [this, name](Result<void> r) {
+    if (!r) retryBooks("cannot write this node's NodeENIAttachment, will retry", name, r.error());
+  });
+}
+
+void EniManager::removeRecord(const std::string& name) {
+  records_.remove(name, [this, name](Result<void> r) {
+    if (!r) {
+      return retryBooks("cannot delete this node's NodeENIAttachment, will retry", name, r.error());
+    }
+    removedOwn_.insert(name);
+    // The deletion protocol: once this node's object is gone, see whether any node's remains.
+    auto n = typedNodeEni(name);
+    if (n && n->meta.deleting) checkRemaining(name);
+  });
+}
+
+std::optional<NodeEni> EniManager::typedNodeEni(const std::string& name) const {
+  auto it = nodeEnis_.find(name);
+  if (it == nodeEnis_.end()) return std::nullopt;
+  auto n = decodeNodeEni(it->second);
+  if (!n) return std::nullopt;
+  return std::move(*n);
+}
+
+// Asked for once per version, by a node with an attached ENI: a fleet seeing the NodeENI without
+// it sends at most one request each, and all but the first are refused (Conflict) at no write.
+void EniManager::addFinalizer(const std::string& name) {
+  auto n = typedNodeEni(name);
+  if (!n) return;
+  finalizerTriedAt_[name] = n->meta.resourceVersion;
+  status_.setFinalizer(*n, kNodeEniFinalizer, true, [this, name](Result<NodeEni> r) {
+    if (!r) {
+      if (r.error().code != ErrorCode::Conflict && r.error().code != ErrorCode::NotFound)
+        retryBooks("cannot add the NodeENI finalizer, will retry", name, r.error());
+      return;
+    }
+    logInfo("added the NodeENI finalizer", {{"nodeeni", name}});
+    // The node that added the finalizer also says where the per-node status is.
+    status_.markAttachmentsRecorded(name, [name](Result<NodeEni> c) {
+      if (!c) {
+        logWarn("cannot write the NodeENI condition AttachmentsRecorded",
+                {{"nodeeni", name}, {"error", c.error().describe()}});
+      }
+    });
+  });
+}
+
+void EniManager::checkRemaining(const std::string& name) {
+  auto n = typedNodeEni(name);
+  if (!n || !checking_.insert(name).second) return;
+  remainingCheckedAt_[name] = n->meta.resourceVersion;
+  records_.remaining(n->meta.uid, [this, name](Result<std::optional<NodeEniAttachmentObject>> r) {
+    if (!r) {
+      checking_.erase(name);
+      remainingCheckedAt_.erase(name);
+      return retryBooks("cannot list the NodeENI's NodeENIAttachments, will retry", name,
+                        r.error());
+    }
+    onRemaining(name, *r, std::nullopt);
+  });
+}
+
+void EniManager::onRemaining(const std::string& name,
+                             const std::optional<NodeEniAttachmentObject>& found,
+                             std::optional<bool> nodeGone) {
+  switch (decideRemaining(options_.nodeName, found, nodeGone)) {
+    case RemainingStep::RemoveFinalizer:
+      checking_.erase(name);
+      return removeFinalizer(name);
+    case RemainingStep::CheckNode:
+      return checkNode(name, *found);
+    case RemainingStep::PruneOrphan:
+      return pruneOrphan(name, *found);
+    case RemainingStep::Wait:
+      checking_.erase(name);
+      // This node's own object still there: its removal is retried, and checks again.
+      if (found && found->nodeName == options_.nodeName) remainingCheckedAt_.erase(name);
+      return;
+  }
+}
+
+void EniManager::checkNode(const std::string& name, const NodeEniAttachmentObject& found) {
+  ++kubeInFlight_;
+  kube_.get(ObjectRef{ResourceKind::nodes(), "", found.nodeName, ""}, [this, name, found](
+                                                                          Result<Json::Value> r) {
+    --kubeInFlight_;
+    if (r) return onRemaining(name, found, false);
+    if (r.error().code == ErrorCode::NotFound) return onRemaining(name, found, true);
+    checking_.erase(name);
+    remainingCheckedAt_.erase(name);
+    retryBooks("cannot read a Node whose NodeENIAttachment remains, will retry", name, r.error());
+  });
+}
+
+// A node whose Node object is gone never removes its own object; the garbage collector would
+// (its ownerReference), but a cluster may run none, and a NodeENI deletion must not wait for it.
+void EniManager::pruneOrphan(const std::string& name, const NodeEniAttachmentObject& found) {
+  records_.removeOrphan(found.name, [this, name, found](Result<void> r) {
+    checking_.erase(name);
+    if (!r) {
+      remainingCheckedAt_.erase(name);
+      return retryBooks("cannot delete a deleted node's NodeENIAttachment, will retry", name,
+                        r.error());
+    }
+    logInfo("deleted a deleted node's NodeENIAttachment",
+            {{"nodeeni", name}, {"node", found.nodeName}});
+    checkRemaining(name);
+  });
+}
+
+void EniManager::removeFinalizer(const std::string& name) {
+  auto n = typedNodeEni(name);
+  if (!n) return;
+  status_.setFinalizer(*n, kNodeEniFinalizer, false, [this, name](Result<NodeEni> r) {
+    if (r) return logInfo("removed the NodeENI finalizer", {{"nodeeni", name}});
+    if (r.error().code == ErrorCode::NotFound) return;
+    // Conflict: the NodeENI moved on (another node removed the finalizer, or an edit); the watch
+    // brings the new version and the next pass checks again.
+    remainingCheckedAt_.erase(name);
+    if (r.error().code == ErrorCode::Conflict) return runner_.markDirty();
+    retryBooks("cannot remove the NodeENI finalizer, will retry", name, r.error());
+  });
+}
+
+// Entries an older agent wrote into status.attachments under this node's field manager: an empty
+// apply under that manager takes them out, once, leaving other nodes' entries alone.
+void EniManager::dropOldEntries(const std::string& name) {
+  status_.applyEntries(name, {}, [name](Result<NodeEni> r) {
+    if (r)
+      return logInfo("removed this node's entries from the NodeENI's status.attachments",
+                     {{"nodeeni", name}});
+    if (r.error().code != ErrorCode::NotFound) {
+      logWarn("cannot remove this node's old NodeENI status entries",
+              {{"nodeeni", name}, {"error", r.error().describe()}});
+    }
+  });
+}
+
+}  // namespace eni
