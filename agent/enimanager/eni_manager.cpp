@@ -64,8 +64,9 @@ void EniManager::onNode(ChangeType type, const Json::Value& object) {
 }
 
 void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
-  const Json::Value& meta = objectField(object, "metadata");
-  const std::string name = stringField(meta, "name");
+  auto decoded = decodeNodeEni(object);
+  if (!decoded) return;  // not an object with a name: nothing to act on
+  const std::string name = decoded->meta.name;
   if (type == ChangeType::Deleted) {
     nodeEnis_.erase(name);
     runner_.markDirty();
@@ -75,11 +76,10 @@ void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
   // status change would cost N^2 passes (and EC2 reads) in a fleet. Only a change of spec or
   // finalizers, or anything during deletion (the last agent removes the finalizer), needs one.
   auto old = nodeEnis_.find(name);
-  const bool statusOnly = old != nodeEnis_.end() && !meta.isMember("deletionTimestamp") &&
-                          objectField(old->second, "spec") == objectField(object, "spec") &&
-                          objectField(old->second, "metadata").get("finalizers", Json::Value()) ==
-                              meta.get("finalizers", Json::Value());
-  nodeEnis_[name] = object;
+  const bool statusOnly = old != nodeEnis_.end() && !decoded->meta.deleting &&
+                          old->second.specJson == decoded->specJson &&
+                          old->second.meta.finalizers == decoded->meta.finalizers;
+  nodeEnis_[name] = std::move(*decoded);
   if (!statusOnly) runner_.markDirty();
 }
 
@@ -118,9 +118,8 @@ ManagerPassInput EniManager::snapshot() const {
   in.nodeName = options_.nodeName;
   in.labels = nodeLabels_;
   in.instanceId = instanceId_;
-  for (const auto& [name, object] : nodeEnis_) {
-    auto n = decodeNodeEni(object);
-    if (!n) continue;
+  for (const auto& [name, nodeEni] : nodeEnis_) {
+    std::optional<NodeEni> n = nodeEni;
     // This node's entries as its NodeENIAttachment records them (and any an older agent left in
     // the NodeENI's status): what the planner compares its records against.
     std::erase_if(n->attachments,
@@ -134,8 +133,8 @@ ManagerPassInput EniManager::snapshot() const {
         n->attachments.push_back(
             {options_.nodeName, "", "", "", "", "", 0, 0, "failed", own->second.reason, ""});
     }
+    in.specHashes[name] = specHashFor(*n);
     in.nodeEnis.push_back(std::move(*n));
-    in.specHashes[name] = specHashFor(objectField(object, "spec"));
   }
   in.recorded = recorded_;
   in.mayConfirm = !readEc2Next_ && writeAhead_.empty() && !options_.dryRun;
@@ -356,9 +355,7 @@ void EniManager::reportProblems(const ManagerRecord& record) {
     if (reportedProblems_[name] == message) continue;
     auto it = nodeEnis_.find(name);
     if (it == nodeEnis_.end()) continue;
-    auto meta = decodeMeta(it->second);
-    if (!meta) continue;
-    events_.record(ObjectReference::nodeEni(*meta), EventType::Warning, "NodeENIInvalid",
+    events_.record(ObjectReference::nodeEni(it->second.meta), EventType::Warning, "NodeENIInvalid",
                    "node " + options_.nodeName + ": " + message);
   }
   reportedProblems_ = std::move(now);

@@ -140,7 +140,7 @@ class EniManager {
   PassRunner runner_;
 
   std::map<std::string, std::string> nodeLabels_;
-  std::map<std::string, Json::Value> nodeEnis_;  // by name, as the API server last showed them
+  std::map<std::string, NodeEni> nodeEnis_;  // by name, decoded as the API server last showed them
   std::string instanceId_;
   std::vector<AttachmentRecord> attachments_;
   // What the last complete pass left, or the node state's record before one has run.

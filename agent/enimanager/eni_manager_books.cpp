@@ -8,14 +8,6 @@
 
 namespace eni {
 
-namespace {
-
-std::string versionOf(const Json::Value& object) {
-  return stringField(objectField(object, "metadata"), "resourceVersion");
-}
-
-}  // namespace
-
 void EniManager::loadRecords() {
   if (loading_ || records_.loaded()) return;
   loading_ = true;
@@ -34,10 +26,9 @@ BookkeepingInput EniManager::bookkeepingInput(const ManagerRecord& record) const
   in.nodeUid = nodeUid_;
   in.instanceId = instanceId_;
   in.labels = nodeLabels_;
-  for (const auto& [name, object] : nodeEnis_) {
-    auto n = decodeNodeEni(object);
-    if (!n) continue;
-    const std::string version = versionOf(object);
+  for (const auto& [name, nodeEni] : nodeEnis_) {
+    std::optional<NodeEni> n = nodeEni;
+    const std::string& version = nodeEni.meta.resourceVersion;
     if (auto it = finalizerTriedAt_.find(name);
         it != finalizerTriedAt_.end() && it->second == version)
       in.finalizerTried.insert(name);
@@ -90,9 +81,7 @@ void EniManager::removeRecord(const std::string& name) {
 std::optional<NodeEni> EniManager::typedNodeEni(const std::string& name) const {
   auto it = nodeEnis_.find(name);
   if (it == nodeEnis_.end()) return std::nullopt;
-  auto n = decodeNodeEni(it->second);
-  if (!n) return std::nullopt;
-  return std::move(*n);
+  return it->second;
 }
 
 // Asked for once per version, by a node with an attached ENI: a fleet seeing the NodeENI without
@@ -136,14 +125,15 @@ void EniManager::checkRemaining(const std::string& name) {
 void EniManager::onRemaining(const std::string& name,
                              const std::optional<NodeEniAttachmentObject>& found,
                              std::optional<bool> nodeGone) {
+  // decideRemaining asks to check a node or prune an object only when one was found.
   switch (decideRemaining(options_.nodeName, found, nodeGone)) {
     case RemainingStep::RemoveFinalizer:
       checking_.erase(name);
       return removeFinalizer(name);
     case RemainingStep::CheckNode:
-      return checkNode(name, *found);
+      return found ? checkNode(name, *found) : void();
     case RemainingStep::PruneOrphan:
-      return pruneOrphan(name, *found);
+      return found ? pruneOrphan(name, *found) : void();
     case RemainingStep::Wait:
       checking_.erase(name);
       // This node's own object still there: its removal is retried, and checks again.

@@ -139,6 +139,8 @@ DesiredEnis desiredEnis(const std::string& nodeName,
 
 std::string specHashFor(const Json::Value& spec) { return sha256Hex(toJson(spec), 8); }
 
+std::string specHashFor(const NodeEni& nodeEni) { return sha256Hex(nodeEni.specJson, 8); }
+
 std::size_t subnetCount(const NodeEniSpec& spec) {
   return (spec.subnetId.empty() ? 0 : 1) + spec.subnetIds.size() +
          (spec.subnetName.empty() ? 0 : 1) + spec.subnetNames.size();

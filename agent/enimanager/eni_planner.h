@@ -51,6 +51,8 @@ DesiredEnis desiredEnis(const std::string& nodeName,
 /// The fingerprint of a NodeENI's spec: 16 hex characters of SHA-256 over its compact JSON (keys
 /// sorted). Any change of the spec changes it.
 std::string specHashFor(const Json::Value& spec);
+/// The same fingerprint from a decoded NodeENI (its specJson is toJson of the served spec).
+std::string specHashFor(const NodeEni& nodeEni);
 /// How many ENIs a valid spec asks for: one per subnet it names, by ID or by Name tag.
 std::size_t subnetCount(const NodeEniSpec& spec);
 

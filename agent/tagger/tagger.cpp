@@ -155,7 +155,7 @@ void Tagger::start() {
   // Read once, never written: the first pass waits for the answer (the client's timeout bounds it).
   const ObjectRef ref{ResourceKind::configMaps(), options_.eniTaggerCacheNamespace,
                       kEniTaggerCacheName, ""};
-  kube_.get(ref, [this](Result<Json::Value> configMap) {
+  kube_.get(ref, [this](const Result<Json::Value>& configMap) {
     takeEniTaggerCache(configMap);
     begin();
   });
