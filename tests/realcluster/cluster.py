@@ -156,7 +156,7 @@ class Cluster:
 
     def agent_env(self):
         """The overlay's environment: the test stack's EC2 (the fault proxy) and IMDS, as the node
-        reaches them, and static test credentials."""
+        reaches them, static test credentials, and shared ENIs tagged (merge)."""
         st = self.st
         return [
             {"name": "AWS_ENDPOINT_URL_EC2", "value": st["node_ec2_endpoint"]},
@@ -164,6 +164,9 @@ class Cluster:
             {"name": "AWS_REGION", "value": st["region"]},
             {"name": "AWS_ACCESS_KEY_ID", "value": "testing"},
             {"name": "AWS_SECRET_ACCESS_KEY", "value": "testing"},
+            # The pods take their addresses from one ENI's secondary IPs (VPC CNI's secondary-IP
+            # mode), an ENI eni-agent refuses to tag by default, as k8s-eni-tagger does.
+            {"name": "ENI_AGENT_SHARED_ENI_TAGGING", "value": "merge"},
         ]
 
     # ------------------------------------------------------------ a workload pod
