@@ -16,7 +16,6 @@
 #include "agent/app/wiring.h"
 #include "agent/base/env.h"
 #include "agent/base/event_loop.h"
-#include "agent/base/executor.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"
 #include "agent/base/timer.h"

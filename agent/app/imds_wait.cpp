@@ -4,9 +4,9 @@
 #include <memory>
 
 #include "agent/base/backoff.h"
-#include "agent/base/executor.h"
 #include "agent/base/log.h"
 #include "agent/base/timer.h"
+#include "agent/base/worker_pool.h"
 #include "agent/config/region.h"
 #include "agent/obs/readiness.h"
 

@@ -17,7 +17,6 @@
 #include "agent/app/run_as_user.h"
 #include "agent/app/wiring.h"
 #include "agent/base/event_loop.h"
-#include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/signals.h"

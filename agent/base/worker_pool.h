@@ -19,7 +19,7 @@ class EventLoop;
 /// its own thread, and each completion is posted to the loop through its eventfd. For blocking
 /// work that waits (an ENI release polls EC2 for seconds) and must neither wait behind nor hold
 /// up the AWS worker. The destructor finishes the jobs in progress, drops the rest and joins.
-class WorkerPool final : public Executor {
+class WorkerPool : public Executor {
  public:
   WorkerPool(EventLoop& loop, std::size_t threads);
   ~WorkerPool() override;
@@ -36,6 +36,13 @@ class WorkerPool final : public Executor {
   std::deque<std::pair<std::function<void()>, std::function<void()>>> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+};
+
+/// One worker thread with a FIFO queue (a WorkerPool of one, so its jobs run in order): the AWS
+/// worker. The destructor finishes the job in progress, drops the rest and joins.
+class WorkerThread final : public WorkerPool {
+ public:
+  explicit WorkerThread(EventLoop& loop) : WorkerPool(loop, 1) {}
 };
 
 }  // namespace eni

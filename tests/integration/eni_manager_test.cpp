@@ -13,7 +13,6 @@
 #include <set>
 
 #include "agent/base/event_loop.h"
-#include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/base/worker_pool.h"

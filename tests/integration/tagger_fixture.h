@@ -12,9 +12,9 @@
 #include <memory>
 
 #include "agent/base/event_loop.h"
-#include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/base/worker_pool.h"
 #include "agent/http/http_client.h"
 #include "agent/kube/curl_kube_client.h"
 #include "agent/kube/kube_config.h"
