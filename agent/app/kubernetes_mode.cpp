@@ -137,10 +137,11 @@ TaggerOptions taggerOptionsFor(const AgentOptions& options) {
   return o;
 }
 
-EniManagerOptions managerOptionsFor(const AgentOptions& options) {
+EniManagerOptions managerOptionsFor(const AgentOptions& options, const EnvLookup& env) {
   EniManagerOptions o;
   o.nodeName = options.nodeName;
   o.dryRun = options.dryRun;
+  o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");  // "before-status"; the rest: lifecycle
   return o;
 }
 
@@ -165,7 +166,8 @@ struct Reconcilers {
                taggerOptionsFor(options)),
         linkReconciler(links, base.clock),
         manager(kube, aws.ec2, base.imds, loop, base.clock, *awsWorker, lifecycle, stateStore,
-                options.manageLinks ? &linkReconciler : nullptr, managerOptionsFor(options)) {}
+                options.manageLinks ? &linkReconciler : nullptr,
+                managerOptionsFor(options, base.env)) {}
   // The threads are joined before the tagger and the ENI manager go: a pass or a release still
   // running on them uses them.
   ~Reconcilers() {
