@@ -143,7 +143,7 @@ configured() {
 import json, sys
 s = json.load(sys.stdin)
 e = {x['eniId']: x for x in s['enis']}.get('$STORAGE_ENI')
-sys.exit(0 if e and e['link'] == 'up' and e['mtu'] == 9001 and e['attachmentState'] == 'Configured' and len(s['enis']) == 3 else 1)"
+sys.exit(0 if e and e['link'] == 'up' and e['mtu'] == 9001 and e['attachmentState'] == 'attached' and e['recordedLink'] == 'Configured' and len(s['enis']) == 3 else 1)"
 }
 wait_for "ens7 up with MTU 9001 in the node state" 150 configured
 sed 's/^/  agent | /' "$LOG"

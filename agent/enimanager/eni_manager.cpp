@@ -329,7 +329,7 @@ void EniManager::publishAttachments() {
       auto link = links_->links().find(mac);
       if (link == links_->links().end()) continue;
       r.interfaceName = link->second.name;
-      r.state = std::string(toString(link->second.state));
+      r.link = std::string(toString(link->second.state));
     }
   }
   records.insert(records.end(), heldRecords_.begin(), heldRecords_.end());

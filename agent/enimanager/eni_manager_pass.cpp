@@ -85,7 +85,7 @@ ManagerPlan planManagerPass(const ManagerPassInput& in, const ManagerObservation
 namespace {
 
 AttachmentRecord heldRecord(const NetworkInterface& eni, const std::string& owner,
-                            const std::string& state) {
+                            AttachmentPhase phase) {
   AttachmentRecord held;
   held.nodeEni = owner;
   held.eniId = eni.id;
@@ -94,7 +94,7 @@ AttachmentRecord heldRecord(const NetworkInterface& eni, const std::string& owne
     held.attachmentId = eni.attachment->attachmentId;
     held.deviceIndex = eni.attachment->deviceIndex;
   }
-  held.state = state;
+  held.phase = phase;
   return held;
 }
 
@@ -119,7 +119,7 @@ void recordEnsured(const ManagerPlan& plan, const std::vector<EnsureResult>& ens
     a.mac = r.eni.macAddress;
     a.subnetId = step.desired.subnetId;
     a.mtu = step.desired.mtu;
-    a.record = heldRecord(r.eni, r.owner, "attached");
+    a.record = heldRecord(r.eni, r.owner, AttachmentPhase::Attached);
     a.record.mtu = step.desired.mtu;
     out.attached.push_back(std::move(a));
   }
@@ -169,11 +169,12 @@ ManagerRecord recordManagerPass(const ManagerPassInput& in, const ManagerPlan& p
     if (unsettled.count(a.record.nodeEni) == 0 && hash != in.specHashes.end())
       a.record.specHash = hash->second;
   }
-  for (const auto& h : plan.actions.held) out.held.push_back(heldRecord(h.eni, h.owner, "kept"));
+  for (const auto& h : plan.actions.held)
+    out.held.push_back(heldRecord(h.eni, h.owner, AttachmentPhase::Kept));
   for (const auto& r : released) {
     if (r.outcome != ReleaseOutcome::Failed) continue;
     out.retry = true;
-    out.held.push_back(heldRecord(r.eni, r.owner, "releasing"));
+    out.held.push_back(heldRecord(r.eni, r.owner, AttachmentPhase::Releasing));
   }
   out.needWriteAhead = plan.actions.awaitWriteAhead;
   out.foreign = foreignEnis(plan, ensured, imds);

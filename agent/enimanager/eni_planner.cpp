@@ -183,7 +183,7 @@ std::string nodeEniDisagrees(const NodeEni& n, const std::string& nodeName,
     }
   }
   for (const auto* e : entries) {
-    if (e->status != "attached" || recordedEnis.count(e->eniId) == 0) {
+    if (e->status != toString(AttachmentPhase::Attached) || recordedEnis.count(e->eniId) == 0) {
       return "this node's status entry of NodeENI " + n.meta.name + " (" + e->eniId + ", " +
              e->status + ") is not recorded";
     }
@@ -214,7 +214,8 @@ std::string imdsDisagrees(const RecordedAttachments& recorded, const InterfaceMa
     ConfirmedAttachment c;
     c.record = r;
     c.record.interfaceName.clear();
-    c.record.state = "attached";
+    c.record.phase = AttachmentPhase::Attached;
+    c.record.link.clear();
     c.subnetId = seen->subnetId;
     attached.push_back(std::move(c));
   }

@@ -15,7 +15,7 @@ NodeEniAttachment entryOf(const AttachmentRecord& r, const std::string& subnetId
   e.subnetId = subnetId;
   e.deviceIndex = r.deviceIndex;
   e.mtu = mtu;
-  e.status = r.state.empty() ? "attached" : r.state;
+  e.status = std::string(toString(r.phase));
   return e;
 }
 
@@ -25,8 +25,9 @@ bool hasFinalizer(const NodeEni& n) {
 }
 
 bool anyAttached(const std::vector<NodeEniAttachment>& entries) {
-  return std::any_of(entries.begin(), entries.end(),
-                     [](const NodeEniAttachment& e) { return e.status == "attached"; });
+  return std::any_of(entries.begin(), entries.end(), [](const NodeEniAttachment& e) {
+    return e.status == toString(AttachmentPhase::Attached);
+  });
 }
 
 // This node's object for an existing NodeENI: what it must hold, or nullopt when it must not be.

@@ -50,7 +50,7 @@ bool recordStep(const HostPassInput& in, const HostObservation& observed, const 
       unattached.nodeEni = key;
       unattached.eniId = r->eni.id;
       unattached.mtu = step.desired.mtu;
-      unattached.state = "detached";
+      unattached.phase = AttachmentPhase::Detached;
       out.records.push_back(std::move(unattached));
     }
     return false;
@@ -70,7 +70,7 @@ bool recordStep(const HostPassInput& in, const HostObservation& observed, const 
   next.attachmentId = eni.attachment ? eni.attachment->attachmentId : "";
   next.deviceIndex = eni.attachment ? eni.attachment->deviceIndex : -1;
   next.mtu = step.desired.mtu;
-  next.state = "attached";
+  next.phase = AttachmentPhase::Attached;
   if (const AttachmentRecord* old = recordOf(in.state.attachments, eni.id); old != nullptr)
     next.interfaceName = old->interfaceName;
   next.mac = lower(eni.macAddress);  // eni-agent status finds the link by it
@@ -135,11 +135,11 @@ void recordHostReleases(const std::vector<ReleaseResult>& released, NodeState& s
     } else if (r.outcome == ReleaseOutcome::Failed) {
       problems.push_back(r.message + "; will retry");
       retry = true;
-      AttachmentRecord removing;  // recorded until it is gone
-      removing.nodeEni = r.owner;
-      removing.eniId = r.eniId;
-      removing.state = "removing";
-      state.attachments.push_back(std::move(removing));
+      AttachmentRecord releasing;  // recorded until it is gone
+      releasing.nodeEni = r.owner;
+      releasing.eniId = r.eniId;
+      releasing.phase = AttachmentPhase::Releasing;
+      state.attachments.push_back(std::move(releasing));
     }
   }
 }

@@ -86,7 +86,7 @@ HostInterfaces recordHostInterfaces(const HostPassInput& in, const HostObservati
                                     const std::vector<EnsureResult>& ensured);
 
 /// The releases' results into the state: an ENI gone leaves it; one whose release did not finish
-/// stays recorded as "removing", with a problem, retried. Pure.
+/// stays recorded as releasing, with a problem, retried. Pure.
 void recordHostReleases(const std::vector<ReleaseResult>& released, NodeState& state,
                         std::vector<std::string>& problems, bool& retry);
 

@@ -193,9 +193,9 @@ void HostReconciler::withLinks(NodeState& state) const {
   for (const auto& l : hostLinks_) macOf[l.eniId] = l.mac;
   for (auto& a : state.attachments) {
     auto link = links_->links().find(macOf[a.eniId]);
-    if (link == links_->links().end() || a.state == "removing") continue;
+    if (link == links_->links().end() || a.phase == AttachmentPhase::Releasing) continue;
     if (!link->second.name.empty()) a.interfaceName = link->second.name;
-    a.state = std::string(toString(link->second.state));
+    a.link = std::string(toString(link->second.state));
   }
 }
 

@@ -141,7 +141,7 @@ void HostWorker::lifecycleView(const HostPassInput& in, HostObservation& out) {
   for (const auto& i : out.attached.interfaces) view.usedIndexes.insert(i.deviceNumber);
   // Recorded and still attached: no EC2 call (the plan checks the subnet).
   for (const auto& r : records) {
-    if (r.state == "removing") continue;
+    if (r.phase == AttachmentPhase::Releasing) continue;
     for (const auto& i : out.attached.interfaces) {
       if (i.interfaceId != r.eniId) continue;
       NetworkInterface live;

@@ -4,6 +4,29 @@
 
 namespace eni {
 
+std::string_view toString(AttachmentPhase phase) {
+  switch (phase) {
+    case AttachmentPhase::Attached:
+      return "attached";
+    case AttachmentPhase::Kept:
+      return "kept";
+    case AttachmentPhase::Releasing:
+      return "releasing";
+    case AttachmentPhase::Detached:
+      return "detached";
+  }
+  return "attached";
+}
+
+std::optional<AttachmentPhase> attachmentPhaseFrom(std::string_view word) {
+  for (auto phase : {AttachmentPhase::Attached, AttachmentPhase::Kept, AttachmentPhase::Releasing,
+                     AttachmentPhase::Detached}) {
+    if (word == toString(phase)) return phase;
+  }
+  if (word == "removing") return AttachmentPhase::Releasing;  // host mode's older word
+  return std::nullopt;
+}
+
 Result<std::string> encodeNodeState(const NodeState& state) {
   Json::Value root;
   root["version"] = NodeState::kVersion;
@@ -42,7 +65,8 @@ Result<std::string> encodeNodeState(const NodeState& state) {
     v["deviceIndex"] = static_cast<Json::Int64>(a.deviceIndex);
     v["interface"] = a.interfaceName;
     v["mtu"] = static_cast<Json::Int64>(a.mtu);
-    v["state"] = a.state;
+    v["state"] = std::string(toString(a.phase));
+    if (!a.link.empty()) v["link"] = a.link;
     if (!a.mac.empty()) v["mac"] = a.mac;
     if (!a.specHash.empty()) v["specHash"] = a.specHash;
     attachments.append(v);
@@ -106,7 +130,11 @@ AttachmentRecord decodeAttachment(const Json::Value& a) {
   r.deviceIndex = intField(a, "deviceIndex", -1);
   r.interfaceName = stringField(a, "interface");
   r.mtu = intField(a, "mtu");
-  r.state = stringField(a, "state");
+  // Agents before the split wrote the link's state ("Configured", ...) in place of "attached".
+  const std::string state = stringField(a, "state");
+  r.phase = attachmentPhaseFrom(state).value_or(AttachmentPhase::Attached);
+  r.link = stringField(a, "link");
+  if (r.link.empty() && !attachmentPhaseFrom(state)) r.link = state;
   r.mac = stringField(a, "mac");
   r.specHash = stringField(a, "specHash");
   return r;

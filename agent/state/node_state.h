@@ -2,7 +2,9 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/base/error.h"
@@ -38,6 +40,20 @@ struct EniRecord {
   bool operator==(const EniRecord&) const = default;
 };
 
+/// Where a recorded NodeENI ENI is in its lifecycle. Written as its lower-case name.
+enum class AttachmentPhase {
+  Attached,   // attached here for the NodeENI that wants it
+  Kept,       // no longer wanted, kept attached (its owner has a problem, or its replacement does)
+  Releasing,  // being released: detach, wait, delete; recorded until it is gone
+  Detached,   // created but never attached (the attach failed); recorded so that it is released
+};
+
+/// "attached", "kept", "releasing", "detached".
+std::string_view toString(AttachmentPhase phase);
+/// The phase a record's word names; also host mode's older word "removing" (Releasing). nullopt
+/// for anything else.
+std::optional<AttachmentPhase> attachmentPhaseFrom(std::string_view word);
+
 /// One NodeENI attachment on this node (written by the ENI manager).
 struct AttachmentRecord {
   std::string nodeEni;
@@ -46,7 +62,10 @@ struct AttachmentRecord {
   std::int64_t deviceIndex = -1;
   std::string interfaceName;
   std::int64_t mtu = 0;
-  std::string state;
+  AttachmentPhase phase = AttachmentPhase::Attached;
+  // The link reconciler's state of the ENI's interface (LinkState's name: "Configured",
+  // "Pending", ...) when the agent manages its link; empty otherwise. For readers only.
+  std::string link{};
   // The ENI's MAC, so readers (eni-agent status) find its link by MAC. A default initializer,
   // so that brace-initialised records written before it stay warning-free.
   std::string mac{};

@@ -111,7 +111,8 @@ NodeStatus buildNodeStatus(const NodeState& state,
     row.eniId = a.eniId;
     row.nodeEni = a.nodeEni;
     row.attachmentId = a.attachmentId;
-    row.attachmentState = a.state;
+    row.attachmentState = std::string(toString(a.phase));
+    row.recordedLink = a.link;
     row.wantedMtu = a.mtu;
     if (a.deviceIndex >= 0) row.deviceIndex = a.deviceIndex;
     if (row.mac.empty()) row.mac = lower(a.mac);
@@ -201,6 +202,7 @@ Json::Value statusJson(const NodeStatus& s) {
     v["nodeEni"] = e.nodeEni;
     v["attachmentId"] = e.attachmentId;
     v["attachmentState"] = e.attachmentState;
+    v["recordedLink"] = e.recordedLink;
     Json::Value tags(Json::objectValue);
     for (const auto& [key, value] : e.tags) tags[key] = value;
     v["tags"] = tags;

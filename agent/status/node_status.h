@@ -39,7 +39,8 @@ struct EniStatus {
   std::int64_t wantedMtu = 0;  // the NodeENI's MTU, 0 when none was asked for
   std::string nodeEni;         // the NodeENI that asked for it; empty for pod ENIs
   std::string attachmentId;
-  std::string attachmentState;              // as the agent recorded it (e.g. Configured)
+  std::string attachmentState;  // the recorded lifecycle phase: attached, kept, releasing, detached
+  std::string recordedLink;     // the link's state as the agent last recorded it (e.g. Configured)
   std::map<std::string, std::string> tags;  // tags the agent owns on it
   std::string hash;
   std::vector<PodStatus> pods;  // sorted by namespace, name
@@ -72,7 +73,7 @@ std::string renderStatusTable(const NodeStatus& status);
 /// The JSON for scripts (documented in docs/operations.md; fields are only ever added):
 /// {"version":1,"mode","node","source","instanceId","linkNetns","linksError",
 ///  "enis":[{"eniId","deviceIndex","mac","subnet","interface","link","operState","mtu",
-///           "wantedMtu","nodeEni","attachmentId","attachmentState","tags":{},"hash",
+///           "wantedMtu","nodeEni","attachmentId","attachmentState","recordedLink","tags":{},"hash",
 ///           "pods":[{"namespace","name","uid","ip"}]}]}
 Json::Value statusJson(const NodeStatus& status);
 

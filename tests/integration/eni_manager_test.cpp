@@ -28,6 +28,7 @@
 #include "ec2/curl_imds.h"
 #include "netlink/link_dump.h"
 #include "netlink/nl_link_manager.h"
+#include "tests/support/eventually.h"
 #include "tests/support/fake_state_store.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/static_credentials.h"
@@ -296,15 +297,16 @@ class EniManagerTest : public ::testing::Test {
     Result<ObjectList> r = fail(ErrorCode::Internal, "not listed");
     // 429 "storage is (re)initializing": the API server's watch cache of the CRD restarts under
     // load; a client retries it (as the agent does), within a bound.
-    for (int i = 0; i < 50; ++i) {
-      r = await<ObjectList>(loop_, [&](auto done) {
-        ListOptions o;
-        o.fieldSelector = "spec.nodeENI=" + name;
-        admin_->list(ResourceKind::nodeEniAttachments(), "", o, done);
-      });
-      if (r || r.error().code != ErrorCode::Throttled) break;
-      usleep(200000);
-    }
+    (void)testing::pollUntil(
+        [&] {
+          r = await<ObjectList>(loop_, [&](auto done) {
+            ListOptions o;
+            o.fieldSelector = "spec.nodeENI=" + name;
+            admin_->list(ResourceKind::nodeEniAttachments(), "", o, done);
+          });
+          return r || r.error().code != ErrorCode::Throttled;
+        },
+        Duration(10000), Duration(200));
     EXPECT_TRUE(r) << r.error().describe();
     std::vector<NodeEniAttachmentObject> out;
     for (const auto& item : r ? r->items : std::vector<Json::Value>{}) {
@@ -440,7 +442,8 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   for (const auto& r : agent.published) {
     names.insert(r.interfaceName);
     macs.insert(r.mac);
-    EXPECT_EQ(r.state, "Configured");
+    EXPECT_EQ(r.link, "Configured");
+    EXPECT_EQ(r.phase, AttachmentPhase::Attached);
     EXPECT_EQ(r.mtu, 9000);
     EXPECT_EQ(r.nodeEni, "multi-subnet-eni");
   }
@@ -914,7 +917,7 @@ TEST_F(EniManagerTest, NodeStateRecordsOfAnotherInstanceAreIgnored) {
   record.eniId = forged.id;
   record.attachmentId = forged.attachment ? forged.attachment->attachmentId : "";
   record.deviceIndex = forged.attachment ? forged.attachment->deviceIndex : -1;
-  record.state = "attached";
+  record.phase = AttachmentPhase::Attached;
   state.attachments = {record};
   Json::Value object;
   object["metadata"]["name"] = node;
@@ -1177,20 +1180,20 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
     testing::BackgroundProcess agent(args, crashing);
     // The first passes walk IMDS (the stack's shared instance collects many ENIs over a run).
     ASSERT_TRUE(agent.waitForOutput("crash point reached", 120000)) << agent.output();
-    for (int i = 0; i < 100 && agent.running(); ++i) usleep(50000);
+    (void)testing::pollUntil([&] { return !agent.running(); }, Duration(5000), Duration(50));
     EXPECT_EQ(agent.terminate(), 128 + 9) << "killed by SIGKILL at " << point;
   }
   testing::BackgroundProcess agent(args, env);
   ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"")) << agent.output();
   // Its first pass reads EC2 and walks IMDS, which takes seconds on the stack's shared instance
   // late in a run: a bound of 120 s, like the crash point's.
-  bool converged = false;
-  for (int i = 0; i < 1200 && !converged; ++i) {
-    auto entries = entriesOf(name);
-    converged = entries.size() == 1 && !entries[0].eniId.empty() && entries[0].status == "attached";
-    if (!converged) usleep(100000);
-  }
-  ASSERT_TRUE(converged) << agent.output();
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        auto entries = entriesOf(name);
+        return entries.size() == 1 && !entries[0].eniId.empty() && entries[0].status == "attached";
+      },
+      Duration(120000)))
+      << agent.output();
   auto enis = enisOf(name, node);
   ASSERT_EQ(enis.size(), 1u) << "no duplicate, no leak";
   ASSERT_TRUE(enis[0].attachment);
@@ -1200,20 +1203,17 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
 
   // A warm restart: the node state records the attachment (and the instance's other ENIs as
   // unowned), IMDS shows it where it was, so the restart makes no EC2 call at all.
-  bool recorded = false;
-  for (int i = 0; i < 300 && !recorded; ++i) {
+  ASSERT_TRUE(testing::eventually([&] {
     auto n = call([&](auto done) {
       admin_->get(ObjectRef{ResourceKind::nodes(), "", node, ""}, done);
     });
-    if (n) {
-      auto state = decodeNodeState(stringField(
-          objectField(objectField(*n, "metadata"), "annotations"), kNodeStateAnnotation));
-      recorded = state && state->attachments.size() == 1 && state->attachments[0].eniId == eniId &&
-                 !state->attachments[0].specHash.empty();
-    }
-    if (!recorded) usleep(100000);
-  }
-  ASSERT_TRUE(recorded) << "the node state records the attachment\n" << agent.output();
+    if (!n) return false;
+    auto state = decodeNodeState(
+        stringField(objectField(objectField(*n, "metadata"), "annotations"), kNodeStateAnnotation));
+    return state && state->attachments.size() == 1 && state->attachments[0].eniId == eniId &&
+           !state->attachments[0].specHash.empty();
+  })) << "the node state records the attachment\n"
+      << agent.output();
   EXPECT_EQ(agent.terminate(), 0) << agent.output();
   auto stats = [&] {
     return *parseJson(
@@ -1245,24 +1245,20 @@ TEST_P(EniManagerCrashTest, KilledAtThePointConvergesToExactlyOneEni) {
   // The ENI detached while the agent was down: IMDS no longer shows it, so the restart reads EC2,
   // finds the same ENI by its ownership tags and attaches it again; nothing is created.
   ASSERT_TRUE(ec2_->detachNetworkInterface(enis[0].attachment->attachmentId, true));
-  bool detached = false;
-  for (int i = 0; i < 100 && !detached; ++i) {
-    auto now = ec2_->describeNetworkInterfaces({eniId}, {});
-    detached = now && now->size() == 1 && !(*now)[0].attachment;
-    if (!detached) usleep(100000);
-  }
-  ASSERT_TRUE(detached);
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        auto now = ec2_->describeNetworkInterfaces({eniId}, {});
+        return now && now->size() == 1 && !(*now)[0].attachment;
+      },
+      Duration(10000)));
   TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
   testing::BackgroundProcess cold(args, env);
   ASSERT_TRUE(cold.waitForOutput("do not match IMDS, reading EC2")) << cold.output();
-  bool reattached = false;
-  for (int i = 0; i < 300 && !reattached; ++i) {
+  ASSERT_TRUE(testing::eventually([&] {
     auto now = enisOf(name, node);
-    reattached = now.size() == 1 && now[0].id == eniId && now[0].attachment &&
-                 now[0].attachment->instanceId == stack.instanceId;
-    if (!reattached) usleep(100000);
-  }
-  ASSERT_TRUE(reattached) << cold.output();
+    return now.size() == 1 && now[0].id == eniId && now[0].attachment &&
+           now[0].attachment->instanceId == stack.instanceId;
+  })) << cold.output();
   const Json::Value fallback = stats();
   EXPECT_GE(fallback["requests"].get("DescribeInstances", 0).asInt(), 1);
   EXPECT_GE(fallback["requests"].get("DescribeNetworkInterfaces", 0).asInt(), 1);
@@ -1382,8 +1378,7 @@ TEST_F(EniManagerTest, DeletingEightEnisReleasesThreeAtOnceWhileTaggingGoesOn) {
        "--manage-links=false", "--log-format=json", "--shared-eni-tagging=merge"},
       testing::agentEnv());
   std::set<std::string> enis;
-  bool ready = false;
-  for (int i = 0; i < 600 && !ready; ++i) {  // a bound, not a timing assertion
+  auto ready = [&] {
     Json::Value raw;
     (void)getNodeEni("delete-8", &raw);
     enis.clear();
@@ -1395,10 +1390,9 @@ TEST_F(EniManagerTest, DeletingEightEnisReleasesThreeAtOnceWhileTaggingGoesOn) {
     for (const auto& f : arrayField(objectField(raw, "metadata"), "finalizers")) {
       finalizer = finalizer || f.asString() == kNodeEniFinalizer;
     }
-    ready = enis.size() == 8 && finalizer && synced("before");
-    if (!ready) usleep(100000);
-  }
-  ASSERT_TRUE(ready) << agent.output().substr(0, 20000);
+    return enis.size() == 8 && finalizer && synced("before");
+  };
+  ASSERT_TRUE(testing::eventually(ready, Duration(60000))) << agent.output().substr(0, 20000);
 
   const std::string proxy = stack.ec2ProxyEndpoint;
   stack.controlHttp("POST", proxy + "/_proxy/reset");
@@ -1413,15 +1407,14 @@ TEST_F(EniManagerTest, DeletingEightEnisReleasesThreeAtOnceWhileTaggingGoesOn) {
     }
     return false;
   };
-  bool detaching = false;
-  for (int i = 0; i < 600 && !detaching; ++i) {
+  auto detaching = [&] {
     for (const auto& e : log()) {
-      detaching =
-          detaching || (e["action"].asString() == "DetachNetworkInterface" && names(e, enis));
+      if (e["action"].asString() == "DetachNetworkInterface" && names(e, enis)) return true;
     }
-    if (!detaching) usleep(20000);
-  }
-  ASSERT_TRUE(detaching) << agent.output().substr(0, 20000);
+    return false;
+  };
+  ASSERT_TRUE(testing::eventually(detaching, Duration(12000), Duration(20)))
+      << agent.output().substr(0, 20000);
   // The deletion has begun at EC2: now a pod is annotated.
   Json::Value patch;
   patch["metadata"]["annotations"]["eni-tagger.io/tags"] = R"({"Team":"Platform","Shift":"late"})";
@@ -1437,13 +1430,12 @@ TEST_F(EniManagerTest, DeletingEightEnisReleasesThreeAtOnceWhileTaggingGoesOn) {
     }
     return n;
   };
-  bool gone = false;
-  for (int i = 0; i < 600 && !gone; ++i) {
+  auto gone = [&] {
     auto r = getNodeEni("delete-8");
-    gone = !r && r.error().code == ErrorCode::NotFound && synced("after") && left() == 0;
-    if (!gone) usleep(100000);
-  }
-  ASSERT_TRUE(gone) << left() << " ENIs left\n" << agent.output().substr(0, 20000);
+    return !r && r.error().code == ErrorCode::NotFound && synced("after") && left() == 0;
+  };
+  ASSERT_TRUE(testing::eventually(gone, Duration(60000))) << left() << " ENIs left\n"
+                                                          << agent.output().substr(0, 20000);
 
   // In arrival order: ENIs between their detach and their delete, at each point; and where the
   // pod's tags went out.

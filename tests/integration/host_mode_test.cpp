@@ -22,6 +22,7 @@
 #include "ec2/curl_ec2_client.h"
 #include "netlink/address_manager.h"
 #include "netlink/link_dump.h"
+#include "tests/support/eventually.h"
 #include "tests/support/netns_fixture.h"
 #include "tests/support/static_credentials.h"
 #include "tests/support/test_stack.h"
@@ -178,15 +179,12 @@ TEST_F(HostModeTest, TagsInterfacesLinksWarmRestartReloadAndCleanup) {
 
     // The kernel announces the ENI's interface: it comes up with its MTU.
     ASSERT_TRUE(ns_->addVeth("hostm0", mac, "hostm0p"));
-    bool up = false;
-    for (int i = 0; i < 300 && !up; ++i) {
-      auto links = dumpLinks(ns_->path());
-      for (const auto& l : links.value_or(std::vector<LinkInfo>{})) {
-        if (l.name == "hostm0" && l.adminUp() && l.mtu == 9001) up = true;
+    EXPECT_TRUE(testing::eventually([&] {
+      for (const auto& l : dumpLinks(ns_->path()).value_or(std::vector<LinkInfo>{})) {
+        if (l.name == "hostm0" && l.adminUp() && l.mtu == 9001) return true;
       }
-      if (!up) usleep(100 * 1000);
-    }
-    EXPECT_TRUE(up) << agent.output();
+      return false;
+    })) << agent.output();
     // configureAddress and policyRouting: the ENI's primary IPv4 with the subnet's prefix, a
     // table 10000+device index with the subnet and a default route, and the `from` rule.
     NlAddressManager kernel(ns_->path());
@@ -196,16 +194,13 @@ TEST_F(HostModeTest, TagsInterfacesLinksWarmRestartReloadAndCleanup) {
     }
     table = 10000 + static_cast<std::uint32_t>(mine[0].attachment->deviceIndex);
     const std::string prefix = "/17";  // subnet c
-    bool addressed = false;
-    for (int i = 0; i < 300 && !addressed; ++i) {
+    EXPECT_TRUE(testing::eventually([&] {
       auto addresses = kernel.addresses(ifindex);
       auto rules = kernel.rules(table);
-      addressed = addresses && rules && rules->size() == 1 &&
-                  std::find(addresses->begin(), addresses->end(),
-                            mine[0].privateIpAddress + prefix) != addresses->end();
-      if (!addressed) usleep(100 * 1000);
-    }
-    EXPECT_TRUE(addressed) << agent.output();
+      return addresses && rules && rules->size() == 1 &&
+             std::find(addresses->begin(), addresses->end(), mine[0].privateIpAddress + prefix) !=
+                 addresses->end();
+    })) << agent.output();
     auto rules = kernel.rules(table);
     ASSERT_TRUE(rules && rules->size() == 1);
     EXPECT_EQ((*rules)[0].source, mine[0].privateIpAddress + "/32");
@@ -265,20 +260,14 @@ TEST_F(HostModeTest, TagsInterfacesLinksWarmRestartReloadAndCleanup) {
   writeFile(config_, R"({"tags": {}, "interfaces": []})");
   ASSERT_EQ(kill(agent.pid(), SIGHUP), 0);
   ASSERT_TRUE(agent.waitForOutput("host config reloaded")) << agent.output();
-  bool clean = false;
-  for (int i = 0; i < 300 && !clean; ++i) {
-    clean = ownedHostEnis("host-3").empty() && tagOf(eni(foreign.id), "HostTeam").empty();
-    if (!clean) usleep(100 * 1000);
-  }
-  EXPECT_TRUE(clean) << agent.output();
+  EXPECT_TRUE(testing::eventually([&] {
+    return ownedHostEnis("host-3").empty() && tagOf(eni(foreign.id), "HostTeam").empty();
+  })) << agent.output();
   // Its address, table and rule went with it.
-  bool unrouted = false;
-  for (int i = 0; i < 300 && !unrouted; ++i) {
+  EXPECT_TRUE(testing::eventually([&] {
     auto rules = NlAddressManager(ns_->path()).rules(table);
-    unrouted = rules && rules->empty();
-    if (!unrouted) usleep(100 * 1000);
-  }
-  EXPECT_TRUE(unrouted) << agent.output();
+    return rules && rules->empty();
+  })) << agent.output();
   const NetworkInterface after = eni(foreign.id);
   EXPECT_EQ(tagOf(after, "Owner"), "someone-else");
   EXPECT_EQ(tagOf(after, "eni-tagger.io/hash"), "");

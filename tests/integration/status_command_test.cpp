@@ -31,7 +31,7 @@ NodeState sampleState() {
   s.enis["eni-0status000000001"] = e;
   // Loopback's all-zero MAC: a live link every namespace has, so the merge shows real values.
   s.attachments.push_back({"storage", "eni-0status000000002", "eni-attach-0status", 2, "lo", 9001,
-                           "Configured", "00:00:00:00:00:00"});
+                           AttachmentPhase::Attached, "Configured", "00:00:00:00:00:00"});
   return s;
 }
 

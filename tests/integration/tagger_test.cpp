@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "agent/http/blocking_http_client.h"
+#include "tests/support/eventually.h"
 
 namespace eni::tagger_it {
 namespace {
@@ -560,16 +561,13 @@ TEST_F(TaggerTest, K8sEniTaggerChartArgumentsTagAsBefore) {
        "--aws-rate-limit-burst=20", "--pprof-bind-address=0"},
       env);
   ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"", 60000)) << agent.output();
-  auto settled = [&] {
-    for (int i = 0; i < 600; ++i) {
-      if (condition("fresh")[1] == "Synced" && condition("legacy")[1] == "Synced" &&
-          !condition("shared")[1].empty() && !condition("outside")[1].empty())
-        return true;
-      usleep(100000);
-    }
-    return false;
-  };
-  ASSERT_TRUE(settled()) << agent.output();
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        return condition("fresh")[1] == "Synced" && condition("legacy")[1] == "Synced" &&
+               !condition("shared")[1].empty() && !condition("outside")[1].empty();
+      },
+      Duration(60000)))
+      << agent.output();
   EXPECT_EQ(eniTags(fresh), withHash(platform));
   EXPECT_EQ(eniTags(synced), withHash(platform)) << "adopted as it was";
   EXPECT_EQ(condition("shared")[1], "ENIValidationFailed") << condition("shared")[2];

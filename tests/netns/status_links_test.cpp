@@ -23,7 +23,7 @@ TEST(StatusLinks, ShowsLiveLinkStateAndMtuFromTheNamespace) {
   NodeState state;
   state.instanceId = "i-netns";
   state.attachments.push_back({"storage", "eni-0netns", "eni-attach-0netns", 1, "eth1", 9001,
-                               "Configured", "02:5A:00:00:00:09"});
+                               AttachmentPhase::Attached, "Configured", "02:5A:00:00:00:09"});
   const std::string dir = "/tmp/eni-status-netns-" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/state.json") << *encodeNodeState(state);
@@ -65,7 +65,7 @@ TEST(StatusLinks, ShowsLiveLinkStateAndMtuFromTheNamespace) {
 TEST(StatusLinks, AnUnknownNamespaceLeavesLinksUnknownAndSaysWhy) {
   NodeState state;
   state.attachments.push_back({"storage", "eni-0netns", "eni-attach-0netns", 1, "eth1", 9001,
-                               "Configured", "02:5a:00:00:00:09"});
+                               AttachmentPhase::Attached, "Configured", "02:5a:00:00:00:09"});
   const std::string dir = "/tmp/eni-status-nons-" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/state.json") << *encodeNodeState(state);

@@ -27,7 +27,7 @@ TEST(AnnotationStateStore, RecordsTheEniManagersAttachmentsOnce) {
   store.onNode(ChangeType::Added, node);
 
   const std::vector<AttachmentRecord> attachments = {
-      {"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}};
+      {"multus", "eni-1", "eni-attach-1", 2, "", 9001, AttachmentPhase::Attached}};
   store.update([&](NodeState& s) { s.attachments = attachments; });
   store.update([&](NodeState& s) { s.attachments = attachments; });  // the same: nothing new
   EXPECT_TRUE(kube.patches.empty()) << "debounced";
@@ -113,7 +113,7 @@ TEST(AnnotationStateStore, AFailingStateWriteBacksOffInsteadOfRetryingEveryDebou
   node["metadata"]["name"] = "n1";
   store.onNode(ChangeType::Added, node);
   store.update([&](NodeState& s) {
-    s.attachments = {{"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}};
+    s.attachments = {{"multus", "eni-1", "eni-attach-1", 2, "", 9001, AttachmentPhase::Attached}};
   });
   for (int i = 0; i < 600; ++i) scheduler.advance(Duration(100));  // one minute
   const int attempts = nodePatches(kube);
@@ -135,7 +135,7 @@ TEST(AnnotationStateStore, ARemovedOrForeignAnnotationIsWrittenAgainButItsOwnEch
   node["metadata"]["name"] = "n1";
   store.onNode(ChangeType::Added, node);
   store.update([&](NodeState& s) {
-    s.attachments = {{"multus", "eni-1", "eni-attach-1", 2, "", 9001, "attached"}};
+    s.attachments = {{"multus", "eni-1", "eni-attach-1", 2, "", 9001, AttachmentPhase::Attached}};
   });
   scheduler.advance(Duration(1000));
   ASSERT_EQ(nodePatches(kube), 1);

@@ -43,7 +43,7 @@ AttachmentRecord record(const std::string& eni, const std::string& owner = "stor
   r.nodeEni = owner;
   r.eniId = eni;
   r.attachmentId = "attach-" + eni;
-  r.state = "attached";
+  r.phase = AttachmentPhase::Attached;
   return r;
 }
 

@@ -157,7 +157,7 @@ TEST(ManagerPass, RecordKeepsWhatDidNotFinishAndHashesOnlySettledNodeEnis) {
   ASSERT_EQ(r.problems.size(), 1u);
   EXPECT_EQ(r.problems[0].nodeEni, "scratch");
   ASSERT_EQ(r.held.size(), 1u);
-  EXPECT_EQ(r.held[0].state, "releasing");
+  EXPECT_EQ(r.held[0].phase, AttachmentPhase::Releasing);
   EXPECT_EQ(r.foreign, (std::set<std::string>{"eni-cni", "eni-primary"}));
 }
 

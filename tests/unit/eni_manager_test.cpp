@@ -214,7 +214,7 @@ TEST_F(EniManagerRestart, AWarmRestartThatImdsConfirmsMakesNoEc2Call) {
   EXPECT_EQ(a.eniId, eni_);
   EXPECT_EQ(a.deviceIndex, ec2_.enis[eni_].attachment->deviceIndex);
   EXPECT_EQ(a.mtu, 9001);
-  EXPECT_EQ(a.state, "attached");
+  EXPECT_EQ(a.phase, AttachmentPhase::Attached);
   EXPECT_EQ(restarted.published, first_.published) << "the same record, kept";
   // Nor an API-server write: its NodeENIAttachment, read at start, already holds the entry.
   ASSERT_EQ(restarted.records.size(), 1u);
@@ -456,7 +456,7 @@ TEST_F(EniManagerRestart, AReleaseThatDidNotFinishStaysRecordedUntilTheEniIsGone
   ASSERT_EQ(ec2_.enis.count(eni_), 1u) << "the delete failed";
   ASSERT_EQ(restarted.published.size(), 1u) << "the half-released ENI stays recorded";
   EXPECT_EQ(restarted.published[0].eniId, eni_);
-  EXPECT_EQ(restarted.published[0].state, "releasing");
+  EXPECT_EQ(restarted.published[0].phase, AttachmentPhase::Releasing);
 
   // The next run, from that record, finishes the job.
   NodeState s;

@@ -190,7 +190,7 @@ AttachmentRecord recordOf(const std::string& nodeEni, const std::string& eniId) 
   r.eniId = eniId;
   r.attachmentId = "attach-1";
   r.deviceIndex = 1;
-  r.state = "attached";
+  r.phase = AttachmentPhase::Attached;
   return r;
 }
 

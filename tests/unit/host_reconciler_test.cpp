@@ -493,7 +493,7 @@ TEST(HostReconciler, AnotherInstancesStateFileNeverLicensesADelete) {
   record.eniId = "eni-tagged";
   record.attachmentId = "attach-eni-tagged";
   record.deviceIndex = 5;
-  record.state = "attached";
+  record.phase = AttachmentPhase::Attached;
   saved.attachments = {record};
   h.store.saved = saved;
   h.start(config({}, {iface(1, "subnet-b")}));

@@ -51,7 +51,8 @@ NodeState sample() {
   s.enis["eni-1"].mac = "02:00:00:00:00:01";
   s.enis["eni-1"].tags = {{"Team", "Platform"}};
   s.enis["eni-1"].hash = "abc";
-  s.attachments.push_back({"host-1", "eni-2", "attach-2", 1, "eth1", 9001, "Configured"});
+  s.attachments.push_back(
+      {"host-1", "eni-2", "attach-2", 1, "eth1", 9001, AttachmentPhase::Attached, "Configured"});
   return s;
 }
 

@@ -16,15 +16,53 @@ TEST(NodeState, RoundTrips) {
   e.hash = "adee2f3e0055a9f5";
   e.pods["ns/a"] = PodRecord{"uid-a", "10.0.1.5"};
   s.enis["eni-1"] = e;
-  s.attachments.push_back(
-      {"multus", "eni-2", "eni-attach-1", 2, "eth2", 9001, "Configured", "02:00:00:00:00:02"});
+  s.attachments.push_back({"multus", "eni-2", "eni-attach-1", 2, "eth2", 9001,
+                           AttachmentPhase::Attached, "Configured", "02:00:00:00:00:02"});
   s.attachments.back().specHash = "0123456789abcdef";
+  for (auto phase :
+       {AttachmentPhase::Kept, AttachmentPhase::Releasing, AttachmentPhase::Detached}) {
+    AttachmentRecord r;
+    r.nodeEni = "old";
+    r.eniId = "eni-" + std::string(toString(phase));
+    r.phase = phase;
+    s.attachments.push_back(r);
+  }
   s.unownedEnis = {"eni-0", "eni-1"};
   auto text = encodeNodeState(s);
   ASSERT_TRUE(text);
   auto back = decodeNodeState(*text);
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, s);
+}
+
+// The lifecycle phase and the link state are two fields; the words of older agents still read:
+// kube mode wrote the link's state in place of "attached", host mode "removing" for "releasing".
+TEST(NodeState, ReadsTheAttachmentWordsOfOlderAgents) {
+  auto state = decodeNodeState(R"({"version":1,"attachments":[)"
+                               R"({"eni":"eni-a","state":"Configured"},)"
+                               R"({"eni":"eni-b","state":"removing"},)"
+                               R"({"eni":"eni-c","state":"releasing","link":"Gone"},)"
+                               R"({"eni":"eni-d","state":"attached"},)"
+                               R"({"eni":"eni-e"}]})");
+  ASSERT_TRUE(state) << state.error().message;
+  ASSERT_EQ(state->attachments.size(), 5u);
+  const auto& a = state->attachments;
+  EXPECT_EQ(a[0].phase, AttachmentPhase::Attached);
+  EXPECT_EQ(a[0].link, "Configured");
+  EXPECT_EQ(a[1].phase, AttachmentPhase::Releasing);
+  EXPECT_EQ(a[1].link, "");
+  EXPECT_EQ(a[2].phase, AttachmentPhase::Releasing);
+  EXPECT_EQ(a[2].link, "Gone");
+  EXPECT_EQ(a[3].phase, AttachmentPhase::Attached);
+  EXPECT_EQ(a[4].phase, AttachmentPhase::Attached);
+  EXPECT_EQ(a[4].link, "");
+
+  auto text = encodeNodeState(*state);
+  ASSERT_TRUE(text);
+  EXPECT_NE(text->find(R"("link":"Configured","mtu":0,"nodeEni":"","state":"attached")"),
+            std::string::npos)
+      << *text;
+  EXPECT_EQ(text->find("removing"), std::string::npos) << *text;
 }
 
 TEST(NodeState, RejectsWhatItCannotRead) {
@@ -98,7 +136,8 @@ NodeState nodeOf(int pods, int enis, int tags) {
     s.attachments.push_back(
         {"storage-" + std::to_string(a), "eni-0aaaaaaaaaaaaaaa" + std::to_string(a),
          "eni-attach-0bbbbbbbbbbbbbbb" + std::to_string(a), 2 + a, "ens" + std::to_string(6 + a),
-         9001, "Configured", "02:aa:bb:cc:dd:0" + std::to_string(a), "0123456789abcdef"});
+         9001, AttachmentPhase::Attached, "Configured", "02:aa:bb:cc:dd:0" + std::to_string(a),
+         "0123456789abcdef"});
   }
   return s;
 }

@@ -33,10 +33,10 @@ NodeState sampleState() {
   pods.pods["web/b"] = PodRecord{"uid-b", "10.0.1.6"};
   pods.pods["default/a"] = PodRecord{"uid-a", "10.0.1.5"};
   s.enis["eni-pods"] = pods;
-  s.attachments.push_back({"multus", "eni-nodeeni", "eni-attach-1", 2, "eth2", 9001, "Configured",
-                           "02:aa:00:00:00:02"});
-  s.attachments.push_back(
-      {"old", "eni-noname", "eni-attach-2", 3, "eth3", 0, "attached", ""});  // no MAC recorded
+  s.attachments.push_back({"multus", "eni-nodeeni", "eni-attach-1", 2, "eth2", 9001,
+                           AttachmentPhase::Attached, "Configured", "02:aa:00:00:00:02"});
+  s.attachments.push_back({"old", "eni-noname", "eni-attach-2", 3, "eth3", 0,
+                           AttachmentPhase::Attached, "", ""});  // no MAC recorded
   return s;
 }
 
@@ -80,7 +80,8 @@ TEST(NodeStatus, MergesStateAndLiveLinksByMac) {
   EXPECT_EQ(nodeEni.interfaceName, "ens6");
   EXPECT_EQ(nodeEni.nodeEni, "multus");
   EXPECT_EQ(nodeEni.wantedMtu, 9001);
-  EXPECT_EQ(nodeEni.attachmentState, "Configured");
+  EXPECT_EQ(nodeEni.attachmentState, "attached");
+  EXPECT_EQ(nodeEni.recordedLink, "Configured");
 
   // No MAC recorded: the recorded name is the fallback.
   const auto& noName = row(status, "eni-noname");
@@ -173,9 +174,9 @@ TEST(NodeStatus, JsonHasTheDocumentedShape) {
   ASSERT_TRUE(root["enis"].isArray());
   ASSERT_EQ(root["enis"].size(), 3u);
   const Json::Value& first = root["enis"][0];
-  for (const char* key :
-       {"eniId", "deviceIndex", "mac", "subnet", "interface", "link", "operState", "mtu",
-        "wantedMtu", "nodeEni", "attachmentId", "attachmentState", "tags", "hash", "pods"}) {
+  for (const char* key : {"eniId", "deviceIndex", "mac", "subnet", "interface", "link", "operState",
+                          "mtu", "wantedMtu", "nodeEni", "attachmentId", "attachmentState",
+                          "recordedLink", "tags", "hash", "pods"}) {
     EXPECT_TRUE(first.isMember(key)) << key;
   }
   EXPECT_EQ(first["eniId"].asString(), "eni-pods");

@@ -140,14 +140,14 @@ TEST(PlanBookkeepingExtra, EntriesOfARecordAreAttachedThenHeld) {
   a.record.eniId = "eni-1";
   a.record.attachmentId = "attach-1";
   a.record.deviceIndex = 1;
-  a.record.state = "attached";
+  a.record.phase = AttachmentPhase::Attached;
   a.subnetId = "subnet-1";
   a.mtu = 9001;
   record.attached.push_back(a);
   AttachmentRecord held;
   held.nodeEni = "n1";
   held.eniId = "eni-2";
-  held.state = "releasing";
+  held.phase = AttachmentPhase::Releasing;
   record.held.push_back(held);
   const auto entries = entriesOf(record);
   ASSERT_EQ(entries.at("n1").size(), 2u);

@@ -346,7 +346,7 @@ TEST(TaggerNodeState, ANewerAgentsStateIsNeitherReadNorOverwritten) {
   tagger.start();
   tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
   store.update([&](NodeState& s) {
-    s.attachments = {{"multus", "eni-2", "eni-attach-2", 2, "", 9001, "attached"}};
+    s.attachments = {{"multus", "eni-2", "eni-attach-2", 2, "", 9001, AttachmentPhase::Attached}};
   });
   scheduler.advance(Duration(30000));
   EXPECT_EQ(nodePatches(kube), 0) << "the newer record stays as it is";
