@@ -141,6 +141,7 @@ EniManagerOptions managerOptionsFor(const AgentOptions& options, const EnvLookup
   EniManagerOptions o;
   o.nodeName = options.nodeName;
   o.dryRun = options.dryRun;
+  o.checkInterval = options.nodeEniCheckInterval;
   o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");  // "before-status"; the rest: lifecycle
   return o;
 }

@@ -253,6 +253,16 @@ std::vector<FlagSpec> awsAndPartsSpecs() {
          o.resyncInterval = *d;
          return {};
        }},
+      {"nodeeni-check-interval", "DURATION", "5m (with +-20% jitter)",
+       "NodeENI drift check: compare the attached ENIs with IMDS, read EC2 and repair only when "
+       "they disagree (an ENI detached or deleted by hand); 0s: off",
+       [](AgentOptions& o, const std::string& v) -> Result<void> {
+         auto d = parseDuration(v);
+         if (!d) return fail(d.error());
+         if (d->count() != 0 && d->count() < 1000) return badValue(v, "must be 0s or at least 1s");
+         o.nodeEniCheckInterval = *d;
+         return {};
+       }},
       {"watch-idle-timeout", "DURATION", "60s",
        "when every API-server watch was silent this long, check the connection (GET /version, "
        "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",

@@ -49,6 +49,7 @@ struct AgentOptions {
   double awsRateLimitQps = 5;
   std::int64_t awsRateLimitBurst = 10;
   Duration resyncInterval = std::chrono::minutes(30);
+  Duration nodeEniCheckInterval = std::chrono::minutes(5);
   Duration watchIdleTimeout = std::chrono::seconds(60);
   bool enableTagger = true;
   bool enableEniManager = true;

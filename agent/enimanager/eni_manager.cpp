@@ -6,6 +6,7 @@
 #include <cctype>
 #include <memory>
 #include <optional>
+#include <random>
 
 #include "agent/base/json.h"
 #include "agent/base/log.h"
@@ -44,9 +45,14 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
       worker_(ec2, imds, lifecycle),
       runner_(scheduler, {options_.debounce, options_.retryDelay},
               [this](PassRunner::Done done) { runPass(std::move(done)); }),
+      check_(scheduler,
+             [this] {
+               runner_.markDirty();
+               scheduleCheck(false);
+             }),
       records_(kube, clock_, options_.nodeName),
       status_(kube, clock_, options_.nodeName) {
-  if (links_ != nullptr) links_->setOnChange([this] { publishAttachments(); });
+  if (links_ != nullptr) links_->setOnChange([this] { onLinksChanged(); });
 }
 
 EniManager::~EniManager() {
@@ -88,6 +94,17 @@ void EniManager::start() {
   loadRecords();
   runner_.markDirty();
   runner_.start();
+  scheduleCheck(true);
+}
+
+// Like the tagger's resync: after a start the first check falls anywhere in a whole interval, so
+// a fleet restarted at once does not check (and, where IMDS disagrees, read EC2) in step.
+void EniManager::scheduleCheck(bool first) {
+  if (options_.checkInterval.count() <= 0) return;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(first ? 0.5 : 0.8, first ? 1.5 : 1.2);
+  const auto delay = static_cast<double>(options_.checkInterval.count()) * jitter(rng);
+  check_.enable(Duration(static_cast<std::int64_t>(delay)));
 }
 
 // The previous run's records, once the store has read them. Only that first read is a record of
@@ -319,6 +336,26 @@ void EniManager::recordWriteAhead(const PassRunner::Done& done) {
             {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
     runner_.runAfter(options_.retryDelay);
   });
+}
+
+// A link the kernel removed may be an ENI detached behind the agent's back: a pass checks IMDS.
+// Only a link newly gone starts one, so a link that stays gone does not start pass after pass.
+void EniManager::onLinksChanged() {
+  publishAttachments();
+  if (linkNewlyGone()) runner_.markDirty();
+}
+
+bool EniManager::linkNewlyGone() {
+  std::set<std::string> gone;
+  for (const auto& r : attachments_) {
+    const std::string mac = lower(macOf_[r.eniId]);
+    auto link = links_->links().find(mac);
+    if (link != links_->links().end() && link->second.state == LinkState::Gone) gone.insert(mac);
+  }
+  const bool newly = std::any_of(gone.begin(), gone.end(),
+                                 [this](const std::string& mac) { return !goneLinks_.count(mac); });
+  goneLinks_ = std::move(gone);
+  return newly;
 }
 
 void EniManager::publishAttachments() {

@@ -10,6 +10,7 @@
 #include "agent/base/clock.h"
 #include "agent/base/executor.h"
 #include "agent/base/pass_runner.h"
+#include "agent/base/timer.h"
 #include "agent/eni/eni_lifecycle.h"
 #include "agent/eni/link_reconciler.h"
 #include "agent/eni/write_ahead.h"
@@ -35,6 +36,11 @@ struct EniManagerOptions {
   bool dryRun = false;  // compute and log every write, send none
   Duration debounce{100};
   Duration retryDelay{5000};
+  /// How often a pass runs with no event to start it, so that an ENI detached or deleted behind
+  /// the agent's back is attached or created again (the drift check). The pass compares the
+  /// records with IMDS and reads EC2 only when they disagree. +-20% jitter; the first falls
+  /// anywhere in 0.5-1.5x. Zero: no periodic pass.
+  Duration checkInterval = std::chrono::minutes(5);
   /// Test hook for the crash-safety tests: "before-status" makes the agent SIGKILL itself right
   /// before it writes the NodeENI status ("created" and "attached" are EniLifecycle's). Empty in
   /// production (ENI_AGENT_CRASH_POINT sets it).
@@ -63,7 +69,9 @@ struct EniManagerOptions {
 ///   (planBookkeeping): this node's NodeENIAttachment object per NodeENI (never another node's,
 ///   never a watch of them), the finalizer (asked for once, by a node with ENIs), and the
 ///   deletion protocol (the finalizer goes when no node's object is left).
-/// A pass that leaves something to retry makes the next one read EC2.
+/// A pass that leaves something to retry makes the next one read EC2. Besides events, a pass runs
+/// every `checkInterval` and when an attached ENI's link disappears (the drift check): IMDS then
+/// shows an ENI detached or deleted behind the agent's back, and the pass reads EC2 and repairs it.
 /// Loop thread only, but for the worker's part.
 class EniManager {
  public:
@@ -108,6 +116,9 @@ class EniManager {
   void keepRecords(ManagerRecord& record);
   void manageLinks(const std::vector<Attached>& attached);
   void publishAttachments();
+  void onLinksChanged();
+  bool linkNewlyGone();
+  void scheduleCheck(bool first);
   /// Stores the write-ahead and ends the pass; the store's answer starts the next one.
   void recordWriteAhead(const PassRunner::Done& done);
   void warnOnce(const std::string& eniId, const char* message, const std::string& reason);
@@ -138,6 +149,7 @@ class EniManager {
   EventRecorder events_;
   ManagerWorker worker_;  // its AWS worker's part: used on that thread only
   PassRunner runner_;
+  Timer check_;  // the periodic drift check
 
   std::map<std::string, std::string> nodeLabels_;
   std::map<std::string, NodeEni> nodeEnis_;  // by name, decoded as the API server last showed them
@@ -162,6 +174,7 @@ class EniManager {
   std::set<std::string> removedOwn_;   // NodeENIs whose object this node removed in this run
   std::set<std::string> checking_;     // deletion checks in flight
   std::set<std::string> refusedEnis_;  // ENIs refused and warned about once
+  std::set<std::string> goneLinks_;    // MACs of attached ENIs whose link the kernel removed
   // Records published besides attachments_: ENIs whose release has not finished, or after a
   // pass that stopped early, every record it left unchanged.
   std::vector<AttachmentRecord> heldRecords_;

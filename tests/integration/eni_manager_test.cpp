@@ -113,7 +113,8 @@ struct ManagerAgent {
   static EniManagerOptions options(const std::string& node) {
     EniManagerOptions o;
     o.nodeName = node;
-    o.writeAhead = false;  // the binary's crash tests cover it
+    o.writeAhead = false;           // the binary's crash tests cover it
+    o.checkInterval = Duration(0);  // passes are counted: only events start them here
     return o;
   }
   static EniLifecycleOptions lifecycleOptions() {
@@ -470,6 +471,24 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   // Creating the object, and the link states changing after: one write (the entries record what
   // EC2 attached; the link state is the node state's).
   EXPECT_EQ(agent.manager.recordWrites(), 1u);
+
+  // A managed link that disappears may be an ENI detached behind the agent's back: it starts a
+  // pass (the drift check), which finds IMDS agreeing and changes nothing. Once, not pass after
+  // pass while the link stays gone. The link comes back and is configured again.
+  const auto passes = agent.manager.passes();
+  const auto confirmed = agent.manager.confirmedPasses();
+  ASSERT_TRUE(ns_->deleteLink("eth1"));
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.passes() > passes; }));
+  ASSERT_TRUE(agent.settle());
+  EXPECT_EQ(agent.manager.passes(), passes + 1);
+  EXPECT_EQ(agent.manager.confirmedPasses(), confirmed + 1) << "IMDS agreed: no EC2 read";
+  EXPECT_EQ(agent.manager.recordWrites(), 1u);
+  ASSERT_TRUE(ns_->addVeth("eth1", enis[0].macAddress, "peer1"));
+  ASSERT_TRUE(agent.runUntil([&] {
+    const auto& links = agent.reconciler.links();
+    return std::all_of(links.begin(), links.end(),
+                       [](const auto& l) { return l.second.state == LinkState::Configured; });
+  }));
 
   // The node stops matching: both ENIs are detached and deleted, and its object goes.
   setLabel(node, "ng", Json::Value());
@@ -902,6 +921,64 @@ TEST_F(EniManagerTest, AnEniWithForgedTagsThatNoRecordNamesIsLeftAlone) {
   expectUntouched(forged);
   EXPECT_EQ(log.matching({forged.id, "not in this agent's records"}).size(), 1u);
   removeForged(forged);
+}
+
+// The drift check against the real stack, with the binary: an ENI detached behind the agent's
+// back (in moto) is attached again, the same one; one deleted is created again. IMDS, whose truth
+// is moto, shows each change to the periodic pass, which then reads EC2.
+TEST_F(EniManagerTest, AnEniDetachedOrDeletedByHandIsAttachedOrCreatedAgain) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-drift";
+  createNode(node, {{"forged", "drift"}});
+  createNodeEni("drift-eni", "drift", 90);
+  testing::BackgroundProcess agent(
+      {testing::agentBinary(), "--kubeconfig=" + stack.agentKubeconfig, "--node-name=" + node,
+       "--enable-tagger=false", "--manage-links=false", "--log-format=json",
+       "--nodeeni-check-interval=2s"},
+      testing::agentEnv());
+  auto attachedOne = [&](NetworkInterface& out) {
+    auto now = enisOf("drift-eni", node);
+    if (now.size() != 1 || !now[0].attachment || now[0].attachment->instanceId != stack.instanceId)
+      return false;
+    out = now[0];
+    return true;
+  };
+  NetworkInterface first;
+  ASSERT_TRUE(testing::eventually([&] { return attachedOne(first); }, Duration(120000)))
+      << agent.output();
+  ASSERT_TRUE(testing::eventually([&] {
+    auto entries = entriesOf("drift-eni");
+    return entries.size() == 1 && entries[0].eniId == first.id && entries[0].status == "attached";
+  })) << agent.output();
+  const std::string proxy = stack.ec2ProxyEndpoint;
+  stack.controlHttp("POST", proxy + "/_proxy/reset");
+  auto requests = [&](const char* action) {
+    return (*parseJson(stack.controlHttp("GET", proxy + "/_proxy/stats")))["requests"]
+        .get(action, 0)
+        .asInt();
+  };
+
+  ASSERT_TRUE(ec2_->detachNetworkInterface(first.attachment->attachmentId, true));
+  NetworkInterface again;
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        return attachedOne(again) &&
+               again.attachment->attachmentId != first.attachment->attachmentId;
+      },
+      Duration(60000)))
+      << agent.output();
+  EXPECT_EQ(again.id, first.id) << "the same ENI, found by its ownership tags";
+  EXPECT_EQ(requests("CreateNetworkInterface"), 0);
+  EXPECT_EQ(requests("AttachNetworkInterface"), 1);
+
+  removeForged(again);  // detached and deleted behind the agent's back
+  NetworkInterface recreated;
+  ASSERT_TRUE(testing::eventually(
+      [&] { return attachedOne(recreated) && recreated.id != first.id; }, Duration(60000)))
+      << agent.output();
+  EXPECT_EQ(requests("CreateNetworkInterface"), 1);
+  EXPECT_EQ(agent.terminate(), 0) << agent.output();
+  removeForged(recreated);
 }
 
 // Issue 16, part 4: node-state records forged with another instance's ID (here naming an ENI that

@@ -31,6 +31,7 @@ TEST(CommandLine, DefaultsMatchDesign) {
   EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 5);
   EXPECT_EQ(o.awsRateLimitBurst, 10);
   EXPECT_EQ(o.resyncInterval, std::chrono::minutes(30));
+  EXPECT_EQ(o.nodeEniCheckInterval, std::chrono::minutes(5));
   EXPECT_EQ(o.watchIdleTimeout, std::chrono::seconds(60));
   EXPECT_TRUE(o.enableTagger);
   EXPECT_TRUE(o.enableEniManager);
@@ -73,6 +74,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                          "--aws-rate-limit-qps=2.5",
                                          "--aws-rate-limit-burst=4",
                                          "--resync-interval=1h30m",
+                                         "--nodeeni-check-interval=0s",
                                          "--watch-idle-timeout=2m",
                                          "--enable-tagger=false",
                                          "--enable-eni-manager=false",
@@ -103,6 +105,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
                                             {"ENI_AGENT_AWS_RATE_LIMIT_QPS", "2.5"},
                                             {"ENI_AGENT_AWS_RATE_LIMIT_BURST", "4"},
                                             {"ENI_AGENT_RESYNC_INTERVAL", "90m"},
+                                            {"ENI_AGENT_NODEENI_CHECK_INTERVAL", "0s"},
                                             {"ENI_AGENT_WATCH_IDLE_TIMEOUT", "120s"},
                                             {"ENI_AGENT_ENABLE_TAGGER", "false"},
                                             {"ENI_AGENT_ENABLE_ENI_MANAGER", "0"},
@@ -134,6 +137,7 @@ TEST(CommandLine, EveryFlagParsesFromFlagAndEnvironment) {
     EXPECT_DOUBLE_EQ(o.awsRateLimitQps, 2.5);
     EXPECT_EQ(o.awsRateLimitBurst, 4);
     EXPECT_EQ(o.resyncInterval, std::chrono::minutes(90));
+    EXPECT_EQ(o.nodeEniCheckInterval, Duration(0));
     EXPECT_EQ(o.watchIdleTimeout, std::chrono::minutes(2));
     EXPECT_FALSE(o.enableTagger);
     EXPECT_FALSE(o.enableEniManager);
@@ -177,6 +181,7 @@ TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
                            "aws-rate-limit-qps",
                            "aws-rate-limit-burst",
                            "resync-interval",
+                           "nodeeni-check-interval",
                            "watch-idle-timeout",
                            "enable-tagger",
                            "enable-eni-manager",
@@ -256,6 +261,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{{"--resync-interval=5x"}, {}, "unknown unit"},
         BadInput{{"--resync-interval=10"}, {}, "unknown unit"},
         BadInput{{"--resync-interval=10ms"}, {}, "at least 1s"},
+        BadInput{{"--nodeeni-check-interval=500ms"}, {}, "0s or at least 1s"},
         BadInput{{"--mode=cloud"}, {}, "kubernetes or host"},
         BadInput{{"--dry-run=maybe"}, {}, "true or false"},
         BadInput{{"--log-level=loud"}, {}, "--log-level"},

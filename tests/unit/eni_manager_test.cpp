@@ -185,6 +185,60 @@ class EniManagerRestart : public ::testing::Test {
   std::string eni_;
 };
 
+// The drift check: with no event, a pass runs every checkInterval. While IMDS shows the recorded
+// ENI it reads nothing from EC2; an ENI detached by hand is attached again (the same one), and one
+// deleted by hand is created again.
+TEST_F(EniManagerRestart, ThePeriodicCheckReadsOnlyImdsAndRepairsWhatWasDetachedOrDeleted) {
+  Agent& agent = first_;
+  auto tick = [&](Duration d) {
+    for (int i = 0; i < 10; ++i) {
+      agent.scheduler.advance(Duration(d.count() / 10));
+      agent.answerLists();
+    }
+  };
+  const auto before = agent.manager->passes();
+  tick(Duration(450000));  // the first check falls within 0.5-1.5x the 5 min interval
+  EXPECT_GT(agent.manager->passes(), before);
+  EXPECT_EQ(ec2_.reads() + ec2_.writes(), 0) << "IMDS agreed: no EC2 call";
+
+  ec2_.enis.at(eni_).attachment.reset();  // detached behind the agent's back
+  ec2_.enis.at(eni_).status = "available";
+  tick(Duration(360000));  // the next within 0.8-1.2x
+  EXPECT_EQ(ec2_.calls["AttachNetworkInterface"], 1);
+  EXPECT_EQ(ec2_.calls["CreateNetworkInterface"], 0) << "the same ENI, found by its tags";
+  ASSERT_TRUE(ec2_.enis.at(eni_).attachment);
+
+  ec2_.enis.erase(eni_);  // deleted behind the agent's back
+  tick(Duration(360000));
+  EXPECT_EQ(ec2_.calls["CreateNetworkInterface"], 1);
+  ASSERT_EQ(agent.published.size(), 1u);
+  EXPECT_NE(agent.published[0].eniId, eni_);
+  EXPECT_TRUE(ec2_.enis.at(agent.published[0].eniId).attachment);
+}
+
+TEST_F(EniManagerRestart, NoPeriodicCheckWhenItIsOff) {
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  Agent agent(ec2);
+  const Json::Value node = nodeObject("");
+  EniManagerOptions options;
+  options.checkInterval = Duration(0);
+  agent.make(node, options);
+  agent.manager->onNode(ChangeType::Added, node);
+  agent.manager->onNodeEni(ChangeType::Added, nodeEniObject());
+  agent.manager->start();
+  for (int i = 0; i < 40; ++i) {
+    agent.scheduler.advance(Duration(1000));
+    agent.answerLists();
+  }
+  const auto passes = agent.manager->passes();
+  for (int i = 0; i < 20; ++i) {
+    agent.scheduler.advance(Duration(60000));
+    agent.answerLists();
+  }
+  EXPECT_EQ(agent.manager->passes(), passes);
+}
+
 TEST_F(EniManagerRestart, AColdStartReadsOnceAndItsOwnStatusWritesStartNoEc2Pass) {
   // SetUp's run, again, to count it: one DescribeInstances and one DescribeNetworkInterfaces,
   // though the pass writes a status entry and the finalizer (those used to start more passes,
