@@ -1,11 +1,76 @@
 #include "agent/base/files.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 namespace eni {
+namespace {
+
+Result<void> writeAll(int fd, std::string_view data, const std::string& path) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(systemError("cannot write " + path, errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+std::string directoryOf(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+Error systemError(const std::string& what, int err) {
+  const ErrorCode code = err == EACCES || err == EPERM || err == EROFS ? ErrorCode::Permission
+                         : err == ENOENT                               ? ErrorCode::NotFound
+                                                                       : ErrorCode::Transient;
+  return Error{code, what + ": " + std::strerror(err)};
+}
+
+Result<void> writeFileAtomically(const std::string& path, std::string_view content, unsigned mode) {
+  const std::string dir = directoryOf(path);
+  // Hidden, beside the file: the rename stays within one file system.
+  std::string temp = dir + "/." + path.substr(path.rfind('/') + 1) + ".XXXXXX";
+  const int fd = ::mkstemp(temp.data());
+  if (fd < 0) return fail(systemError("cannot create a temporary file in " + dir, errno));
+  auto cleanup = [&](Error e) {
+    ::close(fd);
+    ::unlink(temp.c_str());
+    return fail(std::move(e));
+  };
+  if (::fchmod(fd, mode) != 0) return cleanup(systemError("cannot chmod " + temp, errno));
+  if (auto ok = writeAll(fd, content, temp); !ok) return cleanup(ok.error());
+  if (::fsync(fd) != 0) return cleanup(systemError("cannot fsync " + temp, errno));
+  if (::close(fd) != 0) {
+    ::unlink(temp.c_str());
+    return fail(systemError("cannot close " + temp, errno));
+  }
+  if (::rename(temp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(temp.c_str());
+    return fail(systemError("cannot rename " + temp + " to " + path, err));
+  }
+  // The rename is durable only once the directory entry is.
+  const int dirFd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirFd >= 0) {
+    ::fsync(dirFd);
+    ::close(dirFd);
+  }
+  return {};
+}
 
 Result<std::string> readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -16,26 +16,6 @@
 namespace eni {
 namespace {
 
-Error systemError(const std::string& what, int err) {
-  const ErrorCode code = err == EACCES || err == EPERM || err == EROFS ? ErrorCode::Permission
-                         : err == ENOENT                               ? ErrorCode::NotFound
-                                                                       : ErrorCode::Transient;
-  return Error{code, what + ": " + std::strerror(err)};
-}
-
-Result<void> writeAll(int fd, const std::string& data, const std::string& path) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail(systemError("cannot write " + path, errno));
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  return {};
-}
-
 Result<void> ensureDir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return {};
   return fail(systemError("cannot create the state directory " + dir, errno));
@@ -110,32 +90,7 @@ Result<void> FileStateStore::save(const NodeState& state) {
   auto text = encodeNodeState(state);
   if (!text) return fail(text.error());
   if (auto ok = ensureDir(dir_); !ok) return ok;
-  std::string temp = dir_ + "/.state.json.XXXXXX";
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0) return fail(systemError("cannot create a temporary file in " + dir_, errno));
-  auto cleanup = [&](Error e) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return fail(std::move(e));
-  };
-  if (::fchmod(fd, 0644) != 0) return cleanup(systemError("cannot chmod " + temp, errno));
-  if (auto ok = writeAll(fd, *text + "\n", temp); !ok) return cleanup(ok.error());
-  if (::fsync(fd) != 0) return cleanup(systemError("cannot fsync " + temp, errno));
-  if (::close(fd) != 0) {
-    ::unlink(temp.c_str());
-    return fail(systemError("cannot close " + temp, errno));
-  }
-  if (::rename(temp.c_str(), path_.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    return fail(systemError("cannot rename " + temp + " to " + path_, err));
-  }
-  // The rename is durable only once the directory entry is.
-  const int dirFd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dirFd >= 0) {
-    ::fsync(dirFd);
-    ::close(dirFd);
-  }
+  if (auto ok = writeFileAtomically(path_, *text + "\n"); !ok) return ok;
   ++saves_;
   return {};
 }

@@ -27,61 +27,67 @@ std::optional<AttachmentPhase> attachmentPhaseFrom(std::string_view word) {
   return std::nullopt;
 }
 
+namespace {
+
+Json::Value encodeEniRecord(const EniRecord& e) {
+  Json::Value v;
+  if (!e.mac.empty()) v["mac"] = e.mac;
+  if (e.deviceIndex >= 0) v["deviceIndex"] = static_cast<Json::Int64>(e.deviceIndex);
+  if (!e.subnet.empty()) v["subnet"] = e.subnet;
+  Json::Value tags(Json::objectValue);
+  for (const auto& [k, val] : e.tags) tags[k] = val;
+  v["tags"] = tags;
+  if (!e.hash.empty()) v["hash"] = e.hash;
+  Json::Value pods(Json::objectValue);
+  for (const auto& [key, p] : e.pods) {
+    pods[key]["uid"] = p.uid;
+    pods[key]["ip"] = p.ip;
+  }
+  v["pods"] = pods;
+  if (!e.pendingHash.empty()) v["pendingHash"] = e.pendingHash;
+  if (!e.pendingKeys.empty()) {
+    Json::Value keys(Json::arrayValue);
+    for (const auto& k : e.pendingKeys) keys.append(k);
+    v["pendingKeys"] = keys;
+  }
+  return v;
+}
+
+Json::Value encodeAttachment(const AttachmentRecord& a) {
+  Json::Value v;
+  v["nodeEni"] = a.nodeEni;
+  v["eni"] = a.eniId;
+  v["attachmentId"] = a.attachmentId;
+  v["deviceIndex"] = static_cast<Json::Int64>(a.deviceIndex);
+  v["interface"] = a.interfaceName;
+  v["mtu"] = static_cast<Json::Int64>(a.mtu);
+  v["state"] = std::string(toString(a.phase));
+  if (!a.link.empty()) v["link"] = a.link;
+  if (!a.mac.empty()) v["mac"] = a.mac;
+  if (!a.specHash.empty()) v["specHash"] = a.specHash;
+  return v;
+}
+
+Json::Value stringArray(const std::vector<std::string>& items) {
+  Json::Value out(Json::arrayValue);
+  for (const auto& item : items) out.append(item);
+  return out;
+}
+
+}  // namespace
+
 Result<std::string> encodeNodeState(const NodeState& state) {
   Json::Value root;
   root["version"] = NodeState::kVersion;
   root["instanceId"] = state.instanceId;
   Json::Value enis(Json::objectValue);
-  for (const auto& [id, e] : state.enis) {
-    Json::Value v;
-    if (!e.mac.empty()) v["mac"] = e.mac;
-    if (e.deviceIndex >= 0) v["deviceIndex"] = static_cast<Json::Int64>(e.deviceIndex);
-    if (!e.subnet.empty()) v["subnet"] = e.subnet;
-    Json::Value tags(Json::objectValue);
-    for (const auto& [k, val] : e.tags) tags[k] = val;
-    v["tags"] = tags;
-    if (!e.hash.empty()) v["hash"] = e.hash;
-    Json::Value pods(Json::objectValue);
-    for (const auto& [key, p] : e.pods) {
-      pods[key]["uid"] = p.uid;
-      pods[key]["ip"] = p.ip;
-    }
-    v["pods"] = pods;
-    if (!e.pendingHash.empty()) v["pendingHash"] = e.pendingHash;
-    if (!e.pendingKeys.empty()) {
-      Json::Value keys(Json::arrayValue);
-      for (const auto& k : e.pendingKeys) keys.append(k);
-      v["pendingKeys"] = keys;
-    }
-    enis[id] = v;
-  }
+  for (const auto& [id, e] : state.enis) enis[id] = encodeEniRecord(e);
   root["enis"] = enis;
   Json::Value attachments(Json::arrayValue);
-  for (const auto& a : state.attachments) {
-    Json::Value v;
-    v["nodeEni"] = a.nodeEni;
-    v["eni"] = a.eniId;
-    v["attachmentId"] = a.attachmentId;
-    v["deviceIndex"] = static_cast<Json::Int64>(a.deviceIndex);
-    v["interface"] = a.interfaceName;
-    v["mtu"] = static_cast<Json::Int64>(a.mtu);
-    v["state"] = std::string(toString(a.phase));
-    if (!a.link.empty()) v["link"] = a.link;
-    if (!a.mac.empty()) v["mac"] = a.mac;
-    if (!a.specHash.empty()) v["specHash"] = a.specHash;
-    attachments.append(v);
-  }
+  for (const auto& a : state.attachments) attachments.append(encodeAttachment(a));
   root["attachments"] = attachments;
-  if (!state.unownedEnis.empty()) {
-    Json::Value unowned(Json::arrayValue);
-    for (const auto& id : state.unownedEnis) unowned.append(id);
-    root["unownedEnis"] = unowned;
-  }
-  if (!state.creating.empty()) {
-    Json::Value creating(Json::arrayValue);
-    for (const auto& name : state.creating) creating.append(name);
-    root["creating"] = creating;
-  }
+  if (!state.unownedEnis.empty()) root["unownedEnis"] = stringArray(state.unownedEnis);
+  if (!state.creating.empty()) root["creating"] = stringArray(state.creating);
   std::string text = toJson(root);
   if (text.size() > NodeState::kMaxBytes) {
     return fail(ErrorCode::Invalid, "node state is " + std::to_string(text.size()) +
