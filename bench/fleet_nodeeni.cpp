@@ -1,17 +1,22 @@
 // bench/fleet --virtual-nodes: N simulated nodes doing what an agent does toward the API server
 // for one NodeENI, through the agent's own code (tests/support VirtualNode:
-// NodeEniAttachmentWriter, NodeEniStatusWriter, planBookkeeping, decideRemaining), and K watchers
-// opened the way an agent watches NodeENIs (CurlKubeClient, agent credentials, no selector),
-// counting what they receive. Prints one JSON object. Never fails on time; every wait is bounded.
+// NodeEniAttachmentWriter, NodeEniStatusWriter, planBookkeeping, checkRemaining). What the real
+// agents received while only the simulated nodes wrote is read from each real agent's /metrics
+// (eni_agent_kube_{watch,list}_bytes_total, eni_agent_kube_watch_events_total) before and after
+// their rollout. K watchers opened the way an agent watches NodeENIs (CurlKubeClient, agent
+// credentials, no selector) count the same window again as a cross-check. Prints one JSON object.
+// Never fails on time; every wait is bounded.
 //
 //   eni_fleet_nodeeni --admin-kubeconfig A --agent-kubeconfig B --virtual-nodes N
 //                     --design new|old [--watchers K] [--nodeeni NAME] [--label KEY=VALUE]
+//                     [--real-nodes a,b] [--real-metrics host:port,host:port]
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +36,8 @@ struct Args {
   std::string adminKubeconfig, agentKubeconfig, design = "new", nodeEni = "fleet-bench";
   std::string labelKey = "fleet-bench", labelValue = "yes", prefix = "vnode-";
   std::string subnet = "subnet-0fleetbench0000";
-  std::vector<std::string> realNodes;  // real agents' nodes the NodeENI also selects
+  std::vector<std::string> realNodes;    // real agents' nodes the NodeENI also selects
+  std::vector<std::string> realMetrics;  // real agents' metrics addresses (host:port)
   int nodes = 100, watchers = 3;
   int limitSeconds = 600;  // the rollout's bound: what is not recorded by then is reported
 };
@@ -40,6 +46,37 @@ struct Watcher {
   WatchId id = 0;
   std::uint64_t events = 0, bytes = 0;
 };
+
+// One real agent's eni_agent_kube_* counters, summed over resources; bytes also by resource.
+struct AgentTraffic {
+  std::uint64_t bytes = 0, events = 0;
+  std::map<std::string, std::uint64_t> bytesByResource;
+};
+
+// Reads the Prometheus text of /metrics: `name{resource="pods"} 1234` lines.
+AgentTraffic parseTraffic(const std::string& text) {
+  AgentTraffic t;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t end = std::min(text.find('\n', at), text.size());
+    const std::string line = text.substr(at, end - at);
+    at = end + 1;
+    const bool bytes = line.rfind("eni_agent_kube_watch_bytes_total{", 0) == 0 ||
+                       line.rfind("eni_agent_kube_list_bytes_total{", 0) == 0;
+    const bool events = line.rfind("eni_agent_kube_watch_events_total{", 0) == 0;
+    const auto quote = line.find("resource=\"");
+    const auto close = line.find("} ");
+    if ((!bytes && !events) || quote == std::string::npos || close == std::string::npos) continue;
+    const auto value = static_cast<std::uint64_t>(std::stod(line.substr(close + 2)));
+    const std::string resource = line.substr(quote + 10, line.find('"', quote + 10) - quote - 10);
+    if (events) t.events += value;
+    if (bytes) {
+      t.bytes += value;
+      t.bytesByResource[resource] += value;
+    }
+  }
+  return t;
+}
 
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) {
@@ -78,10 +115,14 @@ class Bench {
   void createNodes();
   void deleteNodes();
   Result<NodeEni> getNodeEni();
+  Result<NodeEni> createNodeEni();
   void startWatchers(const std::string& fromVersion);
   std::uint64_t maxObjectBytes();
   double waitGone(int limitMs);
   double waitRealAttached(Clock::time_point t0, int limitMs);
+  std::vector<std::optional<AgentTraffic>> scrapeAgents();
+  void reportForeign(const std::vector<std::optional<AgentTraffic>>& before,
+                     std::uint64_t watcherBytes, Json::Value& out);
   std::uint64_t rollout(const NodeEni& start, Json::Value& out);
   void deletion(std::uint64_t writes, Json::Value& out);
 
@@ -248,24 +289,68 @@ std::uint64_t Bench::rollout(const NodeEni& start, Json::Value& out) {
       out["write_errors"][n->lastError()] = out["write_errors"].get(n->lastError(), 0).asInt() + 1;
   }
   out["seconds_to_recorded"] = since(t0);
-  if (!a_.realNodes.empty()) {
-    out["real_agents"] = static_cast<Json::UInt64>(a_.realNodes.size());
-    out["real_seconds_to_attached_and_recorded"] = waitRealAttached(t0, 600000);
-  }
-  loop_.runUntil([] { return false; }, Duration(2000));  // what the watches still bring
+  // What the watches still bring, and the agents' next metrics snapshot (about once a second).
+  loop_.runUntil([] { return false; }, Duration(3000));
   out["max_object_bytes"] = static_cast<Json::UInt64>(maxObjectBytes());
   std::uint64_t writes = 0;
   for (const auto& n : nodes_) writes += n->writes();
   out["writes_per_node_rollout"] = static_cast<double>(writes) / a_.nodes;
-  std::uint64_t bytes = 0, events = 0;
-  for (const auto& w : watchers_) {
-    bytes = std::max(bytes, w.bytes);
-    events = std::max(events, w.events);
-  }
-  out["foreign_bytes_per_agent"] = static_cast<Json::UInt64>(bytes);
-  out["foreign_events_per_agent"] = static_cast<Json::UInt64>(events);
-
   return writes;
+}
+
+// One reading per real agent; nullopt when its /metrics did not answer.
+std::vector<std::optional<AgentTraffic>> Bench::scrapeAgents() {
+  std::vector<std::optional<AgentTraffic>> out;
+  for (const auto& address : a_.realMetrics) {
+    auto r = await<HttpResponse>([&](auto done) {
+      HttpRequest get;
+      get.url = "http://" + address + "/metrics";
+      http_.start(std::move(get), done);
+    });
+    if (r && r->status == 200) {
+      out.push_back(parseTraffic(r->body));
+    } else {
+      out.push_back(std::nullopt);
+    }
+  }
+  return out;
+}
+
+// The most any real agent received between `before` and now: bytes of watches and lists, and
+// watch events, over every resource. Only the simulated nodes wrote in between.
+void Bench::reportForeign(const std::vector<std::optional<AgentTraffic>>& before,
+                          std::uint64_t watcherBytes, Json::Value& out) {
+  const auto after = scrapeAgents();
+  std::uint64_t bytes = 0, events = 0, total = 0, read = 0;
+  for (std::size_t i = 0; i < after.size() && i < before.size(); ++i) {
+    if (!after[i] || !before[i]) continue;
+    const AgentTraffic &from = *before[i], &to = *after[i];
+    ++read;
+    const std::uint64_t b = to.bytes - std::min(to.bytes, from.bytes);
+    total += b;
+    events = std::max(events, to.events - std::min(to.events, from.events));
+    if (b < bytes) continue;
+    bytes = b;
+    out["foreign_bytes_by_resource"] = Json::objectValue;
+    for (const auto& [resource, n] : to.bytesByResource) {
+      auto was = from.bytesByResource.find(resource);
+      const std::uint64_t start = was == from.bytesByResource.end() ? 0 : was->second;
+      out["foreign_bytes_by_resource"][resource] = static_cast<Json::UInt64>(n - start);
+    }
+  }
+  out["agents_read"] = static_cast<Json::UInt64>(read);  // both /metrics readings answered
+  out["foreign_bytes_source"] =
+      read == 0 ? "none" : "real agents' eni_agent_kube_*_bytes_total, max over agents";
+  if (read == 0) {
+    out["foreign_bytes_per_agent"] = Json::nullValue;
+  } else {
+    out["foreign_bytes_per_agent"] = static_cast<Json::UInt64>(bytes);
+    out["foreign_bytes_per_agent_mean"] = static_cast<double>(total) / static_cast<double>(read);
+  }
+  out["foreign_events_per_agent"] = static_cast<Json::UInt64>(events);
+  // Cross-check: the bench's own watchers, opened as an agent's NodeENI watch; they count the
+  // objects re-serialized, not the bytes on the wire.
+  out["watcher_nodeeni_bytes_cross_check"] = static_cast<Json::UInt64>(watcherBytes);
 }
 
 void Bench::deletion(std::uint64_t writes, Json::Value& out) {
@@ -298,12 +383,7 @@ void Bench::deletion(std::uint64_t writes, Json::Value& out) {
   out["writes_per_node_deletion"] = static_cast<double>(total - writes) / a_.nodes;
 }
 
-Json::Value Bench::run() {
-  Json::Value out;
-  out["design"] = a_.design;
-  out["virtual_nodes"] = a_.nodes;
-  out["watchers"] = a_.watchers;
-  createNodes();
+Result<NodeEni> Bench::createNodeEni() {
   Json::Value neni;
   neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
   neni["kind"] = "NodeENI";
@@ -314,16 +394,42 @@ Json::Value Bench::run() {
   auto created = await<Json::Value>([&](auto done) {
     admin_.create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
   });
-  auto start = getNodeEni();
-  if (!created || !start) {
-    out["error"] = "cannot create the NodeENI";
+  if (!created) return fail(created.error());
+  return getNodeEni();
+}
+
+Json::Value Bench::run() {
+  Json::Value out;
+  out["design"] = a_.design;
+  out["virtual_nodes"] = a_.nodes;
+  out["watchers"] = a_.watchers;
+  createNodes();
+  const auto createdAt = Clock::now();
+  auto start = createNodeEni();
+  if (start && !a_.realNodes.empty()) {
+    // The real agents first, so that only the simulated nodes write in the window measured next.
+    out["real_agents"] = static_cast<Json::UInt64>(a_.realNodes.size());
+    out["real_seconds_to_attached_and_recorded"] = waitRealAttached(createdAt, 600000);
+    loop_.runUntil([] { return false; }, Duration(3000));
+    start = getNodeEni();  // as the simulated nodes' watch shows it now
+  }
+  if (!start) {
+    out["error"] = "cannot create or read the NodeENI: " + start.error().describe();
     return out;
   }
   startWatchers(start->meta.resourceVersion);
   for (int i = 0; i < a_.nodes; ++i)
     nodes_.push_back(std::make_unique<testing::VirtualNode>(bounded_, clock_, nodeName(i),
                                                             nodeUids_[i], a_.design == "old"));
+  const auto before = scrapeAgents();
   const std::uint64_t writes = rollout(*start, out);
+  std::uint64_t watcherBytes = 0, watcherEvents = 0;
+  for (const auto& w : watchers_) {
+    watcherBytes = std::max(watcherBytes, w.bytes);
+    watcherEvents = std::max(watcherEvents, w.events);
+  }
+  reportForeign(before, watcherBytes, out);
+  out["watcher_nodeeni_events_cross_check"] = static_cast<Json::UInt64>(watcherEvents);
   deletion(writes, out);
   for (auto& w : watchers_) agent_.cancelWatch(w.id);
   deleteNodes();
@@ -352,6 +458,7 @@ bool parse(int argc, char** argv, Args& a) {
       {"--subnet", [&](const std::string& v) { a.subnet = v; }},
       {"--limit-seconds", [&](const std::string& v) { a.limitSeconds = std::stoi(v); }},
       {"--real-nodes", [&](const std::string& v) { a.realNodes = splitCommas(v); }},
+      {"--real-metrics", [&](const std::string& v) { a.realMetrics = splitCommas(v); }},
       {"--label",
        [&](const std::string& v) {
          a.labelKey = v.substr(0, v.find('='));

@@ -239,7 +239,16 @@ void addReadinessChecks(Readiness& readiness, NodeLease& lease, AnnotationStateS
   readiness.addCheck("aws", [&ec2] { return ec2.health().problem(); });
 }
 
-Reporter::Hooks reportHooks(const AgentOptions& options, Reconcilers& core, NodeView& view) {
+void addKubeMetrics(const CurlKubeClient& client, MetricsSnapshot& m) {
+  for (const auto& [resource, t] : client.traffic().byResource()) {
+    m.kubeWatchBytes[resource] = t.watchBytes;
+    m.kubeListBytes[resource] = t.listBytes;
+    m.kubeWatchEvents[resource] = t.watchEvents;
+  }
+}
+
+Reporter::Hooks reportHooks(const AgentOptions& options, Reconcilers& core, NodeView& view,
+                            const CurlKubeClient& client) {
   Reporter::Hooks hooks;
   hooks.onReadiness = [node = options.nodeName, wasReady = false,
                        lastReason = std::string()](const ReadinessReport& report) mutable {
@@ -250,7 +259,7 @@ Reporter::Hooks reportHooks(const AgentOptions& options, Reconcilers& core, Node
     wasReady = reason.empty();
     lastReason = reason;
   };
-  hooks.addMetrics = [&core, &view](MetricsSnapshot& m) {
+  hooks.addMetrics = [&core, &view, &client](MetricsSnapshot& m) {
     for (const auto& [source, n] : core.tagger.counters().resolveSources()) {
       m.resolveSources[std::string(toString(source))] = n;
     }
@@ -262,6 +271,7 @@ Reporter::Hooks reportHooks(const AgentOptions& options, Reconcilers& core, Node
     m.managedEnis = core.manager.attachments().size();
     m.reconcileErrors = core.tagger.counters().reconcileErrors();
     m.watchRestarts = view.watchRestarts();
+    addKubeMetrics(client, m);
   };
   return hooks;
 }
@@ -326,7 +336,7 @@ int runKubernetes(const AgentOptions& options) {
   lease.start();
   stopping.releaseLeaseFirst(lease);
   Reporter reporter(loop, readiness, base, aws, awsProbe, *servers,
-                    reportHooks(options, core, view));
+                    reportHooks(options, core, view, kube.client));
   reporter.start();
   loop.run();
   servers->stop();

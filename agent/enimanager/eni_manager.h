@@ -5,6 +5,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/base/clock.h"
@@ -18,6 +19,7 @@
 #include "agent/enimanager/eni_planner.h"
 #include "agent/enimanager/manager_worker.h"
 #include "agent/enimanager/nodeeni_bookkeeping.h"
+#include "agent/enimanager/nodeeni_deletion.h"
 #include "agent/kube/event_recorder.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/nodeeni_attachment_writer.h"
@@ -90,8 +92,8 @@ class EniManager {
 
   const std::vector<AttachmentRecord>& attachments() const { return attachments_; }
   bool idle() const {
-    return runner_.idle() && kubeInFlight_ == 0 && records_.inFlight() == 0 &&
-           status_.inFlight() == 0 && checking_.empty() && events_.inFlight() == 0;
+    return runner_.idle() && records_.inFlight() == 0 && status_.inFlight() == 0 &&
+           checking_.empty() && events_.inFlight() == 0;
   }
   /// This node's NodeENIAttachment writes (applies and deletes) so far.
   std::uint64_t recordWrites() const { return records_.writes(); }
@@ -129,14 +131,11 @@ class EniManager {
   void removeRecord(const std::string& name);
   void addFinalizer(const std::string& name);
   void checkRemaining(const std::string& name);
-  void onRemaining(const std::string& name, const std::optional<NodeEniAttachmentObject>& found,
-                   std::optional<bool> nodeGone);
-  void checkNode(const std::string& name, const NodeEniAttachmentObject& found);
-  void pruneOrphan(const std::string& name, const NodeEniAttachmentObject& found);
+  void onRemaining(const std::string& name, const RemainingAnswer& answer);
   void removeFinalizer(const std::string& name);
   void dropOldEntries(const std::string& name);
   std::optional<NodeEni> typedNodeEni(const std::string& name) const;
-  void retryBooks(const char* what, const std::string& name, const Error& error);
+  void retryBooks(std::string_view what, const std::string& name, const Error& error);
   void reportProblems(const ManagerRecord& record);
   void crashPoint(const char* where) const;
 
@@ -178,7 +177,6 @@ class EniManager {
   // Records published besides attachments_: ENIs whose release has not finished, or after a
   // pass that stopped early, every record it left unchanged.
   std::vector<AttachmentRecord> heldRecords_;
-  int kubeInFlight_ = 0;
   std::uint64_t confirmedPasses_ = 0;
   std::uint64_t writeAheads_ = 0;
 };

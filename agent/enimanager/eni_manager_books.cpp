@@ -5,6 +5,7 @@
 #include "agent/base/json.h"
 #include "agent/base/log.h"
 #include "agent/enimanager/eni_manager.h"
+#include "agent/enimanager/nodeeni_deletion.h"
 
 namespace eni {
 
@@ -54,7 +55,7 @@ void EniManager::keepBooks(const ManagerRecord& record) {
   for (const auto& name : plan.dropOldEntries) dropOldEntries(name);
 }
 
-void EniManager::retryBooks(const char* what, const std::string& name, const Error& error) {
+void EniManager::retryBooks(std::string_view what, const std::string& name, const Error& error) {
   logWarn(what, {{"nodeeni", name}, {"error", error.describe()}});
   runner_.runAfter(options_.retryDelay);
 }
@@ -111,64 +112,31 @@ void EniManager::checkRemaining(const std::string& name) {
   auto n = typedNodeEni(name);
   if (!n || !checking_.insert(name).second) return;
   remainingCheckedAt_[name] = n->meta.resourceVersion;
-  records_.remaining(n->meta.uid, [this, name](Result<std::optional<NodeEniAttachmentObject>> r) {
-    if (!r) {
-      checking_.erase(name);
-      remainingCheckedAt_.erase(name);
-      return retryBooks("cannot list the NodeENI's NodeENIAttachments, will retry", name,
-                        r.error());
-    }
-    onRemaining(name, *r, std::nullopt);
-  });
+  eni::checkRemaining(kube_, records_, options_.nodeName, n->meta.uid,
+                      [this, name](RemainingAnswer a) { onRemaining(name, a); });
 }
 
-void EniManager::onRemaining(const std::string& name,
-                             const std::optional<NodeEniAttachmentObject>& found,
-                             std::optional<bool> nodeGone) {
-  // decideRemaining asks to check a node or prune an object only when one was found.
-  switch (decideRemaining(options_.nodeName, found, nodeGone)) {
-    case RemainingStep::RemoveFinalizer:
-      checking_.erase(name);
-      return removeFinalizer(name);
-    case RemainingStep::CheckNode:
-      return found ? checkNode(name, *found) : void();
-    case RemainingStep::PruneOrphan:
-      return found ? pruneOrphan(name, *found) : void();
-    case RemainingStep::Wait:
-      checking_.erase(name);
-      // This node's own object still there: its removal is retried, and checks again.
-      if (found && found->nodeName == options_.nodeName) remainingCheckedAt_.erase(name);
-      return;
-  }
-}
-
-void EniManager::checkNode(const std::string& name, const NodeEniAttachmentObject& found) {
-  ++kubeInFlight_;
-  kube_.get(ObjectRef{ResourceKind::nodes(), "", found.nodeName, ""}, [this, name, found](
-                                                                          Result<Json::Value> r) {
-    --kubeInFlight_;
-    if (r) return onRemaining(name, found, false);
-    if (r.error().code == ErrorCode::NotFound) return onRemaining(name, found, true);
-    checking_.erase(name);
-    remainingCheckedAt_.erase(name);
-    retryBooks("cannot read a Node whose NodeENIAttachment remains, will retry", name, r.error());
-  });
-}
-
-// A node whose Node object is gone never removes its own object; the garbage collector would
-// (its ownerReference), but a cluster may run none, and a NodeENI deletion must not wait for it.
-void EniManager::pruneOrphan(const std::string& name, const NodeEniAttachmentObject& found) {
-  records_.removeOrphan(found.name, [this, name, found](Result<void> r) {
-    checking_.erase(name);
-    if (!r) {
-      remainingCheckedAt_.erase(name);
-      return retryBooks("cannot delete a deleted node's NodeENIAttachment, will retry", name,
-                        r.error());
-    }
+void EniManager::onRemaining(const std::string& name, const RemainingAnswer& answer) {
+  checking_.erase(name);
+  // A node whose Node object is gone never removes its own object; the garbage collector would
+  // (its ownerReference), but a cluster may run none, and a NodeENI deletion must not wait for it.
+  for (const auto& o : answer.pruned) {
     logInfo("deleted a deleted node's NodeENIAttachment",
-            {{"nodeeni", name}, {"node", found.nodeName}});
-    checkRemaining(name);
-  });
+            {{"nodeeni", name}, {"node", o.nodeName}});
+  }
+  switch (answer.outcome) {
+    case RemainingAnswer::Outcome::NoneLeft:
+      return removeFinalizer(name);
+    case RemainingAnswer::Outcome::LiveNodeLeft:
+      return;  // checked at this version: that node's agent finishes the protocol
+    case RemainingAnswer::Outcome::OwnLeft:
+      // This node's own object still there: its removal is retried, and checks again.
+      remainingCheckedAt_.erase(name);
+      return;
+    case RemainingAnswer::Outcome::Failed:
+      remainingCheckedAt_.erase(name);
+      return retryBooks(std::string(answer.failed) + ", will retry", name, *answer.error);
+  }
 }
 
 void EniManager::removeFinalizer(const std::string& name) {

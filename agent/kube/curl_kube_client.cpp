@@ -155,15 +155,21 @@ Result<HttpRequest> CurlKubeClient::request(const std::string& method, const std
 }
 
 void CurlKubeClient::send(HttpRequest r, Callback<Json::Value> done) {
+  send(std::move(r), "", std::move(done));
+}
+
+void CurlKubeClient::send(HttpRequest r, const std::string& listOf, Callback<Json::Value> done) {
   const std::string what = r.method + " " + r.url.substr(config_.server.size());
-  http_.start(std::move(r), [this, what, done = std::move(done)](Result<HttpResponse> response) {
-    if (!response) {
-      done(fail(response.error()));
-      return;
-    }
-    received();
-    done(decodeKubeResponse(what, *response));
-  });
+  http_.start(std::move(r),
+              [this, what, listOf, done = std::move(done)](Result<HttpResponse> response) {
+                if (!response) {
+                  done(fail(response.error()));
+                  return;
+                }
+                if (!listOf.empty()) traffic_.listPage(listOf, response->body.size());
+                received();
+                done(decodeKubeResponse(what, *response));
+              });
 }
 
 void CurlKubeClient::list(const ResourceKind& kind, const std::string& ns,
@@ -184,7 +190,7 @@ void CurlKubeClient::listPage(const ResourceKind& kind, const std::string& ns,
     done(fail(r.error()));
     return;
   }
-  send(std::move(*r),
+  send(std::move(*r), kind.plural,
        [this, kind, ns, options, acc, done = std::move(done)](Result<Json::Value> page) mutable {
          if (!page) {
            done(fail(page.error()));
@@ -239,7 +245,7 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
   // The API server ends the stream at `timeout`; silence well past it means the stream (or its
   // connection) is gone, whatever TCP says.
   r->idleTimeout = Duration(timeout * 1000LL) + options_.watchDeadlineMargin;
-  streamEvents(*r, state, std::move(onEvent));
+  streamEvents(*r, state, kind.plural, std::move(onEvent));
   state->request = http_.start(std::move(*r),
                                watchEnded(id, state, "watch " + kind.plural, std::move(onClosed)));
   watches_[id] = std::move(state);
@@ -248,17 +254,22 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
 }
 
 void CurlKubeClient::streamEvents(HttpRequest& r, const std::weak_ptr<Watch>& watch,
+                                  const std::string& resource,
                                   std::function<void(WatchEvent)> onEvent) {
   r.onResponseStarted = [this, watch, onEvent] {
     if (watch.expired()) return;
     received();
     onEvent(WatchEvent{WatchEventType::Opened, Json::Value()});
   };
-  r.onBodyChunk = [this, watch, onEvent = std::move(onEvent)](std::string_view chunk) {
+  r.onBodyChunk = [this, watch, resource, onEvent = std::move(onEvent)](std::string_view chunk) {
     auto w = watch.lock();
     if (!w) return false;
     received();
-    auto fed = w->decoder.feed(chunk, onEvent);
+    traffic_.watchChunk(resource, chunk.size());
+    auto fed = w->decoder.feed(chunk, [this, &resource, &onEvent](WatchEvent e) {
+      traffic_.watchEvent(resource, e.type);
+      onEvent(std::move(e));
+    });
     if (!fed) {
       w->streamError = fed.error();
       return false;  // abort the transfer; onClosed reports the decoder's error

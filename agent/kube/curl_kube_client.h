@@ -8,6 +8,7 @@
 #include "agent/http/http_client.h"
 #include "agent/kube/kube_api.h"
 #include "agent/kube/kube_config.h"
+#include "agent/kube/kube_traffic.h"
 #include "agent/kube/watch_decoder.h"
 
 namespace eni {
@@ -62,17 +63,22 @@ class CurlKubeClient final : public KubeApi {
   /// answer (their connection was closed).
   std::uint64_t connectionChecks() const { return connectionChecks_; }
   std::uint64_t failedConnectionChecks() const { return failedConnectionChecks_; }
+  /// Bytes and events received on watches and lists, per resource (the agent's
+  /// eni_agent_kube_watch_bytes_total and siblings).
+  const KubeTraffic& traffic() const { return traffic_; }
 
  private:
   struct Watch;
   [[nodiscard]] Result<HttpRequest> request(const std::string& method, const std::string& path);
   void send(HttpRequest request, Callback<Json::Value> done);
+  /// `listOf`: the resource whose list page this is, counted in traffic_.
+  void send(HttpRequest request, const std::string& listOf, Callback<Json::Value> done);
   void listPage(const ResourceKind& kind, const std::string& ns, const ListOptions& options,
                 const std::string& continueToken, const std::shared_ptr<ObjectList>& acc,
                 Callback<ObjectList> done);
   void received();
   /// Hands the stream's events to `onEvent` while `watch` lives.
-  void streamEvents(HttpRequest& r, const std::weak_ptr<Watch>& watch,
+  void streamEvents(HttpRequest& r, const std::weak_ptr<Watch>& watch, const std::string& resource,
                     std::function<void(WatchEvent)> onEvent);
   /// The end of a watch's request: forgets the watch and tells `onClosed` why it ended.
   HttpClient::Done watchEnded(WatchId id, const std::weak_ptr<Watch>& watch, std::string what,
@@ -88,6 +94,7 @@ class CurlKubeClient final : public KubeApi {
   bool checkInFlight_ = false;
   std::uint64_t connectionChecks_ = 0;
   std::uint64_t failedConnectionChecks_ = 0;
+  KubeTraffic traffic_;
   TokenSource tokens_;
   std::size_t maxBodyBytes_ = kKubeMaxBodyBytes;
   std::mt19937 rng_{std::random_device{}()};

@@ -92,6 +92,23 @@ void addReconcileFamilies(const MetricsSnapshot& s, std::vector<MetricFamily>& o
       .metric.push_back(counter(static_cast<double>(s.watchRestarts)));
 }
 
+void addByResource(std::vector<MetricFamily>& out, const char* name, const char* help,
+                   const std::map<std::string, std::uint64_t>& values) {
+  auto& family = addFamily(out, name, help, MetricType::Counter);
+  for (const auto& [resource, n] : values)
+    family.metric.push_back(counter(static_cast<double>(n), {{"resource", resource}}));
+}
+
+void addKubeFamilies(const MetricsSnapshot& s, std::vector<MetricFamily>& out) {
+  addByResource(out, "eni_agent_kube_watch_bytes_total",
+                "Bytes received on Kubernetes watch streams, by resource", s.kubeWatchBytes);
+  addByResource(out, "eni_agent_kube_list_bytes_total",
+                "Bytes of Kubernetes list answers, by resource", s.kubeListBytes);
+  addByResource(out, "eni_agent_kube_watch_events_total",
+                "Kubernetes watch events (added, modified, deleted), by resource",
+                s.kubeWatchEvents);
+}
+
 }  // namespace
 
 class MetricsServer::Collector final : public prometheus::Collectable {
@@ -107,6 +124,7 @@ class MetricsServer::Collector final : public prometheus::Collectable {
     addAwsFamilies(snapshot_, out);
     addTaggingFamilies(snapshot_, out);
     addReconcileFamilies(snapshot_, out);
+    addKubeFamilies(snapshot_, out);
     return out;
   }
 

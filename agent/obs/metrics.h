@@ -31,6 +31,11 @@ struct MetricsSnapshot {
   std::uint64_t managedEnis = 0;
   std::uint64_t reconcileErrors = 0;
   std::uint64_t watchRestarts = 0;
+  /// By resource (ResourceKind::plural): bytes of watch streams, bytes of list answers, and
+  /// watch events (not bookmarks) the API server sent (CurlKubeClient::traffic()).
+  std::map<std::string, std::uint64_t> kubeWatchBytes;
+  std::map<std::string, std::uint64_t> kubeListBytes;
+  std::map<std::string, std::uint64_t> kubeWatchEvents;
 };
 
 /// Prometheus text format on --metrics-bind-address through prometheus-cpp's Exposer. The loop

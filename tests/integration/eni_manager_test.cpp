@@ -1025,6 +1025,23 @@ TEST_F(EniManagerTest, NodeStateRecordsOfAnotherInstanceAreIgnored) {
 // NodeENIAttachment; none of those writes reaches an agent's NodeENI watch; agents may not watch
 // the objects at all; the finalizer is added once; and the deletion completes only when the last
 // live node has cleaned up, the dead node's object pruned on the way.
+// What an agent's client received between two readings of CurlKubeClient::traffic(): no watch
+// event on any resource, and no more bytes than a bookmark or two per watch (about 200 bytes each,
+// the API server's periodic heartbeat); no list.
+void expectNothingHeard(const std::map<std::string, ResourceTraffic>& before,
+                        const std::map<std::string, ResourceTraffic>& after) {
+  if (auto it = after.find("nodeeniattachments"); it != after.end()) {
+    EXPECT_EQ(it->second.watchBytes, 0u) << "agents never watch these objects";
+  }
+  for (const auto& [resource, t] : after) {
+    auto was = before.find(resource);
+    const ResourceTraffic from = was == before.end() ? ResourceTraffic{} : was->second;
+    EXPECT_EQ(t.watchEvents, from.watchEvents) << resource << ": events about other nodes";
+    EXPECT_EQ(t.listBytes, from.listBytes) << resource << ": a list";
+    EXPECT_LE(t.watchBytes - from.watchBytes, 512u) << resource << ": more than bookmarks";
+  }
+}
+
 TEST_F(EniManagerTest, NodesRecordInTheirOwnObjectsAndTheLastOneEndsTheDeletion) {
   const auto& stack = TestStack::get();
   const std::string name = "fleet-eni";
@@ -1089,7 +1106,12 @@ TEST_F(EniManagerTest, NodesRecordInTheirOwnObjectsAndTheLastOneEndsTheDeletion)
     expectPointerNotEntries(name);
 
     // Three more nodes record theirs, from the version they saw before the finalizer: each asks
-    // for it once and is refused; none of their writes reaches the NodeENI watch.
+    // for it once and is refused; none of their writes reaches the NodeENI watch, nor anything
+    // else agent A's client receives (its eni_agent_kube_* counters).
+    // Agent A's loop runs only when the test runs it: it takes in what the API server sent it.
+    auto hear = [&agent] { agent.runUntil([] { return false; }, 1500); };
+    hear();
+    const auto heardBefore = agent.kube.traffic().byResource();
     std::vector<std::unique_ptr<VirtualNode>> nodes;
     for (const auto& n : others) {
       auto node = call([&](auto done) {
@@ -1111,6 +1133,8 @@ TEST_F(EniManagerTest, NodesRecordInTheirOwnObjectsAndTheLastOneEndsTheDeletion)
     }
     drain();
     EXPECT_EQ(events, afterA) << "other nodes' records never reach an agent's NodeENI watch";
+    hear();
+    expectNothingHeard(heardBefore, agent.kube.traffic().byResource());
     auto finalizers = getNodeEni(name)->meta.finalizers;
     EXPECT_EQ(std::count(finalizers.begin(), finalizers.end(), kNodeEniFinalizer), 1);
     EXPECT_EQ(recordsOf(name).size(), 4u);

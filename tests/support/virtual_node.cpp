@@ -6,6 +6,7 @@
 #include "agent/base/json.h"
 #include "agent/enimanager/eni_planner.h"
 #include "agent/enimanager/nodeeni_bookkeeping.h"
+#include "agent/enimanager/nodeeni_deletion.h"
 
 namespace eni::testing {
 
@@ -100,33 +101,14 @@ void VirtualNode::cleanUp(const NodeEni& nodeEni, std::function<void(bool)> done
   if (!sent) checkRemaining(nodeEni, done);
 }
 
+// The agent's own deletion check (nodeeni_deletion.h); only a node with nothing left of the
+// NodeENI removes the finalizer.
 void VirtualNode::checkRemaining(const NodeEni& nodeEni, std::function<void(bool)> done) {
-  records_.remaining(nodeEni.meta.uid, [this, nodeEni, done](auto r) {
-    if (!r) return done(false);
-    onRemaining(nodeEni, *r, std::nullopt, done);
-  });
-}
-
-void VirtualNode::onRemaining(const NodeEni& nodeEni,
-                              const std::optional<NodeEniAttachmentObject>& found,
-                              std::optional<bool> nodeGone, std::function<void(bool)> done) {
-  switch (decideRemaining(node_, found, nodeGone)) {
-    case RemainingStep::RemoveFinalizer:
-      return removeFinalizer(nodeEni.meta.name, done);
-    case RemainingStep::Wait:
-      return done(false);
-    case RemainingStep::CheckNode:
-      return kube_.get(ObjectRef{ResourceKind::nodes(), "", found->nodeName, ""},
-                       [this, nodeEni, found, done](Result<Json::Value> r) {
-                         if (!r && r.error().code != ErrorCode::NotFound) return done(false);
-                         onRemaining(nodeEni, found, !r, done);
-                       });
-    case RemainingStep::PruneOrphan:
-      return records_.removeOrphan(found->name, [this, nodeEni, done](Result<void> r) {
-        if (!r) return done(false);
-        checkRemaining(nodeEni, done);
-      });
-  }
+  eni::checkRemaining(kube_, records_, node_, nodeEni.meta.uid,
+                      [this, name = nodeEni.meta.name, done](const RemainingAnswer& a) {
+                        if (a.outcome != RemainingAnswer::Outcome::NoneLeft) return done(false);
+                        removeFinalizer(name, done);
+                      });
 }
 
 void VirtualNode::removeFinalizer(const std::string& name, std::function<void(bool)> done) {

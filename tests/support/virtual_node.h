@@ -15,7 +15,7 @@ namespace eni::testing {
 
 /// A node without EC2 or links, for multi-node tests and bench/fleet: its NodeENI bookkeeping
 /// toward the API server is the agent's own (NodeEniAttachmentWriter, NodeEniStatusWriter,
-/// planBookkeeping, decideRemaining), driven by the caller instead of a pass. `oldDesign` plays
+/// planBookkeeping, checkRemaining), driven by the caller instead of a pass. `oldDesign` plays
 /// the agent before NodeENIAttachments: its entries server-side-applied into the NodeENI's
 /// status.attachments. Loop thread only.
 class VirtualNode {
@@ -42,8 +42,6 @@ class VirtualNode {
 
  private:
   void checkRemaining(const NodeEni& nodeEni, std::function<void(bool)> done);
-  void onRemaining(const NodeEni& nodeEni, const std::optional<NodeEniAttachmentObject>& found,
-                   std::optional<bool> nodeGone, std::function<void(bool)> done);
   void removeFinalizer(const std::string& name, std::function<void(bool)> done);
 
   KubeApi& kube_;
