@@ -129,9 +129,13 @@ ManagerPassInput EniManager::snapshot() const {
         e.nodeId = options_.nodeName;
         n->attachments.push_back(std::move(e));
       }
-      if (!own->second.reason.empty())
-        n->attachments.push_back(
-            {options_.nodeName, "", "", "", "", "", 0, 0, "failed", own->second.reason, ""});
+      if (!own->second.reason.empty()) {
+        NodeEniAttachment failed;
+        failed.nodeId = options_.nodeName;
+        failed.status = "failed";
+        failed.message = own->second.reason;
+        n->attachments.push_back(std::move(failed));
+      }
     }
     in.specHashes[name] = specHashFor(*n);
     in.nodeEnis.push_back(std::move(*n));
@@ -350,12 +354,16 @@ void EniManager::crashPoint(const char* where) const {
 
 void EniManager::reportProblems(const ManagerRecord& record) {
   std::map<std::string, std::string> now;
-  for (const auto& p : record.problems) now[p.nodeEni] = p.message;
+  std::map<std::string, std::string> reasons;
+  for (const auto& p : record.problems) {
+    now[p.nodeEni] = p.message;
+    reasons[p.nodeEni] = p.reason;
+  }
   for (const auto& [name, message] : now) {
     if (reportedProblems_[name] == message) continue;
     auto it = nodeEnis_.find(name);
     if (it == nodeEnis_.end()) continue;
-    events_.record(ObjectReference::nodeEni(it->second.meta), EventType::Warning, "NodeENIInvalid",
+    events_.record(ObjectReference::nodeEni(it->second.meta), EventType::Warning, reasons[name],
                    "node " + options_.nodeName + ": " + message);
   }
   reportedProblems_ = std::move(now);

@@ -93,6 +93,14 @@ void addEnis(const NodeEni& n, const std::string& nodeName, const std::string& i
   }
 }
 
+std::string dpdkNotSupported(const NodeEniSpec& spec) {
+  const std::string driver = spec.dpdkDriver.empty() ? "vfio-pci" : spec.dpdkDriver;
+  return "enableDPDK: binding an ENI to a DPDK driver (" + driver +
+         ") is not supported by this version of eni-agent, so no ENI is created or attached for "
+         "this NodeENI (ENIs already attached are left as they are); set enableDPDK to false for "
+         "a kernel interface";
+}
+
 }  // namespace
 
 DesiredEnis desiredEnis(const std::string& nodeName,
@@ -109,6 +117,10 @@ DesiredEnis desiredEnis(const std::string& nodeName,
   for (const NodeEni* n : sorted) {
     if (n->meta.deleting || !selectorMatches(n->spec.nodeSelector, nodeLabels)) continue;
     const NodeEniSpec& spec = n->spec;
+    if (spec.enableDpdk) {
+      out.problems.push_back({n->meta.name, dpdkNotSupported(spec), kDpdkNotSupportedReason});
+      continue;
+    }
     auto problem = [&](std::string why) { out.problems.push_back({n->meta.name, std::move(why)}); };
     std::vector<std::string> subnets;
     if (!spec.subnetId.empty()) subnets.push_back(spec.subnetId);

@@ -147,6 +147,10 @@ NodeEniSpec decodeNodeEniSpec(const Json::Value& spec) {
   s.deleteOnTermination = boolField(spec, "deleteOnTermination", true);
   s.description = stringField(spec, "description");
   s.mtu = intField(spec, "mtu", 0);
+  s.enableDpdk = boolField(spec, "enableDPDK", false);
+  s.dpdkDriver = stringField(spec, "dpdkDriver");
+  s.dpdkResourceName = stringField(spec, "dpdkResourceName");
+  s.dpdkPciAddress = stringField(spec, "dpdkPCIAddress");
   return s;
 }
 
@@ -163,6 +167,10 @@ NodeEniAttachment decodeNodeEniAttachment(const Json::Value& a) {
   att.status = stringField(a, "status");
   att.message = stringField(a, "message");
   att.lastUpdated = stringField(a, "lastUpdated");
+  att.dpdkBound = boolField(a, "dpdkBound", false);
+  att.dpdkDriver = stringField(a, "dpdkDriver");
+  att.dpdkResourceName = stringField(a, "dpdkResourceName");
+  att.dpdkPciAddress = stringField(a, "dpdkPCIAddress");
   return att;
 }
 

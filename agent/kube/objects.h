@@ -65,6 +65,12 @@ struct NodeEniSpec {
   bool deleteOnTermination = true;
   std::string description;
   std::int64_t mtu = 0;  // 0: leave the MTU alone
+  /// aws-multi-eni-controller's DPDK fields. This version binds nothing: a NodeENI with
+  /// enableDpdk is refused (desiredEnis()); the others are decoded for that refusal's message.
+  bool enableDpdk = false;
+  std::string dpdkDriver;
+  std::string dpdkResourceName;
+  std::string dpdkPciAddress;
 };
 
 /// One entry of a NodeENI's status.attachments: one ENI of one node, or one node's failure to
@@ -81,6 +87,11 @@ struct NodeEniAttachment {
   std::string status;
   std::string message;
   std::string lastUpdated;
+  /// aws-multi-eni-controller's DPDK entries, as its agents wrote them (this version writes none).
+  bool dpdkBound = false;
+  std::string dpdkDriver;
+  std::string dpdkResourceName;
+  std::string dpdkPciAddress;
   bool operator==(const NodeEniAttachment&) const = default;
 };
 

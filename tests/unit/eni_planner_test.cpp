@@ -109,6 +109,26 @@ TEST(EniPlanner, InvalidNodeEnisAreProblemsAndGetNothing) {
   }
 }
 
+// aws-multi-eni-controller's enableDPDK: this version binds nothing, so such a NodeENI gets no ENI
+// and a problem that says so, with its own reason; one without it is served as before.
+TEST(EniPlanner, ADpdkNodeEniIsAProblemThatSaysDpdkIsNotSupported) {
+  NodeEniSpec dpdk = spec({"subnet-a"});
+  dpdk.enableDpdk = true;
+  dpdk.dpdkDriver = "igb_uio";
+  NodeEniSpec plain = spec({"subnet-b"});
+  plain.dpdkResourceName = "intel.com/ignored";  // without enableDPDK: nothing to bind
+  auto d =
+      desiredEnis("n1", kLabels, "i-1", {nodeEni("dpdk", dpdk), nodeEni("plain", plain)}, {}, {});
+  ASSERT_EQ(d.enis.size(), 1u);
+  EXPECT_EQ(d.enis[0].nodeEni, "plain");
+  ASSERT_EQ(d.problems.size(), 1u);
+  EXPECT_EQ(d.problems[0].nodeEni, "dpdk");
+  EXPECT_EQ(d.problems[0].reason, kDpdkNotSupportedReason);
+  EXPECT_NE(d.problems[0].message.find("not supported by this version"), std::string::npos)
+      << d.problems[0].message;
+  EXPECT_NE(d.problems[0].message.find("igb_uio"), std::string::npos) << d.problems[0].message;
+}
+
 // The field report: deviceIndex 9223372036854775807 with two subnets overflowed base + 1 and the
 // agent sent DeviceIndex=-9223372036854775808. Every index must stay within kMaxDeviceIndex.
 TEST(EniPlanner, DeviceIndexesAndGroupsStayWithinEc2sBounds) {
