@@ -88,7 +88,7 @@ void addEnis(const NodeEni& n, const std::string& nodeName, const std::string& i
     d.description =
         spec.description.empty() ? "eni-agent: NodeENI " + n.meta.name : spec.description;
     d.clientToken = clientTokenFor(d.nodeEni, nodeName, d.subnetId, d.deviceIndex);
-    d.tags = ownershipTags(d.nodeEni, nodeName, d.subnetId, instanceId);
+    d.tags = nodeEniCreationTags(d.nodeEni, nodeName, d.subnetId, instanceId);
     out.push_back(std::move(d));
   }
 }

@@ -410,6 +410,8 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
     EXPECT_EQ(tagValue(e, kNoManageTag), "true");
     EXPECT_EQ(tagValue(e, kManagedByTag), "eni-agent");
     EXPECT_EQ(tagValue(e, kInstanceIdTag), stack.instanceId);
+    // aws-multi-eni-controller's creation tag, for the filters people built on it.
+    EXPECT_EQ(tagValue(e, "kubernetes.io/cluster/managed-by"), "nodeeni-controller");
     EXPECT_EQ(e.description, "ENI with multiple subnets");
   }
   EXPECT_EQ(indexes, (std::set<std::int64_t>{first, second}));

@@ -188,6 +188,46 @@ TEST(EniPlanner, OwnershipIsReadFromTags) {
   EXPECT_FALSE(adoptable(stranger, "n1"));
 }
 
+// The ENIs it creates for a NodeENI carry aws-multi-eni-controller's creation tag, so that filters
+// on it keep working; host-mode ENIs do not. The tag decides nothing: an ENI of eni-agent's is
+// never adoptable, and one that carries the tag but not eni-agent's own is neither owned nor
+// releasable, even when a record names it.
+TEST(EniPlanner, CreatedEnisCarryTheOldToolsTagWhichProvesNoOwnership) {
+  auto d = desiredEnis("n1", kLabels, "i-1", {nodeEni("x", spec({"subnet-a"}))}, {}, {});
+  ASSERT_EQ(d.enis.size(), 1u);
+  NetworkInterface created;
+  created.id = "eni-1";
+  created.tags = d.enis[0].tags;
+  EXPECT_EQ(tagValue(created, kLegacyManagedByTag), kLegacyManagedByValue);
+  EXPECT_EQ(tagValue(created, kManagedByTag), "eni-agent");
+  EXPECT_EQ(tagValue(created, kInstanceIdTag), "i-1");
+  EXPECT_EQ(tagValue(created, "NodeENI"), "x");
+  EXPECT_TRUE(ownedBy(created, "i-1"));
+  EXPECT_FALSE(ownedBy(created, "i-2"));
+  EXPECT_FALSE(adoptable(created, "n1")) << "eni-agent's own ENI is never adopted";
+
+  NetworkInterface host;
+  host.tags = ownershipTags("host-1", "i-1", "subnet-a", "i-1");
+  EXPECT_EQ(tagValue(host, kLegacyManagedByTag), "");
+
+  // The old tool's tag with NodeENI, Node and even eni-agent's instance tag, but not
+  // managed-by=eni-agent: not owned, and a record naming it does not make it releasable.
+  NetworkInterface legacyOnly;
+  legacyOnly.id = "eni-2";
+  legacyOnly.tags = {{"NodeENI", "x"},
+                     {"Node", "n1"},
+                     {kInstanceIdTag, "i-1"},
+                     {kLegacyManagedByTag, kLegacyManagedByValue}};
+  EXPECT_FALSE(ownedBy(legacyOnly, "i-1"));
+  RecordedAttachments records;
+  records.instanceId = "i-1";
+  AttachmentRecord r;
+  r.nodeEni = "x";
+  r.eniId = "eni-2";
+  records.attachments.push_back(r);
+  EXPECT_FALSE(releasable(legacyOnly, records, "i-1", {"x"}).release);
+}
+
 // aws-multi-eni-controller sets kubernetes.io/cluster/managed-by=nodeeni-controller at creation;
 // NodeENI and Node tags alone are anyone's to write.
 TEST(EniPlanner, AdoptionNeedsTheOldToolsCreationTagAndNoMarkOfSomeoneElse) {
