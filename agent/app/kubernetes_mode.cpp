@@ -142,6 +142,7 @@ EniManagerOptions managerOptionsFor(const AgentOptions& options, const EnvLookup
   o.nodeName = options.nodeName;
   o.dryRun = options.dryRun;
   o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");  // "before-status"; the rest: lifecycle
+  o.maxCleanupDuration = options.maxCleanupDuration;
   return o;
 }
 

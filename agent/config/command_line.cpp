@@ -31,7 +31,14 @@ struct FlagSpec {
   Setter set;
   bool fromEniTagger = false;  // a k8s-eni-tagger flag: ENI_TAGGER_<NAME> is read after ENI_AGENT_
   std::string noEffect;        // k8s-eni-tagger's flag that means nothing here: why (help, log)
+  /// aws-multi-eni-controller's variable of the same meaning, read after the ENI_AGENT_ one.
+  std::string legacyEnv;
 };
+
+FlagSpec withLegacyEnv(FlagSpec spec, std::string variable) {
+  spec.legacyEnv = std::move(variable);
+  return spec;
+}
 
 tl::unexpected<Error> badValue(const std::string& value, const std::string& why) {
   return fail(ErrorCode::Invalid, "\"" + value + "\": " + why);
@@ -264,6 +271,18 @@ std::vector<FlagSpec> awsAndPartsSpecs() {
          o.watchIdleTimeout = *d;
          return {};
        }},
+      withLegacyEnv(
+          {"max-cleanup-duration", "DURATION", "30m",
+           "a NodeENI being deleted whose cleanup has not completed this long after it started "
+           "loses its finalizer, with a CleanupTimeout event naming the nodes left behind",
+           [](AgentOptions& o, const std::string& v) -> Result<void> {
+             auto d = parseDuration(v);
+             if (!d) return fail(d.error());
+             if (d->count() < 1000) return badValue(v, "must be at least 1s");
+             o.maxCleanupDuration = *d;
+             return {};
+           }},
+          "MAX_CLEANUP_DURATION"),
       {"enable-tagger", "", "true", "tag pod ENIs from annotations",
        boolSetter(&AgentOptions::enableTagger)},
       {"enable-eni-manager", "", "true", "create and attach NodeENI interfaces",
@@ -420,14 +439,18 @@ Result<CommandKind> commandNamed(const std::string& word) {
               "unknown command \"" + word + "\"; commands are run, status, validate-tags, version");
 }
 
-/// ENI_AGENT_<FLAG>, else (for k8s-eni-tagger's flags) ENI_TAGGER_<FLAG>; flags parsed afterwards
-/// win over both.
+/// ENI_AGENT_<FLAG>, else (for k8s-eni-tagger's flags) ENI_TAGGER_<FLAG>, else (for
+/// aws-multi-eni-controller's) its variable; flags parsed afterwards win over all.
 Result<void> applyEnvironment(AgentOptions& o, const EnvLookup& env) {
   for (const auto& spec : flagSpecs()) {
     std::string var = envName(spec.name);
     auto value = env(var);
     if (!value && spec.fromEniTagger) {
       var = envName(spec.name, "ENI_TAGGER_");
+      value = env(var);
+    }
+    if (!value && !spec.legacyEnv.empty()) {
+      var = spec.legacyEnv;
       value = env(var);
     }
     if (!value) continue;
@@ -593,6 +616,7 @@ std::string helpLine(const FlagSpec& spec) {
     left += "\n" + std::string(42, ' ');
   std::string env = envName(spec.name);
   if (spec.fromEniTagger) env += " or " + envName(spec.name, "ENI_TAGGER_");
+  if (!spec.legacyEnv.empty()) env += " or " + spec.legacyEnv;
   return left + spec.help + "\n" + std::string(42, ' ') + "default: " + spec.defaultText +
          "; env " + env + "\n";
 }

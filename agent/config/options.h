@@ -50,6 +50,9 @@ struct AgentOptions {
   std::int64_t awsRateLimitBurst = 10;
   Duration resyncInterval = std::chrono::minutes(30);
   Duration watchIdleTimeout = std::chrono::seconds(60);
+  /// A NodeENI whose deletion has not completed this long after it started loses its finalizer
+  /// (aws-multi-eni-controller's MAX_CLEANUP_DURATION).
+  Duration maxCleanupDuration = std::chrono::minutes(30);
   bool enableTagger = true;
   bool enableEniManager = true;
   bool manageLinks = true;

@@ -35,6 +35,7 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
                        const Clock& clock, Executor& executor, EniLifecycle& lifecycle,
                        NodeStateStore& store, LinkReconciler* links, EniManagerOptions options)
     : kube_(kube),
+      wallClock_(clock),
       executor_(executor),
       lifecycle_(lifecycle),
       store_(store),
@@ -45,7 +46,8 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
       runner_(scheduler, {options_.debounce, options_.retryDelay},
               [this](PassRunner::Done done) { runPass(std::move(done)); }),
       records_(kube, clock_, options_.nodeName),
-      status_(kube, clock_, options_.nodeName) {
+      status_(kube, clock_, options_.nodeName),
+      cleanupTimer_(scheduler, [this] { checkCleanupDeadlines(); }) {
   if (links_ != nullptr) links_->setOnChange([this] { publishAttachments(); });
 }
 
@@ -69,6 +71,7 @@ void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
   const std::string name = decoded->meta.name;
   if (type == ChangeType::Deleted) {
     nodeEnis_.erase(name);
+    forcedAt_.erase(name);
     runner_.markDirty();
     return;
   }

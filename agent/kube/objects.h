@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ struct ObjectMeta {
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
   std::vector<std::string> finalizers;
-  bool deleting = false;  // deletionTimestamp is set
+  bool deleting = false;          // deletionTimestamp is set
+  std::string deletionTimestamp;  // RFC 3339, as the API server set it; empty when not deleting
 };
 
 /// One entry of a pod's status.conditions.
@@ -126,5 +128,8 @@ void pruneNode(Json::Value& node);
 
 /// `epochSeconds` as an API timestamp, RFC 3339 in UTC: "2026-11-23T09:00:00Z".
 std::string formatTimestamp(std::int64_t epochSeconds);
+/// An RFC 3339 time ("2026-11-23T09:00:00Z", fractions and a numeric offset allowed) in epoch
+/// seconds; nullopt when `text` is not one.
+std::optional<std::int64_t> parseTimestamp(const std::string& text);
 
 }  // namespace eni

@@ -73,7 +73,8 @@ class LogCapture {
 };
 
 struct ManagerAgent {
-  ManagerAgent(const std::string& node, const std::string& netns)
+  ManagerAgent(const std::string& node, const std::string& netns,
+               Duration maxCleanup = std::chrono::minutes(30))
       : imds(imdsConfigFromEnv([](const std::string& n) -> std::optional<std::string> {
                if (n == "AWS_EC2_METADATA_SERVICE_ENDPOINT") return TestStack::get().imdsEndpoint;
                return std::nullopt;
@@ -86,7 +87,8 @@ struct ManagerAgent {
         lifecycle(ec2, releases, sleeper, lifecycleOptions()),
         links(loop, netns),
         reconciler(links, clock),
-        manager(kube, ec2, imds, loop, clock, worker, lifecycle, store, &reconciler, options(node)),
+        manager(kube, ec2, imds, loop, clock, worker, lifecycle, store, &reconciler,
+                options(node, maxCleanup)),
         view(kube, loop, node,
              {nullptr,
               [this](ChangeType t, const Json::Value& o) {
@@ -109,9 +111,10 @@ struct ManagerAgent {
     c.endpoint = TestStack::get().ec2ProxyEndpoint;
     return c;
   }
-  static EniManagerOptions options(const std::string& node) {
+  static EniManagerOptions options(const std::string& node, Duration maxCleanup) {
     EniManagerOptions o;
     o.nodeName = node;
+    o.maxCleanupDuration = maxCleanup;
     o.writeAhead = false;  // the binary's crash tests cover it
     return o;
   }
@@ -556,6 +559,69 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
     return !r && r.error().code == ErrorCode::NotFound;
   })) << "the dead node's object was pruned and the finalizer removed";
   EXPECT_TRUE(recordsOf(name).empty());
+}
+
+// A node whose Node object exists but whose agent is gone (label removed, crash-looping, denied by
+// IAM) keeps its NodeENIAttachment, and the deletion protocol waits for it. After
+// --max-cleanup-duration a live agent removes the finalizer, with a CleanupTimeout Warning event
+// and a log line naming that node and the ENI it still holds; its object is left for its agent.
+TEST_F(EniManagerTest, AStuckDeletionLosesItsFinalizerAfterMaxCleanupDuration) {
+  const std::string name = "stuck-eni";
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = name;
+  neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
+  neni["spec"]["nodeSelector"]["ng"] = "stuck-test";
+  neni["spec"]["subnetName"] = "no-such-subnet";  // the live node gets a problem, no ENI
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  auto created = getNodeEni(name);
+  ASSERT_TRUE(created);
+  createNode("nm-stuck", {{"ng", "stuck-test"}});  // no agent ever runs for it
+  createNode("nm-live", {{"ng", "stuck-test"}});
+  // The stuck node's agent recorded an ENI before it went, as the simulator's nodes record.
+  VirtualNode stuck(*admin_, clock_, "nm-stuck", "", false);
+  NodeEniAttachment held;
+  held.eniId = "eni-0stuck";
+  held.deviceIndex = 1;
+  held.status = "attached";
+  ASSERT_TRUE(call([&](auto done) {
+    stuck.record(*created, {held}, [done](bool ok) {
+      done(ok ? Result<Json::Value>(Json::Value()) : fail(ErrorCode::Internal, "not recorded"));
+    });
+  }));
+  LogCapture log;
+  ManagerAgent agent("nm-live", ns_->path(), std::chrono::seconds(3));
+  ASSERT_TRUE(agent.runUntil([&] { return recordsOf(name).size() == 2; }));
+  ASSERT_TRUE(agent.settle());
+  auto del = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
+                                  TestStack::get().adminKubeconfig, "delete", "nodeeni", name,
+                                  "--wait=false"});
+  ASSERT_EQ(del.status, 0) << del.err;
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto r = getNodeEni(name);
+    return !r && r.error().code == ErrorCode::NotFound;
+  })) << "the finalizer was removed once the cleanup timed out";
+  ASSERT_TRUE(agent.settle());
+  auto events = await<ObjectList>(loop_, [&](auto done) {
+    ListOptions o;
+    o.fieldSelector = "involvedObject.name=" + name + ",reason=CleanupTimeout";
+    admin_->list(ResourceKind::events(), "default", o, done);
+  });
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->items.size(), 1u);
+  EXPECT_EQ(stringField(events->items[0], "type"), "Warning");
+  const std::string message = stringField(events->items[0], "message");
+  EXPECT_NE(message.find("within 3s"), std::string::npos) << message;
+  EXPECT_NE(message.find("nm-stuck (eni-0stuck)"), std::string::npos) << message;
+  EXPECT_EQ(message.find("nm-live"), std::string::npos) << "the live node finished: " << message;
+  EXPECT_EQ(log.matching({"timed out", "nm-stuck", "eni-0stuck"}).size(), 1u);
+  // The stuck node's object stays: its agent, when it returns, releases the ENI it names.
+  auto left = recordsOf(name);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].nodeName, "nm-stuck");
 }
 
 TEST_F(EniManagerTest, AnUnknownSubnetNameIsAWarningAndAStatusEntryAndNothingElse) {

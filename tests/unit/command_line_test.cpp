@@ -200,6 +200,30 @@ TEST(CommandLine, FlagWinsOverEnvironment) {
   EXPECT_DOUBLE_EQ(c->options.awsRateLimitQps, 7);
 }
 
+// aws-multi-eni-controller's MAX_CLEANUP_DURATION is read after ENI_AGENT_MAX_CLEANUP_DURATION;
+// the flag wins over both.
+TEST(CommandLine, MaxCleanupDurationTakesTheOldToolsVariableAsAFallback) {
+  EXPECT_EQ(parse({})->options.maxCleanupDuration, std::chrono::minutes(30));
+  EXPECT_EQ(parse({"--max-cleanup-duration=45s"})->options.maxCleanupDuration,
+            std::chrono::seconds(45));
+  EXPECT_EQ(parse({}, {{"MAX_CLEANUP_DURATION", "1h"}})->options.maxCleanupDuration,
+            std::chrono::hours(1));
+  EXPECT_EQ(parse({}, {{"MAX_CLEANUP_DURATION", "1h"}, {"ENI_AGENT_MAX_CLEANUP_DURATION", "10m"}})
+                ->options.maxCleanupDuration,
+            std::chrono::minutes(10));
+  EXPECT_EQ(parse({"--max-cleanup-duration=2m"},
+                  {{"MAX_CLEANUP_DURATION", "1h"}, {"ENI_AGENT_MAX_CLEANUP_DURATION", "10m"}})
+                ->options.maxCleanupDuration,
+            std::chrono::minutes(2));
+  auto bad = parse({}, {{"MAX_CLEANUP_DURATION", "soon"}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("MAX_CLEANUP_DURATION"), std::string::npos)
+      << bad.error().message;
+  EXPECT_FALSE(parse({"--max-cleanup-duration=500ms"})) << "below 1s";
+  EXPECT_NE(helpText().find("env ENI_AGENT_MAX_CLEANUP_DURATION or MAX_CLEANUP_DURATION"),
+            std::string::npos);
+}
+
 TEST(CommandLine, RunAsUserTakesAGroupOrDefaultsItToTheUserAndEmptyMeansNoDrop) {
   auto both = parse({"--run-as-user", "1000:2000"});
   ASSERT_TRUE(both) << both.error().message;
