@@ -251,15 +251,16 @@ std::vector<FlagSpec> awsAndPartsSpecs() {
          return {};
        },
        true},
-      {"resync-interval", "DURATION", "30m (with +-20% jitter)",
-       "drift check: reapply missing owned tags, re-verify links",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         auto d = parseDuration(v);
-         if (!d) return fail(d.error());
-         if (d->count() < 1000) return badValue(v, "must be at least 1s");
-         o.resyncInterval = *d;
-         return {};
-       }},
+      withLegacyEnv({"resync-interval", "DURATION", "30m (with +-20% jitter)",
+                     "drift check: reapply missing owned tags, re-verify links",
+                     [](AgentOptions& o, const std::string& v) -> Result<void> {
+                       auto d = parseDuration(v);
+                       if (!d) return fail(d.error());
+                       if (d->count() < 1000) return badValue(v, "must be at least 1s");
+                       o.resyncInterval = *d;
+                       return {};
+                     }},
+                    "RECONCILE_PERIOD"),
       {"watch-idle-timeout", "DURATION", "60s",
        "when every API-server watch was silent this long, check the connection (GET /version, "
        "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",
@@ -271,6 +272,27 @@ std::vector<FlagSpec> awsAndPartsSpecs() {
          o.watchIdleTimeout = *d;
          return {};
        }},
+      withLegacyEnv(
+          {"release-concurrency", "N", "3", "NodeENI ENIs released (detach, wait, delete) at once",
+           [](AgentOptions& o, const std::string& v) -> Result<void> {
+             auto n = parseWholeNumber(v, 1, 64);
+             if (!n) return fail(n.error());
+             o.releaseConcurrency = *n;
+             return {};
+           }},
+          "MAX_CONCURRENT_ENI_CLEANUP"),
+      withLegacyEnv({"detach-timeout", "DURATION", "30s",
+                     "how long a release waits for a detached ENI to become available before the "
+                     "next pass takes it up again",
+                     [](AgentOptions& o, const std::string& v) -> Result<void> {
+                       auto d = parseDuration(v);
+                       if (!d) return fail(d.error());
+                       if (d->count() < 1000 || d->count() > 3'600'000)
+                         return badValue(v, "must be from 1s to 1h");
+                       o.detachTimeout = *d;
+                       return {};
+                     }},
+                    "DETACHMENT_TIMEOUT"),
       withLegacyEnv(
           {"max-cleanup-duration", "DURATION", "30m",
            "a NodeENI being deleted whose cleanup has not completed this long after it started "
@@ -460,6 +482,22 @@ Result<void> applyEnvironment(AgentOptions& o, const EnvLookup& env) {
     }
   }
   return {};
+}
+
+/// aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION, in Go's strconv.ParseBool forms.
+/// No flag: it only makes the ENI manager log NodeENIs that disagree (the spec wins here).
+Result<void> applyLegacyDeleteOnTermination(AgentOptions& o, const EnvLookup& env) {
+  auto value = env("DEFAULT_DELETE_ON_TERMINATION");
+  if (!value || value->empty()) return {};
+  for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"}) {
+    if (*value == yes) o.legacyDefaultDeleteOnTermination = true;
+  }
+  for (const char* no : {"0", "f", "F", "FALSE", "false", "False"}) {
+    if (*value == no) o.legacyDefaultDeleteOnTermination = false;
+  }
+  if (o.legacyDefaultDeleteOnTermination) return {};
+  return fail(ErrorCode::Invalid, "invalid value in DEFAULT_DELETE_ON_TERMINATION: \"" + *value +
+                                      "\": want true or false");
 }
 
 /// The state of the walk over argv.
@@ -683,6 +721,7 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
   Command command;
   command.options.logFormat = stdoutIsTty ? LogFormat::Text : LogFormat::Json;
   if (auto ok = applyEnvironment(command.options, env); !ok) return fail(ok.error());
+  if (auto ok = applyLegacyDeleteOnTermination(command.options, env); !ok) return fail(ok.error());
   ArgWalk walk(args);
   for (; walk.i < args.size() && !walk.done; ++walk.i) {
     if (auto ok = applyArg(command, walk); !ok) return fail(ok.error());
@@ -730,6 +769,8 @@ std::string helpText() {
   out +=
       "\nk8s-eni-tagger's flags are also read from ENI_TAGGER_<FLAG_IN_UPPER_SNAKE>, after "
       "ENI_AGENT_<...>.\n"
+      "aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION is read, not obeyed: the NodeENI's "
+      "spec.deleteOnTermination wins, and a NodeENI that disagrees is logged once.\n"
       "\n"
       "AWS settings follow the AWS SDK: AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/\n"
       "AWS_SESSION_TOKEN, AWS_ROLE_ARN+AWS_WEB_IDENTITY_TOKEN_FILE, "

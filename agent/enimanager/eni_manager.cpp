@@ -72,6 +72,7 @@ void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) {
     nodeEnis_.erase(name);
     forcedAt_.erase(name);
+    dotNoted_.erase(name);
     runner_.markDirty();
     return;
   }

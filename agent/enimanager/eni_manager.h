@@ -49,6 +49,9 @@ struct EniManagerOptions {
   /// (cleanupStart()) loses its finalizer: this agent, in its turn (cleanupTurn()), removes it
   /// with a CleanupTimeout Warning event naming the nodes left behind and their ENIs. Zero: never.
   Duration maxCleanupDuration = std::chrono::minutes(30);
+  /// aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION, when set: never obeyed (the spec
+  /// wins), but each NodeENI whose spec disagrees is logged once (deleteOnTerminationNote()).
+  std::optional<bool> legacyDefaultDeleteOnTermination;
 };
 
 /// Gives this node the ENIs that NodeENIs ask for. NodeENI and Node events mark it dirty; one
@@ -130,6 +133,7 @@ class EniManager {
   void pruneOrphan(const std::string& name, const NodeEniAttachmentObject& found);
   void removeFinalizer(const std::string& name);
   void dropOldEntries(const std::string& name);
+  void noteDeleteOnTermination();
   void checkCleanupDeadlines();
   void forceCleanup(const std::string& name);
   void reportCleanupTimeout(const NodeEni& nodeEni, const NodeEniAttachmentWriter::Remaining& left);
@@ -173,6 +177,7 @@ class EniManager {
   std::set<std::string> checking_;    // deletion checks in flight
   // Cleanup timeouts: NodeENI -> the resourceVersion this node forced it at (once per version),
   // those in flight, and the timer of the next deadline.
+  std::set<std::string> dotNoted_;  // NodeENIs logged as disagreeing with the old tool's default
   std::map<std::string, std::string> forcedAt_;
   std::set<std::string> forcing_;
   Timer cleanupTimer_;

@@ -45,6 +45,7 @@ BookkeepingInput EniManager::bookkeepingInput(const ManagerRecord& record) const
 }
 
 void EniManager::keepBooks(const ManagerRecord& record) {
+  noteDeleteOnTermination();
   if (options_.dryRun || !records_.loaded()) return;
   BookkeepingPlan plan = planBookkeeping(bookkeepingInput(record));
   for (auto& o : plan.apply) writeRecord(std::move(o));
@@ -198,6 +199,18 @@ void EniManager::dropOldEntries(const std::string& name) {
               {{"nodeeni", name}, {"error", r.error().describe()}});
     }
   });
+}
+
+// aws-multi-eni-controller let DEFAULT_DELETE_ON_TERMINATION override the spec; here the spec
+// wins. Said once per NodeENI that selects this node and disagrees, so the difference is seen.
+void EniManager::noteDeleteOnTermination() {
+  if (!options_.legacyDefaultDeleteOnTermination) return;
+  for (const auto& [name, n] : nodeEnis_) {
+    if (n.meta.deleting || !selectorMatches(n.spec.nodeSelector, nodeLabels_)) continue;
+    const std::string note = deleteOnTerminationNote(n, options_.legacyDefaultDeleteOnTermination);
+    if (!note.empty() && dotNoted_.insert(name).second)
+      logWarn(note, {{"nodeeni", name}, {"node", options_.nodeName}});
+  }
 }
 
 // Every agent that sees a NodeENI being deleted keeps a deadline for it: its cleanup's start plus

@@ -149,6 +149,15 @@ DesiredEnis desiredEnis(const std::string& nodeName,
   return out;
 }
 
+std::string deleteOnTerminationNote(const NodeEni& nodeEni, std::optional<bool> legacyDefault) {
+  if (!legacyDefault || *legacyDefault == nodeEni.spec.deleteOnTermination) return {};
+  const auto text = [](bool b) { return b ? std::string("true") : std::string("false"); };
+  return "DEFAULT_DELETE_ON_TERMINATION=" + text(*legacyDefault) +
+         " (aws-multi-eni-controller's) is not applied: NodeENI " + nodeEni.meta.name +
+         " keeps its spec.deleteOnTermination=" + text(nodeEni.spec.deleteOnTermination) +
+         "; set it in the spec to change it";
+}
+
 std::string specHashFor(const Json::Value& spec) { return sha256Hex(toJson(spec), 8); }
 
 std::string specHashFor(const NodeEni& nodeEni) { return sha256Hex(nodeEni.specJson, 8); }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -54,6 +55,11 @@ DesiredEnis desiredEnis(const std::string& nodeName,
                         const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
                         const std::map<std::string, std::string>& subnetIdsByName,
                         const std::map<std::string, std::string>& groupIdsByName);
+
+/// When aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION (`legacyDefault`) is set and
+/// differs from the NodeENI's spec.deleteOnTermination: the line that says the spec wins (that tool
+/// let the variable override it). Empty otherwise. Pure.
+std::string deleteOnTerminationNote(const NodeEni& nodeEni, std::optional<bool> legacyDefault);
 
 /// The fingerprint of a NodeENI's spec: 16 hex characters of SHA-256 over its compact JSON (keys
 /// sorted). Any change of the spec changes it.

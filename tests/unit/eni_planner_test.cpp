@@ -129,6 +129,23 @@ TEST(EniPlanner, ADpdkNodeEniIsAProblemThatSaysDpdkIsNotSupported) {
   EXPECT_NE(d.problems[0].message.find("igb_uio"), std::string::npos) << d.problems[0].message;
 }
 
+// aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION overrode the spec; here the spec wins
+// and a disagreement is said.
+TEST(EniPlanner, DefaultDeleteOnTerminationNeverOverridesTheSpecButADisagreementIsSaid) {
+  NodeEniSpec keep = spec({"subnet-a"});
+  keep.deleteOnTermination = true;
+  const NodeEni n = nodeEni("x", keep);
+  EXPECT_EQ(deleteOnTerminationNote(n, std::nullopt), "");
+  EXPECT_EQ(deleteOnTerminationNote(n, true), "");
+  const std::string note = deleteOnTerminationNote(n, false);
+  EXPECT_NE(note.find("DEFAULT_DELETE_ON_TERMINATION=false"), std::string::npos) << note;
+  EXPECT_NE(note.find("NodeENI x keeps its spec.deleteOnTermination=true"), std::string::npos)
+      << note;
+  auto d = desiredEnis("n1", kLabels, "i-1", {n}, {}, {});
+  ASSERT_EQ(d.enis.size(), 1u);
+  EXPECT_TRUE(d.enis[0].deleteOnTermination) << "the spec's value is what is set";
+}
+
 // The field report: deviceIndex 9223372036854775807 with two subnets overflowed base + 1 and the
 // agent sent DeviceIndex=-9223372036854775808. Every index must stay within kMaxDeviceIndex.
 TEST(EniPlanner, DeviceIndexesAndGroupsStayWithinEc2sBounds) {
