@@ -699,6 +699,9 @@ Result<Duration> parseDuration(const std::string& text) {
     while (unitEnd < text.size() && std::isalpha(static_cast<unsigned char>(text[unitEnd])))
       ++unitEnd;
     const std::string unit = text.substr(digits, unitEnd - digits);
+    if (unit.empty() && digits < text.size() && text[digits] == '.') {
+      return badValue(text, "fractions are not taken; write whole units such as 1h30m or 1500ms");
+    }
     std::int64_t scale = 0;
     if (unit == "ms")
       scale = 1;

@@ -220,6 +220,10 @@ TEST(CommandLine, MaxCleanupDurationTakesTheOldToolsVariableAsAFallback) {
   EXPECT_NE(bad.error().message.find("MAX_CLEANUP_DURATION"), std::string::npos)
       << bad.error().message;
   EXPECT_FALSE(parse({"--max-cleanup-duration=500ms"})) << "below 1s";
+  // Go takes 1.5h; the refusal says how to write it here.
+  auto fraction = parse({}, {{"MAX_CLEANUP_DURATION", "1.5h"}});
+  ASSERT_FALSE(fraction);
+  EXPECT_NE(fraction.error().message.find("1h30m"), std::string::npos) << fraction.error().message;
   EXPECT_NE(helpText().find("env ENI_AGENT_MAX_CLEANUP_DURATION or MAX_CLEANUP_DURATION"),
             std::string::npos);
 }
