@@ -208,9 +208,14 @@ eni::HostReconcilerOptions hostOptionsFor(const eni::AgentOptions& options) {
   return o;
 }
 
-eni::EniLifecycleOptions lifecycleOptionsFor(const eni::EnvLookup& env) {
+eni::EniLifecycleOptions lifecycleOptionsFor(const eni::AgentOptions& options,
+                                             const eni::EnvLookup& env) {
   eni::EniLifecycleOptions o;
   o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
+  o.releaseConcurrency = static_cast<std::size_t>(options.releaseConcurrency);
+  // One Describe per poll interval, for as long as --detach-timeout says (rounded up).
+  const auto interval = o.detachPollInterval.count();
+  o.detachPolls = static_cast<int>((options.detachTimeout.count() + interval - 1) / interval);
   return o;
 }
 
@@ -222,8 +227,8 @@ struct HostCore {
       : linkReconciler(links, base.clock),
         awsWorker(std::make_unique<eni::WorkerThread>(loop)),
         releaseWorkers(std::make_unique<eni::WorkerPool>(
-            loop, lifecycleOptionsFor(base.env).releaseConcurrency)),
-        lifecycle(aws.ec2, *releaseWorkers, base.sleeper, lifecycleOptionsFor(base.env)),
+            loop, lifecycleOptionsFor(options, base.env).releaseConcurrency)),
+        lifecycle(aws.ec2, *releaseWorkers, base.sleeper, lifecycleOptionsFor(options, base.env)),
         host(aws.ec2, base.imds, loop, *awsWorker, lifecycle, store,
              options.manageLinks ? &linkReconciler : nullptr, hostOptionsFor(options)) {}
   // The threads are joined before the reconciler goes: a pass or a release still running on them

@@ -143,12 +143,18 @@ EniManagerOptions managerOptionsFor(const AgentOptions& options, const EnvLookup
   o.dryRun = options.dryRun;
   o.checkInterval = options.nodeEniCheckInterval;
   o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");  // "before-status"; the rest: lifecycle
+  o.maxCleanupDuration = options.maxCleanupDuration;
+  o.legacyDefaultDeleteOnTermination = options.legacyDefaultDeleteOnTermination;
   return o;
 }
 
-EniLifecycleOptions lifecycleOptionsFor(const EnvLookup& env) {
+EniLifecycleOptions lifecycleOptionsFor(const AgentOptions& options, const EnvLookup& env) {
   EniLifecycleOptions o;
   o.crashPoint = env("ENI_AGENT_CRASH_POINT").value_or("");
+  o.releaseConcurrency = static_cast<std::size_t>(options.releaseConcurrency);
+  // One Describe per poll interval, for as long as --detach-timeout says (rounded up).
+  const auto interval = o.detachPollInterval.count();
+  o.detachPolls = static_cast<int>((options.detachTimeout.count() + interval - 1) / interval);
   return o;
 }
 
@@ -159,9 +165,9 @@ struct Reconcilers {
   Reconcilers(const AgentOptions& options, EventLoop& loop, BaseAdapters& base, Ec2Adapters& aws,
               KubeApi& kube, LinkManager& links)
       : awsWorker(std::make_unique<WorkerThread>(loop)),
-        releaseWorkers(
-            std::make_unique<WorkerPool>(loop, lifecycleOptionsFor(base.env).releaseConcurrency)),
-        lifecycle(aws.ec2, *releaseWorkers, base.sleeper, lifecycleOptionsFor(base.env)),
+        releaseWorkers(std::make_unique<WorkerPool>(
+            loop, lifecycleOptionsFor(options, base.env).releaseConcurrency)),
+        lifecycle(aws.ec2, *releaseWorkers, base.sleeper, lifecycleOptionsFor(options, base.env)),
         stateStore(kube, loop, {options.nodeName}),
         tagger(kube, aws.ec2, base.imds, loop, *awsWorker, base.clock, stateStore,
                taggerOptionsFor(options)),

@@ -31,7 +31,14 @@ struct FlagSpec {
   Setter set;
   bool fromEniTagger = false;  // a k8s-eni-tagger flag: ENI_TAGGER_<NAME> is read after ENI_AGENT_
   std::string noEffect;        // k8s-eni-tagger's flag that means nothing here: why (help, log)
+  /// aws-multi-eni-controller's variable of the same meaning, read after the ENI_AGENT_ one.
+  std::string legacyEnv;
 };
+
+FlagSpec withLegacyEnv(FlagSpec spec, std::string variable) {
+  spec.legacyEnv = std::move(variable);
+  return spec;
+}
 
 tl::unexpected<Error> badValue(const std::string& value, const std::string& why) {
   return fail(ErrorCode::Invalid, "\"" + value + "\": " + why);
@@ -253,16 +260,19 @@ std::vector<FlagSpec> awsAndPartsSpecs() {
          o.resyncInterval = *d;
          return {};
        }},
-      {"nodeeni-check-interval", "DURATION", "5m (with +-20% jitter)",
-       "NodeENI drift check: compare the attached ENIs with IMDS, read EC2 and repair only when "
-       "they disagree (an ENI detached or deleted by hand); 0s: off",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         auto d = parseDuration(v);
-         if (!d) return fail(d.error());
-         if (d->count() != 0 && d->count() < 1000) return badValue(v, "must be 0s or at least 1s");
-         o.nodeEniCheckInterval = *d;
-         return {};
-       }},
+      withLegacyEnv(
+          {"nodeeni-check-interval", "DURATION", "5m (with +-20% jitter)",
+           "NodeENI drift check: compare the attached ENIs with IMDS, read EC2 and repair only "
+           "when they disagree (an ENI detached or deleted by hand); 0s: off",
+           [](AgentOptions& o, const std::string& v) -> Result<void> {
+             auto d = parseDuration(v);
+             if (!d) return fail(d.error());
+             if (d->count() != 0 && d->count() < 1000)
+               return badValue(v, "must be 0s or at least 1s");
+             o.nodeEniCheckInterval = *d;
+             return {};
+           }},
+          "RECONCILE_PERIOD"),
       {"watch-idle-timeout", "DURATION", "60s",
        "when every API-server watch was silent this long, check the connection (GET /version, "
        "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",
@@ -274,6 +284,39 @@ std::vector<FlagSpec> awsAndPartsSpecs() {
          o.watchIdleTimeout = *d;
          return {};
        }},
+      withLegacyEnv(
+          {"release-concurrency", "N", "3", "NodeENI ENIs released (detach, wait, delete) at once",
+           [](AgentOptions& o, const std::string& v) -> Result<void> {
+             auto n = parseWholeNumber(v, 1, 64);
+             if (!n) return fail(n.error());
+             o.releaseConcurrency = *n;
+             return {};
+           }},
+          "MAX_CONCURRENT_ENI_CLEANUP"),
+      withLegacyEnv({"detach-timeout", "DURATION", "30s",
+                     "how long a release waits for a detached ENI to become available before the "
+                     "next pass takes it up again",
+                     [](AgentOptions& o, const std::string& v) -> Result<void> {
+                       auto d = parseDuration(v);
+                       if (!d) return fail(d.error());
+                       if (d->count() < 1000 || d->count() > 3'600'000)
+                         return badValue(v, "must be from 1s to 1h");
+                       o.detachTimeout = *d;
+                       return {};
+                     }},
+                    "DETACHMENT_TIMEOUT"),
+      withLegacyEnv(
+          {"max-cleanup-duration", "DURATION", "30m",
+           "a NodeENI being deleted whose cleanup has not completed this long after it started "
+           "loses its finalizer, with a CleanupTimeout event naming the nodes left behind",
+           [](AgentOptions& o, const std::string& v) -> Result<void> {
+             auto d = parseDuration(v);
+             if (!d) return fail(d.error());
+             if (d->count() < 1000) return badValue(v, "must be at least 1s");
+             o.maxCleanupDuration = *d;
+             return {};
+           }},
+          "MAX_CLEANUP_DURATION"),
       {"enable-tagger", "", "true", "tag pod ENIs from annotations",
        boolSetter(&AgentOptions::enableTagger)},
       {"enable-eni-manager", "", "true", "create and attach NodeENI interfaces",
@@ -430,14 +473,18 @@ Result<CommandKind> commandNamed(const std::string& word) {
               "unknown command \"" + word + "\"; commands are run, status, validate-tags, version");
 }
 
-/// ENI_AGENT_<FLAG>, else (for k8s-eni-tagger's flags) ENI_TAGGER_<FLAG>; flags parsed afterwards
-/// win over both.
+/// ENI_AGENT_<FLAG>, else (for k8s-eni-tagger's flags) ENI_TAGGER_<FLAG>, else (for
+/// aws-multi-eni-controller's) its variable; flags parsed afterwards win over all.
 Result<void> applyEnvironment(AgentOptions& o, const EnvLookup& env) {
   for (const auto& spec : flagSpecs()) {
     std::string var = envName(spec.name);
     auto value = env(var);
     if (!value && spec.fromEniTagger) {
       var = envName(spec.name, "ENI_TAGGER_");
+      value = env(var);
+    }
+    if (!value && !spec.legacyEnv.empty()) {
+      var = spec.legacyEnv;
       value = env(var);
     }
     if (!value) continue;
@@ -447,6 +494,22 @@ Result<void> applyEnvironment(AgentOptions& o, const EnvLookup& env) {
     }
   }
   return {};
+}
+
+/// aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION, in Go's strconv.ParseBool forms.
+/// No flag: it only makes the ENI manager log NodeENIs that disagree (the spec wins here).
+Result<void> applyLegacyDeleteOnTermination(AgentOptions& o, const EnvLookup& env) {
+  auto value = env("DEFAULT_DELETE_ON_TERMINATION");
+  if (!value || value->empty()) return {};
+  for (const char* yes : {"1", "t", "T", "TRUE", "true", "True"}) {
+    if (*value == yes) o.legacyDefaultDeleteOnTermination = true;
+  }
+  for (const char* no : {"0", "f", "F", "FALSE", "false", "False"}) {
+    if (*value == no) o.legacyDefaultDeleteOnTermination = false;
+  }
+  if (o.legacyDefaultDeleteOnTermination) return {};
+  return fail(ErrorCode::Invalid, "invalid value in DEFAULT_DELETE_ON_TERMINATION: \"" + *value +
+                                      "\": want true or false");
 }
 
 /// The state of the walk over argv.
@@ -603,6 +666,7 @@ std::string helpLine(const FlagSpec& spec) {
     left += "\n" + std::string(42, ' ');
   std::string env = envName(spec.name);
   if (spec.fromEniTagger) env += " or " + envName(spec.name, "ENI_TAGGER_");
+  if (!spec.legacyEnv.empty()) env += " or " + spec.legacyEnv;
   return left + spec.help + "\n" + std::string(42, ' ') + "default: " + spec.defaultText +
          "; env " + env + "\n";
 }
@@ -647,6 +711,9 @@ Result<Duration> parseDuration(const std::string& text) {
     while (unitEnd < text.size() && std::isalpha(static_cast<unsigned char>(text[unitEnd])))
       ++unitEnd;
     const std::string unit = text.substr(digits, unitEnd - digits);
+    if (unit.empty() && digits < text.size() && text[digits] == '.') {
+      return badValue(text, "fractions are not taken; write whole units such as 1h30m or 1500ms");
+    }
     std::int64_t scale = 0;
     if (unit == "ms")
       scale = 1;
@@ -669,6 +736,7 @@ Result<Command> parseCommandLine(const std::vector<std::string>& args, const Env
   Command command;
   command.options.logFormat = stdoutIsTty ? LogFormat::Text : LogFormat::Json;
   if (auto ok = applyEnvironment(command.options, env); !ok) return fail(ok.error());
+  if (auto ok = applyLegacyDeleteOnTermination(command.options, env); !ok) return fail(ok.error());
   ArgWalk walk(args);
   for (; walk.i < args.size() && !walk.done; ++walk.i) {
     if (auto ok = applyArg(command, walk); !ok) return fail(ok.error());
@@ -716,6 +784,8 @@ std::string helpText() {
   out +=
       "\nk8s-eni-tagger's flags are also read from ENI_TAGGER_<FLAG_IN_UPPER_SNAKE>, after "
       "ENI_AGENT_<...>.\n"
+      "aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION is read, not obeyed: the NodeENI's "
+      "spec.deleteOnTermination wins, and a NodeENI that disagrees is logged once.\n"
       "\n"
       "AWS settings follow the AWS SDK: AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/\n"
       "AWS_SESSION_TOKEN, AWS_ROLE_ARN+AWS_WEB_IDENTITY_TOKEN_FILE, "

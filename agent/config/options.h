@@ -51,6 +51,18 @@ struct AgentOptions {
   Duration resyncInterval = std::chrono::minutes(30);
   Duration nodeEniCheckInterval = std::chrono::minutes(5);
   Duration watchIdleTimeout = std::chrono::seconds(60);
+  /// A NodeENI whose deletion has not completed this long after it started loses its finalizer
+  /// (aws-multi-eni-controller's MAX_CLEANUP_DURATION).
+  Duration maxCleanupDuration = std::chrono::minutes(30);
+  /// ENI releases (detach, wait, delete) at once (aws-multi-eni-controller's
+  /// MAX_CONCURRENT_ENI_CLEANUP).
+  std::int64_t releaseConcurrency = 3;
+  /// How long a release waits for EC2 to show a detached ENI available before it leaves the rest
+  /// to the next pass (aws-multi-eni-controller's DETACHMENT_TIMEOUT).
+  Duration detachTimeout = std::chrono::seconds(30);
+  /// aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION when set. It overrode the NodeENI's
+  /// spec there; here the spec wins, and a NodeENI that disagrees is logged once.
+  std::optional<bool> legacyDefaultDeleteOnTermination;
   bool enableTagger = true;
   bool enableEniManager = true;
   bool manageLinks = true;

@@ -21,6 +21,13 @@ std::vector<Tag> ownershipTags(const std::string& owner, const std::string& node
           {kInstanceIdTag, instanceId}};
 }
 
+std::vector<Tag> nodeEniCreationTags(const std::string& nodeEni, const std::string& nodeName,
+                                     const std::string& subnetId, const std::string& instanceId) {
+  std::vector<Tag> tags = ownershipTags(nodeEni, nodeName, subnetId, instanceId);
+  tags.push_back({kLegacyManagedByTag, kLegacyManagedByValue});
+  return tags;
+}
+
 std::int64_t freeDeviceIndex(std::int64_t wanted, const std::set<std::int64_t>& used) {
   while (used.count(wanted) != 0) ++wanted;
   return wanted;

@@ -23,6 +23,13 @@ inline constexpr const char* kVpcCniDescriptionPrefix = "aws-K8S-";
 /// Node (Kubernetes mode) or the instance ID (host mode).
 std::vector<Tag> ownershipTags(const std::string& owner, const std::string& nodeName,
                                const std::string& subnetId, const std::string& instanceId);
+/// The tags an ENI made for a NodeENI carries at creation: ownershipTags() and
+/// kubernetes.io/cluster/managed-by=nodeeni-controller, aws-multi-eni-controller's creation tag, so
+/// that filters people built on it keep finding NodeENI ENIs. That tag says which tool's kind of
+/// ENI it is, never whose: ownership is read from eni-agent's tags alone (ownedBy, releasable),
+/// and an ENI with eni-agent's tags is never adoptable.
+std::vector<Tag> nodeEniCreationTags(const std::string& nodeEni, const std::string& nodeName,
+                                     const std::string& subnetId, const std::string& instanceId);
 /// The idempotency token for (owner, node, subnet, device index): 32 hex characters.
 std::string clientTokenFor(const std::string& owner, const std::string& nodeName,
                            const std::string& subnetId, std::int64_t deviceIndex);

@@ -36,6 +36,7 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
                        const Clock& clock, Executor& executor, EniLifecycle& lifecycle,
                        NodeStateStore& store, LinkReconciler* links, EniManagerOptions options)
     : kube_(kube),
+      wallClock_(clock),
       executor_(executor),
       lifecycle_(lifecycle),
       store_(store),
@@ -51,7 +52,8 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
                scheduleCheck(false);
              }),
       records_(kube, clock_, options_.nodeName),
-      status_(kube, clock_, options_.nodeName) {
+      status_(kube, clock_, options_.nodeName),
+      cleanupTimer_(scheduler, [this] { checkCleanupDeadlines(); }) {
   if (links_ != nullptr) links_->setOnChange([this] { onLinksChanged(); });
 }
 
@@ -75,6 +77,8 @@ void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
   const std::string name = decoded->meta.name;
   if (type == ChangeType::Deleted) {
     nodeEnis_.erase(name);
+    forcedAt_.erase(name);
+    dotNoted_.erase(name);
     runner_.markDirty();
     return;
   }
@@ -146,9 +150,13 @@ ManagerPassInput EniManager::snapshot() const {
         e.nodeId = options_.nodeName;
         n->attachments.push_back(std::move(e));
       }
-      if (!own->second.reason.empty())
-        n->attachments.push_back(
-            {options_.nodeName, "", "", "", "", "", 0, 0, "failed", own->second.reason, ""});
+      if (!own->second.reason.empty()) {
+        NodeEniAttachment failed;
+        failed.nodeId = options_.nodeName;
+        failed.status = "failed";
+        failed.message = own->second.reason;
+        n->attachments.push_back(std::move(failed));
+      }
     }
     in.specHashes[name] = specHashFor(*n);
     in.nodeEnis.push_back(std::move(*n));
@@ -387,12 +395,16 @@ void EniManager::crashPoint(const char* where) const {
 
 void EniManager::reportProblems(const ManagerRecord& record) {
   std::map<std::string, std::string> now;
-  for (const auto& p : record.problems) now[p.nodeEni] = p.message;
+  std::map<std::string, std::string> reasons;
+  for (const auto& p : record.problems) {
+    now[p.nodeEni] = p.message;
+    reasons[p.nodeEni] = p.reason;
+  }
   for (const auto& [name, message] : now) {
     if (reportedProblems_[name] == message) continue;
     auto it = nodeEnis_.find(name);
     if (it == nodeEnis_.end()) continue;
-    events_.record(ObjectReference::nodeEni(it->second.meta), EventType::Warning, "NodeENIInvalid",
+    events_.record(ObjectReference::nodeEni(it->second.meta), EventType::Warning, reasons[name],
                    "node " + options_.nodeName + ": " + message);
   }
   reportedProblems_ = std::move(now);

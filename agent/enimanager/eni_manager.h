@@ -52,6 +52,13 @@ struct EniManagerOptions {
   /// never leaves an ENI that a restart, trusting its records, would not look for. Off only in
   /// unit tests of other behaviour.
   bool writeAhead = true;
+  /// A NodeENI being deleted whose cleanup has not completed this long after it started
+  /// (cleanupStart()) loses its finalizer: this agent, in its turn (cleanupTurn()), removes it
+  /// with a CleanupTimeout Warning event naming the nodes left behind and their ENIs. Zero: never.
+  Duration maxCleanupDuration = std::chrono::minutes(30);
+  /// aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION, when set: never obeyed (the spec
+  /// wins), but each NodeENI whose spec disagrees is logged once (deleteOnTerminationNote()).
+  std::optional<bool> legacyDefaultDeleteOnTermination;
 };
 
 /// Gives this node the ENIs that NodeENIs ask for. NodeENI and Node events mark it dirty; one
@@ -93,7 +100,7 @@ class EniManager {
   const std::vector<AttachmentRecord>& attachments() const { return attachments_; }
   bool idle() const {
     return runner_.idle() && records_.inFlight() == 0 && status_.inFlight() == 0 &&
-           checking_.empty() && events_.inFlight() == 0;
+           checking_.empty() && events_.inFlight() == 0 && forcing_.empty();
   }
   /// This node's NodeENIAttachment writes (applies and deletes) so far.
   std::uint64_t recordWrites() const { return records_.writes(); }
@@ -134,12 +141,17 @@ class EniManager {
   void onRemaining(const std::string& name, const RemainingAnswer& answer);
   void removeFinalizer(const std::string& name);
   void dropOldEntries(const std::string& name);
+  void noteDeleteOnTermination();
+  void checkCleanupDeadlines();
+  void forceCleanup(const std::string& name);
+  void reportCleanupTimeout(const NodeEni& nodeEni, const NodeEniAttachmentWriter::Remaining& left);
   std::optional<NodeEni> typedNodeEni(const std::string& name) const;
   void retryBooks(std::string_view what, const std::string& name, const Error& error);
   void reportProblems(const ManagerRecord& record);
   void crashPoint(const char* where) const;
 
   KubeApi& kube_;
+  const Clock& wallClock_;
   Executor& executor_;
   EniLifecycle& lifecycle_;
   NodeStateStore& store_;
@@ -170,8 +182,14 @@ class EniManager {
   // remains of a deletion: once per version, so a fleet does not repeat them.
   std::map<std::string, std::string> finalizerTriedAt_;
   std::map<std::string, std::string> remainingCheckedAt_;
-  std::set<std::string> removedOwn_;   // NodeENIs whose object this node removed in this run
-  std::set<std::string> checking_;     // deletion checks in flight
+  std::set<std::string> removedOwn_;  // NodeENIs whose object this node removed in this run
+  std::set<std::string> checking_;    // deletion checks in flight
+  // Cleanup timeouts: NodeENI -> the resourceVersion this node forced it at (once per version),
+  // those in flight, and the timer of the next deadline.
+  std::set<std::string> dotNoted_;  // NodeENIs logged as disagreeing with the old tool's default
+  std::map<std::string, std::string> forcedAt_;
+  std::set<std::string> forcing_;
+  Timer cleanupTimer_;
   std::set<std::string> refusedEnis_;  // ENIs refused and warned about once
   std::set<std::string> goneLinks_;    // MACs of attached ENIs whose link the kernel removed
   // Records published besides attachments_: ENIs whose release has not finished, or after a

@@ -46,6 +46,7 @@ BookkeepingInput EniManager::bookkeepingInput(const ManagerRecord& record) const
 }
 
 void EniManager::keepBooks(const ManagerRecord& record) {
+  noteDeleteOnTermination();
   if (options_.dryRun || !records_.loaded()) return;
   BookkeepingPlan plan = planBookkeeping(bookkeepingInput(record));
   for (auto& o : plan.apply) writeRecord(std::move(o));
@@ -53,6 +54,7 @@ void EniManager::keepBooks(const ManagerRecord& record) {
   for (const auto& name : plan.addFinalizer) addFinalizer(name);
   for (const auto& name : plan.checkRemaining) checkRemaining(name);
   for (const auto& name : plan.dropOldEntries) dropOldEntries(name);
+  checkCleanupDeadlines();
 }
 
 void EniManager::retryBooks(std::string_view what, const std::string& name, const Error& error) {
@@ -165,6 +167,106 @@ void EniManager::dropOldEntries(const std::string& name) {
               {{"nodeeni", name}, {"error", r.error().describe()}});
     }
   });
+}
+
+// aws-multi-eni-controller let DEFAULT_DELETE_ON_TERMINATION override the spec; here the spec
+// wins. Said once per NodeENI that selects this node and disagrees, so the difference is seen.
+void EniManager::noteDeleteOnTermination() {
+  if (!options_.legacyDefaultDeleteOnTermination) return;
+  for (const auto& [name, n] : nodeEnis_) {
+    if (n.meta.deleting || !selectorMatches(n.spec.nodeSelector, nodeLabels_)) continue;
+    const std::string note = deleteOnTerminationNote(n, options_.legacyDefaultDeleteOnTermination);
+    if (!note.empty() && dotNoted_.insert(name).second)
+      logWarn(note, {{"nodeeni", name}, {"node", options_.nodeName}});
+  }
+}
+
+// Every agent that sees a NodeENI being deleted keeps a deadline for it: its cleanup's start plus
+// --max-cleanup-duration, plus this node's turn. Deletion normally completes long before; when it
+// has not (a node whose agent is gone keeps its NodeENIAttachment), the first agent whose turn
+// comes removes the finalizer. The removal is conditional on the NodeENI's resourceVersion, so of
+// agents acting at once exactly one succeeds, and only that one reports it.
+void EniManager::checkCleanupDeadlines() {
+  if (options_.maxCleanupDuration.count() <= 0 || options_.dryRun) return;
+  const std::int64_t nowMs = wallClock_.wallSeconds() * 1000;
+  std::optional<std::int64_t> next;
+  for (const auto& [name, n] : nodeEnis_) {
+    const auto& f = n.meta.finalizers;
+    if (!n.meta.deleting || std::find(f.begin(), f.end(), kNodeEniFinalizer) == f.end()) continue;
+    const auto start = cleanupStart(n);
+    if (!start) continue;
+    const std::int64_t due =
+        *start * 1000 + options_.maxCleanupDuration.count() +
+        cleanupTurn(options_.nodeName, n.meta.uid, options_.maxCleanupDuration).count();
+    if (due > nowMs) {
+      next = std::min(next.value_or(due - nowMs), due - nowMs);
+      continue;
+    }
+    auto tried = forcedAt_.find(name);
+    if (forcing_.count(name) != 0 ||
+        (tried != forcedAt_.end() && tried->second == n.meta.resourceVersion))
+      continue;
+    forceCleanup(name);
+  }
+  // The wall clock reads whole seconds: a second more, so the deadline has passed when it fires.
+  if (next) cleanupTimer_.enable(Duration(*next + 1000));
+}
+
+void EniManager::forceCleanup(const std::string& name) {
+  auto n = typedNodeEni(name);
+  if (!n) return;
+  forcing_.insert(name);
+  forcedAt_[name] = n->meta.resourceVersion;
+  records_.remainingAll(
+      n->meta.uid, 100, [this, name](Result<NodeEniAttachmentWriter::Remaining> r) {
+        auto now = typedNodeEni(name);
+        if (!r || !now || !now->meta.deleting) {
+          forcing_.erase(name);
+          if (!r) {
+            forcedAt_.erase(name);
+            retryBooks("cannot list a timed-out NodeENI's NodeENIAttachments, will retry", name,
+                       r.error());
+          }
+          return;
+        }
+        status_.setFinalizer(
+            *now, kNodeEniFinalizer, false,
+            [this, name, left = std::move(*r), nodeEni = *now](Result<NodeEni> done) {
+              forcing_.erase(name);
+              if (done) return reportCleanupTimeout(nodeEni, left);
+              // Conflict: it changed (another agent removed the finalizer, say): the
+              // watch brings the new version, and this node looks again.
+              if (done.error().code == ErrorCode::Conflict ||
+                  done.error().code == ErrorCode::NotFound)
+                return;
+              forcedAt_.erase(name);
+              retryBooks("cannot remove a timed-out NodeENI's finalizer, will retry", name,
+                         done.error());
+            });
+      });
+}
+
+void EniManager::reportCleanupTimeout(const NodeEni& nodeEni,
+                                      const NodeEniAttachmentWriter::Remaining& left) {
+  std::string nodes;
+  std::string enis;
+  for (const auto& o : left.objects) {
+    nodes += (nodes.empty() ? "" : ",") + o.nodeName;
+    for (const auto& e : o.entries) {
+      if (!e.eniId.empty()) enis += (enis.empty() ? "" : ",") + o.nodeName + ":" + e.eniId;
+    }
+  }
+  const std::string message =
+      cleanupTimeoutMessage(options_.maxCleanupDuration, left.objects, left.more);
+  events_.record(ObjectReference::nodeEni(nodeEni.meta), EventType::Warning, kCleanupTimeoutReason,
+                 message);
+  logWarn("the cleanup of a deleted NodeENI timed out: removed its finalizer",
+          {{"nodeeni", nodeEni.meta.name},
+           {"maxCleanupDuration", durationText(options_.maxCleanupDuration)},
+           {"nodesLeftBehind", nodes},
+           {"enisLeftBehind", enis},
+           {"moreNodes", std::to_string(left.more)},
+           {"reason", kCleanupTimeoutReason}});
 }
 
 }  // namespace eni

@@ -88,9 +88,17 @@ void addEnis(const NodeEni& n, const std::string& nodeName, const std::string& i
     d.description =
         spec.description.empty() ? "eni-agent: NodeENI " + n.meta.name : spec.description;
     d.clientToken = clientTokenFor(d.nodeEni, nodeName, d.subnetId, d.deviceIndex);
-    d.tags = ownershipTags(d.nodeEni, nodeName, d.subnetId, instanceId);
+    d.tags = nodeEniCreationTags(d.nodeEni, nodeName, d.subnetId, instanceId);
     out.push_back(std::move(d));
   }
+}
+
+std::string dpdkNotSupported(const NodeEniSpec& spec) {
+  const std::string driver = spec.dpdkDriver.empty() ? "vfio-pci" : spec.dpdkDriver;
+  return "enableDPDK: binding an ENI to a DPDK driver (" + driver +
+         ") is not supported by this version of eni-agent, so no ENI is created or attached for "
+         "this NodeENI (ENIs already attached are left as they are); set enableDPDK to false for "
+         "a kernel interface";
 }
 
 }  // namespace
@@ -109,6 +117,10 @@ DesiredEnis desiredEnis(const std::string& nodeName,
   for (const NodeEni* n : sorted) {
     if (n->meta.deleting || !selectorMatches(n->spec.nodeSelector, nodeLabels)) continue;
     const NodeEniSpec& spec = n->spec;
+    if (spec.enableDpdk) {
+      out.problems.push_back({n->meta.name, dpdkNotSupported(spec), kDpdkNotSupportedReason});
+      continue;
+    }
     auto problem = [&](std::string why) { out.problems.push_back({n->meta.name, std::move(why)}); };
     std::vector<std::string> subnets;
     if (!spec.subnetId.empty()) subnets.push_back(spec.subnetId);
@@ -135,6 +147,15 @@ DesiredEnis desiredEnis(const std::string& nodeName,
     if (ok) addEnis(*n, nodeName, instanceId, subnets, groups, out.enis);
   }
   return out;
+}
+
+std::string deleteOnTerminationNote(const NodeEni& nodeEni, std::optional<bool> legacyDefault) {
+  if (!legacyDefault || *legacyDefault == nodeEni.spec.deleteOnTermination) return {};
+  const auto text = [](bool b) { return b ? std::string("true") : std::string("false"); };
+  return "DEFAULT_DELETE_ON_TERMINATION=" + text(*legacyDefault) +
+         " (aws-multi-eni-controller's) is not applied: NodeENI " + nodeEni.meta.name +
+         " keeps its spec.deleteOnTermination=" + text(nodeEni.spec.deleteOnTermination) +
+         "; set it in the spec to change it";
 }
 
 std::string specHashFor(const Json::Value& spec) { return sha256Hex(toJson(spec), 8); }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -23,9 +24,14 @@ inline constexpr std::int64_t kMaxDeviceIndex = 127;
 /// EC2 takes at most 16 security groups per ENI (the quota's ceiling).
 inline constexpr std::size_t kMaxSecurityGroups = 16;
 
+/// The event reasons of a NodeENI's problems on a node.
+inline constexpr const char* kNodeEniInvalidReason = "NodeENIInvalid";
+inline constexpr const char* kDpdkNotSupportedReason = "DPDKNotSupported";
+
 struct NodeEniProblem {
   std::string nodeEni;
   std::string message;
+  std::string reason = kNodeEniInvalidReason;  // the Warning event's reason
 };
 
 struct DesiredEnis {
@@ -41,12 +47,19 @@ bool selectorMatches(const std::map<std::string, std::string>& selector,
 /// are looked up in the maps given (name -> ID); a name missing there, no subnet at all, a device
 /// index below 1 or one per subnet past kMaxDeviceIndex, more than kMaxSecurityGroups groups or an
 /// MTU outside 68-9001 is a problem for that NodeENI, which then gets nothing new (its existing
-/// ENIs are left alone). NodeENIs being deleted want nothing. Pure.
+/// ENIs are left alone). So is enableDPDK (reason kDpdkNotSupportedReason): this version binds no
+/// device to a DPDK driver, and an ENI left to the kernel is not what such a NodeENI asks for.
+/// NodeENIs being deleted want nothing. Pure.
 DesiredEnis desiredEnis(const std::string& nodeName,
                         const std::map<std::string, std::string>& nodeLabels,
                         const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
                         const std::map<std::string, std::string>& subnetIdsByName,
                         const std::map<std::string, std::string>& groupIdsByName);
+
+/// When aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION (`legacyDefault`) is set and
+/// differs from the NodeENI's spec.deleteOnTermination: the line that says the spec wins (that tool
+/// let the variable override it). Empty otherwise. Pure.
+std::string deleteOnTerminationNote(const NodeEni& nodeEni, std::optional<bool> legacyDefault);
 
 /// The fingerprint of a NodeENI's spec: 16 hex characters of SHA-256 over its compact JSON (keys
 /// sorted). Any change of the spec changes it.

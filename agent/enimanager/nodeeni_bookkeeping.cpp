@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "agent/eni/tags.h"
 #include "agent/enimanager/eni_planner.h"
 
 namespace eni {
@@ -108,6 +109,71 @@ RemainingStep decideRemaining(const std::string& nodeName,
   if (found->nodeName == nodeName) return RemainingStep::Wait;
   if (!nodeGone) return RemainingStep::CheckNode;
   return *nodeGone ? RemainingStep::PruneOrphan : RemainingStep::Wait;
+}
+
+std::optional<std::int64_t> cleanupStart(const NodeEni& n) {
+  if (auto it = n.meta.annotations.find(kOldCleanupStartAnnotation);
+      it != n.meta.annotations.end()) {
+    if (auto t = parseTimestamp(it->second)) return t;
+  }
+  if (n.meta.deletionTimestamp.empty()) return std::nullopt;
+  return parseTimestamp(n.meta.deletionTimestamp);
+}
+
+Duration cleanupTurn(const std::string& nodeName, const std::string& nodeEniUid,
+                     Duration maxCleanup) {
+  const std::int64_t spread =
+      std::min<std::int64_t>(maxCleanup.count() / 10, Duration(std::chrono::seconds(60)).count());
+  if (spread <= 0) return Duration(0);
+  const std::string hex = sha256Hex(nodeName + "|" + nodeEniUid, 6);
+  return Duration(static_cast<std::int64_t>(std::stoull(hex, nullptr, 16) %
+                                            static_cast<std::uint64_t>(spread)));
+}
+
+std::string durationText(Duration d) {
+  const std::int64_t ms = d.count();
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+namespace {
+
+std::string enisText(const NodeEniAttachmentObject& o) {
+  std::string out;
+  std::size_t named = 0;
+  for (const auto& e : o.entries) {
+    if (e.eniId.empty()) continue;
+    if (named == kCleanupEventEnis) {
+      out += " and more";
+      break;
+    }
+    out += (named++ == 0 ? "" : ", ") + e.eniId;
+  }
+  return named == 0 ? "no ENI recorded" : out;
+}
+
+}  // namespace
+
+std::string cleanupTimeoutMessage(Duration maxCleanup,
+                                  const std::vector<NodeEniAttachmentObject>& left,
+                                  std::int64_t more) {
+  std::string out = "cleanup did not complete within " + durationText(maxCleanup) +
+                    " (--max-cleanup-duration); removed the finalizer. ";
+  if (left.empty() && more <= 0) return out + "No node's NodeENIAttachment remained.";
+  out += "Nodes left behind, whose agent never released their ENIs: ";
+  std::size_t shown = 0;
+  for (const auto& o : left) {
+    if (shown == kCleanupEventNodes) break;
+    out += (shown++ == 0 ? "" : "; ") + o.nodeName + " (" + enisText(o) + ")";
+  }
+  const std::int64_t rest =
+      static_cast<std::int64_t>(left.size() - shown) + std::max<std::int64_t>(0, more);
+  if (rest > 0) out += "; and " + std::to_string(rest) + " more node(s)";
+  return out +
+         ". Nobody else releases those ENIs: start eni-agent on those nodes (it releases them "
+         "once it sees the NodeENI gone) or detach and delete them by hand.";
 }
 
 }  // namespace eni

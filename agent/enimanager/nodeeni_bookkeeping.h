@@ -1,11 +1,13 @@
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "agent/base/clock.h"
 #include "agent/enimanager/eni_manager_pass.h"
 #include "agent/kube/nodeeni_attachment_writer.h"
 #include "agent/kube/objects.h"
@@ -77,5 +79,37 @@ enum class RemainingStep {
 RemainingStep decideRemaining(const std::string& nodeName,
                               const std::optional<NodeEniAttachmentObject>& found,
                               std::optional<bool> nodeGone);
+
+/// aws-multi-eni-controller's annotation: when its cleanup of a deleted NodeENI started (RFC 3339).
+inline constexpr const char* kOldCleanupStartAnnotation =
+    "aws-multi-eni-controller/cleanup-start-time";
+/// The Warning event of a NodeENI whose finalizer was removed because its cleanup timed out.
+inline constexpr const char* kCleanupTimeoutReason = "CleanupTimeout";
+/// Nodes the CleanupTimeout event names (the log names every one listed), and ENIs per node.
+inline constexpr std::size_t kCleanupEventNodes = 5;
+inline constexpr std::size_t kCleanupEventEnis = 4;
+
+/// When the cleanup of NodeENI `n` (being deleted) started, in epoch seconds: the time in
+/// aws-multi-eni-controller's annotation kOldCleanupStartAnnotation when it holds a valid one (that
+/// tool had started then), else metadata.deletionTimestamp, which the API server sets once and
+/// every agent reads alike; nullopt when neither (not being deleted). Pure.
+std::optional<std::int64_t> cleanupStart(const NodeEni& n);
+
+/// How long after `maxCleanup` this node takes its turn to end a cleanup that has not completed:
+/// a delay in [0, min(maxCleanup / 10, 60 s)) from a hash of the node and the NodeENI's UID, so
+/// that in a fleet the first agent's finalizer removal usually reaches the others before their
+/// turn comes. Pure.
+Duration cleanupTurn(const std::string& nodeName, const std::string& nodeEniUid,
+                     Duration maxCleanup);
+
+/// "30m", "90s", "1500ms". Pure.
+std::string durationText(Duration d);
+
+/// The CleanupTimeout event's message: the duration, the nodes whose NodeENIAttachment objects
+/// remain (`left`, plus `more` not listed) and the ENIs each still holds, at most
+/// kCleanupEventNodes nodes and kCleanupEventEnis ENIs each, and what to do about them. Pure.
+std::string cleanupTimeoutMessage(Duration maxCleanup,
+                                  const std::vector<NodeEniAttachmentObject>& left,
+                                  std::int64_t more);
 
 }  // namespace eni

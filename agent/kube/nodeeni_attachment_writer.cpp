@@ -203,6 +203,29 @@ void NodeEniAttachmentWriter::remaining(const std::string& nodeEniUid,
              });
 }
 
+void NodeEniAttachmentWriter::remainingAll(const std::string& nodeEniUid, int limit,
+                                           Callback<Remaining> done) {
+  ListOptions options;
+  options.labelSelector = std::string(kNodeEniUidLabel) + "=" + nodeEniUid;
+  options.limit = limit;
+  ++inFlight_;
+  kube_.list(ResourceKind::nodeEniAttachments(), "", options,
+             [this, done = std::move(done)](Result<ObjectList> list) {
+               --inFlight_;
+               if (!list) return done(fail(list.error()));
+               Remaining out;
+               for (const auto& item : list->items) {
+                 auto o = decodeNodeEniAttachment(item);
+                 if (o) out.objects.push_back(std::move(*o));
+               }
+               if (list->remainingItemCount > 0)
+                 out.more = list->remainingItemCount;
+               else if (list->more)
+                 out.more = 1;
+               done(std::move(out));
+             });
+}
+
 void NodeEniAttachmentWriter::removeOrphan(const std::string& name, Callback<void> done) {
   ++writes_;
   ++inFlight_;

@@ -82,6 +82,14 @@ class NodeEniAttachmentWriter {
   /// with limit=1, so a fleet of objects costs one item. Answers that item, or nullopt when none.
   void remaining(const std::string& nodeEniUid,
                  Callback<std::optional<NodeEniAttachmentObject>> done);
+  /// The NodeENIAttachments of the NodeENI `nodeEniUid`, any node's, when its cleanup timed out:
+  /// one list by kNodeEniUidLabel of at most `limit` items. Answers them and how many more the API
+  /// server counted past them (1 when it only said there were more).
+  struct Remaining {
+    std::vector<NodeEniAttachmentObject> objects;
+    std::int64_t more = 0;
+  };
+  void remainingAll(const std::string& nodeEniUid, int limit, Callback<Remaining> done);
   /// Deletes another node's object `name` (its Node is gone: nobody else will). NotFound is
   /// success.
   void removeOrphan(const std::string& name, Callback<void> done);

@@ -1,5 +1,7 @@
 #include "agent/kube/objects.h"
 
+#include <cctype>
+#include <cstdio>
 #include <ctime>
 #include <initializer_list>
 
@@ -75,7 +77,8 @@ Result<ObjectMeta> decodeMeta(const Json::Value& object) {
   out.labels = stringMap(objectField(meta, "labels"));
   out.annotations = stringMap(objectField(meta, "annotations"));
   out.finalizers = stringList(arrayField(meta, "finalizers"));
-  out.deleting = !stringField(meta, "deletionTimestamp").empty();
+  out.deletionTimestamp = stringField(meta, "deletionTimestamp");
+  out.deleting = !out.deletionTimestamp.empty();
   return out;
 }
 
@@ -147,6 +150,10 @@ NodeEniSpec decodeNodeEniSpec(const Json::Value& spec) {
   s.deleteOnTermination = boolField(spec, "deleteOnTermination", true);
   s.description = stringField(spec, "description");
   s.mtu = intField(spec, "mtu", 0);
+  s.enableDpdk = boolField(spec, "enableDPDK", false);
+  s.dpdkDriver = stringField(spec, "dpdkDriver");
+  s.dpdkResourceName = stringField(spec, "dpdkResourceName");
+  s.dpdkPciAddress = stringField(spec, "dpdkPCIAddress");
   return s;
 }
 
@@ -163,6 +170,10 @@ NodeEniAttachment decodeNodeEniAttachment(const Json::Value& a) {
   att.status = stringField(a, "status");
   att.message = stringField(a, "message");
   att.lastUpdated = stringField(a, "lastUpdated");
+  att.dpdkBound = boolField(a, "dpdkBound", false);
+  att.dpdkDriver = stringField(a, "dpdkDriver");
+  att.dpdkResourceName = stringField(a, "dpdkResourceName");
+  att.dpdkPciAddress = stringField(a, "dpdkPCIAddress");
   return att;
 }
 
@@ -189,6 +200,39 @@ std::string formatTimestamp(std::int64_t epochSeconds) {
   char out[32];
   std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return out;
+}
+
+std::optional<std::int64_t> parseTimestamp(const std::string& text) {
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+      consumed != 19 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+      tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+    return std::nullopt;
+  }
+  std::size_t i = 19;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  }
+  std::int64_t offset = 0;
+  const std::string zone = text.substr(i);
+  if (zone == "Z" || zone == "z") {
+    offset = 0;
+  } else if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' &&
+             std::isdigit(static_cast<unsigned char>(zone[1])) &&
+             std::isdigit(static_cast<unsigned char>(zone[2])) &&
+             std::isdigit(static_cast<unsigned char>(zone[4])) &&
+             std::isdigit(static_cast<unsigned char>(zone[5]))) {
+    offset = (std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(4, 2))) * 60;
+    if (zone[0] == '-') offset = -offset;
+  } else {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<std::int64_t>(timegm(&tm)) - offset;
 }
 
 }  // namespace eni

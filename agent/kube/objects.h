@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ struct ObjectMeta {
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
   std::vector<std::string> finalizers;
-  bool deleting = false;  // deletionTimestamp is set
+  bool deleting = false;          // deletionTimestamp is set
+  std::string deletionTimestamp;  // RFC 3339, as the API server set it; empty when not deleting
 };
 
 /// One entry of a pod's status.conditions.
@@ -65,6 +67,12 @@ struct NodeEniSpec {
   bool deleteOnTermination = true;
   std::string description;
   std::int64_t mtu = 0;  // 0: leave the MTU alone
+  /// aws-multi-eni-controller's DPDK fields. This version binds nothing: a NodeENI with
+  /// enableDpdk is refused (desiredEnis()); the others are decoded for that refusal's message.
+  bool enableDpdk = false;
+  std::string dpdkDriver;
+  std::string dpdkResourceName;
+  std::string dpdkPciAddress;
 };
 
 /// One entry of a NodeENI's status.attachments: one ENI of one node, or one node's failure to
@@ -81,6 +89,11 @@ struct NodeEniAttachment {
   std::string status;
   std::string message;
   std::string lastUpdated;
+  /// aws-multi-eni-controller's DPDK entries, as its agents wrote them (this version writes none).
+  bool dpdkBound = false;
+  std::string dpdkDriver;
+  std::string dpdkResourceName;
+  std::string dpdkPciAddress;
   bool operator==(const NodeEniAttachment&) const = default;
 };
 
@@ -115,5 +128,8 @@ void pruneNode(Json::Value& node);
 
 /// `epochSeconds` as an API timestamp, RFC 3339 in UTC: "2026-11-23T09:00:00Z".
 std::string formatTimestamp(std::int64_t epochSeconds);
+/// An RFC 3339 time ("2026-11-23T09:00:00Z", fractions and a numeric offset allowed) in epoch
+/// seconds; nullopt when `text` is not one.
+std::optional<std::int64_t> parseTimestamp(const std::string& text);
 
 }  // namespace eni

@@ -159,7 +159,8 @@ std::vector<NodeEniAttachment> Drill::statusOf(const std::string& name) {
     out.push_back(a);
   }
   if (!record->reason.empty())
-    out.push_back({node_, "", "", "", "", "", 0, 0, "failed", record->reason, ""});
+    out.push_back(
+        {node_, "", "", "", "", "", 0, 0, "failed", record->reason, "", false, "", "", ""});
   return out;
 }
 

@@ -183,8 +183,8 @@ TEST_F(AdmissionPolicyTest, ItsOwnNodesNodeEniAttachmentsOnly) {
     NodeEniAttachmentObject o;
     o.nodeEni = nodeEni;
     o.nodeEniUid = "uid-" + nodeEni;
-    o.entries.push_back(
-        NodeEniAttachment{"", "", "eni-0adm", "", "", "", 1, 0, "attached", "", ""});
+    o.entries.push_back(NodeEniAttachment{"", "", "eni-0adm", "", "", "", 1, 0, "attached", "", "",
+                                          false, "", "", ""});
     return await<Json::Value>(loop_, [&](auto done) {
       w.apply(o, [done](Result<void> r) {
         done(r ? Result<Json::Value>(Json::Value()) : fail(r.error()));

@@ -74,7 +74,8 @@ class LogCapture {
 };
 
 struct ManagerAgent {
-  ManagerAgent(const std::string& node, const std::string& netns)
+  ManagerAgent(const std::string& node, const std::string& netns,
+               Duration maxCleanup = std::chrono::minutes(30))
       : imds(imdsConfigFromEnv([](const std::string& n) -> std::optional<std::string> {
                if (n == "AWS_EC2_METADATA_SERVICE_ENDPOINT") return TestStack::get().imdsEndpoint;
                return std::nullopt;
@@ -87,7 +88,8 @@ struct ManagerAgent {
         lifecycle(ec2, releases, sleeper, lifecycleOptions()),
         links(loop, netns),
         reconciler(links, clock),
-        manager(kube, ec2, imds, loop, clock, worker, lifecycle, store, &reconciler, options(node)),
+        manager(kube, ec2, imds, loop, clock, worker, lifecycle, store, &reconciler,
+                options(node, maxCleanup)),
         view(kube, loop, node,
              {nullptr,
               [this](ChangeType t, const Json::Value& o) {
@@ -110,9 +112,10 @@ struct ManagerAgent {
     c.endpoint = TestStack::get().ec2ProxyEndpoint;
     return c;
   }
-  static EniManagerOptions options(const std::string& node) {
+  static EniManagerOptions options(const std::string& node, Duration maxCleanup) {
     EniManagerOptions o;
     o.nodeName = node;
+    o.maxCleanupDuration = maxCleanup;
     o.writeAhead = false;           // the binary's crash tests cover it
     o.checkInterval = Duration(0);  // passes are counted: only events start them here
     return o;
@@ -413,6 +416,8 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
     EXPECT_EQ(tagValue(e, kNoManageTag), "true");
     EXPECT_EQ(tagValue(e, kManagedByTag), "eni-agent");
     EXPECT_EQ(tagValue(e, kInstanceIdTag), stack.instanceId);
+    // aws-multi-eni-controller's creation tag, for the filters people built on it.
+    EXPECT_EQ(tagValue(e, "kubernetes.io/cluster/managed-by"), "nodeeni-controller");
     EXPECT_EQ(e.description, "ENI with multiple subnets");
   }
   EXPECT_EQ(indexes, (std::set<std::int64_t>{first, second}));
@@ -539,8 +544,8 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
   NodeEniAttachmentObject o;
   o.nodeEni = name;
   o.nodeEniUid = created->meta.uid;
-  o.entries.push_back(
-      NodeEniAttachment{"", "", "eni-0ghost", "", "", "", 1, 0, "attached", "", ""});
+  o.entries.push_back(NodeEniAttachment{"", "", "eni-0ghost", "", "", "", 1, 0, "attached", "", "",
+                                        false, "", "", ""});
   ASSERT_TRUE(call([&](auto done) {
     dead.apply(o, [done](Result<void> r) {
       done(r ? Result<Json::Value>(Json::Value()) : fail(r.error()));
@@ -576,6 +581,69 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
     return !r && r.error().code == ErrorCode::NotFound;
   })) << "the dead node's object was pruned and the finalizer removed";
   EXPECT_TRUE(recordsOf(name).empty());
+}
+
+// A node whose Node object exists but whose agent is gone (label removed, crash-looping, denied by
+// IAM) keeps its NodeENIAttachment, and the deletion protocol waits for it. After
+// --max-cleanup-duration a live agent removes the finalizer, with a CleanupTimeout Warning event
+// and a log line naming that node and the ENI it still holds; its object is left for its agent.
+TEST_F(EniManagerTest, AStuckDeletionLosesItsFinalizerAfterMaxCleanupDuration) {
+  const std::string name = "stuck-eni";
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = name;
+  neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
+  neni["spec"]["nodeSelector"]["ng"] = "stuck-test";
+  neni["spec"]["subnetName"] = "no-such-subnet";  // the live node gets a problem, no ENI
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  auto created = getNodeEni(name);
+  ASSERT_TRUE(created);
+  createNode("nm-stuck", {{"ng", "stuck-test"}});  // no agent ever runs for it
+  createNode("nm-live", {{"ng", "stuck-test"}});
+  // The stuck node's agent recorded an ENI before it went, as the simulator's nodes record.
+  VirtualNode stuck(*admin_, clock_, "nm-stuck", "", false);
+  NodeEniAttachment held;
+  held.eniId = "eni-0stuck";
+  held.deviceIndex = 1;
+  held.status = "attached";
+  ASSERT_TRUE(call([&](auto done) {
+    stuck.record(*created, {held}, [done](bool ok) {
+      done(ok ? Result<Json::Value>(Json::Value()) : fail(ErrorCode::Internal, "not recorded"));
+    });
+  }));
+  LogCapture log;
+  ManagerAgent agent("nm-live", ns_->path(), std::chrono::seconds(3));
+  ASSERT_TRUE(agent.runUntil([&] { return recordsOf(name).size() == 2; }));
+  ASSERT_TRUE(agent.settle());
+  auto del = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
+                                  TestStack::get().adminKubeconfig, "delete", "nodeeni", name,
+                                  "--wait=false"});
+  ASSERT_EQ(del.status, 0) << del.err;
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto r = getNodeEni(name);
+    return !r && r.error().code == ErrorCode::NotFound;
+  })) << "the finalizer was removed once the cleanup timed out";
+  ASSERT_TRUE(agent.settle());
+  auto events = await<ObjectList>(loop_, [&](auto done) {
+    ListOptions o;
+    o.fieldSelector = "involvedObject.name=" + name + ",reason=CleanupTimeout";
+    admin_->list(ResourceKind::events(), "default", o, done);
+  });
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->items.size(), 1u);
+  EXPECT_EQ(stringField(events->items[0], "type"), "Warning");
+  const std::string message = stringField(events->items[0], "message");
+  EXPECT_NE(message.find("within 3s"), std::string::npos) << message;
+  EXPECT_NE(message.find("nm-stuck (eni-0stuck)"), std::string::npos) << message;
+  EXPECT_EQ(message.find("nm-live"), std::string::npos) << "the live node finished: " << message;
+  EXPECT_EQ(log.matching({"timed out", "nm-stuck", "eni-0stuck"}).size(), 1u);
+  // The stuck node's object stays: its agent, when it returns, releases the ENI it names.
+  auto left = recordsOf(name);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].nodeName, "nm-stuck");
 }
 
 TEST_F(EniManagerTest, AnUnknownSubnetNameIsAWarningAndAStatusEntryAndNothingElse) {
@@ -683,8 +751,8 @@ spec:
   const std::string path = TestStack::get().dir + "/multi-eni-samples.yaml";
   std::ofstream(path) << samples;
   auto applied = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
-                                      TestStack::get().adminKubeconfig, "apply", "--dry-run=server",
-                                      "-f", path});
+                                      TestStack::get().adminKubeconfig, "apply",
+                                      "--validate=strict", "--dry-run=server", "-f", path});
   EXPECT_EQ(applied.status, 0) << applied.err;
   EXPECT_NE(applied.out.find("multus-eni-subnet-name created (server dry run)"), std::string::npos)
       << applied.out;
@@ -699,6 +767,118 @@ spec:
   EXPECT_NE(refused.err.find("set at least one of subnetID"), std::string::npos) << refused.err;
   EXPECT_NE(refused.err.find("deviceIndex"), std::string::npos) << refused.err;
   EXPECT_NE(refused.err.find("mtu"), std::string::npos) << refused.err;
+  // A too-large MTU is refused with the reason, not only the bound.
+  std::ofstream(path) << "apiVersion: networking.k8s.aws/v1alpha1\nkind: NodeENI\nmetadata: "
+                         "{name: jumbo}\nspec: {subnetID: subnet-a, mtu: 9216}\n";
+  auto jumbo = testing::runProcess({TestStack::get().kubectl, "--kubeconfig",
+                                    TestStack::get().adminKubeconfig, "apply", "--dry-run=server",
+                                    "-f", path});
+  EXPECT_NE(jumbo.status, 0);
+  EXPECT_NE(jumbo.err.find("spec.mtu"), std::string::npos) << jumbo.err;
+  EXPECT_NE(jumbo.err.find("mtu must be 68-9001: 9001 is EC2's maximum inside a VPC"),
+            std::string::npos)
+      << jumbo.err;
+}
+
+// aws-multi-eni-controller's DPDK fields, every one of its spec and status-entry fields, pass
+// strict field validation (what kubectl apply does by default); an unknown one is still refused.
+// This version binds nothing, so the agent refuses the NodeENI with a reason of its own, and
+// creates nothing.
+TEST_F(EniManagerTest, ADpdkNodeEniAppliesStrictlyAndIsRefusedAsNotSupported) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-dpdk";
+  createNode(node, {{"role", "dpdk-test"}});
+  // Every spec field of aws-multi-eni-controller's NodeENI (JSON, which kubectl reads too).
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = "dpdk-eni";
+  Json::Value& spec = neni["spec"];
+  spec["nodeSelector"]["role"] = "dpdk-test";
+  spec["subnetID"] = stack.subnetC;
+  spec["subnetIDs"] = Json::Value(Json::arrayValue);
+  spec["subnetName"] = "";
+  spec["subnetNames"] = Json::Value(Json::arrayValue);
+  spec["securityGroupIDs"] = Json::Value(Json::arrayValue);
+  spec["securityGroupNames"] = Json::Value(Json::arrayValue);
+  spec["deviceIndex"] = 2;
+  spec["deleteOnTermination"] = true;
+  spec["description"] = "DPDK ENI";
+  spec["mtu"] = 9001;
+  spec["enableDPDK"] = true;
+  spec["dpdkDriver"] = "vfio-pci";
+  spec["dpdkResourceName"] = "intel.com/intel_sriov_netdevice";
+  spec["dpdkPCIAddress"] = "0000:00:06.0";
+  const std::string path = stack.dir + "/dpdk-nodeeni.json";
+  std::ofstream(path) << toJson(neni);
+  auto kubectl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {stack.kubectl, "--kubeconfig", stack.adminKubeconfig});
+    return testing::runProcess(args);
+  };
+  auto dryRun = kubectl({"apply", "--validate=strict", "--dry-run=server", "-f", path});
+  ASSERT_EQ(dryRun.status, 0) << dryRun.err;
+  Json::Value bogusEni = neni;
+  bogusEni["spec"]["dpdkBogus"] = true;
+  std::ofstream(stack.dir + "/dpdk-bogus.json") << toJson(bogusEni);
+  auto bogus = kubectl(
+      {"apply", "--validate=strict", "--dry-run=server", "-f", stack.dir + "/dpdk-bogus.json"});
+  EXPECT_NE(bogus.status, 0);
+  EXPECT_NE(bogus.err.find("unknown field \"spec.dpdkBogus\""), std::string::npos) << bogus.err;
+
+  // Created for real by a POST with ?fieldValidation=Strict, then the status entries the old
+  // tool's agents wrote, by a PUT of the status subresource, also strict.
+  const std::string base = "/apis/networking.k8s.aws/v1alpha1/nodeenis";
+  auto created = kubectl({"create", "--raw", base + "?fieldValidation=Strict", "-f", path});
+  ASSERT_EQ(created.status, 0) << created.err;
+  auto object = parseJson(created.out);
+  ASSERT_TRUE(object) << created.out;
+  Json::Value entry;
+  entry["nodeID"] = "old-node";
+  entry["instanceID"] = "i-0old";
+  entry["eniID"] = "eni-0old";
+  entry["deviceIndex"] = 2;
+  entry["status"] = "attached";
+  entry["dpdkBound"] = true;
+  entry["dpdkDriver"] = "vfio-pci";
+  entry["dpdkResourceName"] = "intel.com/intel_sriov_netdevice";
+  entry["dpdkPCIAddress"] = "0000:00:06.0";
+  (*object)["status"]["attachments"][0] = entry;
+  std::ofstream(stack.dir + "/dpdk-status.json") << toJson(*object);
+  auto status = kubectl({"replace", "--raw", base + "/dpdk-eni/status?fieldValidation=Strict", "-f",
+                         stack.dir + "/dpdk-status.json"});
+  ASSERT_EQ(status.status, 0) << status.err;
+  auto stored = getNodeEni("dpdk-eni");
+  ASSERT_TRUE(stored);
+  EXPECT_TRUE(stored->spec.enableDpdk);
+  EXPECT_EQ(stored->spec.dpdkPciAddress, "0000:00:06.0");
+  ASSERT_EQ(stored->attachments.size(), 1u);
+  EXPECT_TRUE(stored->attachments[0].dpdkBound);
+  EXPECT_EQ(stored->attachments[0].dpdkResourceName, "intel.com/intel_sriov_netdevice");
+
+  TestStack::get().controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  ManagerAgent agent(node, ns_->path());
+  ASSERT_TRUE(agent.runUntil([&] { return !recordsOf("dpdk-eni").empty(); }));
+  ASSERT_TRUE(agent.settle());
+  auto records = recordsOf("dpdk-eni");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].phase(), "Failed");
+  EXPECT_NE(records[0].reason.find("not supported by this version"), std::string::npos)
+      << records[0].reason;
+  auto events = await<ObjectList>(loop_, [&](auto done) {
+    ListOptions o;
+    o.fieldSelector = "involvedObject.name=dpdk-eni";
+    admin_->list(ResourceKind::events(), "default", o, done);
+  });
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->items.size(), 1u);
+  EXPECT_EQ(stringField(events->items[0], "type"), "Warning");
+  EXPECT_EQ(stringField(events->items[0], "reason"), "DPDKNotSupported");
+  EXPECT_NE(stringField(events->items[0], "message").find("node nm-dpdk: enableDPDK"),
+            std::string::npos)
+      << toJson(events->items[0]);
+  EXPECT_EQ(proxyRequests("CreateNetworkInterface"), 0);
+  EXPECT_EQ(proxyRequests("AttachNetworkInterface"), 0);
+  EXPECT_TRUE(enisOf("dpdk-eni", node).empty());
 }
 
 // deviceIndex 9223372036854775807 with two subnets once reached EC2 as DeviceIndex=-2^63: the
@@ -1147,8 +1327,8 @@ TEST_F(EniManagerTest, NodesRecordInTheirOwnObjectsAndTheLastOneEndsTheDeletion)
     NodeEniAttachmentObject o;
     o.nodeEni = name;
     o.nodeEniUid = start->meta.uid;
-    o.entries.push_back(
-        NodeEniAttachment{"", "", "eni-0ghost", "", "", "", 70, 0, "attached", "", ""});
+    o.entries.push_back(NodeEniAttachment{"", "", "eni-0ghost", "", "", "", 70, 0, "attached", "",
+                                          "", false, "", "", ""});
     ASSERT_TRUE(call([&](auto done) {
       ghost.apply(o, [done](Result<void> r) {
         done(r ? Result<Json::Value>(Json::Value()) : fail(r.error()));

@@ -291,6 +291,25 @@ TEST(Objects, DecodeNeverThrowsOnWrongTypes) {
   EXPECT_EQ(neni->spec.subnetIds.size(), 2u);
   ASSERT_EQ(neni->attachments.size(), 1u);
   EXPECT_EQ(neni->attachments[0].deviceIndex, 2);
+  EXPECT_FALSE(neni->spec.enableDpdk);
+  EXPECT_FALSE(neni->attachments[0].dpdkBound);
+
+  // aws-multi-eni-controller's DPDK fields, spec and status entry.
+  auto dpdk = decodeNodeEni(*parseJson(R"({"metadata":{"name":"d"},"spec":{"subnetID":"subnet-1",
+      "enableDPDK":true,"dpdkDriver":"igb_uio","dpdkResourceName":"intel.com/sriov_dpdk",
+      "dpdkPCIAddress":"0000:00:06.0"},"status":{"attachments":[{"nodeID":"n1","deviceIndex":1,
+      "dpdkBound":true,"dpdkDriver":"vfio-pci","dpdkResourceName":"intel.com/x",
+      "dpdkPCIAddress":"0000:00:07.0"}]}})"));
+  ASSERT_TRUE(dpdk);
+  EXPECT_TRUE(dpdk->spec.enableDpdk);
+  EXPECT_EQ(dpdk->spec.dpdkDriver, "igb_uio");
+  EXPECT_EQ(dpdk->spec.dpdkResourceName, "intel.com/sriov_dpdk");
+  EXPECT_EQ(dpdk->spec.dpdkPciAddress, "0000:00:06.0");
+  ASSERT_EQ(dpdk->attachments.size(), 1u);
+  EXPECT_TRUE(dpdk->attachments[0].dpdkBound);
+  EXPECT_EQ(dpdk->attachments[0].dpdkDriver, "vfio-pci");
+  EXPECT_EQ(dpdk->attachments[0].dpdkResourceName, "intel.com/x");
+  EXPECT_EQ(dpdk->attachments[0].dpdkPciAddress, "0000:00:07.0");
 }
 
 }  // namespace

@@ -205,6 +205,104 @@ TEST(CommandLine, FlagWinsOverEnvironment) {
   EXPECT_DOUBLE_EQ(c->options.awsRateLimitQps, 7);
 }
 
+// aws-multi-eni-controller's MAX_CLEANUP_DURATION is read after ENI_AGENT_MAX_CLEANUP_DURATION;
+// the flag wins over both.
+TEST(CommandLine, MaxCleanupDurationTakesTheOldToolsVariableAsAFallback) {
+  EXPECT_EQ(parse({})->options.maxCleanupDuration, std::chrono::minutes(30));
+  EXPECT_EQ(parse({"--max-cleanup-duration=45s"})->options.maxCleanupDuration,
+            std::chrono::seconds(45));
+  EXPECT_EQ(parse({}, {{"MAX_CLEANUP_DURATION", "1h"}})->options.maxCleanupDuration,
+            std::chrono::hours(1));
+  EXPECT_EQ(parse({}, {{"MAX_CLEANUP_DURATION", "1h"}, {"ENI_AGENT_MAX_CLEANUP_DURATION", "10m"}})
+                ->options.maxCleanupDuration,
+            std::chrono::minutes(10));
+  EXPECT_EQ(parse({"--max-cleanup-duration=2m"},
+                  {{"MAX_CLEANUP_DURATION", "1h"}, {"ENI_AGENT_MAX_CLEANUP_DURATION", "10m"}})
+                ->options.maxCleanupDuration,
+            std::chrono::minutes(2));
+  auto bad = parse({}, {{"MAX_CLEANUP_DURATION", "soon"}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("MAX_CLEANUP_DURATION"), std::string::npos)
+      << bad.error().message;
+  EXPECT_FALSE(parse({"--max-cleanup-duration=500ms"})) << "below 1s";
+  // Go takes 1.5h; the refusal says how to write it here.
+  auto fraction = parse({}, {{"MAX_CLEANUP_DURATION", "1.5h"}});
+  ASSERT_FALSE(fraction);
+  EXPECT_NE(fraction.error().message.find("1h30m"), std::string::npos) << fraction.error().message;
+  EXPECT_NE(helpText().find("env ENI_AGENT_MAX_CLEANUP_DURATION or MAX_CLEANUP_DURATION"),
+            std::string::npos);
+}
+
+// aws-multi-eni-controller's environment, each read after our ENI_AGENT_ variable; flags win.
+TEST(CommandLine, MaxConcurrentEniCleanupIsTheReleaseConcurrency) {
+  EXPECT_EQ(parse({})->options.releaseConcurrency, 3);
+  EXPECT_EQ(parse({}, {{"MAX_CONCURRENT_ENI_CLEANUP", "8"}})->options.releaseConcurrency, 8);
+  EXPECT_EQ(parse({}, {{"MAX_CONCURRENT_ENI_CLEANUP", "8"}, {"ENI_AGENT_RELEASE_CONCURRENCY", "2"}})
+                ->options.releaseConcurrency,
+            2);
+  EXPECT_EQ(parse({"--release-concurrency=5"},
+                  {{"MAX_CONCURRENT_ENI_CLEANUP", "8"}, {"ENI_AGENT_RELEASE_CONCURRENCY", "2"}})
+                ->options.releaseConcurrency,
+            5);
+  auto zero = parse({}, {{"MAX_CONCURRENT_ENI_CLEANUP", "0"}});
+  ASSERT_FALSE(zero);
+  EXPECT_NE(zero.error().message.find("MAX_CONCURRENT_ENI_CLEANUP"), std::string::npos);
+  EXPECT_FALSE(parse({"--release-concurrency=65"}));
+}
+
+TEST(CommandLine, DetachmentTimeoutIsTheDetachWait) {
+  EXPECT_EQ(parse({})->options.detachTimeout, std::chrono::seconds(30));
+  EXPECT_EQ(parse({}, {{"DETACHMENT_TIMEOUT", "15s"}})->options.detachTimeout,
+            std::chrono::seconds(15));
+  EXPECT_EQ(parse({}, {{"DETACHMENT_TIMEOUT", "15s"}, {"ENI_AGENT_DETACH_TIMEOUT", "1m"}})
+                ->options.detachTimeout,
+            std::chrono::minutes(1));
+  EXPECT_EQ(parse({"--detach-timeout=45s"},
+                  {{"DETACHMENT_TIMEOUT", "15s"}, {"ENI_AGENT_DETACH_TIMEOUT", "1m"}})
+                ->options.detachTimeout,
+            std::chrono::seconds(45));
+  auto bad = parse({}, {{"DETACHMENT_TIMEOUT", "15"}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("DETACHMENT_TIMEOUT"), std::string::npos);
+  EXPECT_FALSE(parse({"--detach-timeout=500ms"}));
+}
+
+// aws-multi-eni-controller re-checked its NodeENIs every RECONCILE_PERIOD: here that is the
+// NodeENI drift check, not the tagger's resync.
+TEST(CommandLine, ReconcilePeriodIsTheNodeEniCheckInterval) {
+  EXPECT_EQ(parse({}, {{"RECONCILE_PERIOD", "2m"}})->options.nodeEniCheckInterval,
+            std::chrono::minutes(2));
+  EXPECT_EQ(parse({}, {{"RECONCILE_PERIOD", "2m"}})->options.resyncInterval,
+            std::chrono::minutes(30));
+  EXPECT_EQ(parse({}, {{"RECONCILE_PERIOD", "2m"}, {"ENI_AGENT_NODEENI_CHECK_INTERVAL", "10m"}})
+                ->options.nodeEniCheckInterval,
+            std::chrono::minutes(10));
+  EXPECT_EQ(parse({"--nodeeni-check-interval=1h"}, {{"RECONCILE_PERIOD", "2m"}})
+                ->options.nodeEniCheckInterval,
+            std::chrono::hours(1));
+  EXPECT_FALSE(parse({}, {{"RECONCILE_PERIOD", "500ms"}}));
+}
+
+// It overrode the spec in the old tool; here it is only read, for the ENI manager's note.
+TEST(CommandLine, DefaultDeleteOnTerminationIsReadInGosFormsAndNothingMore) {
+  EXPECT_FALSE(parse({})->options.legacyDefaultDeleteOnTermination);
+  for (const char* no : {"false", "0", "f", "F", "FALSE", "False"}) {
+    auto c = parse({}, {{"DEFAULT_DELETE_ON_TERMINATION", no}});
+    ASSERT_TRUE(c) << no;
+    EXPECT_EQ(c->options.legacyDefaultDeleteOnTermination, false) << no;
+  }
+  for (const char* yes : {"true", "1", "t", "T", "TRUE", "True"}) {
+    EXPECT_EQ(parse({}, {{"DEFAULT_DELETE_ON_TERMINATION", yes}})
+                  ->options.legacyDefaultDeleteOnTermination,
+              true)
+        << yes;
+  }
+  auto bad = parse({}, {{"DEFAULT_DELETE_ON_TERMINATION", "yes"}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("DEFAULT_DELETE_ON_TERMINATION"), std::string::npos);
+  EXPECT_NE(helpText().find("DEFAULT_DELETE_ON_TERMINATION"), std::string::npos);
+}
+
 TEST(CommandLine, RunAsUserTakesAGroupOrDefaultsItToTheUserAndEmptyMeansNoDrop) {
   auto both = parse({"--run-as-user", "1000:2000"});
   ASSERT_TRUE(both) << both.error().message;

@@ -12,6 +12,7 @@
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/kube/nodeeni_attachment_writer.h"
 #include "tests/support/fake_ec2.h"
 #include "tests/support/fake_kube_api.h"
 #include "tests/support/fake_state_store.h"
@@ -404,6 +405,89 @@ TEST_F(EniManagerRestart, APassThatFailedMakesTheNextOneReadEc2) {
 }
 
 // The write-ahead: no CreateNetworkInterface before the node state says a create may be in flight.
+// --max-cleanup-duration on fakes, for a node the NodeENI does not even select: nothing before the
+// deadline; past it one list of what remains and one update conditional on the resourceVersion.
+// An agent whose update is refused (another removed the finalizer first: Conflict) reports
+// nothing and does not try again at that version; the one whose update is accepted records one
+// CleanupTimeout event naming the node left behind.
+class EniManagerCleanupTimeout : public ::testing::Test {
+ protected:
+  // A manager fed a NodeENI "stuck" being deleted since 10 s ago (wall clock), started.
+  void startAgent(Agent& agent) {
+    agent.kube.storeObjects = true;
+    EniManagerOptions o;
+    o.maxCleanupDuration = std::chrono::seconds(60);
+    agent.make(nodeObject(""), o);
+    Json::Value n = nodeEniObject();
+    n["metadata"]["name"] = "stuck";
+    n["metadata"]["uid"] = "uid-stuck";
+    n["spec"]["nodeSelector"]["ng"] = "elsewhere";
+    n["metadata"]["finalizers"][0] = kNodeEniFinalizer;
+    n["metadata"]["deletionTimestamp"] = formatTimestamp(agent.scheduler.wallSeconds() - 10);
+    stored_ = agent.kube.store(ObjectRef{ResourceKind::nodeEnis(), "", "stuck", ""}, n);
+    NodeEniAttachmentObject left;
+    left.nodeEni = "stuck";
+    left.nodeEniUid = "uid-stuck";
+    left.nodeName = "gone-agent";
+    NodeEniAttachment e;
+    e.eniId = "eni-0left";
+    e.status = "attached";
+    left.entries = {e};
+    left.name = nodeEniAttachmentName("stuck", "gone-agent");
+    agent.records[left.name] = encodeNodeEniAttachment(left, "2026-11-30T14:00:00Z");
+    agent.manager->onNode(ChangeType::Added, nodeObject(""));
+    agent.manager->onNodeEni(ChangeType::Added, stored_);
+    agent.manager->start();
+    settle(agent, Duration(1000), 5);
+  }
+  void settle(Agent& agent, Duration step, int steps) {
+    for (int i = 0; i < steps; ++i) {
+      agent.scheduler.advance(step);
+      agent.answerLists();
+    }
+  }
+  static std::vector<Json::Value> events(const Agent& agent) {
+    std::vector<Json::Value> out;
+    for (const auto& [key, object] : agent.kube.objects) {
+      if (key.rfind("events/", 0) == 0) out.push_back(object);
+    }
+    return out;
+  }
+  testing::FakeEc2 ec2_;
+  Json::Value stored_;
+};
+
+TEST_F(EniManagerCleanupTimeout, OnlyTheAgentWhoseUpdateIsAcceptedReportsIt) {
+  Agent agent(ec2_);
+  startAgent(agent);
+  EXPECT_EQ(agent.kube.updates, 0) << "before the deadline";
+  settle(agent, Duration(10000), 8);  // past 60 s and any node's turn (under 6 s)
+  ASSERT_EQ(agent.kube.updates, 1);
+  const Json::Value& sent = agent.kube.updateBodies[0].second;
+  EXPECT_EQ(sent["metadata"]["resourceVersion"], stored_["metadata"]["resourceVersion"]);
+  EXPECT_EQ(sent["metadata"].get("finalizers", Json::Value(Json::arrayValue)).size(), 0u);
+  auto reported = events(agent);
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_EQ(reported[0]["reason"].asString(), "CleanupTimeout");
+  EXPECT_NE(reported[0]["message"].asString().find("gone-agent (eni-0left)"), std::string::npos)
+      << reported[0]["message"].asString();
+  EXPECT_TRUE(ec2_.calls.empty()) << "no EC2 call for a NodeENI that does not select the node";
+}
+
+TEST_F(EniManagerCleanupTimeout, AnAgentWhoseUpdateIsRefusedReportsNothingAndDoesNotRepeat) {
+  Agent agent(ec2_);
+  startAgent(agent);
+  // Another agent's update got there first: the stored version moves on.
+  Json::Value won = stored_;
+  won["metadata"]["finalizers"] = Json::Value(Json::arrayValue);
+  agent.kube.store(ObjectRef{ResourceKind::nodeEnis(), "", "stuck", ""}, won);
+  settle(agent, Duration(10000), 8);
+  EXPECT_EQ(agent.kube.updates, 1) << "one try at the version it saw, refused";
+  EXPECT_TRUE(events(agent).empty());
+  settle(agent, Duration(60000), 5);
+  EXPECT_EQ(agent.kube.updates, 1) << "not repeated until the watch shows a new version";
+}
+
 TEST(EniManagerWriteAhead, CreatesOnlyOnceTheRecordIsStoredAndClearsItWhenDone) {
   testing::FakeEc2 ec2;
   ec2.addAttached("eni-primary", 0);

@@ -109,6 +109,43 @@ TEST(EniPlanner, InvalidNodeEnisAreProblemsAndGetNothing) {
   }
 }
 
+// aws-multi-eni-controller's enableDPDK: this version binds nothing, so such a NodeENI gets no ENI
+// and a problem that says so, with its own reason; one without it is served as before.
+TEST(EniPlanner, ADpdkNodeEniIsAProblemThatSaysDpdkIsNotSupported) {
+  NodeEniSpec dpdk = spec({"subnet-a"});
+  dpdk.enableDpdk = true;
+  dpdk.dpdkDriver = "igb_uio";
+  NodeEniSpec plain = spec({"subnet-b"});
+  plain.dpdkResourceName = "intel.com/ignored";  // without enableDPDK: nothing to bind
+  auto d =
+      desiredEnis("n1", kLabels, "i-1", {nodeEni("dpdk", dpdk), nodeEni("plain", plain)}, {}, {});
+  ASSERT_EQ(d.enis.size(), 1u);
+  EXPECT_EQ(d.enis[0].nodeEni, "plain");
+  ASSERT_EQ(d.problems.size(), 1u);
+  EXPECT_EQ(d.problems[0].nodeEni, "dpdk");
+  EXPECT_EQ(d.problems[0].reason, kDpdkNotSupportedReason);
+  EXPECT_NE(d.problems[0].message.find("not supported by this version"), std::string::npos)
+      << d.problems[0].message;
+  EXPECT_NE(d.problems[0].message.find("igb_uio"), std::string::npos) << d.problems[0].message;
+}
+
+// aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION overrode the spec; here the spec wins
+// and a disagreement is said.
+TEST(EniPlanner, DefaultDeleteOnTerminationNeverOverridesTheSpecButADisagreementIsSaid) {
+  NodeEniSpec keep = spec({"subnet-a"});
+  keep.deleteOnTermination = true;
+  const NodeEni n = nodeEni("x", keep);
+  EXPECT_EQ(deleteOnTerminationNote(n, std::nullopt), "");
+  EXPECT_EQ(deleteOnTerminationNote(n, true), "");
+  const std::string note = deleteOnTerminationNote(n, false);
+  EXPECT_NE(note.find("DEFAULT_DELETE_ON_TERMINATION=false"), std::string::npos) << note;
+  EXPECT_NE(note.find("NodeENI x keeps its spec.deleteOnTermination=true"), std::string::npos)
+      << note;
+  auto d = desiredEnis("n1", kLabels, "i-1", {n}, {}, {});
+  ASSERT_EQ(d.enis.size(), 1u);
+  EXPECT_TRUE(d.enis[0].deleteOnTermination) << "the spec's value is what is set";
+}
+
 // The field report: deviceIndex 9223372036854775807 with two subnets overflowed base + 1 and the
 // agent sent DeviceIndex=-9223372036854775808. Every index must stay within kMaxDeviceIndex.
 TEST(EniPlanner, DeviceIndexesAndGroupsStayWithinEc2sBounds) {
@@ -166,6 +203,46 @@ TEST(EniPlanner, OwnershipIsReadFromTags) {
   stranger.tags = {{"Team", "x"}};
   EXPECT_FALSE(ownedBy(stranger, "i-1"));
   EXPECT_FALSE(adoptable(stranger, "n1"));
+}
+
+// The ENIs it creates for a NodeENI carry aws-multi-eni-controller's creation tag, so that filters
+// on it keep working; host-mode ENIs do not. The tag decides nothing: an ENI of eni-agent's is
+// never adoptable, and one that carries the tag but not eni-agent's own is neither owned nor
+// releasable, even when a record names it.
+TEST(EniPlanner, CreatedEnisCarryTheOldToolsTagWhichProvesNoOwnership) {
+  auto d = desiredEnis("n1", kLabels, "i-1", {nodeEni("x", spec({"subnet-a"}))}, {}, {});
+  ASSERT_EQ(d.enis.size(), 1u);
+  NetworkInterface created;
+  created.id = "eni-1";
+  created.tags = d.enis[0].tags;
+  EXPECT_EQ(tagValue(created, kLegacyManagedByTag), kLegacyManagedByValue);
+  EXPECT_EQ(tagValue(created, kManagedByTag), "eni-agent");
+  EXPECT_EQ(tagValue(created, kInstanceIdTag), "i-1");
+  EXPECT_EQ(tagValue(created, "NodeENI"), "x");
+  EXPECT_TRUE(ownedBy(created, "i-1"));
+  EXPECT_FALSE(ownedBy(created, "i-2"));
+  EXPECT_FALSE(adoptable(created, "n1")) << "eni-agent's own ENI is never adopted";
+
+  NetworkInterface host;
+  host.tags = ownershipTags("host-1", "i-1", "subnet-a", "i-1");
+  EXPECT_EQ(tagValue(host, kLegacyManagedByTag), "");
+
+  // The old tool's tag with NodeENI, Node and even eni-agent's instance tag, but not
+  // managed-by=eni-agent: not owned, and a record naming it does not make it releasable.
+  NetworkInterface legacyOnly;
+  legacyOnly.id = "eni-2";
+  legacyOnly.tags = {{"NodeENI", "x"},
+                     {"Node", "n1"},
+                     {kInstanceIdTag, "i-1"},
+                     {kLegacyManagedByTag, kLegacyManagedByValue}};
+  EXPECT_FALSE(ownedBy(legacyOnly, "i-1"));
+  RecordedAttachments records;
+  records.instanceId = "i-1";
+  AttachmentRecord r;
+  r.nodeEni = "x";
+  r.eniId = "eni-2";
+  records.attachments.push_back(r);
+  EXPECT_FALSE(releasable(legacyOnly, records, "i-1", {"x"}).release);
 }
 
 // aws-multi-eni-controller sets kubernetes.io/cluster/managed-by=nodeeni-controller at creation;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "agent/enimanager/eni_planner.h"
 
 namespace eni {
@@ -167,6 +169,72 @@ TEST(DecideRemaining, EveryStep) {
   EXPECT_EQ(decideRemaining("node-a", other, std::nullopt), RemainingStep::CheckNode);
   EXPECT_EQ(decideRemaining("node-a", other, true), RemainingStep::PruneOrphan);
   EXPECT_EQ(decideRemaining("node-a", other, false), RemainingStep::Wait);
+}
+
+TEST(CleanupTimeout, TimestampsParseAsTheApiServerAndTheOldToolWriteThem) {
+  EXPECT_EQ(parseTimestamp("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(parseTimestamp("2026-11-30T14:00:00Z"), 1796047200);
+  EXPECT_EQ(parseTimestamp("2026-11-30T14:00:00.123456Z"), 1796047200);
+  EXPECT_EQ(parseTimestamp("2026-11-30T15:30:00+01:30"), 1796047200);  // Go's RFC3339 offset
+  EXPECT_EQ(parseTimestamp(formatTimestamp(1796047200)), 1796047200);
+  for (const char* bad : {"", "yesterday", "2026-11-30", "2026-11-30T14:00:00",
+                          "2026-13-30T14:00:00Z", "2026-11-30T14:00:00Zjunk"})
+    EXPECT_FALSE(parseTimestamp(bad)) << bad;
+}
+
+// The start is the deletion's, unless aws-multi-eni-controller had started earlier and said so.
+TEST(CleanupTimeout, StartIsTheOldToolsAnnotationElseTheDeletionTimestamp) {
+  NodeEni n = nodeEni("x", true, true);
+  EXPECT_FALSE(cleanupStart(n)) << "no deletionTimestamp";
+  n.meta.deletionTimestamp = "2026-11-30T14:00:00Z";
+  EXPECT_EQ(cleanupStart(n), 1796047200);
+  n.meta.annotations[kOldCleanupStartAnnotation] = "2026-11-30T13:00:00Z";
+  EXPECT_EQ(cleanupStart(n), 1796043600) << "the old key is honoured";
+  n.meta.annotations[kOldCleanupStartAnnotation] = "not a time";
+  EXPECT_EQ(cleanupStart(n), 1796047200) << "an unreadable one is ignored";
+}
+
+TEST(CleanupTimeout, EachNodesTurnIsWithinATenthOfTheDurationAtMostAMinute) {
+  std::set<std::int64_t> turns;
+  for (int i = 0; i < 200; ++i) {
+    const Duration t = cleanupTurn("node-" + std::to_string(i), "uid-1", std::chrono::minutes(30));
+    EXPECT_GE(t.count(), 0);
+    EXPECT_LT(t, std::chrono::seconds(60));
+    turns.insert(t.count());
+    EXPECT_LT(cleanupTurn("node-" + std::to_string(i), "uid-1", std::chrono::seconds(2)),
+              std::chrono::milliseconds(200));
+  }
+  EXPECT_GT(turns.size(), 150u) << "the nodes' turns are spread";
+  EXPECT_EQ(cleanupTurn("node-1", "uid-1", std::chrono::minutes(30)),
+            cleanupTurn("node-1", "uid-1", std::chrono::minutes(30)));
+}
+
+TEST(CleanupTimeout, TheMessageNamesTheNodesLeftBehindAndTheirEnis) {
+  NodeEniAttachmentObject a;
+  a.nodeName = "node-a";
+  a.entries = {attached("eni-0a1"), attached("eni-0a2")};
+  NodeEniAttachmentObject b;
+  b.nodeName = "node-b";  // a Failed object: no ENI
+  const std::string m = cleanupTimeoutMessage(std::chrono::minutes(30), {a, b}, 0);
+  EXPECT_NE(m.find("within 30m"), std::string::npos) << m;
+  EXPECT_NE(m.find("node-a (eni-0a1, eni-0a2)"), std::string::npos) << m;
+  EXPECT_NE(m.find("node-b (no ENI recorded)"), std::string::npos) << m;
+  EXPECT_EQ(m.find("more node"), std::string::npos) << m;
+  EXPECT_NE(cleanupTimeoutMessage(std::chrono::seconds(90), {}, 0).find("No node's"),
+            std::string::npos);
+  // Bounded: at most kCleanupEventNodes nodes and kCleanupEventEnis ENIs each.
+  std::vector<NodeEniAttachmentObject> many;
+  for (int i = 0; i < 8; ++i) {
+    NodeEniAttachmentObject o;
+    o.nodeName = "node-" + std::to_string(i);
+    for (int j = 0; j < 9; ++j) o.entries.push_back(attached("eni-0" + std::to_string(i * 10 + j)));
+    many.push_back(o);
+  }
+  const std::string big = cleanupTimeoutMessage(std::chrono::minutes(30), many, 40);
+  EXPECT_NE(big.find("and 43 more node(s)"), std::string::npos) << big;
+  EXPECT_EQ(big.find("node-5"), std::string::npos) << big;
+  EXPECT_EQ(big.find("eni-04,"), std::string::npos) << big;
+  EXPECT_LT(big.size(), 1024u) << big;
 }
 
 }  // namespace
