@@ -48,6 +48,8 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
               [this](PassRunner::Done done) { runPass(std::move(done)); }),
       check_(scheduler,
              [this] {
+               // Only a check with nothing else pending is a drift check alone.
+               driftCheckOnly_ = runner_.idle();
                runner_.markDirty();
                scheduleCheck(false);
              }),
@@ -68,7 +70,7 @@ void EniManager::onNode(ChangeType type, const Json::Value& object) {
   nodeUid_ = node->meta.uid;
   if (node->meta.labels == nodeLabels_) return;
   nodeLabels_ = node->meta.labels;
-  runner_.markDirty();
+  markDirty();
 }
 
 void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
@@ -79,7 +81,7 @@ void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
     nodeEnis_.erase(name);
     forcedAt_.erase(name);
     dotNoted_.erase(name);
-    runner_.markDirty();
+    markDirty();
     return;
   }
   // Every agent writes its own status entries, so each write reaches every agent: a pass per
@@ -90,13 +92,13 @@ void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
                           old->second.specJson == decoded->specJson &&
                           old->second.meta.finalizers == decoded->meta.finalizers;
   nodeEnis_[name] = std::move(*decoded);
-  if (!statusOnly) runner_.markDirty();
+  if (!statusOnly) markDirty();
 }
 
 void EniManager::start() {
   takeRecords();
   loadRecords();
-  runner_.markDirty();
+  markDirty();
   runner_.start();
   scheduleCheck(true);
 }
@@ -194,6 +196,8 @@ void EniManager::runPass(PassRunner::Done done) {
   }
   auto pass = std::make_shared<Pass>();
   pass->in = snapshot();
+  pass->in.driftCheck = driftCheckOnly_;
+  driftCheckOnly_ = false;
   pass->done = std::move(done);
   executor_.run(
       [this, pass] {
@@ -269,6 +273,10 @@ void EniManager::warnOnce(const std::string& eniId, const char* message,
 }
 
 void EniManager::finish(const std::shared_ptr<Pass>& pass) {
+  if (pass->observed.kind == ObservationKind::NoDrift) {  // nothing changed, nothing to record
+    ++noDriftChecks_;
+    return pass->done(false);
+  }
   logOutcomes(*pass);
   ManagerRecord record =
       recordManagerPass(pass->in, pass->plan, pass->ensured, pass->released, pass->observed.imds);
@@ -339,10 +347,10 @@ void EniManager::recordWriteAhead(const PassRunner::Done& done) {
   done(false);
   store_.writeAhead([this](bool stored) {
     writeAhead_.finished(stored);
-    if (stored) return runner_.markDirty();
+    if (stored) return markDirty();
     logWarn("cannot record the ENI write-ahead in the node state, no ENI created, will retry",
             {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
-    runner_.runAfter(options_.retryDelay);
+    runAfter(options_.retryDelay);
   });
 }
 
@@ -350,7 +358,7 @@ void EniManager::recordWriteAhead(const PassRunner::Done& done) {
 // Only a link newly gone starts one, so a link that stays gone does not start pass after pass.
 void EniManager::onLinksChanged() {
   publishAttachments();
-  if (linkNewlyGone()) runner_.markDirty();
+  if (linkNewlyGone()) markDirty();
 }
 
 bool EniManager::linkNewlyGone() {

@@ -107,6 +107,8 @@ class EniManager {
   std::uint64_t passes() const { return runner_.passes(); }
   /// Passes that confirmed the records against IMDS and read nothing from EC2.
   std::uint64_t confirmedPasses() const { return confirmedPasses_; }
+  /// Drift checks that found IMDS showing the recorded ENIs as recorded, and changed nothing.
+  std::uint64_t noDriftChecks() const { return noDriftChecks_; }
   /// CreateNetworkInterface calls held back until their write-ahead was stored.
   std::uint64_t writeAheads() const { return writeAheads_; }
 
@@ -126,6 +128,15 @@ class EniManager {
   void manageLinks(const std::vector<Attached>& attached);
   void publishAttachments();
   void onLinksChanged();
+  /// Every event that asks for a pass: it is then more than a drift check.
+  void markDirty() {
+    driftCheckOnly_ = false;
+    runner_.markDirty();
+  }
+  void runAfter(Duration delay) {
+    driftCheckOnly_ = false;
+    runner_.runAfter(delay);
+  }
   bool linkNewlyGone();
   void scheduleCheck(bool first);
   /// Stores the write-ahead and ends the pass; the store's answer starts the next one.
@@ -192,10 +203,12 @@ class EniManager {
   Timer cleanupTimer_;
   std::set<std::string> refusedEnis_;  // ENIs refused and warned about once
   std::set<std::string> goneLinks_;    // MACs of attached ENIs whose link the kernel removed
+  bool driftCheckOnly_ = false;        // the pending pass was asked for by the drift check alone
   // Records published besides attachments_: ENIs whose release has not finished, or after a
   // pass that stopped early, every record it left unchanged.
   std::vector<AttachmentRecord> heldRecords_;
   std::uint64_t confirmedPasses_ = 0;
+  std::uint64_t noDriftChecks_ = 0;
   std::uint64_t writeAheads_ = 0;
 };
 

@@ -14,10 +14,10 @@ void EniManager::loadRecords() {
   loading_ = true;
   records_.load([this](Result<void> r) {
     loading_ = false;
-    if (r) return runner_.markDirty();
+    if (r) return markDirty();
     logWarn("cannot read this node's NodeENIAttachment objects, will retry",
             {{"node", options_.nodeName}, {"error", r.error().describe()}});
-    runner_.runAfter(options_.retryDelay);
+    runAfter(options_.retryDelay);
   });
 }
 
@@ -59,7 +59,7 @@ void EniManager::keepBooks(const ManagerRecord& record) {
 
 void EniManager::retryBooks(std::string_view what, const std::string& name, const Error& error) {
   logWarn(what, {{"nodeeni", name}, {"error", error.describe()}});
-  runner_.runAfter(options_.retryDelay);
+  runAfter(options_.retryDelay);
 }
 
 void EniManager::writeRecord(NodeEniAttachmentObject object) {
@@ -150,7 +150,7 @@ void EniManager::removeFinalizer(const std::string& name) {
     // Conflict: the NodeENI moved on (another node removed the finalizer, or an edit); the watch
     // brings the new version and the next pass checks again.
     remainingCheckedAt_.erase(name);
-    if (r.error().code == ErrorCode::Conflict) return runner_.markDirty();
+    if (r.error().code == ErrorCode::Conflict) return markDirty();
     retryBooks("cannot remove the NodeENI finalizer, will retry", name, r.error());
   });
 }

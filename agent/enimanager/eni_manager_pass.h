@@ -26,7 +26,11 @@ struct ManagerPassInput {
   RecordedAttachments recorded;
   bool nothingHere = false;  // no NodeENI selects this node and it owns no ENI: no EC2 call
   bool mayConfirm = false;   // the records may stand in for EC2 if IMDS agrees with them
-  bool writeAhead = true;    // creates wait for their NodeENI in createStored
+  // Started by the periodic drift check alone (no event since the last pass): only a difference
+  // between IMDS and the records calls for more, so that NodeENIs with a problem (which always
+  // read EC2) are not read from EC2 again at every check.
+  bool driftCheck = false;
+  bool writeAhead = true;  // creates wait for their NodeENI in createStored
   bool dryRun = false;
   std::set<std::string> createStored;  // the write-ahead as stored
 };
@@ -35,6 +39,7 @@ enum class ObservationKind {
   Failed,       // identity, DescribeInstances or the list failed: retried
   NothingHere,  // nothing to read (ManagerPassInput::nothingHere)
   Confirmed,    // the records and IMDS agree: no EC2 read
+  NoDrift,      // a periodic check: IMDS shows the recorded ENIs as recorded; nothing to change
   Ec2,          // read from EC2
 };
 

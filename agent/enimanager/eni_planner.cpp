@@ -282,6 +282,13 @@ std::string recordsDisagree(const std::string& nodeName,
   return "";
 }
 
+std::string driftFromImds(const RecordedAttachments& recorded, const InterfaceMap& imds) {
+  std::set<std::string> recordedEnis;
+  for (const auto& r : recorded.attachments) recordedEnis.insert(r.eniId);
+  std::vector<ConfirmedAttachment> attached;
+  return imdsDisagrees(recorded, imds, recordedEnis, attached);
+}
+
 Confirmation confirmFromRecords(const std::string& nodeName,
                                 const std::map<std::string, std::string>& nodeLabels,
                                 const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,

@@ -80,6 +80,11 @@ struct Confirmation {
   std::string disagreement;  // empty when every record is confirmed
 };
 
+/// The drift check's question: why IMDS does not show the recorded ENIs as recorded (one missing,
+/// moved, or an unknown one attached), or "" when it does. Only IMDS's side of
+/// confirmFromRecords. Pure.
+std::string driftFromImds(const RecordedAttachments& recorded, const InterfaceMap& imds);
+
 /// Every check of confirmFromRecords that needs no IMDS: why the records cannot stand for EC2
 /// whatever IMDS shows (a NodeENI changed, deleted or gone, another instance's records...), or ""
 /// when only IMDS can tell. Pure.

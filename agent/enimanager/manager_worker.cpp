@@ -48,6 +48,19 @@ bool ManagerWorker::confirm(const ManagerPassInput& in, ManagerObservation& out)
   return true;
 }
 
+bool ManagerWorker::noDrift(const ManagerPassInput& in, ManagerObservation& out) {
+  if (in.recorded.instanceId != out.instanceId) return false;
+  auto interfaces = imds_.interfaces();
+  if (!interfaces) return false;  // confirm() reads it again and says why
+  if (const std::string why = driftFromImds(in.recorded, *interfaces); !why.empty()) {
+    logInfo("NodeENI drift check: IMDS does not show the recorded ENIs as recorded",
+            {{"reason", why}});
+    return false;
+  }
+  out.kind = ObservationKind::NoDrift;
+  return true;
+}
+
 ManagerObservation ManagerWorker::observe(const ManagerPassInput& in) {
   ManagerObservation out;
   if (!identify(in, out)) return out;
@@ -55,6 +68,7 @@ ManagerObservation ManagerWorker::observe(const ManagerPassInput& in) {
     out.kind = ObservationKind::NothingHere;
     return out;
   }
+  if (in.driftCheck && in.mayConfirm && noDrift(in, out)) return out;
   if (in.mayConfirm && confirm(in, out)) return out;
   const std::string& me = out.instanceId;
   if (in.recorded.instanceId != me && !in.recorded.attachments.empty()) {

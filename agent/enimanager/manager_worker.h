@@ -33,6 +33,7 @@ class ManagerWorker {
  private:
   bool identify(const ManagerPassInput& in, ManagerObservation& out);
   bool confirm(const ManagerPassInput& in, ManagerObservation& out);
+  bool noDrift(const ManagerPassInput& in, ManagerObservation& out);
   void resolveNames(const ManagerPassInput& in, ManagerObservation& out);
   void readGroupVpcs(const ManagerPassInput& in, ManagerObservation& out);
 

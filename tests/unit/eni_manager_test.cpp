@@ -217,6 +217,31 @@ TEST_F(EniManagerRestart, ThePeriodicCheckReadsOnlyImdsAndRepairsWhatWasDetached
   EXPECT_TRUE(ec2_.enis.at(agent.published[0].eniId).attachment);
 }
 
+// A NodeENI with a problem (here a subnet name nothing is tagged with) makes every full pass read
+// EC2, since its records never look satisfied. The periodic check asks IMDS alone: with nothing
+// drifted, no EC2 call at any check, and the problem stays reported.
+TEST_F(EniManagerRestart, ThePeriodicCheckOfANodeWithAProblemNodeEniReadsNoEc2) {
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  Agent agent(ec2);
+  Json::Value broken = nodeEniObject();
+  broken["metadata"]["name"] = "broken";
+  broken["spec"].removeMember("subnetID");
+  broken["spec"]["subnetName"] = "no-such-subnet";
+  agent.run(nodeObject(""), {nodeEniObject(), broken});
+  ASSERT_EQ(agent.published.size(), 1u);
+  ASSERT_EQ(agent.records.count("broken." + std::string(kNode)), 1u);
+  const auto reason = agent.records["broken." + std::string(kNode)].toStyledString();
+  ec2.calls.clear();
+  for (int i = 0; i < 40; ++i) {  // 20 minutes: at least 3 checks
+    agent.scheduler.advance(Duration(30000));
+    agent.answerLists();
+  }
+  EXPECT_GE(agent.manager->noDriftChecks(), 3u);
+  EXPECT_EQ(ec2.reads() + ec2.writes(), 0);
+  EXPECT_EQ(agent.records["broken." + std::string(kNode)].toStyledString(), reason);
+}
+
 TEST_F(EniManagerRestart, NoPeriodicCheckWhenItIsOff) {
   testing::FakeEc2 ec2;
   ec2.addAttached("eni-primary", 0);
