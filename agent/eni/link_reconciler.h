@@ -42,7 +42,8 @@ class LinkReconciler {
   const std::map<std::string, ManagedLink>& links() const { return managed_; }
   /// Runs after any managed link's state or name changed.
   void setOnChange(std::function<void()> onChange) { onChange_ = std::move(onChange); }
-  /// Event-handler runs that sent a change, and the changes sent (MTU, up).
+  /// Event-handler runs that sent a change, and the requests sent: one per run, with the MTU, up
+  /// or both.
   std::uint64_t configureRuns() const { return configureRuns_; }
   std::uint64_t changesSent() const { return changesSent_; }
   /// Link event -> verified up, per configured link.
