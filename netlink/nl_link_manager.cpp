@@ -116,7 +116,7 @@ void NlLinkManager::readEvents() {
   }
 }
 
-Result<void> NlLinkManager::change(int ifindex, std::uint32_t mtu, bool up) {
+Result<void> NlLinkManager::configure(int ifindex, std::uint32_t mtu, bool up) {
   rtnl_link* orig = rtnl_link_alloc();
   rtnl_link* changes = rtnl_link_alloc();
   rtnl_link_set_ifindex(orig, ifindex);
@@ -126,15 +126,12 @@ Result<void> NlLinkManager::change(int ifindex, std::uint32_t mtu, bool up) {
   rtnl_link_put(changes);
   rtnl_link_put(orig);
   if (err < 0) {
-    return fail(netlinkError(
-        std::string(up ? "set up" : "set mtu") + " on ifindex " + std::to_string(ifindex), err));
+    const std::string what = mtu != 0 && up ? "set mtu " + std::to_string(mtu) + " and up"
+                             : mtu != 0     ? "set mtu " + std::to_string(mtu)
+                                            : std::string("set up");
+    return fail(netlinkError(what + " on ifindex " + std::to_string(ifindex), err));
   }
   return {};
 }
-
-Result<void> NlLinkManager::setMtu(int ifindex, std::uint32_t mtu) {
-  return change(ifindex, mtu, false);
-}
-Result<void> NlLinkManager::setUp(int ifindex) { return change(ifindex, 0, true); }
 
 }  // namespace eni

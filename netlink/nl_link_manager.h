@@ -25,8 +25,7 @@ class NlLinkManager final : public LinkManager {
   /// Idempotent. Errors are typed like dumpLinks's.
   [[nodiscard]] Result<void> open();
   Result<void> start(std::function<void(const LinkEvent&)> onEvent) override;
-  Result<void> setMtu(int ifindex, std::uint32_t mtu) override;
-  Result<void> setUp(int ifindex) override;
+  Result<void> configure(int ifindex, std::uint32_t mtu, bool up) override;
   std::uint64_t dumps() const override { return dumps_; }
   /// ENOBUFS overruns of the event socket, each answered by a dump.
   std::uint64_t overruns() const { return overruns_; }
@@ -35,7 +34,6 @@ class NlLinkManager final : public LinkManager {
   static int onMessage(nl_msg* msg, void* self);
   void readEvents();
   Result<void> dump();
-  Result<void> change(int ifindex, std::uint32_t mtu, bool up);
 
   EventLoop& loop_;
   std::string netnsPath_;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <utility>
 
 namespace eni {
 
@@ -10,6 +11,14 @@ class Executor {
  public:
   virtual ~Executor() = default;
   virtual void run(std::function<void()> work, std::function<void()> done) = 0;
+  /// Hands `fn` to the loop thread from inside a job's `work`, without waiting for that job to
+  /// end: what the job learns midway (an ENI's MAC) reaches the loop while it still runs.
+  /// WorkerPool posts it at once to the loop's queue, so it runs after everything posted before
+  /// it and before the job's `done`. The default runs it as the `done` of an empty job: inline
+  /// for InlineExecutor, but only after the job in progress for one that queues jobs. Any thread.
+  virtual void post(std::function<void()> fn) {
+    run([] {}, std::move(fn));
+  }
 };
 
 /// Runs work and completion at once, on the caller's thread: deterministic unit tests.

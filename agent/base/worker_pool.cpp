@@ -27,6 +27,8 @@ void WorkerPool::run(std::function<void()> work, std::function<void()> done) {
   wake_.notify_one();
 }
 
+void WorkerPool::post(std::function<void()> fn) { loop_.post(std::move(fn)); }
+
 void WorkerPool::main() {
   while (true) {
     std::pair<std::function<void()>, std::function<void()>> job;

@@ -27,6 +27,8 @@ class WorkerPool : public Executor {
   WorkerPool& operator=(const WorkerPool&) = delete;
   /// Any thread.
   void run(std::function<void()> work, std::function<void()> done) override;
+  /// Any thread: straight to the loop's queue, the one every `done` goes through.
+  void post(std::function<void()> fn) override;
 
  private:
   void main();

@@ -65,7 +65,7 @@ EnsureResult stopped(EnsureResult r, EniActionKind step, Error error) {
 }  // namespace
 
 EnsureResult EniLifecycle::ensureAttached(const EnsureStep& step, const Ownership& ownership,
-                                          DeleteOnTerminationMemo& memo) {
+                                          DeleteOnTerminationMemo& memo, const OnEniKnown& known) {
   EnsureResult r;
   r.owner = step.desired.nodeEni;
   r.eni = step.eni;
@@ -92,6 +92,9 @@ EnsureResult EniLifecycle::ensureAttached(const EnsureStep& step, const Ownershi
             {{"eni", r.eni.id}, {"owner", r.owner}, {"subnet", step.desired.subnetId}});
     crashPoint("created");
   }
+  // Before the attach: the kernel announces the interface about a second after it, and that
+  // event configures the link only if the loop knows the MAC by then.
+  if (known && !r.eni.macAddress.empty()) known(r.eni);
   if (step.attachAt) {
     auto attachment = ec2_.attachNetworkInterface(r.eni.id, me, *step.attachAt);
     if (!attachment) return stopped(std::move(r), EniActionKind::Attach, attachment.error());

@@ -60,6 +60,9 @@ struct EnsureResult {
 /// ending "; will retry" when the error is one a later pass may get past. Both modes report it.
 std::string ensureFailureText(const EnsureResult& result, const EnsureStep& step);
 
+/// Called on the AWS worker with an ENI whose MAC became known while an ensure step runs.
+using OnEniKnown = std::function<void(const NetworkInterface& eni)>;
+
 /// What licenses a release; release() checks it against a Describe of its own.
 struct ReleaseGrounds {
   std::string instanceId;
@@ -112,9 +115,12 @@ class EniLifecycle {
   [[nodiscard]] Result<std::vector<NetworkInterface>> findOwned(const OwnedFilter& filter);
   /// Runs one ensure step: adopt (tags), create (ClientToken, ownership tags), attach at
   /// step.attachAt, DeleteOnTermination (recorded in `memo` once set). Stops at the first failing
-  /// adopt, create or attach; a failed DeleteOnTermination leaves the ENI attached.
+  /// adopt, create or attach; a failed DeleteOnTermination leaves the ENI attached. `known`, when
+  /// set, is called on this thread with the ENI as soon as its MAC is known (the create's answer,
+  /// or the Describe the step was planned from, once adopted) and before the attach, so that its
+  /// link can be managed before the kernel shows it.
   EnsureResult ensureAttached(const EnsureStep& step, const Ownership& ownership,
-                              DeleteOnTerminationMemo& memo);
+                              DeleteOnTerminationMemo& memo, const OnEniKnown& known = nullptr);
   /// Releases one ENI on the release executor (at most releaseConcurrency at once; the others
   /// queue): the ownership tags and releasable() on the step's view when a Describe of this pass
   /// made it, else on a Describe of its own (gone: done), else Refused; then detach, wait until

@@ -92,15 +92,10 @@ void LinkReconciler::reconcile(ManagedLink& link, const LinkInfo& info) {
     return;  // the next event verifies (or shows more to do)
   ++configureRuns_;
   link.state = LinkState::Configuring;
-  if (mtuWrong) {
-    ++changesSent_;
-    if (auto r = links_.setMtu(info.ifindex, link.mtu); !r)
-      return enterFailed(link, r.error().message);
-  }
-  if (down) {
-    ++changesSent_;
-    if (auto r = links_.setUp(info.ifindex); !r) return enterFailed(link, r.error().message);
-  }
+  // One request for both: each is a synchronous kernel round trip on the loop thread.
+  ++changesSent_;
+  if (auto r = links_.configure(info.ifindex, mtuWrong ? link.mtu : 0, down); !r)
+    return enterFailed(link, r.error().message);
 }
 
 }  // namespace eni

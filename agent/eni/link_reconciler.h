@@ -26,6 +26,10 @@ struct ManagedLink {
   TimePoint firstSeen{};  // the event that announced it, for the event-to-up latency
 };
 
+/// A link wanted from now on: its MAC, and the MTU to give it (0 to leave it). Called on a worker
+/// thread, which hands it to the loop thread (Executor::post) for LinkReconciler::manage().
+using OnLinkWanted = std::function<void(const std::string& mac, std::uint32_t mtu)>;
+
 /// Brings managed interfaces up with their MTU, matched by MAC (never by name or device index),
 /// in the handler of the event that announces them; the next event verifies. Links it does not
 /// manage are never touched. Level-triggered: the same event twice does nothing new.
@@ -42,7 +46,8 @@ class LinkReconciler {
   const std::map<std::string, ManagedLink>& links() const { return managed_; }
   /// Runs after any managed link's state or name changed.
   void setOnChange(std::function<void()> onChange) { onChange_ = std::move(onChange); }
-  /// Event-handler runs that sent a change, and the changes sent (MTU, up).
+  /// Event-handler runs that sent a change, and the requests sent: one per run, with the MTU, up
+  /// or both.
   std::uint64_t configureRuns() const { return configureRuns_; }
   std::uint64_t changesSent() const { return changesSent_; }
   /// Link event -> verified up, per configured link.

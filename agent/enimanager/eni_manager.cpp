@@ -200,16 +200,29 @@ void EniManager::runPass(PassRunner::Done done) {
   driftCheckOnly_ = false;
   pass->done = std::move(done);
   executor_.run(
-      [this, pass] {
+      [this, pass, wanted = linkWanted()] {
         pass->observed = worker_.observe(pass->in);
         pass->plan = planManagerPass(pass->in, pass->observed, worker_.memo());
         // IMDS's view for the records, before the attaches when there are any: the walk costs a
-        // dozen local requests per attached interface, and the new links wait for the pass to end.
+        // dozen local requests per attached interface, so the pass (and its records) ends sooner.
         if (wantsInterfaces(*pass) && attaches(pass->plan))
           pass->observed.imds = worker_.interfaces();
-        pass->ensured = worker_.apply(pass->in, pass->plan);
+        pass->ensured = worker_.apply(pass->in, pass->plan, wanted);
       },
       [this, pass] { release(pass); });
+}
+
+// The kernel shows an interface about a second after its attach, while the pass may still attach
+// others: the link is managed from the moment its MAC is known, so the event that announces it
+// configures it. The pass's end (manageLinks) then unmanages any that did not get attached.
+OnLinkWanted EniManager::linkWanted() {
+  if (links_ == nullptr) return nullptr;
+  return [this](const std::string& mac, std::uint32_t mtu) {
+    executor_.post([this, mac, mtu] {
+      ++linksWantedInPass_;
+      links_->manage(mac, mtu);
+    });
+  };
 }
 
 // The releases run on EniLifecycle's executor, several at once; the pass ends when all are back.

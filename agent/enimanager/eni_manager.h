@@ -74,9 +74,10 @@ struct EniManagerOptions {
 /// - apply: the ensure steps on the AWS worker, then the releases through EniLifecycle::release
 ///   (concurrently, on its own executor: the AWS worker and tagging never wait for a detach).
 /// - record (pure, recordManagerPass): the new records; the loop thread then stores its slice of
-///   the node state, hands MACs and MTUs to the LinkReconciler, and keeps the books
-///   (planBookkeeping): this node's NodeENIAttachment object per NodeENI (never another node's,
-///   never a watch of them), the finalizer (asked for once, by a node with ENIs), and the
+///   the node state, keeps the attached ENIs' links managed by the LinkReconciler (each MAC was
+///   handed over mid-pass, as soon as the worker knew it; the others are dropped now), and keeps
+///   the books (planBookkeeping): this node's NodeENIAttachment object per NodeENI (never another
+///   node's, never a watch of them), the finalizer (asked for once, by a node with ENIs), and the
 ///   deletion protocol (the finalizer goes when no node's object is left).
 /// A pass that leaves something to retry makes the next one read EC2. Besides events, a pass runs
 /// every `checkInterval` and when an attached ENI's link disappears (the drift check): IMDS then
@@ -111,6 +112,8 @@ class EniManager {
   std::uint64_t noDriftChecks() const { return noDriftChecks_; }
   /// CreateNetworkInterface calls held back until their write-ahead was stored.
   std::uint64_t writeAheads() const { return writeAheads_; }
+  /// Links handed to the LinkReconciler while their pass ran (before its attach).
+  std::uint64_t linksWantedInPass() const { return linksWantedInPass_; }
 
  private:
   struct Pass;
@@ -119,6 +122,9 @@ class EniManager {
   bool nothingHere(const std::vector<NodeEni>& nodeEnis,
                    const std::map<std::string, std::string>& labels) const;
   void runPass(PassRunner::Done done);
+  /// Hands each ENI's link to the LinkReconciler as soon as the worker knows its MAC; nullptr
+  /// without one. Called on the loop thread; what it returns runs on the AWS worker.
+  OnLinkWanted linkWanted();
   void release(const std::shared_ptr<Pass>& pass);
   void readInterfaces(const std::shared_ptr<Pass>& pass);
   static bool wantsInterfaces(const Pass& pass);
@@ -210,6 +216,7 @@ class EniManager {
   std::uint64_t confirmedPasses_ = 0;
   std::uint64_t noDriftChecks_ = 0;
   std::uint64_t writeAheads_ = 0;
+  std::uint64_t linksWantedInPass_ = 0;
 };
 
 }  // namespace eni

@@ -154,8 +154,8 @@ std::optional<InterfaceMap> ManagerWorker::interfaces() {
   return std::move(*interfaces);
 }
 
-std::vector<EnsureResult> ManagerWorker::apply(const ManagerPassInput& in,
-                                               const ManagerPlan& plan) {
+std::vector<EnsureResult> ManagerWorker::apply(const ManagerPassInput& in, const ManagerPlan& plan,
+                                               const OnLinkWanted& wanted) {
   std::vector<EnsureResult> out;
   if (plan.kind == ObservationKind::Confirmed) {
     // The spec hash says DeleteOnTermination was set to the spec's value on this attachment.
@@ -173,7 +173,10 @@ std::vector<EnsureResult> ManagerWorker::apply(const ManagerPassInput& in,
   }
   const Ownership owner{plan.instanceId, in.nodeName};
   for (const auto& step : plan.actions.ensure) {
-    out.push_back(lifecycle_.ensureAttached(step, owner, memo_));
+    const auto mtu = static_cast<std::uint32_t>(std::max<std::int64_t>(step.desired.mtu, 0));
+    OnEniKnown known;
+    if (wanted) known = [&](const NetworkInterface& eni) { wanted(eni.macAddress, mtu); };
+    out.push_back(lifecycle_.ensureAttached(step, owner, memo_, known));
   }
   return out;
 }

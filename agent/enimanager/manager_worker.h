@@ -7,6 +7,7 @@
 
 #include "agent/eni/eni_actions.h"
 #include "agent/eni/eni_lifecycle.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_manager_pass.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
@@ -23,8 +24,10 @@ class ManagerWorker {
       : ec2_(ec2), imds_(imds), lifecycle_(lifecycle) {}
 
   ManagerObservation observe(const ManagerPassInput& in);
-  /// Runs the plan's ensure steps in order (a dry run logs them); one result per step.
-  std::vector<EnsureResult> apply(const ManagerPassInput& in, const ManagerPlan& plan);
+  /// Runs the plan's ensure steps in order (a dry run logs them); one result per step. Each ENI's
+  /// link goes to `wanted` (on this thread) as soon as its MAC is known, before its attach.
+  std::vector<EnsureResult> apply(const ManagerPassInput& in, const ManagerPlan& plan,
+                                  const OnLinkWanted& wanted = nullptr);
   /// IMDS's view of this instance's interfaces (what the next check compares against), for the
   /// ENIs that are not eni-agent's; nullopt when IMDS does not answer. Free: IMDS, not EC2.
   std::optional<InterfaceMap> interfaces();

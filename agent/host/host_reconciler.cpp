@@ -57,8 +57,17 @@ void HostReconciler::runPass(PassRunner::Done done) {
               verifyNext_, options_.dryRun,  writeAhead_.stored()};
   pass->done = std::move(done);
   verifyNext_ = false;
-  executor_.run([this, pass] { worker_.run(pass->in, pass->work); },
+  executor_.run([this, pass, wanted = linkWanted()] { worker_.run(pass->in, pass->work, wanted); },
                 [this, pass] { release(pass); });
+}
+
+// As in the ENI manager: a link is managed from the moment its MAC is known, so the event that
+// announces it configures it mid-pass; the pass's end (manageLinks) drops any left unattached.
+OnLinkWanted HostReconciler::linkWanted() {
+  if (links_ == nullptr) return nullptr;
+  return [this](const std::string& mac, std::uint32_t mtu) {
+    executor_.post([this, mac, mtu] { links_->manage(mac, mtu); });
+  };
 }
 
 // The releases run on EniLifecycle's executor, several at once; the pass ends when all are back.

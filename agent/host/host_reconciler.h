@@ -50,7 +50,8 @@ struct HostReconcilerOptions {
 /// - apply: the ensure steps and tag writes on the AWS worker through EniLifecycle; the releases
 ///   through EniLifecycle::release, on its own executor.
 /// - record: the new state into the NodeStateStore; each attached interface's MAC and MTU to the
-///   LinkReconciler.
+///   LinkReconciler (handed over mid-pass already, as soon as the worker knew the MAC; the pass's
+///   end drops those that did not get attached).
 /// Loop thread only, but for the worker's part.
 class HostReconciler {
  public:
@@ -84,6 +85,9 @@ class HostReconciler {
  private:
   struct Pass;
   void runPass(PassRunner::Done done);
+  /// Hands each ENI's link to the LinkReconciler as soon as the worker knows its MAC; nullptr
+  /// without one. Called on the loop thread; what it returns runs on the AWS worker.
+  OnLinkWanted linkWanted();
   void release(const std::shared_ptr<Pass>& pass);
   void finish(const std::shared_ptr<Pass>& pass);
   void logReleases(const std::vector<ReleaseResult>& released);

@@ -1,5 +1,6 @@
 #include "agent/host/host_worker.h"
 
+#include <algorithm>
 #include <cctype>
 #include <set>
 
@@ -39,14 +40,14 @@ void fillSkipped(InterfaceMap& map, const std::map<std::string, NetworkInterface
 
 }  // namespace
 
-void HostWorker::run(const HostPassInput& in, HostWork& out) {
+void HostWorker::run(const HostPassInput& in, HostWork& out, const OnLinkWanted& wanted) {
   out.state = in.state;
   if (!observe(in, out.observed)) {
     out.problems = out.observed.problems;
     out.retry = true;
     return;
   }
-  apply(in, out);
+  apply(in, out, wanted);
   tags(in, out);
 }
 
@@ -169,15 +170,19 @@ void HostWorker::lifecycleView(const HostPassInput& in, HostObservation& out) {
   }
 }
 
-void HostWorker::apply(const HostPassInput& in, HostWork& out) {
+void HostWorker::apply(const HostPassInput& in, HostWork& out, const OnLinkWanted& wanted) {
   const HostObservation& observed = out.observed;
   out.actions = planEniActions(observed.desired, observed.lifecycle, memo_);
   if (in.dryRun) {
     logDryRun(out.actions);
   } else {
     const Ownership owner{observed.instanceId, observed.instanceId};
-    for (const auto& step : out.actions.ensure)
-      out.ensured.push_back(lifecycle_.ensureAttached(step, owner, memo_));
+    for (const auto& step : out.actions.ensure) {
+      const auto mtu = static_cast<std::uint32_t>(std::max<std::int64_t>(step.desired.mtu, 0));
+      OnEniKnown known;
+      if (wanted) known = [&](const NetworkInterface& eni) { wanted(eni.macAddress, mtu); };
+      out.ensured.push_back(lifecycle_.ensureAttached(step, owner, memo_, known));
+    }
   }
   out.interfaces = recordHostInterfaces(in, observed, out.actions, out.ensured);
   subnetCidrs(out.interfaces, observed);

@@ -7,6 +7,7 @@
 
 #include "agent/eni/eni_actions.h"
 #include "agent/eni/eni_lifecycle.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/host/host_pass.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
@@ -34,14 +35,15 @@ class HostWorker {
   HostWorker(Ec2Api& ec2, Imds& imds, EniLifecycle& lifecycle)
       : ec2_(ec2), imds_(imds), lifecycle_(lifecycle) {}
 
-  /// The whole worker part of one pass.
-  void run(const HostPassInput& in, HostWork& out);
+  /// The whole worker part of one pass. Each ENI's link goes to `wanted` (on this thread) as soon
+  /// as its MAC is known, before its attach.
+  void run(const HostPassInput& in, HostWork& out, const OnLinkWanted& wanted = nullptr);
 
  private:
   bool observe(const HostPassInput& in, HostObservation& out);
   void resolve(const HostPassInput& in, HostObservation& out);
   void lifecycleView(const HostPassInput& in, HostObservation& out);
-  void apply(const HostPassInput& in, HostWork& out);
+  void apply(const HostPassInput& in, HostWork& out, const OnLinkWanted& wanted);
   void subnetCidrs(HostInterfaces& interfaces, const HostObservation& observed);
   void tags(const HostPassInput& in, HostWork& out);
 

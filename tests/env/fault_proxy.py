@@ -21,12 +21,14 @@ Control endpoints (loopback only, never forwarded, never counted):
   GET  /_proxy/rules     the live rules, with what is left of their counts
   POST /_proxy/rules     JSON list replacing the rules; a rule:
                            {"action": "CreateTags" | "*", "fault": "throttle" | "unavailable" | "invalid"
-                            | "delay" | "reset" | "bogus" | "html200" | "huge", "count": N,
+                            | "delay" | "hold" | "reset" | "bogus" | "html200" | "huge", "count": N,
                             "probability": p, "seed": s, "delay_ms": M}
                          "count" (optional) spends the rule after N injected faults; "probability"
                          (default 1) draws from random.Random(seed). The first live rule whose action
                          matches and whose draw succeeds wins. "*" matches every EC2 call (one with
                          an Action), never a request without one.
+  POST /_proxy/release   lets every call a "hold" rule holds go on now, and later ones at once,
+                         until the next /_proxy/rules or /_proxy/reset (which release them too)
   POST /_proxy/detaching {"ms": M} (0: off) makes a detach take time, as on EC2: for M ms after a
                          DetachNetworkInterface succeeds, DescribeNetworkInterfaces shows that ENI
                          with status "in-use" (moto detaches at once). /_proxy/reset turns it off.
@@ -37,7 +39,8 @@ Control endpoints (loopback only, never forwarded, never counted):
 
 Faults: throttle = 503 RequestLimitExceeded, unavailable = 503 Unavailable, invalid = 400
 InvalidParameterValue (all with EC2's XML error body), reset = the connection is closed with an
-RST and no response, delay = sleep delay_ms, then forward. Peers that lie, never forwarded:
+RST and no response, delay = sleep delay_ms, then forward, hold = wait until /_proxy/release
+(at most delay_ms), then forward: a test holds a call until it has seen what it waits for. Peers that lie, never forwarded:
 bogus = 200 with the XML body <Foo/> (not the action's answer), html200 = 200 with a load
 balancer's "502 Bad Gateway" HTML page (well-formed XML, root <html>), huge = 200 with a 40 MiB
 body sent chunked (no Content-Length, so only a client that counts what it buffers stops it),
@@ -64,7 +67,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG_MAX = 10000
 NO_ACTION = "(none)"
-FAULTS = ("throttle", "unavailable", "invalid", "delay", "reset", "bogus", "html200", "huge")
+FAULTS = ("throttle", "unavailable", "invalid", "delay", "hold", "reset", "bogus", "html200", "huge")
 # Status, code and message of each fault answered with an EC2 error body.
 ERRORS = {
     "throttle": (503, "RequestLimitExceeded", "Request limit exceeded."),
@@ -186,6 +189,7 @@ class State:
             self.attachments = {}  # attachment ID -> ENI ID, learnt from answers
             self.detaching = {}  # ENI ID -> monotonic time until which it shows "in-use"
             self.detach_ms = 0
+            self.new_hold()
 
     def arrive(self, action, invocation="", attempt=0, enis=()):
         """Count an arriving call, pick its fault, and return (log entry, fault, rule or None)."""
@@ -255,6 +259,14 @@ class State:
         rules = [Rule(s) for s in specs]
         with self.lock:
             self.rules = rules
+            self.new_hold()
+
+    def new_hold(self):
+        """What "hold" rules wait for from now on; calls held so far go on."""
+        held = getattr(self, "released", None)
+        self.released = threading.Event()
+        if held is not None:
+            held.set()
 
     def rule_list(self):
         with self.lock:
@@ -457,6 +469,8 @@ def make_handler(state):
                 return self.huge(action)
             if fault == "delay" and rule is not None:
                 time.sleep(rule.delay_ms / 1000.0)
+            if fault == "hold" and rule is not None:
+                state.released.wait(rule.delay_ms / 1000.0)
             status = self.forward(body, action, fields)
             if action == "DetachNetworkInterface" and status == 200 and enis:
                 state.detached(enis[0])
@@ -554,6 +568,9 @@ def make_handler(state):
                 if self.command == "POST" and path == "/_proxy/rules":
                     state.set_rules(json.loads(body or b"[]"))
                     return self.reply(200, json.dumps(state.rule_list()), "application/json")
+                if self.command == "POST" and path == "/_proxy/release":
+                    state.released.set()
+                    return self.reply(200, "{}", "application/json")
                 if self.command == "POST" and path == "/_proxy/detaching":
                     state.set_detaching(json.loads(body or b"{}"))
                     return self.reply(200, "{}", "application/json")

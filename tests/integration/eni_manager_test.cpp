@@ -15,6 +15,7 @@
 #include "agent/base/event_loop.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/base/strings.h"
 #include "agent/base/worker_pool.h"
 #include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_manager.h"
@@ -508,6 +509,94 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   ASSERT_EQ(del.status, 0) << del.err;
   ASSERT_TRUE(agent.runUntil([&] {
     auto r = getNodeEni("multi-subnet-eni");
+    return !r && r.error().code == ErrorCode::NotFound;
+  }));
+}
+
+// The kernel shows an ENI's interface about a second after its attach, while the pass may still
+// be attaching the next ENI. The proxy holds the second AttachNetworkInterface until the test has
+// seen the first ENI's link configured: it comes up with its MTU while the pass has recorded
+// nothing. (Before, the links were learnt from the records at the pass's end: the held attach ran
+// out first, and the link came up only after the records.)
+TEST_F(EniManagerTest, ALinkComesUpWhileThePassStillAttachesTheNextEni) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-mid-pass";
+  const std::string name = "mid-pass-eni";
+  createNode(node, {{"ng", "mid-pass"}});
+  Json::Value neni;
+  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+  neni["kind"] = "NodeENI";
+  neni["metadata"]["name"] = name;
+  neni["spec"]["nodeSelector"]["ng"] = "mid-pass";
+  neni["spec"]["subnetIDs"][0] = stack.subnetB;
+  neni["spec"]["subnetIDs"][1] = stack.subnetC;
+  neni["spec"]["securityGroupIDs"][0] = stack.securityGroupId;
+  neni["spec"]["deviceIndex"] = 1;
+  neni["spec"]["mtu"] = 9000;
+  ASSERT_TRUE(call([&](auto done) {
+    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+  }));
+  stack.controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  // The first attach goes through; the second waits for /_proxy/release (8 s at most, below the
+  // agent's 10 s per attempt).
+  stack.controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/rules",
+                    R"([{"action": "AttachNetworkInterface", "fault": "delay", "count": 1},
+                        {"action": "AttachNetworkInterface", "fault": "hold", "delay_ms": 8000}])");
+  ManagerAgent agent(node, ns_->path());
+
+  // Play the kernel: the first ENI attached in moto appears as a link with its MAC, down.
+  std::string mac;
+  ASSERT_TRUE(agent.runUntil([&] {
+    for (const auto& e : enisOf(name, node)) {
+      if (e.attachment) mac = lower(e.macAddress);
+    }
+    return !mac.empty();
+  }));
+  ASSERT_TRUE(ns_->addVeth("eth1", mac, "peer1"));
+  auto configured = [&](const std::string& m) {
+    auto it = agent.reconciler.links().find(m);
+    return it != agent.reconciler.links().end() && it->second.state == LinkState::Configured;
+  };
+  ASSERT_TRUE(agent.runUntil([&] { return configured(mac); }));
+  const std::size_t recordedThen = agent.manager.attachments().size() + agent.published.size();
+  auto kernel = dumpLinks(ns_->path());
+  int attachedThen = 0;
+  for (const auto& e : enisOf(name, node)) attachedThen += e.attachment ? 1 : 0;
+  stack.controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/release");
+  EXPECT_EQ(recordedThen, 0u) << "the link was configured before the pass recorded anything";
+  EXPECT_EQ(attachedThen, 1) << "the second ENI's attach, held, had not reached moto";
+  ASSERT_TRUE(kernel);
+  int up = 0;
+  for (const auto& l : *kernel) {
+    if (l.name == "eth1" && l.adminUp() && l.mtu == 9000) ++up;
+  }
+  EXPECT_EQ(up, 1) << "UP with its MTU in the kernel, mid-pass";
+  EXPECT_EQ(agent.reconciler.configureRuns(), 1u);
+  EXPECT_EQ(agent.reconciler.changesSent(), 1u) << "MTU and up in one request";
+
+  // The pass ends with both ENIs; the second link is configured as it appears.
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 2; }));
+  EXPECT_EQ(agent.manager.linksWantedInPass(), 2u);
+  std::string second;
+  for (const auto& e : enisOf(name, node)) {
+    if (lower(e.macAddress) != mac) second = lower(e.macAddress);
+  }
+  ASSERT_FALSE(second.empty());
+  ASSERT_TRUE(ns_->addVeth("eth2", second, "peer2"));
+  ASSERT_TRUE(agent.runUntil([&] { return configured(second); }));
+  ASSERT_TRUE(agent.settle());
+
+  // Clean up: the node stops matching, both ENIs go, then the NodeENI.
+  setLabel(node, "ng", Json::Value());
+  ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().empty(); }));
+  ASSERT_TRUE(agent.settle());
+  EXPECT_TRUE(enisOf(name, node).empty());
+  EXPECT_TRUE(agent.reconciler.links().empty()) << "no link left managed";
+  auto del = testing::runProcess({stack.kubectl, "--kubeconfig", stack.adminKubeconfig, "delete",
+                                  "nodeeni", name, "--wait=false"});
+  ASSERT_EQ(del.status, 0) << del.err;
+  ASSERT_TRUE(agent.runUntil([&] {
+    auto r = getNodeEni(name);
     return !r && r.error().code == ErrorCode::NotFound;
   }));
 }

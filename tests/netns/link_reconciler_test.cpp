@@ -73,7 +73,8 @@ TEST_F(LinkReconcilerTest, AManagedVethComesUpWithItsMtuInTheFirstEventsHandler)
   EXPECT_EQ(k.mtu, 1400u);
   EXPECT_EQ(reconciler_->configureRuns(), 1u)
       << "one handler run set both, on the announcing event";
-  EXPECT_EQ(reconciler_->changesSent(), 2u);
+  EXPECT_EQ(reconciler_->changesSent(), 1u)
+      << "MTU and up in one RTM_NEWLINK request, not one synchronous request each";
   EXPECT_EQ(reconciler_->latencies().size(), 1u);
   EXPECT_EQ(links_->dumps(), 1u) << "no dump after startup";
 }
@@ -140,6 +141,13 @@ TEST_F(LinkReconcilerTest, ChangesOnAMissingDeviceAreTyped) {
   auto mtu = links_->setMtu(kernel("eni-bad").ifindex, 70000);
   ASSERT_FALSE(mtu);
   EXPECT_EQ(mtu.error().code, ErrorCode::Invalid) << mtu.error().message;
+  // Refused as a whole: the up that came with the MTU is not applied either.
+  auto both = links_->configure(kernel("eni-bad").ifindex, 70000, true);
+  ASSERT_FALSE(both);
+  EXPECT_EQ(both.error().code, ErrorCode::Invalid) << both.error().message;
+  EXPECT_NE(both.error().message.find("set mtu 70000 and up"), std::string::npos)
+      << both.error().message;
+  EXPECT_FALSE(kernel("eni-bad").adminUp());
 }
 
 }  // namespace

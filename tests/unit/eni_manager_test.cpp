@@ -5,6 +5,7 @@
 #include "agent/enimanager/eni_manager.h"
 
 #include <gtest/gtest.h>
+#include <net/if.h>
 
 #include <algorithm>
 #include <memory>
@@ -12,9 +13,11 @@
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
 #include "agent/base/log.h"
+#include "agent/eni/link_reconciler.h"
 #include "agent/kube/nodeeni_attachment_writer.h"
 #include "tests/support/fake_ec2.h"
 #include "tests/support/fake_kube_api.h"
+#include "tests/support/fake_link_manager.h"
 #include "tests/support/fake_state_store.h"
 #include "tests/support/manual_scheduler.h"
 
@@ -113,7 +116,7 @@ struct Agent {
     options.nodeName = kNode;
     options.writeAhead = writeAhead;
     manager = std::make_unique<EniManager>(kube, ec2_, imds, scheduler, scheduler, executor,
-                                           lifecycle, store, nullptr, options);
+                                           lifecycle, store, links, options);
   }
   void run(const Json::Value& node, const std::vector<Json::Value>& nodeEnis) {
     make(node);
@@ -162,6 +165,7 @@ struct Agent {
   std::vector<AttachmentRecord> published;
   std::vector<std::string> publishedUnowned;
   std::vector<std::string> publishedCreating;
+  LinkReconciler* links = nullptr;  // given to the manager by make()
   bool writeAhead = false;  // creates wait for the store's write-ahead, answered storeWriteAhead
   bool storeWriteAhead = true;
   std::vector<std::vector<std::string>> recorded;  // what each write-ahead asked to record
@@ -566,6 +570,66 @@ TEST(EniManagerImdsWalk, BeforeTheAttachesAndAfterTheReleases) {
   ASSERT_LT(at("DeleteNetworkInterface"), static_cast<long>(calls.size()));
   EXPECT_EQ(calls.back(), "imds") << "the releasing pass walks after its delete";
   EXPECT_EQ(std::count(calls.begin(), calls.end(), "imds"), 1);
+}
+
+// Two subnets, so one pass creates and attaches two ENIs. The kernel shows the first ENI's link
+// while the pass attaches the second: the event that announces it configures it (MTU and up in one
+// request), though the pass has recorded nothing yet. The second attach fails, and the MAC the pass
+// handed over for it is not left managed when the pass ends.
+TEST(EniManagerLinks, ALinkIsConfiguredByItsFirstEventWhileThePassStillAttaches) {
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  Agent agent(ec2);
+  testing::FakeLinkManager kernel;
+  LinkReconciler reconciler(kernel, agent.scheduler);
+  agent.links = &reconciler;
+  Json::Value two = nodeEniObject(9001);
+  two["spec"].removeMember("subnetID");
+  two["spec"]["subnetIDs"][0] = "subnet-b";
+  two["spec"]["subnetIDs"][1] = "subnet-c";
+
+  std::vector<std::string> macs;  // the pass's ENIs, in the order they were attached
+  std::size_t requestsMidPass = 0;
+  std::size_t recordedMidPass = 0;
+  ec2.onCall = [&](const std::string& action) {
+    if (action != "AttachNetworkInterface") return;
+    for (const auto& [id, e] : ec2.enis) {  // the one about to be attached
+      if (!e.attachment && std::find(macs.begin(), macs.end(), e.macAddress) == macs.end())
+        macs.push_back(e.macAddress);
+    }
+    if (ec2.calls["AttachNetworkInterface"] != 2) return;
+    // The first ENI's interface appears, down, at the default MTU.
+    reconciler.onEvent({LinkEventType::New, LinkInfo{7, "eth1", macs[0], 0, 1500, "down"}});
+    requestsMidPass = kernel.requests.size();
+    recordedMidPass = agent.manager->attachments().size() + agent.published.size();
+    ec2.failNext["AttachNetworkInterface"] = Error{ErrorCode::Invalid, "injected"};
+  };
+  agent.make(nodeObject(""));
+  agent.manager->onNode(ChangeType::Added, nodeObject(""));
+  agent.manager->onNodeEni(ChangeType::Added, two);
+  agent.manager->start();
+  for (int i = 0; i < 50 && ec2.calls["AttachNetworkInterface"] < 2; ++i) {
+    agent.answerLists();
+    agent.scheduler.advance(Duration(100));
+  }
+  ASSERT_EQ(ec2.calls["AttachNetworkInterface"], 2);
+  ASSERT_EQ(macs.size(), 2u);
+
+  EXPECT_EQ(recordedMidPass, 0u) << "the pass had recorded nothing when the link came";
+  ASSERT_EQ(requestsMidPass, 1u) << "the announcing event configured the link, mid-pass";
+  EXPECT_EQ(kernel.requests[0].ifindex, 7);
+  EXPECT_EQ(kernel.requests[0].mtu, 9001u);
+  EXPECT_TRUE(kernel.requests[0].up) << "MTU and up in one request";
+  EXPECT_EQ(agent.manager->linksWantedInPass(), 2u);
+
+  // The pass has ended (the executor is inline): the attached ENI's link stays managed, the one
+  // whose attach failed is not.
+  EXPECT_EQ(agent.manager->attachments().size(), 1u);
+  EXPECT_EQ(reconciler.links().count(macs[0]), 1u);
+  EXPECT_EQ(reconciler.links().count(macs[1]), 0u) << "no stale wanted MAC";
+  reconciler.onEvent({LinkEventType::New, LinkInfo{7, "eth1", macs[0], IFF_UP, 9001, "up"}});
+  EXPECT_EQ(reconciler.links().at(macs[0]).state, LinkState::Configured);
+  EXPECT_EQ(kernel.requests.size(), 1u);
 }
 
 // Killed after the write-ahead (and maybe after the create): the restart trusts no record while

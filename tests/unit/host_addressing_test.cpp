@@ -45,8 +45,7 @@ class FakeAddresses final : public AddressManager {
 class NoopLinks final : public LinkManager {
  public:
   Result<void> start(std::function<void(const LinkEvent&)>) override { return {}; }
-  Result<void> setMtu(int, std::uint32_t) override { return {}; }
-  Result<void> setUp(int) override { return {}; }
+  Result<void> configure(int, std::uint32_t, bool) override { return {}; }
   std::uint64_t dumps() const override { return 0; }
 };
 

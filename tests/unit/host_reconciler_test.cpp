@@ -11,6 +11,7 @@
 #include "agent/eni/ownership.h"
 #include "agent/host/host_reconciler.h"
 #include "tests/support/fake_ec2.h"
+#include "tests/support/fake_link_manager.h"
 #include "tests/support/fake_state_store.h"
 #include "tests/support/manual_scheduler.h"
 
@@ -54,12 +55,13 @@ struct Harness {
   MemoryStore store;
   std::vector<HostPassReport> reports;
   std::unique_ptr<HostReconciler> reconciler;
+  LinkReconciler* links = nullptr;  // given to the reconciler by start()
 
   void start(HostConfig c) {
     HostReconcilerOptions o;
     o.resyncInterval = Duration(0);
     reconciler = std::make_unique<HostReconciler>(ec2, imds, scheduler, executor, lifecycle, store,
-                                                  nullptr, o);
+                                                  links, o);
     reconciler->setOnPass([this](const HostPassReport& r) { reports.push_back(r); });
     store.reload();  // a restart reads what the last run saved
     reconciler->start(std::move(c));
@@ -337,6 +339,42 @@ TEST(HostReconciler, AnAttachEc2RefusesIsReportedAndNotRetriedInALoop) {
   ASSERT_EQ(h.reports.back().problems.size(), 1u);
   EXPECT_NE(h.reports.back().problems[0].find("another availability zone"), std::string::npos);
   EXPECT_EQ(h.owned().size(), 1u);  // its ENI is kept for the next try, not deleted
+}
+
+// As in the ENI manager: the kernel shows the first interface's link while the pass attaches the
+// second, and the event that announces it configures it (MTU and up in one request) though the
+// pass has saved nothing yet. The second attach is refused: its MAC is not left managed.
+TEST(HostReconciler, ALinkIsConfiguredByItsFirstEventWhileThePassStillAttaches) {
+  Harness h;
+  h.ec2.addAttached("eni-primary", 0);
+  testing::FakeLinkManager kernel;
+  LinkReconciler links(kernel, h.scheduler);
+  h.links = &links;
+  std::vector<std::string> macs;  // the pass's ENIs, in the order they were attached
+  std::size_t requestsMidPass = 0;
+  bool savedMidPass = true;
+  h.ec2.onCall = [&](const std::string& action) {
+    if (action != "AttachNetworkInterface") return;
+    for (const auto& [id, e] : h.ec2.enis) {  // the one about to be attached
+      if (!e.attachment && std::find(macs.begin(), macs.end(), e.macAddress) == macs.end())
+        macs.push_back(e.macAddress);
+    }
+    if (h.ec2.calls["AttachNetworkInterface"] != 2) return;
+    links.onEvent({LinkEventType::New, LinkInfo{7, "eth1", macs[0], 0, 1500, "down"}});
+    requestsMidPass = kernel.requests.size();
+    savedMidPass = h.store.saved.has_value() && !h.store.saved->attachments.empty();
+    h.ec2.failNext["AttachNetworkInterface"] = Error{ErrorCode::Invalid, "another zone"};
+  };
+  h.start(config({}, {iface(1, "subnet-b", 9001), iface(2, "subnet-c", 9001)}));
+  ASSERT_EQ(h.ec2.calls["AttachNetworkInterface"], 2);
+  ASSERT_EQ(macs.size(), 2u);
+  EXPECT_FALSE(savedMidPass) << "the pass had saved nothing when the link came";
+  ASSERT_EQ(requestsMidPass, 1u) << "the announcing event configured the link, mid-pass";
+  EXPECT_EQ(kernel.requests[0].ifindex, 7);
+  EXPECT_EQ(kernel.requests[0].mtu, 9001u);
+  EXPECT_TRUE(kernel.requests[0].up) << "MTU and up in one request";
+  EXPECT_EQ(links.links().count(macs[0]), 1u);
+  EXPECT_EQ(links.links().count(macs[1]), 0u) << "no stale wanted MAC";
 }
 
 TEST(HostReconciler, ImdsDownIsRetriedAndNothingIsWritten) {
