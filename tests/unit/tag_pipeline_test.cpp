@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct Row {
   std::vector<int> written;  // the passes nextWrite() handed out, in order
   std::vector<int> dropped;  // the passes the steps removed without their writes
 };
+
+// gtest prints a row by its name (ctest lists the parameters).
+void PrintTo(const Row& row, std::ostream* os) { *os << row.name; }
 
 std::string name(std::optional<PassStage> s) {
   if (!s) return "-";
