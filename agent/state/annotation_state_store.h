@@ -55,10 +55,13 @@ class AnnotationStateStore final : public NodeStateStore {
   void write();
   void landed(const std::string& text);
   void settle(bool stored);
+  /// encodeNodeState(state_), kept until the next update().
+  const Result<std::string>& encoded();
 
   KubeApi& kube_;
   Options options_;
   NodeState state_;
+  std::optional<Result<std::string>> encoded_;  // state_ encoded; empty after an update()
   bool loaded_ = false;
   std::string written_;             // what the annotation holds, as far as this store knows
   std::deque<std::string> recent_;  // the last patches' text: their echoes are not news

@@ -16,23 +16,23 @@ Result<std::string> encodeNodeState(const NodeState& state) {
     if (!e.subnet.empty()) v["subnet"] = e.subnet;
     Json::Value tags(Json::objectValue);
     for (const auto& [k, val] : e.tags) tags[k] = val;
-    v["tags"] = tags;
+    v["tags"].swap(tags);
     if (!e.hash.empty()) v["hash"] = e.hash;
     Json::Value pods(Json::objectValue);
     for (const auto& [key, p] : e.pods) {
       pods[key]["uid"] = p.uid;
       pods[key]["ip"] = p.ip;
     }
-    v["pods"] = pods;
+    v["pods"].swap(pods);
     if (!e.pendingHash.empty()) v["pendingHash"] = e.pendingHash;
     if (!e.pendingKeys.empty()) {
       Json::Value keys(Json::arrayValue);
       for (const auto& k : e.pendingKeys) keys.append(k);
-      v["pendingKeys"] = keys;
+      v["pendingKeys"].swap(keys);
     }
-    enis[id] = v;
+    enis[id].swap(v);
   }
-  root["enis"] = enis;
+  root["enis"].swap(enis);
   Json::Value attachments(Json::arrayValue);
   for (const auto& a : state.attachments) {
     Json::Value v;
@@ -45,9 +45,9 @@ Result<std::string> encodeNodeState(const NodeState& state) {
     v["state"] = a.state;
     if (!a.mac.empty()) v["mac"] = a.mac;
     if (!a.specHash.empty()) v["specHash"] = a.specHash;
-    attachments.append(v);
+    attachments.append(std::move(v));
   }
-  root["attachments"] = attachments;
+  root["attachments"].swap(attachments);
   if (!state.unownedEnis.empty()) {
     Json::Value unowned(Json::arrayValue);
     for (const auto& id : state.unownedEnis) unowned.append(id);
