@@ -377,6 +377,41 @@ TEST(TaggerPipeline, TheNextPassPlansWhileAWriteAheadIsInFlightAndWritesOnlyOnIt
   for (const auto& [id, record] : tagger.state().enis) EXPECT_FALSE(record.hasPending()) << id;
 }
 
+// One pass plans while one writes, no more: a third pass waits until the first has finished, so a
+// burst is not split into more passes (each with its read and its writes) than it needs.
+TEST(TaggerPipeline, OnePassPlansWhileOneWritesAndTheNextWaitsForTheFirstToFinish) {
+  testing::FakeKubeApi kube;
+  kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  const std::string ip1 = ec2.addAttached("eni-1", 1, "subnet-1").privateIpAddress;
+  const std::string ip2 = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  const std::string ip3 = ec2.addAttached("eni-3", 3, "subnet-1").privateIpAddress;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  tagger.start();
+  tagger.onPod(ChangeType::Added, annotatedPod("web", ip1));
+  scheduler.advance(Duration(100));
+  tagger.onPod(ChangeType::Added, annotatedPod("api", ip2));
+  scheduler.advance(Duration(100));
+  tagger.onPod(ChangeType::Added, annotatedPod("db", ip3));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(tagger.passes(), 2u) << "the third waits: pass 1 has not finished";
+  kube.holdPatch = nullptr;
+  while (!kube.heldPatches.empty()) kube.releaseHeldPatch();
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(tagger.passes(), 3u);
+  EXPECT_EQ(tagsOf(ec2, "eni-3")["Team"], "Platform");
+  EXPECT_TRUE(tagger.idle());
+}
+
 // A pass planned on one whose write-ahead was refused writes nothing, and both run again.
 TEST(TaggerPipeline, APassPlannedOnARefusedWriteAheadWritesNothingAndRunsAgain) {
   testing::FakeKubeApi kube;
