@@ -98,10 +98,12 @@ class Stack:
             "metadata": {"name": name, "labels": dict({"eni-agent.io/enabled": "true"}, **(labels or {}))},
             "spec": {"providerID": f"aws:///us-east-1a/{instance_id}"}})
 
-    def create_pod(self, ns, name, node, ip, annotation=None):
+    def create_pod(self, ns, name, node, ip, annotation=None, extra_annotations=None):
         meta = {"name": name, "namespace": ns, "labels": {"app": "bench"}}
+        if annotation is not None or extra_annotations:
+            meta["annotations"] = dict(extra_annotations or {})
         if annotation is not None:
-            meta["annotations"] = {"eni-tagger.io/tags": annotation}
+            meta["annotations"]["eni-tagger.io/tags"] = annotation
         self.kube("POST", f"/api/v1/namespaces/{ns}/pods", {
             "apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"nodeName": node, "containers": [{"name": "app", "image": "registry.invalid/app"}]}})
@@ -129,6 +131,26 @@ class Stack:
         return self.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="m5.large",
                                       SubnetId=self.st["subnet_a"],
                                       SecurityGroupIds=[self.st["security_group_id"]])["Instances"][0]["InstanceId"]
+
+    def trunk_for(self, instance_id):
+        """A trunk ENI attached to `instance_id`, as the VPC resource controller attaches one."""
+        trunk = self.ec2.create_network_interface(SubnetId=self.st["subnet_a"], InterfaceType="trunk",
+                                                  Description="trunk for security groups for pods")
+        trunk = trunk["NetworkInterface"]["NetworkInterfaceId"]
+        self.ec2.attach_network_interface(NetworkInterfaceId=trunk, InstanceId=instance_id, DeviceIndex=99)
+        return trunk
+
+    def branch_eni(self, trunk, vlan):
+        """A branch ENI of `trunk` (tests/env/moto_server.py), with the controller's tags; (id, ip)."""
+        eni = self.ec2.create_network_interface(
+            SubnetId=self.st["subnet_c"], Groups=[self.st["security_group_id"]],
+            TagSpecifications=[{"ResourceType": "network-interface", "Tags": [
+                {"Key": "vpcresources.k8s.aws/trunk-eni-id", "Value": trunk},
+                {"Key": "vpcresources.k8s.aws/vlan-id", "Value": str(vlan)},
+                {"Key": "eks:eni:owner", "Value": "eks-vpc-resource-controller"}]}])["NetworkInterface"]
+        self.ec2.associate_trunk_interface(BranchInterfaceId=eni["NetworkInterfaceId"], TrunkInterfaceId=trunk,
+                                           VlanId=vlan)
+        return eni["NetworkInterfaceId"], eni["PrivateIpAddress"]
 
     def attach_eni(self, instance_id, device_index, secondary=0, subnet=None):
         """An ENI with `secondary` extra private IPs, attached; returns (eni id, [ips])."""
@@ -221,8 +243,9 @@ def free_port():
 class Agent:
     """One eni-agent process under the agent ServiceAccount's RBAC; JSON logs to a file."""
 
-    def __init__(self, binary, stack, node, imds_endpoint, log_path, extra_args=(), env=None):
+    def __init__(self, binary, stack, node, imds_endpoint, log_path, extra_args=(), env=None, wrapper=()):
         self.binary, self.stack, self.node = binary, stack, node
+        self.wrapper = list(wrapper)  # e.g. valgrind and its flags, before the binary
         self.imds, self.log_path, self.extra = imds_endpoint, log_path, list(extra_args)
         self.extra_env = env or {}
         self.proc = None
@@ -244,7 +267,7 @@ class Agent:
             "POD_NAME": f"bench-{self.node}",
         })
         env.update(self.extra_env)
-        argv = [self.binary, "run", f"--kubeconfig={st['agent_kubeconfig']}", f"--node-name={self.node}",
+        argv = [*self.wrapper, self.binary, "run", f"--kubeconfig={st['agent_kubeconfig']}", f"--node-name={self.node}",
                 "--log-format=json", f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
                 f"--health-probe-bind-address=127.0.0.1:{self.health_port}", *self.extra]
         self.logf = open(self.log_path, "ab")

@@ -27,6 +27,8 @@ DEB_PACKAGES=(
   # the test stack and the benchmarks (python3), systemd-analyze (packaging.systemd_*), file and
   # dpkg-shlibdeps (cpack's DEB generator, packaging.deb), ip (bench/run's network namespaces)
   python3 python3-pip systemd file iproute2
+  # bench/run's callgrind figure (valgrind --tool=callgrind, callgrind_control)
+  valgrind
   # the image (scripts/image.sh: buildah, vfs storage) and the real one-node cluster of the
   # realcluster label (containerd 1.6 with its ctr, runc, the CNI plugins in /usr/lib/cni)
   buildah containerd runc containernetworking-plugins

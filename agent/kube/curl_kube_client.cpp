@@ -340,7 +340,14 @@ void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Val
                            ? "Content-Type: application/strategic-merge-patch+json"
                            : "Content-Type: application/merge-patch+json");
   r->body = toJson(body);
-  send(std::move(*r), std::move(done));
+  if (!options.discardBody) return send(std::move(*r), std::move(done));
+  const std::string what = r->method + " " + r->url.substr(config_.server.size());
+  http_.start(std::move(*r), [this, what, done = std::move(done)](Result<HttpResponse> response) {
+    if (!response) return done(fail(response.error()));
+    received();
+    if (response->status >= 200 && response->status < 300) return done(Json::Value());
+    done(decodeKubeResponse(what, *response));
+  });
 }
 
 void CurlKubeClient::create(const ObjectRef& ref, const Json::Value& object,

@@ -75,6 +75,9 @@ enum class PatchType {
 struct PatchOptions {
   std::string fieldManager;  // required for Apply
   bool force = false;        // Apply: take ownership of conflicting fields
+  // The caller needs only whether it worked: the answer (the whole object) is not parsed and the
+  // callback gets null. The node-state patch answers with the whole Node, annotation and all.
+  bool discardBody = false;
 };
 
 template <class T>

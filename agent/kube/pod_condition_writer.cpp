@@ -58,7 +58,9 @@ void PodConditionWriter::removeFinalizer(const ObjectMeta& pod, const std::strin
 void PodConditionWriter::send(const ObjectMeta& pod, const std::string& subresource, PatchType type,
                               const Json::Value& body, Done done) {
   ++inFlight_;
-  kube_.patch(ObjectRef{ResourceKind::pods(), pod.ns, pod.name, subresource}, type, body, {},
+  PatchOptions options;
+  options.discardBody = true;  // only success matters: the pod the answer carries is not parsed
+  kube_.patch(ObjectRef{ResourceKind::pods(), pod.ns, pod.name, subresource}, type, body, options,
               [this, done = std::move(done)](Result<Json::Value> answer) {
                 --inFlight_;
                 if (!done) return;

@@ -33,7 +33,9 @@ Result<WatchEvent> WatchStreamDecoder::decodeLine(std::string_view line) {
   } else {
     return fail(ErrorCode::Internal, "watch stream: unknown event type \"" + type + "\"");
   }
-  event.object = object;
+  // Moved out of the parsed document, not copied: a Node event carries the node-state
+  // annotation, tens of KiB.
+  event.object.swap((*parsed)["object"]);
   return event;
 }
 

@@ -41,6 +41,7 @@ void AnnotationStateStore::load(const std::string& text) {
   auto state = decodeNodeState(text);
   if (state) {
     state_ = std::move(*state);
+    encoded_.reset();
     written_ = text;
     logInfo("loaded node state", {{"node", options_.nodeName},
                                   {"enis", state_.enis.size()},
@@ -70,7 +71,14 @@ std::string AnnotationStateStore::problem() const {
 
 void AnnotationStateStore::update(const std::function<void(NodeState&)>& change) {
   change(state_);
+  encoded_.reset();
   if (loaded_) schedule();
+}
+
+const Result<std::string>& AnnotationStateStore::encoded() {
+  // Once per change: schedule(), write() and landed() all compare it with what was written.
+  if (!encoded_) encoded_ = encodeNodeState(state_);
+  return *encoded_;
 }
 
 void AnnotationStateStore::writeAhead(std::function<void(bool stored)> done) {
@@ -82,7 +90,7 @@ void AnnotationStateStore::writeAhead(std::function<void(bool stored)> done) {
 
 void AnnotationStateStore::schedule(std::optional<Duration> delay) {
   if (timer_.enabled() || !newer_.empty()) return;
-  auto encoded = encodeNodeState(state_);
+  const auto& encoded = this->encoded();
   if (!encoded) {
     logError("node state does not fit its annotation; the warm cache will be incomplete",
              {{"error", encoded.error().message}});
@@ -98,18 +106,23 @@ void AnnotationStateStore::write() {
   // One patch at a time, so an older state never lands after a write-ahead: the one in flight
   // writes again when it completes. After a refusal, the backoff's retry carries what comes.
   if (inFlight_ || retrying_) return;
-  auto encoded = encodeNodeState(state_);
+  const auto& encoded = this->encoded();
   if (!encoded) return settle(false);
   if (*encoded == written_) return settle(true);
   Json::Value patch;
   patch["metadata"]["annotations"][kNodeStateAnnotation] = *encoded;
   // The write-aheads whose state this patch carries; later ones wait for the next patch.
   auto carried = std::exchange(waiting_, {});
+  ++patches_;
+  if (!carried.empty()) ++writeAheadPatches_;
   inFlight_ = true;
   sending_ = *encoded;
   timer_.disable();  // this patch carries whatever the debounce was waiting for
+  PatchOptions options;
+  options.discardBody = true;  // the whole Node, this annotation and all: only success matters
   kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
-              {}, [this, text = *encoded, carried = std::move(carried)](Result<Json::Value> r) {
+              options,
+              [this, text = *encoded, carried = std::move(carried)](Result<Json::Value> r) {
                 inFlight_ = false;
                 sending_.clear();
                 for (const auto& done : carried) done(static_cast<bool>(r));

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -43,6 +44,9 @@ class AnnotationStateStore final : public NodeStateStore {
   void writeAhead(std::function<void(bool stored)> done) override;
   std::string problem() const override;
   bool idle() const override { return !inFlight_; }
+  /// Patches sent, and those of them that carried write-aheads (tests count them per pass).
+  std::uint64_t patches() const { return patches_; }
+  std::uint64_t writeAheadPatches() const { return writeAheadPatches_; }
 
  private:
   void load(const std::string& text);
@@ -51,10 +55,13 @@ class AnnotationStateStore final : public NodeStateStore {
   void write();
   void landed(const std::string& text);
   void settle(bool stored);
+  /// encodeNodeState(state_), kept until the next update().
+  const Result<std::string>& encoded();
 
   KubeApi& kube_;
   Options options_;
   NodeState state_;
+  std::optional<Result<std::string>> encoded_;  // state_ encoded; empty after an update()
   bool loaded_ = false;
   std::string written_;             // what the annotation holds, as far as this store knows
   std::deque<std::string> recent_;  // the last patches' text: their echoes are not news
@@ -65,6 +72,8 @@ class AnnotationStateStore final : public NodeStateStore {
   bool inFlight_ = false;  // one patch at a time, in order
   Backoff backoff_{Duration(500), Duration(30000)};
   std::vector<std::function<void(bool stored)>> waiting_;  // write-aheads for the next patch
+  std::uint64_t patches_ = 0;
+  std::uint64_t writeAheadPatches_ = 0;
 };
 
 }  // namespace eni

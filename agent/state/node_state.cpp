@@ -36,19 +36,19 @@ Json::Value encodeEniRecord(const EniRecord& e) {
   if (!e.subnet.empty()) v["subnet"] = e.subnet;
   Json::Value tags(Json::objectValue);
   for (const auto& [k, val] : e.tags) tags[k] = val;
-  v["tags"] = tags;
+  v["tags"].swap(tags);
   if (!e.hash.empty()) v["hash"] = e.hash;
   Json::Value pods(Json::objectValue);
   for (const auto& [key, p] : e.pods) {
     pods[key]["uid"] = p.uid;
     pods[key]["ip"] = p.ip;
   }
-  v["pods"] = pods;
+  v["pods"].swap(pods);
   if (!e.pendingHash.empty()) v["pendingHash"] = e.pendingHash;
   if (!e.pendingKeys.empty()) {
     Json::Value keys(Json::arrayValue);
     for (const auto& k : e.pendingKeys) keys.append(k);
-    v["pendingKeys"] = keys;
+    v["pendingKeys"].swap(keys);
   }
   return v;
 }
@@ -82,10 +82,10 @@ Result<std::string> encodeNodeState(const NodeState& state) {
   root["instanceId"] = state.instanceId;
   Json::Value enis(Json::objectValue);
   for (const auto& [id, e] : state.enis) enis[id] = encodeEniRecord(e);
-  root["enis"] = enis;
+  root["enis"].swap(enis);
   Json::Value attachments(Json::arrayValue);
   for (const auto& a : state.attachments) attachments.append(encodeAttachment(a));
-  root["attachments"] = attachments;
+  root["attachments"].swap(attachments);
   if (!state.unownedEnis.empty()) root["unownedEnis"] = stringArray(state.unownedEnis);
   if (!state.creating.empty()) root["creating"] = stringArray(state.creating);
   std::string text = toJson(root);

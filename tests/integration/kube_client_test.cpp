@@ -175,6 +175,34 @@ TEST_F(KubeClientTest, MergePatchOfOneAnnotationLeavesTheOthers) {
   EXPECT_EQ(removed->meta.annotations["keep-me"], "yes");
 }
 
+// discardBody: the patch lands and the caller gets null instead of the parsed object (the node
+// state's patch answers with the whole Node); a refused patch still says why.
+TEST_F(KubeClientTest, APatchThatDiscardsItsAnswerLandsAndStillReportsRefusals) {
+  ASSERT_TRUE(createPod("p", "node-discard"));
+  PatchOptions discard;
+  discard.discardBody = true;
+  Json::Value patch;
+  patch["metadata"]["annotations"]["eni-tagger.io/last-applied-hash"] = "0123456789abcdef";
+  auto answer = await<Json::Value>(loop_, [&](auto done) {
+    agent_->patch(ObjectRef{ResourceKind::pods(), ns_, "p", ""}, PatchType::Merge, patch, discard,
+                  done);
+  });
+  ASSERT_TRUE(answer) << answer.error().describe();
+  EXPECT_TRUE(answer->isNull()) << "the answer is not parsed";
+  auto pod = decodePod(*await<Json::Value>(loop_, [&](auto done) {
+    agent_->get(ObjectRef{ResourceKind::pods(), ns_, "p", ""}, done);
+  }));
+  EXPECT_EQ(pod->meta.annotations["eni-tagger.io/last-applied-hash"], "0123456789abcdef");
+  auto missing = await<Json::Value>(loop_, [&](auto done) {
+    agent_->patch(ObjectRef{ResourceKind::pods(), ns_, "no-such-pod", ""}, PatchType::Merge, patch,
+                  discard, done);
+  });
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, ErrorCode::NotFound);
+  EXPECT_NE(missing.error().message.find("not found"), std::string::npos)
+      << missing.error().message;
+}
+
 TEST_F(KubeClientTest, ServerSideApplyOfStatusKeepsEachNodesEntries) {
   Json::Value neni;
   neni["apiVersion"] = "networking.k8s.aws/v1alpha1";

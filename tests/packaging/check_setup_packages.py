@@ -51,6 +51,8 @@ PROGRAMS = {
     "systemd-analyze": "packaging.systemd_verify, packaging.systemd_security",
     "ip": "bench/run (network namespaces, veths)",
     "strip": "bench/run (the binary's size)",
+    "valgrind": "bench/run (callgrind_instr_per_tagged_pod)",
+    "callgrind_control": "bench/run (callgrind's count zeroed and dumped around the workload)",
     "sha256sum": "scripts/lean-curl.sh",
     "bash": "scripts/*.sh, tests/env/stack.py",
     "sh": "packaging.deb (maintainer scripts' syntax)",

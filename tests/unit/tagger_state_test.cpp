@@ -319,6 +319,133 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   EXPECT_TRUE(tagger.idle());
 }
 
+// Passes pipeline: the second pass plans while the first one's write-ahead patch is in flight, and
+// each CreateTags goes out only once a landed patch records it, in the order the passes started.
+TEST(TaggerPipeline, TheNextPassPlansWhileAWriteAheadIsInFlightAndWritesOnlyOnItsOwnRecord) {
+  testing::FakeKubeApi kube;
+  kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+  std::string landed;  // the node state of the last node patch answered
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  const std::string ip1 = ec2.addAttached("eni-1", 1, "subnet-1").privateIpAddress;
+  const std::string ip2 = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  std::vector<std::string> unrecorded;  // ENIs tagged while no landed patch recorded them
+  ec2.onCreateTags = [&](const std::vector<std::string>& ids, const std::vector<Tag>&) {
+    auto state = decodeNodeState(landed);
+    for (const auto& id : ids) {
+      if (!state || state->enis.count(id) == 0 || !state->enis.at(id).hasPending())
+        unrecorded.push_back(id);
+    }
+  };
+  auto release = [&] {
+    landed =
+        kube.heldPatches.front().first["metadata"]["annotations"][kNodeStateAnnotation].asString();
+    kube.releaseHeldPatch();
+  };
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  tagger.start();
+  tagger.onPod(ChangeType::Added, annotatedPod("web", ip1));
+  scheduler.advance(Duration(100));
+  ASSERT_EQ(kube.heldPatches.size(), 1u) << "pass 1's write-ahead";
+  EXPECT_EQ(ec2.calls["CreateTags"], 0);
+  tagger.onPod(ChangeType::Added, annotatedPod("api", ip2));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(tagger.passes(), 2u) << "pass 2 planned while pass 1's patch was in flight";
+  EXPECT_EQ(ec2.calls["CreateTags"], 0) << "no tag before a patch recording it landed";
+  EXPECT_EQ(kube.heldPatches.size(), 1u) << "one patch in flight; pass 2's record waits for it";
+  release();
+  EXPECT_EQ(ec2.calls["CreateTags"], 1) << "pass 1 writes eni-1";
+  ASSERT_EQ(kube.heldPatches.size(), 1u) << "pass 2's write-ahead, in the next patch";
+  release();
+  EXPECT_EQ(ec2.calls["CreateTags"], 2) << "pass 2 writes eni-2";
+  EXPECT_TRUE(unrecorded.empty()) << "tagged without a landed record: " << unrecorded[0];
+  EXPECT_EQ(tagsOf(ec2, "eni-1")["Team"], "Platform");
+  EXPECT_EQ(tagsOf(ec2, "eni-2")["Team"], "Platform");
+  kube.holdPatch = nullptr;
+  while (!kube.heldPatches.empty()) release();
+  scheduler.advance(Duration(1000));
+  EXPECT_TRUE(tagger.idle());
+  EXPECT_EQ(tagger.state().enis.size(), 2u);
+  for (const auto& [id, record] : tagger.state().enis) EXPECT_FALSE(record.hasPending()) << id;
+}
+
+// One pass plans while one writes, no more: a third pass waits until the first has finished, so a
+// burst is not split into more passes (each with its read and its writes) than it needs.
+TEST(TaggerPipeline, OnePassPlansWhileOneWritesAndTheNextWaitsForTheFirstToFinish) {
+  testing::FakeKubeApi kube;
+  kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  const std::string ip1 = ec2.addAttached("eni-1", 1, "subnet-1").privateIpAddress;
+  const std::string ip2 = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  const std::string ip3 = ec2.addAttached("eni-3", 3, "subnet-1").privateIpAddress;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  tagger.start();
+  tagger.onPod(ChangeType::Added, annotatedPod("web", ip1));
+  scheduler.advance(Duration(100));
+  tagger.onPod(ChangeType::Added, annotatedPod("api", ip2));
+  scheduler.advance(Duration(100));
+  tagger.onPod(ChangeType::Added, annotatedPod("db", ip3));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(tagger.passes(), 2u) << "the third waits: pass 1 has not finished";
+  kube.holdPatch = nullptr;
+  while (!kube.heldPatches.empty()) kube.releaseHeldPatch();
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(tagger.passes(), 3u);
+  EXPECT_EQ(tagsOf(ec2, "eni-3")["Team"], "Platform");
+  EXPECT_TRUE(tagger.idle());
+}
+
+// A pass planned on one whose write-ahead was refused writes nothing, and both run again.
+TEST(TaggerPipeline, APassPlannedOnARefusedWriteAheadWritesNothingAndRunsAgain) {
+  testing::FakeKubeApi kube;
+  kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  const std::string ip1 = ec2.addAttached("eni-1", 1, "subnet-1").privateIpAddress;
+  const std::string ip2 = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  tagger.start();
+  tagger.onPod(ChangeType::Added, annotatedPod("web", ip1));
+  scheduler.advance(Duration(100));
+  tagger.onPod(ChangeType::Added, annotatedPod("api", ip2));
+  scheduler.advance(Duration(100));
+  ASSERT_EQ(tagger.passes(), 2u);
+  kube.releaseHeldPatch(false);  // pass 1's record refused; pass 2's waited for it
+  EXPECT_EQ(ec2.calls["CreateTags"], 0) << "neither pass wrote";
+  kube.holdPatch = nullptr;
+  while (!kube.heldPatches.empty()) kube.releaseHeldPatch();
+  scheduler.advance(Duration(60000));
+  EXPECT_EQ(tagsOf(ec2, "eni-1")["Team"], "Platform") << "run again, and written";
+  EXPECT_EQ(tagsOf(ec2, "eni-2")["Team"], "Platform");
+  EXPECT_EQ(ec2.calls["CreateTags"], 1) << "the rerun writes both, in one call";
+  EXPECT_TRUE(tagger.idle());
+}
+
 int nodePatches(const testing::FakeKubeApi& kube) {
   int n = 0;
   for (const auto& [ref, body] : kube.patches) n += ref.kind.plural == "nodes";
