@@ -243,6 +243,20 @@ class EniManagerTest : public ::testing::Test {
     }
     EXPECT_TRUE(ec2_->deleteNetworkInterface(eni.id));
   }
+  // A NodeENI for nodes labelled ng=<label>, already holding its finalizer, whose subnet name no
+  // subnet has: a node it selects gets a problem and no ENI.
+  void createUnsatisfiableNodeEni(const std::string& name, const std::string& label) {
+    Json::Value neni;
+    neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+    neni["kind"] = "NodeENI";
+    neni["metadata"]["name"] = name;
+    neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
+    neni["spec"]["nodeSelector"]["ng"] = label;
+    neni["spec"]["subnetName"] = "no-such-subnet";
+    ASSERT_TRUE(call([&](auto done) {
+      admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+    }));
+  }
   void createNodeEni(const std::string& name, const std::string& label, std::int64_t index) {
     Json::Value neni;
     neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
@@ -606,16 +620,7 @@ TEST_F(EniManagerTest, ALinkComesUpWhileThePassStillAttachesTheNextEni) {
 // live node that takes part in the deletion prunes the dead node's object: the deletion completes.
 TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
   const std::string name = "dead-node-eni";
-  Json::Value neni;
-  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
-  neni["kind"] = "NodeENI";
-  neni["metadata"]["name"] = name;
-  neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
-  neni["spec"]["nodeSelector"]["ng"] = "dead-node-test";
-  neni["spec"]["subnetName"] = "no-such-subnet";  // the live node gets a problem, no ENI
-  ASSERT_TRUE(call([&](auto done) {
-    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
-  }));
+  createUnsatisfiableNodeEni(name, "dead-node-test");
   auto created = getNodeEni(name);
   ASSERT_TRUE(created);
   Json::Value ghost;
@@ -678,16 +683,7 @@ TEST_F(EniManagerTest, ADeadNodeNeverBlocksDeletion) {
 // and a log line naming that node and the ENI it still holds; its object is left for its agent.
 TEST_F(EniManagerTest, AStuckDeletionLosesItsFinalizerAfterMaxCleanupDuration) {
   const std::string name = "stuck-eni";
-  Json::Value neni;
-  neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
-  neni["kind"] = "NodeENI";
-  neni["metadata"]["name"] = name;
-  neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
-  neni["spec"]["nodeSelector"]["ng"] = "stuck-test";
-  neni["spec"]["subnetName"] = "no-such-subnet";  // the live node gets a problem, no ENI
-  ASSERT_TRUE(call([&](auto done) {
-    admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
-  }));
+  createUnsatisfiableNodeEni(name, "stuck-test");
   auto created = getNodeEni(name);
   ASSERT_TRUE(created);
   createNode("nm-stuck", {{"ng", "stuck-test"}});  // no agent ever runs for it

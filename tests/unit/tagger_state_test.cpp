@@ -319,17 +319,41 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   EXPECT_TRUE(tagger.idle());
 }
 
-// Passes pipeline: the second pass plans while the first one's write-ahead patch is in flight, and
-// each CreateTags goes out only once a landed patch records it, in the order the passes started.
-TEST(TaggerPipeline, TheNextPassPlansWhileAWriteAheadIsInFlightAndWritesOnlyOnItsOwnRecord) {
+// A tagger on fakes, started on node n1 with `enis` ENIs (eni-1..), whose node patches the API
+// server holds until the test releases them.
+struct PipelineRig {
+  explicit PipelineRig(int enis) {
+    kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+    for (int i = 1; i <= enis; ++i)
+      ips.push_back(ec2.addAttached("eni-" + std::to_string(i), i, "subnet-1").privateIpAddress);
+    options.nodeName = "n1";
+    Json::Value node;
+    node["metadata"]["name"] = "n1";
+    store.onNode(ChangeType::Added, node);
+    tagger.start();
+  }
   testing::FakeKubeApi kube;
-  kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
-  std::string landed;  // the node state of the last node patch answered
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
   FakeEc2 ec2;
-  const std::string ip1 = ec2.addAttached("eni-1", 1, "subnet-1").privateIpAddress;
-  const std::string ip2 = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  FakeImds imds{ec2};
+  TaggerOptions options;
+  std::vector<std::string> ips;
+  AnnotationStateStore store{kube, scheduler, {"n1", Duration(500)}};
+  Tagger tagger{kube, ec2, imds, scheduler, executor, scheduler, store, options};
+};
+
+// Passes pipeline: the second pass plans while the first one's write-ahead patch is in flight, and
+// each CreateTags goes out only once a landed patch records it, in the order the passes started.
+TEST(TaggerPipeline, TheNextPassPlansWhileAWriteAheadIsInFlightAndWritesOnlyOnItsOwnRecord) {
+  PipelineRig rig(2);
+  auto& kube = rig.kube;
+  auto& ec2 = rig.ec2;
+  auto& tagger = rig.tagger;
+  auto& scheduler = rig.scheduler;
+  const std::string ip1 = rig.ips[0];
+  const std::string ip2 = rig.ips[1];
+  std::string landed;                   // the node state of the last node patch answered
   std::vector<std::string> unrecorded;  // ENIs tagged while no landed patch recorded them
   ec2.onCreateTags = [&](const std::vector<std::string>& ids, const std::vector<Tag>&) {
     auto state = decodeNodeState(landed);
@@ -343,15 +367,6 @@ TEST(TaggerPipeline, TheNextPassPlansWhileAWriteAheadIsInFlightAndWritesOnlyOnIt
         kube.heldPatches.front().first["metadata"]["annotations"][kNodeStateAnnotation].asString();
     kube.releaseHeldPatch();
   };
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  store.onNode(ChangeType::Added, node);
-  tagger.start();
   tagger.onPod(ChangeType::Added, annotatedPod("web", ip1));
   scheduler.advance(Duration(100));
   ASSERT_EQ(kube.heldPatches.size(), 1u) << "pass 1's write-ahead";
@@ -380,23 +395,14 @@ TEST(TaggerPipeline, TheNextPassPlansWhileAWriteAheadIsInFlightAndWritesOnlyOnIt
 // One pass plans while one writes, no more: a third pass waits until the first has finished, so a
 // burst is not split into more passes (each with its read and its writes) than it needs.
 TEST(TaggerPipeline, OnePassPlansWhileOneWritesAndTheNextWaitsForTheFirstToFinish) {
-  testing::FakeKubeApi kube;
-  kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
-  testing::ManualScheduler scheduler;
-  InlineExecutor executor;
-  FakeEc2 ec2;
-  const std::string ip1 = ec2.addAttached("eni-1", 1, "subnet-1").privateIpAddress;
-  const std::string ip2 = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
-  const std::string ip3 = ec2.addAttached("eni-3", 3, "subnet-1").privateIpAddress;
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  store.onNode(ChangeType::Added, node);
-  tagger.start();
+  PipelineRig rig(3);
+  auto& kube = rig.kube;
+  auto& ec2 = rig.ec2;
+  auto& tagger = rig.tagger;
+  auto& scheduler = rig.scheduler;
+  const std::string ip1 = rig.ips[0];
+  const std::string ip2 = rig.ips[1];
+  const std::string ip3 = rig.ips[2];
   tagger.onPod(ChangeType::Added, annotatedPod("web", ip1));
   scheduler.advance(Duration(100));
   tagger.onPod(ChangeType::Added, annotatedPod("api", ip2));
@@ -414,22 +420,13 @@ TEST(TaggerPipeline, OnePassPlansWhileOneWritesAndTheNextWaitsForTheFirstToFinis
 
 // A pass planned on one whose write-ahead was refused writes nothing, and both run again.
 TEST(TaggerPipeline, APassPlannedOnARefusedWriteAheadWritesNothingAndRunsAgain) {
-  testing::FakeKubeApi kube;
-  kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
-  testing::ManualScheduler scheduler;
-  InlineExecutor executor;
-  FakeEc2 ec2;
-  const std::string ip1 = ec2.addAttached("eni-1", 1, "subnet-1").privateIpAddress;
-  const std::string ip2 = ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  store.onNode(ChangeType::Added, node);
-  tagger.start();
+  PipelineRig rig(2);
+  auto& kube = rig.kube;
+  auto& ec2 = rig.ec2;
+  auto& tagger = rig.tagger;
+  auto& scheduler = rig.scheduler;
+  const std::string ip1 = rig.ips[0];
+  const std::string ip2 = rig.ips[1];
   tagger.onPod(ChangeType::Added, annotatedPod("web", ip1));
   scheduler.advance(Duration(100));
   tagger.onPod(ChangeType::Added, annotatedPod("api", ip2));
