@@ -233,7 +233,21 @@ std::vector<FlagSpec> taggerSpecs() {
   };
 }
 
-std::vector<FlagSpec> awsAndPartsSpecs() {
+// A duration in Go's form, at least 1s (and at most `max`); with `zeroOff`, 0s too (off). `rule`
+// says so when a value breaks it.
+Setter durationSetter(Duration AgentOptions::*field, bool zeroOff, const char* rule,
+                      Duration max = Duration::max()) {
+  return [=](AgentOptions& o, const std::string& v) -> Result<void> {
+    auto d = parseDuration(v);
+    if (!d) return fail(d.error());
+    const bool off = zeroOff && d->count() == 0;
+    if (!off && (d->count() < 1000 || *d > max)) return badValue(v, rule);
+    o.*field = *d;
+    return {};
+  };
+}
+
+std::vector<FlagSpec> awsSpecs() {
   return {
       {"aws-rate-limit-qps", "QPS", "5", "client-side token bucket rate for EC2 calls, per node",
        [](AgentOptions& o, const std::string& v) -> Result<void> {
@@ -253,37 +267,22 @@ std::vector<FlagSpec> awsAndPartsSpecs() {
        true},
       {"resync-interval", "DURATION", "30m (with +-20% jitter)",
        "drift check: reapply missing owned tags, re-verify links",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         auto d = parseDuration(v);
-         if (!d) return fail(d.error());
-         if (d->count() < 1000) return badValue(v, "must be at least 1s");
-         o.resyncInterval = *d;
-         return {};
-       }},
+       durationSetter(&AgentOptions::resyncInterval, false, "must be at least 1s")},
+      {"watch-idle-timeout", "DURATION", "60s",
+       "when every API-server watch was silent this long, check the connection (GET /version, "
+       "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",
+       durationSetter(&AgentOptions::watchIdleTimeout, true, "must be 0s (off) or at least 1s")},
+  };
+}
+
+std::vector<FlagSpec> nodeEniSpecs() {
+  return {
       withLegacyEnv(
           {"nodeeni-check-interval", "DURATION", "5m (with +-20% jitter)",
            "NodeENI drift check: compare the attached ENIs with IMDS, read EC2 and repair only "
            "when they disagree (an ENI detached or deleted by hand); 0s: off",
-           [](AgentOptions& o, const std::string& v) -> Result<void> {
-             auto d = parseDuration(v);
-             if (!d) return fail(d.error());
-             if (d->count() != 0 && d->count() < 1000)
-               return badValue(v, "must be 0s or at least 1s");
-             o.nodeEniCheckInterval = *d;
-             return {};
-           }},
+           durationSetter(&AgentOptions::nodeEniCheckInterval, true, "must be 0s or at least 1s")},
           "RECONCILE_PERIOD"),
-      {"watch-idle-timeout", "DURATION", "60s",
-       "when every API-server watch was silent this long, check the connection (GET /version, "
-       "answer within half of it, at most 15s) and reconnect if it does not answer; 0s: off",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         auto d = parseDuration(v);
-         if (!d) return fail(d.error());
-         if (d->count() != 0 && d->count() < 1000)
-           return badValue(v, "must be 0s (off) or at least 1s");
-         o.watchIdleTimeout = *d;
-         return {};
-       }},
       withLegacyEnv(
           {"release-concurrency", "N", "3", "NodeENI ENIs released (detach, wait, delete) at once",
            [](AgentOptions& o, const std::string& v) -> Result<void> {
@@ -296,26 +295,14 @@ std::vector<FlagSpec> awsAndPartsSpecs() {
       withLegacyEnv({"detach-timeout", "DURATION", "30s",
                      "how long a release waits for a detached ENI to become available before the "
                      "next pass takes it up again",
-                     [](AgentOptions& o, const std::string& v) -> Result<void> {
-                       auto d = parseDuration(v);
-                       if (!d) return fail(d.error());
-                       if (d->count() < 1000 || d->count() > 3'600'000)
-                         return badValue(v, "must be from 1s to 1h");
-                       o.detachTimeout = *d;
-                       return {};
-                     }},
+                     durationSetter(&AgentOptions::detachTimeout, false, "must be from 1s to 1h",
+                                    std::chrono::hours(1))},
                     "DETACHMENT_TIMEOUT"),
       withLegacyEnv(
           {"max-cleanup-duration", "DURATION", "30m",
            "a NodeENI being deleted whose cleanup has not completed this long after it started "
            "loses its finalizer, with a CleanupTimeout event naming the nodes left behind",
-           [](AgentOptions& o, const std::string& v) -> Result<void> {
-             auto d = parseDuration(v);
-             if (!d) return fail(d.error());
-             if (d->count() < 1000) return badValue(v, "must be at least 1s");
-             o.maxCleanupDuration = *d;
-             return {};
-           }},
+           durationSetter(&AgentOptions::maxCleanupDuration, false, "must be at least 1s")},
           "MAX_CLEANUP_DURATION"),
       {"enable-tagger", "", "true", "tag pod ENIs from annotations",
        boolSetter(&AgentOptions::enableTagger)},
@@ -440,8 +427,8 @@ std::vector<FlagSpec> eniTaggerNoEffectSpecs() {
 const std::vector<FlagSpec>& flagSpecs() {
   static const std::vector<FlagSpec> specs = [] {
     std::vector<FlagSpec> all;
-    for (auto group : {whereAndWhoSpecs(), taggerSpecs(), awsAndPartsSpecs(), processSpecs(),
-                       eniTaggerNoEffectSpecs()}) {
+    for (auto group : {whereAndWhoSpecs(), taggerSpecs(), awsSpecs(), nodeEniSpecs(),
+                       processSpecs(), eniTaggerNoEffectSpecs()}) {
       all.insert(all.end(), group.begin(), group.end());
     }
     return all;

@@ -115,7 +115,7 @@ void EniManager::checkRemaining(const std::string& name) {
   if (!n || !checking_.insert(name).second) return;
   remainingCheckedAt_[name] = n->meta.resourceVersion;
   eni::checkRemaining(kube_, records_, options_.nodeName, n->meta.uid,
-                      [this, name](RemainingAnswer a) { onRemaining(name, a); });
+                      [this, name](const RemainingAnswer& a) { onRemaining(name, a); });
 }
 
 void EniManager::onRemaining(const std::string& name, const RemainingAnswer& answer) {
@@ -137,7 +137,8 @@ void EniManager::onRemaining(const std::string& name, const RemainingAnswer& ans
       return;
     case RemainingAnswer::Outcome::Failed:
       remainingCheckedAt_.erase(name);
-      return retryBooks(std::string(answer.failed) + ", will retry", name, *answer.error);
+      return retryBooks(std::string(answer.failed) + ", will retry", name,
+                        answer.error.value_or(Error{ErrorCode::Internal, "no error recorded"}));
   }
 }
 

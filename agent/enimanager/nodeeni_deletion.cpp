@@ -29,19 +29,15 @@ class RemainingCheck : public std::enable_shared_from_this<RemainingCheck> {
  private:
   void step(const std::optional<NodeEniAttachmentObject>& found, std::optional<bool> nodeGone) {
     answer_.found = found;
-    switch (decideRemaining(nodeName_, found, nodeGone)) {
-      case RemainingStep::RemoveFinalizer:
-        return finish(RemainingAnswer::Outcome::NoneLeft);
-      case RemainingStep::Wait:
-        return finish(found && found->nodeName == nodeName_
-                          ? RemainingAnswer::Outcome::OwnLeft
-                          : RemainingAnswer::Outcome::LiveNodeLeft);
-      case RemainingStep::CheckNode:
-        // decideRemaining asks to check a node or prune an object only when one was found.
-        return checkNode(*found);
-      case RemainingStep::PruneOrphan:
-        return prune(*found);
+    const RemainingStep next = decideRemaining(nodeName_, found, nodeGone);
+    if (next == RemainingStep::RemoveFinalizer) return finish(RemainingAnswer::Outcome::NoneLeft);
+    // decideRemaining asks to check a node or prune an object only when one was found.
+    if (next == RemainingStep::Wait || !found) {
+      return finish(found && found->nodeName == nodeName_ ? RemainingAnswer::Outcome::OwnLeft
+                                                          : RemainingAnswer::Outcome::LiveNodeLeft);
     }
+    if (next == RemainingStep::CheckNode) return checkNode(*found);
+    prune(*found);
   }
 
   void checkNode(const NodeEniAttachmentObject& found) {

@@ -225,7 +225,7 @@ std::optional<std::int64_t> parseTimestamp(const std::string& text) {
              std::isdigit(static_cast<unsigned char>(zone[2])) &&
              std::isdigit(static_cast<unsigned char>(zone[4])) &&
              std::isdigit(static_cast<unsigned char>(zone[5]))) {
-    offset = (std::stoi(zone.substr(1, 2)) * 60 + std::stoi(zone.substr(4, 2))) * 60;
+    offset = (std::int64_t{std::stoi(zone.substr(1, 2))} * 60 + std::stoi(zone.substr(4, 2))) * 60;
     if (zone[0] == '-') offset = -offset;
   } else {
     return std::nullopt;
