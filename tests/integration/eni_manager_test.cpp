@@ -1309,6 +1309,9 @@ TEST_F(AwsMultiEniControllerMigrationTest, TheStateItLeftIsTakenOverWithoutChurn
       return entries.size() == 2 && entries[0].status == "attached" &&
              entries[1].status == "attached";
     })) << agent.output();
+    // Its empty apply of status.attachments leaves the old tool's entries, and says so.
+    EXPECT_TRUE(agent.waitForOutput("keeps entries of this node that another tool wrote"))
+        << agent.output();
     EXPECT_EQ(agent.terminate(), 0) << agent.output();
   }
   expectTakenOver(legacy, stats(), name, before);
