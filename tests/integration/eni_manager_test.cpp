@@ -415,8 +415,8 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   ManagerAgent agent(node, ns_->path());
   ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 2; }));
   ASSERT_TRUE(agent.settle());
-  // One ModifyNetworkInterfaceAttribute per ENI, though moto's Describe never shows the value and
-  // later passes (status writes, the finalizer) run.
+  // One ModifyNetworkInterfaceAttribute per ENI, though later passes (status writes, the
+  // finalizer) run.
   const Json::Value stats =
       *parseJson(TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
   EXPECT_EQ(stats["requests"].get("ModifyNetworkInterfaceAttribute", 0).asInt(), 2);
