@@ -157,9 +157,18 @@ void EniManager::removeFinalizer(const std::string& name) {
 }
 
 // Entries an older agent wrote into status.attachments under this node's field manager: an empty
-// apply under that manager takes them out, once, leaving other nodes' entries alone.
+// apply under that manager takes them out, once, leaving other nodes' entries alone. Entries that
+// another manager wrote (aws-multi-eni-controller's) survive the apply: the log says so, not that
+// they went.
 void EniManager::dropOldEntries(const std::string& name) {
-  status_.applyEntries(name, {}, [name](Result<NodeEni> r) {
+  status_.applyEntries(name, {}, [this, name](Result<NodeEni> r) {
+    if (r && std::any_of(r->attachments.begin(), r->attachments.end(),
+                         [&](const NodeEniAttachment& a) { return a.nodeId == options_.nodeName; }))
+      return logInfo(
+          "the NodeENI's status.attachments keeps entries of this node that another tool wrote "
+          "(aws-multi-eni-controller): they stay as they are and are not kept up to date; this "
+          "node's attachments are in its NodeENIAttachment",
+          {{"nodeeni", name}});
     if (r)
       return logInfo("removed this node's entries from the NodeENI's status.attachments",
                      {{"nodeeni", name}});

@@ -7,8 +7,8 @@ form body (or the query string) so that faults can be aimed at one API.
 
 Control endpoints (loopback only, never forwarded, never counted):
   GET  /_proxy/stats     {"requests": {Action: n}, "faults": {Action: n}, "peak_rate": {Action: n},
-                          "log": [{"action", "status", "fault", "invocation", "attempt", "enis"},
-                                  ...]}
+                          "log": [{"action", "status", "fault", "invocation", "attempt", "enis",
+                                   "tags"}, ...]}
                          (last 10000, arrival order; "invocation" and "attempt" come from the
                          AWS SDK retry headers amz-sdk-invocation-id and amz-sdk-request:
                          attempt=N, empty and 0 when the client sent none; "enis" lists the ENI
@@ -16,7 +16,8 @@ Control endpoints (loopback only, never forwarded, never counted):
                          (CreateTags, DeleteTags) and network-interface-id filter values, and for
                          DetachNetworkInterface the ENI of its AttachmentId as the proxy learnt it
                          from earlier answers (Describe*, AttachNetworkInterface); sorted, empty
-                         when none)
+                         when none; "tags" maps each Tag.N.Key a call names (CreateTags,
+                         DeleteTags) to its Tag.N.Value, empty when none)
   POST /_proxy/reset     clear stats, rules and buckets
   GET  /_proxy/rules     the live rules, with what is left of their counts
   POST /_proxy/rules     JSON list replacing the rules; a rule:
@@ -191,7 +192,7 @@ class State:
             self.detach_ms = 0
             self.new_hold()
 
-    def arrive(self, action, invocation="", attempt=0, enis=()):
+    def arrive(self, action, invocation="", attempt=0, enis=(), tags=None):
         """Count an arriving call, pick its fault, and return (log entry, fault, rule or None)."""
         now = time.monotonic()
         with self.lock:
@@ -210,7 +211,7 @@ class State:
             if fault:
                 self.faults[action] += 1
             entry = {"action": action, "status": None, "fault": fault, "invocation": invocation,
-                     "attempt": attempt, "enis": list(enis)}
+                     "attempt": attempt, "enis": list(enis), "tags": dict(tags or {})}
             self.log.append(entry)
             return entry, fault, rule
 
@@ -311,6 +312,15 @@ def enis_named(fields):
             prefix = k[:-len("Name")] + "Value."
             out += [v for key, values in fields.items() if key.startswith(prefix) for v in values]
     return sorted(set(out))
+
+
+def tags_named(fields):
+    """The tags a CreateTags or DeleteTags call names: Tag.N.Key -> Tag.N.Value ("" when absent)."""
+    out = {}
+    for k, vs in fields.items():
+        if k.startswith("Tag.") and k.endswith(".Key") and vs:
+            out[vs[0]] = (fields.get(k[:-len("Key")] + "Value") or [""])[0]
+    return out
 
 
 def attachments_in(data):
@@ -451,7 +461,8 @@ def make_handler(state):
             enis = enis_named(fields)
             if action == "DetachNetworkInterface":
                 enis = [e for e in [state.eni_of((fields.get("AttachmentId") or [""])[0])] if e]
-            entry, fault, rule = state.arrive(action, *sdk_attempt(self.headers), enis=enis)
+            entry, fault, rule = state.arrive(action, *sdk_attempt(self.headers), enis=enis,
+                                              tags=tags_named(fields))
             if fault == "reset":
                 state.finish(entry, None)
                 return self.reset_connection()

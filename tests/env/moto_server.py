@@ -11,6 +11,9 @@ the test stack has to show it. This module adds, before starting moto's own serv
   CreateNetworkInterface InterfaceType=interface|trunk|efa|efa-only   kept and shown by Describe
   AssociateTrunkInterface BranchInterfaceId, TrunkInterfaceId, VlanId  the branch shows "branch"
 
+and, since moto 5.2 ignores it, ModifyNetworkInterfaceAttribute's Attachment.DeleteOnTermination
+(with Attachment.AttachmentId), kept and shown by Describe as EC2 does.
+
 Errors follow EC2: an unknown ENI is InvalidNetworkInterfaceID.NotFound; a trunk that is not of
 type trunk, or a branch that is attached or already a branch, is InvalidParameterValue.
 Usage: the same arguments as moto_server.
@@ -27,6 +30,7 @@ from moto.server import main
 CREATABLE_TYPES = ("interface", "trunk", "efa", "efa-only")
 _association_ids = itertools.count(1)
 _original_create = ElasticNetworkInterfaces.create_network_interface
+_original_modify = ElasticNetworkInterfaces.modify_network_interface_attribute
 
 
 def create_network_interface(self):
@@ -61,7 +65,20 @@ def associate_trunk_interface(self):
     return ActionResult({"InterfaceAssociation": association})
 
 
+def modify_network_interface_attribute(self):
+    wanted = self._get_param("Attachment.DeleteOnTermination")
+    if wanted is not None:
+        eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+        if eni.instance is None or eni.attachment_id != self._get_param("Attachment.AttachmentId"):
+            raise EC2ClientError("InvalidAttachmentID.NotFound",
+                                 f"The attachment ID for {eni.id} does not exist.")
+        eni.delete_on_termination = str(wanted).lower() == "true"
+    return _original_modify(self)
+
+
 ElasticNetworkInterfaces.create_network_interface = create_network_interface
+ElasticNetworkInterfaces.modify_network_interface_attribute = modify_network_interface_attribute
+EC2Response.modify_network_interface_attribute = modify_network_interface_attribute
 EC2Response.create_network_interface = create_network_interface
 EC2Response.associate_trunk_interface = associate_trunk_interface
 

@@ -415,8 +415,8 @@ TEST_F(EniManagerTest, TwoSubnetsGiveTwoEnisUpWithTheirMtuThenUnlabelAndDeleteCl
   ManagerAgent agent(node, ns_->path());
   ASSERT_TRUE(agent.runUntil([&] { return agent.manager.attachments().size() == 2; }));
   ASSERT_TRUE(agent.settle());
-  // One ModifyNetworkInterfaceAttribute per ENI, though moto's Describe never shows the value and
-  // later passes (status writes, the finalizer) run.
+  // One ModifyNetworkInterfaceAttribute per ENI, though later passes (status writes, the
+  // finalizer) run.
   const Json::Value stats =
       *parseJson(TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
   EXPECT_EQ(stats["requests"].get("ModifyNetworkInterfaceAttribute", 0).asInt(), 2);
@@ -1070,6 +1070,263 @@ TEST_F(EniManagerTest, AnEniMadeByAwsMultiEniControllerIsAdoptedNotDuplicated) {
       *parseJson(TestStack::get().controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
   EXPECT_EQ(stats["requests"].get("CreateNetworkInterface", 0).asInt(), 0);
   EXPECT_EQ(stats["requests"].get("AttachNetworkInterface", 0).asInt(), 0);
+}
+
+// What aws-multi-eni-controller v1.3.8 leaves for a NodeENI of `subnets` on `node`, attached to
+// the stack's instance from device index `base` up (one index per subnet, as it counted them).
+// Its ENIs: created with the spec's security groups and description and its six tags, attached,
+// DeleteOnTermination set to DEFAULT_DELETE_ON_TERMINATION (true, its default, as the spec says
+// too). Its NodeENI: applied with kubectl (the last-applied annotation), its finalizer, and one
+// status.attachments entry per ENI as its reconciler wrote them (a status update of its own).
+struct LegacyMultiEni {
+  Json::Value nodeEni;                 // as the API server holds it once set up
+  std::vector<NetworkInterface> enis;  // as EC2 shows them once set up, in subnet order
+};
+
+Json::Value legacyNodeEniSpec(const std::string& label, const std::vector<std::string>& subnets,
+                              std::int64_t base) {
+  Json::Value spec;
+  spec["nodeSelector"]["ng"] = label;
+  for (const auto& s : subnets) spec["subnetIDs"].append(s);
+  spec["securityGroupIDs"].append(TestStack::get().securityGroupId);
+  spec["deviceIndex"] = static_cast<Json::Int64>(base);
+  spec["deleteOnTermination"] = true;
+  spec["description"] = "ENI with multiple subnets";
+  spec["mtu"] = 9001;
+  return spec;
+}
+
+// One ENI as its createENIInSubnet and attachENI made it.
+NetworkInterface legacyEni(CurlEc2Client& ec2, const std::string& nodeEni, const std::string& node,
+                           const std::string& subnet, std::int64_t index) {
+  const auto& stack = TestStack::get();
+  CreateEniRequest request;
+  request.subnetId = subnet;
+  request.securityGroupIds = {stack.securityGroupId};
+  request.description = "ENI with multiple subnets";
+  request.tags = {
+      {"Name", "nodeeni-" + nodeEni + "-" + node + "-" + subnet.substr(subnet.size() - 8)},
+      {"NodeENI", nodeEni},
+      {"Node", node},
+      {"SubnetID", subnet},
+      {kLegacyManagedByTag, kLegacyManagedByValue},
+      {kNoManageTag, "true"}};
+  auto eni = ec2.createNetworkInterface(request);
+  EXPECT_TRUE(eni) << eni.error().describe();
+  if (!eni) return {};
+  auto attachment = ec2.attachNetworkInterface(eni->id, stack.instanceId, index);
+  EXPECT_TRUE(attachment) << attachment.error().describe();
+  if (!attachment) return {};
+  EXPECT_TRUE(ec2.setDeleteOnTermination(eni->id, *attachment, true));
+  auto now = ec2.describeNetworkInterfaces({eni->id}, {});
+  EXPECT_TRUE(now && now->size() == 1u);
+  return now && now->size() == 1u ? (*now)[0] : NetworkInterface{};
+}
+
+// Its status entry for one ENI (ENIAttachment: deviceIndex, subnetCIDR and mtu among them).
+Json::Value legacyEntry(CurlEc2Client& ec2, const std::string& node, const NetworkInterface& eni) {
+  Json::Value e;
+  e["nodeID"] = node;
+  e["instanceID"] = TestStack::get().instanceId;
+  e["eniID"] = eni.id;
+  e["attachmentID"] = eni.attachment ? eni.attachment->attachmentId : "";
+  e["subnetID"] = eni.subnetId;
+  auto subnet = ec2.describeSubnets({eni.subnetId}, {});
+  EXPECT_TRUE(subnet && subnet->size() == 1u);
+  if (subnet && subnet->size() == 1u) e["subnetCIDR"] = (*subnet)[0].cidrBlock;
+  e["mtu"] = 9001;
+  e["deviceIndex"] = static_cast<Json::Int64>(eni.attachment ? eni.attachment->deviceIndex : 0);
+  e["status"] = "attached";
+  e["lastUpdated"] = "2026-11-02T10:15:00Z";
+  return e;
+}
+
+std::map<std::string, std::string> tagMap(const NetworkInterface& eni) {
+  std::map<std::string, std::string> out;
+  for (const auto& t : eni.tags) out[t.key] = t.value;
+  return out;
+}
+
+class AwsMultiEniControllerMigrationTest : public EniManagerTest {
+ protected:
+  LegacyMultiEni setUpLegacy(const std::string& name, const std::string& node,
+                             const std::string& label, const std::vector<std::string>& subnets,
+                             std::int64_t base) {
+    LegacyMultiEni out;
+    Json::Value neni;
+    neni["apiVersion"] = "networking.k8s.aws/v1alpha1";
+    neni["kind"] = "NodeENI";
+    neni["metadata"]["name"] = name;
+    neni["spec"] = legacyNodeEniSpec(label, subnets, base);
+    neni["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+        toJson(neni);
+    neni["metadata"]["finalizers"].append(kNodeEniFinalizer);
+    EXPECT_TRUE(call([&](auto done) {
+      admin_->create(ObjectRef{ResourceKind::nodeEnis(), "", "", ""}, neni, done);
+    }));
+    Json::Value status;
+    for (std::size_t i = 0; i < subnets.size(); ++i) {
+      out.enis.push_back(legacyEni(*ec2_, name, node, subnets[i], base + std::int64_t(i)));
+      status["status"]["attachments"].append(legacyEntry(*ec2_, node, out.enis.back()));
+    }
+    // Its reconciler's status update, under its own field manager.
+    auto written = call([&](auto done) {
+      admin_->patch(ObjectRef{ResourceKind::nodeEnis(), "", name, "status"}, PatchType::Merge,
+                    status, PatchOptions{"manager"}, done);
+    });
+    EXPECT_TRUE(written) << written.error().describe();
+    if (written) out.nodeEni = *written;
+    return out;
+  }
+  // The NodeENI's finalizers, annotations and status.attachments: what the old tool left there.
+  static Json::Value legacyPart(const Json::Value& nodeEni) {
+    Json::Value part;
+    part["finalizers"] = arrayField(objectField(nodeEni, "metadata"), "finalizers");
+    part["annotations"] = objectField(objectField(nodeEni, "metadata"), "annotations");
+    part["attachments"] = arrayField(objectField(nodeEni, "status"), "attachments");
+    return part;
+  }
+  // What the first start did, from the proxy's count and log (`stats`), EC2 and the API server.
+  void expectTakenOver(const LegacyMultiEni& legacy, const Json::Value& stats,
+                       const std::string& name, const Json::Value& before) {
+    const auto& stack = TestStack::get();
+    const Json::Value& requests = stats["requests"];
+    for (const char* action :
+         {"CreateNetworkInterface", "AttachNetworkInterface", "DetachNetworkInterface",
+          "DeleteNetworkInterface", "ModifyNetworkInterfaceAttribute", "DeleteTags"})
+      EXPECT_EQ(requests.get(action, 0).asInt(), 0) << action << requests.toStyledString();
+    EXPECT_EQ(requests.get("CreateTags", 0).asInt(), 2) << "one per ENI";
+    const std::map<std::string, std::string> ownership = {
+        {kManagedByTag, "eni-agent"}, {kInstanceIdTag, stack.instanceId}, {kNoManageTag, "true"}};
+    std::set<std::string> tagged;
+    for (const auto& entry : stats["log"]) {
+      if (entry["action"].asString() != "CreateTags") continue;
+      EXPECT_EQ(entry["enis"].size(), 1u) << toJson(entry);
+      EXPECT_EQ(entry["tags"].get(kManagedByTag, "").asString(), "eni-agent") << toJson(entry);
+      EXPECT_EQ(entry["tags"].get(kInstanceIdTag, "").asString(), stack.instanceId);
+      for (const auto& id : entry["enis"]) tagged.insert(id.asString());
+      for (const auto& key : entry["tags"].getMemberNames()) {
+        auto it = ownership.find(key);
+        EXPECT_TRUE(it != ownership.end()) << "only ownership tags are written, not " << key;
+        if (it != ownership.end()) {
+          EXPECT_EQ(entry["tags"][key].asString(), it->second) << key;
+        }
+      }
+    }
+    EXPECT_EQ(tagged, (std::set<std::string>{legacy.enis[0].id, legacy.enis[1].id}));
+    for (const auto& old : legacy.enis) {
+      auto now = ec2_->describeNetworkInterfaces({old.id}, {});
+      ASSERT_TRUE(now && now->size() == 1u) << old.id << " is gone";
+      const NetworkInterface& e = (*now)[0];
+      ASSERT_TRUE(e.attachment) << e.id << " was detached";
+      EXPECT_EQ(e.attachment->attachmentId, old.attachment->attachmentId) << "never detached";
+      EXPECT_EQ(e.attachment->deviceIndex, old.attachment->deviceIndex);
+      EXPECT_TRUE(e.attachment->deleteOnTermination);
+      auto expected = tagMap(old);
+      expected[kManagedByTag] = "eni-agent";
+      expected[kInstanceIdTag] = stack.instanceId;
+      EXPECT_EQ(tagMap(e), expected) << "the old tool's tags stay as they were, ownership added";
+    }
+    Json::Value raw;
+    ASSERT_TRUE(getNodeEni(name, &raw));
+    EXPECT_EQ(toJson(legacyPart(raw)), toJson(before))
+        << "the old tool's finalizer, annotations and status entries are left as they were";
+    ASSERT_EQ(before["finalizers"].size(), 1u);
+    EXPECT_EQ(before["finalizers"][0].asString(), kNodeEniFinalizer) << "the same finalizer";
+    auto entries = entriesOf(name);
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& a, const auto& b) { return a.deviceIndex < b.deviceIndex; });
+    ASSERT_EQ(entries.size(), 2u);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      EXPECT_EQ(entries[i].eniId, legacy.enis[i].id);
+      EXPECT_EQ(entries[i].attachmentId, legacy.enis[i].attachment->attachmentId);
+      EXPECT_EQ(entries[i].deviceIndex, legacy.enis[i].attachment->deviceIndex);
+      EXPECT_EQ(entries[i].status, "attached");
+    }
+  }
+  std::optional<NodeState> nodeStateOf(const std::string& node) {
+    auto n = call([&](auto done) {
+      admin_->get(ObjectRef{ResourceKind::nodes(), "", node, ""}, done);
+    });
+    if (!n) return std::nullopt;
+    auto state = decodeNodeState(
+        stringField(objectField(objectField(*n, "metadata"), "annotations"), kNodeStateAnnotation));
+    return state ? std::optional<NodeState>(*state) : std::nullopt;
+  }
+};
+
+// The migration from aws-multi-eni-controller v1.3.8 (docs/migration.md): its state for a NodeENI
+// of two subnets on one node, and eni-agent started with its controller Deployment's environment
+// copied unchanged, as the doc says to. eni-agent takes both ENIs over where they are: no create,
+// attach, detach or delete, no DeleteOnTermination change; its only EC2 writes are its ownership
+// tags, one CreateTags per ENI; every tag the old tool set keeps its value; the NodeENI keeps the
+// old tool's finalizer (the same name eni-agent uses), annotations and status entries; the node's
+// NodeENIAttachment records both ENIs attached. A warm restart then makes no EC2 call at all.
+TEST_F(AwsMultiEniControllerMigrationTest, TheStateItLeftIsTakenOverWithoutChurn) {
+  const auto& stack = TestStack::get();
+  const std::string node = "nm-amec";
+  const std::string name = "amec-multi-subnet";
+  createNode(node, {{"ng", "amec-multi-eni"}});
+  const LegacyMultiEni legacy =
+      setUpLegacy(name, node, "amec-multi-eni", {stack.subnetB, stack.subnetC}, 110);
+  ASSERT_EQ(legacy.enis.size(), 2u);
+  for (const auto& e : legacy.enis) {
+    ASSERT_FALSE(e.id.empty());
+    ASSERT_TRUE(e.attachment && e.attachment->deleteOnTermination);
+  }
+  const Json::Value before = legacyPart(legacy.nodeEni);
+  ASSERT_EQ(before["attachments"].size(), 2u) << toJson(legacy.nodeEni);
+
+  const std::vector<std::string> args = {
+      testing::agentBinary(), "--kubeconfig=" + stack.agentKubeconfig,
+      "--node-name=" + node,  "--enable-tagger=false",
+      "--manage-links=false", "--log-format=json"};
+  // The controller Deployment's environment, each at the value it runs with (its defaults written
+  // out; AWS_REGION is agentEnv()'s): read by eni-agent as docs/migration.md says, or ignored.
+  auto env = testing::agentEnv();
+  for (const char* kv :
+       {"COMPONENT=eni-controller", "MAX_CONCURRENT_ENI_CLEANUP=3", "MAX_CONCURRENT_RECONCILES=5",
+        "DETACHMENT_TIMEOUT=15s", "RECONCILE_PERIOD=5m", "MAX_CLEANUP_DURATION=30m",
+        "DEFAULT_DELETE_ON_TERMINATION=true", "DEFAULT_DEVICE_INDEX=1"})
+    env.push_back(kv);
+  auto stats = [&] {
+    return *parseJson(stack.controlHttp("GET", stack.ec2ProxyEndpoint + "/_proxy/stats"));
+  };
+  stack.controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  {
+    testing::BackgroundProcess agent(args, env);
+    ASSERT_TRUE(agent.waitForOutput("\"msg\":\"ready\"", 120000)) << agent.output();
+    ASSERT_TRUE(testing::eventually(
+        [&] {
+          auto state = nodeStateOf(node);
+          return state && state->attachments.size() == 2;
+        },
+        Duration(120000)))
+        << "the node state records both attachments\n"
+        << agent.output();
+    ASSERT_TRUE(testing::eventually([&] {
+      auto entries = entriesOf(name);
+      return entries.size() == 2 && entries[0].status == "attached" &&
+             entries[1].status == "attached";
+    })) << agent.output();
+    // Its empty apply of status.attachments leaves the old tool's entries, and says so.
+    EXPECT_TRUE(agent.waitForOutput("keeps entries of this node that another tool wrote"))
+        << agent.output();
+    EXPECT_EQ(agent.terminate(), 0) << agent.output();
+  }
+  expectTakenOver(legacy, stats(), name, before);
+
+  stack.controlHttp("POST", stack.ec2ProxyEndpoint + "/_proxy/reset");
+  {
+    testing::BackgroundProcess warm(args, env);
+    ASSERT_TRUE(warm.waitForOutput("confirmed the NodeENI attachments", 120000)) << warm.output();
+    ASSERT_TRUE(warm.waitForOutput("\"msg\":\"ready\"")) << warm.output();
+    EXPECT_EQ(warm.terminate(), 0);
+    EXPECT_TRUE(stats()["requests"].empty())
+        << "a warm restart makes no EC2 call: " << stats()["requests"].toStyledString()
+        << warm.output();
+  }
+  for (const auto& e : legacy.enis) removeForged(e);
 }
 
 // A DescribeNetworkInterfaces answered 200 with <Foo/> is not "this node has no ENIs": read so,

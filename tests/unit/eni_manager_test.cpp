@@ -741,5 +741,37 @@ TEST_F(EniManagerRestart, AnEniWithForgedTagsAndNoRecordIsNeverReleased) {
             (std::vector<std::string>{"eni-cni", "eni-forged", "eni-pods", "eni-primary"}));
 }
 
+// status.attachments entries of this node that another tool wrote (aws-multi-eni-controller's,
+// under its own field manager) survive the agent's empty apply, as the API server keeps what
+// another manager owns: the log says they stay, not that they were removed.
+TEST(EniManagerOldEntries, EntriesAnotherToolWroteAreSaidToStayNotToBeRemoved) {
+  testing::FakeEc2 ec2;
+  ec2.addAttached("eni-primary", 0);
+  Json::Value old;
+  old["nodeID"] = kNode;
+  old["deviceIndex"] = 1;
+  old["eniID"] = "eni-theirs";
+  old["status"] = "attached";
+  Json::Value neni = nodeEniObject();
+  neni["metadata"]["finalizers"][0] = kNodeEniFinalizer;
+  neni["status"]["attachments"].append(old);
+  Agent agent(ec2);
+  agent.kube.patchAnswer = [&](const ObjectRef& ref,
+                               const Json::Value& body) -> Result<Json::Value> {
+    if (ref.kind.plural == "nodeeniattachments") agent.records[ref.name] = body;
+    return ref.subresource == "status" ? neni : body;  // the other manager's entries stay
+  };
+  std::vector<std::string> lines;
+  logging::setSink([&](const std::string& line) {
+    if (line.find("status.attachments") != std::string::npos) lines.push_back(line);
+  });
+  agent.run(nodeObject(""), {neni});
+  logging::setSink(nullptr);
+  ASSERT_EQ(lines.size(), 1u) << "one apply, one line";
+  EXPECT_NE(lines[0].find("keeps entries of this node that another tool wrote"), std::string::npos)
+      << lines[0];
+  EXPECT_EQ(lines[0].find("removed"), std::string::npos) << lines[0];
+}
+
 }  // namespace
 }  // namespace eni
