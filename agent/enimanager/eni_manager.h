@@ -154,6 +154,7 @@ class EniManager {
   void writeRecord(NodeEniAttachmentObject object);
   void removeRecord(const std::string& name);
   void addFinalizer(const std::string& name);
+  void markRecorded(const std::string& name);
   void checkRemaining(const std::string& name);
   void onRemaining(const std::string& name, const RemainingAnswer& answer);
   void removeFinalizer(const std::string& name);

@@ -52,6 +52,7 @@ void EniManager::keepBooks(const ManagerRecord& record) {
   for (auto& o : plan.apply) writeRecord(std::move(o));
   for (const auto& name : plan.remove) removeRecord(name);
   for (const auto& name : plan.addFinalizer) addFinalizer(name);
+  for (const auto& name : plan.markRecorded) markRecorded(name);
   for (const auto& name : plan.checkRemaining) checkRemaining(name);
   for (const auto& name : plan.dropOldEntries) dropOldEntries(name);
   checkCleanupDeadlines();
@@ -108,6 +109,23 @@ void EniManager::addFinalizer(const std::string& name) {
       }
     });
   });
+}
+
+// A NodeENI whose finalizer another tool added (aws-multi-eni-controller) never had the condition
+// written by the node that added it: a node with ENIs writes it, once per version, onto that
+// version only, so of a fleet asking at once one write lands and the rest are refused.
+void EniManager::markRecorded(const std::string& name) {
+  auto n = typedNodeEni(name);
+  if (!n) return;
+  finalizerTriedAt_[name] = n->meta.resourceVersion;
+  status_.markAttachmentsRecorded(
+      name,
+      [this, name](Result<NodeEni> r) {
+        if (!r && r.error().code != ErrorCode::Conflict && r.error().code != ErrorCode::NotFound)
+          retryBooks("cannot write the NodeENI condition AttachmentsRecorded, will retry", name,
+                     r.error());
+      },
+      n->meta.resourceVersion);
 }
 
 void EniManager::checkRemaining(const std::string& name) {

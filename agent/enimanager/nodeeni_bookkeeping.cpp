@@ -4,6 +4,7 @@
 
 #include "agent/eni/tags.h"
 #include "agent/enimanager/eni_planner.h"
+#include "agent/kube/nodeeni_status_writer.h"
 
 namespace eni {
 namespace {
@@ -61,8 +62,14 @@ void planOne(const BookkeepingInput& in, const NodeEni& n, BookkeepingPlan& plan
     plan.remove.push_back(name);
   }
   const bool attached = wanted && anyAttached(wanted->entries);
-  if (!n.meta.deleting && attached && !hasFinalizer(n) && in.finalizerTried.count(name) == 0)
-    plan.addFinalizer.push_back(name);
+  if (!n.meta.deleting && attached && in.finalizerTried.count(name) == 0) {
+    if (!hasFinalizer(n)) {
+      plan.addFinalizer.push_back(name);
+    } else if (std::find(n.conditionTypes.begin(), n.conditionTypes.end(),
+                         kAttachmentsRecordedCondition) == n.conditionTypes.end()) {
+      plan.markRecorded.push_back(name);
+    }
+  }
   const bool involved =
       in.removedOwn.count(name) != 0 || selectorMatches(n.spec.nodeSelector, in.labels);
   if (n.meta.deleting && hasFinalizer(n) && !wanted && !hadObject && involved &&

@@ -41,6 +41,10 @@ struct BookkeepingPlan {
   std::vector<NodeEniAttachmentObject> apply;  // this node's objects that must hold this
   std::vector<std::string> remove;             // NodeENIs whose object of this node must go
   std::vector<std::string> addFinalizer;       // ... that need the finalizer (this node has ENIs)
+  /// ... that hold the finalizer but not the condition AttachmentsRecorded: a NodeENI whose
+  /// finalizer another tool added (aws-multi-eni-controller). Asked for once per version, as
+  /// the finalizer is.
+  std::vector<std::string> markRecorded;
   /// NodeENIs being deleted, with the finalizer, for which this node has nothing left: ask
   /// whether any node's object remains (NodeEniAttachmentWriter::remaining) and remove the
   /// finalizer when none does.

@@ -101,7 +101,8 @@ void NodeEniStatusWriter::pruneNode(const NodeEni& nodeEni, const std::string& d
                });
 }
 
-void NodeEniStatusWriter::markAttachmentsRecorded(const std::string& name, Callback<NodeEni> done) {
+void NodeEniStatusWriter::markAttachmentsRecorded(const std::string& name, Callback<NodeEni> done,
+                                                  const std::string& resourceVersion) {
   Json::Value condition;
   condition["type"] = kAttachmentsRecordedCondition;
   condition["status"] = "True";
@@ -116,6 +117,7 @@ void NodeEniStatusWriter::markAttachmentsRecorded(const std::string& name, Callb
   apply["apiVersion"] = "networking.k8s.aws/v1alpha1";
   apply["kind"] = "NodeENI";
   apply["metadata"]["name"] = name;
+  if (!resourceVersion.empty()) apply["metadata"]["resourceVersion"] = resourceVersion;
   apply["status"]["conditions"].append(condition);
   ++inFlight_;
   kube_.patch(nodeEniRef(name, "status"), PatchType::Apply, apply, PatchOptions{"eni-agent", true},

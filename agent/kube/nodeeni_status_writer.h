@@ -59,7 +59,10 @@ class NodeEniStatusWriter {
   /// message naming the NodeENIAttachment objects and how to list them), by server-side apply
   /// of the status subresource under field manager "eni-agent" (forced), so any agent may write
   /// it again. status.attachments is left as it is: agents no longer write it.
-  void markAttachmentsRecorded(const std::string& name, Callback<NodeEni> done);
+  /// With `resourceVersion`, only onto that version of the NodeENI (Conflict otherwise), so that
+  /// of a fleet asking at once one write lands.
+  void markAttachmentsRecorded(const std::string& name, Callback<NodeEni> done,
+                               const std::string& resourceVersion = "");
 
   /// Writes sent and not yet answered: part of a caller's idle().
   std::size_t inFlight() const { return inFlight_; }

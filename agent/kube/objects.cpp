@@ -189,6 +189,10 @@ Result<NodeEni> decodeNodeEni(const Json::Value& object) {
   eni.specJson = toJson(spec);
   for (const auto& a : arrayField(objectField(object, "status"), "attachments"))
     eni.attachments.push_back(decodeNodeEniAttachment(a));
+  for (const auto& c : arrayField(objectField(object, "status"), "conditions")) {
+    if (const std::string type = stringField(c, "type"); !type.empty())
+      eni.conditionTypes.push_back(type);
+  }
   eni.source = std::make_shared<const Json::Value>(object);
   return eni;
 }

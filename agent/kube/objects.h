@@ -108,6 +108,7 @@ struct NodeEni {
   /// fingerprint does not change when this struct learns a new field.
   std::string specJson;
   std::vector<NodeEniAttachment> attachments;  // status.attachments, every node's
+  std::vector<std::string> conditionTypes;     // status.conditions' types
   std::shared_ptr<const Json::Value> source;   // the decoded object; null when built by hand
 };
 

@@ -1312,6 +1312,13 @@ TEST_F(AwsMultiEniControllerMigrationTest, TheStateItLeftIsTakenOverWithoutChurn
     // Its empty apply of status.attachments leaves the old tool's entries, and says so.
     EXPECT_TRUE(agent.waitForOutput("keeps entries of this node that another tool wrote"))
         << agent.output();
+    // The old tool added the finalizer, so no finalizer write of an agent brought the condition
+    // that points at the NodeENIAttachments: the node with ENIs writes it, once.
+    EXPECT_TRUE(testing::eventually([&] {
+      auto n = getNodeEni(name);
+      return n && std::count(n->conditionTypes.begin(), n->conditionTypes.end(),
+                             std::string(kAttachmentsRecordedCondition)) == 1;
+    })) << agent.output();
     EXPECT_EQ(agent.terminate(), 0) << agent.output();
   }
   expectTakenOver(legacy, stats(), name, before);

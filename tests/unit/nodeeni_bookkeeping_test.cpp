@@ -6,6 +6,7 @@
 #include <set>
 
 #include "agent/enimanager/eni_planner.h"
+#include "agent/kube/nodeeni_status_writer.h"
 
 namespace eni {
 namespace {
@@ -108,6 +109,30 @@ INSTANTIATE_TEST_SUITE_P(Table, PlanBookkeeping, ::testing::Values(
   Case{"deleting: a problem is not recorded",        true,  true,  true,  false, true,  false, false, false, false, false,  false, false, false, true}
 ));
 // clang-format on
+
+// A NodeENI whose finalizer aws-multi-eni-controller added never had AttachmentsRecorded written
+// (the node that adds the finalizer writes it): a node with ENIs asks for it, once per version.
+TEST(PlanBookkeepingExtra, AFinalizerAnotherToolAddedGetsTheConditionOnce) {
+  auto plan = [](bool condition, bool tried, bool deleting, bool entries) {
+    BookkeepingInput in = base();
+    NodeEni n = nodeEni("n1", deleting, true);
+    if (condition) n.conditionTypes.push_back(kAttachmentsRecordedCondition);
+    in.nodeEnis.push_back(n);
+    if (entries) in.entries["n1"] = {attached("eni-1")};
+    if (tried) in.finalizerTried.insert("n1");
+    return planBookkeeping(in);
+  };
+  EXPECT_EQ(plan(false, false, false, true).markRecorded, std::vector<std::string>{"n1"});
+  EXPECT_TRUE(plan(false, false, false, true).addFinalizer.empty());
+  EXPECT_TRUE(plan(true, false, false, true).markRecorded.empty()) << "already there";
+  EXPECT_TRUE(plan(false, true, false, true).markRecorded.empty()) << "asked at this version";
+  EXPECT_TRUE(plan(false, false, true, true).markRecorded.empty()) << "being deleted";
+  EXPECT_TRUE(plan(false, false, false, false).markRecorded.empty()) << "no ENI here";
+  BookkeepingInput fresh = base();
+  fresh.nodeEnis.push_back(nodeEni("n1", false, false));
+  fresh.entries["n1"] = {attached("eni-1")};
+  EXPECT_TRUE(planBookkeeping(fresh).markRecorded.empty()) << "the finalizer's writer does it";
+}
 
 TEST(PlanBookkeepingExtra, AGoneNodeEnisObjectGoesOnceNothingIsHeld) {
   BookkeepingInput in = base();
