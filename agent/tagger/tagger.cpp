@@ -281,10 +281,8 @@ void Tagger::afterPlan(Pass& pass) {
   }
   if (record) recordWriteAhead(pass);
   if (!pass.out.written) project(pass);
-  // The next pass may plan now, from this one's projected outcome: one pass plans while one
-  // writes. More would split a burst into more passes, each with its read and its writes, and
-  // the EC2 rate limit would make them wait.
-  if (!pipeline_.olderThan(pass.id)) release(pass);
+  // The next pass may plan now, from this one's projected outcome.
+  std::exchange(pass.done, nullptr)(std::exchange(retryAsked_, false));
   if (record) store_.writeAhead([this, id = pass.id](bool stored) { onWriteAhead(id, stored); });
   pump();
 }
@@ -348,10 +346,6 @@ void Tagger::drop(TagPipeline::Id id, bool retryLater) {
   if (done) done(std::exchange(retryAsked_, false));
 }
 
-void Tagger::release(Pass& pass) {
-  if (auto done = std::exchange(pass.done, nullptr)) done(std::exchange(retryAsked_, false));
-}
-
 void Tagger::askRetry() {
   if (runner_.running()) {
     retryAsked_ = true;  // the pass in progress passes it on when it ends
@@ -392,12 +386,6 @@ void Tagger::finish(Pass& pass) {
   auto done = std::move(pass.done);
   passes_.erase(id);
   for (auto d : pipeline_.finished(id, clean)) drop(d, false);
-  // The oldest pass left, planned while this one wrote, lets the next one plan now.
-  if (auto next = passes_.begin(); next != passes_.end() &&
-                                   pipeline_.stage(next->first) != PassStage::Planning &&
-                                   pipeline_.stage(next->first) != PassStage::Stale) {
-    release(*next->second);
-  }
   if (done) {
     done(retry || std::exchange(retryAsked_, false));
   } else if (retry) {

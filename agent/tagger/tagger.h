@@ -90,8 +90,6 @@ class Tagger {
   /// Forgets a pass that will write nothing; it runs again at once, or after the retry delay.
   void drop(TagPipeline::Id id, bool retryLater);
   void askRetry();
-  /// Calls the pass's runner `done`, once: the next pass may start planning.
-  void release(Pass& pass);
   /// Starts the oldest pass's writes when it may write.
   void pump();
   void finish(Pass& pass);

@@ -392,32 +392,6 @@ TEST(TaggerPipeline, TheNextPassPlansWhileAWriteAheadIsInFlightAndWritesOnlyOnIt
   for (const auto& [id, record] : tagger.state().enis) EXPECT_FALSE(record.hasPending()) << id;
 }
 
-// One pass plans while one writes, no more: a third pass waits until the first has finished, so a
-// burst is not split into more passes (each with its read and its writes) than it needs.
-TEST(TaggerPipeline, OnePassPlansWhileOneWritesAndTheNextWaitsForTheFirstToFinish) {
-  PipelineRig rig(3);
-  auto& kube = rig.kube;
-  auto& ec2 = rig.ec2;
-  auto& tagger = rig.tagger;
-  auto& scheduler = rig.scheduler;
-  const std::string ip1 = rig.ips[0];
-  const std::string ip2 = rig.ips[1];
-  const std::string ip3 = rig.ips[2];
-  tagger.onPod(ChangeType::Added, annotatedPod("web", ip1));
-  scheduler.advance(Duration(100));
-  tagger.onPod(ChangeType::Added, annotatedPod("api", ip2));
-  scheduler.advance(Duration(100));
-  tagger.onPod(ChangeType::Added, annotatedPod("db", ip3));
-  scheduler.advance(Duration(100));
-  EXPECT_EQ(tagger.passes(), 2u) << "the third waits: pass 1 has not finished";
-  kube.holdPatch = nullptr;
-  while (!kube.heldPatches.empty()) kube.releaseHeldPatch();
-  scheduler.advance(Duration(1000));
-  EXPECT_EQ(tagger.passes(), 3u);
-  EXPECT_EQ(tagsOf(ec2, "eni-3")["Team"], "Platform");
-  EXPECT_TRUE(tagger.idle());
-}
-
 // A pass planned on one whose write-ahead was refused writes nothing, and both run again.
 TEST(TaggerPipeline, APassPlannedOnARefusedWriteAheadWritesNothingAndRunsAgain) {
   PipelineRig rig(2);
