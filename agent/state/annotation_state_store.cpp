@@ -113,8 +113,6 @@ void AnnotationStateStore::write() {
   patch["metadata"]["annotations"][kNodeStateAnnotation] = *encoded;
   // The write-aheads whose state this patch carries; later ones wait for the next patch.
   auto carried = std::exchange(waiting_, {});
-  ++patches_;
-  if (!carried.empty()) ++writeAheadPatches_;
   inFlight_ = true;
   sending_ = *encoded;
   timer_.disable();  // this patch carries whatever the debounce was waiting for

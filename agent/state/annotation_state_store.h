@@ -1,6 +1,5 @@
 #pragma once
 
-#include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -44,9 +43,6 @@ class AnnotationStateStore final : public NodeStateStore {
   void writeAhead(std::function<void(bool stored)> done) override;
   std::string problem() const override;
   bool idle() const override { return !inFlight_; }
-  /// Patches sent, and those of them that carried write-aheads (tests count them per pass).
-  std::uint64_t patches() const { return patches_; }
-  std::uint64_t writeAheadPatches() const { return writeAheadPatches_; }
 
  private:
   void load(const std::string& text);
@@ -72,8 +68,6 @@ class AnnotationStateStore final : public NodeStateStore {
   bool inFlight_ = false;  // one patch at a time, in order
   Backoff backoff_{Duration(500), Duration(30000)};
   std::vector<std::function<void(bool stored)>> waiting_;  // write-aheads for the next patch
-  std::uint64_t patches_ = 0;
-  std::uint64_t writeAheadPatches_ = 0;
 };
 
 }  // namespace eni

@@ -239,12 +239,7 @@ void TagPass::write(const TagPassInput& in, TagPassOutput& out) {
       if (plan.writes()) logInfo("dry run: would write tags", {{"eni", plan.eniId}});
     }
   }
-  out.failedWrites = failed.size();
   recordWrites(in.pods, in.state, failed, options, out);
-}
-
-void TagPass::project(const TagPassInput& in, TagPassOutput& out) const {
-  recordWrites(in.pods, in.state, {}, planOptions(), out);
 }
 
 }  // namespace eni

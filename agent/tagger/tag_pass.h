@@ -88,8 +88,6 @@ class TagPass {
 
   void plan(const TagPassInput& in, TagPassOutput& out);
   void write(const TagPassInput& in, TagPassOutput& out);
-  /// What write() leaves in `out` when every write lands (no I/O; any thread).
-  void project(const TagPassInput& in, TagPassOutput& out) const;
 
  private:
   bool identify(TagPassOutput& out, bool& cold);

@@ -104,8 +104,7 @@ struct TagPassOutput {
   /// What the plan decided that an operator should read: (message, ENI, detail), logged by the
   /// pass as warnings.
   std::vector<std::array<std::string, 3>> notes;
-  bool written = false;          // write() ran right after plan(): no CreateTags, no write-ahead
-  std::size_t failedWrites = 0;  // ENIs whose CreateTags or DeleteTags failed (after write())
+  bool written = false;  // write() ran right after plan(): no CreateTags, no write-ahead
   /// Whether a plan sends CreateTags: the pass then records its write-ahead before write().
   bool creates() const;
 };

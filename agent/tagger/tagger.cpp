@@ -77,15 +77,18 @@ struct Tagger::PodView {
 
 namespace {}  // namespace
 
-/// One pass from its plan to the end of its writes: what it planned from, what it planned and
-/// wrote, what its writes leave when they all land (the next pass plans from that), and the
-/// runner's `done`, called once the plan is made so that the next pass may plan meanwhile.
+/// The pass in progress, one at a time: what it planned from, what it planned and wrote, where its
+/// write-ahead stands, and the runner's `done`.
 struct Tagger::Pass {
-  TagPipeline::Id id = 0;
-  bool pipelined = false;  // planned while passes before it were in flight: writes in its turn
+  enum class WriteAhead {
+    NotNeeded,  // no CreateTags: written at once
+    Recording,  // the store is writing the pending record; no tag sent yet
+    Stored,     // the record landed: the tags may be sent
+    Refused,    // it could not be stored: nothing sent, the pass is retried
+  };
   TagPassInput in;
   TagPassOutput out;
-  TagPassOutput projected;                  // `out` once every write has landed
+  WriteAhead writeAhead = WriteAhead::NotNeeded;
   std::map<std::string, EniRecord> before;  // the tagger's records before the write-ahead
   PassRunner::Done done;
 };
@@ -202,8 +205,7 @@ void Tagger::scheduleResync(bool afterStart) {
 const NodeState& Tagger::state() const { return store_.current(); }
 
 bool Tagger::idle() const {
-  return runner_.idle() && pipeline_.empty() && podWriter_.inFlight() == 0 &&
-         events_.inFlight() == 0 && store_.idle();
+  return runner_.idle() && podWriter_.inFlight() == 0 && events_.inFlight() == 0 && store_.idle();
 }
 
 void Tagger::markDirty() { runner_.markDirty(); }
@@ -212,13 +214,8 @@ void Tagger::markDirty() { runner_.markDirty(); }
 
 TagPassInput Tagger::snapshot() {
   TagPassInput in;
-  // Pipelined: what the passes in flight leave once all their writes land. Should one of them
-  // not land everything, this pass goes Stale and writes nothing (TagPipeline).
-  const Pass* last = nullptr;
-  if (auto id = pipeline_.newest(); id && passes_.count(*id) != 0) last = passes_.at(*id).get();
   in.state = store_.current();
-  if (last != nullptr) in.state.enis = last->projected.state.enis;
-  in.observed = last != nullptr ? last->projected.observed : observed_;
+  in.observed = observed_;
   // A write-ahead record (a restart, or a CreateTags that failed) needs a Describe to tell
   // whether its CreateTags landed.
   in.observeAll = resyncDue_ || std::any_of(in.state.enis.begin(), in.state.enis.end(),
@@ -247,47 +244,35 @@ TagPassInput Tagger::snapshot() {
 }
 
 void Tagger::runPass(PassRunner::Done done) {
-  auto pass = std::make_unique<Pass>();
-  pass->pipelined = !pipeline_.empty();
-  pass->in = snapshot();
-  pass->id = pipeline_.start();
-  pass->done = std::move(done);
+  current_ = std::make_unique<Pass>();
+  current_->in = snapshot();
+  current_->done = std::move(done);
   resyncDue_ = false;
-  Pass* p = pass.get();
-  passes_[p->id] = std::move(pass);
   executor_.run(
-      [this, p] {
-        pass_.plan(p->in, p->out);
+      [this] {
+        Pass& pass = *current_;
+        pass_.plan(pass.in, pass.out);
         // Without a CreateTags (nothing, or DeleteTags of owned keys only) there is no new
-        // ownership to record ahead: written at once, unless passes before it are in flight.
-        if (!p->pipelined && (options_.dryRun || !p->out.creates())) {
-          pass_.write(p->in, p->out);
-          p->out.written = true;
+        // ownership to record ahead: write at once.
+        if (options_.dryRun || !pass.out.creates()) {
+          pass_.write(pass.in, pass.out);
+          pass.out.written = true;
         }
       },
-      [this, p] { afterPlan(*p); });
+      [this] { afterPlan(); });
 }
 
-void Tagger::afterPlan(Pass& pass) {
-  const bool record =
-      !pass.out.written && !options_.dryRun && pass.out.creates() && store_.problem().empty();
-  if (!pipeline_.planned(pass.id, record)) return drop(pass.id, false);
-  if (!pass.out.written && !options_.dryRun && pass.out.creates() && !record) {
+void Tagger::afterPlan() {
+  Pass& pass = *current_;
+  if (pass.out.written) return finish();
+  if (const std::string problem = store_.problem(); !problem.empty()) {
     // Nothing can be recorded: no CreateTags, and the pods say why (no retry: it stays so
     // until the store can keep the state again).
     for (auto& plan : pass.out.plans) {
-      if (!plan.toSet.empty()) withholdWrites(plan, pass.out.state, store_.problem());
+      if (!plan.toSet.empty()) withholdWrites(plan, pass.out.state, problem);
     }
+    return writeThenFinish();
   }
-  if (record) recordWriteAhead(pass);
-  if (!pass.out.written) project(pass);
-  // The next pass may plan now, from this one's projected outcome.
-  std::exchange(pass.done, nullptr)(std::exchange(retryAsked_, false));
-  if (record) store_.writeAhead([this, id = pass.id](bool stored) { onWriteAhead(id, stored); });
-  pump();
-}
-
-void Tagger::recordWriteAhead(Pass& pass) {
   // Write-ahead: record the tags about to be created as pending on their ENIs, and send them only
   // once the node state holds that record. A kill after CreateTags then still leaves the record
   // of what the agent may own, for the restart to clean up if the pod is gone by then.
@@ -301,79 +286,38 @@ void Tagger::recordWriteAhead(Pass& pass) {
     }
   }
   pass.before = store_.current().enis;
-  // One update for every ENI the pass will write, carried by one patch (with the write-aheads of
-  // the passes planned meanwhile when the store has one in flight).
+  pass.writeAhead = Pass::WriteAhead::Recording;
   store_.update([&](NodeState& s) {
     s.instanceId = pass.out.state.instanceId;
     s.enis = pass.out.state.enis;
   });
+  store_.writeAhead([this](bool stored) { onWriteAhead(stored); });
 }
 
-void Tagger::project(Pass& pass) {
-  pass.projected = pass.out;
-  pass_.project(pass.in, pass.projected);
-}
-
-void Tagger::onWriteAhead(TagPipeline::Id id, bool stored) {
-  if (!pipeline_.stage(id)) return pump();  // dropped meanwhile: it writes nothing anyway
-  const bool older = pipeline_.olderThan(id);
-  const auto dropped = pipeline_.recorded(id, stored);
-  if (stored) return pump();
-  // No tag was sent: forget the write-ahead and try the pass again later. With passes before it
-  // still in flight its pending records stay until the older pass finishes and records what
-  // it did: they protect no tag, and no later pass writes on them.
+void Tagger::onWriteAhead(bool stored) {
+  Pass& pass = *current_;
+  pass.writeAhead = stored ? Pass::WriteAhead::Stored : Pass::WriteAhead::Refused;
+  if (stored) return writeThenFinish();
+  // No tag was sent: forget the write-ahead and try the pass again later.
   logWarn("cannot record the write-ahead node state, tags not written, will retry",
           {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
-  if (auto it = passes_.find(id); it != passes_.end() && !older) {
-    store_.update([&](NodeState& s) { s.enis = std::move(it->second->before); });
-  }
-  for (auto d : dropped) drop(d, d == id);
+  store_.update([&](NodeState& s) { s.enis = std::move(pass.before); });
+  auto done = std::move(pass.done);
+  current_.reset();
+  done(true);
 }
 
-void Tagger::drop(TagPipeline::Id id, bool retryLater) {
-  // Still planning (Stale): the executor holds it; afterPlan drops it when the plan comes back.
-  if (pipeline_.stage(id) == PassStage::Stale) return;
-  auto it = passes_.find(id);
-  if (it == passes_.end()) return;
-  auto done = std::move(it->second->done);
-  if (it->second->in.observeAll) resyncDue_ = true;  // its read-all (a resync) is still owed
-  passes_.erase(it);
-  if (retryLater) {
-    askRetry();
-  } else {
-    markDirty();  // planned on a pass that did not land: plan again from what did
-  }
-  if (done) done(std::exchange(retryAsked_, false));
+void Tagger::writeThenFinish() {
+  executor_.run([this] { pass_.write(current_->in, current_->out); }, [this] { finish(); });
 }
 
-void Tagger::askRetry() {
-  if (runner_.running()) {
-    retryAsked_ = true;  // the pass in progress passes it on when it ends
-  } else {
-    runner_.runAfter(options_.retryDelay);
-  }
-}
-
-void Tagger::pump() {
-  auto id = pipeline_.nextWrite();
-  if (!id) return;
-  Pass* p = passes_.at(*id).get();
-  if (p->out.written) return finish(*p);
-  executor_.run([this, p] { pass_.write(p->in, p->out); }, [this, p] { finish(*p); });
-}
-
-void Tagger::finish(Pass& pass) {
-  TagPassOutput& out = pass.out;
-  // Every write landed: the outcome is what later passes planned from. The store already holds a
-  // later pass's write-ahead, which includes this outcome; only without one is it recorded here.
-  const bool clean = out.failedWrites == 0;
-  if (!pipeline_.recordedAfter(pass.id) || !clean) {
-    store_.update([&](NodeState& s) {
-      s.instanceId = out.state.instanceId;
-      s.enis = out.state.enis;
-    });
-  }
-  observed_ = out.observed;
+void Tagger::finish() {
+  TagPassOutput& out = current_->out;
+  store_.update([&](NodeState& s) {
+    s.instanceId = out.state.instanceId;
+    s.enis = std::move(out.state.enis);
+  });
+  observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);
     auto applied = out.appliedByPod.find(key);
@@ -382,16 +326,9 @@ void Tagger::finish(Pass& pass) {
   }
   cleanUpPods(out.droppedPods);
   const bool retry = out.retry;
-  const auto id = pass.id;
-  auto done = std::move(pass.done);
-  passes_.erase(id);
-  for (auto d : pipeline_.finished(id, clean)) drop(d, false);
-  if (done) {
-    done(retry || std::exchange(retryAsked_, false));
-  } else if (retry) {
-    askRetry();
-  }
-  pump();
+  auto done = std::move(current_->done);
+  current_.reset();
+  done(retry);
 }
 
 void Tagger::cleanUpPods(const std::set<std::string>& dropped) {

@@ -26,7 +26,6 @@
 #include "agent/tagger/eni_tagger_cache.h"
 #include "agent/tagger/resolver.h"
 #include "agent/tagger/tag_pass.h"
-#include "agent/tagger/tag_pipeline.h"
 #include "ec2/ec2_api.h"
 #include "ec2/imds.h"
 
@@ -42,9 +41,7 @@ inline constexpr const char* kOldTaggerFinalizer = "eni-tagger.io/finalizer";
 /// pass (one PassRunner) runs after the coalescing window: the loop thread snapshots the pods, the
 /// executor's thread observes and plans (TagPass::plan), the node state records the write-ahead of
 /// any CreateTags, the executor's thread writes (TagPass::write), and the loop thread then patches
-/// the pods and updates its slice of the node state (`instanceId`, `enis`) in the store. Passes
-/// pipeline: the next one plans while the previous one's write-ahead and writes are in flight,
-/// from what they leave when they all land, and writes in its turn (TagPipeline).
+/// the pods and updates its slice of the node state (`instanceId`, `enis`) in the store.
 /// Loop thread only, but for the executor's work.
 class Tagger {
  public:
@@ -80,19 +77,11 @@ class Tagger {
   void runPass(PassRunner::Done done);
   TagPassInput snapshot();
   // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
-  // it may come to own (write-ahead) in the node state, and sends them only once that is stored
-  // and every pass before it has finished (TagPipeline). The runner may start the next pass as
-  // soon as this one's plan is made.
-  void afterPlan(Pass& pass);
-  void recordWriteAhead(Pass& pass);
-  void project(Pass& pass);
-  void onWriteAhead(TagPipeline::Id id, bool stored);
-  /// Forgets a pass that will write nothing; it runs again at once, or after the retry delay.
-  void drop(TagPipeline::Id id, bool retryLater);
-  void askRetry();
-  /// Starts the oldest pass's writes when it may write.
-  void pump();
-  void finish(Pass& pass);
+  // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
+  void afterPlan();
+  void onWriteAhead(bool stored);
+  void writeThenFinish();
+  void finish();
   /// Last-applied records of pods whose tags were removed, and k8s-eni-tagger's finalizer.
   void cleanUpPods(const std::set<std::string>& dropped);
   void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
@@ -118,9 +107,7 @@ class Tagger {
   PodConditionWriter podWriter_;
   EventRecorder events_;
   PassRunner runner_;
-  TagPipeline pipeline_;
-  std::map<TagPipeline::Id, std::unique_ptr<Pass>> passes_;  // every pass in pipeline_
-  bool retryAsked_ = false;  // a pass in flight asked for a retry while another one planned
+  std::unique_ptr<Pass> current_;  // the pass in progress
   Timer resyncTimer_;
   Timer kubeRetryTimer_;
 

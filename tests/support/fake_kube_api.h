@@ -61,22 +61,8 @@ class FakeKubeApi final : public KubeApi {
       done(fail(ErrorCode::Transient, "fake: injected status patch failure"));
       return;
     }
-    if (holdPatch && holdPatch(ref)) {
-      heldPatches.emplace_back(body, std::move(done));
-      return;
-    }
     if (patchAnswer) return done(patchAnswer(ref, body));
     done(body);
-  }
-  /// Patches for which `holdPatch` says so wait in `heldPatches` until the test answers them
-  /// (releaseHeldPatch: the oldest first, as the API server would).
-  std::function<bool(const ObjectRef&)> holdPatch;
-  std::deque<std::pair<Json::Value, Callback<Json::Value>>> heldPatches;
-  void releaseHeldPatch(bool ok = true) {
-    auto [body, done] = std::move(heldPatches.front());
-    heldPatches.pop_front();
-    if (ok) return done(body);
-    done(fail(ErrorCode::Transient, "fake: held patch refused"));
   }
   void create(const ObjectRef& ref, const Json::Value& object,
               Callback<Json::Value> done) override {
