@@ -27,15 +27,17 @@ bool ManagerWorker::confirm(const ManagerPassInput& in, ManagerObservation& out)
     logInfo("the recorded NodeENI attachments cannot stand, reading EC2", {{"reason", why}});
     return false;
   }
-  auto interfaces = imds_.interfaces();
-  if (!interfaces) {
-    logInfo("cannot read this instance's interfaces from IMDS, reading EC2",
-            {{"error", interfaces.error().describe()}});
-    return false;
+  if (!out.imds) {  // a drift check that found IMDS disagreeing has read it already
+    auto interfaces = imds_.interfaces();
+    if (!interfaces) {
+      logInfo("cannot read this instance's interfaces from IMDS, reading EC2",
+              {{"error", interfaces.error().describe()}});
+      return false;
+    }
+    out.imds = std::move(*interfaces);
   }
-  out.imds = *interfaces;
   Confirmation c = confirmFromRecords(in.nodeName, in.labels, out.instanceId, in.nodeEnis,
-                                      in.specHashes, in.recorded, *interfaces);
+                                      in.specHashes, in.recorded, *out.imds);
   if (!c.disagreement.empty()) {
     logInfo("the recorded NodeENI attachments do not match IMDS, reading EC2",
             {{"reason", c.disagreement}});
@@ -55,6 +57,7 @@ bool ManagerWorker::noDrift(const ManagerPassInput& in, ManagerObservation& out)
   if (const std::string why = driftFromImds(in.recorded, *interfaces); !why.empty()) {
     logInfo("NodeENI drift check: IMDS does not show the recorded ENIs as recorded",
             {{"reason", why}});
+    out.imds = std::move(*interfaces);  // confirm() and the EC2 pass use this read
     return false;
   }
   out.kind = ObservationKind::NoDrift;

@@ -208,7 +208,17 @@ TEST_F(EniManagerRestart, ThePeriodicCheckReadsOnlyImdsAndRepairsWhatWasDetached
 
   ec2_.enis.at(eni_).attachment.reset();  // detached behind the agent's back
   ec2_.enis.at(eni_).status = "available";
+  std::vector<std::string> calls;
+  agent.imds.onWalk = [&] { calls.push_back("imds"); };
+  ec2_.onCall = [&](const std::string& action) { calls.push_back(action); };
   tick(Duration(360000));  // the next within 0.8-1.2x
+  ASSERT_FALSE(calls.empty());
+  const auto firstEc2 =
+      std::find_if(calls.begin(), calls.end(), [](const std::string& c) { return c != "imds"; });
+  EXPECT_EQ(std::count(calls.begin(), firstEc2, "imds"), 1)
+      << "one IMDS walk tells the drift, and the EC2 pass uses it";
+  agent.imds.onWalk = nullptr;
+  ec2_.onCall = nullptr;
   EXPECT_EQ(ec2_.calls["AttachNetworkInterface"], 1);
   EXPECT_EQ(ec2_.calls["CreateNetworkInterface"], 0) << "the same ENI, found by its tags";
   ASSERT_TRUE(ec2_.enis.at(eni_).attachment);
