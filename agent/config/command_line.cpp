@@ -247,6 +247,15 @@ Setter durationSetter(Duration AgentOptions::*field, bool zeroOff, const char* r
   };
 }
 
+Setter wholeNumberSetter(std::int64_t AgentOptions::*field, std::int64_t min, std::int64_t max) {
+  return [=](AgentOptions& o, const std::string& v) -> Result<void> {
+    auto n = parseWholeNumber(v, min, max);
+    if (!n) return fail(n.error());
+    o.*field = *n;
+    return {};
+  };
+}
+
 std::vector<FlagSpec> awsSpecs() {
   return {
       {"aws-rate-limit-qps", "QPS", "5", "client-side token bucket rate for EC2 calls, per node",
@@ -258,13 +267,7 @@ std::vector<FlagSpec> awsSpecs() {
        },
        true},
       {"aws-rate-limit-burst", "N", "10", "client-side token bucket size for EC2 calls",
-       [](AgentOptions& o, const std::string& v) -> Result<void> {
-         auto burst = parseWholeNumber(v, 1, 100000);
-         if (!burst) return fail(burst.error());
-         o.awsRateLimitBurst = *burst;
-         return {};
-       },
-       true},
+       wholeNumberSetter(&AgentOptions::awsRateLimitBurst, 1, 100000), true},
       {"resync-interval", "DURATION", "30m (with +-20% jitter)",
        "drift check: reapply missing owned tags, re-verify links",
        durationSetter(&AgentOptions::resyncInterval, false, "must be at least 1s")},
@@ -285,12 +288,7 @@ std::vector<FlagSpec> nodeEniSpecs() {
           "RECONCILE_PERIOD"),
       withLegacyEnv(
           {"release-concurrency", "N", "3", "NodeENI ENIs released (detach, wait, delete) at once",
-           [](AgentOptions& o, const std::string& v) -> Result<void> {
-             auto n = parseWholeNumber(v, 1, 64);
-             if (!n) return fail(n.error());
-             o.releaseConcurrency = *n;
-             return {};
-           }},
+           wholeNumberSetter(&AgentOptions::releaseConcurrency, 1, 64)},
           "MAX_CONCURRENT_ENI_CLEANUP"),
       withLegacyEnv({"detach-timeout", "DURATION", "30s",
                      "how long a release waits for a detached ENI to become available before the "

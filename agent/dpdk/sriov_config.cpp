@@ -122,22 +122,23 @@ Result<void> SriovConfigFile::write(const Json::Value& config) const {
   return writeFileAtomically(path_, toJson(config) + "\n");
 }
 
-Result<void> SriovConfigFile::add(const SriovDevice& device) const {
+Result<void> SriovConfigFile::change(
+    const std::function<Result<Json::Value>(Json::Value)>& edit) const {
   auto config = read();
   if (!config) return fail(config.error());
-  auto changed = withSriovDevice(*config, device);
+  auto changed = edit(*config);
   if (!changed) return fail(changed.error());
   if (*changed == *config) return {};
   return write(*changed);
 }
 
+Result<void> SriovConfigFile::add(const SriovDevice& device) const {
+  return change([&](Json::Value config) { return withSriovDevice(std::move(config), device); });
+}
+
 Result<void> SriovConfigFile::remove(const std::string& pciAddress) const {
-  auto config = read();
-  if (!config) return fail(config.error());
-  auto changed = withoutSriovDevice(*config, pciAddress);
-  if (!changed) return fail(changed.error());
-  if (*changed == *config) return {};
-  return write(*changed);
+  return change(
+      [&](Json::Value config) { return withoutSriovDevice(std::move(config), pciAddress); });
 }
 
 }  // namespace eni

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <json/value.h>
@@ -42,6 +43,8 @@ class SriovConfigFile {
 
  private:
   Result<Json::Value> read() const;
+  /// Read, edit, and write back only when the edit changed something.
+  Result<void> change(const std::function<Result<Json::Value>(Json::Value)>& edit) const;
   Result<void> write(const Json::Value& config) const;
   std::string path_;
 };
