@@ -22,6 +22,8 @@
 #include "agent/base/signals.h"
 #include "agent/base/timer.h"
 #include "agent/base/worker_pool.h"
+#include "agent/dpdk/dpdk_devices.h"
+#include "agent/dpdk/sysfs.h"
 #include "agent/eni/eni_lifecycle.h"
 #include "agent/eni/link_reconciler.h"
 #include "agent/enimanager/eni_manager.h"
@@ -172,9 +174,14 @@ struct Reconcilers {
         tagger(kube, aws.ec2, base.imds, loop, *awsWorker, base.clock, stateStore,
                taggerOptionsFor(options)),
         linkReconciler(links, base.clock),
+        sysfs(options.dpdkSysfsRoot),
+        pciBinder(sysfs),
+        sriovConfig(options.sriovConfigPath),
+        dpdk(pciBinder, sriovConfig),
         manager(kube, aws.ec2, base.imds, loop, base.clock, *awsWorker, lifecycle, stateStore,
                 options.manageLinks ? &linkReconciler : nullptr,
-                managerOptionsFor(options, base.env)) {}
+                managerOptionsFor(options, base.env),
+                options.dpdkSysfsRoot.empty() ? nullptr : &dpdk) {}
   // The threads are joined before the tagger and the ENI manager go: a pass or a release still
   // running on them uses them.
   ~Reconcilers() {
@@ -191,6 +198,10 @@ struct Reconcilers {
   AnnotationStateStore stateStore;
   Tagger tagger;
   LinkReconciler linkReconciler;
+  FileSysfs sysfs;
+  PciBinder pciBinder;
+  SriovConfigFile sriovConfig;
+  DpdkDevices dpdk;
   EniManager manager;
 };
 

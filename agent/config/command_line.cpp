@@ -302,6 +302,14 @@ std::vector<FlagSpec> nodeEniSpecs() {
            "loses its finalizer, with a CleanupTimeout event naming the nodes left behind",
            durationSetter(&AgentOptions::maxCleanupDuration, false, "must be at least 1s")},
           "MAX_CLEANUP_DURATION"),
+      {"dpdk-sysfs-root", "PATH", "/sys",
+       "sysfs, where the devices of NodeENIs with enableDPDK are bound to their DPDK driver "
+       "(needs root and /sys writable); empty: such NodeENIs are refused",
+       stringSetter(&AgentOptions::dpdkSysfsRoot)},
+      {"sriov-config-path", "PATH", "/etc/pcidp/config.json",
+       "the SR-IOV network device plugin's config, where devices bound for DPDK are listed "
+       "(merged with what others wrote there)",
+       stringSetter(&AgentOptions::sriovConfigPath, false)},
       {"enable-tagger", "", "true", "tag pod ENIs from annotations",
        boolSetter(&AgentOptions::enableTagger)},
       {"enable-eni-manager", "", "true", "create and attach NodeENI interfaces",

@@ -63,6 +63,11 @@ struct AgentOptions {
   /// aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION when set. It overrode the NodeENI's
   /// spec there; here the spec wins, and a NodeENI that disagrees is logged once.
   std::optional<bool> legacyDefaultDeleteOnTermination;
+  /// Where sysfs is, for binding the devices of NodeENIs with enableDPDK; empty: no DPDK (such
+  /// NodeENIs are refused).
+  std::string dpdkSysfsRoot = "/sys";
+  /// The SR-IOV network device plugin's config, which lists the devices bound for DPDK.
+  std::string sriovConfigPath = "/etc/pcidp/config.json";
   bool enableTagger = true;
   bool enableEniManager = true;
   bool manageLinks = true;

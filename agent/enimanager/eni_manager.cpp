@@ -34,7 +34,8 @@ struct EniManager::Pass {
 
 EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler,
                        const Clock& clock, Executor& executor, EniLifecycle& lifecycle,
-                       NodeStateStore& store, LinkReconciler* links, EniManagerOptions options)
+                       NodeStateStore& store, LinkReconciler* links, EniManagerOptions options,
+                       const DpdkDevices* dpdk)
     : kube_(kube),
       wallClock_(clock),
       executor_(executor),
@@ -50,12 +51,14 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
              [this] {
                // Only a check with nothing else pending is a drift check alone.
                driftCheckOnly_ = runner_.idle();
+               bindRetryDue_ = true;
                runner_.markDirty();
                scheduleCheck(false);
              }),
       records_(kube, clock_, options_.nodeName),
       status_(kube, clock_, options_.nodeName),
-      cleanupTimer_(scheduler, [this] { checkCleanupDeadlines(); }) {
+      cleanupTimer_(scheduler, [this] { checkCleanupDeadlines(); }),
+      dpdk_(dpdk) {
   if (links_ != nullptr) links_->setOnChange([this] { onLinksChanged(); });
 }
 
@@ -92,7 +95,9 @@ void EniManager::onNodeEni(ChangeType type, const Json::Value& object) {
                           old->second.specJson == decoded->specJson &&
                           old->second.meta.finalizers == decoded->meta.finalizers;
   nodeEnis_[name] = std::move(*decoded);
-  if (!statusOnly) markDirty();
+  if (statusOnly) return;
+  bindRetryDue_ = true;
+  markDirty();
 }
 
 void EniManager::start() {
@@ -123,6 +128,9 @@ void EniManager::takeRecords() {
   recorded_.instanceId = state.instanceId;
   recorded_.attachments = state.attachments;
   recorded_.otherEnis.insert(state.unownedEnis.begin(), state.unownedEnis.end());
+  for (const auto& a : state.attachments) {
+    if (a.dpdk) bound_[a.eniId] = *a.dpdk;
+  }
   // The previous run may have been killed with a create in flight: read EC2 first, which finds
   // such an ENI by its ownership tags. The record stays until a pass ends clean.
   writeAhead_.load(state.creating);
@@ -166,6 +174,7 @@ ManagerPassInput EniManager::snapshot() const {
   in.recorded = recorded_;
   in.mayConfirm = !readEc2Next_ && writeAhead_.empty() && !options_.dryRun;
   in.writeAhead = options_.writeAhead;
+  in.dpdk = dpdk_ != nullptr;
   in.dryRun = options_.dryRun;
   in.createStored = writeAhead_.stored();
   in.nothingHere = nothingHere(in.nodeEnis, in.labels);
@@ -237,12 +246,24 @@ void EniManager::release(const std::shared_ptr<Pass>& pass) {
   if (!ec2 || actions.release.empty()) return readInterfaces(pass);
   const ReleaseGrounds grounds{pass->plan.instanceId, pass->in.recorded, pass->in.createStored, ""};
   pass->releasesLeft = actions.release.size();
-  for (const auto& step : actions.release) {
-    lifecycle_.release(step, grounds, [this, pass](ReleaseResult r) {
-      pass->released.push_back(std::move(r));
-      if (--pass->releasesLeft == 0) readInterfaces(pass);
-    });
+  for (const auto& step : actions.release) releaseOne(pass, step, grounds);
+}
+
+// A device bound for DPDK goes back to its driver first: an ENI is never detached from under it.
+void EniManager::releaseOne(const std::shared_ptr<Pass>& pass, const ReleaseStep& step,
+                            const ReleaseGrounds& grounds) {
+  auto done = [this, pass](ReleaseResult r) {
+    pass->released.push_back(std::move(r));
+    if (--pass->releasesLeft == 0) readInterfaces(pass);
+  };
+  if (binding_.count(step.eni.id) != 0) {  // its bind's answer comes first; the next pass
+    return done(ReleaseResult{step.eni.id, step.owner, ReleaseOutcome::Failed,
+                              "its device is being bound for DPDK; will retry", step.eni});
   }
+  giveBackDevice(step.eni.id, [this, step, grounds, done](const std::string& why) {
+    if (why.empty()) return lifecycle_.release(step, grounds, done);
+    done(ReleaseResult{step.eni.id, step.owner, ReleaseOutcome::Failed, why, step.eni});
+  });
 }
 
 // Otherwise after the releases, so that they do not wait for the walk either.
@@ -288,12 +309,14 @@ void EniManager::warnOnce(const std::string& eniId, const char* message,
 void EniManager::finish(const std::shared_ptr<Pass>& pass) {
   if (pass->observed.kind == ObservationKind::NoDrift) {  // nothing changed, nothing to record
     ++noDriftChecks_;
+    bindDevices();  // but a bind that failed is tried again at the check
     return pass->done(false);
   }
   logOutcomes(*pass);
   ManagerRecord record =
       recordManagerPass(pass->in, pass->plan, pass->ensured, pass->released, pass->observed.imds);
   if (!record.instanceId.empty()) instanceId_ = record.instanceId;
+  recordDevices(record);
   readEc2Next_ = record.retry || !record.needWriteAhead.empty();
   // Nothing left to create or retry: every ENI made is in the records now.
   if (record.complete && !readEc2Next_) writeAhead_.clear();
@@ -308,6 +331,7 @@ void EniManager::finish(const std::shared_ptr<Pass>& pass) {
   crashPoint("before-status");
   if (record.complete || pass->plan.kind == ObservationKind::NothingHere) keepBooks(record);
   reportProblems(record);
+  bindDevices();
   if (!record.needWriteAhead.empty()) return recordWriteAhead(pass->done);
   pass->done(record.retry);
 }
@@ -342,7 +366,8 @@ void EniManager::manageLinks(const std::vector<Attached>& attached) {
   if (links_ == nullptr) return;
   std::set<std::string> macs;
   for (const auto& a : attached) {
-    if (a.mac.empty()) continue;
+    // A device bound for DPDK has no interface: its link is not the agent's to keep up.
+    if (a.mac.empty() || bound_.count(a.record.eniId) != 0) continue;
     macs.insert(a.mac);
     links_->manage(a.mac, static_cast<std::uint32_t>(std::max<std::int64_t>(a.mtu, 0)));
   }
@@ -372,11 +397,14 @@ void EniManager::recordWriteAhead(const PassRunner::Done& done) {
 void EniManager::onLinksChanged() {
   publishAttachments();
   if (linkNewlyGone()) markDirty();
+  bindDevices();
 }
 
 bool EniManager::linkNewlyGone() {
   std::set<std::string> gone;
   for (const auto& r : attachments_) {
+    // A device being bound for DPDK takes its interface away by design.
+    if (binding_.count(r.eniId) != 0 || bound_.count(r.eniId) != 0) continue;
     const std::string mac = lower(macOf_[r.eniId]);
     auto link = links_->links().find(mac);
     if (link != links_->links().end() && link->second.state == LinkState::Gone) gone.insert(mac);
@@ -399,6 +427,10 @@ void EniManager::publishAttachments() {
     }
   }
   records.insert(records.end(), heldRecords_.begin(), heldRecords_.end());
+  for (auto& r : records) {
+    auto b = bound_.find(r.eniId);
+    r.dpdk = b == bound_.end() ? std::nullopt : std::optional<DeviceBinding>(b->second);
+  }
   std::vector<std::string> unowned(recorded_.otherEnis.begin(), recorded_.otherEnis.end());
   std::vector<std::string> creating = writeAhead_.names();
   store_.update([&](NodeState& state) {

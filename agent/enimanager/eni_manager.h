@@ -12,6 +12,7 @@
 #include "agent/base/executor.h"
 #include "agent/base/pass_runner.h"
 #include "agent/base/timer.h"
+#include "agent/dpdk/dpdk_devices.h"
 #include "agent/eni/eni_lifecycle.h"
 #include "agent/eni/link_reconciler.h"
 #include "agent/eni/write_ahead.h"
@@ -87,7 +88,7 @@ class EniManager {
  public:
   EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, const Clock& clock,
              Executor& executor, EniLifecycle& lifecycle, NodeStateStore& store,
-             LinkReconciler* links, EniManagerOptions options);
+             LinkReconciler* links, EniManagerOptions options, const DpdkDevices* dpdk = nullptr);
   ~EniManager();
   EniManager(const EniManager&) = delete;
   EniManager& operator=(const EniManager&) = delete;
@@ -101,7 +102,7 @@ class EniManager {
   const std::vector<AttachmentRecord>& attachments() const { return attachments_; }
   bool idle() const {
     return runner_.idle() && records_.inFlight() == 0 && status_.inFlight() == 0 &&
-           checking_.empty() && events_.inFlight() == 0 && forcing_.empty();
+           checking_.empty() && events_.inFlight() == 0 && forcing_.empty() && binding_.empty();
   }
   /// This node's NodeENIAttachment writes (applies and deletes) so far.
   std::uint64_t recordWrites() const { return records_.writes(); }
@@ -114,6 +115,8 @@ class EniManager {
   std::uint64_t writeAheads() const { return writeAheads_; }
   /// Links handed to the LinkReconciler while their pass ran (before its attach).
   std::uint64_t linksWantedInPass() const { return linksWantedInPass_; }
+  /// ENIs whose device is bound to a DPDK driver, by ENI ID.
+  const std::map<std::string, DeviceBinding>& boundDevices() const { return bound_; }
 
  private:
   struct Pass;
@@ -126,6 +129,19 @@ class EniManager {
   /// without one. Called on the loop thread; what it returns runs on the AWS worker.
   OnLinkWanted linkWanted();
   void release(const std::shared_ptr<Pass>& pass);
+  void releaseOne(const std::shared_ptr<Pass>& pass, const ReleaseStep& step,
+                  const ReleaseGrounds& grounds);
+  // DPDK (eni_manager_dpdk.cpp): the devices of attached ENIs of NodeENIs with enableDPDK are
+  // bound once their interface (or dpdkPCIAddress) is known, on the AWS worker; the binding is
+  // recorded with the attachment, and given back before the ENI is released.
+  void bindDevices();
+  void bindDevice(const AttachmentRecord& record, const NodeEniSpec& spec);
+  void onBound(const std::string& eniId, const std::string& owner, const Result<PciBinding>& r);
+  /// Gives the ENI's device back when it is bound; `then` gets why it could not, or "".
+  void giveBackDevice(const std::string& eniId, std::function<void(std::string)> then);
+  void recordDevices(ManagerRecord& record);
+  std::string linkNameOf(const std::string& eniId) const;
+  std::string oldPciAddressOf(const AttachmentRecord& record) const;
   void readInterfaces(const std::shared_ptr<Pass>& pass);
   static bool wantsInterfaces(const Pass& pass);
   void finish(const std::shared_ptr<Pass>& pass);
@@ -218,6 +234,18 @@ class EniManager {
   std::uint64_t noDriftChecks_ = 0;
   std::uint64_t writeAheads_ = 0;
   std::uint64_t linksWantedInPass_ = 0;
+
+  const DpdkDevices* dpdk_;
+  std::map<std::string, DeviceBinding> bound_;  // ENI ID -> its device's binding
+  std::set<std::string> binding_;               // ENI IDs whose bind is in flight
+  std::set<std::string> givingBack_;            // ... whose device is being given back
+  struct BindFailure {
+    std::string owner;
+    std::string message;
+    bool retry = false;  // a later pass may get past it; else only a NodeENI change or the check
+  };
+  std::map<std::string, BindFailure> bindFailures_;  // ENI ID -> why its bind failed
+  bool bindRetryDue_ = false;  // the drift check or a NodeENI change: failed binds are tried again
 };
 
 }  // namespace eni

@@ -66,7 +66,7 @@ ManagerPlan planManagerPass(const ManagerPassInput& in, const ManagerObservation
     plan.confirmed = fromConfirmed(observed.confirmed);
   if (observed.kind != ObservationKind::Ec2) return plan;
   const DesiredEnis desired = desiredEnis(in.nodeName, in.labels, observed.instanceId, in.nodeEnis,
-                                          observed.subnetIds, observed.groupIds);
+                                          observed.subnetIds, observed.groupIds, in.dpdk);
   plan.problems = desired.problems;
   checkGroupVpcs(desired, observed, plan);
   if (!observed.mine) {

@@ -31,6 +31,7 @@ struct ManagerPassInput {
   // read EC2) are not read from EC2 again at every check.
   bool driftCheck = false;
   bool writeAhead = true;  // creates wait for their NodeENI in createStored
+  bool dpdk = false;       // ENIs of NodeENIs with enableDPDK can be bound (else refused)
   bool dryRun = false;
   std::set<std::string> createStored;  // the write-ahead as stored
 };

@@ -6,6 +6,7 @@
 
 #include "agent/base/json.h"
 #include "agent/base/strings.h"
+#include "agent/dpdk/dpdk_devices.h"
 #include "agent/eni/tags.h"
 
 namespace eni {
@@ -94,11 +95,12 @@ void addEnis(const NodeEni& n, const std::string& nodeName, const std::string& i
 }
 
 std::string dpdkNotSupported(const NodeEniSpec& spec) {
-  const std::string driver = spec.dpdkDriver.empty() ? "vfio-pci" : spec.dpdkDriver;
-  return "enableDPDK: binding an ENI to a DPDK driver (" + driver +
-         ") is not supported by this version of eni-agent, so no ENI is created or attached for "
-         "this NodeENI (ENIs already attached are left as they are); set enableDPDK to false for "
-         "a kernel interface";
+  const std::string driver = spec.dpdkDriver.empty() ? kDefaultDpdkDriver : spec.dpdkDriver;
+  return "enableDPDK: this agent runs without DPDK support (--dpdk-sysfs-root is empty), so it "
+         "binds no device to " +
+         driver +
+         " and creates or attaches no ENI for this NodeENI (ENIs already attached are left as "
+         "they are); set --dpdk-sysfs-root=/sys, or enableDPDK to false for a kernel interface";
 }
 
 }  // namespace
@@ -107,7 +109,8 @@ DesiredEnis desiredEnis(const std::string& nodeName,
                         const std::map<std::string, std::string>& nodeLabels,
                         const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
                         const std::map<std::string, std::string>& subnetIdsByName,
-                        const std::map<std::string, std::string>& groupIdsByName) {
+                        const std::map<std::string, std::string>& groupIdsByName,
+                        bool dpdkSupported) {
   DesiredEnis out;
   std::vector<const NodeEni*> sorted;
   sorted.reserve(nodeEnis.size());
@@ -117,11 +120,19 @@ DesiredEnis desiredEnis(const std::string& nodeName,
   for (const NodeEni* n : sorted) {
     if (n->meta.deleting || !selectorMatches(n->spec.nodeSelector, nodeLabels)) continue;
     const NodeEniSpec& spec = n->spec;
-    if (spec.enableDpdk) {
+    if (spec.enableDpdk && !dpdkSupported) {
       out.problems.push_back({n->meta.name, dpdkNotSupported(spec), kDpdkNotSupportedReason});
       continue;
     }
     auto problem = [&](std::string why) { out.problems.push_back({n->meta.name, std::move(why)}); };
+    if (spec.enableDpdk) {
+      std::string why =
+          dpdkSpecProblem(spec.dpdkDriver, spec.dpdkPciAddress, spec.dpdkResourceName);
+      if (!why.empty()) {
+        problem(why + "; fix the NodeENI");
+        continue;
+      }
+    }
     std::vector<std::string> subnets;
     if (!spec.subnetId.empty()) subnets.push_back(spec.subnetId);
     for (const auto& s : spec.subnetIds) subnets.push_back(s);

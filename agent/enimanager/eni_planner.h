@@ -27,6 +27,7 @@ inline constexpr std::size_t kMaxSecurityGroups = 16;
 /// The event reasons of a NodeENI's problems on a node.
 inline constexpr const char* kNodeEniInvalidReason = "NodeENIInvalid";
 inline constexpr const char* kDpdkNotSupportedReason = "DPDKNotSupported";
+inline constexpr const char* kDpdkBindFailedReason = "DPDKBindFailed";
 
 struct NodeEniProblem {
   std::string nodeEni;
@@ -47,14 +48,15 @@ bool selectorMatches(const std::map<std::string, std::string>& selector,
 /// are looked up in the maps given (name -> ID); a name missing there, no subnet at all, a device
 /// index below 1 or one per subnet past kMaxDeviceIndex, more than kMaxSecurityGroups groups or an
 /// MTU outside 68-9001 is a problem for that NodeENI, which then gets nothing new (its existing
-/// ENIs are left alone). So is enableDPDK (reason kDpdkNotSupportedReason): this version binds no
-/// device to a DPDK driver, and an ENI left to the kernel is not what such a NodeENI asks for.
-/// NodeENIs being deleted want nothing. Pure.
+/// ENIs are left alone). So are DPDK fields of the wrong form (dpdkSpecProblem()), and enableDPDK
+/// when `dpdkSupported` is false (reason kDpdkNotSupportedReason): an ENI left to the kernel is
+/// not what such a NodeENI asks for. NodeENIs being deleted want nothing. Pure.
 DesiredEnis desiredEnis(const std::string& nodeName,
                         const std::map<std::string, std::string>& nodeLabels,
                         const std::string& instanceId, const std::vector<NodeEni>& nodeEnis,
                         const std::map<std::string, std::string>& subnetIdsByName,
-                        const std::map<std::string, std::string>& groupIdsByName);
+                        const std::map<std::string, std::string>& groupIdsByName,
+                        bool dpdkSupported = false);
 
 /// When aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION (`legacyDefault`) is set and
 /// differs from the NodeENI's spec.deleteOnTermination: the line that says the spec wins (that tool

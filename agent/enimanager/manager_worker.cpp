@@ -133,8 +133,8 @@ void ManagerWorker::resolveNames(const ManagerPassInput& in, ManagerObservation&
 
 // Each desired group's VPC, read once.
 void ManagerWorker::readGroupVpcs(const ManagerPassInput& in, ManagerObservation& out) {
-  const DesiredEnis desired =
-      desiredEnis(in.nodeName, in.labels, out.instanceId, in.nodeEnis, out.subnetIds, out.groupIds);
+  const DesiredEnis desired = desiredEnis(in.nodeName, in.labels, out.instanceId, in.nodeEnis,
+                                          out.subnetIds, out.groupIds, in.dpdk);
   std::vector<std::string> unseen;
   for (const auto& d : desired.enis) {
     for (const auto& g : d.securityGroupIds) {

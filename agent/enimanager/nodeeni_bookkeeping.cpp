@@ -18,6 +18,12 @@ NodeEniAttachment entryOf(const AttachmentRecord& r, const std::string& subnetId
   e.deviceIndex = r.deviceIndex;
   e.mtu = mtu;
   e.status = std::string(toString(r.phase));
+  if (r.dpdk) {  // aws-multi-eni-controller's fields, which its users read
+    e.dpdkBound = true;
+    e.dpdkDriver = r.dpdk->driver;
+    e.dpdkResourceName = r.dpdk->resourceName;
+    e.dpdkPciAddress = r.dpdk->pciAddress;
+  }
   return e;
 }
 

@@ -39,6 +39,10 @@ Json::Value encodeEntry(const NodeEniAttachment& entry) {
   e["deviceIndex"] = static_cast<Json::Int64>(entry.deviceIndex);
   if (entry.mtu > 0) e["mtu"] = static_cast<Json::Int64>(entry.mtu);
   setIfAny(e, "status", entry.status);
+  if (entry.dpdkBound) e["dpdkBound"] = true;
+  setIfAny(e, "dpdkDriver", entry.dpdkDriver);
+  setIfAny(e, "dpdkResourceName", entry.dpdkResourceName);
+  setIfAny(e, "dpdkPCIAddress", entry.dpdkPciAddress);
   return e;
 }
 
@@ -50,6 +54,10 @@ NodeEniAttachment decodeEntry(const Json::Value& e) {
   entry.deviceIndex = intField(e, "deviceIndex");
   entry.mtu = intField(e, "mtu");
   entry.status = stringField(e, "status");
+  entry.dpdkBound = boolField(e, "dpdkBound", false);
+  entry.dpdkDriver = stringField(e, "dpdkDriver");
+  entry.dpdkResourceName = stringField(e, "dpdkResourceName");
+  entry.dpdkPciAddress = stringField(e, "dpdkPCIAddress");
   return entry;
 }
 

@@ -65,6 +65,14 @@ Json::Value encodeAttachment(const AttachmentRecord& a) {
   if (!a.link.empty()) v["link"] = a.link;
   if (!a.mac.empty()) v["mac"] = a.mac;
   if (!a.specHash.empty()) v["specHash"] = a.specHash;
+  if (a.dpdk) {
+    Json::Value d;
+    d["pci"] = a.dpdk->pciAddress;
+    d["driver"] = a.dpdk->driver;
+    if (!a.dpdk->originalDriver.empty()) d["original"] = a.dpdk->originalDriver;
+    if (!a.dpdk->resourceName.empty()) d["resource"] = a.dpdk->resourceName;
+    v["dpdk"].swap(d);
+  }
   return v;
 }
 
@@ -143,6 +151,10 @@ AttachmentRecord decodeAttachment(const Json::Value& a) {
   if (r.link.empty() && !attachmentPhaseFrom(state)) r.link = state;
   r.mac = stringField(a, "mac");
   r.specHash = stringField(a, "specHash");
+  if (const Json::Value& d = objectField(a, "dpdk"); !stringField(d, "pci").empty()) {
+    r.dpdk = DeviceBinding{stringField(d, "pci"), stringField(d, "driver"),
+                           stringField(d, "original"), stringField(d, "resource")};
+  }
   return r;
 }
 

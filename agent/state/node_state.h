@@ -54,6 +54,16 @@ std::string_view toString(AttachmentPhase phase);
 /// for anything else.
 std::optional<AttachmentPhase> attachmentPhaseFrom(std::string_view word);
 
+/// An ENI's PCI device handed to a DPDK driver (a NodeENI with enableDPDK): what a release gives
+/// back before it detaches the ENI.
+struct DeviceBinding {
+  std::string pciAddress;      // "0000:00:06.0"
+  std::string driver;          // "vfio-pci"
+  std::string originalDriver;  // "ena"; empty when the device had none
+  std::string resourceName;    // the SR-IOV device plugin resource it is listed under; may be empty
+  bool operator==(const DeviceBinding&) const = default;
+};
+
 /// One NodeENI attachment on this node (written by the ENI manager).
 struct AttachmentRecord {
   std::string nodeEni;
@@ -73,6 +83,8 @@ struct AttachmentRecord {
   // satisfied on this node: every ENI created, attached and its DeleteOnTermination set. Empty
   // when not. A warm start trusts the record only while the spec still has this fingerprint.
   std::string specHash{};
+  // The ENI's device bound to a DPDK driver, when it is.
+  std::optional<DeviceBinding> dpdk{};
   bool operator==(const AttachmentRecord&) const = default;
 };
 

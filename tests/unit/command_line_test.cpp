@@ -187,6 +187,8 @@ TEST(CommandLine, HelpListsEveryFlagWithItsVariable) {
                            "enable-eni-manager",
                            "manage-links",
                            "link-netns",
+                           "dpdk-sysfs-root",
+                           "sriov-config-path",
                            "run-as-user",
                            "metrics-bind-address",
                            "health-probe-bind-address",
@@ -203,6 +205,21 @@ TEST(CommandLine, FlagWinsOverEnvironment) {
   auto c = parse({"--aws-rate-limit-qps=7"}, {{"ENI_AGENT_AWS_RATE_LIMIT_QPS", "3"}});
   ASSERT_TRUE(c);
   EXPECT_DOUBLE_EQ(c->options.awsRateLimitQps, 7);
+}
+
+// DPDK's roots: /sys and the SR-IOV device plugin's default config path; an empty sysfs root turns
+// DPDK off (NodeENIs with enableDPDK are then refused), an empty config path is an error.
+TEST(CommandLine, DpdkSysfsRootAndSriovConfigPath) {
+  EXPECT_EQ(parse({})->options.dpdkSysfsRoot, "/sys");
+  EXPECT_EQ(parse({})->options.sriovConfigPath, "/etc/pcidp/config.json");
+  auto c = parse({"--dpdk-sysfs-root=/tmp/sys", "--sriov-config-path=/tmp/pcidp.json"});
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->options.dpdkSysfsRoot, "/tmp/sys");
+  EXPECT_EQ(c->options.sriovConfigPath, "/tmp/pcidp.json");
+  EXPECT_EQ(parse({"--dpdk-sysfs-root="})->options.dpdkSysfsRoot, "");
+  EXPECT_EQ(parse({}, {{"ENI_AGENT_DPDK_SYSFS_ROOT", "/host/sys"}})->options.dpdkSysfsRoot,
+            "/host/sys");
+  EXPECT_FALSE(parse({"--sriov-config-path="}));
 }
 
 // aws-multi-eni-controller's MAX_CLEANUP_DURATION is read after ENI_AGENT_MAX_CLEANUP_DURATION;

@@ -11,6 +11,7 @@
 
 #include "agent/base/files.h"
 #include "agent/base/json.h"
+#include "agent/dpdk/dpdk_devices.h"
 #include "agent/dpdk/pci_binder.h"
 #include "agent/dpdk/sriov_config.h"
 #include "agent/dpdk/sysfs.h"
@@ -232,6 +233,53 @@ TEST(SriovConfig, ANewFileAndAMalformedOne) {
   EXPECT_FALSE(sriovResource("a/b/c"));
   EXPECT_FALSE(sriovResource("intel.com/"));
   EXPECT_FALSE(sriovResource("../x"));
+}
+
+// DpdkDevices: bind then list, give back then unlist; a config it cannot write leaves no device
+// bound that no record would name.
+TEST(DpdkDevices, BindsAndListsThenGivesBackAndUnlists) {
+  TempTree t = pciTree();
+  SimulatedSysfs sysfs(t);
+  PciBinder binder(sysfs);
+  SriovConfigFile config((t.root / "config.json").string());
+  DpdkDevices devices(binder, config);
+  auto bound = devices.bind({"eth1", "", "", "intel.com/sriov_dpdk"});
+  ASSERT_TRUE(bound) << bound.error().message;
+  EXPECT_EQ(*bound, (PciBinding{kPci, "vfio-pci", "ena"}));
+  EXPECT_EQ(t.read("bus/pci/devices/0000:00:06.0/driver_override"), "vfio-pci");
+  auto listed = parseJson(t.read("config.json"));
+  ASSERT_TRUE(listed);
+  EXPECT_EQ((*listed)["resourceList"][0]["resourcePrefix"].asString(), "intel.com");
+  EXPECT_EQ((*listed)["resourceList"][0]["selectors"]["pciAddresses"][0].asString(), kPci);
+  ASSERT_TRUE(devices.release(*bound));
+  EXPECT_EQ(*binder.driverOf(kPci), "ena");
+  auto unlisted = parseJson(t.read("config.json"));
+  ASSERT_TRUE(unlisted);
+  EXPECT_EQ((*unlisted)["resourceList"].size(), 0u);
+  // A device found on the wanted driver already (its record lost): the kernel's choice on release.
+  ASSERT_TRUE(binder.bind(kPci, "vfio-pci"));
+  auto again = devices.bind({"", kPci, "vfio-pci", ""});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->originalDriver, "");
+}
+
+TEST(DpdkDevices, AConfigItCannotWriteGivesTheDeviceBack) {
+  TempTree t = pciTree();
+  SimulatedSysfs sysfs(t);
+  PciBinder binder(sysfs);
+  t.file("config.json", "{not json");
+  SriovConfigFile config((t.root / "config.json").string());
+  DpdkDevices devices(binder, config);
+  auto bound = devices.bind({"", kPci, "vfio-pci", "sriov_dpdk"});
+  ASSERT_FALSE(bound);
+  EXPECT_NE(bound.error().message.find("cannot list 0000:00:06.0 in"), std::string::npos)
+      << bound.error().message;
+  EXPECT_EQ(*binder.driverOf(kPci), "ena");
+  EXPECT_EQ(t.read("config.json"), "{not json");
+  // A driver that is not loaded: refused before any write, with what to do.
+  auto missing = devices.bind({"eth1", "", "igb_uio", ""});
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message.find("modprobe igb_uio"), std::string::npos);
 }
 
 }  // namespace

@@ -109,8 +109,8 @@ TEST(EniPlanner, InvalidNodeEnisAreProblemsAndGetNothing) {
   }
 }
 
-// aws-multi-eni-controller's enableDPDK: this version binds nothing, so such a NodeENI gets no ENI
-// and a problem that says so, with its own reason; one without it is served as before.
+// aws-multi-eni-controller's enableDPDK on an agent without DPDK (--dpdk-sysfs-root empty): such a
+// NodeENI gets no ENI and a problem that says so, with its own reason; one without it is served.
 TEST(EniPlanner, ADpdkNodeEniIsAProblemThatSaysDpdkIsNotSupported) {
   NodeEniSpec dpdk = spec({"subnet-a"});
   dpdk.enableDpdk = true;
@@ -124,9 +124,36 @@ TEST(EniPlanner, ADpdkNodeEniIsAProblemThatSaysDpdkIsNotSupported) {
   ASSERT_EQ(d.problems.size(), 1u);
   EXPECT_EQ(d.problems[0].nodeEni, "dpdk");
   EXPECT_EQ(d.problems[0].reason, kDpdkNotSupportedReason);
-  EXPECT_NE(d.problems[0].message.find("not supported by this version"), std::string::npos)
+  EXPECT_NE(d.problems[0].message.find("without DPDK support"), std::string::npos)
       << d.problems[0].message;
   EXPECT_NE(d.problems[0].message.find("igb_uio"), std::string::npos) << d.problems[0].message;
+}
+
+// With DPDK, such a NodeENI wants its ENIs like any other (their devices are bound once attached);
+// DPDK fields of the wrong form are a problem that names the field, and nothing is created.
+TEST(EniPlanner, WithDpdkTheNodeEniIsServedAndBadDpdkFieldsAreProblems) {
+  NodeEniSpec good = spec({"subnet-a"});
+  good.enableDpdk = true;
+  good.dpdkResourceName = "intel.com/intel_sriov_dpdk";
+  auto d = desiredEnis("n1", kLabels, "i-1", {nodeEni("dpdk", good)}, {}, {}, true);
+  ASSERT_EQ(d.enis.size(), 1u);
+  EXPECT_TRUE(d.problems.empty());
+  const std::vector<std::pair<std::string, std::function<void(NodeEniSpec&)>>> bad = {
+      {"dpdkDriver", [](NodeEniSpec& s) { s.dpdkDriver = "../vfio"; }},
+      {"dpdkDriver", [](NodeEniSpec& s) { s.dpdkDriver = std::string(33, 'a'); }},
+      {"dpdkPCIAddress", [](NodeEniSpec& s) { s.dpdkPciAddress = "0000:00:06.0/../.."; }},
+      {"dpdkResourceName", [](NodeEniSpec& s) { s.dpdkResourceName = "a/b/c"; }},
+      {"dpdkResourceName", [](NodeEniSpec& s) { s.dpdkResourceName = std::string(128, 'a'); }},
+  };
+  for (const auto& [field, breakIt] : bad) {
+    NodeEniSpec s = good;
+    breakIt(s);
+    auto p = desiredEnis("n1", kLabels, "i-1", {nodeEni("dpdk", s)}, {}, {}, true);
+    EXPECT_TRUE(p.enis.empty()) << field;
+    ASSERT_EQ(p.problems.size(), 1u) << field;
+    EXPECT_EQ(p.problems[0].reason, kNodeEniInvalidReason);
+    EXPECT_NE(p.problems[0].message.find(field), std::string::npos) << p.problems[0].message;
+  }
 }
 
 // aws-multi-eni-controller's DEFAULT_DELETE_ON_TERMINATION overrode the spec; here the spec wins

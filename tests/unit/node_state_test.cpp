@@ -19,6 +19,8 @@ TEST(NodeState, RoundTrips) {
   s.attachments.push_back({"multus", "eni-2", "eni-attach-1", 2, "eth2", 9001,
                            AttachmentPhase::Attached, "Configured", "02:00:00:00:00:02"});
   s.attachments.back().specHash = "0123456789abcdef";
+  s.attachments.push_back({"dpdk", "eni-3", "eni-attach-3", 3, "", 0, AttachmentPhase::Attached});
+  s.attachments.back().dpdk = DeviceBinding{"0000:00:07.0", "vfio-pci", "ena", "intel.com/dpdk"};
   for (auto phase :
        {AttachmentPhase::Kept, AttachmentPhase::Releasing, AttachmentPhase::Detached}) {
     AttachmentRecord r;

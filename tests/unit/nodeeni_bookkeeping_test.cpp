@@ -182,6 +182,31 @@ TEST(PlanBookkeepingExtra, EntriesOfARecordAreAttachedThenHeld) {
   EXPECT_EQ(entries.at("n1")[0].mtu, 9001);
   EXPECT_EQ(entries.at("n1")[0].status, "attached");
   EXPECT_EQ(entries.at("n1")[1].status, "releasing");
+  EXPECT_FALSE(entries.at("n1")[0].dpdkBound);
+}
+
+// A device bound for DPDK shows in aws-multi-eni-controller's entry fields, held or attached.
+TEST(NodeEniBookkeeping, ABoundDeviceIsReportedInTheOldToolsDpdkFields) {
+  ManagerRecord record;
+  Attached a;
+  a.record.nodeEni = "n1";
+  a.record.eniId = "eni-1";
+  a.record.dpdk = DeviceBinding{"0000:00:06.0", "vfio-pci", "ena", "intel.com/sriov_dpdk"};
+  record.attached.push_back(a);
+  AttachmentRecord held;
+  held.nodeEni = "n1";
+  held.eniId = "eni-2";
+  held.phase = AttachmentPhase::Releasing;
+  held.dpdk = DeviceBinding{"0000:00:07.0", "igb_uio", "", ""};
+  record.held.push_back(held);
+  const auto entries = entriesOf(record).at("n1");
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_TRUE(entries[0].dpdkBound);
+  EXPECT_EQ(entries[0].dpdkDriver, "vfio-pci");
+  EXPECT_EQ(entries[0].dpdkPciAddress, "0000:00:06.0");
+  EXPECT_EQ(entries[0].dpdkResourceName, "intel.com/sriov_dpdk");
+  EXPECT_TRUE(entries[1].dpdkBound);
+  EXPECT_EQ(entries[1].dpdkDriver, "igb_uio");
 }
 
 TEST(DecideRemaining, EveryStep) {
