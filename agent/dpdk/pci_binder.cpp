@@ -7,6 +7,15 @@ namespace {
 
 std::string devicePath(const std::string& pci) { return "bus/pci/devices/" + pci; }
 
+std::string driverText(const std::string& driver) { return driver.empty() ? "no driver" : driver; }
+
+Error notLoaded(const std::string& pciAddress, const std::string& driver,
+                const std::string& current) {
+  return Error{ErrorCode::Invalid, "driver " + driver +
+                                       " is not loaded on this node (load it: modprobe " + driver +
+                                       "); " + pciAddress + " stays on " + driverText(current)};
+}
+
 bool validInterfaceName(const std::string& name) {
   return !name.empty() && name.size() <= 15 && name != "." && name != ".." &&
          name.find('/') == std::string::npos;
@@ -74,6 +83,22 @@ Result<void> PciBinder::unbind(const std::string& device, const std::string& cur
   return sysfs_.write("bus/pci/drivers/" + current + "/unbind", device);
 }
 
+// The driver link is re-read, a bounded number of times, until it shows what the last write
+// should have done. The real kernel unbinds synchronously, but a driver that probes
+// asynchronously (PROBE_PREFER_ASYNCHRONOUS, or the driver_async_probe= boot option) returns from
+// the drivers_probe or bind write before its probe has linked the device, and the tests' sysfs
+// emulator answers every write asynchronously. Without a sleeper the link is read once.
+Result<std::string> PciBinder::settledDriver(
+    const std::string& pciAddress, const std::function<bool(const std::string&)>& settled) const {
+  auto driver = driverOf(pciAddress);
+  for (int step = 0; settle_ != nullptr && step < settleSteps_ && driver && !settled(*driver);
+       ++step) {
+    settle_->sleepFor(settleStep_);
+    driver = driverOf(pciAddress);
+  }
+  return driver;
+}
+
 Result<PciBinding> PciBinder::bind(const std::string& pciAddress, const std::string& driver) const {
   if (!validDriverName(driver))
     return fail(ErrorCode::Invalid, "\"" + driver + "\" is not a kernel driver name");
@@ -81,45 +106,53 @@ Result<PciBinding> PciBinder::bind(const std::string& pciAddress, const std::str
   if (!current) return fail(current.error());
   PciBinding binding{pciAddress, driver, *current};
   if (*current == driver) return binding;
-  if (!sysfs_.exists("bus/pci/drivers/" + driver)) {
-    return fail(ErrorCode::Invalid, "driver " + driver + " is not loaded on this node (load it: " +
-                                        "modprobe " + driver + "); " + pciAddress + " stays on " +
-                                        (current->empty() ? "no driver" : *current));
-  }
+  if (!sysfs_.exists("bus/pci/drivers/" + driver))
+    return fail(notLoaded(pciAddress, driver, *current));
   const std::string device = devicePath(pciAddress);
   if (auto ok = sysfs_.write(device + "/driver_override", driver); !ok) return fail(ok.error());
   if (auto ok = unbind(pciAddress, *current); !ok) return fail(ok.error());
+  // Only a wait: whether the device ended up where it should is checked after the probe.
+  if (auto gone = settledDriver(pciAddress, [](const std::string& d) { return d.empty(); }); !gone)
+    return fail(gone.error());
   if (auto ok = sysfs_.write("bus/pci/drivers_probe", pciAddress); !ok) return fail(ok.error());
-  auto now = driverOf(pciAddress);
+  auto now = settledDriver(pciAddress, [&](const std::string& d) { return d == driver; });
   if (!now) return fail(now.error());
   if (*now != driver) {
-    return fail(ErrorCode::Transient, pciAddress + " is bound to " +
-                                          (now->empty() ? "no driver" : *now) + ", not " + driver +
-                                          ", after the probe");
+    return fail(ErrorCode::Transient, pciAddress + " is bound to " + driverText(*now) + ", not " +
+                                          driver + ", after the probe");
   }
   return binding;
 }
 
 Result<void> PciBinder::restore(const PciBinding& binding) const {
-  if (!binding.originalDriver.empty() && !validDriverName(binding.originalDriver))
-    return fail(ErrorCode::Invalid, "\"" + binding.originalDriver + "\" is not a driver name");
+  const std::string& original = binding.originalDriver;
+  if (!original.empty() && !validDriverName(original))
+    return fail(ErrorCode::Invalid, "\"" + original + "\" is not a driver name");
   auto current = driverOf(binding.pciAddress);
   if (!current) return fail(current.error());
+  // Checked before the unbind: without its original driver the device would be left on none, of
+  // no use to DPDK and the kernel alike.
+  if (*current != original && !original.empty() && !sysfs_.exists("bus/pci/drivers/" + original))
+    return fail(notLoaded(binding.pciAddress, original, *current));
   const std::string device = devicePath(binding.pciAddress);
   // A newline clears the override (an empty write is refused by some kernels).
   if (auto ok = sysfs_.write(device + "/driver_override", "\n"); !ok) return fail(ok.error());
-  if (*current == binding.originalDriver) return {};
+  if (*current == original) return {};
   if (auto ok = unbind(binding.pciAddress, *current); !ok) return fail(ok.error());
-  const std::string target = binding.originalDriver.empty()
-                                 ? "bus/pci/drivers_probe"
-                                 : "bus/pci/drivers/" + binding.originalDriver + "/bind";
+  if (auto gone = settledDriver(binding.pciAddress, [](const std::string& d) { return d.empty(); });
+      !gone)
+    return fail(gone.error());
+  const std::string target =
+      original.empty() ? "bus/pci/drivers_probe" : "bus/pci/drivers/" + original + "/bind";
   if (auto ok = sysfs_.write(target, binding.pciAddress); !ok) return fail(ok.error());
-  auto now = driverOf(binding.pciAddress);
+  // With no original driver the kernel's choice may be none: wait for one, accept none.
+  auto now = settledDriver(binding.pciAddress, [&](const std::string& d) {
+    return original.empty() ? !d.empty() : d == original;
+  });
   if (!now) return fail(now.error());
-  if (!binding.originalDriver.empty() && *now != binding.originalDriver) {
-    return fail(ErrorCode::Transient, binding.pciAddress + " is bound to " +
-                                          (now->empty() ? "no driver" : *now) + ", not " +
-                                          binding.originalDriver + ", after the bind");
+  if (!original.empty() && *now != original) {
+    return fail(ErrorCode::Transient, binding.pciAddress + " is bound to " + driverText(*now) +
+                                          ", not " + original + ", after the bind");
   }
   return {};
 }

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
+#include "agent/base/clock.h"
 #include "agent/base/error.h"
 #include "agent/dpdk/sysfs.h"
 
@@ -26,9 +28,16 @@ bool validDriverName(const std::string& driver);
 /// driver_override, the current driver's unbind, then drivers_probe; restoring clears the
 /// override, unbinds and binds the original driver. Every step is checked against the device's
 /// driver link afterwards. Inputs are validated before any path is built from them.
+///
+/// With a `settle` sleeper, the driver link is re-read up to `settleSteps` times, `settleStep`
+/// apart, while it does not yet show the outcome of an unbind, a probe or a bind (drivers that
+/// probe asynchronously show it late). Without one (nullptr) it is read once. The sleeper blocks
+/// the calling thread: call from a worker, not the event loop, when it is set. Not owned.
 class PciBinder {
  public:
-  explicit PciBinder(Sysfs& sysfs) : sysfs_(sysfs) {}
+  explicit PciBinder(Sysfs& sysfs, Sleeper* settle = nullptr, int settleSteps = 50,
+                     Duration settleStep = Duration(20))
+      : sysfs_(sysfs), settle_(settle), settleSteps_(settleSteps), settleStep_(settleStep) {}
 
   /// The PCI address behind a network interface (class/net/<if>/device). NotFound when the
   /// interface has no PCI device (a veth, a virtual interface), Invalid for a bad name.
@@ -41,12 +50,18 @@ class PciBinder {
   [[nodiscard]] Result<PciBinding> bind(const std::string& pciAddress,
                                         const std::string& driver) const;
   /// Gives the device back to its original driver (or the kernel's choice when it had none) and
-  /// clears the override. A device already back is left as it is.
+  /// clears the override. A device already back is left as it is. Invalid, with nothing written,
+  /// when the original driver is not loaded: the device stays on the driver it has.
   [[nodiscard]] Result<void> restore(const PciBinding& binding) const;
 
  private:
   Result<void> unbind(const std::string& device, const std::string& current) const;
+  Result<std::string> settledDriver(const std::string& pciAddress,
+                                    const std::function<bool(const std::string&)>& settled) const;
   Sysfs& sysfs_;
+  Sleeper* settle_;
+  int settleSteps_;
+  Duration settleStep_;
 };
 
 }  // namespace eni

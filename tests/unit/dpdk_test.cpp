@@ -180,6 +180,93 @@ TEST(PciBinder, AProbeThatDoesNotTakeTheDeviceIsAnError) {
   EXPECT_NE(r.error().message.find("not vfio-pci"), std::string::npos) << r.error().message;
 }
 
+// A device whose driver link shows each write's outcome only after `lag` more reads (an
+// asynchronous probe, or the tests' emulator), over SimulatedSysfs.
+class LateSysfs final : public Sysfs {
+ public:
+  LateSysfs(SimulatedSysfs& inner, int lag) : inner_(inner), lag_(lag) {}
+  Result<void> write(const std::string& path, const std::string& value) override {
+    before_ = inner_.linkName(std::string("bus/pci/devices/") + kPci + "/driver");
+    pending_ = lag_;
+    return inner_.write(path, value);
+  }
+  Result<std::string> linkName(const std::string& path) const override {
+    if (path.ends_with("/driver") && pending_ > 0) {
+      --pending_;
+      return before_;
+    }
+    return inner_.linkName(path);
+  }
+  bool exists(const std::string& path) const override { return inner_.exists(path); }
+
+ private:
+  SimulatedSysfs& inner_;
+  int lag_;
+  mutable int pending_ = 0;
+  Result<std::string> before_ = fail(ErrorCode::NotFound, "no link");
+};
+
+class CountingSleeper final : public Sleeper {
+ public:
+  void sleepFor(Duration duration) override { sleeps.push_back(duration); }
+  std::vector<Duration> sleeps;
+};
+
+TEST(PciBinder, WaitsForADriverLinkThatShowsLate) {
+  TempTree t = pciTree();
+  SimulatedSysfs simulated(t);
+  LateSysfs sysfs(simulated, 3);
+  CountingSleeper sleeper;
+  PciBinder binder(sysfs, &sleeper, 5, Duration(7));
+  auto bound = binder.bind(kPci, "vfio-pci");
+  ASSERT_TRUE(bound) << bound.error().message;
+  // Three stale reads after the unbind, three after the probe.
+  EXPECT_EQ(sleeper.sleeps, std::vector<Duration>(6, Duration(7)));
+  EXPECT_EQ(simulated.writes.size(), 3u);
+
+  sleeper.sleeps.clear();
+  ASSERT_TRUE(binder.restore(*bound));
+  EXPECT_EQ(sleeper.sleeps.size(), 6u);
+  EXPECT_EQ(binder.driverOf(kPci).value_or("?"), "ena");
+
+  // The same late link read once, as without a sleeper: the probe looks like it failed.
+  LateSysfs late(simulated, 3);
+  PciBinder impatient(late);
+  auto r = impatient.bind(kPci, "vfio-pci");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::Transient);
+}
+
+TEST(PciBinder, ALinkThatNeverSettlesIsTransientAfterTheLastStep) {
+  TempTree t = pciTree();
+  SimulatedSysfs sysfs(t);
+  sysfs.refuse = "vfio-pci";
+  CountingSleeper sleeper;
+  PciBinder binder(sysfs, &sleeper, 4, Duration(9));
+  auto r = binder.bind(kPci, "vfio-pci");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::Transient);
+  EXPECT_NE(r.error().message.find("no driver, not vfio-pci"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(sleeper.sleeps, std::vector<Duration>(4, Duration(9)));
+}
+
+TEST(PciBinder, RestoreWithoutTheOriginalDriverLoadedWritesNothing) {
+  TempTree t = pciTree();
+  SimulatedSysfs sysfs(t);
+  PciBinder binder(sysfs);
+  auto bound = binder.bind(kPci, "vfio-pci");
+  ASSERT_TRUE(bound) << bound.error().message;
+  fs::remove_all(t.root / "bus/pci/drivers/ena");  // the module was unloaded meanwhile
+  sysfs.writes.clear();
+  auto r = binder.restore(*bound);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::Invalid);
+  EXPECT_NE(r.error().message.find("modprobe ena"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(sysfs.writes.empty());
+  EXPECT_EQ(binder.driverOf(kPci).value_or("?"), "vfio-pci");
+}
+
 TEST(SriovConfig, MergesWithWhatOthersWroteAndRemovesOnlyItsOwn) {
   TempTree t;
   t.file(
