@@ -175,7 +175,7 @@ struct Reconcilers {
                taggerOptionsFor(options)),
         linkReconciler(links, base.clock),
         sysfs(options.dpdkSysfsRoot),
-        pciBinder(sysfs),
+        pciBinder(sysfs, &base.sleeper),
         sriovConfig(options.sriovConfigPath),
         dpdk(pciBinder, sriovConfig),
         manager(kube, aws.ec2, base.imds, loop, base.clock, *awsWorker, lifecycle, stateStore,
