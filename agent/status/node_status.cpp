@@ -113,6 +113,10 @@ NodeStatus buildNodeStatus(const NodeState& state,
     row.attachmentId = a.attachmentId;
     row.attachmentState = std::string(toString(a.phase));
     row.recordedLink = a.link;
+    if (a.dpdk) {
+      row.dpdkDriver = a.dpdk->driver;
+      row.dpdkPciAddress = a.dpdk->pciAddress;
+    }
     row.wantedMtu = a.mtu;
     if (a.deviceIndex >= 0) row.deviceIndex = a.deviceIndex;
     if (row.mac.empty()) row.mac = lower(a.mac);
@@ -122,7 +126,7 @@ NodeStatus buildNodeStatus(const NodeState& state,
     if (!links) continue;  // stays "unknown"
     const LinkInfo* link = findLink(*links, row);
     if (link == nullptr) {
-      row.link = "missing";
+      row.link = row.dpdkDriver.empty() ? "missing" : "dpdk";
       continue;
     }
     row.interfaceName = link->name;
@@ -203,6 +207,8 @@ Json::Value statusJson(const NodeStatus& s) {
     v["attachmentId"] = e.attachmentId;
     v["attachmentState"] = e.attachmentState;
     v["recordedLink"] = e.recordedLink;
+    v["dpdkDriver"] = e.dpdkDriver;
+    v["dpdkPCIAddress"] = e.dpdkPciAddress;
     Json::Value tags(Json::objectValue);
     for (const auto& [key, value] : e.tags) tags[key] = value;
     v["tags"] = tags;

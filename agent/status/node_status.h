@@ -26,7 +26,8 @@ struct PodStatus {
 };
 
 /// A link's state as status reports it: "up" (administratively up), "down", "missing" (no link
-/// with the ENI's MAC or recorded name) or "unknown" (the links could not be read).
+/// with the ENI's MAC or recorded name), "dpdk" (its device is bound to a DPDK driver, so it has
+/// no kernel interface) or "unknown" (the links could not be read).
 struct EniStatus {
   std::string eniId;
   std::int64_t deviceIndex = -1;  // -1: not known
@@ -41,6 +42,8 @@ struct EniStatus {
   std::string attachmentId;
   std::string attachmentState;  // the recorded lifecycle phase: attached, kept, releasing, detached
   std::string recordedLink;     // the link's state as the agent last recorded it (e.g. Configured)
+  std::string dpdkDriver;       // the DPDK driver its device is bound to; empty when none
+  std::string dpdkPciAddress;
   std::map<std::string, std::string> tags;  // tags the agent owns on it
   std::string hash;
   std::vector<PodStatus> pods;  // sorted by namespace, name
@@ -73,7 +76,8 @@ std::string renderStatusTable(const NodeStatus& status);
 /// The JSON for scripts (documented in docs/operations.md; fields are only ever added):
 /// {"version":1,"mode","node","source","instanceId","linkNetns","linksError",
 ///  "enis":[{"eniId","deviceIndex","mac","subnet","interface","link","operState","mtu",
-///           "wantedMtu","nodeEni","attachmentId","attachmentState","recordedLink","tags":{},"hash",
+///           "wantedMtu","nodeEni","attachmentId","attachmentState","recordedLink","dpdkDriver","dpdkPCIAddress",
+///           "tags":{},"hash",
 ///           "pods":[{"namespace","name","uid","ip"}]}]}
 Json::Value statusJson(const NodeStatus& status);
 

@@ -98,6 +98,28 @@ TEST(NodeStatus, MissingWhenNoLinkHasTheMacEvenIfTheNameIsTaken) {
   EXPECT_EQ(nodeEni.interfaceName, "eth2") << "the recorded name is still shown";
   EXPECT_EQ(nodeEni.mtu, 0u);
   EXPECT_EQ(row(status, "eni-pods").link, "missing");
+  EXPECT_EQ(nodeEni.dpdkDriver, "");
+}
+
+// A device bound for DPDK has no kernel interface by design: "dpdk", with its driver and address.
+TEST(NodeStatus, ABoundDeviceIsDpdkNotMissing) {
+  NodeState s = sampleState();
+  for (auto& a : s.attachments) {
+    if (a.eniId == "eni-nodeeni") a.dpdk = DeviceBinding{"0000:00:06.0", "vfio-pci", "ena", ""};
+  }
+  const auto status = buildNodeStatus(s, std::vector<LinkInfo>{});
+  const auto& nodeEni = row(status, "eni-nodeeni");
+  EXPECT_EQ(nodeEni.link, "dpdk");
+  EXPECT_EQ(nodeEni.dpdkDriver, "vfio-pci");
+  int found = 0;
+  const Json::Value json = statusJson(status);
+  for (const auto& e : json["enis"]) {
+    if (e["eniId"].asString() != "eni-nodeeni") continue;
+    ++found;
+    EXPECT_EQ(e["link"].asString(), "dpdk");
+    EXPECT_EQ(e["dpdkPCIAddress"].asString(), "0000:00:06.0");
+  }
+  EXPECT_EQ(found, 1);
 }
 
 TEST(NodeStatus, UnknownWhenTheLinksCouldNotBeRead) {
