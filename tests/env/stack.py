@@ -275,6 +275,9 @@ def start_apiserver(d, st):
         "--service-cluster-ip-range", "10.96.0.0/24",
         "--endpoint-reconciler-type", "none",
         *admission_args(st),
+        # As EKS and kubeadm clusters: the chart's dpdk.enabled renders a privileged container,
+        # which an API server without it refuses ("disallowed by cluster policy").
+        "--allow-privileged=true",
         "--enable-priority-and-fairness=false", "--profiling=false",
         "--cert-dir", os.path.join(d, "apiserver-certs"),
         "--v", "1",

@@ -10,6 +10,11 @@
       app.kubernetes.io/instance, app.kubernetes.io/version, app.kubernetes.io/managed-by and
       helm.sh/chart, which are removed before comparing. Comments are not compared, nor how
       whitespace breaks a multi-line string (kustomize re-folds the policy's CEL).
+  check_chart.py dpdk SOURCE
+      dpdk.enabled: the agent container alone is privileged and stays root (no --run-as-user), with
+      --dpdk-sysfs-root=/host/sys on a read-write hostPath of /sys and --sriov-config-path in a
+      read-write hostPath of dpdk.sriovConfigDir; nothing else in the release changes. Off (the
+      default), --dpdk-sysfs-root= and none of that. A relative sriovConfigDir fails the render.
   check_chart.py dry-run SOURCE
       `helm template` | `kubectl apply --dry-run=server` against the test stack's API server
       ($ENI_STACK_DIR), with the default values and with the options turned on (the ServiceMonitor
@@ -41,6 +46,8 @@ ALL_ON = {
     "podLabels": {"team": "net"},
     "networkPolicy": {"enabled": False},
     "admissionPolicy": {"enabled": False},
+    # A trailing slash, as users type it: the chart trims it.
+    "dpdk": {"enabled": True, "sriovConfigDir": "/var/lib/pcidp/"},
 }
 WITH_MONITOR = dict(ALL_ON, serviceMonitor={"enabled": True, "labels": {"release": "prom"}})
 
@@ -157,6 +164,96 @@ def cmd_drift(source):
     return 1 if problems else 0
 
 
+def agent_pod(objects):
+    ds = [o for o in objects if o["kind"] == "DaemonSet"]
+    if len(ds) != 1:
+        sys.exit("FAIL: %d DaemonSets rendered, not 1" % len(ds))
+    return ds[0]["spec"]["template"]["spec"]
+
+
+def dpdk_problems(pod, sriov_dir):
+    """What is wrong with a DPDK rendering: the agent privileged and root, the two mounts, the
+    flags; every other container not privileged."""
+    problems = []
+    agent = [c for c in pod["containers"] if c["name"] == "eni-agent"]
+    if len(agent) != 1:
+        return ["%d containers named eni-agent" % len(agent)]
+    agent = agent[0]
+    others = [c for c in pod["containers"] + pod.get("initContainers", []) if c is not agent]
+    problems += ["container %s is privileged: only the agent needs it" % c["name"]
+                 for c in others if c.get("securityContext", {}).get("privileged")]
+    sc = agent.get("securityContext", {})
+    if sc.get("privileged") is not True:
+        problems.append("the agent container is not privileged: %s" % json.dumps(sc))
+    if sc.get("allowPrivilegeEscalation") is False:
+        problems.append("allowPrivilegeEscalation: false in the DPDK rendering (the API refuses "
+                        "it with privileged)")
+    args = agent["args"]
+    if any(a.startswith("--run-as-user") for a in args):
+        problems.append("--run-as-user in %s: DPDK binding needs the agent to stay root" % args)
+    for want in ("--dpdk-sysfs-root=/host/sys", "--sriov-config-path=%s/config.json" % sriov_dir):
+        if args.count(want) != 1:
+            problems.append("args %s hold %s %d times, not once" % (args, want, args.count(want)))
+    host_paths = {v["name"]: v["hostPath"]["path"] for v in pod.get("volumes", []) if "hostPath" in v}
+    mounts = {m["mountPath"]: m for m in agent.get("volumeMounts", [])}
+    for host, at in (("/sys", "/host/sys"), (sriov_dir, sriov_dir)):
+        m = mounts.get(at)
+        if m is None or host_paths.get(m["name"]) != host:
+            problems.append("no hostPath %s mounted at %s: mounts %s, hostPaths %s"
+                            % (host, at, json.dumps(list(mounts.values())), json.dumps(host_paths)))
+        elif m.get("readOnly"):
+            problems.append("%s is mounted read-only: binding writes it" % at)
+    return problems
+
+
+def default_problems(pod):
+    """What is wrong with a rendering without DPDK: --dpdk-sysfs-root= and --run-as-user, and no
+    privilege, host mount or SR-IOV flag."""
+    agent = pod["containers"][0]
+    args = agent["args"]
+    problems = []
+    for want in ("--run-as-user=65532:65532", "--dpdk-sysfs-root="):
+        if args.count(want) != 1:
+            problems.append("args %s hold %s %d times, not once" % (args, want, args.count(want)))
+    problems += ["%s without dpdk.enabled" % a for a in args if a.startswith("--sriov-config-path")]
+    if agent["securityContext"].get("privileged") or pod.get("volumes") or agent.get("volumeMounts"):
+        problems.append("privileged, volumes or mounts without dpdk.enabled")
+    return problems
+
+
+def cmd_dpdk(source):
+    helm, _ = tools(source)
+    off = dict(ALL_ON, dpdk={"enabled": False, "sriovConfigDir": "/var/lib/pcidp"})
+    on_objs, off_objs = to_objects(template(source, helm, ALL_ON)), to_objects(template(source, helm, off))
+    problems = dpdk_problems(agent_pod(on_objs), "/var/lib/pcidp")
+    problems += default_problems(agent_pod(to_objects(template(source, helm))))
+    problems += default_problems(agent_pod(off_objs))
+    # The switch changes the agent's args, securityContext and mounts, and the pod's volumes: no
+    # other field of any object.
+    if [key(o) for o in off_objs] != [key(o) for o in on_objs]:
+        problems.append("dpdk.enabled changes the objects: %s, then %s"
+                        % ([key(o) for o in off_objs], [key(o) for o in on_objs]))
+    for a, b in zip(off_objs, on_objs):
+        if a["kind"] == "DaemonSet":
+            for o in (a, b):
+                pod = o["spec"]["template"]["spec"]
+                pod.pop("volumes", None)
+                for k in ("args", "securityContext", "volumeMounts"):
+                    pod["containers"][0].pop(k, None)
+        problems += ["%s: %s" % (key(a), d) for d in diff(a, b)]
+    bad = subprocess.run([helm, "template", "eni-agent", chart(source), "--kube-version", "1.34.4",
+                          "--set", "dpdk.enabled=true", "--set", "dpdk.sriovConfigDir=etc/pcidp"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if bad.returncode == 0 or "dpdk.sriovConfigDir must be an absolute host directory" not in bad.stdout:
+        problems.append("a relative dpdk.sriovConfigDir rendered (exit %d): %s"
+                        % (bad.returncode, bad.stdout[-300:]))
+    for p in problems:
+        print("FAIL: " + p)
+    print("chart dpdk: %s" % ("%d problem(s)" % len(problems) if problems else
+                              "privileged root agent with /sys and the SR-IOV directory only when enabled"))
+    return 1 if problems else 0
+
+
 def cmd_dry_run(source):
     helm, kubectl = tools(source)
     with open(os.path.join(os.environ["ENI_STACK_DIR"], "stack.json")) as f:
@@ -169,7 +266,7 @@ def cmd_dry_run(source):
 
 
 def main(argv):
-    cmds = {"lint": cmd_lint, "drift": cmd_drift, "dry-run": cmd_dry_run}
+    cmds = {"lint": cmd_lint, "drift": cmd_drift, "dpdk": cmd_dpdk, "dry-run": cmd_dry_run}
     if len(argv) != 3 or argv[1] not in cmds:
         print(__doc__)
         return 2
