@@ -135,8 +135,16 @@ void EniManager::giveBackDevice(const std::string& eniId, std::function<void(std
 // (problems of their NodeENIs). Bindings of ENIs no longer recorded at all are forgotten.
 void EniManager::recordDevices(ManagerRecord& record) {
   if (dpdk_ == nullptr) return;
+  std::map<std::string, std::string> attachmentBefore;  // ENI ID -> its recorded attachment
+  for (const auto& r : recorded_.attachments) attachmentBefore[r.eniId] = r.attachmentId;
   std::set<std::string> recorded;
   for (auto& a : record.attached) {
+    // Attached again (the drift check repaired a detach): the device was unplugged with the
+    // detach and came back with its kernel driver, so the old binding no longer holds.
+    auto before = attachmentBefore.find(a.record.eniId);
+    if (before != attachmentBefore.end() && !before->second.empty() &&
+        !a.record.attachmentId.empty() && before->second != a.record.attachmentId)
+      bound_.erase(a.record.eniId);
     recorded.insert(a.record.eniId);
     auto b = bound_.find(a.record.eniId);
     a.record.dpdk = b == bound_.end() ? std::nullopt : std::optional<DeviceBinding>(b->second);
