@@ -33,4 +33,10 @@ class HeapTrimmer {
   std::uint64_t trims_ = 0;
 };
 
+/// Makes every thread allocate from glibc's main arena (M_ARENA_MAX 1). Each thread that
+/// allocates otherwise gets an arena of its own (the AWS worker, the HTTP servers' threads, curl's
+/// resolver threads), and each keeps its own free pages resident. Call first in main(), before
+/// any thread starts. Returns false if glibc refused it.
+bool useOneMallocArena();
+
 }  // namespace eni
