@@ -17,7 +17,7 @@ class HeapTrimmer {
   using Trim = std::function<void()>;
 
   /// glibc's mallinfo2().fordblks and malloc_trim(0).
-  explicit HeapTrimmer(std::size_t step = std::size_t{1} << 20);
+  explicit HeapTrimmer(std::size_t step = std::size_t{256} << 10);
   /// For tests: the probe and the action.
   HeapTrimmer(std::size_t step, FreeBytes freeBytes, Trim trim);
 
