@@ -8,10 +8,12 @@
 
 #include "agent/app/commands.h"
 #include "agent/base/env.h"
+#include "agent/base/heap_trimmer.h"
 #include "agent/base/log.h"
 #include "agent/config/command_line.h"
 
 int main(int argc, char** argv) {
+  eni::useOneMallocArena();
   const std::vector<std::string> args(argv + 1, argv + argc);
   auto command = eni::parseCommandLine(args, eni::processEnv(), isatty(STDERR_FILENO) == 1);
   if (!command) {

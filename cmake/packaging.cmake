@@ -31,6 +31,11 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # procps has /bin/kill, the unit's ExecReload (a minimal Debian root lacks it, and reload failed
 # there with status=203/EXEC).
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "systemd (>= 247) | adduser, procps")
+# Packed relocations (agent/CMakeLists.txt) need glibc 2.36's loader: a version need without a
+# symbol, which dpkg-shlibdeps does not see (it computes libc6 >= 2.34 from the symbols).
+if(ENI_HAVE_PACK_RELATIVE_RELOCS)
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libc6 (>= 2.36)")
+endif()
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${PROJECT_SOURCE_DIR}/systemd/deb/postinst
   ${PROJECT_SOURCE_DIR}/systemd/deb/prerm

@@ -17,7 +17,7 @@ class HeapTrimmer {
   using Trim = std::function<void()>;
 
   /// glibc's mallinfo2().fordblks and malloc_trim(0).
-  explicit HeapTrimmer(std::size_t step = std::size_t{1} << 20);
+  explicit HeapTrimmer(std::size_t step = std::size_t{256} << 10);
   /// For tests: the probe and the action.
   HeapTrimmer(std::size_t step, FreeBytes freeBytes, Trim trim);
 
@@ -32,5 +32,11 @@ class HeapTrimmer {
   std::size_t mark_ = 0;  // free bytes after the last trim, lowered as memory is reused
   std::uint64_t trims_ = 0;
 };
+
+/// Makes every thread allocate from glibc's main arena (M_ARENA_MAX 1). Each thread that
+/// allocates otherwise gets an arena of its own (the AWS worker, the HTTP servers' threads, curl's
+/// resolver threads), and each keeps its own free pages resident. Call first in main(), before
+/// any thread starts. Returns false if glibc refused it.
+bool useOneMallocArena();
 
 }  // namespace eni

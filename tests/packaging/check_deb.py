@@ -74,7 +74,8 @@ def main():
               "Maintainer is 'Name <address>' at a real-looking domain")
         check("procps" in fields["Depends"],
               "Depends names procps (/bin/kill, the unit's ExecReload)")
-        for lib in ["libssl3", "libnl-route-3", "libjsoncpp", "libprometheus-cpp", "libc6"]:
+        # OpenSSL, libnl, pugixml, yaml-cpp and nghttp2 are linked statically (the default build).
+        for lib in ["libsystemd0", "libjsoncpp", "libprometheus-cpp", "libc6"]:
             check(lib in fields["Depends"], "Depends (computed by dpkg-shlibdeps) names " + lib)
 
         root = os.path.join(out, "root")
@@ -108,6 +109,10 @@ def main():
         check(sysusers.returncode == 0 and passwd.startswith("eni-agent:") and
               passwd.rstrip().endswith(":/var/lib/eni-agent:/usr/sbin/nologin"),
               "systemd-sysusers accepts eni-agent.conf: %s" % (sysusers.stderr.strip() or passwd))
+        # Packed relocations need glibc 2.36 (a version need, no symbol: shlibdeps misses it).
+        if "GLIBC_ABI_DT_RELR" in run(["readelf", "-V", os.path.join(root, "usr/bin/eni-agent")]):
+            check("libc6 (>= 2.36)" in fields["Depends"],
+                  "the binary has packed relocations, and Depends asks for libc6 (>= 2.36)")
         version = subprocess.run([os.path.join(root, "usr/bin/eni-agent"), "version"],
                                  capture_output=True, text=True, timeout=30)
         check(version.returncode == 0 and version.stdout.startswith("eni-agent "),

@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
+#include <malloc.h>
 
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -200,6 +205,38 @@ TEST(HeapTrimmer, RealGlibcProbeSeesAFreedBurst) {
   for (std::size_t i = 0; i < blocks.size(); i += 2) blocks[i].reset();
   EXPECT_TRUE(trimmer.tick());
   EXPECT_FALSE(trimmer.tick());
+#endif
+}
+
+// glibc's arenas, as malloc_info() lists them.
+std::size_t mallocArenas() {
+  char* text = nullptr;
+  std::size_t size = 0;
+  FILE* out = open_memstream(&text, &size);
+  malloc_info(0, out);
+  std::fclose(out);
+  std::size_t heaps = 0;
+  for (const char* at = text; (at = std::strstr(at, "<heap nr=")) != nullptr; ++at) ++heaps;
+  std::free(text);
+  return heaps;
+}
+
+TEST(HeapTrimmer, OneArenaServesEveryThread) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer replaces malloc";
+#else
+  if (mallocArenas() > 1) GTEST_SKIP() << "earlier tests' threads have arenas; ctest runs it alone";
+  ASSERT_TRUE(useOneMallocArena());
+  // glibc marks a chunk from a thread's own arena in the size word before it (NON_MAIN_ARENA, 4).
+  std::size_t sizeWord = 0;
+  std::thread([&] {
+    void* block = std::malloc(200);
+    const auto header = reinterpret_cast<std::uintptr_t>(block) - sizeof sizeWord;
+    sizeWord = *reinterpret_cast<const std::size_t*>(header);
+    std::free(block);
+  }).join();
+  EXPECT_EQ(sizeWord & 4, 0u) << "a new thread allocated from an arena of its own";
+  EXPECT_EQ(mallocArenas(), 1u);
 #endif
 }
 
