@@ -418,8 +418,11 @@ TEST_F(KubeClientTest, WatchSurvivesAnApiServerRestart) {
   EXPECT_EQ(seen[1].key, ns_ + "/after");
   EXPECT_EQ(seen[1].marker, "after-restart");
   EXPECT_GT(reflector->watchRestarts(), restartsBefore);
-  EXPECT_EQ(reflector->lists(), 1u)
-      << "a dropped stream resumes from its version, no relist needed";
+  // A dropped stream resumes from its version; but a restarted API server's watch cache starts at
+  // the version etcd is at then, so when anything in the cluster was written in between (its own
+  // leases are, every 10 s) it answers that version with 410 and one relist follows. Never more,
+  // and never a missed update (above).
+  EXPECT_LE(reflector->lists(), 2u) << "at most the one relist a 410 after the restart asks for";
 }
 
 TEST_F(KubeClientTest, GoneAfterCompactionRelistsWithoutMissingAnUpdate) {
