@@ -11,7 +11,7 @@ void globalInit() {
 
 namespace {
 
-constexpr long kUploadBufferBytes = 16 * 1024;
+constexpr long kUploadBufferBytes = 16L * 1024;
 
 void setTransport(CURL* easy, const HttpRequest& r) {
   curl_easy_setopt(easy, CURLOPT_URL, r.url.c_str());
