@@ -181,7 +181,7 @@ struct Reconcilers {
         manager(kube, aws.ec2, base.imds, loop, base.clock, *awsWorker, lifecycle, stateStore,
                 options.manageLinks ? &linkReconciler : nullptr,
                 managerOptionsFor(options, base.env),
-                options.dpdkSysfsRoot.empty() ? nullptr : &dpdk) {}
+                options.dpdkSysfsRoot.empty() ? nullptr : &dpdk, releaseWorkers.get()) {}
   // The threads are joined before the tagger and the ENI manager go: a pass or a release still
   // running on them uses them.
   ~Reconcilers() {

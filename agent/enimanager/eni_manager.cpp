@@ -35,7 +35,7 @@ struct EniManager::Pass {
 EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler,
                        const Clock& clock, Executor& executor, EniLifecycle& lifecycle,
                        NodeStateStore& store, LinkReconciler* links, EniManagerOptions options,
-                       const DpdkDevices* dpdk)
+                       const DpdkDevices* dpdk, Executor* dpdkExecutor)
     : kube_(kube),
       wallClock_(clock),
       executor_(executor),
@@ -58,7 +58,8 @@ EniManager::EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& schedu
       records_(kube, clock_, options_.nodeName),
       status_(kube, clock_, options_.nodeName),
       cleanupTimer_(scheduler, [this] { checkCleanupDeadlines(); }),
-      dpdk_(dpdk) {
+      dpdk_(dpdk),
+      devicesExecutor_(dpdkExecutor != nullptr ? *dpdkExecutor : executor) {
   if (links_ != nullptr) links_->setOnChange([this] { onLinksChanged(); });
 }
 

@@ -88,7 +88,8 @@ class EniManager {
  public:
   EniManager(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, const Clock& clock,
              Executor& executor, EniLifecycle& lifecycle, NodeStateStore& store,
-             LinkReconciler* links, EniManagerOptions options, const DpdkDevices* dpdk = nullptr);
+             LinkReconciler* links, EniManagerOptions options, const DpdkDevices* dpdk = nullptr,
+             Executor* dpdkExecutor = nullptr);
   ~EniManager();
   EniManager(const EniManager&) = delete;
   EniManager& operator=(const EniManager&) = delete;
@@ -236,6 +237,9 @@ class EniManager {
   std::uint64_t linksWantedInPass_ = 0;
 
   const DpdkDevices* dpdk_;
+  // Where binds and give-backs run (they may wait for a driver to settle): not the AWS worker the
+  // tagger shares, when the caller gives another.
+  Executor& devicesExecutor_;
   std::map<std::string, DeviceBinding> bound_;  // ENI ID -> its device's binding
   std::set<std::string> binding_;               // ENI IDs whose bind is in flight
   std::set<std::string> givingBack_;            // ... whose device is being given back

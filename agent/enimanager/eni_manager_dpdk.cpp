@@ -74,7 +74,7 @@ void EniManager::bindDevice(const AttachmentRecord& record, const NodeEniSpec& s
   if (request.pciAddress.empty() && request.interfaceName.empty()) return;
   binding_.insert(record.eniId);
   auto result = std::make_shared<Result<PciBinding>>(fail(ErrorCode::Internal, "not run"));
-  executor_.run(
+  devicesExecutor_.run(
       [this, request, result] { *result = dpdk_->bind(request); },
       [this, eni = record.eniId, owner = record.nodeEni, result] { onBound(eni, owner, *result); });
 }
@@ -113,7 +113,7 @@ void EniManager::giveBackDevice(const std::string& eniId, std::function<void(std
   if (bound == bound_.end() || dpdk_ == nullptr) return then("");
   givingBack_.insert(eniId);
   auto result = std::make_shared<Result<void>>(fail(ErrorCode::Internal, "not run"));
-  executor_.run(
+  devicesExecutor_.run(
       [this, binding = pciBinding(bound->second), result] { *result = dpdk_->release(binding); },
       [this, eniId, result, then = std::move(then)] {
         givingBack_.erase(eniId);
