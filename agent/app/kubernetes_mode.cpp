@@ -99,11 +99,13 @@ class Stopping {
   SignalWatcher signals_;
 };
 
-// The API server side. At most 32 writes in flight: 110 pods synced at once are 330 writes, well
-// past the API server's in-flight limit (429s that cost a retry each).
+// The API server side. At most 8 writes in flight: 110 pods synced at once are 330 writes, well
+// past the API server's in-flight limit (429s that cost a retry each). 8 keep the API server as
+// busy as 32 did, and the node-state patch (which goes first, see BoundedWrites) waits less for it:
+// tag latency p50/p99 222/278-349 ms against 269-294/378-403 (docs/benchmarks.md).
 struct KubeAdapters {
   KubeAdapters(EventLoop& loop, const KubeConfig& config, const AgentOptions& options)
-      : http(loop), client(http, config, clientOptions(options)), writes(client, 32) {}
+      : http(loop), client(http, config, clientOptions(options)), writes(client, 8) {}
   static KubeClientOptions clientOptions(const AgentOptions& options) {
     KubeClientOptions o;
     o.watchIdleTimeout = options.watchIdleTimeout;

@@ -6,14 +6,18 @@ namespace eni {
 
 void BoundedWrites::patch(const ObjectRef& ref, PatchType type, const Json::Value& body,
                           const PatchOptions& options, Callback<Json::Value> done) {
-  submit([this, ref, type, body, options](
-             Callback<Json::Value> cb) { inner_.patch(ref, type, body, options, std::move(cb)); },
-         std::move(done));
+  submit(
+      ref,
+      [this, ref, type, body, options](Callback<Json::Value> cb) {
+        inner_.patch(ref, type, body, options, std::move(cb));
+      },
+      std::move(done));
 }
 
 void BoundedWrites::create(const ObjectRef& ref, const Json::Value& object,
                            Callback<Json::Value> done) {
   submit(
+      ref,
       [this, ref, object](Callback<Json::Value> cb) { inner_.create(ref, object, std::move(cb)); },
       std::move(done));
 }
@@ -21,18 +25,23 @@ void BoundedWrites::create(const ObjectRef& ref, const Json::Value& object,
 void BoundedWrites::update(const ObjectRef& ref, const Json::Value& object,
                            Callback<Json::Value> done) {
   submit(
+      ref,
       [this, ref, object](Callback<Json::Value> cb) { inner_.update(ref, object, std::move(cb)); },
       std::move(done));
 }
 
 void BoundedWrites::remove(const ObjectRef& ref, Callback<Json::Value> done) {
-  submit([this, ref](Callback<Json::Value> cb) { inner_.remove(ref, std::move(cb)); },
-         std::move(done));
+  submit(
+      ref, [this, ref](Callback<Json::Value> cb) { inner_.remove(ref, std::move(cb)); },
+      std::move(done));
 }
 
-void BoundedWrites::submit(Send send, Callback<Json::Value> done) {
+void BoundedWrites::submit(const ObjectRef& ref, Send send, Callback<Json::Value> done) {
   if (inFlight_ < limit_) return start(send, std::move(done));
-  queue_.emplace_back(std::move(send), std::move(done));
+  const ResourceKind nodes = ResourceKind::nodes();
+  const bool toNode = ref.kind.apiPrefix == nodes.apiPrefix && ref.kind.plural == nodes.plural;
+  auto& queue = toNode ? nodeQueue_ : queue_;
+  queue.emplace_back(std::move(send), std::move(done));
 }
 
 void BoundedWrites::start(const Send& send, Callback<Json::Value> done) {
@@ -41,9 +50,10 @@ void BoundedWrites::start(const Send& send, Callback<Json::Value> done) {
     --inFlight_;
     // The next write goes out before this answer is handled, so a caller that writes again
     // from its callback queues behind those already waiting.
-    if (!queue_.empty() && inFlight_ < limit_) {
-      auto next = std::move(queue_.front());
-      queue_.pop_front();
+    auto& queue = nodeQueue_.empty() ? queue_ : nodeQueue_;
+    if (!queue.empty() && inFlight_ < limit_) {
+      auto next = std::move(queue.front());
+      queue.pop_front();
       start(next.first, std::move(next.second));
     }
     done(std::move(r));

@@ -1,5 +1,5 @@
-// BoundedWrites: at most N writes in flight on the client it wraps, the rest queued in order;
-// reads pass straight through.
+// BoundedWrites: at most N writes in flight on the client it wraps, the rest queued in order
+// (writes to the Node first); reads pass straight through.
 #include "agent/kube/bounded_writes.h"
 
 #include <gtest/gtest.h>
@@ -68,6 +68,26 @@ TEST(BoundedWrites, KeepsAtMostTheLimitInFlightAndSendsTheRestInOrder) {
   EXPECT_EQ(answered, (std::vector<std::string>{"a", "b", "c", "d", "e"}));
   EXPECT_EQ(bounded.inFlight(), 0u);
   EXPECT_EQ(bounded.queued(), 0u);
+}
+
+TEST(BoundedWrites, ANodeWriteGoesAheadOfQueuedPodWrites) {
+  HeldKubeApi inner;
+  BoundedWrites bounded(inner, 2);
+  std::vector<std::string> answered;
+  auto done = [&](Result<Json::Value> r) { answered.push_back(r->asString()); };
+  for (const char* name : {"p1", "p2", "p3", "p4"}) {
+    bounded.patch(ObjectRef{ResourceKind::pods(), "ns", name, ""}, PatchType::Merge, Json::Value(),
+                  {}, done);
+  }
+  bounded.patch(ObjectRef{ResourceKind::nodes(), "", "node-a", ""}, PatchType::Merge, Json::Value(),
+                {}, done);
+  bounded.create(ObjectRef{ResourceKind::events(), "ns", "e", ""}, Json::Value(), done);
+  EXPECT_EQ(bounded.queued(), 4u) << "the node write still waits for a free slot";
+  inner.answerFirst();
+  ASSERT_EQ(inner.held.size(), 2u);
+  EXPECT_EQ(inner.held[1].first, "node-a") << "the first free slot is the node write's";
+  while (!inner.held.empty()) inner.answerFirst();
+  EXPECT_EQ(answered, (std::vector<std::string>{"p1", "p2", "node-a", "p3", "p4", "e"}));
 }
 
 }  // namespace
