@@ -15,7 +15,9 @@ void PassRunner::start() {
 
 void PassRunner::markDirty() {
   dirty_ = true;
-  if (started_ && !running_) timer_.enableIfDisabled(options_.coalesce);
+  // The window opens at the first mark, also during a pass: marks that waited for the pass in
+  // progress have coalesced by its end and need not wait another window.
+  if (started_) timer_.enableIfDisabled(options_.coalesce);
 }
 
 void PassRunner::runAfter(Duration delay) {
@@ -24,7 +26,7 @@ void PassRunner::runAfter(Duration delay) {
 }
 
 void PassRunner::run() {
-  if (running_) return;
+  if (running_) return;  // a window that ended during a pass: finished() goes on
   running_ = true;
   dirty_ = false;
   ++passes_;
@@ -38,8 +40,9 @@ void PassRunner::run() {
 
 void PassRunner::finished(bool retry) {
   running_ = false;
+  // Marks made during the pass: at once if their window is over, else when it is.
   if (dirty_)
-    timer_.enableIfDisabled(options_.coalesce);
+    timer_.enableIfDisabled(Duration(0));
   else if (retry)
     timer_.enableIfDisabled(options_.retry);
 }

@@ -9,8 +9,9 @@
 namespace eni {
 
 /// The pass machinery every reconciler shares: events only mark it dirty; marks within the
-/// coalescing window share one pass; one pass runs at a time, and marks during a pass start the
-/// next one when it ends; a pass that asks for it runs again after the retry delay. The pass is
+/// coalescing window (from the first mark) share one pass; one pass runs at a time, and marks
+/// during a pass start the next one when it ends, or when their window does if that is later; a
+/// pass that asks for it runs again after the retry delay. The pass is
 /// asynchronous: it receives a `done` to call exactly once, with whether to retry. Nothing runs
 /// before start(). Loop thread only.
 class PassRunner {
@@ -28,7 +29,7 @@ class PassRunner {
 
   /// Passes may run from now on; marks made before are kept.
   void start();
-  /// A pass after the coalescing window (or after the running one ends).
+  /// A pass after the coalescing window (or after the running one ends, if that is later).
   void markDirty();
   /// A pass after `delay` unless one is already due (or running); for work that waits on
   /// something else (a write-ahead, a backoff).

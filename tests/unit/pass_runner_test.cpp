@@ -86,6 +86,32 @@ TEST(PassRunner, OnePassAtATimeMarksDuringAPassStartTheNext) {
   EXPECT_TRUE(runner.idle());
 }
 
+// A burst's marks wait for the pass in progress, not for a window of their own after it as well:
+// the window opens at the first mark.
+TEST(PassRunner, MarksDuringAPassWaitForItsEndOrTheirWindowWhicheverIsLater) {
+  testing::ManualScheduler scheduler;
+  Recorder r;
+  PassRunner runner = makeRunner(scheduler, r);
+  runner.start();
+  runner.markDirty();
+  scheduler.advance(Duration(20));
+  ASSERT_EQ(r.runs, 1);
+  runner.markDirty();  // 100 ms before the pass ends
+  scheduler.advance(Duration(100));
+  r.open.back()(false);
+  scheduler.advance(Duration(0));
+  EXPECT_EQ(r.runs, 2) << "the window is over: at once";
+  runner.markDirty();  // 5 ms before this pass ends
+  scheduler.advance(Duration(5));
+  r.open.back()(false);
+  scheduler.advance(Duration(14));
+  EXPECT_EQ(r.runs, 2) << "its window is not over";
+  scheduler.advance(Duration(1));
+  EXPECT_EQ(r.runs, 3);
+  r.open.back()(false);
+  EXPECT_TRUE(runner.idle());
+}
+
 TEST(PassRunner, ARetryRunsAfterTheRetryDelayAndRunAfterWaitsForWhatIsDue) {
   testing::ManualScheduler scheduler;
   Recorder r;
