@@ -38,7 +38,8 @@ TagPlanOptions TagPass::planOptions() const {
 
 // ---------------------------------------------------------------- observe, then plan
 
-void TagPass::plan(const TagPassInput& in, TagPassOutput& out) {
+void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
+                   const std::function<void(const TagPassOutput&)>& beforeRead) {
   out.state = in.state;
   out.observed = in.observed;
   bool cold = false;
@@ -56,7 +57,10 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out) {
   // all of them, with the ENIs still to be verified, and the final plan is made from what it shows.
   const TagPlanOptions options = planOptions();
   planTags(in.pods, base, obs, options, PlanStage::BeforeRead, out);
-  if (auto ids = enisToRead(in.pods, out, obs, options); !ids.empty()) read(ids, obs);
+  if (auto ids = enisToRead(in.pods, out, obs, options); !ids.empty()) {
+    if (beforeRead) beforeRead(out);
+    read(ids, obs);
+  }
   planTags(in.pods, base, obs, options, PlanStage::Final, out);
   logNotes(out);
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -86,7 +87,11 @@ class TagPass {
   TagPass(Ec2Api& ec2, Imds& imds, const TaggerOptions& options, TaggerCounters& counters)
       : ec2_(ec2), imds_(imds), resolver_(imds, ec2), options_(options), counters_(counters) {}
 
-  void plan(const TagPassInput& in, TagPassOutput& out);
+  /// `beforeRead`, when given, sees the first plan (made from what is known) just before the read
+  /// of the ENIs it would write, while that read and the final plan are still to come: the tagger
+  /// records its write-ahead then, so the node-state patch and the Describe overlap.
+  void plan(const TagPassInput& in, TagPassOutput& out,
+            const std::function<void(const TagPassOutput&)>& beforeRead = {});
   void write(const TagPassInput& in, TagPassOutput& out);
 
  private:

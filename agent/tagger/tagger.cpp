@@ -90,8 +90,27 @@ struct Tagger::Pass {
   TagPassOutput out;
   WriteAhead writeAhead = WriteAhead::NotNeeded;
   std::map<std::string, EniRecord> before;  // the tagger's records before the write-ahead
+  /// The pending records (ENI -> what they say) of the write-ahead sent while the ENIs were read,
+  /// from the plan before the read; the tags may go out under it only if the final plan's are the
+  /// same (see earlyWriteAhead).
+  std::map<std::string, EniRecord> early;
+  bool planned = false;  // the final plan is made (the worker's part is done)
+  std::uint64_t seq = 0;
   PassRunner::Done done;
 };
+
+namespace {
+
+// The write-ahead record of one ENI's CreateTags: the hash it writes and the keys it sets.
+void recordPending(const EniPlan& plan, EniRecord& record) {
+  record.pendingHash = plan.hash;
+  record.pendingKeys.clear();
+  for (const auto& [k, v] : plan.toSet) {
+    if (k != kHashTagKey) record.pendingKeys.push_back(k);
+  }
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------- events in
 
@@ -245,13 +264,15 @@ TagPassInput Tagger::snapshot() {
 
 void Tagger::runPass(PassRunner::Done done) {
   current_ = std::make_unique<Pass>();
+  current_->seq = ++passSeq_;
   current_->in = snapshot();
   current_->done = std::move(done);
   resyncDue_ = false;
   executor_.run(
       [this] {
         Pass& pass = *current_;
-        pass_.plan(pass.in, pass.out);
+        pass_.plan(pass.in, pass.out,
+                   [this, seq = pass.seq](const TagPassOutput& first) { recordEarly(seq, first); });
         // Without a CreateTags (nothing, or DeleteTags of owned keys only) there is no new
         // ownership to record ahead: write at once.
         if (options_.dryRun || !pass.out.creates()) {
@@ -259,7 +280,82 @@ void Tagger::runPass(PassRunner::Done done) {
           pass.out.written = true;
         }
       },
-      [this] { afterPlan(); });
+      [this] {
+        current_->planned = true;
+        // An early write-ahead still on its way: its answer goes on (onEarlyWriteAhead).
+        if (current_->writeAhead != Pass::WriteAhead::Recording) afterPlan();
+      });
+}
+
+// The executor's thread, between the first plan and the read of the ENIs it writes. The first
+// plan's CreateTags on ENIs this agent keeps a record of, or that IMDS or EC2 name for a pod, are
+// recorded ahead now, while the read goes on; an ENI only a pod's annotation names waits for the
+// final plan. The patch goes out from the loop thread.
+void Tagger::recordEarly(std::uint64_t seq, const TagPassOutput& first) {
+  if (options_.dryRun) return;
+  // ENIs this node's own sources name: IMDS, EC2 by the pod's IP, the node state's records. Not
+  // one that only a pod's annotation (or k8s-eni-tagger's ConfigMap) names: that waits for the
+  // read.
+  std::set<std::string> trusted;
+  for (const auto& [key, r] : first.eniOf) {
+    if (r.source == ResolveSource::Imds || r.source == ResolveSource::Ec2 ||
+        r.source == ResolveSource::Cache)
+      trusted.insert(r.eniId);
+  }
+  std::map<std::string, EniRecord> enis = first.state.enis;
+  std::map<std::string, EniRecord> early;
+  for (const auto& plan : first.plans) {
+    if (plan.toSet.empty()) continue;
+    auto it = enis.find(plan.eniId);
+    if (it == enis.end() && trusted.count(plan.eniId) == 0) continue;
+    if (it != enis.end() && it->second.hasPending()) continue;
+    EniRecord& record = enis[plan.eniId];
+    recordPending(plan, record);
+    early[plan.eniId] = record;
+  }
+  if (early.empty()) return;
+  executor_.post([this, seq, instanceId = first.state.instanceId, enis = std::move(enis),
+                  early = std::move(early)]() mutable {
+    earlyWriteAhead(seq, instanceId, std::move(enis), std::move(early));
+  });
+}
+
+void Tagger::earlyWriteAhead(std::uint64_t seq, const std::string& instanceId,
+                             std::map<std::string, EniRecord> enis,
+                             std::map<std::string, EniRecord> early) {
+  // An executor whose post() waits for the job's end delivers this after the final plan: then the
+  // pass goes on without it (or is over).
+  if (!current_ || current_->seq != seq || current_->planned) return;
+  Pass& pass = *current_;
+  if (!store_.problem().empty()) return;  // the final plan withholds its writes
+  pass.early = std::move(early);
+  pass.before = store_.current().enis;
+  pass.writeAhead = Pass::WriteAhead::Recording;
+  store_.update([&](NodeState& s) {
+    s.instanceId = instanceId;
+    s.enis = std::move(enis);
+  });
+  store_.writeAhead([this](bool stored) { onEarlyWriteAhead(stored); });
+}
+
+void Tagger::onEarlyWriteAhead(bool stored) {
+  Pass& pass = *current_;
+  pass.writeAhead = stored ? Pass::WriteAhead::Stored : Pass::WriteAhead::Refused;
+  if (!stored) store_.update([&](NodeState& s) { s.enis = pass.before; });
+  if (pass.planned) afterPlan();
+}
+
+bool Tagger::coveredEarly() const {
+  const Pass& pass = *current_;
+  if (pass.writeAhead != Pass::WriteAhead::Stored) return false;
+  return std::all_of(pass.out.plans.begin(), pass.out.plans.end(), [&](const EniPlan& plan) {
+    if (plan.toSet.empty()) return true;
+    auto early = pass.early.find(plan.eniId);
+    auto final = pass.out.state.enis.find(plan.eniId);
+    return early != pass.early.end() && final != pass.out.state.enis.end() &&
+           early->second.pendingHash == final->second.pendingHash &&
+           early->second.pendingKeys == final->second.pendingKeys;
+  });
 }
 
 void Tagger::afterPlan() {
@@ -277,20 +373,20 @@ void Tagger::afterPlan() {
   // once the node state holds that record. A kill after CreateTags then still leaves the record
   // of what the agent may own, for the restart to clean up if the pod is gone by then.
   for (const auto& plan : pass.out.plans) {
-    if (plan.toSet.empty()) continue;
-    EniRecord& record = pass.out.state.enis[plan.eniId];
-    record.pendingHash = plan.hash;
-    record.pendingKeys.clear();
-    for (const auto& [k, v] : plan.toSet) {
-      if (k != kHashTagKey) record.pendingKeys.push_back(k);
-    }
+    if (!plan.toSet.empty()) recordPending(plan, pass.out.state.enis[plan.eniId]);
   }
-  pass.before = store_.current().enis;
-  pass.writeAhead = Pass::WriteAhead::Recording;
+  // The record sent while the ENIs were read says exactly this: it landed, the tags may go.
+  const bool covered = coveredEarly();
+  // The records from before any write-ahead of this pass, for a refusal to go back to. An early
+  // record that was refused (the API server, or a first plan past the 64 KiB budget that the final
+  // plan keeps to) is followed by this one.
+  if (pass.writeAhead == Pass::WriteAhead::NotNeeded) pass.before = store_.current().enis;
   store_.update([&](NodeState& s) {
     s.instanceId = pass.out.state.instanceId;
     s.enis = pass.out.state.enis;
   });
+  if (covered) return writeThenFinish();
+  pass.writeAhead = Pass::WriteAhead::Recording;
   store_.writeAhead([this](bool stored) { onWriteAhead(stored); });
 }
 

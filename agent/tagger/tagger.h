@@ -78,6 +78,14 @@ class Tagger {
   TagPassInput snapshot();
   // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
   // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
+  // For ENIs it already keeps a record of, that patch goes out while the pass reads them (early),
+  // and counts only when the final plan writes exactly what it records.
+  void recordEarly(std::uint64_t seq, const TagPassOutput& first);
+  void earlyWriteAhead(std::uint64_t seq, const std::string& instanceId,
+                       std::map<std::string, EniRecord> enis,
+                       std::map<std::string, EniRecord> early);
+  void onEarlyWriteAhead(bool stored);
+  bool coveredEarly() const;
   void afterPlan();
   void onWriteAhead(bool stored);
   void writeThenFinish();
@@ -108,6 +116,7 @@ class Tagger {
   EventRecorder events_;
   PassRunner runner_;
   std::unique_ptr<Pass> current_;  // the pass in progress
+  std::uint64_t passSeq_ = 0;      // the last pass's Pass::seq
   Timer resyncTimer_;
   Timer kubeRetryTimer_;
 

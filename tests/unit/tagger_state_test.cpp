@@ -319,6 +319,156 @@ TEST(TaggerWriteAhead, CreateTagsIsSentOnlyOnceTheStateRecordsItAndARestartClean
   EXPECT_TRUE(tagger.idle());
 }
 
+// The calls of one tagger, in order: "patch" for each node-state patch the API server took (with
+// the pending records it held), the EC2 actions by name; and, at each CreateTags, whether the
+// last stored node state recorded exactly that write ahead of it.
+struct WriteAheadRig {
+  WriteAheadRig() {
+    oneEni(ec2);
+    kube.patchAnswer = [this](const ObjectRef& ref,
+                              const Json::Value& body) -> Result<Json::Value> {
+      if (ref.kind.plural == "nodes") {
+        calls.push_back("patch");
+        if (refuseNodePatches > 0) {
+          --refuseNodePatches;
+          return fail(ErrorCode::Transient, "etcdserver: request timed out (http 500)");
+        }
+        stored = body["metadata"]["annotations"][kNodeStateAnnotation].asString();
+      }
+      return body;
+    };
+    ec2.onCall = [this](const std::string& action) { calls.push_back(action); };
+    ec2.onCreateTags = [this](const std::vector<std::string>& ids, const std::vector<Tag>& tags) {
+      auto state = decodeNodeState(stored);
+      bool recorded = state.has_value();
+      for (const auto& id : ids) {
+        if (!recorded || state->enis.count(id) == 0) {
+          recorded = false;
+          break;
+        }
+        const EniRecord& r = state->enis.at(id);
+        std::vector<std::string> keys;
+        std::string hash;
+        for (const auto& t : tags) {
+          if (t.key == kHashTagKey)
+            hash = t.value;
+          else
+            keys.push_back(t.key);
+        }
+        recorded = recorded && r.pendingHash == hash && r.pendingKeys == keys;
+      }
+      recordedAtCreateTags.push_back(recorded);
+    };
+    options.nodeName = "n1";
+    Json::Value node;
+    node["metadata"]["name"] = "n1";
+    store.onNode(ChangeType::Added, node);
+    tagger.start();
+    tagger.onPod(ChangeType::Added, annotatedPod("web", "10.0.0.5"));
+    scheduler.advance(Duration(1000));  // the first pass, and its state written after the debounce
+  }
+  void annotate(const std::string& tags) {
+    Json::Value pod = annotatedPod("web", "10.0.0.5");
+    pod["metadata"]["annotations"]["eni-tagger.io/tags"] = tags;
+    calls.clear();
+    tagger.onPod(ChangeType::Modified, pod);
+    scheduler.advance(Duration(100));  // the pass; not the debounced write after it
+  }
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  FakeImds imds{ec2};
+  TaggerOptions options = mergeOptions();
+  AnnotationStateStore store{kube, scheduler, {"n1", Duration(500)}};
+  Tagger tagger{kube, ec2, imds, scheduler, executor, scheduler, store, options};
+  std::vector<std::string> calls;
+  std::string stored;
+  std::vector<bool> recordedAtCreateTags;
+  int refuseNodePatches = 0;
+};
+
+// An ENI the agent keeps a record of (or IMDS names): the pass records its write-ahead while it
+// reads the ENI, not after, and that one patch covers the CreateTags.
+TEST(TaggerWriteAhead, ForAKnownEniTheRecordGoesOutWhileTheEniIsRead) {
+  WriteAheadRig rig;
+  ASSERT_EQ(rig.recordedAtCreateTags, std::vector<bool>{true});
+  rig.annotate("Team=Infra");
+  EXPECT_EQ(rig.calls,
+            (std::vector<std::string>{"patch", "DescribeNetworkInterfaces", "CreateTags"}));
+  EXPECT_EQ(rig.recordedAtCreateTags, (std::vector<bool>{true, true}));
+  EXPECT_EQ(tagsOf(rig.ec2, "eni-1")["Team"], "Infra");
+}
+
+// What the read shows changes the plan: the early record does not cover it, so either nothing is
+// written (a foreign hash: Conflict) or a second write-ahead records what is, before CreateTags.
+TEST(TaggerWriteAhead, AnEarlyRecordThatTheReadProvesWrongCoversNothing) {
+  {
+    WriteAheadRig rig;
+    for (auto& t : rig.ec2.enis["eni-1"].tags) {
+      if (t.key == kHashTagKey) t.value = "another-tools-hash";
+    }
+    rig.annotate("Team=Infra");
+    EXPECT_EQ(rig.calls, (std::vector<std::string>{"patch", "DescribeNetworkInterfaces"}));
+    EXPECT_EQ(rig.ec2.calls["CreateTags"], 1) << "the first pass's only";
+    rig.scheduler.advance(Duration(1000));
+    EXPECT_FALSE(rig.tagger.state().enis.at("eni-1").hasPending()) << "the record is dropped";
+    auto stored = decodeNodeState(rig.stored);
+    ASSERT_TRUE(stored);
+    EXPECT_FALSE(stored->enis.at("eni-1").hasPending()) << "and the API server's copy follows";
+  }
+  {
+    WriteAheadRig rig;
+    rig.ec2.enis["eni-1"].tags.push_back({"Env", "staging"});  // someone else's key
+    rig.annotate("Team=Infra,Env=prod");
+    ASSERT_EQ(rig.ec2.calls["CreateTags"], 2) << "Team is still written";
+    EXPECT_EQ(rig.calls, (std::vector<std::string>{"patch", "DescribeNetworkInterfaces", "patch",
+                                                   "CreateTags"}));
+    EXPECT_EQ(rig.recordedAtCreateTags, (std::vector<bool>{true, true}));
+    EXPECT_EQ(tagsOf(rig.ec2, "eni-1")["Env"], "staging") << "never overwritten";
+  }
+}
+
+// The early record cannot be stored: no tag goes out under it, and the pass records the final
+// plan as if there had been no early one (which the store sends after its backoff).
+TEST(TaggerWriteAhead, AnEarlyRecordNotStoredIsFollowedByTheFinalOne) {
+  WriteAheadRig rig;
+  rig.refuseNodePatches = 1;
+  rig.annotate("Team=Infra");
+  rig.scheduler.advance(Duration(2000));
+  EXPECT_EQ(rig.refuseNodePatches, 0);
+  ASSERT_GE(rig.calls.size(), 4u);
+  EXPECT_EQ(std::vector<std::string>(rig.calls.begin(), rig.calls.begin() + 4),
+            (std::vector<std::string>{"patch", "DescribeNetworkInterfaces", "patch", "CreateTags"}))
+      << "refused, read, recorded, written";
+  EXPECT_EQ(rig.recordedAtCreateTags, (std::vector<bool>{true, true}));
+  EXPECT_EQ(tagsOf(rig.ec2, "eni-1")["Team"], "Infra");
+}
+
+// Only ENIs the node's own sources name are recorded early: one that only a pod's pod-eni
+// annotation names (here another instance's) is read and refused before the node state mentions
+// it, even as pending.
+TEST(TaggerWriteAhead, AnEniOnlyAPodsAnnotationNamesIsNeverRecordedEarly) {
+  WriteAheadRig rig;
+  auto& foreign = rig.ec2.addAttached("eni-9", 1, "subnet-1");
+  foreign.attachment->instanceId = "i-another";
+  foreign.tags = {{"Owner", "another-team"}};
+  Json::Value pod = annotatedPod("evil", foreign.privateIpAddress);
+  pod["metadata"]["annotations"][kPodEniAnnotation] =
+      R"([{"eniId":"eni-9","privateIp":")" + foreign.privateIpAddress + R"(","vlanId":1}])";
+  rig.calls.clear();
+  rig.tagger.onPod(ChangeType::Added, pod);
+  rig.scheduler.advance(Duration(1000));
+  EXPECT_EQ(rig.calls.front(), "DescribeNetworkInterfaces") << "read first";
+  EXPECT_EQ(rig.ec2.calls["CreateTags"], 1) << "the first pass's only";
+  for (const auto& [ref, body] : rig.kube.patches) {
+    if (ref.kind.plural != "nodes") continue;
+    EXPECT_EQ(body["metadata"]["annotations"][kNodeStateAnnotation].asString().find("eni-9"),
+              std::string::npos);
+  }
+  EXPECT_EQ(rig.ec2.enis["eni-9"].tags, (std::vector<Tag>{{"Owner", "another-team"}}));
+}
+
 int nodePatches(const testing::FakeKubeApi& kube) {
   int n = 0;
   for (const auto& [ref, body] : kube.patches) n += ref.kind.plural == "nodes";
