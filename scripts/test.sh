@@ -119,7 +119,7 @@ if command -v clang++ >/dev/null; then
     log="$BUILD-fuzz/fuzz_$name.log"
     if "$BUILD-fuzz/$dir/fuzz_$name" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 \
       -artifact_prefix="$BUILD-fuzz/crash-$name-" "$corpus" >"$log" 2>&1; then
-      echo "fuzz_$name: $(grep -h '^#' "$log" | tail -1)"
+      echo "fuzz_$name: $(grep -hE '^#[0-9]+' "$log" | tail -1)"
     else
       tail -40 "$log"
       echo "fuzz_$name: FAILED (see $log; the input is $BUILD-fuzz/crash-$name-*)"
