@@ -78,7 +78,7 @@ class Tagger {
   TagPassInput snapshot();
   // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
   // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
-  // For ENIs it already keeps a record of, that patch goes out while the pass reads them (early),
+  // For ENIs its records, IMDS or EC2 name, that patch goes out while the pass reads them (early),
   // and counts only when the final plan writes exactly what it records.
   void recordEarly(std::uint64_t seq, const TagPassOutput& first);
   void earlyWriteAhead(std::uint64_t seq, const std::string& instanceId,
