@@ -1,6 +1,7 @@
 #include "agent/base/json.h"
 
 #include <memory>
+#include <vector>
 
 #include <json/reader.h>
 #include <json/writer.h>
@@ -28,11 +29,20 @@ bool hasCommentOutsideStrings(std::string_view text) {
   }
   return false;
 }
-}  // namespace
-
-Result<Json::Value> parseJson(std::string_view text, const JsonParseOptions& options) {
-  if (options.strict && hasCommentOutsideStrings(text))
-    return fail(ErrorCode::Invalid, "malformed JSON: comments are not JSON");
+// A reader per set of options and thread, made once: building one (its settings are a
+// Json::Value) cost more than parsing a pod's watch event. A reader resets itself on every parse.
+Json::CharReader& readerFor(const JsonParseOptions& options) {
+  struct Made {
+    JsonParseOptions options;
+    std::unique_ptr<Json::CharReader> reader;
+  };
+  thread_local std::vector<Made> made;
+  for (const auto& m : made) {
+    if (m.options.rejectDuplicateKeys == options.rejectDuplicateKeys &&
+        m.options.rejectTrailingText == options.rejectTrailingText &&
+        m.options.strict == options.strict && m.options.maxDepth == options.maxDepth)
+      return *m.reader;
+  }
   Json::CharReaderBuilder builder;
   builder["collectComments"] = false;
   builder["stackLimit"] = options.maxDepth;
@@ -47,11 +57,20 @@ Result<Json::Value> parseJson(std::string_view text, const JsonParseOptions& opt
     builder["allowDroppedNullPlaceholders"] = false;
     builder["strictRoot"] = true;
   }
-  std::unique_ptr<Json::CharReader> reader(builder.newCharReader());
+  made.push_back({options, std::unique_ptr<Json::CharReader>(builder.newCharReader())});
+  return *made.back().reader;
+}
+
+}  // namespace
+
+Result<Json::Value> parseJson(std::string_view text, const JsonParseOptions& options) {
+  if (options.strict && hasCommentOutsideStrings(text))
+    return fail(ErrorCode::Invalid, "malformed JSON: comments are not JSON");
+  Json::CharReader& reader = readerFor(options);
   Json::Value root;
   std::string errors;
   try {
-    if (!reader->parse(text.data(), text.data() + text.size(), &root, &errors)) {
+    if (!reader.parse(text.data(), text.data() + text.size(), &root, &errors)) {
       while (!errors.empty() && (errors.back() == '\n' || errors.back() == ' ')) errors.pop_back();
       return fail(ErrorCode::Invalid, "malformed JSON: " + errors);
     }
@@ -68,9 +87,7 @@ std::string toJson(const Json::Value& value) {
   return Json::writeString(builder, value);
 }
 
-std::string jsonQuote(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
+void appendJsonQuoted(std::string& out, std::string_view text) {
   out += '"';
   for (unsigned char c : text) {
     switch (c) {
@@ -89,6 +106,12 @@ std::string jsonQuote(std::string_view text) {
       case '\t':
         out += "\\t";
         break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -100,6 +123,12 @@ std::string jsonQuote(std::string_view text) {
     }
   }
   out += '"';
+}
+
+std::string jsonQuote(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 2);
+  appendJsonQuoted(out, text);
   return out;
 }
 

@@ -25,8 +25,10 @@ struct JsonParseOptions {
                                             const JsonParseOptions& options = {});
 /// Compact one-line JSON.
 std::string toJson(const Json::Value& value);
-/// A JSON string literal, quotes included.
+/// A JSON string literal, quotes included, escaped as toJson() escapes it.
 std::string jsonQuote(std::string_view text);
+/// jsonQuote(text) appended to `out`.
+void appendJsonQuoted(std::string& out, std::string_view text);
 
 // Typed field access that never throws: a missing field or one of the wrong type gives the
 // fallback. jsoncpp's asString() and friends throw on a type mismatch; these do not.

@@ -29,74 +29,124 @@ std::optional<AttachmentPhase> attachmentPhaseFrom(std::string_view word) {
 
 namespace {
 
-Json::Value encodeEniRecord(const EniRecord& e) {
-  Json::Value v;
-  if (!e.mac.empty()) v["mac"] = e.mac;
-  if (e.deviceIndex >= 0) v["deviceIndex"] = static_cast<Json::Int64>(e.deviceIndex);
-  if (!e.subnet.empty()) v["subnet"] = e.subnet;
-  Json::Value tags(Json::objectValue);
-  for (const auto& [k, val] : e.tags) tags[k] = val;
-  v["tags"].swap(tags);
-  if (!e.hash.empty()) v["hash"] = e.hash;
-  Json::Value pods(Json::objectValue);
+// The annotation is written straight to text, in the form jsoncpp writes (keys sorted bytewise,
+// no spaces, the same escapes), so that it compares equal with what earlier agents wrote; a
+// Json::Value tree per write cost ten times as much, once per update, with every ENI in it.
+class StateWriter {
+ public:
+  explicit StateWriter(std::string& out) : out_(out) {}
+  // `{` or `[`, then fields; each field() and item() puts the comma.
+  void open(char c) {
+    out_ += c;
+    first_ = true;
+  }
+  void close(char c) {
+    out_ += c;
+    first_ = false;
+  }
+  StateWriter& field(std::string_view key) {
+    comma();
+    appendJsonQuoted(out_, key);
+    out_ += ':';
+    first_ = true;  // what follows is the value, no comma before it
+    return *this;
+  }
+  void item() { comma(); }
+  void string(std::string_view value) {
+    appendJsonQuoted(out_, value);
+    first_ = false;
+  }
+  void number(std::int64_t value) {
+    out_ += std::to_string(value);
+    first_ = false;
+  }
+  void strings(const std::vector<std::string>& items) {
+    open('[');
+    for (const auto& item : items) {
+      comma();
+      string(item);
+    }
+    close(']');
+  }
+
+ private:
+  void comma() {
+    if (!first_) out_ += ',';
+    first_ = false;
+  }
+  std::string& out_;
+  bool first_ = true;
+};
+
+void encodeEniRecord(StateWriter& w, const EniRecord& e) {
+  w.open('{');
+  if (e.deviceIndex >= 0) w.field("deviceIndex").number(e.deviceIndex);
+  if (!e.hash.empty()) w.field("hash").string(e.hash);
+  if (!e.mac.empty()) w.field("mac").string(e.mac);
+  if (!e.pendingHash.empty()) w.field("pendingHash").string(e.pendingHash);
+  if (!e.pendingKeys.empty()) w.field("pendingKeys").strings(e.pendingKeys);
+  w.field("pods").open('{');
   for (const auto& [key, p] : e.pods) {
-    pods[key]["uid"] = p.uid;
-    pods[key]["ip"] = p.ip;
+    w.field(key).open('{');
+    w.field("ip").string(p.ip);
+    w.field("uid").string(p.uid);
+    w.close('}');
   }
-  v["pods"].swap(pods);
-  if (!e.pendingHash.empty()) v["pendingHash"] = e.pendingHash;
-  if (!e.pendingKeys.empty()) {
-    Json::Value keys(Json::arrayValue);
-    for (const auto& k : e.pendingKeys) keys.append(k);
-    v["pendingKeys"].swap(keys);
-  }
-  return v;
+  w.close('}');
+  if (!e.subnet.empty()) w.field("subnet").string(e.subnet);
+  w.field("tags").open('{');
+  for (const auto& [k, v] : e.tags) w.field(k).string(v);
+  w.close('}');
+  w.close('}');
 }
 
-Json::Value encodeAttachment(const AttachmentRecord& a) {
-  Json::Value v;
-  v["nodeEni"] = a.nodeEni;
-  v["eni"] = a.eniId;
-  v["attachmentId"] = a.attachmentId;
-  v["deviceIndex"] = static_cast<Json::Int64>(a.deviceIndex);
-  v["interface"] = a.interfaceName;
-  v["mtu"] = static_cast<Json::Int64>(a.mtu);
-  v["state"] = std::string(toString(a.phase));
-  if (!a.link.empty()) v["link"] = a.link;
-  if (!a.mac.empty()) v["mac"] = a.mac;
-  if (!a.specHash.empty()) v["specHash"] = a.specHash;
+void encodeAttachment(StateWriter& w, const AttachmentRecord& a) {
+  w.open('{');
+  w.field("attachmentId").string(a.attachmentId);
+  w.field("deviceIndex").number(a.deviceIndex);
   if (a.dpdk) {
-    Json::Value d;
-    d["pci"] = a.dpdk->pciAddress;
-    d["driver"] = a.dpdk->driver;
-    if (!a.dpdk->originalDriver.empty()) d["original"] = a.dpdk->originalDriver;
-    if (!a.dpdk->resourceName.empty()) d["resource"] = a.dpdk->resourceName;
-    v["dpdk"].swap(d);
+    w.field("dpdk").open('{');
+    w.field("driver").string(a.dpdk->driver);
+    if (!a.dpdk->originalDriver.empty()) w.field("original").string(a.dpdk->originalDriver);
+    w.field("pci").string(a.dpdk->pciAddress);
+    if (!a.dpdk->resourceName.empty()) w.field("resource").string(a.dpdk->resourceName);
+    w.close('}');
   }
-  return v;
-}
-
-Json::Value stringArray(const std::vector<std::string>& items) {
-  Json::Value out(Json::arrayValue);
-  for (const auto& item : items) out.append(item);
-  return out;
+  w.field("eni").string(a.eniId);
+  w.field("interface").string(a.interfaceName);
+  if (!a.link.empty()) w.field("link").string(a.link);
+  if (!a.mac.empty()) w.field("mac").string(a.mac);
+  w.field("mtu").number(a.mtu);
+  w.field("nodeEni").string(a.nodeEni);
+  if (!a.specHash.empty()) w.field("specHash").string(a.specHash);
+  w.field("state").string(toString(a.phase));
+  w.close('}');
 }
 
 }  // namespace
 
 Result<std::string> encodeNodeState(const NodeState& state) {
-  Json::Value root;
-  root["version"] = NodeState::kVersion;
-  root["instanceId"] = state.instanceId;
-  Json::Value enis(Json::objectValue);
-  for (const auto& [id, e] : state.enis) enis[id] = encodeEniRecord(e);
-  root["enis"].swap(enis);
-  Json::Value attachments(Json::arrayValue);
-  for (const auto& a : state.attachments) attachments.append(encodeAttachment(a));
-  root["attachments"].swap(attachments);
-  if (!state.unownedEnis.empty()) root["unownedEnis"] = stringArray(state.unownedEnis);
-  if (!state.creating.empty()) root["creating"] = stringArray(state.creating);
-  std::string text = toJson(root);
+  std::string text;
+  text.reserve(256 + state.enis.size() * 256 + state.attachments.size() * 192);
+  StateWriter w(text);
+  w.open('{');
+  w.field("attachments").open('[');
+  for (const auto& a : state.attachments) {
+    w.item();
+    encodeAttachment(w, a);
+  }
+  w.close(']');
+  if (!state.creating.empty()) w.field("creating").strings(state.creating);
+  w.field("enis").open('{');
+  for (const auto& [id, e] : state.enis) {
+    w.field(id);
+    encodeEniRecord(w, e);
+  }
+  w.close('}');
+  w.field("instanceId").string(state.instanceId);
+  if (!state.unownedEnis.empty()) w.field("unownedEnis").strings(state.unownedEnis);
+  w.field("version").number(NodeState::kVersion);
+  w.close('}');
   if (text.size() > NodeState::kMaxBytes) {
     return fail(ErrorCode::Invalid, "node state is " + std::to_string(text.size()) +
                                         " bytes, over the 64 KiB annotation budget");

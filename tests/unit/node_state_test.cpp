@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/base/json.h"
+
 namespace eni {
 namespace {
 
@@ -35,6 +37,52 @@ TEST(NodeState, RoundTrips) {
   auto back = decodeNodeState(*text);
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, s);
+}
+
+// The annotation is written straight to text, not through a Json::Value tree: it must be
+// byte for byte what jsoncpp writes for the same document (what earlier agents wrote, so an
+// upgrade does not rewrite an unchanged record), whatever the strings hold.
+TEST(NodeState, WritesExactlyWhatJsoncppWrites) {
+  const std::vector<std::string> odd = {
+      "",         "plain", "quote\"back\\slash",       "ctl\b\f\n\r\t\x01\x1f\x7f",
+      "/slash</", "<&>",   "caf\xc3\xa9 \xe2\x80\xa8", "\xff\xfe not utf-8"};
+  NodeState s;
+  s.instanceId = odd[2];
+  for (std::size_t i = 0; i < odd.size(); ++i) {
+    EniRecord e;
+    e.mac = i % 2 == 0 ? "" : odd[i];
+    e.deviceIndex = i % 3 == 0 ? -1 : static_cast<std::int64_t>(i);
+    e.subnet = odd[(i + 1) % odd.size()];
+    e.tags = {{odd[i], odd[(i + 2) % odd.size()]}, {"Team", "Platform"}};
+    e.hash = i % 2 == 0 ? odd[i] : "";
+    if (i % 2 == 1) e.pods["ns/" + odd[i]] = PodRecord{odd[i], "10.0.0." + std::to_string(i)};
+    e.pendingHash = i % 4 == 1 ? "abc" : "";
+    if (i % 4 == 1) e.pendingKeys = {odd[i], "Team"};
+    s.enis["eni-" + odd[i]] = e;
+  }
+  AttachmentRecord a{
+      "multus",     odd[3], "eni-attach-1", 2, "eth2", 9001, AttachmentPhase::Releasing,
+      "Configured", odd[4]};
+  a.specHash = "0123456789abcdef";
+  s.attachments.push_back(a);
+  a.dpdk = DeviceBinding{"0000:00:07.0", "vfio-pci", "", ""};
+  a.link.clear();
+  a.specHash.clear();
+  s.attachments.push_back(a);
+  a.dpdk = DeviceBinding{"0000:00:08.0", "vfio-pci", "ena", odd[5]};
+  s.attachments.push_back(a);
+  s.unownedEnis = {"eni-0", odd[6]};
+  s.creating = {odd[7]};
+  for (const NodeState& state : {NodeState{}, s}) {
+    auto text = encodeNodeState(state);
+    ASSERT_TRUE(text);
+    auto parsed = parseJson(*text);
+    ASSERT_TRUE(parsed) << parsed.error().message << "\n" << *text;
+    EXPECT_EQ(toJson(*parsed), *text);
+    auto back = decodeNodeState(*text);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(*back, state);
+  }
 }
 
 // The lifecycle phase and the link state are two fields; the words of older agents still read:
