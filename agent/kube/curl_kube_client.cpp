@@ -241,6 +241,7 @@ WatchId CurlKubeClient::watch(const ResourceKind& kind, const std::string& ns,
     return id;
   }
   auto state = std::make_shared<Watch>();
+  state->decoder.reuse(&echoed_);
   r->timeout = Duration(0);
   // The API server ends the stream at `timeout`; silence well past it means the stream (or its
   // connection) is gone, whatever TCP says.
@@ -340,6 +341,12 @@ void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Val
                            ? "Content-Type: application/strategic-merge-patch+json"
                            : "Content-Type: application/merge-patch+json");
   r->body = toJson(body);
+  if (options.echoed && type == PatchType::Merge) {
+    const Json::Value& annotations = objectField(objectField(body, "metadata"), "annotations");
+    for (auto it = annotations.begin(); it != annotations.end(); ++it) {
+      if (it->isString()) echoed_.remember(it.name(), it->asString());
+    }
+  }
   if (!options.discardBody) return send(std::move(*r), std::move(done));
   const std::string what = r->method + " " + r->url.substr(config_.server.size());
   http_.start(std::move(*r), [this, what, done = std::move(done)](Result<HttpResponse> response) {

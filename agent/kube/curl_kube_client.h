@@ -66,6 +66,8 @@ class CurlKubeClient final : public KubeApi {
   /// Bytes and events received on watches and lists, per resource (the agent's
   /// eni_agent_kube_watch_bytes_total and siblings).
   const KubeTraffic& traffic() const { return traffic_; }
+  /// Watch events whose echoed annotation was put back instead of decoded (PatchOptions::echoed).
+  std::uint64_t echoesReused() const { return echoed_.reused(); }
 
  private:
   struct Watch;
@@ -95,6 +97,7 @@ class CurlKubeClient final : public KubeApi {
   std::uint64_t connectionChecks_ = 0;
   std::uint64_t failedConnectionChecks_ = 0;
   KubeTraffic traffic_;
+  KnownAnnotations echoed_;  // values of PatchOptions::echoed patches, for every watch's decoder
   TokenSource tokens_;
   std::size_t maxBodyBytes_ = kKubeMaxBodyBytes;
   std::mt19937 rng_{std::random_device{}()};

@@ -78,6 +78,10 @@ struct PatchOptions {
   // The caller needs only whether it worked: the answer (the whole object) is not parsed and the
   // callback gets null. The node-state patch answers with the whole Node, annotation and all.
   bool discardBody = false;
+  // The string annotations this merge patch sets come back in the watch of the object (the
+  // agent's own Node): the client may remember the long ones, so that the echo's decoding puts
+  // them back instead of decoding them again (KnownAnnotations).
+  bool echoed = false;
 };
 
 template <class T>

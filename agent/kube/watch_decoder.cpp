@@ -1,11 +1,125 @@
 #include "agent/kube/watch_decoder.h"
 
+#include <array>
+#include <cstdio>
+#include <utility>
+
 #include "agent/base/json.h"
 
 namespace eni {
+namespace {
 
-Result<WatchEvent> WatchStreamDecoder::decodeLine(std::string_view line) {
-  auto parsed = parseJson(line);
+// What Go's encoding/json writes for byte `i` of `text` (and how many bytes it stands for):
+// "" when the byte goes out as it is.
+std::string_view goEscape(std::string_view text, std::size_t i, std::size_t& consumed,
+                          std::array<char, 8>& buffer) {
+  consumed = 1;
+  const auto c = static_cast<unsigned char>(text[i]);
+  switch (c) {
+    case '"':
+      return "\\\"";
+    case '\\':
+      return "\\\\";
+    case '\n':
+      return "\\n";
+    case '\r':
+      return "\\r";
+    case '\t':
+      return "\\t";
+    case '\b':
+      return "\\b";
+    case '\f':
+      return "\\f";
+    case '<':
+      return "\\u003c";
+    case '>':
+      return "\\u003e";
+    case '&':
+      return "\\u0026";
+    default:
+      break;
+  }
+  if (c < 0x20) {
+    std::snprintf(buffer.data(), buffer.size(), "\\u%04x", c);
+    return {buffer.data(), 6};
+  }
+  // U+2028 and U+2029 (E2 80 A8/A9), which JavaScript takes for line ends.
+  if (c == 0xE2 && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0x80 &&
+      (static_cast<unsigned char>(text[i + 2]) == 0xA8 ||
+       static_cast<unsigned char>(text[i + 2]) == 0xA9)) {
+    consumed = 3;
+    return static_cast<unsigned char>(text[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
+  }
+  return {};
+}
+
+// Stands in for a known value while its line is parsed: a control character, which the API
+// server always escapes, so a value that only looks like it is told apart after the parse.
+constexpr std::string_view kStandInQuoted = "\"\\u0001eni-agent:known\"";
+constexpr std::string_view kStandIn = "\001eni-agent:known";
+
+Json::Value* annotationsOf(Json::Value& root) {
+  Json::Value* at = &root;
+  for (const char* field : {"object", "metadata", "annotations"}) {
+    if (!at->isObject() || !at->isMember(field)) return nullptr;
+    at = &(*at)[field];
+  }
+  return at->isObject() ? at : nullptr;
+}
+
+}  // namespace
+
+void KnownAnnotations::remember(const std::string& key, const std::string& value) {
+  if (value.size() < kMinBytes) return;
+  if (!known_.empty() && known_.front().key == key && known_.front().value == value) return;
+  std::string prefix = quoteAsApiServer(key) + ":";
+  const std::size_t valueAt = prefix.size();
+  known_.push_front(Known{key, prefix + quoteAsApiServer(value), valueAt, value});
+  if (known_.size() > kKept) known_.pop_back();
+}
+
+std::string KnownAnnotations::quoteAsApiServer(std::string_view value) {
+  std::string out;
+  out.reserve(value.size() + 2);
+  out += '"';
+  std::array<char, 8> buffer{};
+  for (std::size_t i = 0; i < value.size();) {
+    std::size_t consumed = 1;
+    const std::string_view escaped = goEscape(value, i, consumed, buffer);
+    if (escaped.empty())
+      out += value[i];
+    else
+      out += escaped;
+    i += consumed;
+  }
+  out += '"';
+  return out;
+}
+
+Result<Json::Value> KnownAnnotations::parse(std::string_view line) {
+  for (const auto& k : known_) {
+    const std::size_t at = line.find(k.needle);
+    if (at == std::string_view::npos) continue;
+    std::string standIn;
+    standIn.reserve(line.size() - k.needle.size() + k.valueAt + kStandInQuoted.size());
+    standIn.append(line.substr(0, at + k.valueAt))
+        .append(kStandInQuoted)
+        .append(line.substr(at + k.needle.size()));
+    auto parsed = parseJson(standIn);
+    // The stand-in must have landed where the value belongs; else the line is decoded whole.
+    Json::Value* annotations = parsed ? annotationsOf(*parsed) : nullptr;
+    const Json::Value* shown =
+        annotations == nullptr ? nullptr : &std::as_const(*annotations)[k.key];
+    if (shown == nullptr || !shown->isString() || shown->asString() != kStandIn) break;
+    (*annotations)[k.key] = k.value;
+    ++reused_;
+    return parsed;
+  }
+  return parseJson(line);
+}
+
+Result<WatchEvent> WatchStreamDecoder::decodeLine(std::string_view line, KnownAnnotations* known) {
+  auto parsed = known == nullptr ? parseJson(line) : known->parse(line);
   if (!parsed) {
     return fail(ErrorCode::Internal, "watch stream: " + parsed.error().message);
   }
@@ -64,7 +178,7 @@ Result<void> WatchStreamDecoder::feed(std::string_view chunk,
       piece = joined;
     }
     if (piece.find_first_not_of(" \t\r") == std::string_view::npos) continue;  // blank line
-    auto event = decodeLine(piece);
+    auto event = decodeLine(piece, known_);
     if (!event) {
       failed_ = true;
       return fail(event.error());

@@ -118,6 +118,7 @@ void AnnotationStateStore::write() {
   timer_.disable();  // this patch carries whatever the debounce was waiting for
   PatchOptions options;
   options.discardBody = true;  // the whole Node, this annotation and all: only success matters
+  options.echoed = true;       // the Node watch brings it back: its decoding reuses this text
   kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
               options,
               [this, text = *encoded, carried = std::move(carried)](Result<Json::Value> r) {

@@ -203,6 +203,44 @@ TEST_F(KubeClientTest, APatchThatDiscardsItsAnswerLandsAndStillReportsRefusals) 
       << missing.error().message;
 }
 
+// PatchOptions::echoed: the watch brings a long annotation the client patched back as the real API
+// server writes it (Go's JSON encoder, its escapes), and the decoder puts the remembered text back
+// instead of decoding it; the object it hands on holds exactly that text. The node state's echo.
+TEST_F(KubeClientTest, AnEchoedAnnotationIsPutBackNotDecodedAgain) {
+  std::vector<Seen> seen;
+  std::string shown;
+  ListOptions options;
+  options.fieldSelector = "spec.nodeName=node-echo";
+  Reflector reflector(*agent_, loop_, ResourceKind::pods(), ns_, options,
+                      [&](ChangeType t, const Json::Value& o) {
+                        seen.push_back({t, Reflector::keyOf(o), ""});
+                        shown = o["metadata"]["annotations"]["eni-agent.io/state"].asString();
+                      });
+  ASSERT_TRUE(createPod("p", "node-echo"));
+  reflector.start();
+  ASSERT_TRUE(runUntil([&] { return reflector.synced() && !seen.empty(); }));
+  std::string value = R"({"version":1,"note":"quote \" backslash \\ <&> tab\t nl\n )";
+  value += "caf\xc3\xa9 \xe2\x80\xa8 \xe2\x80\xa9 \x01 \x7f\",\"enis\":{";
+  for (int i = 0; value.size() < 4096; ++i) value += "\"eni-" + std::to_string(i) + "\":{},";
+  value += "\"end\":{}}}";
+  Json::Value patch;
+  patch["metadata"]["annotations"]["eni-agent.io/state"] = value;
+  PatchOptions echoed;
+  echoed.discardBody = true;
+  echoed.echoed = true;
+  const std::uint64_t before = agent_->echoesReused();
+  ASSERT_TRUE(await<Json::Value>(loop_, [&](auto done) {
+    agent_->patch(ObjectRef{ResourceKind::pods(), ns_, "p", ""}, PatchType::Merge, patch, echoed,
+                  done);
+  }));
+  ASSERT_TRUE(runUntil([&] { return shown == value; })) << shown;
+  EXPECT_EQ(agent_->echoesReused(), before + 1) << "the echo was decoded character by character";
+  // Another value under the same key, not patched by this client: decoded as usual.
+  ASSERT_TRUE(annotate(*admin_, "p", "eni-agent.io/state", value + " "));
+  ASSERT_TRUE(runUntil([&] { return shown == value + " "; })) << shown;
+  EXPECT_EQ(agent_->echoesReused(), before + 1);
+}
+
 TEST_F(KubeClientTest, ServerSideApplyOfStatusKeepsEachNodesEntries) {
   Json::Value neni;
   neni["apiVersion"] = "networking.k8s.aws/v1alpha1";

@@ -35,6 +35,9 @@ TEST(AnnotationStateStore, RecordsTheEniManagersAttachmentsOnce) {
   ASSERT_EQ(kube.patches.size(), 1u);
   EXPECT_EQ(kube.patches[0].first.kind.plural, "nodes");
   EXPECT_EQ(kube.patches[0].first.name, "n1");
+  // Its answer is the whole Node, not read; its echo on the Node watch reuses the text sent.
+  EXPECT_TRUE(kube.patchKinds[0].second.discardBody);
+  EXPECT_TRUE(kube.patchKinds[0].second.echoed);
   auto state = decodeNodeState(
       kube.patches[0].second["metadata"]["annotations"][kNodeStateAnnotation].asString());
   ASSERT_TRUE(state) << state.error().message;

@@ -133,4 +133,101 @@ TEST(WatchStreamDecoder, OversizedLineIsRefused) {
 }
 
 }  // namespace
+// ------------------------------------------------------------ echoes of the agent's own patches
+
+// A long value shaped like the node state, with everything Go's JSON encoder escapes.
+std::string longValue(const std::string& tail = "") {
+  std::string v = R"({"version":1,"note":"q \" b \\ <&> )"
+                  "caf\xc3\xa9 \xe2\x80\xa8\x01\",\"enis\":{";
+  for (int i = 0; v.size() < 2048; ++i) v += "\"eni-" + std::to_string(i) + "\":{},";
+  return v + "\"end\":{}}" + tail + "}";
+}
+
+// A Node MODIFIED event as the API server writes it, with `state` under the annotation, and
+// `elsewhere` (raw JSON) as spec.
+std::string nodeLine(const std::string& state, const std::string& elsewhere = "{}") {
+  return R"({"type":"MODIFIED","object":{"kind":"Node","spec":)" + elsewhere +
+         R"(,"metadata":{"name":"n","annotations":{"a":"b","eni-agent.io/state":)" +
+         KnownAnnotations::quoteAsApiServer(state) + R"(,"z":"y"}}}})" + "\n";
+}
+
+std::string annotationOf(const WatchEvent& e) {
+  return e.object["metadata"]["annotations"]["eni-agent.io/state"].asString();
+}
+
+TEST(KnownAnnotations, QuotesAsGosEncoderDoes) {
+  EXPECT_EQ(KnownAnnotations::quoteAsApiServer("a\"b\\c<d>e&f\n\t\b\f\x01\x7f"),
+            R"("a\"b\\c\u003cd\u003ee\u0026f\n\t\b\f\u0001)"
+            "\x7f\"");
+  EXPECT_EQ(KnownAnnotations::quoteAsApiServer("caf\xc3\xa9 \xe2\x80\xa8\xe2\x80\xa9"),
+            "\"caf\xc3\xa9 \\u2028\\u2029\"");
+}
+
+TEST(KnownAnnotations, TheEchoOfARememberedValueIsPutBackNotDecoded) {
+  KnownAnnotations known;
+  const std::string state = longValue();
+  known.remember("eni-agent.io/state", state);
+  WatchStreamDecoder d;
+  d.reuse(&known);
+  std::vector<WatchEvent> events;
+  const std::string line = nodeLine(state);
+  // In two chunks, as the network may deliver it.
+  for (const auto& chunk : {line.substr(0, 100), line.substr(100)}) {
+    ASSERT_TRUE(d.feed(chunk, [&](WatchEvent e) { events.push_back(std::move(e)); }));
+  }
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(known.reused(), 1u);
+  EXPECT_EQ(annotationOf(events[0]), state);
+  EXPECT_EQ(events[0].object["metadata"]["annotations"]["a"].asString(), "b");
+  EXPECT_EQ(events[0].object["metadata"]["annotations"]["z"].asString(), "y");
+  // The same object as a decoder without the table makes.
+  auto plain = WatchStreamDecoder::decodeLine(line);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(events[0].object, plain->object);
+}
+
+TEST(KnownAnnotations, AnythingElseIsDecodedAsUsual) {
+  KnownAnnotations known;
+  const std::string state = longValue();
+  known.remember("eni-agent.io/state", state);
+  // Another value under the key (someone else's edit).
+  auto other = WatchStreamDecoder::decodeLine(nodeLine(longValue(",\"x\":{}")), &known);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(annotationOf(*other), longValue(",\"x\":{}"));
+  // The remembered pair somewhere else in the object, and another value where it belongs: the
+  // stand-in lands in the wrong place, so the line is decoded whole.
+  const std::string pair = KnownAnnotations::quoteAsApiServer("eni-agent.io/state") + ":" +
+                           KnownAnnotations::quoteAsApiServer(state);
+  auto moved = WatchStreamDecoder::decodeLine(nodeLine("mine", "{" + pair + "}"), &known);
+  ASSERT_TRUE(moved);
+  EXPECT_EQ(annotationOf(*moved), "mine");
+  EXPECT_EQ(moved->object["spec"]["eni-agent.io/state"].asString(), state);
+  // Escaped differently from Go's encoder (\u003c written as <): not recognised, decoded.
+  std::string unusual = nodeLine(state);
+  for (std::size_t at = unusual.find("\\u003c"); at != std::string::npos;
+       at = unusual.find("\\u003c"))
+    unusual.replace(at, 6, "<");
+  auto differently = WatchStreamDecoder::decodeLine(unusual, &known);
+  ASSERT_TRUE(differently);
+  EXPECT_EQ(annotationOf(*differently), state);
+  EXPECT_EQ(known.reused(), 0u);
+}
+
+TEST(KnownAnnotations, KeepsTheLastTwoLongValues) {
+  KnownAnnotations known;
+  known.remember("eni-agent.io/state", "short");
+  EXPECT_TRUE(known.empty()) << "a short value costs less to decode than to look for";
+  const std::string a = longValue(",\"a\":{}"), b = longValue(",\"b\":{}"),
+                    c = longValue(",\"c\":{}");
+  known.remember("eni-agent.io/state", a);
+  known.remember("eni-agent.io/state", b);
+  known.remember("eni-agent.io/state", c);
+  for (const auto& [value, reused] : {std::pair{a, 0u}, {b, 1u}, {c, 2u}}) {
+    auto e = WatchStreamDecoder::decodeLine(nodeLine(value), &known);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(annotationOf(*e), value);
+    EXPECT_EQ(known.reused(), reused);
+  }
+}
+
 }  // namespace eni
