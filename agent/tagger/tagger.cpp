@@ -66,6 +66,12 @@ struct Tagger::PodView {
   Pod pod;
   std::string annotation;  // the tags annotation, raw; empty when absent
   bool hasAnnotation = false;
+  // The tags annotation parsed when it changes, not in every pass's snapshot.
+  Result<TagSet> desired = TagSet{};
+  // The last-applied annotation as the snapshot last parsed it (a successful write updates the
+  // annotation here before the watch shows it).
+  std::string lastAppliedText;
+  TagSet lastApplied;
   TimePoint annotationSeen{};
   bool latencyOpen = false;  // the annotation's tags have not been seen on the ENI yet
   PodCondition condition;    // the tagged condition as last sent, or as the watch last showed it
@@ -150,6 +156,14 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
   const bool annotationChanged = old == pods_.end() || old->second.annotation != view.annotation ||
                                  old->second.pod.meta.uid != pod->meta.uid;
   view.annotationSeen = annotationChanged ? clock_.now() : old->second.annotationSeen;
+  if (annotationChanged || old->second.pod.meta.ns != pod->meta.ns)
+    view.desired = parseTagAnnotation(view.annotation, options_.tagNamespace, pod->meta.ns);
+  else
+    view.desired = old->second.desired;
+  if (old != pods_.end()) {
+    view.lastAppliedText = old->second.lastAppliedText;
+    view.lastApplied = old->second.lastApplied;
+  }
   view.latencyOpen = annotationChanged || old->second.latencyOpen;
   if (const PodCondition* c = pod->condition(kTaggedCondition)) {
     view.condition = *c;
@@ -239,18 +253,25 @@ TagPassInput Tagger::snapshot() {
   // whether its CreateTags landed.
   in.observeAll = resyncDue_ || std::any_of(in.state.enis.begin(), in.state.enis.end(),
                                             [](auto& e) { return e.second.hasPending(); });
-  for (const auto& [key, view] : pods_) {
+  for (auto& [key, view] : pods_) {
     if (!view.eligible()) continue;
     PodJob job;
     job.key = key;
     job.uid = view.pod.meta.uid;
     job.ns = view.pod.meta.ns;
     job.ip = view.pod.podIps.front();
-    job.desired = parseTagAnnotation(view.annotation, options_.tagNamespace, view.pod.meta.ns);
+    job.desired = view.desired;
     const auto& ann = view.pod.meta.annotations;
-    if (auto it = ann.find(kLastAppliedTagsAnnotation); it != ann.end()) {
-      if (auto parsed = parseTagAnnotation(it->second); parsed) job.lastApplied = *parsed;
+    // Parsed again only when its text changed (the watch, or this agent's own write).
+    static const std::string kNone;
+    auto text = ann.find(kLastAppliedTagsAnnotation);
+    const std::string& now = text == ann.end() ? kNone : text->second;
+    if (now != view.lastAppliedText) {
+      view.lastAppliedText = now;
+      auto parsed = now.empty() ? Result<TagSet>(TagSet{}) : parseTagAnnotation(now);
+      view.lastApplied = parsed ? std::move(*parsed) : TagSet{};
     }
+    job.lastApplied = view.lastApplied;
     if (auto it = ann.find(kLastAppliedHashAnnotation); it != ann.end())
       job.lastAppliedHash = it->second;
     if (auto it = ann.find(kPodEniAnnotation); it != ann.end()) job.podEniAnnotation = it->second;
