@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <random>
 #include <utility>
 
 #include "agent/base/json.h"
@@ -53,11 +54,6 @@ std::string_view goEscape(std::string_view text, std::size_t i, std::size_t& con
   return {};
 }
 
-// Stands in for a known value while its line is parsed: a control character, which the API
-// server always escapes, so a value that only looks like it is told apart after the parse.
-constexpr std::string_view kStandInQuoted = "\"\\u0001eni-agent:known\"";
-constexpr std::string_view kStandIn = "\001eni-agent:known";
-
 Json::Value* annotationsOf(Json::Value& root) {
   Json::Value* at = &root;
   for (const char* field : {"object", "metadata", "annotations"}) {
@@ -68,6 +64,16 @@ Json::Value* annotationsOf(Json::Value& root) {
 }
 
 }  // namespace
+
+KnownAnnotations::KnownAnnotations() {
+  // Stands in for a known value while its line is parsed, and must be found where the value
+  // belongs afterwards: random, so that no one who can write to the object can place it there.
+  std::random_device random;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%08x%08x", random(), random());
+  standIn_ = std::string("\001eni-agent:") + hex;
+  standInQuoted_ = quoteAsApiServer(standIn_);
+}
 
 void KnownAnnotations::remember(const std::string& key, const std::string& value) {
   if (value.size() < kMinBytes) return;
@@ -98,19 +104,20 @@ std::string KnownAnnotations::quoteAsApiServer(std::string_view value) {
 
 Result<Json::Value> KnownAnnotations::parse(std::string_view line) {
   for (const auto& k : known_) {
+    if (line.size() < k.needle.size()) continue;
     const std::size_t at = line.find(k.needle);
     if (at == std::string_view::npos) continue;
-    std::string standIn;
-    standIn.reserve(line.size() - k.needle.size() + k.valueAt + kStandInQuoted.size());
-    standIn.append(line.substr(0, at + k.valueAt))
-        .append(kStandInQuoted)
+    std::string swapped;
+    swapped.reserve(line.size() - k.needle.size() + k.valueAt + standInQuoted_.size());
+    swapped.append(line.substr(0, at + k.valueAt))
+        .append(standInQuoted_)
         .append(line.substr(at + k.needle.size()));
-    auto parsed = parseJson(standIn);
+    auto parsed = parseJson(swapped);
     // The stand-in must have landed where the value belongs; else the line is decoded whole.
     Json::Value* annotations = parsed ? annotationsOf(*parsed) : nullptr;
     const Json::Value* shown =
         annotations == nullptr ? nullptr : &std::as_const(*annotations)[k.key];
-    if (shown == nullptr || !shown->isString() || shown->asString() != kStandIn) break;
+    if (shown == nullptr || !shown->isString() || shown->asString() != standIn_) break;
     (*annotations)[k.key] = k.value;
     ++reused_;
     return parsed;

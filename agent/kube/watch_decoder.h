@@ -15,8 +15,9 @@ namespace eni {
 /// Long annotation values this agent patched onto an object it also watches (its node state on its
 /// own Node): the watch brings each one back in the object's next events, tens of KiB that would
 /// be decoded character by character every time. A line that carries one verbatim, as the API
-/// server writes it, is parsed with a short stand-in in its place and the remembered value put
-/// back; anything else (another value, another escaping) is decoded as usual. Keeps the last few.
+/// server writes it, is parsed with a short stand-in in its place (random per instance), and the
+/// remembered value is put back when the stand-in is found where the value belongs; anything else
+/// (another value, another escaping, the pair elsewhere) is decoded as usual. Keeps the last two.
 /// Not thread-safe.
 class KnownAnnotations {
  public:
@@ -24,6 +25,8 @@ class KnownAnnotations {
   static constexpr std::size_t kKept = 2;
   /// Shorter values are decoded as usual: the search would cost more than it saves.
   static constexpr std::size_t kMinBytes = 512;
+
+  KnownAnnotations();
 
   void remember(const std::string& key, const std::string& value);
   bool empty() const { return known_.empty(); }
@@ -46,6 +49,8 @@ class KnownAnnotations {
   };
   std::deque<Known> known_;  // newest first
   std::uint64_t reused_ = 0;
+  std::string standIn_;        // what the line carries in a known value's place while parsed
+  std::string standInQuoted_;  // ... as it is written there
 };
 
 /// Decodes a Kubernetes watch stream (one JSON event per line) incrementally, in whatever chunks

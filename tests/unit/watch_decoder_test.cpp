@@ -202,6 +202,13 @@ TEST(KnownAnnotations, AnythingElseIsDecodedAsUsual) {
   ASSERT_TRUE(moved);
   EXPECT_EQ(annotationOf(*moved), "mine");
   EXPECT_EQ(moved->object["spec"]["eni-agent.io/state"].asString(), state);
+  // ... also when whoever wrote the object put a stand-in of their guessing where the value
+  // belongs: the stand-in is random, so the remembered text is not put there.
+  for (const std::string guess : {"\001eni-agent:known", "\001eni-agent:0000000000000000"}) {
+    auto planted = WatchStreamDecoder::decodeLine(nodeLine(guess, "{" + pair + "}"), &known);
+    ASSERT_TRUE(planted);
+    EXPECT_EQ(annotationOf(*planted), guess);
+  }
   // Escaped differently from Go's encoder (\u003c written as <): not recognised, decoded.
   std::string unusual = nodeLine(state);
   for (std::size_t at = unusual.find("\\u003c"); at != std::string::npos;
