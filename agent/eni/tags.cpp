@@ -177,9 +177,13 @@ Result<TagSet> parseTagAnnotation(std::string_view value, const TagNamespace& ns
 }
 
 std::string sha256Hex(std::string_view input, std::size_t bytes) {
+  // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up in its providers on every
+  // digest, which cost more than hashing a few tags (the tagger hashes per pod and ENI per pass).
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(), nullptr);
+  EVP_Digest(input.data(), input.size(), digest, &length,
+             kSha256 != nullptr ? kSha256 : EVP_sha256(), nullptr);
   static const char* kHex = "0123456789abcdef";
   std::string hex;
   for (std::size_t i = 0; i < bytes && i < length; ++i) {
@@ -208,9 +212,17 @@ TagDiff diffTags(const TagSet& applied, const TagSet& desired) {
 }
 
 std::string tagsToJson(const TagSet& tags) {
-  Json::Value object(Json::objectValue);
-  for (const auto& [key, value] : tags) object[key] = value;
-  return toJson(object);
+  // What toJson() writes for the same object (keys sorted bytewise, its escapes), without a
+  // Json::Value: this runs per pod in every pass.
+  std::string out = "{";
+  for (const auto& [key, value] : tags) {
+    if (out.size() > 1) out += ',';
+    appendJsonQuoted(out, key);
+    out += ':';
+    appendJsonQuoted(out, value);
+  }
+  out += '}';
+  return out;
 }
 
 }  // namespace eni

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/base/json.h"
+
 namespace eni {
 namespace {
 
@@ -12,6 +14,25 @@ TEST(TagHash, MatchesVectorsComputedWithPythonHashlib) {
   EXPECT_EQ(tagHash({}), "e3b0c44298fc1c14");
   EXPECT_EQ(tagHash({{"a", ""}, {"b", "x=y,z"}}), "8d69c54780d56b6c");
   EXPECT_EQ(tagHash({{"acme:Team", "Dev"}}), "72fca93f7da8bd4c");
+}
+
+// The last-applied record is written without a Json::Value tree: exactly what toJson() writes for
+// the same object, so a pod recorded by an earlier agent is not written again.
+TEST(TagsToJson, WritesExactlyWhatJsoncppWrites) {
+  const std::vector<TagSet> sets = {
+      {},
+      {{"Team", "Platform"}},
+      {{"q\"uote", "back\\slash"}, {"ctl", "\b\f\n\r\t\x01\x1f\x7f"}, {"<&>", "/"}},
+      {{"caf\xc3\xa9", "\xe2\x80\xa8"}, {"", ""}, {"Z", "\xff not utf-8"}}};
+  for (const auto& tags : sets) {
+    const std::string text = tagsToJson(tags);
+    auto parsed = parseJson(text);
+    ASSERT_TRUE(parsed) << text;
+    EXPECT_EQ(toJson(*parsed), text);
+    TagSet back;
+    for (auto it = parsed->begin(); it != parsed->end(); ++it) back[it.name()] = it->asString();
+    EXPECT_EQ(back, tags);
+  }
 }
 
 TEST(TagAnnotation, JsonAndPairFormsGiveTheSameTags) {
