@@ -160,9 +160,10 @@ std::string TagPass::whyNotOurs(const NetworkInterface& eni) {
 void TagPass::resolve(const TagPassInput& in, const NodeState& state, TagObservation& obs) {
   // The node state's cache first, then the resolver for the rest.
   std::vector<ResolveRequest> requests;
+  const MemberIndex members(state);
   for (const auto& job : in.pods) {
     if (!job.desired) continue;
-    const std::string cached = memberEni(state, job.key, job.uid, job.ip);
+    const std::string cached = members.eniOf(job.key, job.uid, job.ip);
     if (cached.empty()) {
       requests.push_back({job.key, job.ip, job.podEniAnnotation, job.hintedEni});
       continue;

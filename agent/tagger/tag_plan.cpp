@@ -14,6 +14,22 @@ std::string memberEni(const NodeState& state, const std::string& key, const std:
   return {};
 }
 
+MemberIndex::MemberIndex(const NodeState& state) {
+  for (const auto& [id, record] : state.enis) {
+    for (const auto& [key, pod] : record.pods) byPod_[key].emplace_back(id, pod);
+  }
+}
+
+std::string MemberIndex::eniOf(const std::string& key, const std::string& uid,
+                               const std::string& ip) const {
+  auto it = byPod_.find(key);
+  if (it == byPod_.end()) return {};
+  for (const auto& [id, pod] : it->second) {
+    if (pod.uid == uid && pod.ip == ip) return id;
+  }
+  return {};
+}
+
 void withholdWrites(EniPlan& plan, const NodeState& state, const std::string& why) {
   plan.toSet.clear();
   plan.toDelete.clear();

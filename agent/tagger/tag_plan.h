@@ -33,9 +33,21 @@ struct PodJob {
   std::string hintedEni;  // k8s-eni-tagger's eni-tagger-cache names this ENI for it (unverified)
 };
 
-/// The ENI a pod is recorded on in `state` (same UID and IP), or "".
+/// The ENI a pod is recorded on in `state` (same UID and IP), or "". Walks every ENI record.
 std::string memberEni(const NodeState& state, const std::string& key, const std::string& uid,
                       const std::string& ip);
+
+/// memberEni() for every pod of a pass: one walk of the ENI records, then a lookup per pod (the
+/// same answer, the first ENI in ID order). Reads `state` as it was when made.
+class MemberIndex {
+ public:
+  explicit MemberIndex(const NodeState& state);
+  std::string eniOf(const std::string& key, const std::string& uid, const std::string& ip) const;
+
+ private:
+  // Pod key -> (ENI, record) for each ENI that records it, in ENI ID order.
+  std::map<std::string, std::vector<std::pair<std::string, PodRecord>>> byPod_;
+};
 
 /// Turns `plan` into one that writes nothing and leaves the ENI's record as `state` has it; its
 /// Synced pods get TaggingFailed with `why`, or no verdict at all when `why` is empty.

@@ -58,6 +58,27 @@ const EniPlan* planFor(const TagPassOutput& out, const std::string& eni) {
 
 // ---------------------------------------------------------------- write-ahead settlement
 
+// The index a pass resolves pods with answers what memberEni answers, also for a record that
+// names a pod twice (the annotation is writable by others) or with another UID or IP.
+TEST(MemberIndex, AnswersWhatMemberEniAnswers) {
+  NodeState s;
+  s.enis["eni-a"].pods["ns/web"] = PodRecord{"uid-old", "10.0.0.5"};
+  s.enis["eni-b"].pods["ns/web"] = PodRecord{"uid-web", "10.0.0.5"};
+  s.enis["eni-c"].pods["ns/web"] = PodRecord{"uid-web", "10.0.0.5"};
+  s.enis["eni-c"].pods["ns/db"] = PodRecord{"uid-db", "10.0.0.6"};
+  s.enis["eni-d"];
+  const MemberIndex index(s);
+  for (const std::string key : {"ns/web", "ns/db", "ns/none"}) {
+    for (const std::string uid : {"uid-old", "uid-web", "uid-db", "uid-x"}) {
+      for (const std::string ip : {"10.0.0.5", "10.0.0.6"}) {
+        EXPECT_EQ(index.eniOf(key, uid, ip), memberEni(s, key, uid, ip)) << key << uid << ip;
+      }
+    }
+  }
+  EXPECT_EQ(index.eniOf("ns/web", "uid-web", "10.0.0.5"), "eni-b");
+  EXPECT_EQ(index.eniOf("ns/web", "uid-web", "10.0.0.6"), "");
+}
+
 TEST(TagPlan, WriteAheadSettlement) {
   const TagSet wrote{{"Team", "A"}};
   struct Row {
