@@ -140,7 +140,7 @@ std::string joined(const std::vector<std::string>& items) {
 /// judge an ENI the pod joins.
 PodVerdict eniValidation(const PodJob& job, const ResolvedEni& r, const std::string& subnet,
                          const TagObservation& obs, const TagPlanOptions& options,
-                         const TagPassOutput& out) {
+                         const TagPassOutput& out, const MemberIndex& members) {
   const auto& ids = options.subnetIds;
   if (!ids.empty() && std::find(ids.begin(), ids.end(), subnet) == ids.end()) {
     // Unknown subnet: the read of this pass tells, and verify() reports a failed one.
@@ -153,7 +153,7 @@ PodVerdict eniValidation(const PodJob& job, const ResolvedEni& r, const std::str
       sharedEniRefusal(r, seenOf(obs, r.eniId), recordOf(out.state, r.eniId), options.sharedEnis);
   if (refusal && !refusal->empty()) return {job.key, SyncReason::EniValidationFailed, *refusal};
   // A member was judged when it joined (the drift check judges it again).
-  if (!refusal && memberEni(out.state, job.key, job.uid, job.ip) != r.eniId) {
+  if (!refusal && members.eniOf(job.key, job.uid, job.ip) != r.eniId) {
     return {job.key, SyncReason::EniLookupFailed,
             "cannot read " + r.eniId +
                 " from EC2 to tell whether it is shared (--shared-eni-tagging=refuse); will retry"};
@@ -261,11 +261,13 @@ void verify(const std::vector<PodJob>& pods, const TagObservation& obs,
 Desires gatherDesires(const std::vector<PodJob>& pods, const TagObservation& obs,
                       const TagPlanOptions& options, PlanStage stage, TagPassOutput& out) {
   Desires wanted;
+  // The loop changes records' MACs and subnets, never their members.
+  const MemberIndex members(out.state);
   for (const auto& job : pods) {
     if (!job.desired) {
       // Invalid now: keep what was applied for it, if it is a member.
       out.verdicts[job.key] = {job.key, SyncReason::InvalidTags, job.desired.error().message};
-      const std::string eni = memberEni(out.state, job.key, job.uid, job.ip);
+      const std::string eni = members.eniOf(job.key, job.uid, job.ip);
       if (!eni.empty() && !job.lastAppliedHash.empty()) {
         wanted[eni].push_back(
             {job.key, job.uid, job.ip, job.lastApplied, job.lastApplied, job.lastAppliedHash});
@@ -276,7 +278,7 @@ Desires gatherDesires(const std::vector<PodJob>& pods, const TagObservation& obs
     if (it == out.eniOf.end()) continue;
     const ResolvedEni& r = it->second;
     const std::string subnet = subnetOf(out.state, r);
-    PodVerdict valid = eniValidation(job, r, subnet, obs, options, out);
+    PodVerdict valid = eniValidation(job, r, subnet, obs, options, out, members);
     if (valid.reason != SyncReason::Synced) {
       // Before the read, an unknown is what the read is for; after it, the pod is told.
       if (stage == PlanStage::Final && !valid.message.empty()) {
@@ -428,12 +430,13 @@ std::set<std::string> enisToRead(const std::vector<PodJob>& pods, const TagPassO
     if (!options.subnetIds.empty() && subnetOf(planned.state, r).empty()) ids.insert(r.eniId);
   }
   // Refuse judges an ENI a pod joins by its addresses and type, which only EC2 tells.
+  const MemberIndex members(planned.state);
   for (const auto& job : pods) {
     auto it = obs.eniOf.find(job.key);
     if (it == obs.eniOf.end() || obs.fresh.count(it->second.eniId) != 0 || !job.desired) continue;
     const ResolvedEni& r = it->second;
     if (!sharedEniRefusal(r, nullptr, recordOf(planned.state, r.eniId), options.sharedEnis) &&
-        memberEni(planned.state, job.key, job.uid, job.ip) != r.eniId) {
+        members.eniOf(job.key, job.uid, job.ip) != r.eniId) {
       ids.insert(r.eniId);
     }
   }
