@@ -10,10 +10,14 @@
 namespace eni {
 
 AnnotationStateStore::AnnotationStateStore(KubeApi& kube, Scheduler& scheduler, Options options)
-    : kube_(kube), options_(std::move(options)), timer_(scheduler, [this] {
-        retrying_ = false;
-        write();
-      }) {}
+    : kube_(kube),
+      options_(std::move(options)),
+      timer_(scheduler,
+             [this] {
+               retrying_ = false;
+               write();
+             }),
+      backoff_(Duration(500), Duration(30000), options_.backoffSeed) {}
 
 void AnnotationStateStore::onNode(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) return;

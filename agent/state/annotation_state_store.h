@@ -1,8 +1,10 @@
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,7 @@ class AnnotationStateStore final : public NodeStateStore {
   struct Options {
     std::string nodeName;
     Duration debounce{500};
+    std::uint64_t backoffSeed = std::random_device{}();  // the retry jitter's; tests fix it
   };
   AnnotationStateStore(KubeApi& kube, Scheduler& scheduler, Options options);
 
@@ -66,7 +69,7 @@ class AnnotationStateStore final : public NodeStateStore {
   Timer timer_;
   bool retrying_ = false;  // the armed timer is a retry after a refused patch
   bool inFlight_ = false;  // one patch at a time, in order
-  Backoff backoff_{Duration(500), Duration(30000)};
+  Backoff backoff_;
   std::vector<std::function<void(bool stored)>> waiting_;  // write-aheads for the next patch
 };
 

@@ -106,7 +106,9 @@ TEST(AnnotationStateStore, TheEniManagersRecordIsAnsweredOnlyOnceAPatchCarriesIt
 TEST(AnnotationStateStore, AFailingStateWriteBacksOffInsteadOfRetryingEveryDebounce) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
-  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  // A fixed jitter: with full jitter and no floor, a random seed now and then drew retries short
+  // enough for more than 12 in the minute, and the test failed without anything being wrong.
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500), 42});
   bool down = true;
   kube.patchAnswer = [&](const ObjectRef& ref, const Json::Value& body) -> Result<Json::Value> {
     if (down && ref.kind.plural == "nodes") return fail(ErrorCode::Transient, "connection refused");
