@@ -49,6 +49,8 @@ class CurlEc2Client final : public Ec2Api {
   CurlEc2Client(Ec2ClientConfig config, CredentialProvider& credentials, const Clock& clock,
                 Sleeper& sleeper, std::uint64_t seed = std::random_device{}());
 
+  Duration untilCalls(int calls) const override { return limiter_.untilAvailable(calls); }
+
   Result<std::vector<NetworkInterface>> describeNetworkInterfaces(
       const std::vector<std::string>& ids, const std::vector<Filter>& filters) override;
   Result<void> createTags(const std::vector<std::string>& resources,

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/base/clock.h"
 #include "agent/base/error.h"
 #include "ec2/aws_types.h"
 
@@ -22,6 +23,14 @@ struct CreateEniRequest {
 class Ec2Api {
  public:
   virtual ~Ec2Api() = default;
+
+  /// How long until the client-side rate limit lets `calls` calls through without waiting; 0 when
+  /// it does now, or when there is none. A caller that would only wait inside its calls can wait
+  /// before it starts instead, and take in what comes meanwhile.
+  virtual Duration untilCalls(int calls) const {
+    (void)calls;
+    return Duration(0);
+  }
 
   /// By IDs and/or filters; follows NextToken to the end.
   [[nodiscard]] virtual Result<std::vector<NetworkInterface>> describeNetworkInterfaces(

@@ -50,6 +50,15 @@ void RateLimiter::onSuccess() {
   rate_ = std::min(configuredQps_, rate_ + configuredQps_ * 0.05);
 }
 
+Duration RateLimiter::untilAvailable(double tokens) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const double seconds = std::chrono::duration<double>(clock_.now() - last_).count();
+  const double now = std::min(burst_, tokens_ + std::max(seconds, 0.0) * rate_);
+  const double wanted = std::min(tokens, burst_);
+  if (now >= wanted) return Duration(0);
+  return Duration(static_cast<std::int64_t>(std::ceil((wanted - now) / rate_ * 1000)));
+}
+
 double RateLimiter::currentRate() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return rate_;

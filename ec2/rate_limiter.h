@@ -20,6 +20,8 @@ class RateLimiter {
   void onThrottled();
   void onSuccess();
 
+  /// How long until `tokens` tokens are in the bucket at once (0 when they are now).
+  Duration untilAvailable(double tokens) const;
   double currentRate() const;
   /// How many acquire() calls had to wait, and for how long in all.
   std::uint64_t waits() const;

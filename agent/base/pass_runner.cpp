@@ -6,7 +6,7 @@
 namespace eni {
 
 PassRunner::PassRunner(Scheduler& scheduler, Options options, Pass pass)
-    : options_(options), pass_(std::move(pass)), timer_(scheduler, [this] { run(); }) {}
+    : options_(std::move(options)), pass_(std::move(pass)), timer_(scheduler, [this] { run(); }) {}
 
 void PassRunner::start() {
   started_ = true;
@@ -27,6 +27,11 @@ void PassRunner::runAfter(Duration delay) {
 
 void PassRunner::run() {
   if (running_) return;  // a window that ended during a pass: finished() goes on
+  if (options_.holdOff) {
+    // Its calls would wait for the rate limit one by one: the pass waits once, and what is
+    // marked meanwhile joins it.
+    if (const Duration wait = options_.holdOff(); wait.count() > 0) return timer_.enable(wait);
+  }
   running_ = true;
   dirty_ = false;
   ++passes_;

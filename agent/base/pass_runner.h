@@ -11,7 +11,8 @@ namespace eni {
 /// The pass machinery every reconciler shares: events only mark it dirty; marks within the
 /// coalescing window (from the first mark) share one pass; one pass runs at a time, and marks
 /// during a pass start the next one when it ends, or when their window does if that is later; a
-/// pass that asks for it runs again after the retry delay. The pass is
+/// pass that asks for it runs again after the retry delay; a pass due while Options::holdOff says
+/// to wait starts when it says. The pass is
 /// asynchronous: it receives a `done` to call exactly once, with whether to retry. Nothing runs
 /// before start(). Loop thread only.
 class PassRunner {
@@ -19,6 +20,9 @@ class PassRunner {
   struct Options {
     Duration coalesce{20};
     Duration retry{5000};
+    // How long a pass due now should wait for what it spends (the EC2 client's rate limit): it
+    // starts then instead, with the marks made meanwhile. None when empty.
+    std::function<Duration()> holdOff{};
   };
   using Done = std::function<void(bool retry)>;
   using Pass = std::function<void(Done done)>;

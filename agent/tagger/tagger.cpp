@@ -107,6 +107,8 @@ struct Tagger::Pass {
 
 namespace {
 
+constexpr int kEc2CallsPerPass = 2;
+
 // The write-ahead record of one ENI's CreateTags: the hash it writes and the keys it sets.
 void recordPending(const EniPlan& plan, EniRecord& record) {
   record.pendingHash = plan.hash;
@@ -130,7 +132,12 @@ Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Exe
       pass_(ec2, imds, options_, counters_),
       podWriter_(kube, clock),
       events_(kube, clock, EventRecorderOptions{.nodeName = options_.nodeName}),
-      runner_(scheduler, {options_.coalesceWindow, options_.retryDelay},
+      // A pass that writes makes two EC2 calls (the read and CreateTags): when the client's
+      // bucket cannot serve both now, the pass waits for them and takes in the pods marked
+      // meanwhile, instead of sleeping inside its calls while they queue for a pass of their own.
+      runner_(scheduler,
+              {options_.coalesceWindow, options_.retryDelay,
+               [&ec2] { return ec2.untilCalls(kEc2CallsPerPass); }},
               [this](PassRunner::Done done) { runPass(std::move(done)); }),
       resyncTimer_(scheduler, [this] { resync(); }),
       kubeRetryTimer_(scheduler, [this] { markDirty(); }) {}

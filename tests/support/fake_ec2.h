@@ -30,6 +30,10 @@ class FakeEc2 final : public Ec2Api {
   /// Called with the action of every call, in order (a test notes the order of calls).
   std::function<void(const std::string&)> onCall;
 
+  /// What untilCalls() answers: the client's rate limit as a test sets it.
+  Duration hold{0};
+  Duration untilCalls(int) const override { return hold; }
+
   int reads() const {
     int n = 0;
     for (const auto& [action, count] : calls) {

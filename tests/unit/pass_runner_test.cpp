@@ -134,5 +134,45 @@ TEST(PassRunner, ARetryRunsAfterTheRetryDelayAndRunAfterWaitsForWhatIsDue) {
   EXPECT_TRUE(runner.idle());
 }
 
+// A pass whose calls would wait for the EC2 client's bucket waits before it starts instead, and
+// what is marked meanwhile joins it: one pass, not one now and one more for the late marks.
+TEST(PassRunner, APassHeldOffForItsCallsTakesInTheMarksMadeMeanwhile) {
+  testing::ManualScheduler scheduler;
+  Recorder r;
+  Duration hold{0};
+  int asked = 0;
+  PassRunner runner(scheduler,
+                    {Duration(20), Duration(5000),
+                     [&] {
+                       ++asked;
+                       return hold;
+                     }},
+                    [&r](PassRunner::Done done) {
+                      ++r.runs;
+                      r.open.push_back(std::move(done));
+                    });
+  runner.start();
+  runner.markDirty();
+  scheduler.advance(Duration(20));
+  EXPECT_EQ(r.runs, 1) << "nothing to wait for";
+  r.open.back()(false);
+  hold = Duration(300);
+  runner.markDirty();
+  scheduler.advance(Duration(20));
+  EXPECT_EQ(r.runs, 1) << "held off";
+  EXPECT_FALSE(runner.idle());
+  runner.markDirty();  // during the hold
+  scheduler.advance(Duration(299));
+  EXPECT_EQ(r.runs, 1);
+  hold = Duration(0);
+  scheduler.advance(Duration(1));
+  EXPECT_EQ(r.runs, 2) << "both marks in one pass";
+  r.open.back()(false);
+  scheduler.advance(Duration(1000));
+  EXPECT_EQ(r.runs, 2);
+  EXPECT_TRUE(runner.idle());
+  EXPECT_EQ(asked, 3);
+}
+
 }  // namespace
 }  // namespace eni

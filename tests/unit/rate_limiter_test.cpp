@@ -36,6 +36,26 @@ TEST(RateLimiter, BurstThenTheConfiguredRate) {
   EXPECT_NEAR(static_cast<double>(sleeper.total.count()), 2000, 10);
 }
 
+// What the tagger asks before a pass: how long until its calls would go through without waiting.
+TEST(RateLimiter, SaysHowLongUntilTokensAreThere) {
+  testing::ManualScheduler clock;
+  ClockSleeper sleeper(clock);
+  RateLimiter limiter(5, 10, clock, sleeper);
+  EXPECT_EQ(limiter.untilAvailable(2).count(), 0) << "a full bucket";
+  for (int i = 0; i < 9; ++i) limiter.acquire();
+  EXPECT_EQ(limiter.untilAvailable(1).count(), 0);
+  EXPECT_EQ(limiter.untilAvailable(2).count(), 200) << "one token, 5/s";
+  clock.advance(Duration(100));
+  EXPECT_EQ(limiter.untilAvailable(2).count(), 100);
+  limiter.acquire();
+  limiter.acquire();  // waits 100 ms for its token
+  EXPECT_EQ(limiter.untilAvailable(2).count(), 400);
+  limiter.onThrottled();  // half the rate: twice as long
+  EXPECT_EQ(limiter.untilAvailable(2).count(), 800);
+  EXPECT_EQ(limiter.untilAvailable(50).count(), 4000) << "never more than the bucket holds";
+  EXPECT_EQ(sleeper.sleeps, 1) << "asking takes nothing";
+}
+
 TEST(RateLimiter, ThrottlingHalvesTheRateAndSuccessWinsItBack) {
   testing::ManualScheduler clock;
   ClockSleeper sleeper(clock);

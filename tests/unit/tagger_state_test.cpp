@@ -543,5 +543,34 @@ TEST(TaggerEniTaggerCache, ReadOnceNeverWrittenAndAnUnreadableOneHoldsNothingUp)
   for (const auto& [ref, body] : kube.updateBodies) EXPECT_NE(ref.kind.plural, "configmaps");
 }
 
+// While the EC2 client's bucket cannot serve a pass's read and CreateTags, the pass waits before it
+// starts, and a pod annotated meanwhile is tagged by that same pass: one read and one CreateTags
+// for both, not a pass that sleeps in its calls and another one after it.
+TEST(TaggerPasses, APassWaitsForTheEc2BucketAndTakesInThePodsMarkedMeanwhile) {
+  WriteAheadRig rig;
+  const auto passes = rig.tagger.passes();
+  const int reads = rig.ec2.reads();
+  const int creates = rig.ec2.calls["CreateTags"];
+  rig.ec2.hold = Duration(300);
+  Json::Value a = annotatedPod("a", "10.0.0.6");
+  a["metadata"]["annotations"]["eni-tagger.io/tags"] = "Team=Platform,App=a";
+  rig.tagger.onPod(ChangeType::Added, a);
+  rig.scheduler.advance(Duration(100));
+  Json::Value web = annotatedPod("web", "10.0.0.5");
+  web["metadata"]["annotations"]["eni-tagger.io/tags"] = "Team=Platform,Tier=web";
+  rig.tagger.onPod(ChangeType::Modified, web);
+  rig.scheduler.advance(Duration(150));
+  EXPECT_EQ(rig.tagger.passes(), passes) << "held off while the bucket is short";
+  EXPECT_EQ(rig.ec2.reads(), reads);
+  rig.ec2.hold = Duration(0);
+  rig.scheduler.advance(Duration(1000));
+  EXPECT_EQ(rig.tagger.passes(), passes + 1);
+  EXPECT_EQ(rig.ec2.reads(), reads + 1);
+  EXPECT_EQ(rig.ec2.calls["CreateTags"], creates + 1);
+  const auto tags = tagsOf(rig.ec2, "eni-1");
+  EXPECT_EQ(tags.count("App"), 1u);
+  EXPECT_EQ(tags.count("Tier"), 1u);
+}
+
 }  // namespace
 }  // namespace eni
