@@ -1,6 +1,5 @@
 #include "agent/kube/watch_decoder.h"
 
-#include <array>
 #include <cstdio>
 #include <random>
 #include <utility>
@@ -9,50 +8,6 @@
 
 namespace eni {
 namespace {
-
-// What Go's encoding/json writes for byte `i` of `text` (and how many bytes it stands for):
-// "" when the byte goes out as it is.
-std::string_view goEscape(std::string_view text, std::size_t i, std::size_t& consumed,
-                          std::array<char, 8>& buffer) {
-  consumed = 1;
-  const auto c = static_cast<unsigned char>(text[i]);
-  switch (c) {
-    case '"':
-      return "\\\"";
-    case '\\':
-      return "\\\\";
-    case '\n':
-      return "\\n";
-    case '\r':
-      return "\\r";
-    case '\t':
-      return "\\t";
-    case '\b':
-      return "\\b";
-    case '\f':
-      return "\\f";
-    case '<':
-      return "\\u003c";
-    case '>':
-      return "\\u003e";
-    case '&':
-      return "\\u0026";
-    default:
-      break;
-  }
-  if (c < 0x20) {
-    std::snprintf(buffer.data(), buffer.size(), "\\u%04x", c);
-    return {buffer.data(), 6};
-  }
-  // U+2028 and U+2029 (E2 80 A8/A9), which JavaScript takes for line ends.
-  if (c == 0xE2 && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0x80 &&
-      (static_cast<unsigned char>(text[i + 2]) == 0xA8 ||
-       static_cast<unsigned char>(text[i + 2]) == 0xA9)) {
-    consumed = 3;
-    return static_cast<unsigned char>(text[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
-  }
-  return {};
-}
 
 Json::Value* annotationsOf(Json::Value& root) {
   Json::Value* at = &root;
@@ -85,20 +40,27 @@ void KnownAnnotations::remember(const std::string& key, const std::string& value
 }
 
 std::string KnownAnnotations::quoteAsApiServer(std::string_view value) {
+  // jsonQuote() escapes as Go does, but for the characters Go's encoder also escapes for HTML and
+  // JavaScript: <, >, & and U+2028/U+2029 (E2 80 A8/A9), which jsonQuote() leaves as they are.
+  const std::string quoted = jsonQuote(value);
   std::string out;
-  out.reserve(value.size() + 2);
-  out += '"';
-  std::array<char, 8> buffer{};
-  for (std::size_t i = 0; i < value.size();) {
-    std::size_t consumed = 1;
-    const std::string_view escaped = goEscape(value, i, consumed, buffer);
-    if (escaped.empty())
-      out += value[i];
-    else
-      out += escaped;
-    i += consumed;
+  out.reserve(quoted.size());
+  for (std::size_t i = 0; i < quoted.size(); ++i) {
+    const char c = quoted[i];
+    if (c == '<') {
+      out += "\\u003c";
+    } else if (c == '>') {
+      out += "\\u003e";
+    } else if (c == '&') {
+      out += "\\u0026";
+    } else if (quoted.compare(i, 2, "\xE2\x80") == 0 && i + 2 < quoted.size() &&
+               (quoted[i + 2] == '\xA8' || quoted[i + 2] == '\xA9')) {
+      out += quoted[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
+      i += 2;
+    } else {
+      out += c;
+    }
   }
-  out += '"';
   return out;
 }
 
