@@ -52,17 +52,55 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
   if (in.observeAll || cold) observeAll(out.state, obs, cold);
   NodeState base = out.state;
   settleWriteAheads(base, obs, obs.retry);
-  resolve(in, base, obs);
+  std::optional<std::set<std::string>> enis;
+  std::vector<PodJob> scoped;
+  const std::vector<PodJob>& pods = scope(in, base, obs, enis, scoped);
+  const std::set<std::string>* only = enis ? &*enis : nullptr;
   // A first plan from what is known tells which ENIs would be written. One Describe then reads
   // all of them, with the ENIs still to be verified, and the final plan is made from what it shows.
   const TagPlanOptions options = planOptions();
-  planTags(in.pods, base, obs, options, PlanStage::BeforeRead, out);
-  if (auto ids = enisToRead(in.pods, out, obs, options); !ids.empty()) {
+  planTags(pods, base, obs, options, PlanStage::BeforeRead, out, only);
+  if (auto ids = enisToRead(pods, out, obs, options); !ids.empty()) {
     if (beforeRead) beforeRead(out);
     read(ids, obs);
   }
-  planTags(in.pods, base, obs, options, PlanStage::Final, out);
+  planTags(pods, base, obs, options, PlanStage::Final, out, only);
   logNotes(out);
+}
+
+const std::vector<PodJob>& TagPass::scope(const TagPassInput& in, const NodeState& state,
+                                          TagObservation& obs,
+                                          std::optional<std::set<std::string>>& enis,
+                                          std::vector<PodJob>& scoped) {
+  const MemberIndex members(state);
+  // A pass that reads every ENI plans every pod: what it reads may concern any of them.
+  if (!in.marked || in.observeAll || obs.describedAll) {
+    std::vector<const PodJob*> all;
+    all.reserve(in.pods.size());
+    for (const auto& job : in.pods) all.push_back(&job);
+    resolve(all, members, state, obs);
+    return in.pods;
+  }
+  std::map<std::string, const PodJob*> byKey;
+  for (const auto& job : in.pods) byKey.emplace(job.key, &job);
+  const PassScope reach =
+      reachOf(*in.marked, state, members, [&](const std::set<std::string>& keys) {
+        std::vector<const PodJob*> jobs;
+        for (const auto& key : keys) {
+          if (auto it = byKey.find(key); it != byKey.end()) jobs.push_back(it->second);
+        }
+        resolve(jobs, members, state, obs);
+        std::map<std::string, std::string> eniOf;
+        for (const auto& key : keys) {
+          if (auto it = obs.eniOf.find(key); it != obs.eniOf.end()) eniOf[key] = it->second.eniId;
+        }
+        return eniOf;
+      });
+  for (const auto& key : reach.pods) {
+    if (auto it = byKey.find(key); it != byKey.end()) scoped.push_back(*it->second);
+  }
+  enis = reach.enis;
+  return scoped;
 }
 
 bool TagPass::identify(TagPassOutput& out, bool& cold) {
@@ -157,11 +195,12 @@ std::string TagPass::whyNotOurs(const NetworkInterface& eni) {
          " and is not a branch ENI of its trunk";
 }
 
-void TagPass::resolve(const TagPassInput& in, const NodeState& state, TagObservation& obs) {
+void TagPass::resolve(const std::vector<const PodJob*>& jobs, const MemberIndex& members,
+                      const NodeState& state, TagObservation& obs) {
   // The node state's cache first, then the resolver for the rest.
   std::vector<ResolveRequest> requests;
-  const MemberIndex members(state);
-  for (const auto& job : in.pods) {
+  for (const PodJob* pod : jobs) {
+    const PodJob& job = *pod;
     if (!job.desired) continue;
     const std::string cached = members.eniOf(job.key, job.uid, job.ip);
     if (cached.empty()) {

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -67,6 +68,10 @@ struct TagPassInput {
   NodeState state;
   std::map<std::string, TagSet> observed;  // ENI tags as EC2 last showed them (a cache)
   bool observeAll = false;                 // cold start, resync or a write-ahead to settle
+  /// A scoped pass: the pods marked since the last pass (keys; also pods now gone), of which the
+  /// pass plans only the scope (reachOf). Every pod and ENI when empty, and whenever the pass reads
+  /// every ENI.
+  std::optional<std::set<std::string>> marked;
 };
 
 /// The tagger's pass on the AWS worker thread: the I/O around the pure functions of tag_plan.h.
@@ -99,7 +104,13 @@ class TagPass {
   void observeAll(NodeState& state, TagObservation& obs, bool cold);
   void see(const NetworkInterface& eni, TagObservation& obs);
   std::string whyNotOurs(const NetworkInterface& eni);
-  void resolve(const TagPassInput& in, const NodeState& state, TagObservation& obs);
+  /// The pods a pass plans, resolved: in a scoped pass its scope's (kept in `scoped`, the ENIs in
+  /// `enis`), otherwise every pod of `in`.
+  const std::vector<PodJob>& scope(const TagPassInput& in, const NodeState& state,
+                                   TagObservation& obs, std::optional<std::set<std::string>>& enis,
+                                   std::vector<PodJob>& scoped);
+  void resolve(const std::vector<const PodJob*>& jobs, const MemberIndex& members,
+               const NodeState& state, TagObservation& obs);
   void read(const std::set<std::string>& ids, TagObservation& obs);
   std::map<std::string, WriteFailure> send(const std::vector<EniPlan>& plans);
   TagPlanOptions planOptions() const;

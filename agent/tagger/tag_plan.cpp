@@ -30,6 +30,42 @@ std::string MemberIndex::eniOf(const std::string& key, const std::string& uid,
   return {};
 }
 
+std::vector<std::string> MemberIndex::enisListing(const std::string& key) const {
+  std::vector<std::string> out;
+  if (auto it = byPod_.find(key); it != byPod_.end()) {
+    for (const auto& [id, pod] : it->second) out.push_back(id);
+  }
+  return out;
+}
+
+PassScope reachOf(const std::set<std::string>& marked, const NodeState& state,
+                  const MemberIndex& members, const ScopeResolver& resolve) {
+  PassScope scope;
+  std::set<std::string> batch;  // pods reached and not yet resolved
+  auto reachEni = [&](const std::string& id, std::set<std::string>& next) {
+    if (!scope.enis.insert(id).second) return;
+    auto record = state.enis.find(id);
+    if (record == state.enis.end()) return;
+    for (const auto& [key, pod] : record->second.pods) {
+      if (scope.pods.insert(key).second) next.insert(key);
+    }
+  };
+  for (const auto& key : marked) {
+    if (scope.pods.insert(key).second) batch.insert(key);
+  }
+  while (!batch.empty()) {
+    std::set<std::string> next;
+    for (const auto& key : batch) {
+      for (const auto& id : members.enisListing(key)) reachEni(id, next);
+    }
+    for (const auto& [key, id] : resolve(batch)) {
+      if (!id.empty() && batch.count(key) != 0) reachEni(id, next);
+    }
+    batch = std::move(next);
+  }
+  return scope;
+}
+
 void withholdWrites(EniPlan& plan, const NodeState& state, const std::string& why) {
   plan.toSet.clear();
   plan.toDelete.clear();
@@ -300,9 +336,15 @@ Desires gatherDesires(const std::vector<PodJob>& pods, const TagObservation& obs
 }
 
 std::vector<EniPlan> planAll(const TagPassOutput& out, const Desires& wanted,
-                             const TagPlanOptions& options) {
+                             const TagPlanOptions& options, const std::set<std::string>* scope) {
   std::set<std::string> ids;
-  for (const auto& [id, record] : out.state.enis) ids.insert(id);
+  if (scope == nullptr) {
+    for (const auto& [id, record] : out.state.enis) ids.insert(id);
+  } else {
+    for (const auto& id : *scope) {
+      if (out.state.enis.count(id) != 0) ids.insert(id);
+    }
+  }
   for (const auto& [id, pods] : wanted) ids.insert(id);
   std::vector<EniPlan> plans;
   for (const auto& id : ids) {
@@ -322,14 +364,22 @@ std::vector<EniPlan> planAll(const TagPassOutput& out, const Desires& wanted,
   return plans;
 }
 
-void noteDropped(const Desires& wanted, TagPassOutput& out) {
-  for (const auto& [id, record] : out.state.enis) {
+void noteDropped(const Desires& wanted, const std::set<std::string>* scope, TagPassOutput& out) {
+  auto note = [&](const std::string& id, const EniRecord& record) {
     auto d = wanted.find(id);
     for (const auto& [key, member] : record.pods) {
       const bool stays = d != wanted.end() && std::any_of(d->second.begin(), d->second.end(),
                                                           [&](auto& p) { return p.key == key; });
       if (!stays) out.droppedPods.insert(key);
     }
+  };
+  if (scope == nullptr) {
+    for (const auto& [id, record] : out.state.enis) note(id, record);
+    return;
+  }
+  for (const auto& id : *scope) {
+    if (auto record = out.state.enis.find(id); record != out.state.enis.end())
+      note(id, record->second);
   }
 }
 
@@ -402,7 +452,8 @@ void fitBudget(const std::vector<PodJob>& pods, TagPassOutput& out) {
 }  // namespace
 
 void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagObservation& obs,
-              const TagPlanOptions& options, PlanStage stage, TagPassOutput& out) {
+              const TagPlanOptions& options, PlanStage stage, TagPassOutput& out,
+              const std::set<std::string>* scope) {
   out.state = base;
   out.observed = obs.observed;
   out.verdicts.clear();
@@ -412,8 +463,8 @@ void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagO
   dropForeignRecords(obs, out);
   verify(pods, obs, options, out);
   const Desires wanted = gatherDesires(pods, obs, options, stage, out);
-  out.plans = planAll(out, wanted, options);
-  noteDropped(wanted, out);
+  out.plans = planAll(out, wanted, options, scope);
+  noteDropped(wanted, scope, out);
   if (stage == PlanStage::BeforeRead) return;
   keepToWhatWasRead(obs, out);
   fitBudget(pods, out);

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -43,11 +44,28 @@ class MemberIndex {
  public:
   explicit MemberIndex(const NodeState& state);
   std::string eniOf(const std::string& key, const std::string& uid, const std::string& ip) const;
+  /// Every ENI whose record lists the pod key, whatever UID and IP it records for it.
+  std::vector<std::string> enisListing(const std::string& key) const;
 
  private:
   // Pod key -> (ENI, record) for each ENI that records it, in ENI ID order.
   std::map<std::string, std::vector<std::pair<std::string, PodRecord>>> byPod_;
 };
+
+/// What a scoped pass plans: the pods marked since the last pass, every ENI one of its pods is
+/// recorded on (`members`, over `state`) or resolves to, and every pod recorded on one of those
+/// ENIs, until nothing new is reached. Planning only these leaves every other ENI and pod as the
+/// last pass left them: no pod outside shares an ENI with one inside.
+struct PassScope {
+  std::set<std::string> pods;  // pod keys
+  std::set<std::string> enis;
+};
+/// `resolve` is handed each pod of the scope once (in batches: the marked pods first) and answers
+/// the ENI each resolves to; a pod it leaves out resolves to none.
+using ScopeResolver =
+    std::function<std::map<std::string, std::string>(const std::set<std::string>& keys)>;
+PassScope reachOf(const std::set<std::string>& marked, const NodeState& state,
+                  const MemberIndex& members, const ScopeResolver& resolve);
 
 /// Turns `plan` into one that writes nothing and leaves the ENI's record as `state` has it; its
 /// Synced pods get TaggingFailed with `why`, or no verdict at all when `why` is empty.
@@ -136,9 +154,12 @@ enum class PlanStage { BeforeRead, Final };
 /// outside --subnet-ids or refused by --shared-eni-tagging gets EniValidationFailed and adds no
 /// desire; a pod joining an ENI Refuse cannot judge unread gets EniLookupFailed), plans every
 /// touched ENI with planEni, and notes the members that left. At the Final stage it also withholds
-/// any write to an ENI the pass did not read and keeps the node state within its budget.
+/// any write to an ENI the pass did not read and keeps the node state within its budget. With
+/// `scope` (a scoped pass: `pods` are the scope's) only the scope's ENIs are planned; every other
+/// record stays as `base` has it.
 void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagObservation& obs,
-              const TagPlanOptions& options, PlanStage stage, TagPassOutput& out);
+              const TagPlanOptions& options, PlanStage stage, TagPassOutput& out,
+              const std::set<std::string>* scope = nullptr);
 
 /// The ENIs to read before the final plan, in one Describe: those the plan would write, those
 /// named by a pod's pod-eni annotation (verified before anything else), those whose subnet

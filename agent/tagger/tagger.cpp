@@ -150,7 +150,8 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
   const std::string key = pod->meta.ns + "/" + pod->meta.name;
   if (type == ChangeType::Deleted) {
     kubeRetryAt_.erase(key);
-    if (pods_.erase(key) != 0) markDirty();
+    unsettled_.erase(key);
+    if (pods_.erase(key) != 0) markPod(key);
     return;
   }
   PodView view;
@@ -185,7 +186,7 @@ void Tagger::onPod(ChangeType type, const Json::Value& object) {
                         old->second.pod.meta.finalizers != view.pod.meta.finalizers;
   pods_[key] = std::move(view);
   if (relevant && (hadView || pods_[key].hasAnnotation || pods_[key].pod.meta.deleting))
-    markDirty();
+    markPod(key);
 }
 
 void Tagger::start() {
@@ -248,7 +249,15 @@ bool Tagger::idle() const {
   return runner_.idle() && podWriter_.inFlight() == 0 && events_.inFlight() == 0 && store_.idle();
 }
 
-void Tagger::markDirty() { runner_.markDirty(); }
+void Tagger::markDirty() {
+  markAll_ = true;
+  runner_.markDirty();
+}
+
+void Tagger::markPod(const std::string& key) {
+  marked_.insert(key);
+  runner_.markDirty();
+}
 
 // ---------------------------------------------------------------- the pass
 
@@ -260,6 +269,21 @@ TagPassInput Tagger::snapshot() {
   // whether its CreateTags landed.
   in.observeAll = resyncDue_ || std::any_of(in.state.enis.begin(), in.state.enis.end(),
                                             [](auto& e) { return e.second.hasPending(); });
+  // A pass plans the pods marked since the last one and what they share an ENI with; the pods a
+  // failed verdict left unsettled go with them, since what failed may be gone now.
+  if (!markAll_) {
+    in.marked = std::move(marked_);
+    for (auto it = unsettled_.begin(); it != unsettled_.end();) {
+      auto view = pods_.find(*it);
+      if (view == pods_.end() || !view->second.eligible()) {
+        it = unsettled_.erase(it);  // gone, or no longer asks for tags: marked when it changed
+        continue;
+      }
+      in.marked->insert(*it++);
+    }
+  }
+  marked_.clear();
+  markAll_ = false;
   for (auto& [key, view] : pods_) {
     if (!view.eligible()) continue;
     PodJob job;
@@ -282,9 +306,12 @@ TagPassInput Tagger::snapshot() {
     if (auto it = ann.find(kLastAppliedHashAnnotation); it != ann.end())
       job.lastAppliedHash = it->second;
     if (auto it = ann.find(kPodEniAnnotation); it != ann.end()) job.podEniAnnotation = it->second;
-    // Once: a hint that fails its check is gone by the retry, which looks the pod up again.
-    job.hintedEni = cachedEniFor(hints_, job.ip, job.uid);
-    if (!job.hintedEni.empty()) hints_.erase(job.ip);
+    // Once: a hint that fails its check is gone by the retry, which looks the pod up again. Only
+    // a pod the pass looks up may spend it.
+    if (!hints_.empty() && (!in.marked || in.marked->count(key) != 0)) {
+      job.hintedEni = cachedEniFor(hints_, job.ip, job.uid);
+      if (!job.hintedEni.empty()) hints_.erase(job.ip);
+    }
     in.pods.push_back(std::move(job));
   }
   return in;
@@ -422,10 +449,11 @@ void Tagger::onWriteAhead(bool stored) {
   Pass& pass = *current_;
   pass.writeAhead = stored ? Pass::WriteAhead::Stored : Pass::WriteAhead::Refused;
   if (stored) return writeThenFinish();
-  // No tag was sent: forget the write-ahead and try the pass again later.
+  // No tag was sent: forget the write-ahead and try the pass again later, with every pod.
   logWarn("cannot record the write-ahead node state, tags not written, will retry",
           {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
   store_.update([&](NodeState& s) { s.enis = std::move(pass.before); });
+  markAll_ = true;
   auto done = std::move(pass.done);
   current_.reset();
   done(true);
@@ -444,12 +472,18 @@ void Tagger::finish() {
   observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);
+    if (verdict.reason == SyncReason::TaggingFailed ||
+        verdict.reason == SyncReason::EniLookupFailed)
+      unsettled_.insert(key);
+    else
+      unsettled_.erase(key);
     auto applied = out.appliedByPod.find(key);
     writePod(key, verdict, applied == out.appliedByPod.end() ? nullptr : &applied->second,
              out.wrotePods.count(key) != 0);
   }
   cleanUpPods(out.droppedPods);
   const bool retry = out.retry;
+  if (retry) markAll_ = true;
   auto done = std::move(current_->done);
   current_.reset();
   done(retry);

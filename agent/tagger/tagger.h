@@ -38,11 +38,12 @@ inline constexpr const char* kTaggedCondition = kTaggedConditionType;
 inline constexpr const char* kOldTaggerFinalizer = "eni-tagger.io/finalizer";
 
 /// Tags the ENIs behind this node's pods from their annotation. Events only mark pods dirty; a
-/// pass (one PassRunner) runs after the coalescing window: the loop thread snapshots the pods, the
-/// executor's thread observes and plans (TagPass::plan), the node state records the write-ahead of
-/// any CreateTags, the executor's thread writes (TagPass::write), and the loop thread then patches
-/// the pods and updates its slice of the node state (`instanceId`, `enis`) in the store.
-/// Loop thread only, but for the executor's work.
+/// pass (one PassRunner) runs after the coalescing window and plans the pods marked since the last
+/// one with their ENIs' neighbours (every pod at the start, at a resync, after a retry; reachOf):
+/// the loop thread snapshots the pods, the executor's thread observes and plans (TagPass::plan),
+/// the node state records the write-ahead of any CreateTags, the executor's thread writes
+/// (TagPass::write), and the loop thread then patches the pods and updates its slice of the node
+/// state (`instanceId`, `enis`) in the store. Loop thread only, but for the executor's work.
 class Tagger {
  public:
   Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
@@ -72,7 +73,10 @@ class Tagger {
   void begin();
   /// k8s-eni-tagger's eni-tagger-cache, as the get answered: hints by pod IP, or none.
   void takeEniTaggerCache(const Result<Json::Value>& configMap);
+  /// A pass of every pod (start, resync, retries, a write backing off).
   void markDirty();
+  /// A pass of the pod's scope: the pod, the ENIs it is or will be on, their pods.
+  void markPod(const std::string& key);
   void scheduleResync(bool afterStart = false);
   void runPass(PassRunner::Done done);
   TagPassInput snapshot();
@@ -121,6 +125,10 @@ class Tagger {
   Timer kubeRetryTimer_;
 
   std::map<std::string, PodView> pods_;
+  // What the next pass plans: every pod, or the scope of these (and of the unsettled ones).
+  bool markAll_ = true;
+  std::set<std::string> marked_;
+  std::set<std::string> unsettled_;  // pods whose last verdict failed: judged by every pass
   std::map<std::string, EniTaggerCacheEntry> hints_;  // by pod IP; each given to one pass once
   std::set<std::string> annotationWrites_;            // pods whose last-applied patch is in flight
   std::map<std::string, TimePoint> kubeRetryAt_;      // pods whose failed write backs off

@@ -79,6 +79,81 @@ TEST(MemberIndex, AnswersWhatMemberEniAnswers) {
   EXPECT_EQ(index.eniOf("ns/web", "uid-web", "10.0.0.6"), "");
 }
 
+// A scoped pass reaches, from the pods marked, the ENIs they are recorded on or resolve to and
+// every pod recorded on those, transitively; nothing else. Each pod is resolved once.
+TEST(PassScope, ReachesEveryPodThatSharesAnEniWithAMarkedOneAndNoOther) {
+  NodeState s;
+  s.enis["eni-a"].pods["ns/a1"] = PodRecord{"uid-a1", "10.0.0.1"};
+  s.enis["eni-a"].pods["ns/a2"] = PodRecord{"uid-a2", "10.0.0.2"};
+  s.enis["eni-b"].pods["ns/b1"] = PodRecord{"uid-b1", "10.0.0.3"};
+  s.enis["eni-c"].pods["ns/c1"] = PodRecord{"uid-c1", "10.0.0.4"};
+  s.enis["eni-c"].pods["ns/a2"] = PodRecord{"uid-old", "10.0.0.9"};  // an older a2, listed too
+  s.enis["eni-d"].pods["ns/d1"] = PodRecord{"uid-d1", "10.0.0.5"};
+  const MemberIndex members(s);
+  // Where each pod resolves now: a2 moved to eni-b; new resolves to eni-d; gone resolves to none.
+  const std::map<std::string, std::string> where = {{"ns/a1", "eni-a"}, {"ns/a2", "eni-b"},
+                                                    {"ns/b1", "eni-b"}, {"ns/c1", "eni-c"},
+                                                    {"ns/d1", "eni-d"}, {"ns/new", "eni-d"}};
+  std::map<std::string, int> asked;
+  auto resolve = [&](const std::set<std::string>& keys) {
+    std::map<std::string, std::string> out;
+    for (const auto& key : keys) {
+      ++asked[key];
+      if (auto it = where.find(key); it != where.end()) out[key] = it->second;
+    }
+    return out;
+  };
+  using Keys = std::set<std::string>;
+  // a1: its ENI eni-a and its neighbour a2; a2 is listed on eni-c too and resolves to eni-b, so
+  // both come in with their pods.
+  auto scope = reachOf({"ns/a1"}, s, members, resolve);
+  EXPECT_EQ(scope.enis, (Keys{"eni-a", "eni-b", "eni-c"}));
+  EXPECT_EQ(scope.pods, (Keys{"ns/a1", "ns/a2", "ns/b1", "ns/c1"}));
+  for (const auto& [key, n] : asked) EXPECT_EQ(n, 1) << key;
+  // A new pod joining eni-d brings d1 along, and nothing of the others.
+  asked.clear();
+  scope = reachOf({"ns/new"}, s, members, resolve);
+  EXPECT_EQ(scope.enis, (Keys{"eni-d"}));
+  EXPECT_EQ(scope.pods, (Keys{"ns/new", "ns/d1"}));
+  EXPECT_EQ(asked, (std::map<std::string, int>{{"ns/new", 1}, {"ns/d1", 1}}));
+  // A pod gone (resolves to nothing) still reaches the ENI that records it.
+  const std::map<std::string, std::string> none;
+  scope = reachOf({"ns/b1"}, s, members, [&](const Keys&) { return none; });
+  EXPECT_EQ(scope.enis, (Keys{"eni-b"}));
+  EXPECT_EQ(scope.pods, (Keys{"ns/b1"}));
+  // An answer for a pod that was not asked about reaches nothing.
+  scope = reachOf({"ns/b1"}, s, members, [&](const Keys&) {
+    return std::map<std::string, std::string>{{"ns/d1", "eni-d"}};
+  });
+  EXPECT_EQ(scope.enis, (Keys{"eni-b"}));
+}
+
+// With a scope, only its ENIs are planned: a record outside it is neither planned nor its pods
+// dropped, though the pods of the pass do not include them.
+TEST(TagPlan, AScopedPlanLeavesEveryOtherEniAlone) {
+  NodeState base;
+  base.enis["eni-a"].pods["ns/a"] = PodRecord{"uid-a", "10.0.0.1"};
+  base.enis["eni-a"].tags = {{"Team", "x"}};
+  base.enis["eni-b"].pods["ns/b"] = PodRecord{"uid-b", "10.0.0.2"};
+  base.enis["eni-b"].tags = {{"Team", "y"}};
+  TagObservation obs;
+  obs.eniOf["ns/a"] = resolved("eni-a", ResolveSource::Cache);
+  obs.fresh["eni-a"] = seen({{"Team", "x"}});
+  obs.observed["eni-a"] = {{"Team", "x"}};
+  const std::vector<PodJob> pods = {job("a", "10.0.0.1", {{"Team", "z"}})};
+  const std::set<std::string> scope = {"eni-a"};
+  TagPassOutput out;
+  planTags(pods, base, obs, {}, PlanStage::Final, out, &scope);
+  ASSERT_EQ(out.plans.size(), 1u);
+  EXPECT_EQ(out.plans[0].eniId, "eni-a");
+  EXPECT_EQ(out.plans[0].toSet.count("Team"), 1u);
+  EXPECT_TRUE(out.droppedPods.empty());
+  EXPECT_EQ(out.state.enis.at("eni-b").tags, base.enis.at("eni-b").tags);
+  // Without the scope, eni-b's pod (not among the pods) would be dropped and its tags removed.
+  planTags(pods, base, obs, {}, PlanStage::Final, out);
+  EXPECT_EQ(out.droppedPods, (std::set<std::string>{"ns/b"}));
+}
+
 TEST(TagPlan, WriteAheadSettlement) {
   const TagSet wrote{{"Team", "A"}};
   struct Row {

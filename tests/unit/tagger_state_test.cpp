@@ -572,5 +572,80 @@ TEST(TaggerPasses, APassWaitsForTheEc2BucketAndTakesInThePodsMarkedMeanwhile) {
   EXPECT_EQ(tags.count("Tier"), 1u);
 }
 
+// Each pass judges the pods marked since the last one and those sharing an ENI with them: a pod
+// created after five others is judged alone, not with the five again, so a pass's work does not
+// grow with the pods on the node. A pod whose tagging failed is judged again by the next pass,
+// whatever marked it, and a resync judges every pod.
+TEST(TaggerPasses, APassJudgesThePodsMarkedSinceTheLastAndTheirNeighboursOnly) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  std::vector<std::string> ips;
+  for (int i = 0; i < 6; ++i) {
+    ips.push_back(ec2.addAttached("eni-" + std::to_string(i), i + 1).privateIpAddress);
+  }
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  tagger.start();
+  scheduler.advance(Duration(100));
+  auto judged = [&] {
+    std::uint64_t n = 0;
+    for (const auto& [result, count] : tagger.counters().syncResults()) n += count;
+    return n;
+  };
+  auto pod = [&](int i, const std::string& tags) {
+    Json::Value p = annotatedPod("p" + std::to_string(i), ips[i]);
+    p["metadata"]["annotations"]["eni-tagger.io/tags"] = tags;
+    return p;
+  };
+  auto team = [&](int i) {
+    const auto tags = tagsOf(ec2, "eni-" + std::to_string(i));
+    auto it = tags.find("Team");
+    return it == tags.end() ? std::string("(none)") : it->second;
+  };
+  for (int i = 0; i < 6; ++i) {
+    tagger.onPod(ChangeType::Added, pod(i, "Team=Platform"));
+    scheduler.advance(Duration(100));
+  }
+  EXPECT_EQ(judged(), 6u) << "one verdict per pod, not 1+2+...+6";
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(team(i), "Platform") << i;
+
+  tagger.onPod(ChangeType::Modified, pod(2, "Team=Web"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(judged(), 7u);
+  EXPECT_EQ(team(2), "Web");
+
+  tagger.onPod(ChangeType::Deleted, pod(3, "Team=Platform"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(team(3), "(none)") << "a pod gone: its ENI's owned tags go";
+  EXPECT_EQ(judged(), 7u) << "nobody else was judged for it";
+  for (int i : {0, 1, 4, 5}) EXPECT_EQ(team(i), "Platform") << i;
+
+  // EC2 refuses p4's CreateTags (not retried on its own); p5's change brings p4 along.
+  ec2.failNext["CreateTags"] = Error{ErrorCode::Invalid, "refused once"};
+  tagger.onPod(ChangeType::Modified, pod(4, "Team=Db"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(tagger.counters().syncResult(SyncReason::TaggingFailed), 1u);
+  EXPECT_EQ(team(4), "Platform");
+  tagger.onPod(ChangeType::Modified, pod(5, "Team=Api"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(team(4), "Db") << "the failed pod was judged again by the next pass";
+  EXPECT_EQ(team(5), "Api");
+  EXPECT_EQ(judged(), 10u);
+
+  tagger.resync();
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(judged(), 15u) << "a resync judges all five pods";
+  for (int i : {0, 1}) EXPECT_EQ(team(i), "Platform") << i;
+  EXPECT_EQ(team(2), "Web");
+}
+
 }  // namespace
 }  // namespace eni
