@@ -37,11 +37,11 @@ void BoundedWrites::remove(const ObjectRef& ref, Callback<Json::Value> done) {
 }
 
 void BoundedWrites::submit(const ObjectRef& ref, Send send, Callback<Json::Value> done) {
-  if (inFlight_ < limit_) return start(send, std::move(done));
   const ResourceKind nodes = ResourceKind::nodes();
   const bool toNode = ref.kind.apiPrefix == nodes.apiPrefix && ref.kind.plural == nodes.plural;
-  auto& queue = toNode ? nodeQueue_ : queue_;
-  queue.emplace_back(std::move(send), std::move(done));
+  if (toNode) return send(std::move(done));  // not counted: the pod writes keep their slots
+  if (inFlight_ < limit_) return start(send, std::move(done));
+  queue_.emplace_back(std::move(send), std::move(done));
 }
 
 void BoundedWrites::start(const Send& send, Callback<Json::Value> done) {
@@ -50,10 +50,9 @@ void BoundedWrites::start(const Send& send, Callback<Json::Value> done) {
     --inFlight_;
     // The next write goes out before this answer is handled, so a caller that writes again
     // from its callback queues behind those already waiting.
-    auto& queue = nodeQueue_.empty() ? queue_ : nodeQueue_;
-    if (!queue.empty() && inFlight_ < limit_) {
-      auto next = std::move(queue.front());
-      queue.pop_front();
+    if (!queue_.empty() && inFlight_ < limit_) {
+      auto next = std::move(queue_.front());
+      queue_.pop_front();
       start(next.first, std::move(next.second));
     }
     done(std::move(r));

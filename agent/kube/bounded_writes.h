@@ -12,9 +12,9 @@ namespace eni {
 /// and queues the rest in order. A node agent that sends hundreds at once (110 pods synced in one
 /// pass: last-applied, condition and event each) only meets the API server's in-flight limit
 /// (HTTP 429) and crowds out other clients. Reads and watches pass straight through. Writes to
-/// Node objects (the agent writes only its own: the node-state patch the tagger's write-ahead
-/// waits on) go ahead of every queued write: behind a burst's pod writes, the next pass's tags
-/// would wait for all of them. Loop thread only, like the client it wraps.
+/// Node objects (the agent writes only its own, one at a time: the node-state patch the tagger's
+/// write-ahead waits on) go out at once, beside the limit: behind a burst's pod writes, the next
+/// pass's tags would wait for them. Loop thread only, like the client it wraps.
 class BoundedWrites final : public KubeApi {
  public:
   BoundedWrites(KubeApi& inner, std::size_t limit) : inner_(inner), limit_(limit) {}
@@ -38,8 +38,9 @@ class BoundedWrites final : public KubeApi {
   void update(const ObjectRef& ref, const Json::Value& object, Callback<Json::Value> done) override;
   void remove(const ObjectRef& ref, Callback<Json::Value> done) override;
 
+  /// Writes in flight within the limit (Node writes are not counted).
   std::size_t inFlight() const { return inFlight_; }
-  std::size_t queued() const { return queue_.size() + nodeQueue_.size(); }
+  std::size_t queued() const { return queue_.size(); }
 
  private:
   using Send = std::function<void(Callback<Json::Value>)>;
@@ -50,7 +51,6 @@ class BoundedWrites final : public KubeApi {
   std::size_t limit_;
   std::size_t inFlight_ = 0;
   std::deque<std::pair<Send, Callback<Json::Value>>> queue_;
-  std::deque<std::pair<Send, Callback<Json::Value>>> nodeQueue_;  // served first
 };
 
 }  // namespace eni
