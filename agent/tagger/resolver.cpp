@@ -33,6 +33,15 @@ std::string eniFromPodEniAnnotation(const std::string& annotation, const std::st
   return {};
 }
 
+std::vector<std::string> EniResolver::interfaceIds() const {
+  std::vector<std::string> ids;
+  if (!map_) return ids;
+  for (const auto& i : map_->interfaces) {
+    if (!i.interfaceId.empty()) ids.push_back(i.interfaceId);
+  }
+  return ids;
+}
+
 bool EniResolver::attachedHere(const std::string& eniId) {
   for (bool refresh : {false, true}) {
     auto map = interfaces(refresh);

@@ -53,6 +53,8 @@ class EniResolver {
   /// Reads the IMDS interface map unless it is loaded already (no refresh); errors wait for the
   /// next resolve.
   void prefetch() { (void)interfaces(false); }
+  /// The IDs of the instance's interfaces as IMDS last listed them (no IMDS call); empty before.
+  std::vector<std::string> interfaceIds() const;
   /// The instance's VPC, learnt from IMDS; empty until the first IMDS answer.
   const std::string& vpcId() const { return vpcId_; }
   /// Whether IMDS lists `eniId` among this instance's interfaces (refreshed once when it does

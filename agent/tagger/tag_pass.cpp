@@ -49,7 +49,10 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
   resolver_.prefetch();
   TagObservation obs;
   obs.observed = in.observed;
-  if (in.observeAll || cold) observeAll(out.state, obs, cold);
+  if (in.observeAll || cold)
+    observeAll(out.state, obs, cold);
+  else
+    recall(obs);
   NodeState base = out.state;
   settleWriteAheads(base, obs, obs.retry);
   std::optional<std::set<std::string>> enis;
@@ -176,7 +179,21 @@ void TagPass::see(const NetworkInterface& eni, TagObservation& obs) {
   seen.ipv4Prefixes = eni.ipv4Prefixes.size();
   if (eni.attachment) seen.deviceIndex = eni.attachment->deviceIndex;
   obs.observed[eni.id] = seen.tags;
+  recent_[eni.id] = {seen, clock_.now()};
   obs.fresh[eni.id] = std::move(seen);
+}
+
+void TagPass::recall(TagObservation& obs) {
+  const TimePoint now = clock_.now();
+  for (auto it = recent_.begin(); it != recent_.end();) {
+    if (now - it->second.second > options_.readFreshFor) {
+      it = recent_.erase(it);
+      continue;
+    }
+    obs.observed[it->first] = it->second.first.tags;
+    obs.fresh[it->first] = it->second.first;
+    ++it;
+  }
 }
 
 std::string TagPass::whyNotOurs(const NetworkInterface& eni) {
@@ -229,8 +246,14 @@ void TagPass::resolve(const std::vector<const PodJob*>& jobs, const MemberIndex&
 }
 
 void TagPass::read(const std::set<std::string>& ids, TagObservation& obs) {
+  // The instance's own ENIs come along (IMDS lists them; a dozen at most on most types): the next
+  // passes of a burst write to them without a read of their own while this one is fresh.
+  std::set<std::string> asked = ids;
+  for (const auto& id : resolver_.interfaceIds()) {
+    if (obs.fresh.count(id) == 0) asked.insert(id);
+  }
   auto enis = ec2_.describeNetworkInterfaces(
-      {}, {{"network-interface-id", std::vector<std::string>(ids.begin(), ids.end())}});
+      {}, {{"network-interface-id", std::vector<std::string>(asked.begin(), asked.end())}});
   if (!enis) {
     logWarn("cannot read ENIs from EC2 before writing to them, will retry",
             {{"enis", ids.size()}, {"error", enis.error().describe()}});
@@ -278,6 +301,10 @@ std::map<std::string, WriteFailure> TagPass::send(const std::vector<EniPlan>& pl
 void TagPass::write(const TagPassInput& in, TagPassOutput& out) {
   const TagPlanOptions options = planOptions();
   const auto failed = options.dryRun ? std::map<std::string, WriteFailure>{} : send(out.plans);
+  // What was read of an ENI written to (or maybe written to) is no longer what it holds.
+  for (const auto& plan : out.plans) {
+    if (plan.writes() && !options.dryRun) recent_.erase(plan.eniId);
+  }
   if (options.dryRun) {
     for (const auto& plan : out.plans) {
       if (plan.writes()) logInfo("dry run: would write tags", {{"eni", plan.eniId}});

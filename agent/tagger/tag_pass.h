@@ -34,6 +34,9 @@ struct TaggerOptions {
   Duration coalesceWindow{20};              // changes within it share one pass (and one CreateTags)
   Duration resyncInterval{30 * 60 * 1000};  // +-20% jitter; the first after start 0.5-1.5x
   Duration retryDelay{5000};  // after ENILookupFailed, TaggingFailed or a failed pod write
+  /// How long what a Describe showed of an ENI counts as read for a write to it (unless the agent
+  /// wrote to it since): a burst's passes share the read of the instance's own ENIs.
+  Duration readFreshFor{1000};
   /// Where k8s-eni-tagger's ConfigMap eni-tagger-cache is read once at start; empty: not read.
   std::string eniTaggerCacheNamespace;
 };
@@ -81,16 +84,23 @@ struct TagPassInput {
 /// write-ahead when the plans create tags.
 ///
 /// What it trusts: a node-state record only while its instance ID is this instance's (IMDS) and the
-/// ENI confirms it (its hash tag); an ENI only once a Describe of this pass shows it attached to
+/// ENI confirms it (its hash tag); an ENI only once a Describe of this pass (or one within
+/// readFreshFor, not followed by a write of ours to it: recall) shows it attached to
 /// this instance or a branch of a trunk attached here, and, for the pod-eni annotation, holding the
-/// pod's IP. Nothing is written to an ENI whose tags this pass has not read from EC2, and no tag is
+/// pod's IP. Nothing is written to an ENI whose tags were not read so from EC2, and no tag is
 /// written that the node-state annotation (64 KiB) could not record.
 ///
 /// Worker thread only; it owns the caches it keeps between passes (the instance ID, the IMDS map).
 class TagPass {
  public:
-  TagPass(Ec2Api& ec2, Imds& imds, const TaggerOptions& options, TaggerCounters& counters)
-      : ec2_(ec2), imds_(imds), resolver_(imds, ec2), options_(options), counters_(counters) {}
+  TagPass(Ec2Api& ec2, Imds& imds, const Clock& clock, const TaggerOptions& options,
+          TaggerCounters& counters)
+      : ec2_(ec2),
+        imds_(imds),
+        clock_(clock),
+        resolver_(imds, ec2),
+        options_(options),
+        counters_(counters) {}
 
   /// `beforeRead`, when given, sees the first plan (made from what is known) just before the read
   /// of the ENIs it would write, while that read and the final plan are still to come: the tagger
@@ -111,16 +121,21 @@ class TagPass {
                                    std::vector<PodJob>& scoped);
   void resolve(const std::vector<const PodJob*>& jobs, const MemberIndex& members,
                const NodeState& state, TagObservation& obs);
+  /// What Describes showed within options_.readFreshFor, as read by this pass.
+  void recall(TagObservation& obs);
   void read(const std::set<std::string>& ids, TagObservation& obs);
   std::map<std::string, WriteFailure> send(const std::vector<EniPlan>& plans);
   TagPlanOptions planOptions() const;
 
   Ec2Api& ec2_;
   Imds& imds_;
+  const Clock& clock_;
   EniResolver resolver_;
   const TaggerOptions& options_;
   TaggerCounters& counters_;
   std::string instanceId_;  // this instance, from IMDS
+  // ENIs as a Describe showed them, and when; dropped once written to or older than readFreshFor.
+  std::map<std::string, std::pair<SeenEni, TimePoint>> recent_;
 };
 
 }  // namespace eni

@@ -104,11 +104,11 @@ std::optional<std::string> sharedEniRefusal(const ResolvedEni& r, const SeenEni*
 
 /// What a pass has read. Filled by TagPass's I/O, consumed by the pure functions below.
 struct TagObservation {
-  std::map<std::string, SeenEni> fresh;       // ENIs a Describe of this pass showed
-  std::set<std::string> gone;                 // asked for by ID, and EC2 has no such ENI
-  bool describedAll = false;                  // the pass's observe-all Describe answered
-  std::string readError;                      // the read before the writes failed with this
-  std::map<std::string, ResolvedEni> eniOf;   // pod key -> its ENI, as resolved (unverified)
+  std::map<std::string, SeenEni> fresh;      // ENIs a Describe of this pass (or a fresh one) showed
+  std::set<std::string> gone;                // asked for by ID, and EC2 has no such ENI
+  bool describedAll = false;                 // the pass's observe-all Describe answered
+  std::string readError;                     // the read before the writes failed with this
+  std::map<std::string, ResolvedEni> eniOf;  // pod key -> its ENI, as resolved (unverified)
   std::map<std::string, PodVerdict> lookups;  // pods no source could place
   std::map<std::string, TagSet> observed;     // ENI tags: this pass's reads, else the cache
   bool retry = false;                         // an I/O step asks for another pass

@@ -129,7 +129,7 @@ Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Exe
       clock_(clock),
       store_(store),
       options_(std::move(options)),
-      pass_(ec2, imds, options_, counters_),
+      pass_(ec2, imds, clock, options_, counters_),
       podWriter_(kube, clock),
       events_(kube, clock, EventRecorderOptions{.nodeName = options_.nodeName}),
       // A pass that writes makes two EC2 calls (the read and CreateTags): when the client's

@@ -647,5 +647,55 @@ TEST(TaggerPasses, APassJudgesThePodsMarkedSinceTheLastAndTheirNeighboursOnly) {
   EXPECT_EQ(team(2), "Web");
 }
 
+// A pass that reads the ENIs it writes reads the instance's other ENIs with them (IMDS lists
+// them), and for a second that read counts for the next passes of a burst: a pod on another of
+// them costs one CreateTags, not a read and a CreateTags. An ENI written since, or a read older
+// than a second, is read again before the next write.
+TEST(TaggerPasses, APassWritesWhatTheLastSecondsReadShowedWithoutAReadOfItsOwn) {
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  std::vector<std::string> ips;
+  for (int i = 0; i < 3; ++i) {
+    ips.push_back(ec2.addAttached("eni-" + std::to_string(i), i + 1).privateIpAddress);
+  }
+  FakeImds imds(ec2);
+  TaggerOptions options;
+  options.nodeName = "n1";
+  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
+  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+  Json::Value node;
+  node["metadata"]["name"] = "n1";
+  store.onNode(ChangeType::Added, node);
+  tagger.start();
+  scheduler.advance(Duration(2000));  // the cold start's read is stale by now
+  auto pod = [&](int i, const std::string& tags) {
+    Json::Value p = annotatedPod("p" + std::to_string(i), ips[i]);
+    p["metadata"]["annotations"]["eni-tagger.io/tags"] = tags;
+    return p;
+  };
+  const int reads = ec2.reads();
+  tagger.onPod(ChangeType::Added, pod(0, "Team=A"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(ec2.reads(), reads + 1);
+  EXPECT_EQ(ec2.calls["CreateTags"], 1);
+  tagger.onPod(ChangeType::Added, pod(1, "Team=B"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(ec2.reads(), reads + 1) << "eni-1 came with the first pass's read";
+  EXPECT_EQ(ec2.calls["CreateTags"], 2);
+  EXPECT_EQ(tagsOf(ec2, "eni-1").at("Team"), "B");
+  tagger.onPod(ChangeType::Modified, pod(0, "Team=C"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(ec2.reads(), reads + 2) << "eni-0 was written since it was read";
+  EXPECT_EQ(tagsOf(ec2, "eni-0").at("Team"), "C");
+  scheduler.advance(Duration(1000));
+  tagger.onPod(ChangeType::Added, pod(2, "Team=D"));
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(ec2.reads(), reads + 3) << "the read of eni-2 is over a second old";
+  EXPECT_EQ(tagsOf(ec2, "eni-2").at("Team"), "D");
+  EXPECT_EQ(ec2.calls["CreateTags"], 4);
+}
+
 }  // namespace
 }  // namespace eni
