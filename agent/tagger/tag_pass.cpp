@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 
 #include "agent/base/log.h"
 
@@ -53,7 +54,7 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
     observeAll(out.state, obs, cold);
   else
     recall(obs);
-  NodeState base = out.state;
+  NodeState base = std::move(out.state);  // planTags sets out.state again
   settleWriteAheads(base, obs, obs.retry);
   std::optional<std::set<std::string>> enis;
   std::vector<PodJob> scoped;
@@ -67,7 +68,7 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
     if (beforeRead) beforeRead(out);
     read(ids, obs);
   }
-  planTags(pods, base, obs, options, PlanStage::Final, out, only);
+  planTags(pods, std::move(base), obs, options, PlanStage::Final, out, only);
   logNotes(out);
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 
 namespace eni {
 
@@ -451,10 +452,10 @@ void fitBudget(const std::vector<PodJob>& pods, TagPassOutput& out) {
 
 }  // namespace
 
-void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagObservation& obs,
+void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservation& obs,
               const TagPlanOptions& options, PlanStage stage, TagPassOutput& out,
               const std::set<std::string>* scope) {
-  out.state = base;
+  out.state = std::move(base);
   out.observed = obs.observed;
   out.verdicts.clear();
   out.droppedPods.clear();

@@ -157,7 +157,7 @@ enum class PlanStage { BeforeRead, Final };
 /// any write to an ENI the pass did not read and keeps the node state within its budget. With
 /// `scope` (a scoped pass: `pods` are the scope's) only the scope's ENIs are planned; every other
 /// record stays as `base` has it.
-void planTags(const std::vector<PodJob>& pods, const NodeState& base, const TagObservation& obs,
+void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservation& obs,
               const TagPlanOptions& options, PlanStage stage, TagPassOutput& out,
               const std::set<std::string>* scope = nullptr);
 
