@@ -80,16 +80,78 @@ Result<Json::Value> parseJson(std::string_view text, const JsonParseOptions& opt
   return root;
 }
 
+namespace {
+
+// What jsoncpp's compact writer (indentation "", emitUTF8) writes, without its per-character
+// string building: the node-state patch carries a 30 KB string, written on every pass.
+void appendJson(std::string& out, const Json::Value& value) {
+  switch (value.type()) {
+    case Json::nullValue:
+      out += "null";
+      break;
+    case Json::intValue:
+      out += Json::valueToString(value.asLargestInt());
+      break;
+    case Json::uintValue:
+      out += Json::valueToString(value.asLargestUInt());
+      break;
+    case Json::realValue:
+      out += Json::valueToString(value.asDouble());
+      break;
+    case Json::booleanValue:
+      out += value.asBool() ? "true" : "false";
+      break;
+    case Json::stringValue: {
+      const char* begin = nullptr;
+      const char* end = nullptr;
+      value.getString(&begin, &end);
+      appendJsonQuoted(out, std::string_view(begin, static_cast<std::size_t>(end - begin)));
+      break;
+    }
+    case Json::arrayValue: {
+      out += '[';
+      for (Json::ArrayIndex i = 0; i < value.size(); ++i) {
+        if (i != 0) out += ',';
+        appendJson(out, value[i]);
+      }
+      out += ']';
+      break;
+    }
+    case Json::objectValue: {
+      out += '{';
+      bool first = true;
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        if (!first) out += ',';
+        first = false;
+        const char* end = nullptr;
+        const char* begin = it.memberName(&end);
+        appendJsonQuoted(out, std::string_view(begin, static_cast<std::size_t>(end - begin)));
+        out += ':';
+        appendJson(out, *it);
+      }
+      out += '}';
+      break;
+    }
+  }
+}
+
+}  // namespace
+
 std::string toJson(const Json::Value& value) {
-  Json::StreamWriterBuilder builder;
-  builder["indentation"] = "";
-  builder["emitUTF8"] = true;
-  return Json::writeString(builder, value);
+  std::string out;
+  appendJson(out, value);
+  return out;
 }
 
 void appendJsonQuoted(std::string& out, std::string_view text) {
   out += '"';
-  for (unsigned char c : text) {
+  // Runs that need no escape go in at once.
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text, run, i - run);
+    run = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -112,16 +174,14 @@ void appendJsonQuoted(std::string& out, std::string_view text) {
       case '\f':
         out += "\\f";
         break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
+      default: {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      }
     }
   }
+  out.append(text, run, text.size() - run);
   out += '"';
 }
 

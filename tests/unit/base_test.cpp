@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <json/writer.h>
 #include <malloc.h>
 
 #include <cstdint>
@@ -147,6 +148,43 @@ TEST(Json, ParseErrorsAreInvalidNotExceptions) {
   EXPECT_TRUE(arrayField(*ok, "l").isArray());
   EXPECT_EQ(stringField(Json::Value("scalar"), "a", "f"), "f");
   EXPECT_EQ(jsonQuote("a\"b\\c\n\x01"), R"("a\"b\\c\n\u0001")");
+}
+
+// toJson writes what jsoncpp's compact writer (indentation "", emitUTF8) wrote, byte for byte,
+// for every kind of value: escapes, control bytes, UTF-8, empty and nested containers, numbers.
+TEST(Json, ToJsonWritesExactlyWhatJsoncppWrites) {
+  Json::StreamWriterBuilder builder;
+  builder["indentation"] = "";
+  builder["emitUTF8"] = true;
+  std::string everyByte;
+  for (int c = 1; c < 256; ++c) everyByte += static_cast<char>(c);
+  Json::Value v;
+  v["metadata"]["annotations"]["eni-agent.io/state"] = "{\"enis\":{\"eni-1\":{\"tags\":{}}}}";
+  v["every byte"] = everyByte;
+  v["nul"] = std::string("a\0b", 3);
+  v["utf8"] = "caf\xc3\xa9 \xe2\x80\xa8 <>&";
+  v["empty"] = "";
+  v["obj"] = Json::Value(Json::objectValue);
+  v["arr"] = Json::Value(Json::arrayValue);
+  v["list"].append(1);
+  v["list"].append(-7);
+  v["list"].append(Json::Value::maxLargestUInt);
+  v["list"].append(Json::Value::minLargestInt);
+  v["list"].append(0.1);
+  v["list"].append(1e300);
+  v["list"].append(-0.0);
+  v["list"].append(2.5);
+  v["list"].append(true);
+  v["list"].append(false);
+  v["list"].append(Json::Value());
+  v["list"].append(Json::Value(Json::objectValue));
+  v["nested"]["a"]["b"][0]["c"] = "d";
+  v["Z"] = 1;
+  v["a\"key"] = "quoted key";
+  for (const Json::Value& value :
+       {v, Json::Value("x"), Json::Value(), Json::Value(3.0), Json::Value(Json::arrayValue)}) {
+    EXPECT_EQ(toJson(value), Json::writeString(builder, value));
+  }
 }
 
 TEST(Base64, DecodesAndRejects) {
