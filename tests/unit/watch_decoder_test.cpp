@@ -161,6 +161,10 @@ TEST(KnownAnnotations, QuotesAsGosEncoderDoes) {
             "\x7f\"");
   EXPECT_EQ(KnownAnnotations::quoteAsApiServer("caf\xc3\xa9 \xe2\x80\xa8\xe2\x80\xa9"),
             "\"caf\xc3\xa9 \\u2028\\u2029\"");
+  // Other E2 sequences, and E2 80 cut short at the end, go as they are.
+  EXPECT_EQ(KnownAnnotations::quoteAsApiServer("\xe2\x82\xac<\xe2\x80\xa7\xe2\x80"),
+            "\"\xe2\x82\xac\\u003c\xe2\x80\xa7\xe2\x80\"");
+  EXPECT_EQ(KnownAnnotations::quoteAsApiServer("\xe2"), "\"\xe2\"");
 }
 
 TEST(KnownAnnotations, TheEchoOfARememberedValueIsPutBackNotDecoded) {
