@@ -42,14 +42,13 @@ TagPlanOptions TagPass::planOptions() const {
 void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
                    const std::function<void(const TagPassOutput&)>& beforeRead) {
   out.state = in.state;
-  out.observed = in.observed;
   bool cold = false;
   if (!identify(out, cold)) return;
   // The interface map is read once, up front (a walk of a dozen IMDS paths per ENI), so the
   // first pods annotated after a start do not wait for it. Free: IMDS, not EC2.
   resolver_.prefetch();
   TagObservation obs;
-  obs.observed = in.observed;
+  obs.observed = std::move(out.observed);  // back in out.observed, with this pass's reads, below
   if (in.observeAll || cold)
     observeAll(out.state, obs, cold);
   else
@@ -69,6 +68,7 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
     read(ids, obs);
   }
   planTags(pods, std::move(base), obs, options, PlanStage::Final, out, only);
+  out.observed = std::move(obs.observed);
   logNotes(out);
 }
 

@@ -69,8 +69,7 @@ class TaggerCounters {
 struct TagPassInput {
   std::vector<PodJob> pods;
   NodeState state;
-  std::map<std::string, TagSet> observed;  // ENI tags as EC2 last showed them (a cache)
-  bool observeAll = false;                 // cold start, resync or a write-ahead to settle
+  bool observeAll = false;  // cold start, resync or a write-ahead to settle
   /// A scoped pass: the pods marked since the last pass (keys; also pods now gone), of which the
   /// pass plans only the scope (reachOf). Every pod and ENI when empty, and whenever the pass reads
   /// every ENI.

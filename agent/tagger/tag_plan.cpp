@@ -336,8 +336,9 @@ Desires gatherDesires(const std::vector<PodJob>& pods, const TagObservation& obs
   return wanted;
 }
 
-std::vector<EniPlan> planAll(const TagPassOutput& out, const Desires& wanted,
-                             const TagPlanOptions& options, const std::set<std::string>* scope) {
+std::vector<EniPlan> planAll(const TagPassOutput& out, const TagObservation& obs,
+                             const Desires& wanted, const TagPlanOptions& options,
+                             const std::set<std::string>* scope) {
   std::set<std::string> ids;
   if (scope == nullptr) {
     for (const auto& [id, record] : out.state.enis) ids.insert(id);
@@ -357,8 +358,8 @@ std::vector<EniPlan> planAll(const TagPassOutput& out, const Desires& wanted,
     const bool known = recorded && (!record->second.tags.empty() || !record->second.hash.empty() ||
                                     !record->second.pods.empty());
     input.record = known ? &record->second : nullptr;
-    auto seen = out.observed.find(id);
-    input.observed = seen == out.observed.end() ? nullptr : &seen->second;
+    auto seen = obs.observed.find(id);
+    input.observed = seen == obs.observed.end() ? nullptr : &seen->second;
     if (auto d = wanted.find(id); d != wanted.end()) input.pods = d->second;
     plans.push_back(planEni(input, PlanOptions{options.sharedEnis == SharedEniPolicy::Any}));
   }
@@ -456,7 +457,6 @@ void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservat
               const TagPlanOptions& options, PlanStage stage, TagPassOutput& out,
               const std::set<std::string>* scope) {
   out.state = std::move(base);
-  out.observed = obs.observed;
   out.verdicts.clear();
   out.droppedPods.clear();
   out.notes.clear();
@@ -464,7 +464,7 @@ void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservat
   dropForeignRecords(obs, out);
   verify(pods, obs, options, out);
   const Desires wanted = gatherDesires(pods, obs, options, stage, out);
-  out.plans = planAll(out, wanted, options, scope);
+  out.plans = planAll(out, obs, wanted, options, scope);
   noteDropped(wanted, scope, out);
   if (stage == PlanStage::BeforeRead) return;
   keepToWhatWasRead(obs, out);

@@ -123,6 +123,8 @@ struct TagPlanOptions {
 /// A pass's plan, and after write() its result.
 struct TagPassOutput {
   NodeState state;
+  /// ENI tags as EC2 last showed them, a cache the tagger hands each pass here (not copied) and
+  /// takes back: TagPass adds what the pass read, recordWrites what it wrote.
   std::map<std::string, TagSet> observed;
   std::map<std::string, PodVerdict> verdicts;  // by pod key
   std::map<std::string, TagSet> appliedByPod;  // Synced pods: their own desired tags

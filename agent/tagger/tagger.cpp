@@ -264,7 +264,6 @@ void Tagger::markPod(const std::string& key) {
 TagPassInput Tagger::snapshot() {
   TagPassInput in;
   in.state = store_.current();
-  in.observed = observed_;
   // A write-ahead record (a restart, or a CreateTags that failed) needs a Describe to tell
   // whether its CreateTags landed.
   in.observeAll = resyncDue_ || std::any_of(in.state.enis.begin(), in.state.enis.end(),
@@ -321,6 +320,7 @@ void Tagger::runPass(PassRunner::Done done) {
   current_ = std::make_unique<Pass>();
   current_->seq = ++passSeq_;
   current_->in = snapshot();
+  current_->out.observed = std::move(observed_);  // handed back by finish()
   current_->done = std::move(done);
   resyncDue_ = false;
   executor_.run(
@@ -453,6 +453,7 @@ void Tagger::onWriteAhead(bool stored) {
   logWarn("cannot record the write-ahead node state, tags not written, will retry",
           {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
   store_.update([&](NodeState& s) { s.enis = std::move(pass.before); });
+  observed_ = std::move(pass.out.observed);  // what the pass read still stands
   markAll_ = true;
   auto done = std::move(pass.done);
   current_.reset();
