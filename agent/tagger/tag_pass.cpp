@@ -63,7 +63,7 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
   // all of them, with the ENIs still to be verified, and the final plan is made from what it shows.
   const TagPlanOptions options = planOptions();
   planTags(pods, base, obs, options, PlanStage::BeforeRead, out, only);
-  if (auto ids = enisToRead(pods, out, obs, options); !ids.empty()) {
+  if (auto ids = enisToRead(pods, out, obs, options, only); !ids.empty()) {
     if (beforeRead) beforeRead(out);
     read(ids, obs);
   }

@@ -15,9 +15,16 @@ std::string memberEni(const NodeState& state, const std::string& key, const std:
   return {};
 }
 
-MemberIndex::MemberIndex(const NodeState& state) {
-  for (const auto& [id, record] : state.enis) {
+MemberIndex::MemberIndex(const NodeState& state, const std::set<std::string>* only) {
+  auto add = [&](const std::string& id, const EniRecord& record) {
     for (const auto& [key, pod] : record.pods) byPod_[key].emplace_back(id, pod);
+  };
+  if (only == nullptr) {
+    for (const auto& [id, record] : state.enis) add(id, record);
+    return;
+  }
+  for (const auto& id : *only) {
+    if (auto record = state.enis.find(id); record != state.enis.end()) add(id, record->second);
   }
 }
 
@@ -296,10 +303,11 @@ void verify(const std::vector<PodJob>& pods, const TagObservation& obs,
 }
 
 Desires gatherDesires(const std::vector<PodJob>& pods, const TagObservation& obs,
-                      const TagPlanOptions& options, PlanStage stage, TagPassOutput& out) {
+                      const TagPlanOptions& options, PlanStage stage,
+                      const std::set<std::string>* scope, TagPassOutput& out) {
   Desires wanted;
   // The loop changes records' MACs and subnets, never their members.
-  const MemberIndex members(out.state);
+  const MemberIndex members(out.state, scope);
   for (const auto& job : pods) {
     if (!job.desired) {
       // Invalid now: keep what was applied for it, if it is a member.
@@ -463,7 +471,7 @@ void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservat
   out.retry = obs.retry;
   dropForeignRecords(obs, out);
   verify(pods, obs, options, out);
-  const Desires wanted = gatherDesires(pods, obs, options, stage, out);
+  const Desires wanted = gatherDesires(pods, obs, options, stage, scope, out);
   out.plans = planAll(out, obs, wanted, options, scope);
   noteDropped(wanted, scope, out);
   if (stage == PlanStage::BeforeRead) return;
@@ -472,7 +480,8 @@ void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservat
 }
 
 std::set<std::string> enisToRead(const std::vector<PodJob>& pods, const TagPassOutput& planned,
-                                 const TagObservation& obs, const TagPlanOptions& options) {
+                                 const TagObservation& obs, const TagPlanOptions& options,
+                                 const std::set<std::string>* scope) {
   std::set<std::string> ids;
   for (const auto& [key, r] : obs.eniOf) {
     if (obs.fresh.count(r.eniId) != 0) continue;
@@ -482,7 +491,7 @@ std::set<std::string> enisToRead(const std::vector<PodJob>& pods, const TagPassO
     if (!options.subnetIds.empty() && subnetOf(planned.state, r).empty()) ids.insert(r.eniId);
   }
   // Refuse judges an ENI a pod joins by its addresses and type, which only EC2 tells.
-  const MemberIndex members(planned.state);
+  const MemberIndex members(planned.state, scope);
   for (const auto& job : pods) {
     auto it = obs.eniOf.find(job.key);
     if (it == obs.eniOf.end() || obs.fresh.count(it->second.eniId) != 0 || !job.desired) continue;

@@ -42,7 +42,8 @@ std::string memberEni(const NodeState& state, const std::string& key, const std:
 /// same answer, the first ENI in ID order). Reads `state` as it was when made.
 class MemberIndex {
  public:
-  explicit MemberIndex(const NodeState& state);
+  /// With `only`, of those ENIs' records alone (a scoped pass's ENIs: every record of its pods).
+  explicit MemberIndex(const NodeState& state, const std::set<std::string>* only = nullptr);
   std::string eniOf(const std::string& key, const std::string& uid, const std::string& ip) const;
   /// Every ENI whose record lists the pod key, whatever UID and IP it records for it.
   std::vector<std::string> enisListing(const std::string& key) const;
@@ -166,9 +167,10 @@ void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservat
 /// The ENIs to read before the final plan, in one Describe: those the plan would write, those
 /// named by a pod's pod-eni annotation (verified before anything else), those whose subnet
 /// --subnet-ids needs, and under SharedEniPolicy::Refuse those a pod joins (is not yet a member
-/// of) whose sharing is unknown; none that this pass already read.
+/// of) whose sharing is unknown; none that this pass already read. `scope` as for planTags.
 std::set<std::string> enisToRead(const std::vector<PodJob>& pods, const TagPassOutput& planned,
-                                 const TagObservation& obs, const TagPlanOptions& options);
+                                 const TagObservation& obs, const TagPlanOptions& options,
+                                 const std::set<std::string>* scope = nullptr);
 
 /// How the writes to one ENI failed.
 struct WriteFailure {
