@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
@@ -572,79 +573,90 @@ TEST(TaggerPasses, APassWaitsForTheEc2BucketAndTakesInThePodsMarkedMeanwhile) {
   EXPECT_EQ(tags.count("Tier"), 1u);
 }
 
+// `n` ENIs of one address each (eni-i holds ips[i]; no pods share them, so the default
+// --shared-eni-tagging=refuse tags them), a store on node n1 and a started tagger.
+struct OwnEnisRig {
+  explicit OwnEnisRig(int n) {
+    for (int i = 0; i < n; ++i) {
+      ips.push_back(ec2.addAttached("eni-" + std::to_string(i), i + 1).privateIpAddress);
+    }
+    options.nodeName = "n1";
+    tagger =
+        std::make_unique<Tagger>(kube, ec2, imds, scheduler, executor, scheduler, store, options);
+    Json::Value node;
+    node["metadata"]["name"] = "n1";
+    store.onNode(ChangeType::Added, node);
+    tagger->start();
+  }
+  Json::Value pod(int i, const std::string& tags) const {
+    Json::Value p = annotatedPod("p" + std::to_string(i), ips[static_cast<std::size_t>(i)]);
+    p["metadata"]["annotations"]["eni-tagger.io/tags"] = tags;
+    return p;
+  }
+  std::string team(int i) const {
+    const auto tags = tagsOf(ec2, "eni-" + std::to_string(i));
+    auto it = tags.find("Team");
+    return it == tags.end() ? std::string("(none)") : it->second;
+  }
+  testing::FakeKubeApi kube;
+  testing::ManualScheduler scheduler;
+  InlineExecutor executor;
+  FakeEc2 ec2;
+  FakeImds imds{ec2};
+  std::vector<std::string> ips;
+  TaggerOptions options;
+  AnnotationStateStore store{kube, scheduler, {"n1", Duration(500)}};
+  std::unique_ptr<Tagger> tagger;
+};
+
 // Each pass judges the pods marked since the last one and those sharing an ENI with them: a pod
 // created after five others is judged alone, not with the five again, so a pass's work does not
 // grow with the pods on the node. A pod whose tagging failed is judged again by the next pass,
 // whatever marked it, and a resync judges every pod.
 TEST(TaggerPasses, APassJudgesThePodsMarkedSinceTheLastAndTheirNeighboursOnly) {
-  testing::FakeKubeApi kube;
-  testing::ManualScheduler scheduler;
-  InlineExecutor executor;
-  FakeEc2 ec2;
-  std::vector<std::string> ips;
-  for (int i = 0; i < 6; ++i) {
-    ips.push_back(ec2.addAttached("eni-" + std::to_string(i), i + 1).privateIpAddress);
-  }
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  store.onNode(ChangeType::Added, node);
-  tagger.start();
-  scheduler.advance(Duration(100));
+  OwnEnisRig rig(6);
+  Tagger& tagger = *rig.tagger;
+  rig.scheduler.advance(Duration(100));
   auto judged = [&] {
     std::uint64_t n = 0;
     for (const auto& [result, count] : tagger.counters().syncResults()) n += count;
     return n;
   };
-  auto pod = [&](int i, const std::string& tags) {
-    Json::Value p = annotatedPod("p" + std::to_string(i), ips[i]);
-    p["metadata"]["annotations"]["eni-tagger.io/tags"] = tags;
-    return p;
-  };
-  auto team = [&](int i) {
-    const auto tags = tagsOf(ec2, "eni-" + std::to_string(i));
-    auto it = tags.find("Team");
-    return it == tags.end() ? std::string("(none)") : it->second;
-  };
   for (int i = 0; i < 6; ++i) {
-    tagger.onPod(ChangeType::Added, pod(i, "Team=Platform"));
-    scheduler.advance(Duration(100));
+    tagger.onPod(ChangeType::Added, rig.pod(i, "Team=Platform"));
+    rig.scheduler.advance(Duration(100));
   }
   EXPECT_EQ(judged(), 6u) << "one verdict per pod, not 1+2+...+6";
-  for (int i = 0; i < 6; ++i) EXPECT_EQ(team(i), "Platform") << i;
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(rig.team(i), "Platform") << i;
 
-  tagger.onPod(ChangeType::Modified, pod(2, "Team=Web"));
-  scheduler.advance(Duration(100));
+  tagger.onPod(ChangeType::Modified, rig.pod(2, "Team=Web"));
+  rig.scheduler.advance(Duration(100));
   EXPECT_EQ(judged(), 7u);
-  EXPECT_EQ(team(2), "Web");
+  EXPECT_EQ(rig.team(2), "Web");
 
-  tagger.onPod(ChangeType::Deleted, pod(3, "Team=Platform"));
-  scheduler.advance(Duration(100));
-  EXPECT_EQ(team(3), "(none)") << "a pod gone: its ENI's owned tags go";
+  tagger.onPod(ChangeType::Deleted, rig.pod(3, "Team=Platform"));
+  rig.scheduler.advance(Duration(100));
+  EXPECT_EQ(rig.team(3), "(none)") << "a pod gone: its ENI's owned tags go";
   EXPECT_EQ(judged(), 7u) << "nobody else was judged for it";
-  for (int i : {0, 1, 4, 5}) EXPECT_EQ(team(i), "Platform") << i;
+  for (int i : {0, 1, 4, 5}) EXPECT_EQ(rig.team(i), "Platform") << i;
 
   // EC2 refuses p4's CreateTags (not retried on its own); p5's change brings p4 along.
-  ec2.failNext["CreateTags"] = Error{ErrorCode::Invalid, "refused once"};
-  tagger.onPod(ChangeType::Modified, pod(4, "Team=Db"));
-  scheduler.advance(Duration(100));
+  rig.ec2.failNext["CreateTags"] = Error{ErrorCode::Invalid, "refused once"};
+  tagger.onPod(ChangeType::Modified, rig.pod(4, "Team=Db"));
+  rig.scheduler.advance(Duration(100));
   EXPECT_EQ(tagger.counters().syncResult(SyncReason::TaggingFailed), 1u);
-  EXPECT_EQ(team(4), "Platform");
-  tagger.onPod(ChangeType::Modified, pod(5, "Team=Api"));
-  scheduler.advance(Duration(100));
-  EXPECT_EQ(team(4), "Db") << "the failed pod was judged again by the next pass";
-  EXPECT_EQ(team(5), "Api");
+  EXPECT_EQ(rig.team(4), "Platform");
+  tagger.onPod(ChangeType::Modified, rig.pod(5, "Team=Api"));
+  rig.scheduler.advance(Duration(100));
+  EXPECT_EQ(rig.team(4), "Db") << "the failed pod was judged again by the next pass";
+  EXPECT_EQ(rig.team(5), "Api");
   EXPECT_EQ(judged(), 10u);
 
   tagger.resync();
-  scheduler.advance(Duration(100));
+  rig.scheduler.advance(Duration(100));
   EXPECT_EQ(judged(), 15u) << "a resync judges all five pods";
-  for (int i : {0, 1}) EXPECT_EQ(team(i), "Platform") << i;
-  EXPECT_EQ(team(2), "Web");
+  for (int i : {0, 1}) EXPECT_EQ(rig.team(i), "Platform") << i;
+  EXPECT_EQ(rig.team(2), "Web");
 }
 
 // A pass that reads the ENIs it writes reads the instance's other ENIs with them (IMDS lists
@@ -652,48 +664,29 @@ TEST(TaggerPasses, APassJudgesThePodsMarkedSinceTheLastAndTheirNeighboursOnly) {
 // them costs one CreateTags, not a read and a CreateTags. An ENI written since, or a read older
 // than a second, is read again before the next write.
 TEST(TaggerPasses, APassWritesWhatTheLastSecondsReadShowedWithoutAReadOfItsOwn) {
-  testing::FakeKubeApi kube;
-  testing::ManualScheduler scheduler;
-  InlineExecutor executor;
-  FakeEc2 ec2;
-  std::vector<std::string> ips;
-  for (int i = 0; i < 3; ++i) {
-    ips.push_back(ec2.addAttached("eni-" + std::to_string(i), i + 1).privateIpAddress);
-  }
-  FakeImds imds(ec2);
-  TaggerOptions options;
-  options.nodeName = "n1";
-  AnnotationStateStore store(kube, scheduler, {"n1", Duration(500)});
-  Tagger tagger(kube, ec2, imds, scheduler, executor, scheduler, store, options);
-  Json::Value node;
-  node["metadata"]["name"] = "n1";
-  store.onNode(ChangeType::Added, node);
-  tagger.start();
-  scheduler.advance(Duration(2000));  // the cold start's read is stale by now
-  auto pod = [&](int i, const std::string& tags) {
-    Json::Value p = annotatedPod("p" + std::to_string(i), ips[i]);
-    p["metadata"]["annotations"]["eni-tagger.io/tags"] = tags;
-    return p;
-  };
+  OwnEnisRig rig(3);
+  Tagger& tagger = *rig.tagger;
+  FakeEc2& ec2 = rig.ec2;
+  rig.scheduler.advance(Duration(2000));  // the cold start's read is stale by now
   const int reads = ec2.reads();
-  tagger.onPod(ChangeType::Added, pod(0, "Team=A"));
-  scheduler.advance(Duration(100));
+  tagger.onPod(ChangeType::Added, rig.pod(0, "Team=A"));
+  rig.scheduler.advance(Duration(100));
   EXPECT_EQ(ec2.reads(), reads + 1);
   EXPECT_EQ(ec2.calls["CreateTags"], 1);
-  tagger.onPod(ChangeType::Added, pod(1, "Team=B"));
-  scheduler.advance(Duration(100));
+  tagger.onPod(ChangeType::Added, rig.pod(1, "Team=B"));
+  rig.scheduler.advance(Duration(100));
   EXPECT_EQ(ec2.reads(), reads + 1) << "eni-1 came with the first pass's read";
   EXPECT_EQ(ec2.calls["CreateTags"], 2);
-  EXPECT_EQ(tagsOf(ec2, "eni-1").at("Team"), "B");
-  tagger.onPod(ChangeType::Modified, pod(0, "Team=C"));
-  scheduler.advance(Duration(100));
+  EXPECT_EQ(rig.team(1), "B");
+  tagger.onPod(ChangeType::Modified, rig.pod(0, "Team=C"));
+  rig.scheduler.advance(Duration(100));
   EXPECT_EQ(ec2.reads(), reads + 2) << "eni-0 was written since it was read";
-  EXPECT_EQ(tagsOf(ec2, "eni-0").at("Team"), "C");
-  scheduler.advance(Duration(1000));
-  tagger.onPod(ChangeType::Added, pod(2, "Team=D"));
-  scheduler.advance(Duration(100));
+  EXPECT_EQ(rig.team(0), "C");
+  rig.scheduler.advance(Duration(1000));
+  tagger.onPod(ChangeType::Added, rig.pod(2, "Team=D"));
+  rig.scheduler.advance(Duration(100));
   EXPECT_EQ(ec2.reads(), reads + 3) << "the read of eni-2 is over a second old";
-  EXPECT_EQ(tagsOf(ec2, "eni-2").at("Team"), "D");
+  EXPECT_EQ(rig.team(2), "D");
   EXPECT_EQ(ec2.calls["CreateTags"], 4);
 }
 
