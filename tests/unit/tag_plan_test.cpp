@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 namespace eni {
 namespace {
 
@@ -56,16 +58,22 @@ const EniPlan* planFor(const TagPassOutput& out, const std::string& eni) {
   return nullptr;
 }
 
+/// A node state whose ENIs record these members: {ENI, pod key, UID, IP}.
+NodeState withMembers(const std::vector<std::array<std::string, 4>>& rows) {
+  NodeState s;
+  for (const auto& [eni, key, uid, ip] : rows) s.enis[eni].pods[key] = PodRecord{uid, ip};
+  return s;
+}
+
 // ---------------------------------------------------------------- write-ahead settlement
 
 // The index a pass resolves pods with answers what memberEni answers, also for a record that
 // names a pod twice (the annotation is writable by others) or with another UID or IP.
 TEST(MemberIndex, AnswersWhatMemberEniAnswers) {
-  NodeState s;
-  s.enis["eni-a"].pods["ns/web"] = PodRecord{"uid-old", "10.0.0.5"};
-  s.enis["eni-b"].pods["ns/web"] = PodRecord{"uid-web", "10.0.0.5"};
-  s.enis["eni-c"].pods["ns/web"] = PodRecord{"uid-web", "10.0.0.5"};
-  s.enis["eni-c"].pods["ns/db"] = PodRecord{"uid-db", "10.0.0.6"};
+  NodeState s = withMembers({{"eni-a", "ns/web", "uid-old", "10.0.0.5"},
+                             {"eni-b", "ns/web", "uid-web", "10.0.0.5"},
+                             {"eni-c", "ns/web", "uid-web", "10.0.0.5"},
+                             {"eni-c", "ns/db", "uid-db", "10.0.0.6"}});
   s.enis["eni-d"];
   const MemberIndex index(s);
   for (const std::string key : {"ns/web", "ns/db", "ns/none"}) {
@@ -82,13 +90,13 @@ TEST(MemberIndex, AnswersWhatMemberEniAnswers) {
 // A scoped pass reaches, from the pods marked, the ENIs they are recorded on or resolve to and
 // every pod recorded on those, transitively; nothing else. Each pod is resolved once.
 TEST(PassScope, ReachesEveryPodThatSharesAnEniWithAMarkedOneAndNoOther) {
-  NodeState s;
-  s.enis["eni-a"].pods["ns/a1"] = PodRecord{"uid-a1", "10.0.0.1"};
-  s.enis["eni-a"].pods["ns/a2"] = PodRecord{"uid-a2", "10.0.0.2"};
-  s.enis["eni-b"].pods["ns/b1"] = PodRecord{"uid-b1", "10.0.0.3"};
-  s.enis["eni-c"].pods["ns/c1"] = PodRecord{"uid-c1", "10.0.0.4"};
-  s.enis["eni-c"].pods["ns/a2"] = PodRecord{"uid-old", "10.0.0.9"};  // an older a2, listed too
-  s.enis["eni-d"].pods["ns/d1"] = PodRecord{"uid-d1", "10.0.0.5"};
+  const NodeState s = withMembers({{"eni-a", "ns/a1", "uid-a1", "10.0.0.1"},
+                                   {"eni-a", "ns/a2", "uid-a2", "10.0.0.2"},
+                                   {"eni-b", "ns/b1", "uid-b1", "10.0.0.3"},
+                                   {"eni-c", "ns/c1", "uid-c1", "10.0.0.4"},
+                                   // an older a2, listed too
+                                   {"eni-c", "ns/a2", "uid-old", "10.0.0.9"},
+                                   {"eni-d", "ns/d1", "uid-d1", "10.0.0.5"}});
   const MemberIndex members(s);
   // Where each pod resolves now: a2 moved to eni-b; new resolves to eni-d; gone resolves to none.
   const std::map<std::string, std::string> where = {{"ns/a1", "eni-a"}, {"ns/a2", "eni-b"},
