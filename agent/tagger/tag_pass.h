@@ -83,10 +83,10 @@ struct TagPassInput {
 /// write-ahead when the plans create tags.
 ///
 /// What it trusts: a node-state record only while its instance ID is this instance's (IMDS) and the
-/// ENI confirms it (its hash tag); an ENI only once a Describe of this pass (or one within
-/// readFreshFor, not followed by a write of ours to it: recall) shows it attached to
-/// this instance or a branch of a trunk attached here, and, for the pod-eni annotation, holding the
-/// pod's IP. Nothing is written to an ENI whose tags were not read so from EC2, and no tag is
+/// ENI confirms it (its hash tag); an ENI only once a Describe shows it attached to this instance
+/// or a branch of a trunk attached here, and, for the pod-eni annotation, holding the pod's IP: a
+/// Describe of this pass, or one within readFreshFor that no write of ours to the ENI followed
+/// (recall). Nothing is written to an ENI whose tags such a Describe has not shown, and no tag is
 /// written that the node-state annotation (64 KiB) could not record.
 ///
 /// Worker thread only; it owns the caches it keeps between passes (the instance ID, the IMDS map).
