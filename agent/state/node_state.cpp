@@ -154,6 +154,14 @@ Result<std::string> encodeNodeState(const NodeState& state) {
   return text;
 }
 
+std::size_t encodedEniRecordSize(const std::string& id, const EniRecord& record) {
+  std::string text;
+  StateWriter w(text);
+  w.field(id);
+  encodeEniRecord(w, record);
+  return text.size();
+}
+
 namespace {
 
 EniRecord decodeEniRecord(const Json::Value& v) {

@@ -112,6 +112,10 @@ inline constexpr const char* kNodeStateAnnotation = "eni-agent.io/state";
 
 /// Compact JSON. Fails with Invalid when the result would exceed 64 KiB.
 [[nodiscard]] Result<std::string> encodeNodeState(const NodeState& state);
+/// The bytes the record of ENI `id` takes in encodeNodeState's text (`"id":{...}`, without the
+/// comma that separates it from its neighbours): a state's size changes by the difference when
+/// one record changes.
+std::size_t encodedEniRecordSize(const std::string& id, const EniRecord& record);
 /// Reads any version up to kVersion; unknown fields are ignored, wrong types read as absent.
 /// Invalid for malformed JSON; Conflict for a newer version, written by a newer agent, which this
 /// one must neither trust nor overwrite.

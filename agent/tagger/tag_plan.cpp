@@ -424,11 +424,35 @@ void recordAhead(const EniPlan& plan, const std::map<std::string, const PodJob*>
   }
 }
 
+/// The encoded size of `out.state` with every plan recorded ahead, from the state's own size and
+/// the planned records' sizes before and after (no copy of the whole state); at most one byte
+/// over the exact size. None when the state alone is over the budget.
+std::optional<std::size_t> sizeAhead(const std::map<std::string, const PodJob*>& jobs,
+                                     const TagPassOutput& out) {
+  auto encoded = encodeNodeState(out.state);
+  if (!encoded) return std::nullopt;
+  std::size_t size = encoded->size();
+  for (const auto& plan : out.plans) {
+    NodeState one;
+    if (auto it = out.state.enis.find(plan.eniId); it != out.state.enis.end()) {
+      one.enis.emplace(it->first, it->second);
+      size -= encodedEniRecordSize(it->first, it->second);
+    } else {
+      size += 1;  // the comma before a new record (none when it is the first)
+    }
+    recordAhead(plan, jobs, one);
+    size += encodedEniRecordSize(plan.eniId, one.enis.at(plan.eniId));
+  }
+  return size;
+}
+
 /// A tag is never written that the node state could not record: plans that would take it past
 /// its budget are withheld, their pods told why.
 void fitBudget(const std::vector<PodJob>& pods, TagPassOutput& out) {
   std::map<std::string, const PodJob*> jobs;
   for (const auto& job : pods) jobs[job.key] = &job;
+  if (auto size = sizeAhead(jobs, out); size && *size <= NodeState::kMaxBytes) return;
+  // Near or over the budget: the exact check, on a copy.
   NodeState trial = out.state;
   for (const auto& plan : out.plans) recordAhead(plan, jobs, trial);
   if (encodeNodeState(trial)) return;

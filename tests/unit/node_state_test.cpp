@@ -39,6 +39,36 @@ TEST(NodeState, RoundTrips) {
   EXPECT_EQ(*back, s);
 }
 
+// A record's share of the text is what encodedEniRecordSize says, plus the comma between it and
+// a neighbour: the tagger sizes a pass's records this way instead of encoding a copy of the whole.
+TEST(NodeState, ARecordTakesWhatEncodedEniRecordSizeSays) {
+  NodeState s;
+  s.instanceId = "i-0abc";
+  EniRecord e;
+  e.mac = "02:00:00:00:00:01";
+  e.deviceIndex = 3;
+  e.subnet = "subnet-1";
+  e.tags = {{"Team", "Plat\"form\\"}, {"Note", "caf\xc3\xa9\n"}};
+  e.hash = "adee2f3e0055a9f5";
+  e.pendingHash = "0123456789abcdef";
+  e.pendingKeys = {"Team"};
+  e.pods["ns/a"] = PodRecord{"uid-a", "10.0.1.5"};
+  const auto empty = encodeNodeState(s);
+  ASSERT_TRUE(empty);
+  s.enis["eni-b"] = e;
+  const auto one = encodeNodeState(s);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->size() - empty->size(), encodedEniRecordSize("eni-b", e));
+  s.enis["eni-a"] = EniRecord{};
+  s.enis["eni-c"].tags = {{"k", "v"}};
+  const auto three = encodeNodeState(s);
+  ASSERT_TRUE(three);
+  s.enis.erase("eni-b");
+  const auto two = encodeNodeState(s);
+  ASSERT_TRUE(two);
+  EXPECT_EQ(three->size() - two->size(), encodedEniRecordSize("eni-b", e) + 1);
+}
+
 // The annotation is written straight to text, not through a Json::Value tree: it must be
 // byte for byte what jsoncpp writes for the same document (what earlier agents wrote, so an
 // upgrade does not rewrite an unchanged record), whatever the strings hold.
