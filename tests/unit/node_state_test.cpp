@@ -2,22 +2,29 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+
 #include "agent/base/json.h"
 
 namespace eni {
 namespace {
 
-TEST(NodeState, RoundTrips) {
-  NodeState s;
-  s.instanceId = "i-0abc";
+// A record with every field set, tagged `tags`.
+EniRecord fullRecord(std::map<std::string, std::string> tags) {
   EniRecord e;
   e.mac = "02:00:00:00:00:01";
   e.deviceIndex = 0;
   e.subnet = "subnet-1";
-  e.tags = {{"Team", "Platform"}};
+  e.tags = std::move(tags);
   e.hash = "adee2f3e0055a9f5";
   e.pods["ns/a"] = PodRecord{"uid-a", "10.0.1.5"};
-  s.enis["eni-1"] = e;
+  return e;
+}
+
+TEST(NodeState, RoundTrips) {
+  NodeState s;
+  s.instanceId = "i-0abc";
+  s.enis["eni-1"] = fullRecord({{"Team", "Platform"}});
   s.attachments.push_back({"multus", "eni-2", "eni-attach-1", 2, "eth2", 9001,
                            AttachmentPhase::Attached, "Configured", "02:00:00:00:00:02"});
   s.attachments.back().specHash = "0123456789abcdef";
@@ -44,15 +51,10 @@ TEST(NodeState, RoundTrips) {
 TEST(NodeState, ARecordTakesWhatEncodedEniRecordSizeSays) {
   NodeState s;
   s.instanceId = "i-0abc";
-  EniRecord e;
-  e.mac = "02:00:00:00:00:01";
+  EniRecord e = fullRecord({{"Team", "Plat\"form\\"}, {"Note", "caf\xc3\xa9\n"}});
   e.deviceIndex = 3;
-  e.subnet = "subnet-1";
-  e.tags = {{"Team", "Plat\"form\\"}, {"Note", "caf\xc3\xa9\n"}};
-  e.hash = "adee2f3e0055a9f5";
   e.pendingHash = "0123456789abcdef";
   e.pendingKeys = {"Team"};
-  e.pods["ns/a"] = PodRecord{"uid-a", "10.0.1.5"};
   const auto empty = encodeNodeState(s);
   ASSERT_TRUE(empty);
   s.enis["eni-b"] = e;
