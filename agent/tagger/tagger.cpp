@@ -132,9 +132,10 @@ Tagger::Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Exe
       pass_(ec2, imds, clock, options_, counters_),
       podWriter_(kube, clock),
       events_(kube, clock, EventRecorderOptions{.nodeName = options_.nodeName}),
-      // A pass that writes makes two EC2 calls (the read and CreateTags): when the client's
-      // bucket cannot serve both now, the pass waits for them and takes in the pods marked
-      // meanwhile, instead of sleeping inside its calls while they queue for a pass of their own.
+      // A pass that writes makes up to two EC2 calls (the read, unless a fresh one serves, and
+      // CreateTags): when the client's bucket cannot serve both now, the pass waits for them and
+      // takes in the pods marked meanwhile, instead of sleeping inside its calls while they queue
+      // for a pass of their own.
       runner_(scheduler,
               {options_.coalesceWindow, options_.retryDelay,
                [&ec2] { return ec2.untilCalls(kEc2CallsPerPass); }},
