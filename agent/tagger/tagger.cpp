@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <ctime>
+#include <map>
+#include <optional>
 #include <utility>
 
 #include "agent/base/json.h"
@@ -95,7 +97,8 @@ struct Tagger::Pass {
   TagPassInput in;
   TagPassOutput out;
   WriteAhead writeAhead = WriteAhead::NotNeeded;
-  std::map<std::string, EniRecord> before;  // the tagger's records before the write-ahead
+  // The records the write-ahead changed, as they were before it (nullopt: there was none).
+  std::map<std::string, std::optional<EniRecord>> before;
   /// The pending records (ENI -> what they say) of the write-ahead sent while the ENIs were read,
   /// from the plan before the read; the tags may go out under it only if the final plan's are the
   /// same (see earlyWriteAhead).
@@ -115,6 +118,41 @@ void recordPending(const EniPlan& plan, EniRecord& record) {
   record.pendingKeys.clear();
   for (const auto& [k, v] : plan.toSet) {
     if (k != kHashTagKey) record.pendingKeys.push_back(k);
+  }
+}
+
+// Makes the store's ENI records `enis`, copying only the records that differ (a pass changes a
+// few of a node's hundred), and keeps in `before` the first before-image of each one it changes.
+void applyRecords(NodeState& s, const std::map<std::string, EniRecord>& enis,
+                  std::map<std::string, std::optional<EniRecord>>& before) {
+  auto have = s.enis.begin();
+  auto want = enis.begin();
+  while (have != s.enis.end() || want != enis.end()) {
+    if (want == enis.end() || (have != s.enis.end() && have->first < want->first)) {
+      before.try_emplace(have->first, std::move(have->second));
+      have = s.enis.erase(have);
+    } else if (have == s.enis.end() || want->first < have->first) {
+      before.try_emplace(want->first, std::nullopt);
+      s.enis.emplace_hint(have, want->first, want->second);
+      ++want;
+    } else {
+      if (!(have->second == want->second)) {
+        before.try_emplace(have->first, have->second);
+        have->second = want->second;
+      }
+      ++have;
+      ++want;
+    }
+  }
+}
+
+// Puts back what applyRecords changed.
+void restoreRecords(NodeState& s, const std::map<std::string, std::optional<EniRecord>>& before) {
+  for (const auto& [id, record] : before) {
+    if (record)
+      s.enis.insert_or_assign(id, *record);
+    else
+      s.enis.erase(id);
   }
 }
 
@@ -358,18 +396,19 @@ void Tagger::recordEarly(std::uint64_t seq, const TagPassOutput& first) {
         r.source == ResolveSource::Cache)
       trusted.insert(r.eniId);
   }
-  std::map<std::string, EniRecord> enis = first.state.enis;
   std::map<std::string, EniRecord> early;
   for (const auto& plan : first.plans) {
     if (plan.toSet.empty()) continue;
-    auto it = enis.find(plan.eniId);
-    if (it == enis.end() && trusted.count(plan.eniId) == 0) continue;
-    if (it != enis.end() && it->second.hasPending()) continue;
-    EniRecord& record = enis[plan.eniId];
+    auto it = first.state.enis.find(plan.eniId);
+    if (it == first.state.enis.end() && trusted.count(plan.eniId) == 0) continue;
+    if (it != first.state.enis.end() && it->second.hasPending()) continue;
+    EniRecord record = it == first.state.enis.end() ? EniRecord{} : it->second;
     recordPending(plan, record);
-    early[plan.eniId] = record;
+    early[plan.eniId] = std::move(record);
   }
   if (early.empty()) return;
+  std::map<std::string, EniRecord> enis = first.state.enis;
+  for (const auto& [id, record] : early) enis[id] = record;
   executor_.post([this, seq, instanceId = first.state.instanceId, enis = std::move(enis),
                   early = std::move(early)]() mutable {
     earlyWriteAhead(seq, instanceId, std::move(enis), std::move(early));
@@ -385,11 +424,10 @@ void Tagger::earlyWriteAhead(std::uint64_t seq, const std::string& instanceId,
   Pass& pass = *current_;
   if (!store_.problem().empty()) return;  // the final plan withholds its writes
   pass.early = std::move(early);
-  pass.before = store_.current().enis;
   pass.writeAhead = Pass::WriteAhead::Recording;
   store_.update([&](NodeState& s) {
     s.instanceId = instanceId;
-    s.enis = std::move(enis);
+    applyRecords(s, enis, pass.before);
   });
   store_.writeAhead([this](bool stored) { onEarlyWriteAhead(stored); });
 }
@@ -397,7 +435,7 @@ void Tagger::earlyWriteAhead(std::uint64_t seq, const std::string& instanceId,
 void Tagger::onEarlyWriteAhead(bool stored) {
   Pass& pass = *current_;
   pass.writeAhead = stored ? Pass::WriteAhead::Stored : Pass::WriteAhead::Refused;
-  if (!stored) store_.update([&](NodeState& s) { s.enis = pass.before; });
+  if (!stored) store_.update([&](NodeState& s) { restoreRecords(s, pass.before); });
   if (pass.planned) afterPlan();
 }
 
@@ -433,13 +471,12 @@ void Tagger::afterPlan() {
   }
   // The record sent while the ENIs were read says exactly this: it landed, the tags may go.
   const bool covered = coveredEarly();
-  // The records from before any write-ahead of this pass, for a refusal to go back to. An early
-  // record that was refused (the API server, or a first plan past the 64 KiB budget that the final
-  // plan keeps to) is followed by this one.
-  if (pass.writeAhead == Pass::WriteAhead::NotNeeded) pass.before = store_.current().enis;
+  // pass.before keeps the records from before any write-ahead of this pass, for a refusal to go
+  // back to. An early record that was refused (the API server, or a first plan past the 64 KiB
+  // budget that the final plan keeps to) was put back, and is followed by this one.
   store_.update([&](NodeState& s) {
     s.instanceId = pass.out.state.instanceId;
-    s.enis = pass.out.state.enis;
+    applyRecords(s, pass.out.state.enis, pass.before);
   });
   if (covered) return writeThenFinish();
   pass.writeAhead = Pass::WriteAhead::Recording;
@@ -453,7 +490,7 @@ void Tagger::onWriteAhead(bool stored) {
   // No tag was sent: forget the write-ahead and try the pass again later, with every pod.
   logWarn("cannot record the write-ahead node state, tags not written, will retry",
           {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
-  store_.update([&](NodeState& s) { s.enis = std::move(pass.before); });
+  store_.update([&](NodeState& s) { restoreRecords(s, pass.before); });
   observed_ = std::move(pass.out.observed);  // what the pass read still stands
   markAll_ = true;
   auto done = std::move(pass.done);

@@ -446,6 +446,20 @@ TEST(TaggerWriteAhead, AnEarlyRecordNotStoredIsFollowedByTheFinalOne) {
   EXPECT_EQ(tagsOf(rig.ec2, "eni-1")["Team"], "Infra");
 }
 
+// Neither record can be stored: no tag goes out, and the tagger's records are what they were
+// before the pass, not the pending ones (which the next patch would carry as owned).
+TEST(TaggerWriteAhead, AWriteAheadNotStoredLeavesTheRecordsAsTheyWere) {
+  WriteAheadRig rig;
+  const auto before = rig.tagger.state().enis;
+  ASSERT_FALSE(before.empty());
+  rig.refuseNodePatches = 2;
+  rig.annotate("Team=Infra");
+  for (int i = 0; i < 40 && rig.refuseNodePatches > 0; ++i) rig.scheduler.advance(Duration(100));
+  ASSERT_EQ(rig.refuseNodePatches, 0);
+  EXPECT_EQ(rig.ec2.calls["CreateTags"], 1) << "the first pass's only";
+  EXPECT_EQ(rig.tagger.state().enis, before);
+}
+
 // Only ENIs the node's own sources name are recorded early: one that only a pod's pod-eni
 // annotation names (here another instance's) is read and refused before the node state mentions
 // it, even as pending.
