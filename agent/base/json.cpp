@@ -1,5 +1,7 @@
 #include "agent/base/json.h"
 
+#include <array>
+#include <cstdio>
 #include <memory>
 #include <vector>
 
@@ -143,52 +145,81 @@ std::string toJson(const Json::Value& value) {
   return out;
 }
 
-void appendJsonQuoted(std::string& out, std::string_view text) {
+namespace {
+
+// The bytes appendJsonQuoted stops at, per quoting: control characters, '"' and '\\'; for
+// Go's encoder also '<', '>', '&' and 0xE2 (U+2028 and U+2029 start with it).
+constexpr std::array<bool, 256> stopsAt(JsonQuoting quoting) {
+  std::array<bool, 256> stops{};
+  for (int c = 0; c < 0x20; ++c) stops[c] = true;
+  stops['"'] = stops['\\'] = true;
+  if (quoting == JsonQuoting::AsGo) stops['<'] = stops['>'] = stops['&'] = stops[0xE2] = true;
+  return stops;
+}
+
+constexpr auto kPlainStops = stopsAt(JsonQuoting::Plain);
+constexpr auto kGoStops = stopsAt(JsonQuoting::AsGo);
+
+}  // namespace
+
+void appendJsonQuoted(std::string& out, std::string_view text, JsonQuoting quoting) {
+  const auto& stops = quoting == JsonQuoting::AsGo ? kGoStops : kPlainStops;
+  out.reserve(out.size() + text.size() + 2);
   out += '"';
   // Runs that need no escape go in at once.
   std::size_t run = 0;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text, run, i - run);
-    run = i + 1;
+    if (!stops[c]) continue;
+    const char* escape = nullptr;
+    std::size_t width = 1;
+    char buf[8];
     switch (c) {
       case '"':
-        out += "\\\"";
+        escape = "\\\"";
         break;
       case '\\':
-        out += "\\\\";
+        escape = "\\\\";
         break;
       case '\n':
-        out += "\\n";
+        escape = "\\n";
         break;
       case '\r':
-        out += "\\r";
+        escape = "\\r";
         break;
       case '\t':
-        out += "\\t";
+        escape = "\\t";
         break;
       case '\b':
-        out += "\\b";
+        escape = "\\b";
         break;
       case '\f':
-        out += "\\f";
+        escape = "\\f";
         break;
-      default: {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        out += buf;
-      }
+      case 0xE2:  // AsGo only: U+2028 and U+2029 (E2 80 A8/A9); other characters go as they are
+        if (i + 2 < text.size() && text[i + 1] == '\x80' &&
+            (text[i + 2] == '\xA8' || text[i + 2] == '\xA9')) {
+          escape = text[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
+          width = 3;
+        }
+        break;
+      default:
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);  // control characters; <, > and & AsGo
+        escape = buf;
     }
+    if (escape == nullptr) continue;
+    out.append(text, run, i - run);
+    out += escape;
+    i += width - 1;
+    run = i + 1;
   }
   out.append(text, run, text.size() - run);
   out += '"';
 }
 
-std::string jsonQuote(std::string_view text) {
+std::string jsonQuote(std::string_view text, JsonQuoting quoting) {
   std::string out;
-  out.reserve(text.size() + 2);
-  appendJsonQuoted(out, text);
+  appendJsonQuoted(out, text, quoting);
   return out;
 }
 

@@ -25,10 +25,15 @@ struct JsonParseOptions {
                                             const JsonParseOptions& options = {});
 /// Compact one-line JSON.
 std::string toJson(const Json::Value& value);
-/// A JSON string literal, quotes included, escaped as toJson() escapes it.
-std::string jsonQuote(std::string_view text);
-/// jsonQuote(text) appended to `out`.
-void appendJsonQuoted(std::string& out, std::string_view text);
+enum class JsonQuoting {
+  Plain,  // '"', '\\' and control characters escaped, everything else as it is (as toJson())
+  AsGo,   // also <, >, & and U+2028/U+2029 as \u escapes: what the API server (Go) writes
+};
+/// A JSON string literal, quotes included.
+std::string jsonQuote(std::string_view text, JsonQuoting quoting = JsonQuoting::Plain);
+/// jsonQuote(text, quoting) appended to `out`.
+void appendJsonQuoted(std::string& out, std::string_view text,
+                      JsonQuoting quoting = JsonQuoting::Plain);
 
 // Typed field access that never throws: a missing field or one of the wrong type gives the
 // fallback. jsoncpp's asString() and friends throw on a type mismatch; these do not.

@@ -321,6 +321,23 @@ void CurlKubeClient::getPath(const std::string& path, Callback<Json::Value> done
   send(std::move(*r), std::move(done));
 }
 
+namespace {
+
+/// {"metadata":{"annotations":{...}}} with string values alone.
+bool annotationsOnly(const Json::Value& body) {
+  if (!body.isObject() || body.size() != 1) return false;
+  const Json::Value& metadata = objectField(body, "metadata");
+  if (metadata.size() != 1) return false;
+  const Json::Value& annotations = objectField(metadata, "annotations");
+  if (annotations.empty()) return false;
+  for (const auto& value : annotations) {
+    if (!value.isString()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Value& body,
                            const PatchOptions& options, Callback<Json::Value> done) {
   std::string path = objectPath(ref);
@@ -340,12 +357,18 @@ void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Val
                        : type == PatchType::Strategic
                            ? "Content-Type: application/strategic-merge-patch+json"
                            : "Content-Type: application/merge-patch+json");
-  r->body = toJson(body);
-  if (options.echoed && type == PatchType::Merge) {
-    const Json::Value& annotations = objectField(objectField(body, "metadata"), "annotations");
+  if (options.echoed && type == PatchType::Merge && annotationsOnly(body)) {
+    // The members as the echo's decoding looks for them, which also make the body: the value
+    // (tens of KiB) is quoted once.
+    r->body = R"({"metadata":{"annotations":{)";
+    const Json::Value& annotations = body["metadata"]["annotations"];
     for (auto it = annotations.begin(); it != annotations.end(); ++it) {
-      if (it->isString()) echoed_.remember(it.name(), it->asString());
+      if (it != annotations.begin()) r->body += ',';
+      r->body += echoed_.remember(it.name(), it->asString());
     }
+    r->body += "}}}";
+  } else {
+    r->body = toJson(body);
   }
   if (!options.discardBody) return send(std::move(*r), std::move(done));
   const std::string what = r->method + " " + r->url.substr(config_.server.size());

@@ -30,46 +30,21 @@ KnownAnnotations::KnownAnnotations() {
   standInQuoted_ = quoteAsApiServer(standIn_);
 }
 
-void KnownAnnotations::remember(const std::string& key, const std::string& value) {
-  if (value.size() < kMinBytes) return;
-  if (!known_.empty() && known_.front().key == key && known_.front().value == value) return;
-  std::string prefix = quoteAsApiServer(key) + ":";
-  const std::size_t valueAt = prefix.size();
-  known_.push_front(Known{key, prefix + quoteAsApiServer(value), valueAt, value});
+std::string KnownAnnotations::remember(const std::string& key, const std::string& value) {
+  if (!known_.empty() && known_.front().key == key && known_.front().value == value)
+    return known_.front().needle;
+  std::string needle = quoteAsApiServer(key);
+  needle += ':';
+  const std::size_t valueAt = needle.size();
+  appendJsonQuoted(needle, value, JsonQuoting::AsGo);
+  if (value.size() < kMinBytes) return needle;
+  known_.push_front(Known{key, needle, valueAt, value});
   if (known_.size() > kKept) known_.pop_back();
+  return needle;
 }
 
 std::string KnownAnnotations::quoteAsApiServer(std::string_view value) {
-  // jsonQuote() escapes as Go does, but for the characters Go's encoder also escapes for HTML and
-  // JavaScript: <, >, & and U+2028/U+2029 (E2 80 A8/A9), which jsonQuote() leaves as they are.
-  const std::string quoted = jsonQuote(value);
-  std::string out;
-  out.reserve(quoted.size());
-  std::size_t run = 0;  // the bytes from here to i go in as they are, at once
-  for (std::size_t i = 0; i < quoted.size(); ++i) {
-    const char c = quoted[i];
-    if (c != '<' && c != '>' && c != '&' && c != '\xE2') continue;
-    const char* escape = nullptr;
-    std::size_t width = 1;
-    if (c == '<') {
-      escape = "\\u003c";
-    } else if (c == '>') {
-      escape = "\\u003e";
-    } else if (c == '&') {
-      escape = "\\u0026";
-    } else if (i + 2 < quoted.size() && quoted[i + 1] == '\x80' &&
-               (quoted[i + 2] == '\xA8' || quoted[i + 2] == '\xA9')) {
-      escape = quoted[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
-      width = 3;
-    }
-    if (escape == nullptr) continue;
-    out.append(quoted, run, i - run);
-    out += escape;
-    i += width - 1;
-    run = i + 1;
-  }
-  out.append(quoted, run, std::string::npos);
-  return out;
+  return jsonQuote(value, JsonQuoting::AsGo);
 }
 
 Result<Json::Value> KnownAnnotations::parse(std::string_view line) {

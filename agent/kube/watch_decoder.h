@@ -28,7 +28,9 @@ class KnownAnnotations {
 
   KnownAnnotations();
 
-  void remember(const std::string& key, const std::string& value);
+  /// Keeps `value` (when it is long enough) and returns `"key":"value"` as the API server writes
+  /// it, which is also a JSON member for a request's body: one quoting of the value, not two.
+  std::string remember(const std::string& key, const std::string& value);
   bool empty() const { return known_.empty(); }
   /// `line` parsed; when it carries a value remembered here, that value is put back instead of
   /// decoded.

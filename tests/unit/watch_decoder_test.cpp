@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include "agent/base/json.h"
+
 namespace eni {
 namespace {
 
@@ -165,6 +167,25 @@ TEST(KnownAnnotations, QuotesAsGosEncoderDoes) {
   EXPECT_EQ(KnownAnnotations::quoteAsApiServer("\xe2\x82\xac<\xe2\x80\xa7\xe2\x80"),
             "\"\xe2\x82\xac\\u003c\xe2\x80\xa7\xe2\x80\"");
   EXPECT_EQ(KnownAnnotations::quoteAsApiServer("\xe2"), "\"\xe2\"");
+}
+
+// What remember() returns goes into the patch's body: the member as the echo carries it, which
+// parses back to the key and value, short values (not kept) included.
+TEST(KnownAnnotations, RememberGivesTheMemberAsTheApiServerWritesIt) {
+  KnownAnnotations known;
+  for (const std::string& value : {longValue(), std::string("short <&> \xe2\x80\xa8 \"q\"")}) {
+    const std::string member = known.remember("eni-agent.io/state", value);
+    EXPECT_EQ(member, KnownAnnotations::quoteAsApiServer("eni-agent.io/state") + ":" +
+                          KnownAnnotations::quoteAsApiServer(value));
+    auto parsed = parseJson("{" + member + "}");
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ((*parsed)["eni-agent.io/state"].asString(), value);
+  }
+  EXPECT_FALSE(known.empty());
+  // The same value again: the same member, from what is kept.
+  EXPECT_EQ(known.remember("eni-agent.io/state", longValue()),
+            KnownAnnotations::quoteAsApiServer("eni-agent.io/state") + ":" +
+                KnownAnnotations::quoteAsApiServer(longValue()));
 }
 
 TEST(KnownAnnotations, TheEchoOfARememberedValueIsPutBackNotDecoded) {
