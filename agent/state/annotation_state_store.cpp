@@ -81,7 +81,7 @@ void AnnotationStateStore::update(const std::function<void(NodeState&)>& change)
 
 const Result<std::string>& AnnotationStateStore::encoded() {
   // Once per change: schedule(), write() and landed() all compare it with what was written.
-  if (!encoded_) encoded_ = encodeNodeState(state_);
+  if (!encoded_) encoded_ = encodeNodeState(state_, &records_);
   return *encoded_;
 }
 

@@ -61,6 +61,7 @@ class AnnotationStateStore final : public NodeStateStore {
   Options options_;
   NodeState state_;
   std::optional<Result<std::string>> encoded_;  // state_ encoded; empty after an update()
+  EncodedEniRecords records_;                   // what encoded() reuses of the last encoding
   bool loaded_ = false;
   std::string written_;             // what the annotation holds, as far as this store knows
   std::deque<std::string> recent_;  // the last patches' text: their echoes are not news

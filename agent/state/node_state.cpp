@@ -52,6 +52,11 @@ class StateWriter {
     return *this;
   }
   void item() { comma(); }
+  /// A value already encoded.
+  void raw(std::string_view text) {
+    out_ += text;
+    first_ = false;
+  }
   void string(std::string_view value) {
     appendJsonQuoted(out_, value);
     first_ = false;
@@ -125,7 +130,7 @@ void encodeAttachment(StateWriter& w, const AttachmentRecord& a) {
 
 }  // namespace
 
-Result<std::string> encodeNodeState(const NodeState& state) {
+Result<std::string> encodeNodeState(const NodeState& state, EncodedEniRecords* records) {
   std::string text;
   text.reserve(256 + state.enis.size() * 256 + state.attachments.size() * 192);
   StateWriter w(text);
@@ -138,9 +143,29 @@ Result<std::string> encodeNodeState(const NodeState& state) {
   w.close(']');
   if (!state.creating.empty()) w.field("creating").strings(state.creating);
   w.field("enis").open('{');
-  for (const auto& [id, e] : state.enis) {
-    w.field(id);
-    encodeEniRecord(w, e);
+  if (records == nullptr) {
+    for (const auto& [id, e] : state.enis) {
+      w.field(id);
+      encodeEniRecord(w, e);
+    }
+  } else {
+    // Both sorted by ID: one walk reuses what is unchanged, and drops what is gone.
+    auto& kept = records->byId;
+    auto k = kept.begin();
+    for (const auto& [id, e] : state.enis) {
+      while (k != kept.end() && k->first < id) k = kept.erase(k);
+      w.field(id);
+      if (k != kept.end() && k->first == id && k->second.first == e) {
+        w.raw(k->second.second);
+      } else {
+        const std::size_t at = text.size();
+        encodeEniRecord(w, e);
+        if (k == kept.end() || k->first != id) k = kept.try_emplace(k, id);
+        k->second = {e, text.substr(at)};
+      }
+      ++k;
+    }
+    kept.erase(k, kept.end());
   }
   w.close('}');
   w.field("instanceId").string(state.instanceId);

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "agent/base/error.h"
@@ -110,8 +111,16 @@ struct NodeState {
 
 inline constexpr const char* kNodeStateAnnotation = "eni-agent.io/state";
 
-/// Compact JSON. Fails with Invalid when the result would exceed 64 KiB.
-[[nodiscard]] Result<std::string> encodeNodeState(const NodeState& state);
+/// The text of each ENI record as the last encodeNodeState with it wrote it, beside the record:
+/// a record unchanged since is not encoded again (a pass changes a few of a node's hundred).
+struct EncodedEniRecords {
+  std::map<std::string, std::pair<EniRecord, std::string>> byId;
+};
+
+/// Compact JSON. Fails with Invalid when the result would exceed 64 KiB. With `records`, reuses
+/// and updates the texts kept there; the result is the same.
+[[nodiscard]] Result<std::string> encodeNodeState(const NodeState& state,
+                                                  EncodedEniRecords* records = nullptr);
 /// The bytes the record of ENI `id` takes in encodeNodeState's text (`"id":{...}`, without the
 /// comma that separates it from its neighbours): a state's size changes by the difference when
 /// one record changes.

@@ -33,8 +33,8 @@ void logNotes(const TagPassOutput& out) {
 
 }  // namespace
 
-TagPlanOptions TagPass::planOptions() const {
-  return {options_.subnetIds, options_.sharedEnis, options_.dryRun};
+TagPlanOptions TagPass::planOptions() {
+  return {options_.subnetIds, options_.sharedEnis, options_.dryRun, &sized_};
 }
 
 // ---------------------------------------------------------------- observe, then plan

@@ -124,7 +124,7 @@ class TagPass {
   void recall(TagObservation& obs);
   void read(const std::set<std::string>& ids, TagObservation& obs);
   std::map<std::string, WriteFailure> send(const std::vector<EniPlan>& plans);
-  TagPlanOptions planOptions() const;
+  TagPlanOptions planOptions();
 
   Ec2Api& ec2_;
   Imds& imds_;
@@ -135,6 +135,7 @@ class TagPass {
   std::string instanceId_;  // this instance, from IMDS
   // ENIs as a Describe showed them, and when; dropped once written to or older than readFreshFor.
   std::map<std::string, std::pair<SeenEni, TimePoint>> recent_;
+  EncodedEniRecords sized_;  // the plan's sizing of the node state reuses these (planOptions)
 };
 
 }  // namespace eni

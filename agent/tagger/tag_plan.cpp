@@ -428,8 +428,8 @@ void recordAhead(const EniPlan& plan, const std::map<std::string, const PodJob*>
 /// the planned records' sizes before and after (no copy of the whole state); at most one byte
 /// over the exact size. None when the state alone is over the budget.
 std::optional<std::size_t> sizeAhead(const std::map<std::string, const PodJob*>& jobs,
-                                     const TagPassOutput& out) {
-  auto encoded = encodeNodeState(out.state);
+                                     const TagPassOutput& out, EncodedEniRecords* sized) {
+  auto encoded = encodeNodeState(out.state, sized);
   if (!encoded) return std::nullopt;
   std::size_t size = encoded->size();
   for (const auto& plan : out.plans) {
@@ -448,10 +448,10 @@ std::optional<std::size_t> sizeAhead(const std::map<std::string, const PodJob*>&
 
 /// A tag is never written that the node state could not record: plans that would take it past
 /// its budget are withheld, their pods told why.
-void fitBudget(const std::vector<PodJob>& pods, TagPassOutput& out) {
+void fitBudget(const std::vector<PodJob>& pods, EncodedEniRecords* sized, TagPassOutput& out) {
   std::map<std::string, const PodJob*> jobs;
   for (const auto& job : pods) jobs[job.key] = &job;
-  if (auto size = sizeAhead(jobs, out); size && *size <= NodeState::kMaxBytes) return;
+  if (auto size = sizeAhead(jobs, out, sized); size && *size <= NodeState::kMaxBytes) return;
   // Near or over the budget: the exact check, on a copy.
   NodeState trial = out.state;
   for (const auto& plan : out.plans) recordAhead(plan, jobs, trial);
@@ -500,7 +500,7 @@ void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservat
   noteDropped(wanted, scope, out);
   if (stage == PlanStage::BeforeRead) return;
   keepToWhatWasRead(obs, out);
-  fitBudget(pods, out);
+  fitBudget(pods, options.sized, out);
 }
 
 std::set<std::string> enisToRead(const std::vector<PodJob>& pods, const TagPassOutput& planned,

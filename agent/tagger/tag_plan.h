@@ -119,6 +119,9 @@ struct TagPlanOptions {
   std::vector<std::string> subnetIds;  // empty: all
   SharedEniPolicy sharedEnis = SharedEniPolicy::Refuse;
   bool dryRun = false;
+  // Record texts the budget's sizing of the whole state reuses and keeps (TagPass's own: one pass
+  // at a time); none, and it encodes every record.
+  EncodedEniRecords* sized = nullptr;
 };
 
 /// A pass's plan, and after write() its result.

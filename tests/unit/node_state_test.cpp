@@ -71,6 +71,43 @@ TEST(NodeState, ARecordTakesWhatEncodedEniRecordSizeSays) {
   EXPECT_EQ(three->size() - two->size(), encodedEniRecordSize("eni-b", e) + 1);
 }
 
+// The store encodes with the records' texts kept: what it writes is what an encoding from
+// scratch writes, through records added, changed (by any field) and removed, first and last too.
+TEST(NodeState, KeptRecordTextsChangeNothingInTheText) {
+  NodeState s;
+  s.instanceId = "i-0abc";
+  EncodedEniRecords kept;
+  auto same = [&] {
+    const auto fresh = encodeNodeState(s);
+    const auto reused = encodeNodeState(s, &kept);
+    ASSERT_TRUE(fresh);
+    ASSERT_TRUE(reused);
+    EXPECT_EQ(*reused, *fresh);
+    EXPECT_EQ(kept.byId.size(), s.enis.size());
+  };
+  same();
+  for (const char* id : {"eni-b", "eni-d", "eni-f"}) s.enis[id] = fullRecord({{"Team", id}});
+  same();
+  s.enis["eni-a"] = fullRecord({{"Team", "first"}});
+  s.enis["eni-e"] = fullRecord({{"Team", "between"}});
+  s.enis["eni-g"] = fullRecord({{"Team", "last"}});
+  same();
+  s.enis["eni-d"].tags["Env"] = "prod";
+  s.enis["eni-b"].pods["ns/b"] = PodRecord{"uid-b", "10.0.1.6"};
+  s.enis["eni-f"].pendingKeys = {"Team"};
+  s.enis["eni-e"].pods["ns/a"].ip = "10.0.1.7";
+  same();
+  s.enis["eni-a"].hash = "1111111111111111";
+  s.enis["eni-g"].mac.clear();
+  s.enis.erase("eni-b");
+  same();
+  s.enis.erase("eni-a");
+  s.enis.erase("eni-g");
+  same();
+  s.enis.clear();
+  same();
+}
+
 // The annotation is written straight to text, not through a Json::Value tree: it must be
 // byte for byte what jsoncpp writes for the same document (what earlier agents wrote, so an
 // upgrade does not rewrite an unchanged record), whatever the strings hold.
