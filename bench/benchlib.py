@@ -92,6 +92,32 @@ class Stack:
                 raise SystemExit(f"bench: {method} {path}: HTTP {e.code}: {e.read()[:300]!r}")
         return None
 
+    def apiserver_patch_latency(self):
+        """The API server's own request_duration histogram for PATCH, by resource: {resource:
+        (count, sum_seconds, {le: count})}, from its /metrics (cumulative since it started)."""
+        req = urllib.request.Request(self.st["apiserver_url"] + "/metrics", method="GET")
+        with urllib.request.urlopen(req, context=self.ctx, timeout=30) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_duration_seconds") or 'verb="PATCH"' not in line:
+                continue
+            labels = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.index("}")].split(","))
+            resource = labels.get("resource", "").strip('"')
+            if labels.get("subresource", '""') not in ('""', ""):
+                resource += "/" + labels["subresource"].strip('"')
+            count, total, buckets = out.get(resource, (0, 0.0, {}))
+            value = float(line.rsplit(" ", 1)[1])
+            if line.startswith("apiserver_request_duration_seconds_bucket"):
+                le = labels["le"].strip('"')
+                buckets[le] = buckets.get(le, 0) + value
+            elif line.startswith("apiserver_request_duration_seconds_count"):
+                count += value
+            elif line.startswith("apiserver_request_duration_seconds_sum"):
+                total += value
+            out[resource] = (count, total, buckets)
+        return out
+
     def create_node(self, name, instance_id, labels=None):
         self.kube("POST", "/api/v1/nodes", {
             "apiVersion": "v1", "kind": "Node",

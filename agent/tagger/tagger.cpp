@@ -105,6 +105,11 @@ struct Tagger::Pass {
   std::map<std::string, EniRecord> early;
   bool planned = false;  // the final plan is made (the worker's part is done)
   std::uint64_t seq = 0;
+  // When it started, its final plan was made, and its write-ahead landed (or was not needed):
+  // the debug line at its end says where its time went.
+  TimePoint started{};
+  TimePoint plannedAt{};
+  TimePoint recordedAt{};
   PassRunner::Done done;
 };
 
@@ -358,6 +363,7 @@ TagPassInput Tagger::snapshot() {
 void Tagger::runPass(PassRunner::Done done) {
   current_ = std::make_unique<Pass>();
   current_->seq = ++passSeq_;
+  current_->started = clock_.now();
   current_->in = snapshot();
   current_->out.observed = std::move(observed_);  // handed back by finish()
   current_->done = std::move(done);
@@ -376,6 +382,7 @@ void Tagger::runPass(PassRunner::Done done) {
       },
       [this] {
         current_->planned = true;
+        current_->plannedAt = clock_.now();
         // An early write-ahead still on its way: its answer goes on (onEarlyWriteAhead).
         if (current_->writeAhead != Pass::WriteAhead::Recording) afterPlan();
       });
@@ -499,11 +506,42 @@ void Tagger::onWriteAhead(bool stored) {
 }
 
 void Tagger::writeThenFinish() {
+  current_->recordedAt = clock_.now();
   executor_.run([this] { pass_.write(current_->in, current_->out); }, [this] { finish(); });
+}
+
+void Tagger::logPass(const Pass& pass) const {
+  if (!logging::enabled(LogLevel::Debug)) return;
+  const TimePoint now = clock_.now();
+  auto ms = [](TimePoint from, TimePoint to) {
+    return from == TimePoint{} || to == TimePoint{}
+               ? 0.0
+               : std::chrono::duration<double, std::milli>(to - from).count();
+  };
+  // The oldest annotation this pass answers: how long its pod waited before the pass began.
+  TimePoint oldest{};
+  for (const auto& [key, verdict] : pass.out.verdicts) {
+    auto view = pods_.find(key);
+    if (view == pods_.end() || !view->second.latencyOpen) continue;
+    if (oldest == TimePoint{} || view->second.annotationSeen < oldest)
+      oldest = view->second.annotationSeen;
+  }
+  std::size_t writes = 0;
+  for (const auto& plan : pass.out.plans) writes += plan.writes() ? 1 : 0;
+  const TimePoint recorded = pass.recordedAt == TimePoint{} ? pass.plannedAt : pass.recordedAt;
+  logDebug("tag pass", {{"pass", pass.seq},
+                        {"pods", pass.out.verdicts.size()},
+                        {"writes", writes},
+                        {"waited_ms", ms(oldest, pass.started)},
+                        {"plan_ms", ms(pass.started, pass.plannedAt)},
+                        {"record_ms", ms(pass.plannedAt, recorded)},
+                        {"write_ms", ms(recorded, now)},
+                        {"total_ms", ms(pass.started, now)}});
 }
 
 void Tagger::finish() {
   TagPassOutput& out = current_->out;
+  logPass(*current_);
   store_.update([&](NodeState& s) {
     s.instanceId = out.state.instanceId;
     s.enis = std::move(out.state.enis);

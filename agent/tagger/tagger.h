@@ -94,6 +94,9 @@ class Tagger {
   void onWriteAhead(bool stored);
   void writeThenFinish();
   void finish();
+  /// At debug: where the pass's time went (waiting, planning and reading, the write-ahead, the
+  /// writes), for a slow pass to be told apart from a long queue.
+  void logPass(const Pass& pass) const;
   /// Last-applied records of pods whose tags were removed, and k8s-eni-tagger's finalizer.
   void cleanUpPods(const std::set<std::string>& dropped);
   void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,

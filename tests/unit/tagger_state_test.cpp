@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "agent/base/executor.h"
 #include "agent/base/json.h"
+#include "agent/base/log.h"
 #include "agent/state/annotation_state_store.h"
 #include "agent/tagger/tagger.h"
 #include "tests/support/fake_ec2.h"
@@ -458,6 +461,28 @@ TEST(TaggerWriteAhead, AWriteAheadNotStoredLeavesTheRecordsAsTheyWere) {
   ASSERT_EQ(rig.refuseNodePatches, 0);
   EXPECT_EQ(rig.ec2.calls["CreateTags"], 1) << "the first pass's only";
   EXPECT_EQ(rig.tagger.state().enis, before);
+}
+
+// At debug, each pass says where its time went: how long its oldest annotation waited, then
+// planning, the write-ahead and the writes (the scheduler's clock here: the 20 ms window).
+TEST(TaggerWriteAhead, APassLogsWhereItsTimeWentAtDebug) {
+  WriteAheadRig rig;
+  std::vector<std::string> lines;
+  logging::setSink([&](const std::string& l) {
+    if (l.find("\"tag pass\"") != std::string::npos) lines.push_back(l);
+  });
+  logging::configure(LogFormat::Json, LogLevel::Debug);
+  rig.annotate("Team=Infra");
+  logging::configure(LogFormat::Json, LogLevel::Info);
+  logging::setSink(nullptr);
+  ASSERT_EQ(lines.size(), 1u);
+  auto line = parseJson(lines[0]);
+  ASSERT_TRUE(line) << lines[0];
+  EXPECT_EQ(stringField(*line, "pods"), "1");
+  EXPECT_EQ(stringField(*line, "writes"), "1");
+  EXPECT_EQ(std::stod(stringField(*line, "waited_ms")), 20.0) << lines[0];
+  for (const char* phase : {"plan_ms", "record_ms", "write_ms", "total_ms"})
+    EXPECT_EQ(std::stod(stringField(*line, phase)), 0.0) << phase;
 }
 
 // Only ENIs the node's own sources name are recorded early: one that only a pod's pod-eni
