@@ -39,9 +39,25 @@ void BoundedWrites::remove(const ObjectRef& ref, Callback<Json::Value> done) {
 void BoundedWrites::submit(const ObjectRef& ref, Send send, Callback<Json::Value> done) {
   const ResourceKind nodes = ResourceKind::nodes();
   const bool toNode = ref.kind.apiPrefix == nodes.apiPrefix && ref.kind.plural == nodes.plural;
-  if (toNode) return send(std::move(done));  // not counted: the pod writes keep their slots
-  if (inFlight_ < limit_) return start(send, std::move(done));
+  if (toNode) {
+    // Not counted: the pod writes keep their slots. Those queued wait for its answer.
+    ++nodeInFlight_;
+    return send([this, done = std::move(done)](Result<Json::Value> r) {
+      --nodeInFlight_;
+      startQueued();
+      done(std::move(r));
+    });
+  }
+  if (inFlight_ < limit_ && nodeInFlight_ == 0) return start(send, std::move(done));
   queue_.emplace_back(std::move(send), std::move(done));
+}
+
+void BoundedWrites::startQueued() {
+  while (!queue_.empty() && inFlight_ < limit_ && nodeInFlight_ == 0) {
+    auto next = std::move(queue_.front());
+    queue_.pop_front();
+    start(next.first, std::move(next.second));
+  }
 }
 
 void BoundedWrites::start(const Send& send, Callback<Json::Value> done) {
@@ -50,11 +66,7 @@ void BoundedWrites::start(const Send& send, Callback<Json::Value> done) {
     --inFlight_;
     // The next write goes out before this answer is handled, so a caller that writes again
     // from its callback queues behind those already waiting.
-    if (!queue_.empty() && inFlight_ < limit_) {
-      auto next = std::move(queue_.front());
-      queue_.pop_front();
-      start(next.first, std::move(next.second));
-    }
+    startQueued();
     done(std::move(r));
   });
 }

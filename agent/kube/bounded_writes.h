@@ -14,7 +14,9 @@ namespace eni {
 /// (HTTP 429) and crowds out other clients. Reads and watches pass straight through. Writes to
 /// Node objects (the agent writes only its own, one at a time: the node-state patch the tagger's
 /// write-ahead waits on) go out at once, beside the limit: behind a burst's pod writes, the next
-/// pass's tags would wait for them. Loop thread only, like the client it wraps.
+/// pass's tags would wait for them. While one is in flight no queued write starts, so that the
+/// API server answers it without the agent's own pod writes beside it. Loop thread only, like the
+/// client it wraps.
 class BoundedWrites final : public KubeApi {
  public:
   BoundedWrites(KubeApi& inner, std::size_t limit) : inner_(inner), limit_(limit) {}
@@ -46,10 +48,12 @@ class BoundedWrites final : public KubeApi {
   using Send = std::function<void(Callback<Json::Value>)>;
   void submit(const ObjectRef& ref, Send send, Callback<Json::Value> done);
   void start(const Send& send, Callback<Json::Value> done);
+  void startQueued();
 
   KubeApi& inner_;
   std::size_t limit_;
   std::size_t inFlight_ = 0;
+  std::size_t nodeInFlight_ = 0;
   std::deque<std::pair<Send, Callback<Json::Value>>> queue_;
 };
 

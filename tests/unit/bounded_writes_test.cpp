@@ -71,32 +71,38 @@ TEST(BoundedWrites, KeepsAtMostTheLimitInFlightAndSendsTheRestInOrder) {
 }
 
 // The node-state patch a pass's tags wait on goes out at once, beside the limit: it neither waits
-// for a slot nor takes one from the pod writes queued behind the limit.
-TEST(BoundedWrites, ANodeWriteGoesOutAtOnceBesideTheLimit) {
+// for a slot nor takes one from the pod writes queued behind the limit. While it is in flight, no
+// queued write starts: the API server answers it sooner without the agent's own pod writes beside
+// it (bench/run: tag_latency_p99_ms 104-179 ms over five runs, 148-260 over seven without).
+TEST(BoundedWrites, ANodeWriteGoesOutAtOnceAndHoldsTheQueueUntilItsAnswer) {
   HeldKubeApi inner;
   BoundedWrites bounded(inner, 2);
   std::vector<std::string> answered;
   auto done = [&](Result<Json::Value> r) { answered.push_back(r->asString()); };
-  for (const char* name : {"p1", "p2", "p3", "p4"}) {
+  auto pod = [&](const char* name) {
     bounded.patch(ObjectRef{ResourceKind::pods(), "ns", name, ""}, PatchType::Merge, Json::Value(),
                   {}, done);
-  }
+  };
+  for (const char* name : {"p1", "p2", "p3", "p4"}) pod(name);
   bounded.patch(ObjectRef{ResourceKind::nodes(), "", "node-a", ""}, PatchType::Merge, Json::Value(),
                 {}, done);
   bounded.create(ObjectRef{ResourceKind::events(), "ns", "e", ""}, Json::Value(), done);
   EXPECT_EQ(bounded.queued(), 3u) << "p3, p4 and the event wait; the node write does not";
   ASSERT_EQ(inner.held.size(), 3u);
   EXPECT_EQ(inner.held[2].first, "node-a");
-  inner.answerFirst();  // p1: p3 takes its slot
-  ASSERT_EQ(inner.held.size(), 3u);
-  EXPECT_EQ(inner.held[2].first, "p3");
-  inner.answerFirst();  // p2: p4 takes its slot, though the node write is still in flight
-  ASSERT_EQ(inner.held.size(), 3u);
-  EXPECT_EQ(inner.held[2].first, "p4");
-  EXPECT_EQ(bounded.queued(), 1u);
-  EXPECT_EQ(bounded.inFlight(), 2u) << "the node write is not counted";
+  inner.answerFirst();  // p1
+  inner.answerFirst();  // p2
+  pod("p5");
+  ASSERT_EQ(inner.held.size(), 1u) << "free slots stay free while the node write is in flight";
+  EXPECT_EQ(bounded.queued(), 4u);
+  EXPECT_EQ(bounded.inFlight(), 0u) << "the node write is not counted";
+  inner.answerFirst();  // node-a: the queue goes on, in order
+  ASSERT_EQ(inner.held.size(), 2u);
+  EXPECT_EQ(inner.held[0].first, "p3");
+  EXPECT_EQ(inner.held[1].first, "p4");
   while (!inner.held.empty()) inner.answerFirst();
-  EXPECT_EQ(answered, (std::vector<std::string>{"p1", "p2", "node-a", "p3", "p4", "e"}));
+  EXPECT_EQ(answered, (std::vector<std::string>{"p1", "p2", "node-a", "p3", "p4", "e", "p5"}));
+  EXPECT_EQ(bounded.queued(), 0u);
 }
 
 }  // namespace
