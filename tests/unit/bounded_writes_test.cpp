@@ -73,7 +73,7 @@ TEST(BoundedWrites, KeepsAtMostTheLimitInFlightAndSendsTheRestInOrder) {
 // The node-state patch a pass's tags wait on goes out at once, beside the limit: it neither waits
 // for a slot nor takes one from the pod writes queued behind the limit. While it is in flight, no
 // queued write starts: the API server answers it sooner without the agent's own pod writes beside
-// it (bench/run: tag_latency_p99_ms 104-179 ms over five runs, 148-260 over seven without).
+// it (bench/run: tag_latency_p99_ms 104-212 ms over ten runs, 148-260 over eight without).
 TEST(BoundedWrites, ANodeWriteGoesOutAtOnceAndHoldsTheQueueUntilItsAnswer) {
   HeldKubeApi inner;
   BoundedWrites bounded(inner, 2);
