@@ -31,8 +31,13 @@ def log(msg):
 
 
 def run(*argv, check=True, **kw):
-    return subprocess.run(list(argv), check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, **kw)
+    r = subprocess.run(list(argv), check=False, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, **kw)
+    if check and r.returncode != 0:
+        # What the tool said, before the traceback: its exit status alone tells nothing.
+        log(f"{' '.join(argv)}: exit {r.returncode}: {(r.stderr or r.stdout).strip()[-2000:]}")
+        raise subprocess.CalledProcessError(r.returncode, r.args, r.stdout, r.stderr)
+    return r
 
 
 def pick_subnet(pid):
@@ -105,7 +110,16 @@ def build_static_image(d, name, source, archive):
 
 
 def import_image(st, archive, name):
-    run("ctr", "-a", st["containerd_sock"], "-n", "k8s.io", "images", "import", "--index-name", name, archive)
+    # Once in a CI run (2026-12-01) the import exited 1 right after containerd logged the image
+    # created, and said nothing we kept; its stderr is logged now, and it is tried again.
+    argv = ["ctr", "-a", st["containerd_sock"], "-n", "k8s.io", "images", "import", "--index-name", name, archive]
+    for attempt in range(3):
+        r = run(*argv, check=attempt == 2)
+        if r.returncode == 0:
+            return
+        log(f"importing {name} failed (attempt {attempt + 1}, exit {r.returncode}): "
+            f"{(r.stderr or r.stdout).strip()[-2000:]}; trying again")
+        time.sleep(1)
 
 
 # ---------------------------------------------------------------- containerd and the kubelet
