@@ -20,6 +20,13 @@ void PassRunner::markDirty() {
   if (started_) timer_.enableIfDisabled(options_.coalesce);
 }
 
+void PassRunner::markDue() {
+  dirty_ = true;
+  // A window, a hold-off or a retry pending: run() now starts the pass or waits for the hold-off
+  // again; during a pass it does nothing and finished() goes on.
+  if (started_) timer_.enable(Duration(0));
+}
+
 void PassRunner::runAfter(Duration delay) {
   if (running_) return;  // the pass in progress decides what comes next
   if (!timer_.enabled()) timer_.enable(delay);

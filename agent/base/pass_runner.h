@@ -35,6 +35,9 @@ class PassRunner {
   void start();
   /// A pass after the coalescing window (or after the running one ends, if that is later).
   void markDirty();
+  /// For marks that have waited their window already (work that waited for something else): a
+  /// pass at once, or when the running one ends.
+  void markDue();
   /// A pass after `delay` unless one is already due (or running); for work that waits on
   /// something else (a write-ahead, a backoff).
   void runAfter(Duration delay);

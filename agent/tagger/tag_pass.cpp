@@ -42,23 +42,26 @@ TagPlanOptions TagPass::planOptions() {
 void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
                    const std::function<void(const TagPassOutput&)>& beforeRead) {
   out.state = in.state;
+  out.deferred.clear();
+  // Beside passes in flight, a pass claims nothing until its scope says what (scope()).
+  out.claimed.reset();
+  if (!in.busy.enis.empty() || !in.busy.pods.empty()) out.claimed.emplace();
   bool cold = false;
   if (!identify(out, cold)) return;
   // The interface map is read once, up front (a walk of a dozen IMDS paths per ENI), so the
   // first pods annotated after a start do not wait for it. Free: IMDS, not EC2.
   resolver_.prefetch();
   TagObservation obs;
-  obs.observed = std::move(out.observed);  // back in out.observed, with this pass's reads, below
+  obs.observed = std::move(observed_);  // back, with this pass's reads, below
   if (in.observeAll || cold)
     observeAll(out.state, obs, cold);
   else
     recall(obs);
   NodeState base = std::move(out.state);  // planTags sets out.state again
-  settleWriteAheads(base, obs, obs.retry);
-  std::optional<std::set<std::string>> enis;
+  settleWriteAheads(base, obs, obs.retry, in.busy.enis);
   std::vector<PodJob> scoped;
-  const std::vector<PodJob>& pods = scope(in, base, obs, enis, scoped);
-  const std::set<std::string>* only = enis ? &*enis : nullptr;
+  const std::vector<PodJob>& pods = scope(in, base, obs, scoped, out);
+  const std::set<std::string>* only = out.claimed ? &out.claimed->enis : nullptr;
   // A first plan from what is known tells which ENIs would be written. One Describe then reads
   // all of them, with the ENIs still to be verified, and the final plan is made from what it shows.
   const TagPlanOptions options = planOptions();
@@ -68,17 +71,21 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
     read(ids, obs);
   }
   planTags(pods, std::move(base), obs, options, PlanStage::Final, out, only);
-  out.observed = std::move(obs.observed);
+  observed_ = std::move(obs.observed);
   logNotes(out);
 }
 
 const std::vector<PodJob>& TagPass::scope(const TagPassInput& in, const NodeState& state,
-                                          TagObservation& obs,
-                                          std::optional<std::set<std::string>>& enis,
-                                          std::vector<PodJob>& scoped) {
+                                          TagObservation& obs, std::vector<PodJob>& scoped,
+                                          TagPassOutput& out) {
   const MemberIndex members(state);
   // A pass that reads every ENI plans every pod: what it reads may concern any of them.
   if (!in.marked || in.observeAll || obs.describedAll) {
+    if (!in.busy.enis.empty() || !in.busy.pods.empty()) {
+      // Only a scoped pass runs beside others; this one (a cold start found midway) waits.
+      for (const auto& job : in.pods) out.deferred.insert(job.key);
+      return scoped;
+    }
     std::vector<const PodJob*> all;
     all.reserve(in.pods.size());
     for (const auto& job : in.pods) all.push_back(&job);
@@ -87,23 +94,27 @@ const std::vector<PodJob>& TagPass::scope(const TagPassInput& in, const NodeStat
   }
   std::map<std::string, const PodJob*> byKey;
   for (const auto& job : in.pods) byKey.emplace(job.key, &job);
-  const PassScope reach =
-      reachOf(*in.marked, state, members, [&](const std::set<std::string>& keys) {
-        std::vector<const PodJob*> jobs;
-        for (const auto& key : keys) {
-          if (auto it = byKey.find(key); it != byKey.end()) jobs.push_back(it->second);
-        }
-        resolve(jobs, members, state, obs);
-        std::map<std::string, std::string> eniOf;
-        for (const auto& key : keys) {
-          if (auto it = obs.eniOf.find(key); it != obs.eniOf.end()) eniOf[key] = it->second.eniId;
-        }
-        return eniOf;
-      });
+  PassScope reach = reachOf(*in.marked, state, members, [&](const std::set<std::string>& keys) {
+    std::vector<const PodJob*> jobs;
+    for (const auto& key : keys) {
+      if (auto it = byKey.find(key); it != byKey.end()) jobs.push_back(it->second);
+    }
+    resolve(jobs, members, state, obs);
+    std::map<std::string, std::string> eniOf;
+    for (const auto& key : keys) {
+      if (auto it = obs.eniOf.find(key); it != obs.eniOf.end()) eniOf[key] = it->second.eniId;
+    }
+    return eniOf;
+  });
+  out.deferred = deferBusy(reach, in.busy, members, obs.eniOf);
+  for (const auto& key : out.deferred) {
+    obs.eniOf.erase(key);
+    obs.lookups.erase(key);
+  }
   for (const auto& key : reach.pods) {
     if (auto it = byKey.find(key); it != byKey.end()) scoped.push_back(*it->second);
   }
-  enis = reach.enis;
+  out.claimed = std::move(reach);
   return scoped;
 }
 
@@ -311,7 +322,9 @@ void TagPass::write(const TagPassInput& in, TagPassOutput& out) {
       if (plan.writes()) logInfo("dry run: would write tags", {{"eni", plan.eniId}});
     }
   }
+  out.observed = std::move(observed_);
   recordWrites(in.pods, in.state, failed, options, out);
+  observed_ = std::move(out.observed);
 }
 
 }  // namespace eni

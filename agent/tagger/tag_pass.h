@@ -74,6 +74,10 @@ struct TagPassInput {
   /// pass plans only the scope (reachOf). Every pod and ENI when empty, and whenever the pass reads
   /// every ENI.
   std::optional<std::set<std::string>> marked;
+  /// What the passes still in flight claimed (their scopes, TagPassOutput::claimed): a scoped
+  /// pass leaves the part of its scope connected to them for a later pass (deferBusy). Only a
+  /// scoped pass runs beside others.
+  PassScope busy;
 };
 
 /// The tagger's pass on the AWS worker thread: the I/O around the pure functions of tag_plan.h.
@@ -89,7 +93,8 @@ struct TagPassInput {
 /// (recall). Nothing is written to an ENI whose tags such a Describe has not shown, and no tag is
 /// written that the node-state annotation (64 KiB) could not record.
 ///
-/// Worker thread only; it owns the caches it keeps between passes (the instance ID, the IMDS map).
+/// Worker thread only; it owns the caches it keeps between passes (the instance ID, the IMDS map,
+/// the ENI tags last seen), which passes in flight together share: their jobs run one at a time.
 class TagPass {
  public:
   TagPass(Ec2Api& ec2, Imds& imds, const Clock& clock, const TaggerOptions& options,
@@ -115,9 +120,11 @@ class TagPass {
   std::string whyNotOurs(const NetworkInterface& eni);
   /// The pods a pass plans, resolved: in a scoped pass its scope's (kept in `scoped`, the ENIs in
   /// `enis`), otherwise every pod of `in`.
+  /// A scoped pass leaves what reaches in.busy to a later one (out.deferred) and claims the rest
+  /// (out.claimed).
   const std::vector<PodJob>& scope(const TagPassInput& in, const NodeState& state,
-                                   TagObservation& obs, std::optional<std::set<std::string>>& enis,
-                                   std::vector<PodJob>& scoped);
+                                   TagObservation& obs, std::vector<PodJob>& scoped,
+                                   TagPassOutput& out);
   void resolve(const std::vector<const PodJob*>& jobs, const MemberIndex& members,
                const NodeState& state, TagObservation& obs);
   /// What Describes showed within options_.readFreshFor, as read by this pass.
@@ -136,6 +143,9 @@ class TagPass {
   // ENIs as a Describe showed them, and when; dropped once written to or older than readFreshFor.
   std::map<std::string, std::pair<SeenEni, TimePoint>> recent_;
   EncodedEniRecords sized_;  // the plan's sizing of the node state reuses these (planOptions)
+  /// ENI tags as EC2 last showed them: each plan starts from them and adds its reads, each write
+  /// what it wrote (TagPassOutput::observed while it records). Passes in flight together share it.
+  std::map<std::string, TagSet> observed_;
 };
 
 }  // namespace eni

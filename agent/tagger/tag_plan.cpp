@@ -74,6 +74,45 @@ PassScope reachOf(const std::set<std::string>& marked, const NodeState& state,
   return scope;
 }
 
+std::set<std::string> deferBusy(PassScope& scope, const PassScope& busy, const MemberIndex& members,
+                                const std::map<std::string, ResolvedEni>& eniOf) {
+  std::set<std::string> deferred;
+  if (busy.enis.empty() && busy.pods.empty()) return deferred;
+  // The scope as a graph: each pod to the ENIs it is recorded on or resolves to, and back.
+  std::map<std::string, std::vector<std::string>> enisOf;
+  std::map<std::string, std::vector<std::string>> podsOn;
+  for (const auto& key : scope.pods) {
+    auto& enis = enisOf[key];
+    enis = members.enisListing(key);
+    if (auto r = eniOf.find(key); r != eniOf.end()) enis.push_back(r->second.eniId);
+    for (const auto& id : enis) podsOn[id].push_back(key);
+  }
+  // Everything connected to a busy ENI or pod waits.
+  std::set<std::string> blocked;
+  std::vector<std::string> enis;  // blocked ENIs whose pods are still to visit
+  auto block = [&](const std::string& id) {
+    if (blocked.insert(id).second) enis.push_back(id);
+  };
+  auto defer = [&](const std::string& key) {
+    if (!deferred.insert(key).second) return;
+    for (const auto& id : enisOf[key]) block(id);
+  };
+  for (const auto& id : scope.enis) {
+    if (busy.enis.count(id) != 0) block(id);
+  }
+  for (const auto& key : scope.pods) {
+    if (busy.pods.count(key) != 0) defer(key);
+  }
+  while (!enis.empty()) {
+    const std::string id = std::move(enis.back());
+    enis.pop_back();
+    for (const auto& key : podsOn[id]) defer(key);
+  }
+  for (const auto& key : deferred) scope.pods.erase(key);
+  for (const auto& id : blocked) scope.enis.erase(id);
+  return deferred;
+}
+
 void withholdWrites(EniPlan& plan, const NodeState& state, const std::string& why) {
   plan.toSet.clear();
   plan.toDelete.clear();
@@ -95,9 +134,10 @@ bool TagPassOutput::creates() const {
   return std::any_of(plans.begin(), plans.end(), [](const EniPlan& p) { return !p.toSet.empty(); });
 }
 
-void settleWriteAheads(NodeState& state, const TagObservation& obs, bool& retry) {
+void settleWriteAheads(NodeState& state, const TagObservation& obs, bool& retry,
+                       const std::set<std::string>& busy) {
   for (auto& [id, record] : state.enis) {
-    if (!record.hasPending()) continue;
+    if (!record.hasPending() || busy.count(id) != 0) continue;
     auto seen = obs.fresh.find(id);
     if (seen == obs.fresh.end()) {
       if (!obs.describedAll) {

@@ -68,6 +68,14 @@ using ScopeResolver =
 PassScope reachOf(const std::set<std::string>& marked, const NodeState& state,
                   const MemberIndex& members, const ScopeResolver& resolve);
 
+/// Pipelined passes: the part of a scope that must wait for the passes still in flight (whose
+/// write-ahead or writes have not landed), whose records and pods are `busy`. A pod waits when it
+/// is busy or is recorded on (`members`) or resolves to (`eniOf`) a busy ENI, and with it every
+/// pod and ENI of the scope connected to it through such links: planning part of an ENI's pods
+/// would drop the others from its record. Removes those from `scope` and answers the pods.
+std::set<std::string> deferBusy(PassScope& scope, const PassScope& busy, const MemberIndex& members,
+                                const std::map<std::string, ResolvedEni>& eniOf);
+
 /// Turns `plan` into one that writes nothing and leaves the ENI's record as `state` has it; its
 /// Synced pods get TaggingFailed with `why`, or no verdict at all when `why` is empty.
 void withholdWrites(EniPlan& plan, const NodeState& state, const std::string& why);
@@ -141,6 +149,10 @@ struct TagPassOutput {
   /// pass as warnings.
   std::vector<std::array<std::string, 3>> notes;
   bool written = false;  // write() ran right after plan(): no CreateTags, no write-ahead
+  /// The records and pods this pass may change: its scope (a scoped pass), or every one (none).
+  /// The tagger applies its records by this, so that passes in flight together keep apart.
+  std::optional<PassScope> claimed;
+  std::set<std::string> deferred;  // pods left for a later pass: they reach a busy ENI or pod
   /// Whether a plan sends CreateTags: the pass then records its write-ahead before write().
   bool creates() const;
 };
@@ -148,7 +160,9 @@ struct TagPassOutput {
 /// Write-ahead records (pendingHash/pendingKeys) against what the pass read: the CreateTags
 /// landed when the ENI carries the pending hash, and then the agent owns the pending keys the ENI
 /// carries; an ENI EC2 no longer has owns nothing; without a read, the record waits (`retry`).
-void settleWriteAheads(NodeState& state, const TagObservation& obs, bool& retry);
+/// Records of `busy` ENIs are left alone: the pass in flight that wrote them settles them.
+void settleWriteAheads(NodeState& state, const TagObservation& obs, bool& retry,
+                       const std::set<std::string>& busy = {});
 
 /// Before the read of the ENIs a pass writes, or after it.
 enum class PlanStage { BeforeRead, Final };

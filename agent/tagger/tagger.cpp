@@ -103,7 +103,12 @@ struct Tagger::Pass {
   /// from the plan before the read; the tags may go out under it only if the final plan's are the
   /// same (see earlyWriteAhead).
   std::map<std::string, EniRecord> early;
-  bool planned = false;  // the final plan is made (the worker's part is done)
+  bool planned = false;   // the final plan is made (the worker's part is done)
+  bool released = false;  // in flight beside the next pass (Tagger::flying_): its done is called
+  // What it claimed (TagPassOutput::claimed), taken on the loop thread once the plan is made: the
+  // next pass's busy() reads it while this one's writes may still run on the worker.
+  std::optional<PassScope> claimed;
+  bool beside = false;  // it started while other passes were in flight
   std::uint64_t seq = 0;
   // When it started, its final plan was made, and its write-ahead landed (or was not needed):
   // the debug line at its end says where its time went.
@@ -128,8 +133,28 @@ void recordPending(const EniPlan& plan, EniRecord& record) {
 
 // Makes the store's ENI records `enis`, copying only the records that differ (a pass changes a
 // few of a node's hundred), and keeps in `before` the first before-image of each one it changes.
+// With `claim`, only the records of those ENIs: the others are another pass's, or stay as they are.
 void applyRecords(NodeState& s, const std::map<std::string, EniRecord>& enis,
-                  std::map<std::string, std::optional<EniRecord>>& before) {
+                  std::map<std::string, std::optional<EniRecord>>& before,
+                  const std::set<std::string>* claim) {
+  if (claim != nullptr) {
+    for (const auto& id : *claim) {
+      auto have = s.enis.find(id);
+      auto want = enis.find(id);
+      if (want == enis.end()) {
+        if (have == s.enis.end()) continue;
+        before.try_emplace(id, std::move(have->second));
+        s.enis.erase(have);
+      } else if (have == s.enis.end()) {
+        before.try_emplace(id, std::nullopt);
+        s.enis.emplace(id, want->second);
+      } else if (!(have->second == want->second)) {
+        before.try_emplace(id, have->second);
+        have->second = want->second;
+      }
+    }
+    return;
+  }
   auto have = s.enis.begin();
   auto want = enis.begin();
   while (have != s.enis.end() || want != enis.end()) {
@@ -290,7 +315,8 @@ void Tagger::scheduleResync(bool afterStart) {
 const NodeState& Tagger::state() const { return store_.current(); }
 
 bool Tagger::idle() const {
-  return runner_.idle() && podWriter_.inFlight() == 0 && events_.inFlight() == 0 && store_.idle();
+  return runner_.idle() && flying_.empty() && podWriter_.inFlight() == 0 &&
+         events_.inFlight() == 0 && store_.idle();
 }
 
 void Tagger::markDirty() {
@@ -305,13 +331,29 @@ void Tagger::markPod(const std::string& key) {
 
 // ---------------------------------------------------------------- the pass
 
-TagPassInput Tagger::snapshot() {
+PassScope Tagger::busy() const {
+  PassScope busy;
+  for (const auto& [seq, pass] : flying_) {
+    busy.enis.insert(pass->claimed->enis.begin(), pass->claimed->enis.end());
+    busy.pods.insert(pass->claimed->pods.begin(), pass->claimed->pods.end());
+  }
+  return busy;
+}
+
+bool Tagger::unsettledRecords(const std::set<std::string>& busy) const {
+  // A write-ahead record (a restart, or a CreateTags that failed) needs a Describe to tell
+  // whether its CreateTags landed; those of the passes in flight are theirs to settle.
+  const auto& enis = store_.current().enis;
+  return std::any_of(enis.begin(), enis.end(), [&](const auto& e) {
+    return e.second.hasPending() && busy.count(e.first) == 0;
+  });
+}
+
+TagPassInput Tagger::snapshot(PassScope busy) {
   TagPassInput in;
   in.state = store_.current();
-  // A write-ahead record (a restart, or a CreateTags that failed) needs a Describe to tell
-  // whether its CreateTags landed.
-  in.observeAll = resyncDue_ || std::any_of(in.state.enis.begin(), in.state.enis.end(),
-                                            [](auto& e) { return e.second.hasPending(); });
+  in.observeAll = resyncDue_ || unsettledRecords(busy.enis);
+  in.busy = std::move(busy);
   // A pass plans the pods marked since the last one and what they share an ENI with; the pods a
   // failed verdict left unsettled go with them, since what failed may be gone now.
   if (!markAll_) {
@@ -361,16 +403,24 @@ TagPassInput Tagger::snapshot() {
 }
 
 void Tagger::runPass(PassRunner::Done done) {
+  PassScope claimed = busy();
+  // Beside passes in flight runs only a scoped pass: one of every pod (a start, a resync, a
+  // retry) or one that reads every ENI starts once they have landed.
+  if (!flying_.empty() && (markAll_ || resyncDue_ || unsettledRecords(claimed.enis))) {
+    held_ = std::move(done);
+    return;
+  }
   current_ = std::make_unique<Pass>();
-  current_->seq = ++passSeq_;
-  current_->started = clock_.now();
-  current_->in = snapshot();
-  current_->out.observed = std::move(observed_);  // handed back by finish()
-  current_->done = std::move(done);
+  Pass* const p = current_.get();
+  p->seq = ++passSeq_;
+  p->beside = !flying_.empty();
+  p->started = clock_.now();
+  p->in = snapshot(std::move(claimed));
+  p->done = std::move(done);
   resyncDue_ = false;
   executor_.run(
-      [this] {
-        Pass& pass = *current_;
+      [this, p] {
+        Pass& pass = *p;
         pass_.plan(pass.in, pass.out,
                    [this, seq = pass.seq](const TagPassOutput& first) { recordEarly(seq, first); });
         // Without a CreateTags (nothing, or DeleteTags of owned keys only) there is no new
@@ -380,11 +430,19 @@ void Tagger::runPass(PassRunner::Done done) {
           pass.out.written = true;
         }
       },
-      [this] {
-        current_->planned = true;
-        current_->plannedAt = clock_.now();
-        // An early write-ahead still on its way: its answer goes on (onEarlyWriteAhead).
-        if (current_->writeAhead != Pass::WriteAhead::Recording) afterPlan();
+      [this, p] {
+        p->planned = true;
+        p->plannedAt = clock_.now();
+        p->claimed = std::move(p->out.claimed);
+        // Beside passes in flight, one that claims nothing (it could not tell its instance) may
+        // change nothing.
+        if (p->beside && !p->claimed) p->claimed.emplace();
+        deferred_.merge(p->out.deferred);
+        if (flying_.empty()) remarkDeferred();
+        // An early write-ahead still on its way: its answer goes on (onEarlyWriteAhead), and
+        // meanwhile the next pass may plan beside this one.
+        if (p->writeAhead != Pass::WriteAhead::Recording) return afterPlan(*p);
+        release(*p);
       });
 }
 
@@ -414,17 +472,29 @@ void Tagger::recordEarly(std::uint64_t seq, const TagPassOutput& first) {
     early[plan.eniId] = std::move(record);
   }
   if (early.empty()) return;
-  std::map<std::string, EniRecord> enis = first.state.enis;
+  // The records the store takes: the claimed ones (a scoped pass), else all.
+  std::map<std::string, EniRecord> enis;
+  std::optional<std::set<std::string>> claim;
+  if (first.claimed) {
+    claim = first.claimed->enis;
+    for (const auto& id : *claim) {
+      if (auto it = first.state.enis.find(id); it != first.state.enis.end())
+        enis.emplace(id, it->second);
+    }
+  } else {
+    enis = first.state.enis;
+  }
   for (const auto& [id, record] : early) enis[id] = record;
   executor_.post([this, seq, instanceId = first.state.instanceId, enis = std::move(enis),
-                  early = std::move(early)]() mutable {
-    earlyWriteAhead(seq, instanceId, std::move(enis), std::move(early));
+                  early = std::move(early), claim = std::move(claim)]() mutable {
+    earlyWriteAhead(seq, instanceId, std::move(enis), std::move(early), claim);
   });
 }
 
 void Tagger::earlyWriteAhead(std::uint64_t seq, const std::string& instanceId,
                              std::map<std::string, EniRecord> enis,
-                             std::map<std::string, EniRecord> early) {
+                             std::map<std::string, EniRecord> early,
+                             const std::optional<std::set<std::string>>& claim) {
   // An executor whose post() waits for the job's end delivers this after the final plan: then the
   // pass goes on without it (or is over).
   if (!current_ || current_->seq != seq || current_->planned) return;
@@ -434,20 +504,18 @@ void Tagger::earlyWriteAhead(std::uint64_t seq, const std::string& instanceId,
   pass.writeAhead = Pass::WriteAhead::Recording;
   store_.update([&](NodeState& s) {
     s.instanceId = instanceId;
-    applyRecords(s, enis, pass.before);
+    applyRecords(s, enis, pass.before, claim ? &*claim : nullptr);
   });
-  store_.writeAhead([this](bool stored) { onEarlyWriteAhead(stored); });
+  store_.writeAhead([this, p = &pass](bool stored) { onEarlyWriteAhead(*p, stored); });
 }
 
-void Tagger::onEarlyWriteAhead(bool stored) {
-  Pass& pass = *current_;
+void Tagger::onEarlyWriteAhead(Pass& pass, bool stored) {
   pass.writeAhead = stored ? Pass::WriteAhead::Stored : Pass::WriteAhead::Refused;
   if (!stored) store_.update([&](NodeState& s) { restoreRecords(s, pass.before); });
-  if (pass.planned) afterPlan();
+  if (pass.planned) afterPlan(pass);
 }
 
-bool Tagger::coveredEarly() const {
-  const Pass& pass = *current_;
+bool Tagger::coveredEarly(const Pass& pass) const {
   if (pass.writeAhead != Pass::WriteAhead::Stored) return false;
   return std::all_of(pass.out.plans.begin(), pass.out.plans.end(), [&](const EniPlan& plan) {
     if (plan.toSet.empty()) return true;
@@ -459,16 +527,15 @@ bool Tagger::coveredEarly() const {
   });
 }
 
-void Tagger::afterPlan() {
-  Pass& pass = *current_;
-  if (pass.out.written) return finish();
+void Tagger::afterPlan(Pass& pass) {
+  if (pass.out.written) return finish(pass);
   if (const std::string problem = store_.problem(); !problem.empty()) {
     // Nothing can be recorded: no CreateTags, and the pods say why (no retry: it stays so
     // until the store can keep the state again).
     for (auto& plan : pass.out.plans) {
       if (!plan.toSet.empty()) withholdWrites(plan, pass.out.state, problem);
     }
-    return writeThenFinish();
+    return writeThenFinish(pass);
   }
   // Write-ahead: record the tags about to be created as pending on their ENIs, and send them only
   // once the node state holds that record. A kill after CreateTags then still leaves the record
@@ -477,37 +544,45 @@ void Tagger::afterPlan() {
     if (!plan.toSet.empty()) recordPending(plan, pass.out.state.enis[plan.eniId]);
   }
   // The record sent while the ENIs were read says exactly this: it landed, the tags may go.
-  const bool covered = coveredEarly();
+  const bool covered = coveredEarly(pass);
   // pass.before keeps the records from before any write-ahead of this pass, for a refusal to go
   // back to. An early record that was refused (the API server, or a first plan past the 64 KiB
   // budget that the final plan keeps to) was put back, and is followed by this one.
+  const auto& claimed = pass.claimed;
   store_.update([&](NodeState& s) {
     s.instanceId = pass.out.state.instanceId;
-    applyRecords(s, pass.out.state.enis, pass.before);
+    applyRecords(s, pass.out.state.enis, pass.before, claimed ? &claimed->enis : nullptr);
   });
-  if (covered) return writeThenFinish();
+  if (covered) return writeThenFinish(pass);
   pass.writeAhead = Pass::WriteAhead::Recording;
-  store_.writeAhead([this](bool stored) { onWriteAhead(stored); });
+  // While its record is on its way (the longest wait of a pass that writes), the next pass may
+  // plan beside it: what this one claimed stays out of that one's scope (release).
+  release(pass);
+  store_.writeAhead([this, p = &pass](bool stored) { onWriteAhead(*p, stored); });
 }
 
-void Tagger::onWriteAhead(bool stored) {
-  Pass& pass = *current_;
+void Tagger::release(Pass& pass) {
+  if (!pass.claimed || current_.get() != &pass) return;
+  pass.released = true;
+  auto done = std::move(pass.done);
+  flying_.emplace(pass.seq, std::move(current_));
+  done(std::exchange(retryAsked_, false));
+}
+
+void Tagger::onWriteAhead(Pass& pass, bool stored) {
   pass.writeAhead = stored ? Pass::WriteAhead::Stored : Pass::WriteAhead::Refused;
-  if (stored) return writeThenFinish();
+  if (stored) return writeThenFinish(pass);
   // No tag was sent: forget the write-ahead and try the pass again later, with every pod.
   logWarn("cannot record the write-ahead node state, tags not written, will retry",
           {{"node", options_.nodeName}, {"in_ms", options_.retryDelay.count()}});
   store_.update([&](NodeState& s) { restoreRecords(s, pass.before); });
-  observed_ = std::move(pass.out.observed);  // what the pass read still stands
-  markAll_ = true;
-  auto done = std::move(pass.done);
-  current_.reset();
-  done(true);
+  end(pass, true);
 }
 
-void Tagger::writeThenFinish() {
-  current_->recordedAt = clock_.now();
-  executor_.run([this] { pass_.write(current_->in, current_->out); }, [this] { finish(); });
+void Tagger::writeThenFinish(Pass& pass) {
+  pass.recordedAt = clock_.now();
+  executor_.run([this, p = &pass] { pass_.write(p->in, p->out); },
+                [this, p = &pass] { finish(*p); });
 }
 
 void Tagger::logPass(const Pass& pass) const {
@@ -539,14 +614,22 @@ void Tagger::logPass(const Pass& pass) const {
                         {"total_ms", ms(pass.started, now)}});
 }
 
-void Tagger::finish() {
-  TagPassOutput& out = current_->out;
-  logPass(*current_);
+void Tagger::finish(Pass& pass) {
+  TagPassOutput& out = pass.out;
+  logPass(pass);
   store_.update([&](NodeState& s) {
     s.instanceId = out.state.instanceId;
-    s.enis = std::move(out.state.enis);
+    if (!pass.claimed) {
+      s.enis = std::move(out.state.enis);
+      return;
+    }
+    for (const auto& id : pass.claimed->enis) {
+      if (auto it = out.state.enis.find(id); it != out.state.enis.end())
+        s.enis.insert_or_assign(id, std::move(it->second));
+      else
+        s.enis.erase(id);
+    }
   });
-  observed_ = std::move(out.observed);
   for (const auto& [key, verdict] : out.verdicts) {
     counters_.synced(verdict.reason);
     if (verdict.reason == SyncReason::TaggingFailed ||
@@ -559,11 +642,39 @@ void Tagger::finish() {
              out.wrotePods.count(key) != 0);
   }
   cleanUpPods(out.droppedPods);
-  const bool retry = out.retry;
+  end(pass, out.retry);
+}
+
+void Tagger::remarkDeferred() {
+  // The pods a pass left for later are judged again once a pass in flight has ended (they may
+  // reach another one still, and wait again), or at once when none is.
+  if (deferred_.empty()) return;
+  marked_.merge(deferred_);
+  deferred_.clear();
+  runner_.markDue();  // they waited their window already
+}
+
+void Tagger::end(Pass& pass, bool retry) {
   if (retry) markAll_ = true;
-  auto done = std::move(current_->done);
-  current_.reset();
-  done(retry);
+  std::unique_ptr<Pass> gone;
+  if (pass.released) {
+    auto it = flying_.find(pass.seq);
+    gone = std::move(it->second);
+    flying_.erase(it);
+  } else {
+    gone = std::move(current_);
+  }
+  if (pass.released || flying_.empty()) remarkDeferred();
+  if (!pass.released) return gone->done(retry || std::exchange(retryAsked_, false));
+  // Its done was called when it was released: a retry it asks for goes to the pass running now,
+  // or to the runner.
+  if (retry && !held_) {
+    if (runner_.running())
+      retryAsked_ = true;
+    else
+      runner_.runAfter(options_.retryDelay);
+  }
+  if (flying_.empty() && held_) runPass(std::exchange(held_, nullptr));
 }
 
 void Tagger::cleanUpPods(const std::set<std::string>& dropped) {

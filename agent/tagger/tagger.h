@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -43,7 +44,11 @@ inline constexpr const char* kOldTaggerFinalizer = "eni-tagger.io/finalizer";
 /// the loop thread snapshots the pods, the executor's thread observes and plans (TagPass::plan),
 /// the node state records the write-ahead of any CreateTags, the executor's thread writes
 /// (TagPass::write), and the loop thread then patches the pods and updates its slice of the node
-/// state (`instanceId`, `enis`) in the store. Loop thread only, but for the executor's work.
+/// state (`instanceId`, `enis`) in the store. Passes pipeline: once a scoped pass's plan is made
+/// and its write-ahead is on its way, the next one may start; it leaves to a later pass the pods
+/// and ENIs connected to what the passes in flight claimed (deferBusy), and each pass changes only
+/// the records it claimed. A pass of every pod, or one that reads every ENI, runs alone. Loop
+/// thread only, but for the executor's work.
 class Tagger {
  public:
   Tagger(KubeApi& kube, Ec2Api& ec2, Imds& imds, Scheduler& scheduler, Executor& executor,
@@ -79,7 +84,11 @@ class Tagger {
   void markPod(const std::string& key);
   void scheduleResync(bool afterStart = false);
   void runPass(PassRunner::Done done);
-  TagPassInput snapshot();
+  /// What the passes in flight claimed: the next pass leaves it alone.
+  PassScope busy() const;
+  /// Whether a write-ahead record outside `busy` waits to be settled by a read.
+  bool unsettledRecords(const std::set<std::string>& busy) const;
+  TagPassInput snapshot(PassScope busy);
   // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
   // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
   // For ENIs its records, IMDS or EC2 name, that patch goes out while the pass reads them (early),
@@ -87,13 +96,20 @@ class Tagger {
   void recordEarly(std::uint64_t seq, const TagPassOutput& first);
   void earlyWriteAhead(std::uint64_t seq, const std::string& instanceId,
                        std::map<std::string, EniRecord> enis,
-                       std::map<std::string, EniRecord> early);
-  void onEarlyWriteAhead(bool stored);
-  bool coveredEarly() const;
-  void afterPlan();
-  void onWriteAhead(bool stored);
-  void writeThenFinish();
-  void finish();
+                       std::map<std::string, EniRecord> early,
+                       const std::optional<std::set<std::string>>& claim);
+  void onEarlyWriteAhead(Pass& pass, bool stored);
+  bool coveredEarly(const Pass& pass) const;
+  void afterPlan(Pass& pass);
+  /// A scoped pass whose write-ahead is on its way goes on in flight (flying_), and the runner
+  /// may start the next one.
+  void release(Pass& pass);
+  void onWriteAhead(Pass& pass, bool stored);
+  void writeThenFinish(Pass& pass);
+  void finish(Pass& pass);
+  /// The end of a pass, written or not: the deferred pods, its retry, and the runner.
+  void end(Pass& pass, bool retry);
+  void remarkDeferred();
   /// At debug: where the pass's time went (waiting, planning and reading, the write-ahead, the
   /// writes), for a slow pass to be told apart from a long queue.
   void logPass(const Pass& pass) const;
@@ -122,8 +138,14 @@ class Tagger {
   PodConditionWriter podWriter_;
   EventRecorder events_;
   PassRunner runner_;
-  std::unique_ptr<Pass> current_;  // the pass in progress
-  std::uint64_t passSeq_ = 0;      // the last pass's Pass::seq
+  std::unique_ptr<Pass> current_;  // the pass the runner runs: planning, or writing alone
+  // Scoped passes whose write-ahead or writes are still in flight, beside current_ (by seq). Their
+  // claims are disjoint: each next pass defers what reaches one of them.
+  std::map<std::uint64_t, std::unique_ptr<Pass>> flying_;
+  PassRunner::Done held_;           // a pass that must run alone, due once flying_ has landed
+  std::set<std::string> deferred_;  // pods passes left for later: marked when one in flight ends
+  bool retryAsked_ = false;         // a pass in flight asked for a retry: the runner's next done
+  std::uint64_t passSeq_ = 0;       // the last pass's Pass::seq
   Timer resyncTimer_;
   Timer kubeRetryTimer_;
 
@@ -135,7 +157,6 @@ class Tagger {
   std::map<std::string, EniTaggerCacheEntry> hints_;  // by pod IP; each given to one pass once
   std::set<std::string> annotationWrites_;            // pods whose last-applied patch is in flight
   std::map<std::string, TimePoint> kubeRetryAt_;      // pods whose failed write backs off
-  std::map<std::string, TagSet> observed_;            // ENI -> its tags as EC2 last showed them
   std::map<std::string, std::pair<SyncReason, std::string>> reported_;  // last condition per pod
   bool started_ = false;
   bool resyncDue_ = false;

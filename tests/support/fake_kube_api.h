@@ -61,8 +61,22 @@ class FakeKubeApi final : public KubeApi {
       done(fail(ErrorCode::Transient, "fake: injected status patch failure"));
       return;
     }
+    if (holdPatch && holdPatch(ref)) {
+      held.push_back([this, ref, body, done = std::move(done)] {
+        done(patchAnswer ? patchAnswer(ref, body) : Result<Json::Value>(body));
+      });
+      return;
+    }
     if (patchAnswer) return done(patchAnswer(ref, body));
     done(body);
+  }
+  /// Answers the oldest held patch (patchAnswer then sees it); false when none is held.
+  bool releaseHeld() {
+    if (held.empty()) return false;
+    auto answer = std::move(held.front());
+    held.pop_front();
+    answer();
+    return true;
   }
   void create(const ObjectRef& ref, const Json::Value& object,
               Callback<Json::Value> done) override {
@@ -142,6 +156,9 @@ class FakeKubeApi final : public KubeApi {
   std::vector<std::pair<ObjectRef, Json::Value>> updateBodies;  // every update, failed ones too
   /// When set, the answer to each patch (every patch is still recorded); else the body echoed.
   std::function<Result<Json::Value>(const ObjectRef&, const Json::Value&)> patchAnswer;
+  /// Patches it holds in flight, unanswered until releaseHeld(): a slow API server.
+  std::function<bool(const ObjectRef&)> holdPatch;
+  std::deque<std::function<void()>> held;
   std::function<void(const ObjectRef&)> onRemove;  // runs for every remove, before its answer
   int failStatusPatches = 0;  // this many patches of a status subresource fail (Transient)
   int cancelled = 0;

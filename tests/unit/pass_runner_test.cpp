@@ -112,6 +112,34 @@ TEST(PassRunner, MarksDuringAPassWaitForItsEndOrTheirWindowWhicheverIsLater) {
   EXPECT_TRUE(runner.idle());
 }
 
+// Marks that already waited (for a pass in flight) are due at once: they close an open window
+// early and wait for a running pass only.
+TEST(PassRunner, MarksDueRunAtOnceOrWhenThePassInProgressEnds) {
+  testing::ManualScheduler scheduler;
+  Recorder r;
+  PassRunner runner = makeRunner(scheduler, r);
+  runner.start();
+  runner.markDue();
+  scheduler.advance(Duration(0));
+  EXPECT_EQ(r.runs, 1) << "no window";
+  runner.markDue();  // during the pass
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(r.runs, 1) << "never two at once";
+  r.open.back()(false);
+  scheduler.advance(Duration(0));
+  EXPECT_EQ(r.runs, 2);
+  r.open.back()(false);
+  runner.markDirty();
+  scheduler.advance(Duration(5));
+  runner.markDue();  // the window the first mark opened closes now
+  scheduler.advance(Duration(0));
+  EXPECT_EQ(r.runs, 3);
+  r.open.back()(false);
+  scheduler.advance(Duration(100));
+  EXPECT_EQ(r.runs, 3);
+  EXPECT_TRUE(runner.idle());
+}
+
 TEST(PassRunner, ARetryRunsAfterTheRetryDelayAndRunAfterWaitsForWhatIsDue) {
   testing::ManualScheduler scheduler;
   Recorder r;

@@ -136,6 +136,46 @@ TEST(PassScope, ReachesEveryPodThatSharesAnEniWithAMarkedOneAndNoOther) {
   EXPECT_EQ(scope.enis, (Keys{"eni-b"}));
 }
 
+// Beside a pass in flight, the part of a scope connected to what that pass claimed waits: the
+// pods on its ENIs, a pod moving from one of them and every pod of the ENI it moves to, and a pod
+// that pass judges; the rest is planned now.
+TEST(PassScope, WhatReachesAPassInFlightWaitsAndTheRestGoesOn) {
+  const NodeState s = withMembers({{"eni-a", "ns/a1", "uid-a1", "10.0.0.1"},
+                                   {"eni-b", "ns/b1", "uid-b1", "10.0.0.3"},
+                                   {"eni-b", "ns/b2", "uid-b2", "10.0.0.6"},
+                                   {"eni-c", "ns/c1", "uid-c1", "10.0.0.4"},
+                                   {"eni-d", "ns/d1", "uid-d1", "10.0.0.5"}});
+  const MemberIndex members(s);
+  auto resolved = [](std::initializer_list<std::pair<const char*, const char*>> where) {
+    std::map<std::string, ResolvedEni> out;
+    for (const auto& [key, eni] : where) out[key].eniId = eni;
+    return out;
+  };
+  using Keys = std::set<std::string>;
+  // eni-a is busy. b1 moves to it from eni-b, so eni-b and b2 wait with it; new resolves to
+  // eni-a; c1 and d1 have nothing to do with it.
+  PassScope scope{{"ns/a1", "ns/b1", "ns/b2", "ns/c1", "ns/d1", "ns/new", "ns/lost"},
+                  {"eni-a", "eni-b", "eni-c", "eni-d"}};
+  const auto eniOf = resolved({{"ns/b1", "eni-a"},
+                               {"ns/b2", "eni-b"},
+                               {"ns/c1", "eni-c"},
+                               {"ns/d1", "eni-d"},
+                               {"ns/new", "eni-a"}});
+  auto deferred = deferBusy(scope, PassScope{{}, {"eni-a"}}, members, eniOf);
+  EXPECT_EQ(deferred, (Keys{"ns/a1", "ns/b1", "ns/b2", "ns/new"}));
+  EXPECT_EQ(scope.pods, (Keys{"ns/c1", "ns/d1", "ns/lost"})) << "lost: no ENI, judged now";
+  EXPECT_EQ(scope.enis, (Keys{"eni-c", "eni-d"}));
+  // A pod the pass in flight judges waits with its ENI and that ENI's pods.
+  scope = PassScope{{"ns/c1", "ns/d1"}, {"eni-c", "eni-d"}};
+  deferred = deferBusy(scope, PassScope{{"ns/d1"}, {}}, members, eniOf);
+  EXPECT_EQ(deferred, (Keys{"ns/d1"}));
+  EXPECT_EQ(scope.enis, (Keys{"eni-c"}));
+  // Nothing in flight: nothing waits.
+  scope = PassScope{{"ns/a1"}, {"eni-a"}};
+  EXPECT_TRUE(deferBusy(scope, PassScope{}, members, eniOf).empty());
+  EXPECT_EQ(scope.enis, (Keys{"eni-a"}));
+}
+
 // With a scope, only its ENIs are planned: a record outside it is neither planned nor its pods
 // dropped, though the pods of the pass do not include them.
 TEST(TagPlan, AScopedPlanLeavesEveryOtherEniAlone) {

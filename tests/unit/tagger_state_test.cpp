@@ -392,6 +392,83 @@ struct WriteAheadRig {
   int refuseNodePatches = 0;
 };
 
+// Passes pipeline: while one pass's write-ahead is on its way, the next plans beside it, and its
+// own record goes out in the patch after; a pod on the ENI the first one writes waits for it. No
+// CreateTags goes out before a patch that records it has landed.
+TEST(TaggerWriteAhead, TheNextPassPlansWhileAWriteAheadIsOnItsWay) {
+  WriteAheadRig rig;
+  const std::string other = rig.ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  rig.kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+  auto podPatches = [&](const std::string& name) {
+    return std::count_if(rig.kube.patches.begin(), rig.kube.patches.end(),
+                         [&](const auto& p) { return p.first.name == name; });
+  };
+  const auto passes = rig.tagger.passes();
+  rig.annotate("Team=Infra");  // web, on eni-1: its record goes out and stays unanswered
+  ASSERT_EQ(rig.kube.held.size(), 1u);
+  rig.tagger.onPod(ChangeType::Added, annotatedPod("api", other));  // eni-2
+  Json::Value db = annotatedPod("db", "10.0.0.6");                  // eni-1, being written
+  db["metadata"]["annotations"]["eni-tagger.io/tags"] = "Team=Infra";
+  rig.tagger.onPod(ChangeType::Added, db);
+  rig.scheduler.advance(Duration(100));
+  EXPECT_EQ(rig.tagger.passes(), passes + 2) << "api's pass planned beside web's";
+  EXPECT_EQ(rig.kube.held.size(), 1u) << "one node patch at a time";
+  EXPECT_EQ(rig.ec2.calls["CreateTags"], 1) << "nothing written before its record landed";
+  EXPECT_EQ(podPatches("db"), 0) << "db waits for the pass that writes its ENI";
+  EXPECT_EQ(podPatches("api"), 0);
+  EXPECT_FALSE(rig.tagger.idle());
+  for (int i = 0; i < 20 && rig.kube.releaseHeld(); ++i) rig.scheduler.advance(Duration(100));
+  rig.kube.holdPatch = nullptr;
+  while (rig.kube.releaseHeld()) rig.scheduler.advance(Duration(100));
+  rig.scheduler.advance(Duration(2000));
+  EXPECT_EQ(rig.recordedAtCreateTags, (std::vector<bool>{true, true, true}));
+  EXPECT_EQ(tagsOf(rig.ec2, "eni-1")["Team"], "Infra");
+  EXPECT_EQ(tagsOf(rig.ec2, "eni-2")["Team"], "Platform");
+  const auto& enis = rig.tagger.state().enis;
+  ASSERT_EQ(enis.count("eni-1"), 1u);
+  ASSERT_EQ(enis.count("eni-2"), 1u);
+  EXPECT_EQ(enis.at("eni-1").pods.count("default/db"), 1u) << "judged once eni-1's pass ended";
+  EXPECT_EQ(enis.at("eni-1").pods.count("default/web"), 1u);
+  EXPECT_EQ(enis.at("eni-2").pods.count("default/api"), 1u);
+  EXPECT_FALSE(enis.at("eni-1").hasPending());
+  EXPECT_FALSE(enis.at("eni-2").hasPending());
+  auto stored = decodeNodeState(rig.stored);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->enis, enis) << "and the API server's copy follows";
+  EXPECT_GT(podPatches("db"), 0);
+  EXPECT_TRUE(rig.tagger.idle());
+}
+
+// The same two passes in flight together, and the API server refuses their records: neither
+// writes a tag, each puts back only its own records, and the retry (a pass of every pod, alone)
+// tags both ENIs under a record that landed.
+TEST(TaggerWriteAhead, PassesInFlightTogetherThatCannotRecordWriteNothingAndRetry) {
+  WriteAheadRig rig;
+  const std::string other = rig.ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  const auto before = rig.tagger.state().enis;
+  rig.kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+  rig.annotate("Team=Infra");
+  rig.tagger.onPod(ChangeType::Added, annotatedPod("api", other));
+  rig.scheduler.advance(Duration(100));
+  ASSERT_EQ(rig.kube.held.size(), 1u);
+  rig.refuseNodePatches = 3;  // web's early record, then both passes' records, then web's final
+  for (int i = 0; i < 40 && rig.refuseNodePatches > 0; ++i) {
+    rig.kube.releaseHeld();
+    rig.scheduler.advance(Duration(100));
+    EXPECT_EQ(rig.ec2.calls["CreateTags"], 1) << "nothing written while no record lands";
+  }
+  ASSERT_EQ(rig.refuseNodePatches, 0);
+  EXPECT_EQ(rig.tagger.state().enis, before) << "each pass put back its own records";
+  rig.kube.holdPatch = nullptr;
+  while (rig.kube.releaseHeld()) rig.scheduler.advance(Duration(100));
+  rig.scheduler.advance(Duration(10000));  // the retry
+  EXPECT_EQ(tagsOf(rig.ec2, "eni-1")["Team"], "Infra");
+  EXPECT_EQ(tagsOf(rig.ec2, "eni-2")["Team"], "Platform");
+  for (bool recorded : rig.recordedAtCreateTags) EXPECT_TRUE(recorded);
+  EXPECT_EQ(rig.tagger.state().enis.at("eni-2").pods.count("default/api"), 1u);
+  EXPECT_TRUE(rig.tagger.idle());
+}
+
 // An ENI the agent keeps a record of (or IMDS names): the pass records its write-ahead while it
 // reads the ENI, not after, and that one patch covers the CreateTags.
 TEST(TaggerWriteAhead, ForAKnownEniTheRecordGoesOutWhileTheEniIsRead) {
