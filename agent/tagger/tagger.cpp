@@ -108,7 +108,8 @@ struct Tagger::Pass {
   // What it claimed (TagPassOutput::claimed), taken on the loop thread once the plan is made: the
   // next pass's busy() reads it while this one's writes may still run on the worker.
   std::optional<PassScope> claimed;
-  bool beside = false;  // it started while other passes were in flight
+  bool beside = false;             // it started while other passes were in flight
+  std::set<std::string> reported;  // pods Synced before its writes (reportUnwritten)
   std::uint64_t seq = 0;
   // When it started, its final plan was made, and its write-ahead landed (or was not needed):
   // the debug line at its end says where its time went.
@@ -437,6 +438,7 @@ void Tagger::runPass(PassRunner::Done done) {
         // Beside passes in flight, one that claims nothing (it could not tell its instance) may
         // change nothing.
         if (p->beside && !p->claimed) p->claimed.emplace();
+        if (!p->out.written) reportUnwritten(*p);
         deferred_.merge(p->out.deferred);
         if (flying_.empty()) remarkDeferred();
         // An early write-ahead still on its way: its answer goes on (onEarlyWriteAhead), and
@@ -631,6 +633,7 @@ void Tagger::finish(Pass& pass) {
     }
   });
   for (const auto& [key, verdict] : out.verdicts) {
+    if (pass.reported.count(key) != 0) continue;  // reportUnwritten
     counters_.synced(verdict.reason);
     if (verdict.reason == SyncReason::TaggingFailed ||
         verdict.reason == SyncReason::EniLookupFailed)
@@ -643,6 +646,30 @@ void Tagger::finish(Pass& pass) {
   }
   cleanUpPods(out.droppedPods);
   end(pass, out.retry);
+}
+
+void Tagger::reportUnwritten(Pass& pass) {
+  // A pod whose ENI this pass does not write is Synced now, whatever becomes of the writes to
+  // other ENIs: it need not wait for their record and CreateTags (a burst's pods that join an
+  // ENI already tagged). Its membership is recorded with the rest of the pass.
+  std::map<std::string, const PodJob*> jobs;
+  for (const auto& plan : pass.out.plans) {
+    if (plan.writes()) continue;
+    for (const auto& v : plan.verdicts) {
+      if (v.reason != SyncReason::Synced) continue;
+      auto other = pass.out.verdicts.find(v.podKey);
+      if (other != pass.out.verdicts.end() && other->second.reason != SyncReason::Synced) continue;
+      if (jobs.empty()) {
+        for (const auto& job : pass.in.pods) jobs.emplace(job.key, &job);
+      }
+      auto job = jobs.find(v.podKey);
+      if (job == jobs.end() || !job->second->desired) continue;
+      counters_.synced(v.reason);
+      unsettled_.erase(v.podKey);
+      writePod(v.podKey, v, &*job->second->desired, false);
+      pass.reported.insert(v.podKey);
+    }
+  }
 }
 
 void Tagger::remarkDeferred() {

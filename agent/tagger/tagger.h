@@ -110,6 +110,8 @@ class Tagger {
   /// The end of a pass, written or not: the deferred pods, its retry, and the runner.
   void end(Pass& pass, bool retry);
   void remarkDeferred();
+  /// Once the plan is made, before the write-ahead: the pods on ENIs the pass does not write.
+  void reportUnwritten(Pass& pass);
   /// At debug: where the pass's time went (waiting, planning and reading, the write-ahead, the
   /// writes), for a slow pass to be told apart from a long queue.
   void logPass(const Pass& pass) const;

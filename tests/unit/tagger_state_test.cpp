@@ -439,6 +439,37 @@ TEST(TaggerWriteAhead, TheNextPassPlansWhileAWriteAheadIsOnItsWay) {
   EXPECT_TRUE(rig.tagger.idle());
 }
 
+// A pass that writes one ENI does not hold back the pods of another it need not write: a pod
+// joining an ENI that already carries its tags is Synced before the write-ahead lands.
+TEST(TaggerWriteAhead, APodWhoseEniNeedsNoWriteDoesNotWaitForTheWriteAhead) {
+  WriteAheadRig rig;
+  const std::string other = rig.ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  rig.kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+  auto podPatches = [&](const std::string& name) {
+    return std::count_if(rig.kube.patches.begin(), rig.kube.patches.end(),
+                         [&](const auto& p) { return p.first.name == name; });
+  };
+  const auto passes = rig.tagger.passes();
+  const auto synced = rig.tagger.counters().syncResult(SyncReason::Synced);
+  rig.tagger.onPod(ChangeType::Added, annotatedPod("api", other));      // eni-2: a write
+  rig.tagger.onPod(ChangeType::Added, annotatedPod("db", "10.0.0.6"));  // eni-1: tagged already
+  rig.scheduler.advance(Duration(100));
+  ASSERT_EQ(rig.tagger.passes(), passes + 1) << "one pass for both";
+  ASSERT_EQ(rig.kube.held.size(), 1u) << "api's record, on its way";
+  EXPECT_EQ(podPatches("db"), 2) << "db's last-applied tags and condition, at once";
+  EXPECT_EQ(podPatches("api"), 0) << "api waits for its record and CreateTags";
+  rig.kube.holdPatch = nullptr;
+  while (rig.kube.releaseHeld()) rig.scheduler.advance(Duration(100));
+  rig.scheduler.advance(Duration(1000));
+  EXPECT_EQ(podPatches("db"), 2) << "not written again at the pass's end";
+  EXPECT_EQ(podPatches("api"), 2);
+  EXPECT_EQ(rig.recordedAtCreateTags, (std::vector<bool>{true, true}));
+  EXPECT_EQ(rig.tagger.state().enis.at("eni-1").pods.count("default/db"), 1u);
+  EXPECT_EQ(rig.tagger.counters().syncResult(SyncReason::Synced), synced + 3)
+      << "web (db's neighbour), db and api: once each";
+  EXPECT_TRUE(rig.tagger.idle());
+}
+
 // The same two passes in flight together, and the API server refuses their records: neither
 // writes a tag, each puts back only its own records, and the retry (a pass of every pod, alone)
 // tags both ENIs under a record that landed.
