@@ -39,9 +39,9 @@ TagPlanOptions TagPass::planOptions() {
 
 // ---------------------------------------------------------------- observe, then plan
 
-void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
+void TagPass::plan(TagPassInput& in, TagPassOutput& out,
                    const std::function<void(const TagPassOutput&)>& beforeRead) {
-  out.state = in.state;
+  out.state = std::move(in.state);  // a copy of the node's records, the pass's own
   out.deferred.clear();
   // Beside passes in flight, a pass claims nothing until its scope says what (scope()).
   out.claimed.reset();
@@ -59,41 +59,45 @@ void TagPass::plan(const TagPassInput& in, TagPassOutput& out,
     recall(obs);
   NodeState base = std::move(out.state);  // planTags sets out.state again
   settleWriteAheads(base, obs, obs.retry, in.busy.enis);
-  std::vector<PodJob> scoped;
-  const std::vector<PodJob>& pods = scope(in, base, obs, scoped, out);
+  scope(in, base, obs, out);
+  const std::vector<PodJob>& pods = out.pods;
   const std::set<std::string>* only = out.claimed ? &out.claimed->enis : nullptr;
   // A first plan from what is known tells which ENIs would be written. One Describe then reads
   // all of them, with the ENIs still to be verified, and the final plan is made from what it shows.
   const TagPlanOptions options = planOptions();
-  planTags(pods, base, obs, options, PlanStage::BeforeRead, out, only);
+  // The first plan leaves the records as `base` has them (out.state): the final one takes them
+  // back.
+  planTags(pods, std::move(base), obs, options, PlanStage::BeforeRead, out, only);
   if (auto ids = enisToRead(pods, out, obs, options, only); !ids.empty()) {
     if (beforeRead) beforeRead(out);
     read(ids, obs);
   }
-  planTags(pods, std::move(base), obs, options, PlanStage::Final, out, only);
+  planTags(pods, std::move(out.state), obs, options, PlanStage::Final, out, only);
   observed_ = std::move(obs.observed);
   logNotes(out);
 }
 
-const std::vector<PodJob>& TagPass::scope(const TagPassInput& in, const NodeState& state,
-                                          TagObservation& obs, std::vector<PodJob>& scoped,
-                                          TagPassOutput& out) {
+void TagPass::scope(const TagPassInput& in, const NodeState& state, TagObservation& obs,
+                    TagPassOutput& out) {
+  out.pods.clear();
   const MemberIndex members(state);
   // A pass that reads every ENI plans every pod: what it reads may concern any of them.
   if (!in.marked || in.observeAll || obs.describedAll) {
     if (!in.busy.enis.empty() || !in.busy.pods.empty()) {
       // Only a scoped pass runs beside others; this one (a cold start found midway) waits.
-      for (const auto& job : in.pods) out.deferred.insert(job.key);
-      return scoped;
+      for (const auto& job : in.pods) out.deferred.insert(job->key);
+      return;
     }
+    out.pods.reserve(in.pods.size());
+    for (const auto& job : in.pods) out.pods.push_back(*job);
     std::vector<const PodJob*> all;
-    all.reserve(in.pods.size());
-    for (const auto& job : in.pods) all.push_back(&job);
+    all.reserve(out.pods.size());
+    for (const auto& job : out.pods) all.push_back(&job);
     resolve(all, members, state, obs);
-    return in.pods;
+    return;
   }
   std::map<std::string, const PodJob*> byKey;
-  for (const auto& job : in.pods) byKey.emplace(job.key, &job);
+  for (const auto& job : in.pods) byKey.emplace(job->key, job.get());
   PassScope reach = reachOf(*in.marked, state, members, [&](const std::set<std::string>& keys) {
     std::vector<const PodJob*> jobs;
     for (const auto& key : keys) {
@@ -112,10 +116,9 @@ const std::vector<PodJob>& TagPass::scope(const TagPassInput& in, const NodeStat
     obs.lookups.erase(key);
   }
   for (const auto& key : reach.pods) {
-    if (auto it = byKey.find(key); it != byKey.end()) scoped.push_back(*it->second);
+    if (auto it = byKey.find(key); it != byKey.end()) out.pods.push_back(*it->second);
   }
   out.claimed = std::move(reach);
-  return scoped;
 }
 
 bool TagPass::identify(TagPassOutput& out, bool& cold) {
@@ -310,7 +313,7 @@ std::map<std::string, WriteFailure> TagPass::send(const std::vector<EniPlan>& pl
   return failed;
 }
 
-void TagPass::write(const TagPassInput& in, TagPassOutput& out) {
+void TagPass::write(TagPassOutput& out) {
   const TagPlanOptions options = planOptions();
   const auto failed = options.dryRun ? std::map<std::string, WriteFailure>{} : send(out.plans);
   // What was read of an ENI written to (or maybe written to) is no longer what it holds.
@@ -323,7 +326,7 @@ void TagPass::write(const TagPassInput& in, TagPassOutput& out) {
     }
   }
   out.observed = std::move(observed_);
-  recordWrites(in.pods, in.state, failed, options, out);
+  recordWrites(out.pods, failed, options, out);
   observed_ = std::move(out.observed);
 }
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -67,7 +68,9 @@ class TaggerCounters {
 };
 
 struct TagPassInput {
-  std::vector<PodJob> pods;
+  /// Every eligible pod, as the loop thread keeps them between its changes (shared, not copied per
+  /// pass); the pass copies the ones it plans into TagPassOutput::pods.
+  std::vector<std::shared_ptr<const PodJob>> pods;
   NodeState state;
   bool observeAll = false;  // cold start, resync or a write-ahead to settle
   /// A scoped pass: the pods marked since the last pass (keys; also pods now gone), of which the
@@ -109,9 +112,10 @@ class TagPass {
   /// `beforeRead`, when given, sees the first plan (made from what is known) just before the read
   /// of the ENIs it would write, while that read and the final plan are still to come: the tagger
   /// records its write-ahead then, so the node-state patch and the Describe overlap.
-  void plan(const TagPassInput& in, TagPassOutput& out,
+  /// It takes in.state (out.state is made from it).
+  void plan(TagPassInput& in, TagPassOutput& out,
             const std::function<void(const TagPassOutput&)>& beforeRead = {});
-  void write(const TagPassInput& in, TagPassOutput& out);
+  void write(TagPassOutput& out);
 
  private:
   bool identify(TagPassOutput& out, bool& cold);
@@ -121,10 +125,9 @@ class TagPass {
   /// The pods a pass plans, resolved: in a scoped pass its scope's (kept in `scoped`, the ENIs in
   /// `enis`), otherwise every pod of `in`.
   /// A scoped pass leaves what reaches in.busy to a later one (out.deferred) and claims the rest
-  /// (out.claimed).
-  const std::vector<PodJob>& scope(const TagPassInput& in, const NodeState& state,
-                                   TagObservation& obs, std::vector<PodJob>& scoped,
-                                   TagPassOutput& out);
+  /// (out.claimed). The pods planned go to out.pods.
+  void scope(const TagPassInput& in, const NodeState& state, TagObservation& obs,
+             TagPassOutput& out);
   void resolve(const std::vector<const PodJob*>& jobs, const MemberIndex& members,
                const NodeState& state, TagObservation& obs);
   /// What Describes showed within options_.readFreshFor, as read by this pass.

@@ -401,6 +401,8 @@ std::vector<EniPlan> planAll(const TagPassOutput& out, const TagObservation& obs
     auto record = out.state.enis.find(id);
     const bool recorded = record != out.state.enis.end();
     if (recorded && record->second.hasPending()) continue;  // its tags are unknown until read
+    if (auto seen = obs.fresh.find(id); seen != obs.fresh.end() && !seen->second.notOurs.empty())
+      continue;  // not this node's: dropped by the final plan
     EniInput input;
     input.eniId = id;
     const bool known = recorded && (!record->second.tags.empty() || !record->second.hash.empty() ||
@@ -533,7 +535,9 @@ void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservat
   out.droppedPods.clear();
   out.notes.clear();
   out.retry = obs.retry;
-  dropForeignRecords(obs, out);
+  // The first plan leaves the records as they are (the final one starts from them again, no copy
+  // between): it only plans nothing for an ENI seen not to be this node's.
+  if (stage == PlanStage::Final) dropForeignRecords(obs, out);
   verify(pods, obs, options, out);
   const Desires wanted = gatherDesires(pods, obs, options, stage, scope, out);
   out.plans = planAll(out, obs, wanted, options, scope);
@@ -646,7 +650,7 @@ void recordEni(const EniPlan& plan, const WriteFailure* failure, TagPassOutput& 
 
 /// Membership: pods whose ENI plan succeeded (Synced, Conflict, InvalidTags) are the cache of
 /// next time.
-void recordMembers(const std::vector<PodJob>& pods, const NodeState& before,
+void recordMembers(const std::vector<PodJob>& pods, const std::map<std::string, std::string>& was,
                    const std::map<std::string, WriteFailure>& failed, const TagPlanOptions& options,
                    TagPassOutput& out) {
   for (const auto& job : pods) {
@@ -658,7 +662,9 @@ void recordMembers(const std::vector<PodJob>& pods, const NodeState& before,
     if (!member) continue;
     std::string eni;
     if (auto r = out.eniOf.find(job.key); r != out.eniOf.end()) eni = r->second.eniId;
-    if (eni.empty()) eni = memberEni(before, job.key, job.uid, job.ip);
+    if (eni.empty()) {
+      if (auto it = was.find(job.key); it != was.end()) eni = it->second;
+    }
     if (eni.empty() || failed.count(eni) != 0 || options.dryRun) continue;
     if (out.state.enis.count(eni) == 0) continue;  // dropped: not this node's
     out.state.enis[eni].pods[job.key] = PodRecord{job.uid, job.ip};
@@ -669,9 +675,18 @@ void recordMembers(const std::vector<PodJob>& pods, const NodeState& before,
 
 }  // namespace
 
-void recordWrites(const std::vector<PodJob>& pods, const NodeState& before,
+void recordWrites(const std::vector<PodJob>& pods,
                   const std::map<std::string, WriteFailure>& failed, const TagPlanOptions& options,
                   TagPassOutput& out) {
+  // The member pods no verified ENI places (an invalid annotation keeps theirs): where the
+  // records placed them before this recording clears the written ENIs' members.
+  std::map<std::string, std::string> was;
+  std::optional<MemberIndex> members;
+  for (const auto& job : pods) {
+    if (out.eniOf.count(job.key) != 0 || out.verdicts.count(job.key) == 0) continue;
+    if (!members) members.emplace(out.state);
+    if (auto eni = members->eniOf(job.key, job.uid, job.ip); !eni.empty()) was[job.key] = eni;
+  }
   if (!options.dryRun) noteWritten(failed, out);
   for (auto& plan : out.plans) {
     auto f = failed.find(plan.eniId);
@@ -679,7 +694,7 @@ void recordWrites(const std::vector<PodJob>& pods, const NodeState& before,
     recordVerdicts(plan, failure, options, out);
     if (!options.dryRun) recordEni(plan, failure, out);
   }
-  recordMembers(pods, before, failed, options, out);
+  recordMembers(pods, was, failed, options, out);
   for (auto it = out.state.enis.begin(); it != out.state.enis.end();) {
     const EniRecord& r = it->second;
     const bool empty = r.pods.empty() && r.tags.empty() && !r.hasPending();

@@ -153,6 +153,7 @@ struct TagPassOutput {
   /// The tagger applies its records by this, so that passes in flight together keep apart.
   std::optional<PassScope> claimed;
   std::set<std::string> deferred;  // pods left for a later pass: they reach a busy ENI or pod
+  std::vector<PodJob> pods;        // the pods the pass plans (its scope's, or every one)
   /// Whether a plan sends CreateTags: the pass then records its write-ahead before write().
   bool creates() const;
 };
@@ -200,7 +201,7 @@ struct WriteFailure {
 /// in a dry run), the ENI records (a CreateTags that landed with a failed DeleteTags is recorded
 /// as such; a retryable CreateTags failure keeps its write-ahead for the next read), the pods'
 /// memberships, and the tags EC2 now holds.
-void recordWrites(const std::vector<PodJob>& pods, const NodeState& before,
+void recordWrites(const std::vector<PodJob>& pods,
                   const std::map<std::string, WriteFailure>& failed, const TagPlanOptions& options,
                   TagPassOutput& out);
 

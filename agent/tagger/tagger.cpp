@@ -75,6 +75,9 @@ struct Tagger::PodView {
   std::string lastAppliedText;
   TagSet lastApplied;
   TimePoint annotationSeen{};
+  // What a pass plans of this pod, made by the first snapshot after the view changed and shared
+  // by the passes after it: a pass costs the pods that changed, not a copy of every pod.
+  std::shared_ptr<const PodJob> job;
   bool latencyOpen = false;  // the annotation's tags have not been seen on the ENI yet
   PodCondition condition;    // the tagged condition as last sent, or as the watch last showed it
   bool eligible() const {
@@ -370,14 +373,9 @@ TagPassInput Tagger::snapshot(PassScope busy) {
   }
   marked_.clear();
   markAll_ = false;
+  in.pods.reserve(pods_.size());
   for (auto& [key, view] : pods_) {
     if (!view.eligible()) continue;
-    PodJob job;
-    job.key = key;
-    job.uid = view.pod.meta.uid;
-    job.ns = view.pod.meta.ns;
-    job.ip = view.pod.podIps.front();
-    job.desired = view.desired;
     const auto& ann = view.pod.meta.annotations;
     // Parsed again only when its text changed (the watch, or this agent's own write).
     static const std::string kNone;
@@ -387,18 +385,34 @@ TagPassInput Tagger::snapshot(PassScope busy) {
       view.lastAppliedText = now;
       auto parsed = now.empty() ? Result<TagSet>(TagSet{}) : parseTagAnnotation(now);
       view.lastApplied = parsed ? std::move(*parsed) : TagSet{};
+      view.job.reset();
     }
-    job.lastApplied = view.lastApplied;
-    if (auto it = ann.find(kLastAppliedHashAnnotation); it != ann.end())
-      job.lastAppliedHash = it->second;
-    if (auto it = ann.find(kPodEniAnnotation); it != ann.end()) job.podEniAnnotation = it->second;
+    if (!view.job) {
+      auto job = std::make_shared<PodJob>();
+      job->key = key;
+      job->uid = view.pod.meta.uid;
+      job->ns = view.pod.meta.ns;
+      job->ip = view.pod.podIps.front();
+      job->desired = view.desired;
+      job->lastApplied = view.lastApplied;
+      if (auto it = ann.find(kLastAppliedHashAnnotation); it != ann.end())
+        job->lastAppliedHash = it->second;
+      if (auto it = ann.find(kPodEniAnnotation); it != ann.end())
+        job->podEniAnnotation = it->second;
+      view.job = std::move(job);
+    }
     // Once: a hint that fails its check is gone by the retry, which looks the pod up again. Only
-    // a pod the pass looks up may spend it.
+    // a pod the pass looks up may spend it (on a copy of its job: the view's stays without).
     if (!hints_.empty() && (!in.marked || in.marked->count(key) != 0)) {
-      job.hintedEni = cachedEniFor(hints_, job.ip, job.uid);
-      if (!job.hintedEni.empty()) hints_.erase(job.ip);
+      if (auto eni = cachedEniFor(hints_, view.job->ip, view.job->uid); !eni.empty()) {
+        hints_.erase(view.job->ip);
+        auto hinted = std::make_shared<PodJob>(*view.job);
+        hinted->hintedEni = std::move(eni);
+        in.pods.push_back(std::move(hinted));
+        continue;
+      }
     }
-    in.pods.push_back(std::move(job));
+    in.pods.push_back(view.job);
   }
   return in;
 }
@@ -427,7 +441,7 @@ void Tagger::runPass(PassRunner::Done done) {
         // Without a CreateTags (nothing, or DeleteTags of owned keys only) there is no new
         // ownership to record ahead: write at once.
         if (options_.dryRun || !pass.out.creates()) {
-          pass_.write(pass.in, pass.out);
+          pass_.write(pass.out);
           pass.out.written = true;
         }
       },
@@ -583,8 +597,7 @@ void Tagger::onWriteAhead(Pass& pass, bool stored) {
 
 void Tagger::writeThenFinish(Pass& pass) {
   pass.recordedAt = clock_.now();
-  executor_.run([this, p = &pass] { pass_.write(p->in, p->out); },
-                [this, p = &pass] { finish(*p); });
+  executor_.run([this, p = &pass] { pass_.write(p->out); }, [this, p = &pass] { finish(*p); });
 }
 
 void Tagger::logPass(const Pass& pass) const {
@@ -660,7 +673,7 @@ void Tagger::reportUnwritten(Pass& pass) {
       auto other = pass.out.verdicts.find(v.podKey);
       if (other != pass.out.verdicts.end() && other->second.reason != SyncReason::Synced) continue;
       if (jobs.empty()) {
-        for (const auto& job : pass.in.pods) jobs.emplace(job.key, &job);
+        for (const auto& job : pass.out.pods) jobs.emplace(job.key, &job);
       }
       auto job = jobs.find(v.podKey);
       if (job == jobs.end() || !job->second->desired) continue;

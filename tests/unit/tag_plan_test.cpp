@@ -677,7 +677,7 @@ TEST(TagPlan, RecordingTheOutcomeOfTheWrites) {
     out.plans = {plan};
     std::map<std::string, WriteFailure> failed;
     if (row.failure) failed[kMine] = *row.failure;
-    recordWrites({job("web", "10.0.0.9", want)}, base, failed,
+    recordWrites({job("web", "10.0.0.9", want)}, failed,
                  TagPlanOptions{{}, SharedEniPolicy::Refuse, row.dryRun}, out);
     EXPECT_EQ(out.verdicts.at("ns/web").reason, row.verdict);
     const EniRecord& r = out.state.enis.at(kMine);
