@@ -338,8 +338,11 @@ void Tagger::markPod(const std::string& key) {
 PassScope Tagger::busy() const {
   PassScope busy;
   for (const auto& [seq, pass] : flying_) {
-    busy.enis.insert(pass->claimed->enis.begin(), pass->claimed->enis.end());
-    busy.pods.insert(pass->claimed->pods.begin(), pass->claimed->pods.end());
+    const std::optional<PassScope>& claim = pass->claimed;
+    if (!claim) continue;  // released only with a claim (release())
+    const PassScope& claimed = *claim;
+    busy.enis.insert(claimed.enis.begin(), claimed.enis.end());
+    busy.pods.insert(claimed.pods.begin(), claimed.pods.end());
   }
   return busy;
 }
@@ -376,31 +379,7 @@ TagPassInput Tagger::snapshot(PassScope busy) {
   in.pods.reserve(pods_.size());
   for (auto& [key, view] : pods_) {
     if (!view.eligible()) continue;
-    const auto& ann = view.pod.meta.annotations;
-    // Parsed again only when its text changed (the watch, or this agent's own write).
-    static const std::string kNone;
-    auto text = ann.find(kLastAppliedTagsAnnotation);
-    const std::string& now = text == ann.end() ? kNone : text->second;
-    if (now != view.lastAppliedText) {
-      view.lastAppliedText = now;
-      auto parsed = now.empty() ? Result<TagSet>(TagSet{}) : parseTagAnnotation(now);
-      view.lastApplied = parsed ? std::move(*parsed) : TagSet{};
-      view.job.reset();
-    }
-    if (!view.job) {
-      auto job = std::make_shared<PodJob>();
-      job->key = key;
-      job->uid = view.pod.meta.uid;
-      job->ns = view.pod.meta.ns;
-      job->ip = view.pod.podIps.front();
-      job->desired = view.desired;
-      job->lastApplied = view.lastApplied;
-      if (auto it = ann.find(kLastAppliedHashAnnotation); it != ann.end())
-        job->lastAppliedHash = it->second;
-      if (auto it = ann.find(kPodEniAnnotation); it != ann.end())
-        job->podEniAnnotation = it->second;
-      view.job = std::move(job);
-    }
+    refreshJob(key, view);
     // Once: a hint that fails its check is gone by the retry, which looks the pod up again. Only
     // a pod the pass looks up may spend it (on a copy of its job: the view's stays without).
     if (!hints_.empty() && (!in.marked || in.marked->count(key) != 0)) {
@@ -415,6 +394,32 @@ TagPassInput Tagger::snapshot(PassScope busy) {
     in.pods.push_back(view.job);
   }
   return in;
+}
+
+void Tagger::refreshJob(const std::string& key, PodView& view) {
+  const auto& ann = view.pod.meta.annotations;
+  // Parsed again only when its text changed (the watch, or this agent's own write).
+  static const std::string kNone;
+  auto text = ann.find(kLastAppliedTagsAnnotation);
+  const std::string& now = text == ann.end() ? kNone : text->second;
+  if (now != view.lastAppliedText) {
+    view.lastAppliedText = now;
+    auto parsed = now.empty() ? Result<TagSet>(TagSet{}) : parseTagAnnotation(now);
+    view.lastApplied = parsed ? std::move(*parsed) : TagSet{};
+    view.job.reset();
+  }
+  if (view.job) return;
+  auto job = std::make_shared<PodJob>();
+  job->key = key;
+  job->uid = view.pod.meta.uid;
+  job->ns = view.pod.meta.ns;
+  job->ip = view.pod.podIps.front();
+  job->desired = view.desired;
+  job->lastApplied = view.lastApplied;
+  if (auto it = ann.find(kLastAppliedHashAnnotation); it != ann.end())
+    job->lastAppliedHash = it->second;
+  if (auto it = ann.find(kPodEniAnnotation); it != ann.end()) job->podEniAnnotation = it->second;
+  view.job = std::move(job);
 }
 
 void Tagger::runPass(PassRunner::Done done) {

@@ -89,6 +89,8 @@ class Tagger {
   /// Whether a write-ahead record outside `busy` waits to be settled by a read.
   bool unsettledRecords(const std::set<std::string>& busy) const;
   TagPassInput snapshot(PassScope busy);
+  /// The pod's PodJob, made again when its view changed since (an eligible pod's view).
+  void refreshJob(const std::string& key, PodView& view);
   // Between the plan and the tag writes: a pass that will send CreateTags first records the tags
   // it may come to own (write-ahead) in the node state, and sends them only once that is stored.
   // For ENIs its records, IMDS or EC2 name, that patch goes out while the pass reads them (early),
