@@ -378,6 +378,16 @@ struct WriteAheadRig {
     tagger.onPod(ChangeType::Modified, pod);
     scheduler.advance(Duration(100));  // the pass; not the debounced write after it
   }
+  // Passes in flight: a second ENI (its IP returned) and node patches left unanswered until
+  // kube.releaseHeld().
+  std::string secondEniHeldPatches() {
+    kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+    return ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
+  }
+  long podPatches(const std::string& name) const {
+    return std::count_if(kube.patches.begin(), kube.patches.end(),
+                         [&](const auto& p) { return p.first.name == name; });
+  }
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
   InlineExecutor executor;
@@ -397,12 +407,7 @@ struct WriteAheadRig {
 // CreateTags goes out before a patch that records it has landed.
 TEST(TaggerWriteAhead, TheNextPassPlansWhileAWriteAheadIsOnItsWay) {
   WriteAheadRig rig;
-  const std::string other = rig.ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
-  rig.kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
-  auto podPatches = [&](const std::string& name) {
-    return std::count_if(rig.kube.patches.begin(), rig.kube.patches.end(),
-                         [&](const auto& p) { return p.first.name == name; });
-  };
+  const std::string other = rig.secondEniHeldPatches();
   const auto passes = rig.tagger.passes();
   rig.annotate("Team=Infra");  // web, on eni-1: its record goes out and stays unanswered
   ASSERT_EQ(rig.kube.held.size(), 1u);
@@ -414,8 +419,8 @@ TEST(TaggerWriteAhead, TheNextPassPlansWhileAWriteAheadIsOnItsWay) {
   EXPECT_EQ(rig.tagger.passes(), passes + 2) << "api's pass planned beside web's";
   EXPECT_EQ(rig.kube.held.size(), 1u) << "one node patch at a time";
   EXPECT_EQ(rig.ec2.calls["CreateTags"], 1) << "nothing written before its record landed";
-  EXPECT_EQ(podPatches("db"), 0) << "db waits for the pass that writes its ENI";
-  EXPECT_EQ(podPatches("api"), 0);
+  EXPECT_EQ(rig.podPatches("db"), 0) << "db waits for the pass that writes its ENI";
+  EXPECT_EQ(rig.podPatches("api"), 0);
   EXPECT_FALSE(rig.tagger.idle());
   for (int i = 0; i < 20 && rig.kube.releaseHeld(); ++i) rig.scheduler.advance(Duration(100));
   rig.kube.holdPatch = nullptr;
@@ -435,7 +440,7 @@ TEST(TaggerWriteAhead, TheNextPassPlansWhileAWriteAheadIsOnItsWay) {
   auto stored = decodeNodeState(rig.stored);
   ASSERT_TRUE(stored);
   EXPECT_EQ(stored->enis, enis) << "and the API server's copy follows";
-  EXPECT_GT(podPatches("db"), 0);
+  EXPECT_GT(rig.podPatches("db"), 0);
   EXPECT_TRUE(rig.tagger.idle());
 }
 
@@ -443,12 +448,7 @@ TEST(TaggerWriteAhead, TheNextPassPlansWhileAWriteAheadIsOnItsWay) {
 // joining an ENI that already carries its tags is Synced before the write-ahead lands.
 TEST(TaggerWriteAhead, APodWhoseEniNeedsNoWriteDoesNotWaitForTheWriteAhead) {
   WriteAheadRig rig;
-  const std::string other = rig.ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
-  rig.kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
-  auto podPatches = [&](const std::string& name) {
-    return std::count_if(rig.kube.patches.begin(), rig.kube.patches.end(),
-                         [&](const auto& p) { return p.first.name == name; });
-  };
+  const std::string other = rig.secondEniHeldPatches();
   const auto passes = rig.tagger.passes();
   const auto synced = rig.tagger.counters().syncResult(SyncReason::Synced);
   rig.tagger.onPod(ChangeType::Added, annotatedPod("api", other));      // eni-2: a write
@@ -456,13 +456,13 @@ TEST(TaggerWriteAhead, APodWhoseEniNeedsNoWriteDoesNotWaitForTheWriteAhead) {
   rig.scheduler.advance(Duration(100));
   ASSERT_EQ(rig.tagger.passes(), passes + 1) << "one pass for both";
   ASSERT_EQ(rig.kube.held.size(), 1u) << "api's record, on its way";
-  EXPECT_EQ(podPatches("db"), 2) << "db's last-applied tags and condition, at once";
-  EXPECT_EQ(podPatches("api"), 0) << "api waits for its record and CreateTags";
+  EXPECT_EQ(rig.podPatches("db"), 2) << "db's last-applied tags and condition, at once";
+  EXPECT_EQ(rig.podPatches("api"), 0) << "api waits for its record and CreateTags";
   rig.kube.holdPatch = nullptr;
   while (rig.kube.releaseHeld()) rig.scheduler.advance(Duration(100));
   rig.scheduler.advance(Duration(1000));
-  EXPECT_EQ(podPatches("db"), 2) << "not written again at the pass's end";
-  EXPECT_EQ(podPatches("api"), 2);
+  EXPECT_EQ(rig.podPatches("db"), 2) << "not written again at the pass's end";
+  EXPECT_EQ(rig.podPatches("api"), 2);
   EXPECT_EQ(rig.recordedAtCreateTags, (std::vector<bool>{true, true}));
   EXPECT_EQ(rig.tagger.state().enis.at("eni-1").pods.count("default/db"), 1u);
   EXPECT_EQ(rig.tagger.counters().syncResult(SyncReason::Synced), synced + 3)
@@ -475,9 +475,8 @@ TEST(TaggerWriteAhead, APodWhoseEniNeedsNoWriteDoesNotWaitForTheWriteAhead) {
 // tags both ENIs under a record that landed.
 TEST(TaggerWriteAhead, PassesInFlightTogetherThatCannotRecordWriteNothingAndRetry) {
   WriteAheadRig rig;
-  const std::string other = rig.ec2.addAttached("eni-2", 2, "subnet-1").privateIpAddress;
   const auto before = rig.tagger.state().enis;
-  rig.kube.holdPatch = [](const ObjectRef& ref) { return ref.kind.plural == "nodes"; };
+  const std::string other = rig.secondEniHeldPatches();
   rig.annotate("Team=Infra");
   rig.tagger.onPod(ChangeType::Added, annotatedPod("api", other));
   rig.scheduler.advance(Duration(100));
