@@ -169,7 +169,8 @@ void settleWriteAheads(NodeState& state, const TagObservation& obs, bool& retry,
 enum class PlanStage { BeforeRead, Final };
 
 /// Plans the pass from `base` (the node state, instance-checked and settled) and what it
-/// observed: drops the records of ENIs that are not this node's, verifies each pod's ENI (its
+/// observed: plans nothing for an ENI seen not to be this node's (and at the Final stage drops its
+/// record; before it, out.state is `base` unchanged), verifies each pod's ENI (its
 /// source, this node's, holding the pod's IP, the subnet known for --subnet-ids), gathers each
 /// ENI's desires (an invalid annotation keeps what was applied for a member; a pod whose ENI is
 /// outside --subnet-ids or refused by --shared-eni-tagging gets EniValidationFailed and adds no
