@@ -122,10 +122,9 @@ class TagPass {
   void observeAll(NodeState& state, TagObservation& obs, bool cold);
   void see(const NetworkInterface& eni, TagObservation& obs);
   std::string whyNotOurs(const NetworkInterface& eni);
-  /// The pods a pass plans, resolved: in a scoped pass its scope's (kept in `scoped`, the ENIs in
-  /// `enis`), otherwise every pod of `in`.
-  /// A scoped pass leaves what reaches in.busy to a later one (out.deferred) and claims the rest
-  /// (out.claimed). The pods planned go to out.pods.
+  /// The pods a pass plans, resolved, in out.pods: in a scoped pass its scope's (the ENIs in
+  /// out.claimed), less what reaches in.busy (left to a later pass: out.deferred); otherwise every
+  /// pod of `in`.
   void scope(const TagPassInput& in, const NodeState& state, TagObservation& obs,
              TagPassOutput& out);
   void resolve(const std::vector<const PodJob*>& jobs, const MemberIndex& members,
