@@ -43,9 +43,10 @@ void TagPass::plan(TagPassInput& in, TagPassOutput& out,
                    const std::function<void(const TagPassOutput&)>& beforeRead) {
   out.state = std::move(in.state);  // a copy of the node's records, the pass's own
   out.deferred.clear();
-  // Beside passes in flight, a pass claims nothing until its scope says what (scope()).
+  // Beside passes in flight, a pass claims nothing until its scope says what (scope()): one that
+  // cannot tell its instance then changes no record.
   out.claimed.reset();
-  if (!in.busy.enis.empty() || !in.busy.pods.empty()) out.claimed.emplace();
+  if (!in.busy.empty()) out.claimed.emplace();
   bool cold = false;
   if (!identify(out, cold)) return;
   // The interface map is read once, up front (a walk of a dozen IMDS paths per ENI), so the
@@ -83,7 +84,7 @@ void TagPass::scope(const TagPassInput& in, const NodeState& state, TagObservati
   const MemberIndex members(state);
   // A pass that reads every ENI plans every pod: what it reads may concern any of them.
   if (!in.marked || in.observeAll || obs.describedAll) {
-    if (!in.busy.enis.empty() || !in.busy.pods.empty()) {
+    if (!in.busy.empty()) {
       // Only a scoped pass runs beside others; this one (a cold start found midway) waits.
       for (const auto& job : in.pods) out.deferred.insert(job->key);
       return;

@@ -77,7 +77,7 @@ PassScope reachOf(const std::set<std::string>& marked, const NodeState& state,
 std::set<std::string> deferBusy(PassScope& scope, const PassScope& busy, const MemberIndex& members,
                                 const std::map<std::string, ResolvedEni>& eniOf) {
   std::set<std::string> deferred;
-  if (busy.enis.empty() && busy.pods.empty()) return deferred;
+  if (busy.empty()) return deferred;
   // The scope as a graph: each pod to the ENIs it is recorded on or resolves to, and back.
   std::map<std::string, std::vector<std::string>> enisOf;
   std::map<std::string, std::vector<std::string>> podsOn;

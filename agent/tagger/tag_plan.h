@@ -60,6 +60,7 @@ class MemberIndex {
 struct PassScope {
   std::set<std::string> pods;  // pod keys
   std::set<std::string> enis;
+  bool empty() const { return pods.empty() && enis.empty(); }
 };
 /// `resolve` is handed each pod of the scope once (in batches: the marked pods first) and answers
 /// the ENI each resolves to; a pod it leaves out resolves to none.

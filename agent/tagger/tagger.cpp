@@ -111,7 +111,6 @@ struct Tagger::Pass {
   // What it claimed (TagPassOutput::claimed), taken on the loop thread once the plan is made: the
   // next pass's busy() reads it while this one's writes may still run on the worker.
   std::optional<PassScope> claimed;
-  bool beside = false;             // it started while other passes were in flight
   std::set<std::string> reported;  // pods Synced before its writes (reportUnwritten)
   std::uint64_t seq = 0;
   // When it started, its final plan was made, and its write-ahead landed (or was not needed):
@@ -433,7 +432,6 @@ void Tagger::runPass(PassRunner::Done done) {
   current_ = std::make_unique<Pass>();
   Pass* const p = current_.get();
   p->seq = ++passSeq_;
-  p->beside = !flying_.empty();
   p->started = clock_.now();
   p->in = snapshot(std::move(claimed));
   p->done = std::move(done);
@@ -454,9 +452,6 @@ void Tagger::runPass(PassRunner::Done done) {
         p->planned = true;
         p->plannedAt = clock_.now();
         p->claimed = std::move(p->out.claimed);
-        // Beside passes in flight, one that claims nothing (it could not tell its instance) may
-        // change nothing.
-        if (p->beside && !p->claimed) p->claimed.emplace();
         if (!p->out.written) reportUnwritten(*p);
         deferred_.merge(p->out.deferred);
         if (flying_.empty()) remarkDeferred();
