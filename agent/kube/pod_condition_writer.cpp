@@ -5,8 +5,8 @@
 
 namespace eni {
 
-void PodConditionWriter::setCondition(const ObjectMeta& pod, const PodCondition& desired,
-                                      const PodCondition* observed, Done done) {
+Json::Value PodConditionWriter::condition(const PodCondition& desired,
+                                          const PodCondition* observed) const {
   const bool sameStatus = observed != nullptr && observed->status == desired.status &&
                           !observed->lastTransitionTime.empty();
   Json::Value condition;
@@ -16,17 +16,24 @@ void PodConditionWriter::setCondition(const ObjectMeta& pod, const PodCondition&
   condition["message"] = desired.message;
   condition["lastTransitionTime"] =
       sameStatus ? observed->lastTransitionTime : formatTimestamp(clock_.wallSeconds());
+  return condition;
+}
+
+void PodConditionWriter::setCondition(const ObjectMeta& pod, const PodCondition& desired,
+                                      const PodCondition* observed, Done done) {
   Json::Value patch;
-  patch["status"]["conditions"][0] = condition;
+  patch["status"]["conditions"][0] = condition(desired, observed);
   send(pod, "status", PatchType::Strategic, patch, std::move(done));
 }
 
 void PodConditionWriter::recordLastApplied(const ObjectMeta& pod, const std::string& tagsJson,
-                                           const std::string& hash, Done done) {
+                                           const std::string& hash, const PodCondition* desired,
+                                           const PodCondition* observed, Done done) {
   Json::Value patch;
   patch["metadata"]["annotations"][kLastAppliedTagsKey] = tagsJson;
   patch["metadata"]["annotations"][kLastAppliedHashKey] = hash;
-  send(pod, "", PatchType::Merge, patch, std::move(done));
+  if (desired != nullptr) patch["status"]["conditions"][0] = condition(*desired, observed);
+  send(pod, "status", PatchType::Strategic, patch, std::move(done));
 }
 
 void PodConditionWriter::clearLastApplied(const ObjectMeta& pod, Done done) {

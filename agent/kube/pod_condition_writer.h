@@ -16,12 +16,12 @@ inline constexpr const char* kLastAppliedTagsKey = "eni-tagger.io/last-applied-t
 inline constexpr const char* kLastAppliedHashKey = "eni-tagger.io/last-applied-hash";
 
 /// The tagger's writes to the pods of its node, each in the one shape that
-/// daemonset/admission-policy.yaml lets an agent send: the condition on pods/status, the
-/// last-applied annotations, and the removal of k8s-eni-tagger's finalizer. Each call sends one
-/// request (removeFinalizer none when there is nothing to remove) and runs `done` (may be empty)
-/// once with its outcome; the codes are KubeApi's (NotFound: the pod is gone, Conflict: it
-/// changed since `pod.resourceVersion`). Nothing is logged; the caller decides. Loop thread only;
-/// must outlive the calls it starts (inFlight()).
+/// daemonset/admission-policy.yaml lets an agent send: the condition and the last-applied
+/// annotations on pods/status, the removal of those annotations and of k8s-eni-tagger's finalizer
+/// on the pod. Each call sends one request (removeFinalizer none when there is nothing to remove)
+/// and runs `done` (may be empty) once with its outcome; the codes are KubeApi's (NotFound: the pod
+/// is gone, Conflict: it changed since `pod.resourceVersion`). Nothing is logged; the caller
+/// decides. Loop thread only; must outlive the calls it starts (inFlight()).
 class PodConditionWriter {
  public:
   using Done = std::function<void(Result<void>)>;
@@ -38,9 +38,13 @@ class PodConditionWriter {
   void setCondition(const ObjectMeta& pod, const PodCondition& desired,
                     const PodCondition* observed, Done done);
   /// Records the tags applied to the pod's ENI (their JSON and hash) in its last-applied
-  /// annotations, by JSON merge patch of those two keys alone.
+  /// annotations and, when `desired` is not null, sets that condition as setCondition does, in
+  /// one request: a strategic merge patch of pods/status with those two keys (and the condition)
+  /// alone. The API server applies the metadata a core type's status subresource is sent (it
+  /// resets only the spec), so a pod just tagged costs one write, not two.
   void recordLastApplied(const ObjectMeta& pod, const std::string& tagsJson,
-                         const std::string& hash, Done done);
+                         const std::string& hash, const PodCondition* desired,
+                         const PodCondition* observed, Done done);
   /// Removes both last-applied annotations (JSON merge patch setting them to null).
   void clearLastApplied(const ObjectMeta& pod, Done done);
   /// Removes `finalizer` from the pod, keeping the others in order, by JSON merge patch of
@@ -53,6 +57,8 @@ class PodConditionWriter {
   std::size_t inFlight() const { return inFlight_; }
 
  private:
+  /// The condition as sent: lastTransitionTime kept from `observed` while the status stays.
+  Json::Value condition(const PodCondition& desired, const PodCondition* observed) const;
   void send(const ObjectMeta& pod, const std::string& subresource, PatchType type,
             const Json::Value& body, Done done);
 

@@ -744,41 +744,62 @@ void Tagger::writePod(const std::string& key, const PodVerdict& verdict, const T
   auto it = pods_.find(key);
   if (it == pods_.end()) return;
   PodView& view = it->second;
-  const bool newForPod = applied != nullptr && writeLastApplied(key, view, *applied);
   const std::string message = conditionMessage(verdict);
-  writeCondition(key, view, verdict, message);
+  const PodCondition wanted{kTaggedCondition,
+                            verdict.reason == SyncReason::Synced ? "True" : "False",
+                            std::string(toString(verdict.reason)), message, ""};
+  // The condition goes again only when it differs from what was last sent, or the watch showed.
+  const bool conditionDue = !(view.condition == wanted) && !backingOff(key);
+  bool newForPod = false;
+  bool lastAppliedSent = false;
+  if (applied != nullptr) {
+    const auto& meta = view.pod.meta;
+    std::string json = tagsToJson(*applied);
+    std::string hash = tagHash(*applied);
+    auto a = meta.annotations.find(kLastAppliedTagsAnnotation);
+    auto h = meta.annotations.find(kLastAppliedHashAnnotation);
+    newForPod = a == meta.annotations.end() || a->second != json || h == meta.annotations.end() ||
+                h->second != hash;
+    // One write per pod in flight, and none while a failed one backs off: a pass that ran before
+    // the watch showed the last write would otherwise send it again, and a failure that started
+    // the next pass at once fed a storm of 429s from the API server.
+    if (newForPod && annotationWrites_.count(key) == 0 && !backingOff(key)) {
+      writeLastApplied(key, view, json, hash, conditionDue ? &wanted : nullptr);
+      lastAppliedSent = true;
+    }
+  }
+  if (conditionDue && !lastAppliedSent) writeCondition(key, view, wanted);
   report(key, view, verdict, message, wrote, newForPod);
 }
 
-bool Tagger::writeLastApplied(const std::string& key, PodView& view, const TagSet& applied) {
-  const auto& meta = view.pod.meta;
-  const std::string json = tagsToJson(applied);
-  const std::string hash = tagHash(applied);
-  auto a = meta.annotations.find(kLastAppliedTagsAnnotation);
-  auto h = meta.annotations.find(kLastAppliedHashAnnotation);
-  const bool behind = a == meta.annotations.end() || a->second != json ||
-                      h == meta.annotations.end() || h->second != hash;
-  // One write per pod in flight, and none while a failed one backs off: a pass that ran before
-  // the watch showed the last write would otherwise send it again, and a failure that started the
-  // next pass at once fed a storm of 429s from the API server.
-  if (!behind || annotationWrites_.count(key) != 0 || backingOff(key)) return behind;
+void Tagger::writeLastApplied(const std::string& key, PodView& view, const std::string& json,
+                              const std::string& hash, const PodCondition* condition) {
   annotationWrites_.insert(key);
-  podWriter_.recordLastApplied(meta, json, hash, [this, key, json, hash](Result<void> r) {
-    annotationWrites_.erase(key);
-    if (r) {
-      // What the watch will show; until then the next pass need not write it.
-      if (auto p = pods_.find(key); p != pods_.end()) {
-        p->second.pod.meta.annotations[kLastAppliedTagsAnnotation] = json;
-        p->second.pod.meta.annotations[kLastAppliedHashAnnotation] = hash;
-      }
-    } else if (r.error().code != ErrorCode::NotFound) {
-      logWarn(
-          "cannot record last-applied tags on the pod, will retry",
-          {{"pod", key}, {"in_ms", options_.retryDelay.count()}, {"error", r.error().describe()}});
-      backOff(key);
-    }
-  });
-  return behind;
+  if (condition != nullptr) view.condition = *condition;
+  podWriter_.recordLastApplied(
+      view.pod.meta, json, hash, condition, view.pod.condition(kTaggedCondition),
+      [this, key, json, hash, withCondition = condition != nullptr](Result<void> r) {
+        annotationWrites_.erase(key);
+        auto p = pods_.find(key);
+        if (r) {
+          // What the watch will show; until then the next pass need not write it.
+          if (p != pods_.end()) {
+            p->second.pod.meta.annotations[kLastAppliedTagsAnnotation] = json;
+            p->second.pod.meta.annotations[kLastAppliedHashAnnotation] = hash;
+          }
+          return;
+        }
+        if (r.error().code == ErrorCode::NotFound) return;
+        logWarn(withCondition ? "cannot record last-applied tags and the condition on the pod, "
+                                "will retry"
+                              : "cannot record last-applied tags on the pod, will retry",
+                {{"pod", key},
+                 {"in_ms", options_.retryDelay.count()},
+                 {"error", r.error().describe()}});
+        // Forget the condition sent, so the retry sends it again.
+        if (withCondition && p != pods_.end()) p->second.condition = PodCondition{};
+        backOff(key);
+      });
 }
 
 std::string Tagger::conditionMessage(const PodVerdict& verdict) const {
@@ -789,12 +810,7 @@ std::string Tagger::conditionMessage(const PodVerdict& verdict) const {
   return verdict.message.empty() ? "the ENI carries the pod's tags" : verdict.message;
 }
 
-void Tagger::writeCondition(const std::string& key, PodView& view, const PodVerdict& verdict,
-                            const std::string& message) {
-  PodCondition wanted{kTaggedCondition, verdict.reason == SyncReason::Synced ? "True" : "False",
-                      std::string(toString(verdict.reason)), message, ""};
-  // What was last sent, or what the watch showed: sent again only when it changes.
-  if (view.condition == wanted || backingOff(key)) return;
+void Tagger::writeCondition(const std::string& key, PodView& view, const PodCondition& wanted) {
   view.condition = wanted;
   podWriter_.setCondition(
       view.pod.meta, wanted, view.pod.condition(kTaggedCondition), [this, key](Result<void> r) {

@@ -119,13 +119,16 @@ class Tagger {
   void logPass(const Pass& pass) const;
   /// Last-applied records of pods whose tags were removed, and k8s-eni-tagger's finalizer.
   void cleanUpPods(const std::set<std::string>& dropped);
+  /// The pod's condition and, when they are behind `applied`, its last-applied annotations: one
+  /// write when both are due.
   void writePod(const std::string& key, const PodVerdict& verdict, const TagSet* applied,
                 bool wrote);
-  /// The last-applied annotations, when the pod's are behind `applied`; whether they were.
-  bool writeLastApplied(const std::string& key, PodView& view, const TagSet& applied);
+  /// The last-applied annotations, with `condition` when not null (which view.condition then
+  /// holds until the write fails).
+  void writeLastApplied(const std::string& key, PodView& view, const std::string& json,
+                        const std::string& hash, const PodCondition* condition);
   std::string conditionMessage(const PodVerdict& verdict) const;
-  void writeCondition(const std::string& key, PodView& view, const PodVerdict& verdict,
-                      const std::string& message);
+  void writeCondition(const std::string& key, PodView& view, const PodCondition& wanted);
   /// The latency sample, the log line and the event of a verdict.
   void report(const std::string& key, PodView& view, const PodVerdict& verdict,
               const std::string& message, bool wrote, bool newForPod);

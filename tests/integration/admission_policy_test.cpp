@@ -307,13 +307,25 @@ TEST_F(AdmissionPolicyTest, PodsOnItsNodeOnlyTheLastAppliedAnnotationsAndTheOldF
   EXPECT_TRUE(released) << released.error().describe();
 }
 
-TEST_F(AdmissionPolicyTest, PodStatusOnlyTheTaggedCondition) {
+TEST_F(AdmissionPolicyTest, PodStatusOnlyTheTaggedConditionAndTheLastAppliedAnnotations) {
   auto tagged = patch(*agent_, pod("work-a", "status"), PatchType::Strategic,
                       conditionPatch("eni-tagger.io/tagged", "True"));
   ASSERT_TRUE(tagged) << tagged.error().describe();
   auto again = patch(*agent_, pod("work-a", "status"), PatchType::Strategic,
                      conditionPatch("eni-tagger.io/tagged", "False"));
   EXPECT_TRUE(again) << again.error().describe();
+  // The tagger records the last-applied tags with the condition, in one pods/status patch.
+  Json::Value both = lastAppliedPatch(R"({"Team":"A"})", "0123456789abcdef");
+  both["status"] = conditionPatch("eni-tagger.io/tagged", "True")["status"];
+  auto recorded = patch(*agent_, pod("work-a", "status"), PatchType::Strategic, both);
+  EXPECT_TRUE(recorded) << recorded.error().describe();
+  Json::Value userTags;
+  userTags["metadata"]["annotations"]["eni-tagger.io/tags"] = R"({"Owner":"attacker"})";
+  expectRefused(patch(*agent_, pod("work-a", "status"), PatchType::Strategic, userTags),
+                "the user's tags annotation through pods/status");
+  expectRefused(patch(*agent_, pod("work-b", "status"), PatchType::Strategic,
+                      lastAppliedPatch(R"({"Team":"A"})", "0123456789abcdef")),
+                "the last-applied annotations of a pod on another node");
 
   expectRefused(patch(*agent_, pod("work-a", "status"), PatchType::Strategic,
                       conditionPatch("Ready", "False")),

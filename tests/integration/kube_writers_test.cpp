@@ -156,10 +156,34 @@ TEST_F(KubeWritersTest, ThePodWritesPassTheAdmissionPolicy) {
   EXPECT_EQ(pod.condition(kTaggedConditionType)->reason, "ENILookupFailed");
   EXPECT_EQ(pod.condition(kTaggedConditionType)->lastTransitionTime, first.lastTransitionTime);
 
-  auto recorded = await<void>(
-      loop_, [&](auto d) { writer.recordLastApplied(meta, R"({"Team":"A"})", "0123abcd", d); });
+  // The last-applied annotations alone, then with the condition: each one pods/status patch,
+  // which the API server applies to the metadata as well, and which leaves the rest as it was.
+  Json::Value other;
+  other["metadata"]["annotations"]["example.com/keep"] = "yes";
+  other["status"]["conditions"][0]["type"] = "example.com/ready";
+  other["status"]["conditions"][0]["status"] = "True";
+  ASSERT_TRUE(await<Json::Value>(loop_, [&](auto d) {
+    admin_->patch(ObjectRef{ResourceKind::pods(), ns_, "work-a", "status"}, PatchType::Strategic,
+                  other, PatchOptions{}, d);
+  }));
+  auto recorded = await<void>(loop_, [&](auto d) {
+    writer.recordLastApplied(meta, R"({"Team":"A"})", "0123abcd", nullptr, nullptr, d);
+  });
   ASSERT_TRUE(recorded) << recorded.error().describe();
   EXPECT_EQ(readPod("work-a").meta.annotations[kLastAppliedHashKey], "0123abcd");
+  const PodCondition synced{kTaggedConditionType, "True", "Synced", "tagged", ""};
+  auto both = await<void>(loop_, [&](auto d) {
+    writer.recordLastApplied(meta, R"({"Team":"B"})", "4567cdef", &synced, &first, d);
+  });
+  ASSERT_TRUE(both) << both.error().describe();
+  pod = readPod("work-a");
+  EXPECT_EQ(pod.meta.annotations[kLastAppliedTagsKey], R"({"Team":"B"})");
+  EXPECT_EQ(pod.meta.annotations[kLastAppliedHashKey], "4567cdef");
+  EXPECT_EQ(pod.meta.annotations["example.com/keep"], "yes");
+  ASSERT_NE(pod.condition(kTaggedConditionType), nullptr);
+  EXPECT_EQ(pod.condition(kTaggedConditionType)->reason, "Synced");
+  ASSERT_NE(pod.condition("example.com/ready"), nullptr);
+  EXPECT_EQ(pod.condition("example.com/ready")->status, "True");
   auto cleared = await<void>(loop_, [&](auto d) { writer.clearLastApplied(meta, d); });
   ASSERT_TRUE(cleared) << cleared.error().describe();
   EXPECT_EQ(readPod("work-a").meta.annotations.count(kLastAppliedTagsKey), 0u);

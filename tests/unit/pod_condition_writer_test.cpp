@@ -79,16 +79,36 @@ TEST_F(PodConditionWriterTest, TheTransitionTimeMovesWithTheStatus) {
   EXPECT_EQ(c["lastTransitionTime"].asString(), formatTimestamp(clock.wallSeconds()));
 }
 
-TEST_F(PodConditionWriterTest, RecordsTheLastAppliedTagsByMergePatchOfTheirKeysAlone) {
-  writer.recordLastApplied(pod, R"({"Team":"A"})", "0123456789abcdef", remember());
+TEST_F(PodConditionWriterTest, RecordsTheLastAppliedTagsOnTheStatusByPatchOfTheirKeysAlone) {
+  writer.recordLastApplied(pod, R"({"Team":"A"})", "0123456789abcdef", nullptr, nullptr,
+                           remember());
   ASSERT_EQ(kube.patches.size(), 1u);
   const auto& [ref, body] = kube.patches[0];
-  EXPECT_EQ(ref.subresource, "");
-  EXPECT_EQ(kube.patchKinds[0].first, PatchType::Merge);
+  EXPECT_EQ(ref.subresource, "status");
+  EXPECT_EQ(kube.patchKinds[0].first, PatchType::Strategic);
   Json::Value expected;
   expected["metadata"]["annotations"]["eni-tagger.io/last-applied-tags"] = R"({"Team":"A"})";
   expected["metadata"]["annotations"]["eni-tagger.io/last-applied-hash"] = "0123456789abcdef";
   EXPECT_EQ(body, expected) << toJson(body);
+  EXPECT_TRUE(outcome && *outcome);
+}
+
+TEST_F(PodConditionWriterTest, TheLastAppliedTagsAndTheConditionGoInOnePatch) {
+  const PodCondition observed{kTaggedConditionType, "True", "Synced", "old",
+                              "2020-01-01T00:00:00Z"};
+  const PodCondition synced = tagged("True", "Synced", "the ENI carries the pod's tags");
+  writer.recordLastApplied(pod, R"({"Team":"B"})", "fedcba9876543210", &synced, &observed,
+                           remember());
+  ASSERT_EQ(kube.patches.size(), 1u);
+  const auto& [ref, body] = kube.patches[0];
+  EXPECT_EQ(ref.subresource, "status");
+  EXPECT_EQ(kube.patchKinds[0].first, PatchType::Strategic);
+  EXPECT_EQ(body, parse(R"({"metadata":{"annotations":{
+      "eni-tagger.io/last-applied-tags":"{\"Team\":\"B\"}",
+      "eni-tagger.io/last-applied-hash":"fedcba9876543210"}},
+      "status":{"conditions":[{"type":"eni-tagger.io/tagged","status":"True","reason":"Synced",
+      "message":"the ENI carries the pod's tags","lastTransitionTime":"2020-01-01T00:00:00Z"}]}})"))
+      << toJson(body);
   EXPECT_TRUE(outcome && *outcome);
 }
 
