@@ -99,13 +99,14 @@ class Stopping {
   SignalWatcher signals_;
 };
 
-// The API server side. At most 8 writes in flight: 110 pods synced at once are 330 writes, well
-// past the API server's in-flight limit (429s that cost a retry each). 8 keep the API server as
-// busy as 32 did, and the node-state patch (which goes first, see BoundedWrites) waits less for it:
-// tag latency p50/p99 222/278-349 ms against 269-294/378-403 (docs/benchmarks.md).
+// The API server side. At most 3 writes in flight: 110 pods synced at once are 110 writes, and
+// each one in flight slows the API server's answer to the node-state patch a pass's tags wait on
+// (which goes beside the limit, see BoundedWrites). 8 instead of 32 took tag latency p99 from
+// 378-403 to 278-349 ms; 3 instead of 8 from 103-253 to 100-185 ms at load 1 and over, the pods'
+// conditions as fast as before (docs/benchmarks.md).
 struct KubeAdapters {
   KubeAdapters(EventLoop& loop, const KubeConfig& config, const AgentOptions& options)
-      : http(loop), client(http, config, clientOptions(options)), writes(client, 8) {}
+      : http(loop), client(http, config, clientOptions(options)), writes(client, 3) {}
   static KubeClientOptions clientOptions(const AgentOptions& options) {
     KubeClientOptions o;
     o.watchIdleTimeout = options.watchIdleTimeout;

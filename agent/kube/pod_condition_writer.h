@@ -40,8 +40,8 @@ class PodConditionWriter {
   /// Records the tags applied to the pod's ENI (their JSON and hash) in its last-applied
   /// annotations and, when `desired` is not null, sets that condition as setCondition does, in
   /// one request: a strategic merge patch of pods/status with those two keys (and the condition)
-  /// alone. The API server applies the metadata a core type's status subresource is sent (it
-  /// resets only the spec), so a pod just tagged costs one write, not two.
+  /// alone. The API server applies the annotations sent to a pod's status subresource (checked
+  /// in tests/integration/kube_writers_test.cpp), so a pod just tagged costs one write, not two.
   void recordLastApplied(const ObjectMeta& pod, const std::string& tagsJson,
                          const std::string& hash, const PodCondition* desired,
                          const PodCondition* observed, Done done);
