@@ -8,6 +8,8 @@
 #include <cstring>
 #include <memory>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "agent/base/backoff.h"
 #include "agent/base/event_loop.h"
@@ -150,6 +152,36 @@ TEST(Json, ParseErrorsAreInvalidNotExceptions) {
   EXPECT_EQ(jsonQuote("a\"b\\c\n\x01"), R"("a\"b\\c\n\u0001")");
 }
 
+// Go's quoting is the plain one with Go's extra escapes (<, >, &, U+2028, U+2029), for every
+// byte and for 0xE2 wherever it falls (a separator, another character, cut short at the end);
+// both parse back to the text.
+TEST(Json, GoQuotingIsPlainQuotingWithGosExtraEscapes) {
+  std::string text;
+  for (int c = 1; c < 256; ++c) text += static_cast<char>(c);
+  text += "\xe2\x80\xa8<a&b>\xe2\x80\xa9\xe2\x82\xac\xe2\x80\xa7\\\"\xe2\x80";
+  std::string expected = jsonQuote(text, JsonQuoting::Plain);
+  for (const auto& [raw, escaped] :
+       std::vector<std::pair<std::string, std::string>>{{"<", "\\u003c"},
+                                                        {">", "\\u003e"},
+                                                        {"&", "\\u0026"},
+                                                        {"\xe2\x80\xa8", "\\u2028"},
+                                                        {"\xe2\x80\xa9", "\\u2029"}}) {
+    for (auto at = expected.find(raw); at != std::string::npos;
+         at = expected.find(raw, at + escaped.size()))
+      expected.replace(at, raw.size(), escaped);
+  }
+  const std::string go = jsonQuote(text, JsonQuoting::AsGo);
+  EXPECT_EQ(go, expected);
+  for (const auto& quoted : {go, jsonQuote(text, JsonQuoting::Plain)}) {
+    auto parsed = parseJson("[" + quoted + "]");
+    ASSERT_TRUE(parsed) << quoted;
+    EXPECT_EQ((*parsed)[0].asString(), text);
+  }
+  std::string appended = "x";
+  appendJsonQuoted(appended, "a\"b", JsonQuoting::AsGo);
+  EXPECT_EQ(appended, "x\"a\\\"b\"") << "appended after what the string held";
+}
+
 // toJson writes what jsoncpp's compact writer (indentation "", emitUTF8) wrote, byte for byte,
 // for every kind of value: escapes, control bytes, UTF-8, empty and nested containers, numbers.
 TEST(Json, ToJsonWritesExactlyWhatJsoncppWrites) {
@@ -238,7 +270,7 @@ TEST(HeapTrimmer, RealGlibcProbeSeesAFreedBurst) {
   HeapTrimmer trimmer;
   trimmer.tick();  // whatever is free now becomes the mark
   // 8 MiB in 4 KiB blocks, every other one kept, so the freed half cannot return by itself.
-  std::vector<std::unique_ptr<char[]> > blocks;
+  std::vector<std::unique_ptr<char[]>> blocks;
   for (int i = 0; i < 2048; ++i) blocks.emplace_back(new char[4096]);
   for (std::size_t i = 0; i < blocks.size(); i += 2) blocks[i].reset();
   EXPECT_TRUE(trimmer.tick());
