@@ -1,8 +1,11 @@
 #include "agent/kube/watch_decoder.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <utility>
+#include <vector>
 
 #include "agent/base/json.h"
 
@@ -20,6 +23,22 @@ Json::Value* annotationsOf(Json::Value& root) {
 
 }  // namespace
 
+std::size_t KnownAnnotations::find(std::string_view line, const Known& k) {
+  // The key's member start (`"key":"`), then the whole member compared at once: searching for the
+  // whole member costs its length on each try (a string_view's find stops at every quote, glibc's
+  // memmem prepares a long needle in full).
+  const std::string_view member = k.needle;
+  const std::string_view start = member.substr(0, k.valueAt + 1);
+  for (std::size_t from = 0; from + member.size() <= line.size();) {
+    const void* found = memmem(line.data() + from, line.size() - from, start.data(), start.size());
+    if (found == nullptr) return std::string_view::npos;
+    const auto at = static_cast<std::size_t>(static_cast<const char*>(found) - line.data());
+    if (line.substr(at, member.size()) == member) return at;
+    from = at + 1;
+  }
+  return std::string_view::npos;
+}
+
 KnownAnnotations::KnownAnnotations() {
   // Stands in for a known value while its line is parsed, and must be found where the value
   // belongs afterwards: random, so that no one who can write to the object can place it there.
@@ -31,15 +50,24 @@ KnownAnnotations::KnownAnnotations() {
 }
 
 std::string KnownAnnotations::remember(const std::string& key, const std::string& value) {
-  if (!known_.empty() && known_.front().key == key && known_.front().value == value)
-    return known_.front().needle;
+  auto newest =
+      std::find_if(known_.begin(), known_.end(), [&](const Known& k) { return k.key == key; });
+  if (newest != known_.end() && newest->value == value) return newest->needle;
   std::string needle = quoteAsApiServer(key);
   needle += ':';
   const std::size_t valueAt = needle.size();
   appendJsonQuoted(needle, value, JsonQuoting::AsGo);
   if (value.size() < kMinBytes) return needle;
   known_.push_front(Known{key, needle, valueAt, value});
-  if (known_.size() > kKept) known_.pop_back();
+  // Each key keeps its own: a small overlay written often must not push out the state it is over.
+  std::size_t ofKey = 0;
+  for (auto it = known_.begin(); it != known_.end();) {
+    if (it->key == key && ++ofKey > kKept)
+      it = known_.erase(it);
+    else
+      ++it;
+  }
+  if (known_.size() > kMaxKept) known_.pop_back();
   return needle;
 }
 
@@ -48,26 +76,38 @@ std::string KnownAnnotations::quoteAsApiServer(std::string_view value) {
 }
 
 Result<Json::Value> KnownAnnotations::parse(std::string_view line) {
+  // The newest value of each key that the line carries verbatim, each replaced by the stand-in.
+  std::string swapped;
+  std::string_view current = line;
+  std::vector<const Known*> put;
   for (const auto& k : known_) {
-    if (line.size() < k.needle.size()) continue;
-    const std::size_t at = line.find(k.needle);
+    if (current.size() < k.needle.size()) continue;
+    if (std::any_of(put.begin(), put.end(), [&](const Known* p) { return p->key == k.key; }))
+      continue;
+    const std::size_t at = find(current, k);
     if (at == std::string_view::npos) continue;
-    std::string swapped;
-    swapped.reserve(line.size() - k.needle.size() + k.valueAt + standInQuoted_.size());
-    swapped.append(line.substr(0, at + k.valueAt))
+    std::string next;
+    next.reserve(current.size() - k.needle.size() + k.valueAt + standInQuoted_.size());
+    next.append(current.substr(0, at + k.valueAt))
         .append(standInQuoted_)
-        .append(line.substr(at + k.needle.size()));
-    auto parsed = parseJson(swapped);
-    // The stand-in must have landed where the value belongs; else the line is decoded whole.
-    Json::Value* annotations = parsed ? annotationsOf(*parsed) : nullptr;
-    const Json::Value* shown =
-        annotations == nullptr ? nullptr : &std::as_const(*annotations)[k.key];
-    if (shown == nullptr || !shown->isString() || shown->asString() != standIn_) break;
-    (*annotations)[k.key] = k.value;
-    ++reused_;
-    return parsed;
+        .append(current.substr(at + k.needle.size()));
+    swapped = std::move(next);
+    current = swapped;
+    put.push_back(&k);
   }
-  return parseJson(line);
+  if (put.empty()) return parseJson(line);
+  auto parsed = parseJson(swapped);
+  // Each stand-in must have landed where its value belongs; else the line is decoded whole.
+  Json::Value* annotations = parsed ? annotationsOf(*parsed) : nullptr;
+  for (const Known* k : put) {
+    const Json::Value* shown =
+        annotations == nullptr ? nullptr : &std::as_const(*annotations)[k->key];
+    if (shown == nullptr || !shown->isString() || shown->asString() != standIn_)
+      return parseJson(line);
+  }
+  for (const Known* k : put) (*annotations)[k->key] = k->value;
+  ++reused_;
+  return parsed;
 }
 
 Result<WatchEvent> WatchStreamDecoder::decodeLine(std::string_view line, KnownAnnotations* known) {

@@ -17,12 +17,14 @@ namespace eni {
 /// be decoded character by character every time. A line that carries one verbatim, as the API
 /// server writes it, is parsed with a short stand-in in its place (random per instance), and the
 /// remembered value is put back when the stand-in is found where the value belongs; anything else
-/// (another value, another escaping, the pair elsewhere) is decoded as usual. Keeps the last two.
-/// Not thread-safe.
+/// (another value, another escaping, the pair elsewhere) is decoded as usual. Keeps the last two
+/// of each key. Not thread-safe.
 class KnownAnnotations {
  public:
   /// Values kept: the echo of a patch can come after the next patch went out.
   static constexpr std::size_t kKept = 2;
+  /// Values kept in all, whatever the keys.
+  static constexpr std::size_t kMaxKept = 8;
   /// Shorter values are decoded as usual: the search would cost more than it saves.
   static constexpr std::size_t kMinBytes = 512;
 
@@ -32,8 +34,8 @@ class KnownAnnotations {
   /// it, which is also a JSON member for a request's body: one quoting of the value, not two.
   std::string remember(const std::string& key, const std::string& value);
   bool empty() const { return known_.empty(); }
-  /// `line` parsed; when it carries a value remembered here, that value is put back instead of
-  /// decoded.
+  /// `line` parsed; the values remembered here that it carries (the newest of each key) are put
+  /// back instead of decoded.
   [[nodiscard]] Result<Json::Value> parse(std::string_view line);
   /// Events whose value was put back instead of decoded.
   std::uint64_t reused() const { return reused_; }
@@ -49,6 +51,9 @@ class KnownAnnotations {
     std::size_t valueAt{};  // where the quoted value starts in it
     std::string value;
   };
+  /// Where `k`'s member starts in `line`, or npos.
+  static std::size_t find(std::string_view line, const Known& k);
+
   std::deque<Known> known_;  // newest first
   std::uint64_t reused_ = 0;
   std::string standIn_;        // what the line carries in a known value's place while parsed

@@ -262,4 +262,45 @@ TEST(KnownAnnotations, KeepsTheLastTwoLongValues) {
   }
 }
 
+// A node of many ENIs writes its state once and then small overlays beside it, often: each key
+// keeps its own last two, so the state stays known while overlays come and go, and an echo that
+// carries both has both put back.
+TEST(KnownAnnotations, EachKeyKeepsItsOwnAndBothArePutBack) {
+  KnownAnnotations known;
+  const std::string state = longValue();
+  known.remember("eni-agent.io/state", state);
+  std::vector<std::string> overlays;
+  for (int i = 0; i < 5; ++i) {
+    overlays.push_back(longValue(",\"o\":{\"n\":" + std::to_string(i) + "}"));
+    known.remember("eni-agent.io/state-pending", overlays.back());
+  }
+  const std::string line =
+      R"({"type":"MODIFIED","object":{"kind":"Node","metadata":{"name":"n","annotations":{)"
+      R"("eni-agent.io/state":)" +
+      KnownAnnotations::quoteAsApiServer(state) + R"(,"eni-agent.io/state-pending":)" +
+      KnownAnnotations::quoteAsApiServer(overlays.back()) + R"(,"z":"y"}}}})";
+  // The state alone (an event before the first overlay): still known, put back.
+  ASSERT_TRUE(WatchStreamDecoder::decodeLine(nodeLine(state), &known));
+  EXPECT_EQ(known.reused(), 1u) << "the overlays did not push the state out";
+  auto e = WatchStreamDecoder::decodeLine(line, &known);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(known.reused(), 2u);
+  const Json::Value& a = e->object["metadata"]["annotations"];
+  EXPECT_EQ(a["eni-agent.io/state"].asString(), state);
+  EXPECT_EQ(a["eni-agent.io/state-pending"].asString(), overlays.back());
+  EXPECT_EQ(a["z"].asString(), "y");
+  auto plain = WatchStreamDecoder::decodeLine(line);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(e->object, plain->object);
+  // An overlay three writes old is no longer kept: decoded, and the line with it.
+  std::string old = line;
+  const std::string last = KnownAnnotations::quoteAsApiServer(overlays.back());
+  old.replace(old.find(last), last.size(), KnownAnnotations::quoteAsApiServer(overlays[1]));
+  auto older = WatchStreamDecoder::decodeLine(old, &known);
+  ASSERT_TRUE(older);
+  EXPECT_EQ(older->object["metadata"]["annotations"]["eni-agent.io/state-pending"].asString(),
+            overlays[1]);
+  EXPECT_EQ(older->object["metadata"]["annotations"]["eni-agent.io/state"].asString(), state);
+}
+
 }  // namespace eni
