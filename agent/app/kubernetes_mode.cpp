@@ -72,17 +72,21 @@ class Stopping {
           std::exchange(firstStop_, [this] { loop_.stop(); })();
         }) {}
 
-  void releaseLeaseFirst(NodeLease& lease) {
-    firstStop_ = [this, &lease] { releaseThenStop(lease); };
+  void releaseLeaseFirst(NodeLease& lease, AnnotationStateStore& state) {
+    firstStop_ = [this, &lease, &state] { releaseThenStop(lease, state); };
   }
 
  private:
-  // A clean stop hands the lease over (a rolling update's next pod takes it at its next read, not
-  // after the lease duration), bounded: an API server that does not answer does not hold the
-  // stop. The loop stops only then, so the tagger and the ENI manager run until the release is
-  // written.
-  void releaseThenStop(NodeLease& lease) {
+  // A clean stop writes the whole node state when only an overlay holds its last changes (for
+  // readers of eni-agent.io/state alone, and an older agent after a rollback), then hands the
+  // lease over (a rolling update's next pod takes it at its next read, not after the lease
+  // duration), bounded: an API server that does not answer does not hold the stop. The loop stops
+  // only then, so the tagger and the ENI manager run until the release is written.
+  void releaseThenStop(NodeLease& lease, AnnotationStateStore& state) {
     releaseBound_.enable(Duration(3000));
+    state.compactNow([this, &lease] { release(lease); });
+  }
+  void release(NodeLease& lease) {
     lease.release([this](Result<void> released) {
       if (!released) {
         logWarn("cannot release the node lease; the next agent waits for it to expire",
@@ -354,7 +358,7 @@ int runKubernetes(const AgentOptions& options) {
 
   logStarting(options, *config, *region.region, aws);
   lease.start();
-  stopping.releaseLeaseFirst(lease);
+  stopping.releaseLeaseFirst(lease, core.stateStore);
   Reporter reporter(loop, readiness, base, aws, awsProbe, *servers,
                     reportHooks(options, core, view, kube.client));
   reporter.start();

@@ -331,7 +331,7 @@ bool annotationsOnly(const Json::Value& body) {
   const Json::Value& annotations = objectField(metadata, "annotations");
   if (annotations.empty()) return false;
   for (const auto& value : annotations) {
-    if (!value.isString()) return false;
+    if (!value.isString() && !value.isNull()) return false;
   }
   return true;
 }
@@ -364,7 +364,10 @@ void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Val
     const Json::Value& annotations = body["metadata"]["annotations"];
     for (auto it = annotations.begin(); it != annotations.end(); ++it) {
       if (it != annotations.begin()) r->body += ',';
-      r->body += echoed_.remember(it.name(), it->asString());
+      if (it->isNull())  // removes it
+        r->body += KnownAnnotations::quoteAsApiServer(it.name()) + ":null";
+      else
+        r->body += echoed_.remember(it.name(), it->asString());
     }
     r->body += "}}}";
   } else {

@@ -17,53 +17,97 @@ AnnotationStateStore::AnnotationStateStore(KubeApi& kube, Scheduler& scheduler, 
                retrying_ = false;
                write();
              }),
+      compactTimer_(scheduler,
+                    [this] {
+                      compactDue_ = true;
+                      next_.reset();
+                      schedule();
+                    }),
       backoff_(Duration(500), Duration(30000), options_.backoffSeed) {}
 
 void AnnotationStateStore::onNode(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) return;
   auto node = decodeNode(object);
   if (!node) return;
-  auto it = node->meta.annotations.find(kNodeStateAnnotation);
-  const std::string shown = it == node->meta.annotations.end() ? "" : it->second;
-  if (!loaded_) return load(shown);
-  // Later events: the annotation is this agent's record. Removed, or not what it wrote (the echo
-  // of an earlier patch can arrive after a later one completed): write it again, or a restart
-  // would miss what the agent owns.
+  const auto& annotations = node->meta.annotations;
+  auto value = [&](const char* key) {
+    auto it = annotations.find(key);
+    return it == annotations.end() ? std::string() : it->second;
+  };
+  Shown shown{value(kNodeStateAnnotation), value(kNodeStatePendingAnnotation)};
+  if (!loaded_) return load(shown.first, shown.second);
+  // Later events: the annotations are this agent's record. Removed, or not what it wrote (the
+  // echo of an earlier patch can arrive after a later one completed): write it again, or a
+  // restart would miss what the agent owns.
+  if (!newer_.empty() || (shown.first == base_.text && shown.second == pending_)) return;
   // The watch can show a patch before its answer arrives.
-  if (!newer_.empty() || shown == written_ || (inFlight_ && shown == sending_)) return;
+  if (inFlight_ && sending_ && shown == *sending_) return;
   if (std::find(recent_.begin(), recent_.end(), shown) != recent_.end()) return;
-  if (written_.empty() && shown.empty()) return;  // nothing written yet
   logWarn("the node state annotation was removed or changed by someone else, writing it again",
           {{"node", options_.nodeName}});
-  written_.clear();
+  base_ = NodeStateBase{};  // the whole state, and no overlay over what is there now
+  pending_ = std::move(shown.second);
+  next_.reset();
   schedule();
 }
 
-void AnnotationStateStore::load(const std::string& text) {
+void AnnotationStateStore::load(const std::string& text, const std::string& overlay) {
   loaded_ = true;
-  if (text.empty()) return;
+  pending_ = overlay;
+  if (text.empty()) {
+    if (!overlay.empty()) {
+      logWarn("ignoring the pending node state: there is no node state for it to change",
+              {{"node", options_.nodeName}});
+      schedule();  // the full state's write removes it
+    }
+    return;
+  }
   auto state = decodeNodeState(text);
-  if (state) {
-    state_ = std::move(*state);
-    encoded_.reset();
-    written_ = text;
-    logInfo("loaded node state", {{"node", options_.nodeName},
-                                  {"enis", state_.enis.size()},
-                                  {"attachments", state_.attachments.size()}});
+  if (!state) {
+    if (state.error().code == ErrorCode::Conflict) {
+      // A rollback: the newer agent's record is neither trusted nor overwritten; nothing that
+      // needs a record is done until that version is back.
+      newer_ = state.error().message;
+      logError(
+          "the node state annotation was written by a newer eni-agent; not reading or "
+          "overwriting it, and writing nothing that needs it: roll forward to that version",
+          {{"node", options_.nodeName}, {"error", newer_}});
+      return;
+    }
+    logWarn("ignoring the node state annotation, starting cold",
+            {{"node", options_.nodeName}, {"error", state.error().message}});
     return;
   }
-  if (state.error().code == ErrorCode::Conflict) {
-    // A rollback: the newer agent's record is neither trusted nor overwritten; nothing that
-    // needs a record is done until that version is back.
-    newer_ = state.error().message;
-    logError(
-        "the node state annotation was written by a newer eni-agent; not reading or "
-        "overwriting it, and writing nothing that needs it: roll forward to that version",
-        {{"node", options_.nodeName}, {"error", newer_}});
-    return;
+  base_ = nodeStateBase(text, *state);
+  if (!overlay.empty()) {
+    auto applied = applyNodeStateOverlay(*state, text, overlay);
+    if (!applied && applied.error().code == ErrorCode::Conflict) {
+      newer_ = applied.error().message;
+      base_ = NodeStateBase{};
+      logError(
+          "the pending node state annotation was written by a newer eni-agent; not reading or "
+          "overwriting it, and writing nothing that needs it: roll forward to that version",
+          {{"node", options_.nodeName}, {"error", newer_}});
+      return;
+    }
+    if (!applied) {
+      // Someone wrote the state since (an older agent after a rollback does not know the
+      // overlay): what it says no longer applies. The full write removes it.
+      logWarn("ignoring the pending node state annotation",
+              {{"node", options_.nodeName}, {"error", applied.error().message}});
+      compactDue_ = true;
+    }
   }
-  logWarn("ignoring the node state annotation, starting cold",
-          {{"node", options_.nodeName}, {"error", state.error().message}});
+  state_ = std::move(*state);
+  next_.reset();
+  logInfo("loaded node state", {{"node", options_.nodeName},
+                                {"enis", state_.enis.size()},
+                                {"attachments", state_.attachments.size()}});
+  // The main key catches up with a loaded overlay as it would with one this process wrote.
+  if (compactDue_)
+    schedule();
+  else if (!pending_.empty())
+    compactTimer_.enable(options_.compactAfter);
 }
 
 std::string AnnotationStateStore::problem() const {
@@ -75,14 +119,35 @@ std::string AnnotationStateStore::problem() const {
 
 void AnnotationStateStore::update(const std::function<void(NodeState&)>& change) {
   change(state_);
-  encoded_.reset();
-  if (loaded_) schedule();
+  next_.reset();
+  // What to write is worked out when the debounce ends (a pass updates several times), or by the
+  // landing of the patch in flight.
+  if (loaded_ && newer_.empty() && !inFlight_ && !timer_.enabled())
+    timer_.enable(options_.debounce);
 }
 
-const Result<std::string>& AnnotationStateStore::encoded() {
-  // Once per change: schedule(), write() and landed() all compare it with what was written.
-  if (!encoded_) encoded_ = encodeNodeState(state_, &records_);
-  return *encoded_;
+const Result<AnnotationStateStore::Write>& AnnotationStateStore::next() {
+  // Once per change: schedule() and write() both compare it with what is written.
+  if (next_) return *next_;
+  if (!base_.text.empty() && !compactDue_ && !overlayRefused_ &&
+      base_.text.size() >= options_.overlayFrom) {
+    std::string overlay = encodeNodeStateOverlay(state_, base_, records_);
+    if (overlay.size() * 2 <= base_.text.size() &&
+        base_.text.size() + overlay.size() <= NodeState::kMaxBytes) {
+      return next_.emplace(Write{false, "", std::move(overlay)});
+    }
+  }
+  auto full = encodeNodeState(state_, &records_);
+  if (!full) return next_.emplace(fail(full.error()));
+  return next_.emplace(Write{true, std::move(*full), ""});
+}
+
+bool AnnotationStateStore::unchanged(const Write& w) const {
+  return w.full ? w.state == base_.text && pending_.empty() : w.pending == pending_;
+}
+
+AnnotationStateStore::Shown AnnotationStateStore::shown(const Write& w) const {
+  return w.full ? Shown{w.state, ""} : Shown{base_.text, w.pending};
 }
 
 void AnnotationStateStore::writeAhead(std::function<void(bool stored)> done) {
@@ -92,15 +157,27 @@ void AnnotationStateStore::writeAhead(std::function<void(bool stored)> done) {
   write();
 }
 
+void AnnotationStateStore::compactNow(std::function<void()> done) {
+  if (!loaded_ || !newer_.empty()) return done();
+  const bool wasDue = std::exchange(compactDue_, true);
+  next_.reset();
+  if (const auto& next = this->next(); next && unchanged(*next)) {
+    compactDue_ = wasDue;  // already whole: the writes after it go on as before
+    next_.reset();
+    return done();
+  }
+  writeAhead([done = std::move(done)](bool) { done(); });
+}
+
 void AnnotationStateStore::schedule(std::optional<Duration> delay) {
   if (timer_.enabled() || !newer_.empty()) return;
-  const auto& encoded = this->encoded();
-  if (!encoded) {
+  const auto& next = this->next();
+  if (!next) {
     logError("node state does not fit its annotation; the warm cache will be incomplete",
-             {{"error", encoded.error().message}});
+             {{"error", next.error().message}});
     return;
   }
-  if (*encoded == written_) return;
+  if (unchanged(*next)) return;
   retrying_ = delay.has_value();
   timer_.enable(delay.value_or(options_.debounce));
 }
@@ -110,44 +187,87 @@ void AnnotationStateStore::write() {
   // One patch at a time, so an older state never lands after a write-ahead: the one in flight
   // writes again when it completes. After a refusal, the backoff's retry carries what comes.
   if (inFlight_ || retrying_) return;
-  const auto& encoded = this->encoded();
-  if (!encoded) return settle(false);
-  if (*encoded == written_) return settle(true);
-  Json::Value patch;
-  patch["metadata"]["annotations"][kNodeStateAnnotation] = *encoded;
+  const auto& next = this->next();
+  if (!next) return settle(false);
+  if (unchanged(*next)) return settle(true);
+  Write sent = *next;
+  std::optional<NodeStateBase> base;
+  const Json::Value patch = patchFor(sent, base);
   // The write-aheads whose state this patch carries; later ones wait for the next patch.
   auto carried = std::exchange(waiting_, {});
   inFlight_ = true;
-  sending_ = *encoded;
+  sending_ = shown(sent);
   timer_.disable();  // this patch carries whatever the debounce was waiting for
   PatchOptions options;
   options.discardBody = true;  // the whole Node, this annotation and all: only success matters
   options.echoed = true;       // the Node watch brings it back: its decoding reuses this text
   kube_.patch(ObjectRef{ResourceKind::nodes(), "", options_.nodeName, ""}, PatchType::Merge, patch,
               options,
-              [this, text = *encoded, carried = std::move(carried)](Result<Json::Value> r) {
+              [this, sent = std::move(sent), base = std::move(base),
+               carried = std::move(carried)](Result<Json::Value> r) mutable {
                 inFlight_ = false;
-                sending_.clear();
+                sending_.reset();
                 for (const auto& done : carried) done(static_cast<bool>(r));
-                if (!r) {
-                  // Jittered backoff, as the watches: a fleet whose API server is away must not
-                  // come back to a storm of patches.
-                  const Duration delay = backoff_.next();
-                  logWarn("cannot write the node state annotation, will retry",
-                          {{"node", options_.nodeName},
-                           {"in_ms", delay.count()},
-                           {"error", r.error().describe()}});
-                  return schedule(delay);
-                }
-                landed(text);
+                if (!r) return refused(sent, r.error());
+                landed(std::move(sent), std::move(base));
               });
 }
 
-void AnnotationStateStore::landed(const std::string& text) {
+Json::Value AnnotationStateStore::patchFor(const Write& sent, std::optional<NodeStateBase>& base) {
+  Json::Value patch;
+  auto& annotations = patch["metadata"]["annotations"];
+  if (!sent.full) {
+    annotations[kNodeStatePendingAnnotation] =
+        sent.pending.empty() ? Json::Value::null : Json::Value(sent.pending);
+    return patch;
+  }
+  annotations[kNodeStateAnnotation] = sent.state;
+  annotations[kNodeStatePendingAnnotation] = Json::Value::null;
+  // What the state holds once this lands, for the overlays after it.
+  base.emplace();
+  base->text = sent.state;
+  base->digest = stateDigest(sent.state);
+  base->rest = stateWithoutEnis(state_);
+  for (const auto& [id, kept] : records_.byId)
+    base->enis.emplace_hint(base->enis.end(), id, kept.second);
+  return patch;
+}
+
+void AnnotationStateStore::refused(const Write& sent, const Error& error) {
+  if (!sent.full && error.code == ErrorCode::Permission && !overlayRefused_) {
+    // An admission policy from before the overlay: the whole state each time still works under
+    // it. Once per process.
+    overlayRefused_ = true;
+    next_.reset();
+    logWarn(
+        "eni-agent.io/state-pending was refused; writing the whole node state each time "
+        "instead: apply the admission policy shipped with this agent",
+        {{"node", options_.nodeName}, {"error", error.describe()}});
+  }
+  // Jittered backoff, as the watches: a fleet whose API server is away must not come back to a
+  // storm of patches.
+  const Duration delay = backoff_.next();
+  logWarn("cannot write the node state annotation, will retry",
+          {{"node", options_.nodeName}, {"in_ms", delay.count()}, {"error", error.describe()}});
+  schedule(delay);
+}
+
+void AnnotationStateStore::landed(Write sent, std::optional<NodeStateBase> base) {
   backoff_.reset();
-  written_ = text;
-  recent_.push_back(text);
+  recent_.push_back(shown(sent));
   if (recent_.size() > 4) recent_.pop_front();
+  if (base) {
+    base_ = std::move(*base);
+    pending_.clear();
+    compactDue_ = false;
+    compactTimer_.disable();
+    next_.reset();
+  } else {
+    // The next write is still what it was (same state, same base): only what it is compared
+    // with changed.
+    pending_ = std::move(sent.pending);
+    if (!pending_.empty() && !compactTimer_.enabled()) compactTimer_.enable(options_.compactAfter);
+  }
   // Write-aheads that came while this patch was in flight: their patch now.
   if (!waiting_.empty()) return write();
   schedule();

@@ -6,6 +6,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <json/value.h>
@@ -19,14 +20,21 @@
 namespace eni {
 
 /// NodeStateStore over this node's eni-agent.io/state annotation (Kubernetes mode).
-/// - Loaded from the first Node event. A record written by a newer agent is neither read nor
-///   overwritten: the store stays empty, refuses every write and write-ahead, and problem() says
-///   NewerVersion. A record that does not parse is ignored (a cold start).
-/// - Written by a JSON merge patch of that key alone, after the debounce and only when its encoding
+/// - Loaded from the first Node event, with eni-agent.io/state-pending applied over it. A record
+///   written by a newer agent is neither read nor overwritten: the store stays empty, refuses
+///   every write and write-ahead, and problem() says NewerVersion. A record that does not parse is
+///   ignored (a cold start); an overlay that does not parse or is stale is ignored and removed.
+/// - Written by a JSON merge patch of those keys alone, after the debounce and only when the state
 ///   changed, one patch at a time and in order; a refused patch is retried with jittered backoff
 ///   (0.5 s doubling to 30 s), and write-aheads that come meanwhile wait for that retry.
-/// - A later Node event that shows the annotation removed, or content this store did not write,
-///   writes it again; the echoes of its own recent patches are not news.
+/// - Once eni-agent.io/state is options.overlayFrom bytes or more, a write carries only what
+///   changed since it was written, in eni-agent.io/state-pending, so that a pass on a node of a
+///   hundred ENIs sends a few records, not all. The whole state is written again (and the overlay
+///   removed, in the same patch) options.compactAfter after the first overlay, or sooner when the
+///   overlay would be over half the state's size or the two over the 64 KiB budget.
+///   An overlay refused for permission (an admission policy from before it) turns overlays off.
+/// - A later Node event that shows either annotation removed, or content this store did not
+///   write, writes the whole state again; the echoes of its own recent patches are not news.
 /// Loop thread only.
 class AnnotationStateStore final : public NodeStateStore {
  public:
@@ -34,6 +42,9 @@ class AnnotationStateStore final : public NodeStateStore {
     std::string nodeName;
     Duration debounce{500};
     std::uint64_t backoffSeed = std::random_device{}();  // the retry jitter's; tests fix it
+    std::size_t overlayFrom =
+        std::size_t{8} * 1024;    // the state's size from which writes use the overlay
+    Duration compactAfter{5000};  // the longest an overlay stays before the full write
   };
   AnnotationStateStore(KubeApi& kube, Scheduler& scheduler, Options options);
 
@@ -45,29 +56,53 @@ class AnnotationStateStore final : public NodeStateStore {
   void update(const std::function<void(NodeState&)>& change) override;
   void writeAhead(std::function<void(bool stored)> done) override;
   std::string problem() const override;
+  /// Writes the whole state now (and removes the overlay) when eni-agent.io/state is not all of
+  /// it, the debounce's changes included: a clean stop leaves that key whole. `done` once that
+  /// write landed or failed, or at once when there is nothing to write.
+  void compactNow(std::function<void()> done);
   bool idle() const override { return !inFlight_; }
 
  private:
-  void load(const std::string& text);
+  /// What a patch makes the two annotations hold: the whole state and no overlay (full), or the
+  /// state as it is there and `pending` ("" removes it).
+  struct Write {
+    bool full = false;
+    std::string state;    // full only
+    std::string pending;  // not full only
+  };
+  /// The two annotations' values, as a Node event shows them.
+  using Shown = std::pair<std::string, std::string>;
+
+  void load(const std::string& text, const std::string& overlay);
   /// Writes after the debounce, or after `delay` when it is a retry.
   void schedule(std::optional<Duration> delay = std::nullopt);
   void write();
-  void landed(const std::string& text);
+  /// The merge patch that makes the annotations hold `sent`; for the whole state, `base` is what
+  /// eni-agent.io/state holds once it lands.
+  Json::Value patchFor(const Write& sent, std::optional<NodeStateBase>& base);
+  void refused(const Write& sent, const Error& error);
+  void landed(Write sent, std::optional<NodeStateBase> base);
   void settle(bool stored);
-  /// encodeNodeState(state_), kept until the next update().
-  const Result<std::string>& encoded();
+  /// The next write, kept until the next update(), landing or compaction.
+  const Result<Write>& next();
+  bool unchanged(const Write& w) const;
+  Shown shown(const Write& w) const;
 
   KubeApi& kube_;
   Options options_;
   NodeState state_;
-  std::optional<Result<std::string>> encoded_;  // state_ encoded; empty after an update()
-  EncodedEniRecords records_;                   // what encoded() reuses of the last encoding
+  std::optional<Result<Write>> next_;  // empty after an update()
+  EncodedEniRecords records_;          // the state's ENI records encoded, reused while unchanged
   bool loaded_ = false;
-  std::string written_;             // what the annotation holds, as far as this store knows
-  std::deque<std::string> recent_;  // the last patches' text: their echoes are not news
-  std::string sending_;             // the patch in flight
-  std::string newer_;               // why the annotation, a newer agent's, is left alone
+  NodeStateBase base_;       // what eni-agent.io/state holds, as far as this store knows
+  std::string pending_;      // what eni-agent.io/state-pending holds, as far as this store knows
+  bool compactDue_ = false;  // the next write is the full state
+  bool overlayRefused_ = false;   // the API server refused the overlay: full writes only
+  std::deque<Shown> recent_;      // the last patches' result: their echoes are not news
+  std::optional<Shown> sending_;  // the result of the patch in flight
+  std::string newer_;             // why the annotation, a newer agent's, is left alone
   Timer timer_;
+  Timer compactTimer_;
   bool retrying_ = false;  // the armed timer is a retry after a refused patch
   bool inFlight_ = false;  // one patch at a time, in order
   Backoff backoff_;

@@ -1,8 +1,15 @@
 #include "agent/state/node_state.h"
 
+#include <cstdio>
+
 #include "agent/base/json.h"
 
 namespace eni {
+
+namespace {
+// eni-agent.io/state-pending's own version, beside the state's.
+constexpr std::int64_t kOverlayVersion = 1;
+}  // namespace
 
 std::string_view toString(AttachmentPhase phase) {
   switch (phase) {
@@ -130,17 +137,46 @@ void encodeAttachment(StateWriter& w, const AttachmentRecord& a) {
 
 }  // namespace
 
+namespace {
+
+// Makes `records` hold the text of each of the state's ENI records, encoding only those that
+// changed since it last did.
+void refreshRecords(const NodeState& state, EncodedEniRecords& records) {
+  // Both sorted by ID: one walk reuses what is unchanged, and drops what is gone.
+  auto& kept = records.byId;
+  auto k = kept.begin();
+  for (const auto& [id, e] : state.enis) {
+    while (k != kept.end() && k->first < id) k = kept.erase(k);
+    if (k == kept.end() || k->first != id) k = kept.try_emplace(k, id);
+    if (k->second.second.empty() || !(k->second.first == e)) {
+      std::string text;
+      StateWriter w(text);
+      encodeEniRecord(w, e);
+      k->second = {e, std::move(text)};
+    }
+    ++k;
+  }
+  kept.erase(k, kept.end());
+}
+
+void encodeAttachments(StateWriter& w, const std::vector<AttachmentRecord>& attachments) {
+  w.open('[');
+  for (const auto& a : attachments) {
+    w.item();
+    encodeAttachment(w, a);
+  }
+  w.close(']');
+}
+
+}  // namespace
+
 Result<std::string> encodeNodeState(const NodeState& state, EncodedEniRecords* records) {
   std::string text;
   text.reserve(256 + state.enis.size() * 256 + state.attachments.size() * 192);
   StateWriter w(text);
   w.open('{');
-  w.field("attachments").open('[');
-  for (const auto& a : state.attachments) {
-    w.item();
-    encodeAttachment(w, a);
-  }
-  w.close(']');
+  w.field("attachments");
+  encodeAttachments(w, state.attachments);
   if (!state.creating.empty()) w.field("creating").strings(state.creating);
   w.field("enis").open('{');
   if (records == nullptr) {
@@ -149,23 +185,8 @@ Result<std::string> encodeNodeState(const NodeState& state, EncodedEniRecords* r
       encodeEniRecord(w, e);
     }
   } else {
-    // Both sorted by ID: one walk reuses what is unchanged, and drops what is gone.
-    auto& kept = records->byId;
-    auto k = kept.begin();
-    for (const auto& [id, e] : state.enis) {
-      while (k != kept.end() && k->first < id) k = kept.erase(k);
-      w.field(id);
-      if (k != kept.end() && k->first == id && k->second.first == e) {
-        w.raw(k->second.second);
-      } else {
-        const std::size_t at = text.size();
-        encodeEniRecord(w, e);
-        if (k == kept.end() || k->first != id) k = kept.try_emplace(k, id);
-        k->second = {e, text.substr(at)};
-      }
-      ++k;
-    }
-    kept.erase(k, kept.end());
+    refreshRecords(state, *records);
+    for (const auto& [id, kept] : records->byId) w.field(id).raw(kept.second);
   }
   w.close('}');
   w.field("instanceId").string(state.instanceId);
@@ -177,6 +198,90 @@ Result<std::string> encodeNodeState(const NodeState& state, EncodedEniRecords* r
                                         " bytes, over the 64 KiB annotation budget");
   }
   return text;
+}
+
+NodeState stateWithoutEnis(const NodeState& state) {
+  NodeState rest;
+  rest.instanceId = state.instanceId;
+  rest.attachments = state.attachments;
+  rest.unownedEnis = state.unownedEnis;
+  rest.creating = state.creating;
+  return rest;
+}
+
+std::string stateDigest(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
+NodeStateBase nodeStateBase(std::string text, const NodeState& state) {
+  NodeStateBase base;
+  base.digest = stateDigest(text);
+  base.text = std::move(text);
+  base.rest = stateWithoutEnis(state);
+  for (const auto& [id, e] : state.enis) {
+    std::string record;
+    StateWriter w(record);
+    encodeEniRecord(w, e);
+    base.enis.emplace(id, std::move(record));
+  }
+  return base;
+}
+
+std::string encodeNodeStateOverlay(const NodeState& state, const NodeStateBase& base,
+                                   EncodedEniRecords& records) {
+  refreshRecords(state, records);
+  std::string text;
+  StateWriter w(text);
+  bool changed = false;
+  w.open('{');
+  if (state.attachments != base.rest.attachments) {
+    w.field("attachments");
+    encodeAttachments(w, state.attachments);
+    changed = true;
+  }
+  w.field("base").string(base.digest);
+  if (state.creating != base.rest.creating) {
+    w.field("creating").strings(state.creating);
+    changed = true;
+  }
+  w.field("enis").open('{');
+  // Both sorted by ID: what differs, what is new, and null for what is gone.
+  auto b = base.enis.begin();
+  for (const auto& [id, kept] : records.byId) {
+    for (; b != base.enis.end() && b->first < id; ++b) {
+      w.field(b->first).raw("null");
+      changed = true;
+    }
+    const bool inBase = b != base.enis.end() && b->first == id;
+    if (!inBase || b->second != kept.second) {
+      w.field(id).raw(kept.second);
+      changed = true;
+    }
+    if (inBase) ++b;
+  }
+  for (; b != base.enis.end(); ++b) {
+    w.field(b->first).raw("null");
+    changed = true;
+  }
+  w.close('}');
+  if (state.instanceId != base.rest.instanceId) {
+    w.field("instanceId").string(state.instanceId);
+    changed = true;
+  }
+  if (state.unownedEnis != base.rest.unownedEnis) {
+    w.field("unownedEnis").strings(state.unownedEnis);
+    changed = true;
+  }
+  w.field("version").number(kOverlayVersion);
+  w.close('}');
+  return changed ? text : std::string();
 }
 
 std::size_t encodedEniRecordSize(const std::string& id, const EniRecord& record) {
@@ -276,6 +381,55 @@ Result<NodeState> decodeNodeState(const std::string& text) {
   state.unownedEnis = strings(arrayField(root, "unownedEnis"));
   state.creating = strings(arrayField(root, "creating"));
   return state;
+}
+
+Result<void> applyNodeStateOverlay(NodeState& state, std::string_view base,
+                                   const std::string& overlay) {
+  auto parsed = parseJson(overlay);
+  if (!parsed) return fail(ErrorCode::Invalid, "pending node state: " + parsed.error().message);
+  const Json::Value& root = *parsed;
+  const std::int64_t version = intField(root, "version", 0);
+  if (version > kOverlayVersion) {
+    return fail(ErrorCode::Conflict, "pending node state version " + std::to_string(version) +
+                                         " was written by a newer eni-agent; this one reads 1");
+  }
+  if (version < 1) {
+    return fail(ErrorCode::Invalid, "pending node state version " + std::to_string(version) +
+                                        " is not one this agent reads (1)");
+  }
+  if (stringField(root, "base") != stateDigest(base)) {
+    return fail(ErrorCode::NotFound, "the pending node state was written over another " +
+                                         std::string(kNodeStateAnnotation) +
+                                         " than the one there now (stale)");
+  }
+  // Wrong types read as absent, as in the state itself.
+  const Json::Value& enis = objectField(root, "enis");
+  for (auto it = enis.begin(); it != enis.end(); ++it) {
+    if (it->isNull())
+      state.enis.erase(it.name());
+    else if (it->isObject())
+      state.enis.insert_or_assign(it.name(), decodeEniRecord(*it));
+  }
+  if (const Json::Value& a = root["attachments"]; a.isArray()) {
+    state.attachments.clear();
+    for (const auto& item : a) state.attachments.push_back(decodeAttachment(item));
+  }
+  if (const Json::Value& c = root["creating"]; c.isArray()) state.creating = strings(c);
+  if (const Json::Value& u = root["unownedEnis"]; u.isArray()) state.unownedEnis = strings(u);
+  if (const Json::Value& i = root["instanceId"]; i.isString()) state.instanceId = i.asString();
+  return {};
+}
+
+Result<NodeState> decodeNodeState(const std::string& text, const std::string& overlay,
+                                  std::string* ignored) {
+  auto state = decodeNodeState(text);
+  if (!state || overlay.empty()) return state;
+  NodeState merged = *state;
+  if (auto applied = applyNodeStateOverlay(merged, text, overlay); !applied) {
+    if (ignored != nullptr) *ignored = applied.error().message;
+    return state;
+  }
+  return merged;
 }
 
 }  // namespace eni

@@ -110,6 +110,9 @@ struct NodeState {
 };
 
 inline constexpr const char* kNodeStateAnnotation = "eni-agent.io/state";
+/// What changed since eni-agent.io/state was last written, on a node whose state is large: a JSON
+/// merge patch over that state (see encodeNodeStateOverlay). Absent when nothing did.
+inline constexpr const char* kNodeStatePendingAnnotation = "eni-agent.io/state-pending";
 
 /// The text of each ENI record as the last encodeNodeState with it wrote it, beside the record:
 /// a record unchanged since is not encoded again (a pass changes a few of a node's hundred).
@@ -121,6 +124,33 @@ struct EncodedEniRecords {
 /// and updates the texts kept there; the result is the same.
 [[nodiscard]] Result<std::string> encodeNodeState(const NodeState& state,
                                                   EncodedEniRecords* records = nullptr);
+
+/// What eni-agent.io/state holds, as the overlay is written over it.
+struct NodeStateBase {
+  std::string text;    // the annotation's value; empty when there is none
+  std::string digest;  // stateDigest(text): what an overlay over this text names as its base
+  NodeState rest;      // the state it holds, without its ENIs
+  std::map<std::string, std::string> enis;  // ENI ID -> its record as encodeNodeState writes it
+};
+/// `state` without its ENI records (NodeStateBase::rest).
+NodeState stateWithoutEnis(const NodeState& state);
+/// The base for `text`, which decodes to `state`.
+NodeStateBase nodeStateBase(std::string text, const NodeState& state);
+/// 16 hex digits (FNV-1a, 64 bits) naming a state's text.
+std::string stateDigest(std::string_view text);
+
+/// The eni-agent.io/state-pending value that turns `base` into `state`: a JSON merge patch (RFC
+/// 7386) over base.text, with the ENI records that differ (null for one that is gone), the other
+/// fields only when they differ, and "base" (base.digest) and "version" beside them. "" when
+/// `state` is what `base` holds. Reuses and updates the record texts in `records`. Costs what the
+/// records that differ take, plus one comparison per record.
+std::string encodeNodeStateOverlay(const NodeState& state, const NodeStateBase& base,
+                                   EncodedEniRecords& records);
+/// Applies an eni-agent.io/state-pending value to `state`, which was decoded from `base`.
+/// Invalid when it does not parse, NotFound when it was written over another base (it is stale:
+/// someone else wrote the state since), Conflict for a newer version. `state` is unchanged then.
+[[nodiscard]] Result<void> applyNodeStateOverlay(NodeState& state, std::string_view base,
+                                                 const std::string& overlay);
 /// The bytes the record of ENI `id` takes in encodeNodeState's text (`"id":{...}`, without the
 /// comma that separates it from its neighbours): a state's size changes by the difference when
 /// one record changes.
@@ -129,5 +159,11 @@ std::size_t encodedEniRecordSize(const std::string& id, const EniRecord& record)
 /// Invalid for malformed JSON; Conflict for a newer version, written by a newer agent, which this
 /// one must neither trust nor overwrite.
 [[nodiscard]] Result<NodeState> decodeNodeState(const std::string& text);
+/// The state a Node's two annotations hold: eni-agent.io/state decoded, with
+/// eni-agent.io/state-pending applied when it is there and over that state. An overlay that does
+/// not apply is left out, and `ignored` (when given) says why; the state is an error only when
+/// eni-agent.io/state is.
+[[nodiscard]] Result<NodeState> decodeNodeState(const std::string& text, const std::string& overlay,
+                                                std::string* ignored = nullptr);
 
 }  // namespace eni

@@ -72,15 +72,17 @@ std::string mtuText(const EniStatus& eni) {
 
 Result<NodeState> nodeStateOfNode(const Json::Value& node) {
   const std::string name = stringField(objectField(node, "metadata"), "name");
-  const std::string text =
-      stringField(objectField(objectField(node, "metadata"), "annotations"), kNodeStateAnnotation);
+  const Json::Value& annotations = objectField(objectField(node, "metadata"), "annotations");
+  const std::string text = stringField(annotations, kNodeStateAnnotation);
   if (text.empty()) {
     return fail(ErrorCode::NotFound,
                 "node " + name + " has no " + kNodeStateAnnotation +
                     " annotation yet: the agent has not finished a first pass there (is it "
                     "running on that node, and is the node labelled eni-agent.io/enabled=true?)");
   }
-  auto state = decodeNodeState(text);
+  // With what changed since, on a node large enough to write it apart; an overlay that does not
+  // apply (stale, until the agent removes it) is left out, as the agent leaves it out.
+  auto state = decodeNodeState(text, stringField(annotations, kNodeStatePendingAnnotation));
   if (!state) {
     return fail(ErrorCode::Invalid, "node " + name + ", annotation " + kNodeStateAnnotation + ": " +
                                         state.error().message);

@@ -60,8 +60,9 @@ struct NodeStatus {
   std::vector<EniStatus> enis;  // sorted by device index (unknown last), then ENI ID
 };
 
-/// The node-state annotation of a Node object: NotFound when the node has none yet (the agent
-/// has not run there, or not finished its first pass), Invalid when it cannot be read.
+/// The node state of a Node object (eni-agent.io/state, with eni-agent.io/state-pending applied
+/// when it applies): NotFound when the node has none yet (the agent has not run there, or not
+/// finished its first pass), Invalid when it cannot be read.
 [[nodiscard]] Result<NodeState> nodeStateOfNode(const Json::Value& node);
 
 /// Merges the recorded state and the live links (nullopt when they could not be read). One row

@@ -29,6 +29,7 @@ using testing::PolicedServiceAccount;
 using testing::TestStack;
 
 constexpr const char* kState = "eni-agent.io/state";
+constexpr const char* kStatePending = "eni-agent.io/state-pending";
 constexpr const char* kLastTags = "eni-tagger.io/last-applied-tags";
 constexpr const char* kLastHash = "eni-tagger.io/last-applied-hash";
 constexpr const char* kOldFinalizer = "eni-tagger.io/finalizer";
@@ -226,6 +227,20 @@ TEST_F(AdmissionPolicyTest, ItsOwnNodesStateAnnotationOnly) {
   EXPECT_EQ((*own)["metadata"]["annotations"].get(kState, "").asString(), R"({"v":1})");
   auto removed = patch(*agent_, node(nodeA_), PatchType::Merge, statePatch(Json::Value()));
   EXPECT_TRUE(removed) << removed.error().describe();
+  // A large node's state: the overlay alone, then the whole state with the overlay removed.
+  Json::Value overlay;
+  overlay["metadata"]["annotations"][kStatePending] = R"({"base":"0","version":1})";
+  auto written = patch(*agent_, node(nodeA_), PatchType::Merge, overlay);
+  ASSERT_TRUE(written) << written.error().describe();
+  EXPECT_EQ((*written)["metadata"]["annotations"].get(kStatePending, "").asString(),
+            R"({"base":"0","version":1})");
+  Json::Value compact = statePatch(R"({"v":2})");
+  compact["metadata"]["annotations"][kStatePending] = Json::Value();
+  auto compacted = patch(*agent_, node(nodeA_), PatchType::Merge, compact);
+  ASSERT_TRUE(compacted) << compacted.error().describe();
+  EXPECT_FALSE((*compacted)["metadata"]["annotations"].isMember(kStatePending));
+  expectRefused(patch(*agent_, node(nodeB_), PatchType::Merge, overlay),
+                "another node's pending state annotation");
 
   expectRefused(patch(*agent_, node(nodeB_), PatchType::Merge, statePatch(R"({"v":1})")),
                 "another node's state annotation");

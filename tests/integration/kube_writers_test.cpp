@@ -18,6 +18,7 @@
 #include "agent/kube/nodeeni_status_writer.h"
 #include "agent/kube/objects.h"
 #include "agent/kube/pod_condition_writer.h"
+#include "agent/state/annotation_state_store.h"
 #include "tests/support/admission_policy.h"
 #include "tests/support/eventually.h"
 #include "tests/support/test_stack.h"
@@ -299,6 +300,67 @@ TEST_F(KubeWritersTest, NodeEniStatusFinalizerAndPrune) {
   auto gone = get(ObjectRef{ResourceKind::nodeEnis(), "", name, ""});
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.error().code, ErrorCode::NotFound);
+}
+
+// A node of many ENIs, as the agent writes its state under the policy: the whole state, then only
+// what a pass changed in eni-agent.io/state-pending (the API server keeps the state as it was), and
+// at a clean stop the whole state again with the overlay removed in the same merge patch.
+TEST_F(KubeWritersTest, ALargeNodeStateGoesInTwoKeysAndBackToOne) {
+  AnnotationStateStore::Options options{nodeA_, Duration(500)};
+  options.compactAfter = Duration(60000);  // this test stops it itself
+  AnnotationStateStore store(*agent_, loop_, options);
+  auto node = [&] {
+    auto object = get(ObjectRef{ResourceKind::nodes(), "", nodeA_, ""});
+    EXPECT_TRUE(object) << object.error().describe();
+    return object ? *object : Json::Value();
+  };
+  auto annotation = [&](const char* key) {
+    return node()["metadata"]["annotations"].get(key, "").asString();
+  };
+  auto writeAhead = [&] {
+    return await<bool>(loop_,
+                       [&](auto done) { store.writeAhead([done](bool stored) { done(stored); }); });
+  };
+  store.onNode(ChangeType::Added, node());
+  store.update([](NodeState& s) {
+    s.instanceId = "i-0123456789abcdef0";
+    for (int i = 0; i < 60; ++i) {
+      EniRecord e;
+      e.mac = "02:00:00:00:02:" + std::to_string(10 + i);
+      e.tags = {{"Team", "team-" + std::to_string(i)}, {"CostCenter", "cc-1234"}};
+      e.hash = "0123456789abcdef";
+      e.pods["default/pod-" + std::to_string(i)] =
+          PodRecord{"uid-" + std::to_string(i), "10.0.0.1"};
+      s.enis["eni-" + std::to_string(1000 + i)] = e;
+    }
+  });
+  auto first = writeAhead();
+  ASSERT_TRUE(first && *first) << "the whole state";
+  const std::string whole = annotation(kNodeStateAnnotation);
+  ASSERT_GE(whole.size(), options.overlayFrom);
+  EXPECT_EQ(annotation(kNodeStatePendingAnnotation), "");
+
+  store.update([](NodeState& s) {
+    s.enis["eni-1007"].pendingHash = "fedcba9876543210";
+    s.enis["eni-1007"].pendingKeys = {"Team"};
+    s.enis.erase("eni-1008");
+  });
+  auto second = writeAhead();
+  ASSERT_TRUE(second && *second) << "the overlay, under the policy";
+  EXPECT_EQ(annotation(kNodeStateAnnotation), whole) << "the state itself is not sent again";
+  const std::string overlay = annotation(kNodeStatePendingAnnotation);
+  EXPECT_LT(overlay.size() * 10, whole.size()) << overlay;
+  auto read = decodeNodeState(whole, overlay);
+  ASSERT_TRUE(read) << read.error().message;
+  EXPECT_EQ(*read, store.current());
+
+  auto stopped = await<bool>(loop_, [&](auto done) { store.compactNow([done] { done(true); }); });
+  ASSERT_TRUE(stopped);
+  EXPECT_FALSE(node()["metadata"]["annotations"].isMember(kNodeStatePendingAnnotation))
+      << "removed in the same patch";
+  auto compacted = decodeNodeState(annotation(kNodeStateAnnotation));
+  ASSERT_TRUE(compacted) << compacted.error().message;
+  EXPECT_EQ(*compacted, store.current());
 }
 
 }  // namespace

@@ -279,5 +279,134 @@ TEST(NodeState, TheDocumentedWorstCasesFit) {
   EXPECT_FALSE(fits(50, 50, 8));
 }
 
+// ------------------------------------------------ eni-agent.io/state-pending, the overlay
+
+NodeState overlayBase() {
+  NodeState s;
+  s.instanceId = "i-0abc";
+  for (int i = 1; i <= 5; ++i) {
+    auto e = fullRecord({{"Team", "t" + std::to_string(i)}});
+    e.pods.clear();
+    e.pods["ns/p" + std::to_string(i)] = PodRecord{"uid-" + std::to_string(i), "10.0.1.1"};
+    s.enis["eni-" + std::to_string(i)] = e;
+  }
+  s.attachments.push_back({"multus", "eni-a", "eni-attach-1", 2, "eth2", 9001,
+                           AttachmentPhase::Attached, "Configured", "02:00:00:00:00:02"});
+  return s;
+}
+
+// The overlay carries what changed and nothing else: a pass that changes a few records of a
+// hundred writes those, and a reader that applies it over the state gets the state it was for.
+TEST(NodeState, AnOverlayCarriesOnlyWhatChangedAndGivesBackTheStateItWasWrittenFor) {
+  const NodeState before = overlayBase();
+  const std::string text = *encodeNodeState(before);
+  const NodeStateBase base = nodeStateBase(text, *decodeNodeState(text));
+  EncodedEniRecords records;
+  EXPECT_EQ(encodeNodeStateOverlay(before, base, records), "") << "nothing changed";
+
+  NodeState after = before;
+  after.enis["eni-2"].tags["Team"] = "changed";
+  after.enis.erase("eni-3");
+  after.enis["eni-9"] = fullRecord({{"New", "yes"}});
+  std::string overlay = encodeNodeStateOverlay(after, base, records);
+  EXPECT_NE(overlay.find(R"("eni-2":{)"), std::string::npos) << overlay;
+  EXPECT_NE(overlay.find(R"("eni-3":null)"), std::string::npos) << overlay;
+  EXPECT_NE(overlay.find(R"("eni-9":{)"), std::string::npos) << overlay;
+  EXPECT_EQ(overlay.find("eni-1"), std::string::npos) << "unchanged records stay out: " << overlay;
+  EXPECT_EQ(overlay.find("attachments"), std::string::npos) << overlay;
+  EXPECT_EQ(overlay.find("instanceId"), std::string::npos) << overlay;
+  auto merged = decodeNodeState(text, overlay);
+  ASSERT_TRUE(merged) << merged.error().message;
+  EXPECT_EQ(*merged, after);
+
+  // The other fields, whole, when they differ; an emptied list as [].
+  after.attachments.clear();
+  after.creating = {"storage"};
+  after.unownedEnis = {"eni-0"};
+  after.instanceId = "i-0def";
+  overlay = encodeNodeStateOverlay(after, base, records);
+  EXPECT_NE(overlay.find(R"("attachments":[])"), std::string::npos) << overlay;
+  merged = decodeNodeState(text, overlay);
+  ASSERT_TRUE(merged) << merged.error().message;
+  EXPECT_EQ(*merged, after);
+  // It is a JSON merge patch over the state: what a reader's tools can apply.
+  EXPECT_TRUE(parseJson(overlay)) << overlay;
+}
+
+// Every state a sequence of passes leaves, from one cache of record texts, is given back by its
+// overlay over the same base.
+TEST(NodeState, OverlaysFromOneRecordCacheFollowEveryChange) {
+  const NodeState start = overlayBase();
+  const std::string text = *encodeNodeState(start);
+  const NodeStateBase base = nodeStateBase(text, start);
+  EncodedEniRecords records;
+  NodeState state = start;
+  for (int step = 0; step < 40; ++step) {
+    const std::string id = "eni-" + std::to_string(step * 7 % 9);
+    switch (step % 4) {
+      case 0:
+        state.enis[id] = fullRecord({{"Step", std::to_string(step)}});
+        break;
+      case 1:
+        state.enis.erase(id);
+        break;
+      case 2:
+        state.enis[id].pendingHash = "h" + std::to_string(step);
+        break;
+      default:
+        state = start;  // back to the base: nothing to carry
+        break;
+    }
+    const std::string overlay = encodeNodeStateOverlay(state, base, records);
+    if (state == start) {
+      EXPECT_EQ(overlay, "") << "step " << step;
+      continue;
+    }
+    NodeState merged = start;
+    ASSERT_TRUE(applyNodeStateOverlay(merged, text, overlay)) << "step " << step;
+    EXPECT_EQ(merged, state) << "step " << step << ": " << overlay;
+  }
+}
+
+// The overlay is untrusted input too: one over another state (someone, an older agent after a
+// rollback, wrote the state since), a newer agent's, or one that does not parse leaves the state
+// as it was and says why; wrong types read as absent.
+TEST(NodeState, AnOverlayThatDoesNotApplyLeavesTheStateAsItWas) {
+  const NodeState before = overlayBase();
+  const std::string text = *encodeNodeState(before);
+  const std::string digest = stateDigest(text);
+  EXPECT_EQ(digest.size(), 16u);
+  EXPECT_NE(digest, stateDigest(text + " "));
+
+  NodeState s = before;
+  auto stale = applyNodeStateOverlay(
+      s, text, R"({"base":"0000000000000000","enis":{"eni-1":null},"version":1})");
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.error().code, ErrorCode::NotFound);
+  EXPECT_NE(stale.error().message.find("stale"), std::string::npos) << stale.error().message;
+  auto newer = applyNodeStateOverlay(
+      s, text, R"({"base":")" + digest + R"(","enis":{"eni-1":null},"version":2})");
+  ASSERT_FALSE(newer);
+  EXPECT_EQ(newer.error().code, ErrorCode::Conflict);
+  auto broken = applyNodeStateOverlay(s, text, "{not json");
+  ASSERT_FALSE(broken);
+  EXPECT_EQ(broken.error().code, ErrorCode::Invalid);
+  EXPECT_EQ(s, before);
+
+  ASSERT_TRUE(applyNodeStateOverlay(
+      s, text,
+      R"({"attachments":"none","base":")" + digest +
+          R"(","enis":{"eni-1":"x","eni-2":null,"eni-3":[1]},"instanceId":7,"version":1})"));
+  NodeState expected = before;
+  expected.enis.erase("eni-2");
+  EXPECT_EQ(s, expected);
+
+  std::string ignored;
+  auto read = decodeNodeState(text, R"({"base":"0000000000000000","version":1})", &ignored);
+  ASSERT_TRUE(read) << "the state itself still reads";
+  EXPECT_EQ(*read, before);
+  EXPECT_NE(ignored.find("stale"), std::string::npos) << ignored;
+}
+
 }  // namespace
 }  // namespace eni

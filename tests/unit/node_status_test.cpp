@@ -235,6 +235,23 @@ TEST(NodeStatus, ReadsTheNodeAnnotationOrSaysWhatIsMissing) {
   auto good = nodeStateOfNode(*node);
   ASSERT_TRUE(good) << good.error().message;
   EXPECT_EQ(*good, sampleState());
+
+  // On a large node, what changed since is beside it: the status shows both, or the state alone
+  // when the overlay is stale.
+  const std::string text = *encodeNodeState(sampleState());
+  NodeState changed = sampleState();
+  changed.enis.erase(changed.enis.begin());
+  EncodedEniRecords records;
+  const std::string overlay =
+      encodeNodeStateOverlay(changed, nodeStateBase(text, sampleState()), records);
+  (*node)["metadata"]["annotations"]["eni-agent.io/state-pending"] = overlay;
+  auto merged = nodeStateOfNode(*node);
+  ASSERT_TRUE(merged) << merged.error().message;
+  EXPECT_EQ(*merged, changed);
+  (*node)["metadata"]["annotations"]["eni-agent.io/state"] = text + " ";
+  auto stale = nodeStateOfNode(*node);
+  ASSERT_TRUE(stale) << stale.error().message;
+  EXPECT_EQ(*stale, sampleState());
 }
 
 }  // namespace
