@@ -201,9 +201,16 @@ TEST(AnnotationStateStore, ItsPatchSeenBeforeItsAnswerIsNotSomeoneElses) {
 // ---------------------------------------------- large states: eni-agent.io/state-pending
 
 // The Node's annotations as the API server keeps them after each of the store's merge patches.
+// Answers the fake's patches as the API server would, keeping the Node.
 struct ServerNode {
   Json::Value node;
-  ServerNode() { node["metadata"]["name"] = "n1"; }
+  explicit ServerNode(testing::FakeKubeApi& kube) {
+    node["metadata"]["name"] = "n1";
+    kube.patchAnswer = [this](const ObjectRef&, const Json::Value& body) -> Result<Json::Value> {
+      apply(body);
+      return body;
+    };
+  }
   void apply(const Json::Value& patch) {
     const Json::Value& set = patch["metadata"]["annotations"];
     for (auto it = set.begin(); it != set.end(); ++it) {
@@ -220,6 +227,13 @@ struct ServerNode {
     return decodeNodeState(value(kNodeStateAnnotation), value(kNodeStatePendingAnnotation));
   }
 };
+
+// Overlays from 1 KiB: a few records make a large state.
+AnnotationStateStore::Options largeStateOptions() {
+  AnnotationStateStore::Options options{"n1", Duration(500), 7};
+  options.overlayFrom = 1024;
+  return options;
+}
 
 EniRecord taggedRecord(int i) {
   EniRecord e;
@@ -239,13 +253,8 @@ EniRecord taggedRecord(int i) {
 TEST(AnnotationStateStore, ALargeStateWritesWhatChangedThenTheWholeStateAgain) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
-  ServerNode server;
-  kube.patchAnswer = [&](const ObjectRef&, const Json::Value& body) -> Result<Json::Value> {
-    server.apply(body);
-    return body;
-  };
-  AnnotationStateStore::Options options{"n1", Duration(500)};
-  options.overlayFrom = 1024;
+  ServerNode server(kube);
+  auto options = largeStateOptions();
   options.compactAfter = Duration(5000);
   AnnotationStateStore store(kube, scheduler, options);
   store.onNode(ChangeType::Added, server.node);
@@ -326,9 +335,7 @@ TEST(AnnotationStateStore, ALargeStateWritesWhatChangedThenTheWholeStateAgain) {
 TEST(AnnotationStateStore, AnOverlayOverHalfTheStateOrOnASmallStateIsTheWholeStateInstead) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
-  AnnotationStateStore::Options options{"n1", Duration(500)};
-  options.overlayFrom = 1024;
-  AnnotationStateStore store(kube, scheduler, options);
+  AnnotationStateStore store(kube, scheduler, largeStateOptions());
   Json::Value node;
   node["metadata"]["name"] = "n1";
   store.onNode(ChangeType::Added, node);
@@ -374,9 +381,7 @@ TEST(AnnotationStateStore, LoadsTheOverlayOverTheStateAndRemovesOneThatIsStale) 
 
   auto loadedFrom = [&](const std::string& pending, testing::FakeKubeApi& kube,
                         testing::ManualScheduler& scheduler) {
-    AnnotationStateStore::Options options{"n1", Duration(500)};
-    options.overlayFrom = 1024;
-    auto store = std::make_unique<AnnotationStateStore>(kube, scheduler, options);
+    auto store = std::make_unique<AnnotationStateStore>(kube, scheduler, largeStateOptions());
     Json::Value node;
     node["metadata"]["name"] = "n1";
     node["metadata"]["annotations"][kNodeStateAnnotation] = text;
@@ -433,13 +438,8 @@ TEST(AnnotationStateStore, LoadsTheOverlayOverTheStateAndRemovesOneThatIsStale) 
 TEST(AnnotationStateStore, SomeoneElsesOverlayIsReplacedByTheWholeStateButItsOwnEchoIsNot) {
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
-  ServerNode server;
-  kube.patchAnswer = [&](const ObjectRef&, const Json::Value& body) -> Result<Json::Value> {
-    server.apply(body);
-    return body;
-  };
-  AnnotationStateStore::Options options{"n1", Duration(500)};
-  options.overlayFrom = 1024;
+  ServerNode server(kube);
+  auto options = largeStateOptions();
   AnnotationStateStore store(kube, scheduler, options);
   store.onNode(ChangeType::Added, server.node);
   store.update([](NodeState& s) {
@@ -473,15 +473,14 @@ TEST(AnnotationStateStore, AnOverlayRefusedForPermissionTurnsOverlaysOff) {
   });
   testing::FakeKubeApi kube;
   testing::ManualScheduler scheduler;
-  ServerNode server;
+  ServerNode server(kube);
   kube.patchAnswer = [&](const ObjectRef&, const Json::Value& body) -> Result<Json::Value> {
     if (body["metadata"]["annotations"][kNodeStatePendingAnnotation].isString())
       return fail(ErrorCode::Permission, "ValidatingAdmissionPolicy: Forbidden");
     server.apply(body);
     return body;
   };
-  AnnotationStateStore::Options options{"n1", Duration(500), 7};
-  options.overlayFrom = 1024;
+  auto options = largeStateOptions();
   AnnotationStateStore store(kube, scheduler, options);
   store.onNode(ChangeType::Added, server.node);
   store.update([](NodeState& s) {
