@@ -78,7 +78,7 @@ void AnnotationStateStore::load(const std::string& text, const std::string& over
             {{"node", options_.nodeName}, {"error", state.error().message}});
     return;
   }
-  base_ = nodeStateBase(text, *state);
+  base_ = nodeStateBase(text, *state, &records_);
   if (!overlay.empty()) {
     auto applied = applyNodeStateOverlay(*state, text, overlay);
     if (!applied && applied.error().code == ErrorCode::Conflict) {
@@ -224,12 +224,7 @@ Json::Value AnnotationStateStore::patchFor(const Write& sent, std::optional<Node
   annotations[kNodeStateAnnotation] = sent.state;
   annotations[kNodeStatePendingAnnotation] = Json::Value::null;
   // What the state holds once this lands, for the overlays after it.
-  base.emplace();
-  base->text = sent.state;
-  base->digest = stateDigest(sent.state);
-  base->rest = stateWithoutEnis(state_);
-  for (const auto& [id, kept] : records_.byId)
-    base->enis.emplace_hint(base->enis.end(), id, kept.second);
+  base = nodeStateBase(sent.state, state_, &records_);
   return patch;
 }
 

@@ -200,15 +200,6 @@ Result<std::string> encodeNodeState(const NodeState& state, EncodedEniRecords* r
   return text;
 }
 
-NodeState stateWithoutEnis(const NodeState& state) {
-  NodeState rest;
-  rest.instanceId = state.instanceId;
-  rest.attachments = state.attachments;
-  rest.unownedEnis = state.unownedEnis;
-  rest.creating = state.creating;
-  return rest;
-}
-
 std::string stateDigest(std::string_view text) {
   std::uint64_t h = 0xcbf29ce484222325ULL;
   for (const unsigned char c : text) {
@@ -220,17 +211,19 @@ std::string stateDigest(std::string_view text) {
   return hex;
 }
 
-NodeStateBase nodeStateBase(std::string text, const NodeState& state) {
+NodeStateBase nodeStateBase(std::string text, const NodeState& state, EncodedEniRecords* records) {
   NodeStateBase base;
   base.digest = stateDigest(text);
   base.text = std::move(text);
-  base.rest = stateWithoutEnis(state);
-  for (const auto& [id, e] : state.enis) {
-    std::string record;
-    StateWriter w(record);
-    encodeEniRecord(w, e);
-    base.enis.emplace(id, std::move(record));
-  }
+  base.rest.instanceId = state.instanceId;
+  base.rest.attachments = state.attachments;
+  base.rest.unownedEnis = state.unownedEnis;
+  base.rest.creating = state.creating;
+  EncodedEniRecords own;
+  EncodedEniRecords& texts = records == nullptr ? own : *records;
+  refreshRecords(state, texts);
+  for (const auto& [id, kept] : texts.byId)
+    base.enis.emplace_hint(base.enis.end(), id, kept.second);
   return base;
 }
 
@@ -424,12 +417,10 @@ Result<NodeState> decodeNodeState(const std::string& text, const std::string& ov
                                   std::string* ignored) {
   auto state = decodeNodeState(text);
   if (!state || overlay.empty()) return state;
-  NodeState merged = *state;
-  if (auto applied = applyNodeStateOverlay(merged, text, overlay); !applied) {
-    if (ignored != nullptr) *ignored = applied.error().message;
-    return state;
-  }
-  return merged;
+  // An overlay that does not apply leaves the state as it was.
+  if (auto applied = applyNodeStateOverlay(*state, text, overlay); !applied && ignored != nullptr)
+    *ignored = applied.error().message;
+  return state;
 }
 
 }  // namespace eni

@@ -132,10 +132,10 @@ struct NodeStateBase {
   NodeState rest;      // the state it holds, without its ENIs
   std::map<std::string, std::string> enis;  // ENI ID -> its record as encodeNodeState writes it
 };
-/// `state` without its ENI records (NodeStateBase::rest).
-NodeState stateWithoutEnis(const NodeState& state);
-/// The base for `text`, which decodes to `state`.
-NodeStateBase nodeStateBase(std::string text, const NodeState& state);
+/// The base for `text`, which decodes to `state`. With `records`, reuses and updates the record
+/// texts kept there (after a write, those the write's encoding just made).
+NodeStateBase nodeStateBase(std::string text, const NodeState& state,
+                            EncodedEniRecords* records = nullptr);
 /// 16 hex digits (FNV-1a, 64 bits) naming a state's text.
 std::string stateDigest(std::string_view text);
 
