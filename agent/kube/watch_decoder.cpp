@@ -152,6 +152,9 @@ Result<void> WatchStreamDecoder::feed(std::string_view chunk,
   while (start < chunk.size()) {
     const std::size_t newline = chunk.find('\n', start);
     if (newline == std::string_view::npos) {
+      // One allocation for a line as long as the last one (a large Node comes back at each
+      // patch), not a doubling per chunk with a copy each time.
+      if (partial_.empty()) partial_.reserve(std::min(lastLine_, kMaxLineBytes));
       partial_.append(chunk.substr(start));
       if (partial_.size() > kMaxLineBytes) {
         failed_ = true;
@@ -169,6 +172,7 @@ Result<void> WatchStreamDecoder::feed(std::string_view chunk,
       joined.append(piece);
       piece = joined;
     }
+    lastLine_ = piece.size();
     if (piece.find_first_not_of(" \t\r") == std::string_view::npos) continue;  // blank line
     auto event = decodeLine(piece, known_);
     if (!event) {

@@ -86,6 +86,7 @@ class WatchStreamDecoder {
 
  private:
   std::string partial_;
+  std::size_t lastLine_ = 0;  // the length of the last whole line
   bool failed_ = false;
   KnownAnnotations* known_ = nullptr;
 };

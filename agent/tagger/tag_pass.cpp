@@ -1,6 +1,7 @@
 #include "agent/tagger/tag_pass.h"
 
 #include <algorithm>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -41,14 +42,24 @@ TagPlanOptions TagPass::planOptions() {
 
 void TagPass::plan(TagPassInput& in, TagPassOutput& out,
                    const std::function<void(const TagPassOutput&)>& beforeRead) {
-  out.state = std::move(in.state);  // a copy of the node's records, the pass's own
+  // Held for this plan only: the loop thread brings it up to date for the next pass once this
+  // one has let go of it.
+  const std::shared_ptr<const RecordView> records = std::move(in.records);
+  const NodeState& whole = records->state();
+  // A scoped pass plans its scope's records alone: it copies those (scope()), not every record.
+  bool part = in.marked && !in.observeAll;
+  out.state = part ? records->withoutRecords() : whole;
   out.deferred.clear();
   // Beside passes in flight, a pass claims nothing until its scope says what (scope()): one that
   // cannot tell its instance then changes no record.
   out.claimed.reset();
   if (!in.busy.empty()) out.claimed.emplace();
   bool cold = false;
-  if (!identify(out, cold)) return;
+  if (!identify(whole, out, cold)) {
+    if (part) out.state = whole;  // no record changes
+    return;
+  }
+  part = part && !cold;  // a cold pass plans every pod, with no record
   // The interface map is read once, up front (a walk of a dozen IMDS paths per ENI), so the
   // first pods annotated after a start do not wait for it. Free: IMDS, not EC2.
   resolver_.prefetch();
@@ -60,12 +71,13 @@ void TagPass::plan(TagPassInput& in, TagPassOutput& out,
     recall(obs);
   NodeState base = std::move(out.state);  // planTags sets out.state again
   settleWriteAheads(base, obs, obs.retry, in.busy.enis);
-  scope(in, base, obs, out);
+  scope(in, base, part ? records.get() : nullptr, obs, out);
   const std::vector<PodJob>& pods = out.pods;
   const std::set<std::string>* only = out.claimed ? &out.claimed->enis : nullptr;
   // A first plan from what is known tells which ENIs would be written. One Describe then reads
   // all of them, with the ENIs still to be verified, and the final plan is made from what it shows.
-  const TagPlanOptions options = planOptions();
+  TagPlanOptions options = planOptions();
+  if (part) options.whole = records.get();
   // The first plan leaves the records as `base` has them (out.state): the final one takes them
   // back.
   planTags(pods, std::move(base), obs, options, PlanStage::BeforeRead, out, only);
@@ -78,10 +90,9 @@ void TagPass::plan(TagPassInput& in, TagPassOutput& out,
   logNotes(out);
 }
 
-void TagPass::scope(const TagPassInput& in, const NodeState& state, TagObservation& obs,
-                    TagPassOutput& out) {
+void TagPass::scope(const TagPassInput& in, NodeState& state, const RecordView* view,
+                    TagObservation& obs, TagPassOutput& out) {
   out.pods.clear();
-  const MemberIndex members(state);
   // A pass that reads every ENI plans every pod: what it reads may concern any of them.
   if (!in.marked || in.observeAll || obs.describedAll) {
     if (!in.busy.empty()) {
@@ -89,6 +100,7 @@ void TagPass::scope(const TagPassInput& in, const NodeState& state, TagObservati
       for (const auto& job : in.pods) out.deferred.insert(job->key);
       return;
     }
+    const MemberIndex members(state);
     out.pods.reserve(in.pods.size());
     for (const auto& job : in.pods) out.pods.push_back(*job);
     std::vector<const PodJob*> all;
@@ -97,14 +109,22 @@ void TagPass::scope(const TagPassInput& in, const NodeState& state, TagObservati
     resolve(all, members, state, obs);
     return;
   }
-  std::map<std::string, const PodJob*> byKey;
-  for (const auto& job : in.pods) byKey.emplace(job->key, job.get());
-  PassScope reach = reachOf(*in.marked, state, members, [&](const std::set<std::string>& keys) {
+  // The scope is found in the view's records when the pass holds none of its own yet.
+  const MemberIndex own = view == nullptr ? MemberIndex(state) : MemberIndex();
+  const MemberIndex& members = view != nullptr ? view->members() : own;
+  const NodeState& records = view != nullptr ? view->state() : state;
+  // in.pods is in key order (the tagger's pods map): found by bisection, no map of every pod.
+  auto jobOf = [&](const std::string& key) -> const PodJob* {
+    auto it = std::lower_bound(in.pods.begin(), in.pods.end(), key,
+                               [](const auto& job, const std::string& k) { return job->key < k; });
+    return it != in.pods.end() && (*it)->key == key ? it->get() : nullptr;
+  };
+  PassScope reach = reachOf(*in.marked, records, members, [&](const std::set<std::string>& keys) {
     std::vector<const PodJob*> jobs;
     for (const auto& key : keys) {
-      if (auto it = byKey.find(key); it != byKey.end()) jobs.push_back(it->second);
+      if (const PodJob* job = jobOf(key)) jobs.push_back(job);
     }
-    resolve(jobs, members, state, obs);
+    resolve(jobs, members, records, obs);
     std::map<std::string, std::string> eniOf;
     for (const auto& key : keys) {
       if (auto it = obs.eniOf.find(key); it != obs.eniOf.end()) eniOf[key] = it->second.eniId;
@@ -117,12 +137,17 @@ void TagPass::scope(const TagPassInput& in, const NodeState& state, TagObservati
     obs.lookups.erase(key);
   }
   for (const auto& key : reach.pods) {
-    if (auto it = byKey.find(key); it != byKey.end()) out.pods.push_back(*it->second);
+    if (const PodJob* job = jobOf(key)) out.pods.push_back(*job);
+  }
+  if (view != nullptr) {
+    for (const auto& id : reach.enis) {
+      if (auto it = records.enis.find(id); it != records.enis.end()) state.enis.insert(*it);
+    }
   }
   out.claimed = std::move(reach);
 }
 
-bool TagPass::identify(TagPassOutput& out, bool& cold) {
+bool TagPass::identify(const NodeState& whole, TagPassOutput& out, bool& cold) {
   if (instanceId_.empty()) {
     auto id = imds_.identity();
     if (!id || id->instanceId.empty()) {
@@ -135,10 +160,9 @@ bool TagPass::identify(TagPassOutput& out, bool& cold) {
   }
   // The annotation is writable by more than this agent: records made for another instance (or
   // for none) prove nothing here.
-  if (out.state.instanceId != instanceId_ &&
-      (!out.state.instanceId.empty() || !out.state.enis.empty())) {
+  if (whole.instanceId != instanceId_ && (!whole.instanceId.empty() || !whole.enis.empty())) {
     logWarn("the node state's ENI records were not made on this instance, ignoring them",
-            {{"recorded_instance", out.state.instanceId}, {"instance", instanceId_}});
+            {{"recorded_instance", whole.instanceId}, {"instance", instanceId_}});
     out.state.enis.clear();
     cold = true;
   }

@@ -69,9 +69,12 @@ class TaggerCounters {
 
 struct TagPassInput {
   /// Every eligible pod, as the loop thread keeps them between its changes (shared, not copied per
-  /// pass); the pass copies the ones it plans into TagPassOutput::pods.
+  /// pass), in key order; the pass copies the ones it plans into TagPassOutput::pods.
   std::vector<std::shared_ptr<const PodJob>> pods;
-  NodeState state;
+  /// The node state (the loop thread's RecordView, shared, not copied). The pass copies what it
+  /// plans from it: a scoped pass its scope's records, any other pass every record. It lets go of
+  /// it when plan() returns: the loop thread then brings it up to date for the next pass.
+  std::shared_ptr<const RecordView> records;
   bool observeAll = false;  // cold start, resync or a write-ahead to settle
   /// A scoped pass: the pods marked since the last pass (keys; also pods now gone), of which the
   /// pass plans only the scope (reachOf). Every pod and ENI when empty, and whenever the pass reads
@@ -112,20 +115,24 @@ class TagPass {
   /// `beforeRead`, when given, sees the first plan (made from what is known) just before the read
   /// of the ENIs it would write, while that read and the final plan are still to come: the tagger
   /// records its write-ahead then, so the node-state patch and the Describe overlap.
-  /// It takes in.state (out.state is made from it).
+  /// It takes in.records (out.state is made from it).
   void plan(TagPassInput& in, TagPassOutput& out,
             const std::function<void(const TagPassOutput&)>& beforeRead = {});
   void write(TagPassOutput& out);
 
  private:
-  bool identify(TagPassOutput& out, bool& cold);
+  /// Checks the records' instance (`whole`'s) against this instance's; `cold` when they are
+  /// another's, and out.state then holds none.
+  bool identify(const NodeState& whole, TagPassOutput& out, bool& cold);
   void observeAll(NodeState& state, TagObservation& obs, bool cold);
   void see(const NetworkInterface& eni, TagObservation& obs);
   std::string whyNotOurs(const NetworkInterface& eni);
   /// The pods a pass plans, resolved, in out.pods: in a scoped pass its scope's (the ENIs in
   /// out.claimed), less what reaches in.busy (left to a later pass: out.deferred); otherwise every
-  /// pod of `in`.
-  void scope(const TagPassInput& in, const NodeState& state, TagObservation& obs,
+  /// pod of `in`. `state` is the node state the pass plans from; with `view` (a scoped pass whose
+  /// `state` holds no records yet) the scope is found in the view's records and index, and its
+  /// records are copied into `state`.
+  void scope(const TagPassInput& in, NodeState& state, const RecordView* view, TagObservation& obs,
              TagPassOutput& out);
   void resolve(const std::vector<const PodJob*>& jobs, const MemberIndex& members,
                const NodeState& state, TagObservation& obs);

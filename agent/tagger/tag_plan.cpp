@@ -38,6 +38,81 @@ std::string MemberIndex::eniOf(const std::string& key, const std::string& uid,
   return {};
 }
 
+void MemberIndex::replace(const std::string& id, const EniRecord* before, const EniRecord* after) {
+  if (before != nullptr) {
+    for (const auto& [key, pod] : before->pods) {
+      auto it = byPod_.find(key);
+      if (it == byPod_.end()) continue;
+      auto& enis = it->second;
+      std::erase_if(enis, [&](const auto& e) { return e.first == id; });
+      if (enis.empty()) byPod_.erase(it);
+    }
+  }
+  if (after != nullptr) {
+    for (const auto& [key, pod] : after->pods) {
+      auto& enis = byPod_[key];
+      auto at = std::lower_bound(enis.begin(), enis.end(), id,
+                                 [](const auto& e, const std::string& v) { return e.first < v; });
+      enis.emplace(at, id, pod);
+    }
+  }
+}
+
+void RecordView::refresh(const NodeState& state) {
+  const bool restChanged = restBytes_ == 0 || state_.instanceId != state.instanceId ||
+                           state_.attachments != state.attachments ||
+                           state_.unownedEnis != state.unownedEnis ||
+                           state_.creating != state.creating;
+  if (restChanged) {
+    state_.instanceId = state.instanceId;
+    state_.attachments = state.attachments;
+    state_.unownedEnis = state.unownedEnis;
+    state_.creating = state.creating;
+  }
+  auto have = state_.enis.begin();
+  auto want = state.enis.begin();
+  while (have != state_.enis.end() || want != state.enis.end()) {
+    if (want == state.enis.end() || (have != state_.enis.end() && have->first < want->first)) {
+      members_.replace(have->first, &have->second, nullptr);
+      recordBytes_ -= encodedEniRecordSize(have->first, have->second);
+      have = state_.enis.erase(have);
+    } else if (have == state_.enis.end() || want->first < have->first) {
+      members_.replace(want->first, nullptr, &want->second);
+      recordBytes_ += encodedEniRecordSize(want->first, want->second);
+      state_.enis.emplace_hint(have, want->first, want->second);
+      ++want;
+    } else {
+      if (!(have->second == want->second)) {
+        members_.replace(have->first, &have->second, &want->second);
+        recordBytes_ -= encodedEniRecordSize(have->first, have->second);
+        recordBytes_ += encodedEniRecordSize(want->first, want->second);
+        have->second = want->second;
+      }
+      ++have;
+      ++want;
+    }
+  }
+  if (restChanged) {
+    // Small (a few NodeENI attachments); past the budget only when someone else wrote it so.
+    auto rest = encodeNodeState(withoutRecords());
+    restBytes_ = rest ? rest->size() : NodeState::kMaxBytes + 1;
+  }
+}
+
+std::size_t RecordView::encodedSize() const {
+  const std::size_t commas = state_.enis.empty() ? 0 : state_.enis.size() - 1;
+  return restBytes_ + recordBytes_ + commas;
+}
+
+NodeState RecordView::withoutRecords() const {
+  NodeState s;
+  s.instanceId = state_.instanceId;
+  s.attachments = state_.attachments;
+  s.unownedEnis = state_.unownedEnis;
+  s.creating = state_.creating;
+  return s;
+}
+
 std::vector<std::string> MemberIndex::enisListing(const std::string& key) const {
   std::vector<std::string> out;
   if (auto it = byPod_.find(key); it != byPod_.end()) {
@@ -466,41 +541,81 @@ void recordAhead(const EniPlan& plan, const std::map<std::string, const PodJob*>
   }
 }
 
-/// The encoded size of `out.state` with every plan recorded ahead, from the state's own size and
-/// the planned records' sizes before and after (no copy of the whole state); at most one byte
-/// over the exact size. None when the state alone is over the budget.
+/// The node state the budget is kept for: `out.state`, or for a scoped pass that holds only its
+/// scope's records (`whole` given), the whole state with the scope's records replaced by its own.
+NodeState budgeted(const TagPassOutput& out, const RecordView* whole,
+                   const std::set<std::string>* scope) {
+  if (whole == nullptr || scope == nullptr) return out.state;
+  NodeState s = whole->state();
+  for (const auto& id : *scope) {
+    if (auto it = out.state.enis.find(id); it != out.state.enis.end())
+      s.enis.insert_or_assign(id, it->second);
+    else
+      s.enis.erase(id);
+  }
+  return s;
+}
+
+/// The encoded size of budgeted() with every plan recorded ahead, from the state's own size and
+/// the changed records' sizes before and after (no copy of the whole state); at most a few bytes
+/// over the exact size (a removed record's comma). None when the state alone is over the budget.
 std::optional<std::size_t> sizeAhead(const std::map<std::string, const PodJob*>& jobs,
-                                     const TagPassOutput& out, EncodedEniRecords* sized) {
-  auto encoded = encodeNodeState(out.state, sized);
-  if (!encoded) return std::nullopt;
-  std::size_t size = encoded->size();
-  for (const auto& plan : out.plans) {
-    NodeState one;
-    if (auto it = out.state.enis.find(plan.eniId); it != out.state.enis.end()) {
-      one.enis.emplace(it->first, it->second);
-      size -= encodedEniRecordSize(it->first, it->second);
-    } else {
-      size += 1;  // the comma before a new record (none when it is the first)
+                                     const TagPassOutput& out, const TagPlanOptions& options,
+                                     const std::set<std::string>* scope) {
+  const bool part = options.whole != nullptr && scope != nullptr;
+  const NodeState& basis = part ? options.whole->state() : out.state;
+  std::size_t size = 0;
+  if (part) {
+    size = options.whole->encodedSize();
+    if (size > NodeState::kMaxBytes) return std::nullopt;
+  } else {
+    auto encoded = encodeNodeState(basis, options.sized);
+    if (!encoded) return std::nullopt;
+    size = encoded->size();
+  }
+  // Each record that may differ from `basis`: the pass's version of it, with its plan ahead.
+  std::map<std::string, std::optional<EniRecord>> ahead;
+  if (part) {
+    for (const auto& id : *scope) {
+      auto it = out.state.enis.find(id);
+      ahead[id] = it == out.state.enis.end() ? std::nullopt : std::optional(it->second);
     }
+  }
+  for (const auto& plan : out.plans) {
+    auto& record = ahead[plan.eniId];
+    if (!record) {
+      auto it = out.state.enis.find(plan.eniId);
+      record = it == out.state.enis.end() ? EniRecord{} : it->second;
+    }
+    NodeState one;
+    one.enis.emplace(plan.eniId, std::move(*record));
     recordAhead(plan, jobs, one);
-    size += encodedEniRecordSize(plan.eniId, one.enis.at(plan.eniId));
+    record = std::move(one.enis.at(plan.eniId));
+  }
+  for (const auto& [id, record] : ahead) {
+    auto was = basis.enis.find(id);
+    if (was != basis.enis.end()) size -= encodedEniRecordSize(id, was->second);
+    if (record) size += encodedEniRecordSize(id, *record) + (was == basis.enis.end() ? 1 : 0);
   }
   return size;
 }
 
 /// A tag is never written that the node state could not record: plans that would take it past
 /// its budget are withheld, their pods told why.
-void fitBudget(const std::vector<PodJob>& pods, EncodedEniRecords* sized, TagPassOutput& out) {
+void fitBudget(const std::vector<PodJob>& pods, const TagPlanOptions& options,
+               const std::set<std::string>* scope, TagPassOutput& out) {
   std::map<std::string, const PodJob*> jobs;
   for (const auto& job : pods) jobs[job.key] = &job;
-  if (auto size = sizeAhead(jobs, out, sized); size && *size <= NodeState::kMaxBytes) return;
+  if (auto size = sizeAhead(jobs, out, options, scope); size && *size <= NodeState::kMaxBytes)
+    return;
   // Near or over the budget: the exact check, on a copy.
-  NodeState trial = out.state;
+  const NodeState base = budgeted(out, options.whole, scope);
+  NodeState trial = base;
   for (const auto& plan : out.plans) recordAhead(plan, jobs, trial);
   if (encodeNodeState(trial)) return;
   // Over the budget: what creates nothing goes in first (it only shrinks the record), then each
   // plan that creates tags while it still fits.
-  trial = out.state;
+  trial = base;
   for (const auto& plan : out.plans) {
     if (plan.toSet.empty()) recordAhead(plan, jobs, trial);
   }
@@ -544,7 +659,7 @@ void planTags(const std::vector<PodJob>& pods, NodeState base, const TagObservat
   noteDropped(wanted, scope, out);
   if (stage == PlanStage::BeforeRead) return;
   keepToWhatWasRead(obs, out);
-  fitBudget(pods, options.sized, out);
+  fitBudget(pods, options, scope, out);
 }
 
 std::set<std::string> enisToRead(const std::vector<PodJob>& pods, const TagPassOutput& planned,

@@ -42,15 +42,44 @@ std::string memberEni(const NodeState& state, const std::string& key, const std:
 /// same answer, the first ENI in ID order). Reads `state` as it was when made.
 class MemberIndex {
  public:
+  MemberIndex() = default;
   /// With `only`, of those ENIs' records alone (a scoped pass's ENIs: every record of its pods).
   explicit MemberIndex(const NodeState& state, const std::set<std::string>* only = nullptr);
   std::string eniOf(const std::string& key, const std::string& uid, const std::string& ip) const;
   /// Every ENI whose record lists the pod key, whatever UID and IP it records for it.
   std::vector<std::string> enisListing(const std::string& key) const;
+  /// Re-indexes one ENI whose record changed: the pods `before` records leave, those `after`
+  /// records join (either may be null: a record added or removed).
+  void replace(const std::string& id, const EniRecord* before, const EniRecord* after);
+  bool operator==(const MemberIndex&) const = default;
 
  private:
   // Pod key -> (ENI, record) for each ENI that records it, in ENI ID order.
   std::map<std::string, std::vector<std::pair<std::string, PodRecord>>> byPod_;
+};
+
+/// The node state as the loop thread hands it to each pass, with its ENI records' pods indexed.
+/// Kept from one pass to the next and brought up to date by one walk that compares, copying and
+/// re-indexing only the records that differ: a pass changes a few records of a node's hundred,
+/// and a scoped pass then neither copies nor indexes the others (it copies its scope's).
+class RecordView {
+ public:
+  /// Makes it `state`.
+  void refresh(const NodeState& state);
+  const NodeState& state() const { return state_; }
+  /// Over every record of state().
+  const MemberIndex& members() const { return members_; }
+  /// state() without its ENI records: what a scoped pass starts from before it adds its scope's.
+  NodeState withoutRecords() const;
+  /// The length of encodeNodeState(state()), kept as records change: each record's encoded size
+  /// is worked out when it changes, not at every pass. Over kMaxBytes when the state is.
+  std::size_t encodedSize() const;
+
+ private:
+  NodeState state_;
+  MemberIndex members_;
+  std::size_t restBytes_ = 0;    // encodeNodeState() of withoutRecords()
+  std::size_t recordBytes_ = 0;  // the records' encodedEniRecordSize(), summed
 };
 
 /// What a scoped pass plans: the pods marked since the last pass, every ENI one of its pods is
@@ -131,6 +160,9 @@ struct TagPlanOptions {
   // Record texts the budget's sizing of the whole state reuses and keeps (TagPass's own: one pass
   // at a time); none, and it encodes every record.
   EncodedEniRecords* sized = nullptr;
+  // A scoped pass whose node state holds only its scope's records: the whole state, which the
+  // budget sizes with the scope's records replaced by the pass's.
+  const RecordView* whole = nullptr;
 };
 
 /// A pass's plan, and after write() its result.

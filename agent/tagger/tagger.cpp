@@ -357,7 +357,12 @@ bool Tagger::unsettledRecords(const std::set<std::string>& busy) const {
 
 TagPassInput Tagger::snapshot(PassScope busy) {
   TagPassInput in;
-  in.state = store_.current();
+  // The pass lets go of the view when its plan ends, before this runs again: brought up to date,
+  // not copied. Copied only if a pass still held it.
+  if (!records_ || records_.use_count() > 1)
+    records_ = records_ ? std::make_shared<RecordView>(*records_) : std::make_shared<RecordView>();
+  records_->refresh(store_.current());
+  in.records = records_;
   in.observeAll = resyncDue_ || unsettledRecords(busy.enis);
   in.busy = std::move(busy);
   // A pass plans the pods marked since the last one and what they share an ENI with; the pods a

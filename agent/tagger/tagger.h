@@ -149,6 +149,8 @@ class Tagger {
   // Scoped passes whose write-ahead or writes are still in flight, beside current_ (by seq). Their
   // claims are disjoint: each next pass defers what reaches one of them.
   std::map<std::uint64_t, std::unique_ptr<Pass>> flying_;
+  // The node state as the last pass was handed it (TagPassInput::records), kept up to date.
+  std::shared_ptr<RecordView> records_;
   PassRunner::Done held_;           // a pass that must run alone, due once flying_ has landed
   std::set<std::string> deferred_;  // pods passes left for later: marked when one in flight ends
   bool retryAsked_ = false;         // a pass in flight asked for a retry: the runner's next done

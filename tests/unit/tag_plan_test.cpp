@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <random>
 
 namespace eni {
 namespace {
@@ -85,6 +86,48 @@ TEST(MemberIndex, AnswersWhatMemberEniAnswers) {
   }
   EXPECT_EQ(index.eniOf("ns/web", "uid-web", "10.0.0.5"), "eni-b");
   EXPECT_EQ(index.eniOf("ns/web", "uid-web", "10.0.0.6"), "");
+}
+
+// The view handed to each pass, brought up to date by refresh(), holds what the store holds and
+// the index a MemberIndex built from scratch over it would, and knows the state's encoded size:
+// records added, changed (pods that join, leave or move), removed, ENIs that list the same pod,
+// and the ENI manager's part changing beside them.
+TEST(RecordView, RefreshedIsTheStateAndItsIndexAsBuiltFromScratch) {
+  std::mt19937 rng(7);  // fixed: the same sequence of states every run
+  RecordView view;
+  NodeState s;
+  s.instanceId = "i-1";
+  for (int step = 0; step < 300; ++step) {
+    const std::string eni = "eni-" + std::to_string(rng() % 12);
+    const std::string pod = "ns/p" + std::to_string(rng() % 8);
+    switch (rng() % 5) {
+      case 0:
+        s.enis.erase(eni);
+        break;
+      case 1:
+        s.enis[eni].pods.erase(pod);
+        break;
+      case 2:
+        s.enis[eni].tags["Team"] = std::to_string(step);
+        break;
+      default:
+        s.enis[eni].pods[pod] = PodRecord{"uid-" + std::to_string(rng() % 3), "10.0.0.1"};
+    }
+    if (step % 50 == 0) s.unownedEnis = {"eni-primary-" + std::to_string(step)};
+    if (step % 70 == 0) {
+      AttachmentRecord a;
+      a.nodeEni = "storage";
+      a.eniId = "eni-att" + std::to_string(step);
+      s.attachments.push_back(a);
+    }
+    if (rng() % 3 != 0) continue;  // several changes between two passes
+    view.refresh(s);
+    ASSERT_EQ(view.state(), s) << "step " << step;
+    ASSERT_TRUE(view.members() == MemberIndex(s)) << "step " << step;
+    ASSERT_EQ(view.encodedSize(), encodeNodeState(s).value().size()) << "step " << step;
+  }
+  EXPECT_EQ(view.withoutRecords().unownedEnis, s.unownedEnis);
+  EXPECT_TRUE(view.withoutRecords().enis.empty());
 }
 
 // A scoped pass reaches, from the pods marked, the ENIs they are recorded on or resolve to and
@@ -621,6 +664,64 @@ TEST(TagPlan, PlansPastTheNodeStateBudgetAreWithheld) {
   }
   EXPECT_GE(writing, 3);
   EXPECT_GE(withheld, 1);
+}
+
+// A scoped pass that holds only its scope's records keeps the budget of the whole node state
+// (TagPlanOptions::whole): the records outside its scope count, and its own count as it plans
+// them, not as the whole state last had them.
+TEST(TagPlan, AScopedPassHoldingOnlyItsRecordsKeepsTheWholeStatesBudget) {
+  auto bigTags = [](const std::string& prefix, int n = 26) {
+    TagSet tags;
+    for (int t = 0; t < n; ++t) {
+      std::string key = prefix + "tag" + std::to_string(t) + "-";
+      tags[key + std::string(127 - key.size(), 'k')] = std::string(240, 'v');
+    }
+    return tags;
+  };
+  // Six recorded ENIs of 10.4 KB each outside the scope, and the scope's ENI, recorded small:
+  // 62 KB in all, under the 64 KiB budget.
+  NodeState whole;
+  for (int e = 0; e < 6; ++e) {
+    const std::string id = "eni-other" + std::to_string(e);
+    whole.enis[id].tags = bigTags("other" + std::to_string(e), 28);
+    whole.enis[id].pods["ns/o" + std::to_string(e)] = PodRecord{"uid", "10.0.1.1"};
+  }
+  whole.enis[kMine].pods["ns/a"] = PodRecord{"uid-a", "10.0.0.1"};
+  const auto size = encodeNodeState(whole);
+  ASSERT_TRUE(size);
+  ASSERT_GT(size->size(), 60000u);
+  NodeState part;
+  part.enis[kMine] = whole.enis.at(kMine);
+  const std::set<std::string> scope = {kMine};
+  TagObservation obs;
+  obs.eniOf["ns/a"] = resolved(kMine, ResolveSource::Cache);
+  obs.fresh[kMine] = seen({}, "subnet-a", {"10.0.0.1"});
+  obs.observed[kMine] = {};
+  RecordView view;
+  view.refresh(whole);
+  auto plan = [&](const std::vector<PodJob>& pods, const RecordView* with) {
+    TagPlanOptions options;
+    options.whole = with;
+    TagPassOutput out;
+    planTags(pods, part, obs, options, PlanStage::Final, out, &scope);
+    return out;
+  };
+  // The write-ahead of 26 more tags on the scope's ENI (their keys, 3.4 KB) takes the whole
+  // state past 64 KiB: withheld.
+  const std::vector<PodJob> big = {job("a", "10.0.0.1", bigTags("mine"))};
+  auto out = plan(big, &view);
+  ASSERT_NE(planFor(out, kMine), nullptr);
+  EXPECT_FALSE(planFor(out, kMine)->writes());
+  EXPECT_NE(planFor(out, kMine)->verdicts.at(0).message.find("64 KiB"), std::string::npos);
+  // Without the whole state the pass would size its own record alone, and write.
+  EXPECT_TRUE(planFor(plan(big, nullptr), kMine)->writes());
+  // A small change fits, and so does the same plan made from the whole state itself.
+  const std::vector<PodJob> small = {job("a", "10.0.0.1", {{"Team", "a"}})};
+  EXPECT_TRUE(planFor(plan(small, &view), kMine)->writes());
+  TagPassOutput full;
+  planTags(small, whole, obs, {}, PlanStage::Final, full, &scope);
+  EXPECT_EQ(full.plans.size(), 1u);
+  EXPECT_EQ(full.state.enis.at(kMine), plan(small, &view).state.enis.at(kMine));
 }
 
 // ---------------------------------------------------------------- record
