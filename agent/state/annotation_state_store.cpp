@@ -166,6 +166,7 @@ void AnnotationStateStore::compactNow(std::function<void()> done) {
     next_.reset();
     return done();
   }
+  logInfo("writing the whole node state before stopping", {{"node", options_.nodeName}});
   writeAhead([done = std::move(done)](bool) { done(); });
 }
 

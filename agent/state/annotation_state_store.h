@@ -57,8 +57,8 @@ class AnnotationStateStore final : public NodeStateStore {
   void writeAhead(std::function<void(bool stored)> done) override;
   std::string problem() const override;
   /// Writes the whole state now (and removes the overlay) when eni-agent.io/state is not all of
-  /// it, the debounce's changes included: a clean stop leaves that key whole. `done` once that
-  /// write landed or failed, or at once when there is nothing to write.
+  /// it, the debounce's changes included: a clean stop leaves that key whole (and logs that it
+  /// writes). `done` once that write landed or failed, or at once when there is nothing to write.
   void compactNow(std::function<void()> done);
   bool idle() const override { return !inFlight_; }
 
