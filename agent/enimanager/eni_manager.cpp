@@ -69,7 +69,7 @@ EniManager::~EniManager() {
 
 void EniManager::onNode(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) return;
-  auto node = decodeNode(object);
+  auto node = decodeNode(object, /*annotations=*/false);  // labels: not the node state
   if (!node) return;
   nodeUid_ = node->meta.uid;
   if (node->meta.labels == nodeLabels_) return;

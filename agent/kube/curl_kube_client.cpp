@@ -374,6 +374,9 @@ void CurlKubeClient::patch(const ObjectRef& ref, PatchType type, const Json::Val
     r->body = toJson(body);
   }
   if (!options.discardBody) return send(std::move(*r), std::move(done));
+  // A 2xx answer's body (the whole object: a Node with its state, tens of KiB) is dropped as it
+  // arrives instead of being kept and thrown away; another status keeps its body for the error.
+  r->onBodyChunk = [](std::string_view) { return true; };
   const std::string what = r->method + " " + r->url.substr(config_.server.size());
   http_.start(std::move(*r), [this, what, done = std::move(done)](Result<HttpResponse> response) {
     if (!response) return done(fail(response.error()));

@@ -66,7 +66,7 @@ void pruneNode(Json::Value& node) {
   node.removeMember("status");
 }
 
-Result<ObjectMeta> decodeMeta(const Json::Value& object) {
+Result<ObjectMeta> decodeMeta(const Json::Value& object, bool annotations) {
   const Json::Value& meta = objectField(object, "metadata");
   ObjectMeta out;
   out.name = stringField(meta, "name");
@@ -75,7 +75,7 @@ Result<ObjectMeta> decodeMeta(const Json::Value& object) {
   out.uid = stringField(meta, "uid");
   out.resourceVersion = stringField(meta, "resourceVersion");
   out.labels = stringMap(objectField(meta, "labels"));
-  out.annotations = stringMap(objectField(meta, "annotations"));
+  if (annotations) out.annotations = stringMap(objectField(meta, "annotations"));
   out.finalizers = stringList(arrayField(meta, "finalizers"));
   out.deletionTimestamp = stringField(meta, "deletionTimestamp");
   out.deleting = !out.deletionTimestamp.empty();
@@ -126,8 +126,8 @@ std::string Node::instanceId() const {
   return id.rfind("i-", 0) == 0 ? id : std::string();
 }
 
-Result<Node> decodeNode(const Json::Value& object) {
-  auto meta = decodeMeta(object);
+Result<Node> decodeNode(const Json::Value& object, bool annotations) {
+  auto meta = decodeMeta(object, annotations);
   if (!meta) return fail(meta.error());
   Node node;
   node.meta = std::move(*meta);

@@ -113,9 +113,11 @@ struct NodeEni {
 };
 
 /// Decoders: Invalid when the value is not an object with metadata.name.
-[[nodiscard]] Result<ObjectMeta> decodeMeta(const Json::Value& object);
+/// Without `annotations`, ObjectMeta::annotations stays empty: a reader of labels need not copy
+/// a Node's annotations, whose node state is tens of KiB.
+[[nodiscard]] Result<ObjectMeta> decodeMeta(const Json::Value& object, bool annotations = true);
 [[nodiscard]] Result<Pod> decodePod(const Json::Value& object);
-[[nodiscard]] Result<Node> decodeNode(const Json::Value& object);
+[[nodiscard]] Result<Node> decodeNode(const Json::Value& object, bool annotations = true);
 [[nodiscard]] Result<NodeEni> decodeNodeEni(const Json::Value& object);
 
 /// Pruners for the reflectors' local copies: they keep what the decoders above and the agent's

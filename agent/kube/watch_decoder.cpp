@@ -152,9 +152,9 @@ Result<void> WatchStreamDecoder::feed(std::string_view chunk,
   while (start < chunk.size()) {
     const std::size_t newline = chunk.find('\n', start);
     if (newline == std::string_view::npos) {
-      // One allocation for a line as long as the last one (a large Node comes back at each
-      // patch), not a doubling per chunk with a copy each time.
-      if (partial_.empty()) partial_.reserve(std::min(lastLine_, kMaxLineBytes));
+      // One allocation for a line as long as the last one and some (a large Node comes back at
+      // each patch, a little longer each time), not a doubling per chunk with a copy each time.
+      if (partial_.empty()) partial_.reserve(std::min(lastLine_ + lastLine_ / 8, kMaxLineBytes));
       partial_.append(chunk.substr(start));
       if (partial_.size() > kMaxLineBytes) {
         failed_ = true;

@@ -1,11 +1,13 @@
 #include "agent/state/annotation_state_store.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
+#include <string_view>
 #include <utility>
 
+#include "agent/base/json.h"
 #include "agent/base/log.h"
-#include "agent/kube/objects.h"
 
 namespace eni {
 
@@ -25,28 +27,40 @@ AnnotationStateStore::AnnotationStateStore(KubeApi& kube, Scheduler& scheduler, 
                     }),
       backoff_(Duration(500), Duration(30000), options_.backoffSeed) {}
 
+namespace {
+
+// The annotation's value as a view into the object: "" when absent or not a string. The state is
+// tens of KiB, and each patch of it comes back in a Node event: it is copied only when kept.
+std::string_view annotationOf(const Json::Value& object, const char* key) {
+  const Json::Value& annotations = objectField(objectField(object, "metadata"), "annotations");
+  if (!annotations.isObject()) return {};
+  const Json::Value* value = annotations.find(key, key + std::strlen(key));
+  const char* begin = nullptr;
+  const char* end = nullptr;
+  if (value == nullptr || !value->isString() || !value->getString(&begin, &end)) return {};
+  return {begin, static_cast<std::size_t>(end - begin)};
+}
+
+}  // namespace
+
 void AnnotationStateStore::onNode(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) return;
-  auto node = decodeNode(object);
-  if (!node) return;
-  const auto& annotations = node->meta.annotations;
-  auto value = [&](const char* key) {
-    auto it = annotations.find(key);
-    return it == annotations.end() ? std::string() : it->second;
-  };
-  Shown shown{value(kNodeStateAnnotation), value(kNodeStatePendingAnnotation)};
-  if (!loaded_) return load(shown.first, shown.second);
+  if (stringField(objectField(object, "metadata"), "name").empty()) return;  // not a Node
+  const std::string_view state = annotationOf(object, kNodeStateAnnotation);
+  const std::string_view pending = annotationOf(object, kNodeStatePendingAnnotation);
+  if (!loaded_) return load(std::string(state), std::string(pending));
   // Later events: the annotations are this agent's record. Removed, or not what it wrote (the
   // echo of an earlier patch can arrive after a later one completed): write it again, or a
   // restart would miss what the agent owns.
-  if (!newer_.empty() || (shown.first == base_.text && shown.second == pending_)) return;
+  if (!newer_.empty() || (state == base_.text && pending == pending_)) return;
+  auto is = [&](const Shown& s) { return s.is(state, pending); };
   // The watch can show a patch before its answer arrives.
-  if (inFlight_ && sending_ && shown == *sending_) return;
-  if (std::find(recent_.begin(), recent_.end(), shown) != recent_.end()) return;
+  if (inFlight_ && sending_ && is(*sending_)) return;
+  if (std::any_of(recent_.begin(), recent_.end(), is)) return;
   logWarn("the node state annotation was removed or changed by someone else, writing it again",
           {{"node", options_.nodeName}});
-  base_ = NodeStateBase{};  // the whole state, and no overlay over what is there now
-  pending_ = std::move(shown.second);
+  setBase({});  // the whole state, and no overlay over what is there now
+  pending_ = std::string(pending);
   next_.reset();
   schedule();
 }
@@ -78,12 +92,12 @@ void AnnotationStateStore::load(const std::string& text, const std::string& over
             {{"node", options_.nodeName}, {"error", state.error().message}});
     return;
   }
-  base_ = nodeStateBase(text, *state, &records_);
+  setBase(nodeStateBase(text, *state, &records_));
   if (!overlay.empty()) {
     auto applied = applyNodeStateOverlay(*state, text, overlay);
     if (!applied && applied.error().code == ErrorCode::Conflict) {
       newer_ = applied.error().message;
-      base_ = NodeStateBase{};
+      setBase({});
       logError(
           "the pending node state annotation was written by a newer eni-agent; not reading or "
           "overwriting it, and writing nothing that needs it: roll forward to that version",
@@ -146,8 +160,19 @@ bool AnnotationStateStore::unchanged(const Write& w) const {
   return w.full ? w.state == base_.text && pending_.empty() : w.pending == pending_;
 }
 
-AnnotationStateStore::Shown AnnotationStateStore::shown(const Write& w) const {
-  return w.full ? Shown{w.state, ""} : Shown{base_.text, w.pending};
+void AnnotationStateStore::setBase(NodeStateBase base) {
+  base_ = std::move(base);
+  baseText_.reset();
+}
+
+const std::shared_ptr<const std::string>& AnnotationStateStore::baseText() {
+  if (!baseText_) baseText_ = std::make_shared<const std::string>(base_.text);
+  return baseText_;
+}
+
+AnnotationStateStore::Shown AnnotationStateStore::shown(const Write& w) {
+  return w.full ? Shown{std::make_shared<const std::string>(w.state), ""}
+                : Shown{baseText(), w.pending};
 }
 
 void AnnotationStateStore::writeAhead(std::function<void(bool stored)> done) {
@@ -253,7 +278,7 @@ void AnnotationStateStore::landed(Write sent, std::optional<NodeStateBase> base)
   recent_.push_back(shown(sent));
   if (recent_.size() > 4) recent_.pop_front();
   if (base) {
-    base_ = std::move(*base);
+    setBase(std::move(*base));
     pending_.clear();
     compactDue_ = false;
     compactTimer_.disable();

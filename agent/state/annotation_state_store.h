@@ -3,9 +3,11 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -70,8 +72,13 @@ class AnnotationStateStore final : public NodeStateStore {
     std::string state;    // full only
     std::string pending;  // not full only
   };
-  /// The two annotations' values, as a Node event shows them.
-  using Shown = std::pair<std::string, std::string>;
+  /// The two annotations' values, as a Node event shows them. An overlay's patch leaves the state
+  /// as it is: its text is shared with the base's (baseText()), not copied per patch.
+  struct Shown {
+    std::shared_ptr<const std::string> state;
+    std::string pending;
+    bool is(std::string_view s, std::string_view p) const { return *state == s && pending == p; }
+  };
 
   void load(const std::string& text, const std::string& overlay);
   /// Writes after the debounce, or after `delay` when it is a retry.
@@ -86,7 +93,10 @@ class AnnotationStateStore final : public NodeStateStore {
   /// The next write, kept until the next update(), landing or compaction.
   const Result<Write>& next();
   bool unchanged(const Write& w) const;
-  Shown shown(const Write& w) const;
+  Shown shown(const Write& w);
+  /// base_.text, shared; made again after base_ changed (setBase).
+  const std::shared_ptr<const std::string>& baseText();
+  void setBase(NodeStateBase base);
 
   KubeApi& kube_;
   Options options_;
@@ -97,7 +107,8 @@ class AnnotationStateStore final : public NodeStateStore {
   NodeStateBase base_;       // what eni-agent.io/state holds, as far as this store knows
   std::string pending_;      // what eni-agent.io/state-pending holds, as far as this store knows
   bool compactDue_ = false;  // the next write is the full state
-  bool overlayRefused_ = false;   // the API server refused the overlay: full writes only
+  bool overlayRefused_ = false;  // the API server refused the overlay: full writes only
+  std::shared_ptr<const std::string> baseText_;  // see baseText()
   std::deque<Shown> recent_;      // the last patches' result: their echoes are not news
   std::optional<Shown> sending_;  // the result of the patch in flight
   std::string newer_;             // why the annotation, a newer agent's, is left alone

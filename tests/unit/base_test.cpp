@@ -357,6 +357,12 @@ TEST(Objects, PrunersKeepWhatTheDecodersReadAndDropTheRest) {
   EXPECT_EQ(decoded->instanceId(), "i-0abc");
   EXPECT_EQ(decoded->meta.labels.at("l"), "1");
   EXPECT_EQ(decoded->meta.annotations.at("eni-agent.io/state"), "{}");
+  // A reader of labels leaves the annotations (the node state, tens of KiB) where they are.
+  auto labels = decodeNode(node, /*annotations=*/false);
+  ASSERT_TRUE(labels);
+  EXPECT_EQ(labels->meta.labels.at("l"), "1");
+  EXPECT_TRUE(labels->meta.annotations.empty());
+  EXPECT_EQ(labels->instanceId(), "i-0abc");
 
   Json::Value notAnObject(Json::arrayValue);  // never throws on a wrong type
   prunePod(notAnObject);
