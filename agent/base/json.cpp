@@ -229,6 +229,15 @@ std::string stringField(const Json::Value& object, const char* key, std::string 
   return v.isString() ? v.asString() : fallback;
 }
 
+std::string_view stringFieldView(const Json::Value& object, const char* key) {
+  if (!object.isObject()) return {};
+  const Json::Value* v = object.find(key, key + std::char_traits<char>::length(key));
+  const char* begin = nullptr;
+  const char* end = nullptr;
+  if (v == nullptr || !v->isString() || !v->getString(&begin, &end)) return {};
+  return {begin, static_cast<std::size_t>(end - begin)};
+}
+
 std::int64_t intField(const Json::Value& object, const char* key, std::int64_t fallback) {
   if (!object.isObject()) return fallback;
   const Json::Value& v = object[key];

@@ -38,6 +38,9 @@ void appendJsonQuoted(std::string& out, std::string_view text,
 // Typed field access that never throws: a missing field or one of the wrong type gives the
 // fallback. jsoncpp's asString() and friends throw on a type mismatch; these do not.
 std::string stringField(const Json::Value& object, const char* key, std::string fallback = {});
+/// stringField() without the copy: a view into `object`, valid while it is; "" when missing or
+/// not a string.
+std::string_view stringFieldView(const Json::Value& object, const char* key);
 std::int64_t intField(const Json::Value& object, const char* key, std::int64_t fallback = 0);
 bool boolField(const Json::Value& object, const char* key, bool fallback = false);
 /// The member if it is an object, else a null value.

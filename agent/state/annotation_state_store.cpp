@@ -1,7 +1,6 @@
 #include "agent/state/annotation_state_store.h"
 
 #include <algorithm>
-#include <cstring>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -27,27 +26,14 @@ AnnotationStateStore::AnnotationStateStore(KubeApi& kube, Scheduler& scheduler, 
                     }),
       backoff_(Duration(500), Duration(30000), options_.backoffSeed) {}
 
-namespace {
-
-// The annotation's value as a view into the object: "" when absent or not a string. The state is
-// tens of KiB, and each patch of it comes back in a Node event: it is copied only when kept.
-std::string_view annotationOf(const Json::Value& object, const char* key) {
-  const Json::Value& annotations = objectField(objectField(object, "metadata"), "annotations");
-  if (!annotations.isObject()) return {};
-  const Json::Value* value = annotations.find(key, key + std::strlen(key));
-  const char* begin = nullptr;
-  const char* end = nullptr;
-  if (value == nullptr || !value->isString() || !value->getString(&begin, &end)) return {};
-  return {begin, static_cast<std::size_t>(end - begin)};
-}
-
-}  // namespace
-
 void AnnotationStateStore::onNode(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) return;
   if (stringField(objectField(object, "metadata"), "name").empty()) return;  // not a Node
-  const std::string_view state = annotationOf(object, kNodeStateAnnotation);
-  const std::string_view pending = annotationOf(object, kNodeStatePendingAnnotation);
+  // Read in place: the state is tens of KiB, and each patch of it comes back in a Node event; it
+  // is copied only when kept.
+  const Json::Value& annotations = objectField(objectField(object, "metadata"), "annotations");
+  const std::string_view state = stringFieldView(annotations, kNodeStateAnnotation);
+  const std::string_view pending = stringFieldView(annotations, kNodeStatePendingAnnotation);
   if (!loaded_) return load(std::string(state), std::string(pending));
   // Later events: the annotations are this agent's record. Removed, or not what it wrote (the
   // echo of an earlier patch can arrive after a later one completed): write it again, or a

@@ -211,14 +211,20 @@ std::string stateDigest(std::string_view text) {
   return hex;
 }
 
+NodeState stateWithoutEnis(const NodeState& state) {
+  NodeState rest;
+  rest.instanceId = state.instanceId;
+  rest.attachments = state.attachments;
+  rest.unownedEnis = state.unownedEnis;
+  rest.creating = state.creating;
+  return rest;
+}
+
 NodeStateBase nodeStateBase(std::string text, const NodeState& state, EncodedEniRecords* records) {
   NodeStateBase base;
   base.digest = stateDigest(text);
   base.text = std::move(text);
-  base.rest.instanceId = state.instanceId;
-  base.rest.attachments = state.attachments;
-  base.rest.unownedEnis = state.unownedEnis;
-  base.rest.creating = state.creating;
+  base.rest = stateWithoutEnis(state);
   EncodedEniRecords own;
   EncodedEniRecords& texts = records == nullptr ? own : *records;
   refreshRecords(state, texts);

@@ -125,6 +125,9 @@ struct EncodedEniRecords {
 [[nodiscard]] Result<std::string> encodeNodeState(const NodeState& state,
                                                   EncodedEniRecords* records = nullptr);
 
+/// `state` without its ENI records: its instance, attachments, unowned ENIs and creating.
+NodeState stateWithoutEnis(const NodeState& state);
+
 /// What eni-agent.io/state holds, as the overlay is written over it.
 struct NodeStateBase {
   std::string text;    // the annotation's value; empty when there is none

@@ -48,7 +48,7 @@ void TagPass::plan(TagPassInput& in, TagPassOutput& out,
   const NodeState& whole = records->state();
   // A scoped pass plans its scope's records alone: it copies those (scope()), not every record.
   bool part = in.marked && !in.observeAll;
-  out.state = part ? records->withoutRecords() : whole;
+  out.state = part ? stateWithoutEnis(whole) : whole;
   out.deferred.clear();
   // Beside passes in flight, a pass claims nothing until its scope says what (scope()): one that
   // cannot tell its instance then changes no record.

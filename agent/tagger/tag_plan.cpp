@@ -64,10 +64,9 @@ void RecordView::refresh(const NodeState& state) {
                            state_.unownedEnis != state.unownedEnis ||
                            state_.creating != state.creating;
   if (restChanged) {
-    state_.instanceId = state.instanceId;
-    state_.attachments = state.attachments;
-    state_.unownedEnis = state.unownedEnis;
-    state_.creating = state.creating;
+    NodeState rest = stateWithoutEnis(state);
+    rest.enis.swap(state_.enis);  // the records are brought up to date below
+    state_ = std::move(rest);
   }
   auto have = state_.enis.begin();
   auto want = state.enis.begin();
@@ -94,7 +93,7 @@ void RecordView::refresh(const NodeState& state) {
   }
   if (restChanged) {
     // Small (a few NodeENI attachments); past the budget only when someone else wrote it so.
-    auto rest = encodeNodeState(withoutRecords());
+    auto rest = encodeNodeState(stateWithoutEnis(state_));
     restBytes_ = rest ? rest->size() : NodeState::kMaxBytes + 1;
   }
 }
@@ -102,15 +101,6 @@ void RecordView::refresh(const NodeState& state) {
 std::size_t RecordView::encodedSize() const {
   const std::size_t commas = state_.enis.empty() ? 0 : state_.enis.size() - 1;
   return restBytes_ + recordBytes_ + commas;
-}
-
-NodeState RecordView::withoutRecords() const {
-  NodeState s;
-  s.instanceId = state_.instanceId;
-  s.attachments = state_.attachments;
-  s.unownedEnis = state_.unownedEnis;
-  s.creating = state_.creating;
-  return s;
 }
 
 std::vector<std::string> MemberIndex::enisListing(const std::string& key) const {

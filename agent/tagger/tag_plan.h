@@ -69,8 +69,6 @@ class RecordView {
   const NodeState& state() const { return state_; }
   /// Over every record of state().
   const MemberIndex& members() const { return members_; }
-  /// state() without its ENI records: what a scoped pass starts from before it adds its scope's.
-  NodeState withoutRecords() const;
   /// The length of encodeNodeState(state()), kept as records change: each record's encoded size
   /// is worked out when it changes, not at every pass. Over kMaxBytes when the state is.
   std::size_t encodedSize() const;
@@ -78,7 +76,7 @@ class RecordView {
  private:
   NodeState state_;
   MemberIndex members_;
-  std::size_t restBytes_ = 0;    // encodeNodeState() of withoutRecords()
+  std::size_t restBytes_ = 0;    // encodeNodeState() of stateWithoutEnis(state_)
   std::size_t recordBytes_ = 0;  // the records' encodedEniRecordSize(), summed
 };
 

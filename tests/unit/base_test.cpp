@@ -149,6 +149,11 @@ TEST(Json, ParseErrorsAreInvalidNotExceptions) {
   EXPECT_TRUE(objectField(*ok, "l").isNull());
   EXPECT_TRUE(arrayField(*ok, "l").isArray());
   EXPECT_EQ(stringField(Json::Value("scalar"), "a", "f"), "f");
+  EXPECT_EQ(stringFieldView(*ok, "a"), "x");
+  EXPECT_EQ(stringFieldView(*ok, "a").data(), (*ok)["a"].asCString());  // in place, not a copy
+  EXPECT_EQ(stringFieldView(*ok, "n"), "");
+  EXPECT_EQ(stringFieldView(*ok, "missing"), "");
+  EXPECT_EQ(stringFieldView(Json::Value("scalar"), "a"), "");
   EXPECT_EQ(jsonQuote("a\"b\\c\n\x01"), R"("a\"b\\c\n\u0001")");
 }
 

@@ -126,8 +126,8 @@ TEST(RecordView, RefreshedIsTheStateAndItsIndexAsBuiltFromScratch) {
     ASSERT_TRUE(view.members() == MemberIndex(s)) << "step " << step;
     ASSERT_EQ(view.encodedSize(), encodeNodeState(s).value().size()) << "step " << step;
   }
-  EXPECT_EQ(view.withoutRecords().unownedEnis, s.unownedEnis);
-  EXPECT_TRUE(view.withoutRecords().enis.empty());
+  EXPECT_EQ(stateWithoutEnis(view.state()).unownedEnis, s.unownedEnis);
+  EXPECT_TRUE(stateWithoutEnis(view.state()).enis.empty());
 }
 
 // A scoped pass reaches, from the pods marked, the ENIs they are recorded on or resolve to and
