@@ -58,6 +58,7 @@ class Stack:
 
     def __init__(self, d):
         self.dir = os.path.abspath(d)
+        self.instances = {}  # node name -> its instance
 
     def __enter__(self):
         subprocess.run([sys.executable, STACK_PY, "up", "--dir", self.dir], check=True, stdout=sys.stderr)
@@ -119,6 +120,7 @@ class Stack:
         return out
 
     def create_node(self, name, instance_id, labels=None):
+        self.instances[name] = instance_id
         self.kube("POST", "/api/v1/nodes", {
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": dict({"eni-agent.io/enabled": "true"}, **(labels or {}))},
@@ -187,6 +189,24 @@ class Stack:
         self.ec2.attach_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=instance_id,
                                           DeviceIndex=device_index)
         return eni["NetworkInterfaceId"], [p["PrivateIpAddress"] for p in eni["PrivateIpAddresses"]]
+
+    def drop_enis(self, node):
+        """Deletes what a part left in moto for `node` (its agent stopped): every ENI attached to its
+        instance but the primary, and the branch ENIs of its trunks. moto's filtered Describe reads
+        every ENI it holds, so a few hundred left by earlier parts slow the later parts' calls, the
+        agent's included; EC2's do not slow down with the account's ENIs. Returns how many went."""
+        attached = self.ec2.describe_network_interfaces(
+            Filters=[{"Name": "attachment.instance-id", "Values": [self.instances[node]]}])["NetworkInterfaces"]
+        attached = [e for e in attached if e.get("Attachment", {}).get("DeviceIndex", 0) > 0]
+        trunks = [e["NetworkInterfaceId"] for e in attached if e.get("InterfaceType") == "trunk"]
+        branches = self.ec2.describe_network_interfaces(
+            Filters=[{"Name": "tag:vpcresources.k8s.aws/trunk-eni-id", "Values": trunks}])["NetworkInterfaces"] \
+            if trunks else []
+        for e in attached:
+            self.ec2.detach_network_interface(AttachmentId=e["Attachment"]["AttachmentId"], Force=True)
+        for e in attached + branches:
+            self.ec2.delete_network_interface(NetworkInterfaceId=e["NetworkInterfaceId"])
+        return len(attached) + len(branches)
 
     # ------------------------------------------------------------ fault proxy (ground truth)
 
