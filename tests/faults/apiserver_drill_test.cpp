@@ -40,13 +40,7 @@ TEST_F(ApiServerDrill, RestartMidChurnAndCompactionWith410MissNoPodUpdate) {
   for (int i = 3; i < 40; i += 4) annotate(pods[i], tags("e", 4));
   agent->signal(SIGCONT);
 
-  std::vector<std::string> mismatches;
-  ASSERT_TRUE(eventually([&] {
-    mismatches = tagMismatches(pods);
-    return mismatches.empty();
-  })) << mismatches.size()
-      << " differ, first: " << mismatches[0] << "\n"
-      << agent->output().substr(0, 20000);
+  ASSERT_TRUE(tagsConverge(pods, agent.get()));
   // Pod writes that failed while the API server was away are retried: every tagged pod shows
   // Synced.
   std::string stale;

@@ -60,13 +60,7 @@ TEST_F(ApiServerStallDrill, HungConnectionIsReplacedAndReadinessSaysSoMeanwhile)
   ASSERT_TRUE(eventually([&] { return probe("/readyz").first == 200; }))
       << probe("/readyz").second << "\n"
       << agent->output();
-  std::vector<std::string> mismatches;
-  ASSERT_TRUE(eventually([&] {
-    mismatches = tagMismatches(pods);
-    return mismatches.empty();
-  })) << mismatches[0]
-      << "\n"
-      << agent->output();
+  ASSERT_TRUE(tagsConverge(pods, agent.get()));
   EXPECT_TRUE(eventually([&] { return conditionReason(pods[1]) == "Synced"; }));
   EXPECT_GE(stallProxy("GET", "/stats")["closed_by_client"].asInt(), 1)
       << "the agent closed the hung connection";

@@ -40,13 +40,7 @@ TEST_F(StopDrill, SigtermOnALargeNodeLeavesTheWholeStateAndNoOverlay) {
   std::string why;
   for (int round = 0; round < 3; ++round) {
     auto agent = startAgent();
-    std::vector<std::string> problems;
-    ASSERT_TRUE(eventually([&] {
-      problems = tagMismatches(pods);
-      return problems.empty();
-    })) << problems.size()
-        << " pods not tagged, first: " << problems[0] << "\n"
-        << agent->output();
+    ASSERT_TRUE(tagsConverge(pods, agent.get()));
     // Written whole once the burst is over, and large.
     ASSERT_TRUE(eventually([&] {
       const Json::Value a = nodeAnnotations();

@@ -210,6 +210,19 @@ std::map<std::string, TagSet> Drill::tagsOf(const std::vector<std::string>& enis
   return out;
 }
 
+::testing::AssertionResult Drill::tagsConverge(const std::vector<DrillPod>& pods,
+                                               const testing::BackgroundProcess* agent) {
+  std::vector<std::string> mismatches;
+  if (eventually([&] {
+        mismatches = tagMismatches(pods);
+        return mismatches.empty();
+      }))
+    return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << mismatches.size() << " pods' ENIs differ, first: " << mismatches.front() << "\n"
+         << (agent ? agent->output().substr(0, 20000) : "");
+}
+
 std::vector<std::string> Drill::tagMismatches(const std::vector<DrillPod>& pods) {
   std::vector<std::string> enis;
   for (const auto& p : pods) enis.push_back(p.eni);

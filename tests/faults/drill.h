@@ -84,6 +84,10 @@ class Drill : public ::testing::Test {
   /// T + hash(T) + kForeignTags; for a deleted or untagged pod, kForeignTags only. Empty when
   /// everything converged.
   std::vector<std::string> tagMismatches(const std::vector<DrillPod>& pods);
+  /// Polls (eventually) until tagMismatches(pods) is empty. On failure: how many differ, the
+  /// first, and the start of the agent's output when `agent` is given.
+  ::testing::AssertionResult tagsConverge(const std::vector<DrillPod>& pods,
+                                          const testing::BackgroundProcess* agent = nullptr);
   /// ENIs whose ownership tags name this drill's node (and optionally one NodeENI).
   std::vector<NetworkInterface> ownedEnis(const std::string& nodeEni = "");
 

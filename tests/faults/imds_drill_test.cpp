@@ -41,11 +41,7 @@ TEST_F(ImdsDrill, NotReadyNamingImdsWhileItIsDownThenReadyAndTaggingOnceItReturn
   ASSERT_TRUE(agent->waitForOutput("\"msg\":\"ready\"", 60000)) << agent->output();
   EXPECT_NE(agent->output().find("region read from IMDS"), std::string::npos);
   EXPECT_EQ(probe("/readyz").first, 200);
-  std::vector<std::string> mismatches;
-  ASSERT_TRUE(eventually([&] {
-    mismatches = tagMismatches(pods);
-    return mismatches.empty();
-  })) << mismatches[0];
+  ASSERT_TRUE(tagsConverge(pods, agent.get()));
   EXPECT_EQ(agent->terminate(), 0) << agent->output();
 }
 
@@ -75,11 +71,7 @@ TEST_F(ImdsDrill, AnHtmlPageForTheRegionIsRefusedAndNoEc2CallIsMade) {
 
   stack().controlHttp("POST", stack().imdsEndpoint + "/_emulator/answers", "{}");
   ASSERT_TRUE(agent->waitForOutput("\"msg\":\"ready\"", 60000)) << agent->output();
-  std::vector<std::string> mismatches;
-  ASSERT_TRUE(eventually([&] {
-    mismatches = tagMismatches(pods);
-    return mismatches.empty();
-  })) << mismatches[0];
+  ASSERT_TRUE(tagsConverge(pods, agent.get()));
   EXPECT_EQ(agent->terminate(), 0) << agent->output();
 }
 

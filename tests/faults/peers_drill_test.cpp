@@ -66,13 +66,7 @@ TEST_F(PeersDrill, Ec2Answering40MiBLeavesTheAgentAliveAndSmall) {
     for (const auto& action : faults.getMemberNames()) n += faults[action].asInt();
     return n >= 8;
   })) << agent->output();
-  std::vector<std::string> mismatches;
-  ASSERT_TRUE(eventually([&] {
-    mismatches = tagMismatches(pods);
-    return mismatches.empty();
-  })) << mismatches[0]
-      << "\n"
-      << agent->output();
+  ASSERT_TRUE(tagsConverge(pods, agent.get()));
   ASSERT_TRUE(agent->running());
   EXPECT_NE(agent->output().find("larger than the 8 MiB cap"), std::string::npos)
       << agent->output();

@@ -35,13 +35,7 @@ TEST_F(ThrottleDrill, HalfOfAllCallsThrottledDuring110PodChurnConvergesAndRetrie
   for (int i = 1; i < 110; i += 4) annotate(pods[i], "");
   for (int i = 0; i < 110; i += 11) deletePod(pods[i]);
 
-  std::vector<std::string> mismatches;
-  const bool converged = eventually([&] {
-    mismatches = tagMismatches(pods);
-    return mismatches.empty();
-  });
-  ASSERT_TRUE(converged) << mismatches.size() << " ENIs differ, first: " << mismatches[0] << "\n"
-                         << agent->output().substr(0, 20000);
+  ASSERT_TRUE(tagsConverge(pods, agent.get()));
 
   // The storm happened, the 400 happened, and both are spent or nearly.
   const auto log = proxyLog();
