@@ -28,10 +28,11 @@ AnnotationStateStore::AnnotationStateStore(KubeApi& kube, Scheduler& scheduler, 
 
 void AnnotationStateStore::onNode(ChangeType type, const Json::Value& object) {
   if (type == ChangeType::Deleted) return;
-  if (stringField(objectField(object, "metadata"), "name").empty()) return;  // not a Node
+  const Json::Value& meta = objectField(object, "metadata");
+  if (stringField(meta, "name").empty()) return;  // not a Node
   // Read in place: the state is tens of KiB, and each patch of it comes back in a Node event; it
   // is copied only when kept.
-  const Json::Value& annotations = objectField(objectField(object, "metadata"), "annotations");
+  const Json::Value& annotations = objectField(meta, "annotations");
   const std::string_view state = stringFieldView(annotations, kNodeStateAnnotation);
   const std::string_view pending = stringFieldView(annotations, kNodeStatePendingAnnotation);
   if (!loaded_) return load(std::string(state), std::string(pending));

@@ -65,6 +65,9 @@ void RecordView::refresh(const NodeState& state) {
                            state_.creating != state.creating;
   if (restChanged) {
     NodeState rest = stateWithoutEnis(state);
+    // Small (a few NodeENI attachments); past the budget only when someone else wrote it so.
+    auto restText = encodeNodeState(rest);
+    restBytes_ = restText ? restText->size() : NodeState::kMaxBytes + 1;
     rest.enis.swap(state_.enis);  // the records are brought up to date below
     state_ = std::move(rest);
   }
@@ -90,11 +93,6 @@ void RecordView::refresh(const NodeState& state) {
       ++have;
       ++want;
     }
-  }
-  if (restChanged) {
-    // Small (a few NodeENI attachments); past the budget only when someone else wrote it so.
-    auto rest = encodeNodeState(stateWithoutEnis(state_));
-    restBytes_ = rest ? rest->size() : NodeState::kMaxBytes + 1;
   }
 }
 
