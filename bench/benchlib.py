@@ -248,6 +248,12 @@ class Stack:
         return p, {i: f"http://127.0.0.1:{port}" for i, port in ports.items()}
 
 
+def stop_on_sigterm():
+    """SIGTERM (a `kill`, a CI timeout) ends the benchmark like Ctrl-C: its `finally` blocks stop
+    the agents and the stack and delete the namespaces, rather than leaving them running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def stop_process(p):
     if p is None or p.poll() is not None:
         return
