@@ -143,7 +143,13 @@ TEST_F(AwsAuthDrill, RefusedCredentialsAreNotReadyUntilTheRefreshedRoleWorks) {
   // is never retried), and every call after the refused one is such a check.
   ASSERT_TRUE(eventually([&] { return occurrences(agent->output(), kProbeLog) >= 3; }))
       << agent->output();
-  const auto sent = authLog();
+  // The proxy logs a call when it arrives and its status when it answers: read the log at a
+  // moment when no check is in flight.
+  std::vector<ProxyAttempt> sent;
+  ASSERT_TRUE(eventually([&] {
+    sent = authLog();
+    return !sent.empty() && sent.back().status != 0;
+  })) << agent->output();
   const std::size_t checks = occurrences(agent->output(), kProbeLog);
   ASSERT_GE(sent.size(), 3u);
   for (const auto& a : sent) {
